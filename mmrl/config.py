@@ -1,0 +1,504 @@
+"""Typed configuration: environment presets (``envs/*.yaml``) and agent recipes (``agents/*.yaml``).
+
+Presets are plain YAML mapped onto dataclasses by :func:`from_dict`, which rejects unknown
+keys and wrong types with a message naming the key and the file (highway-env's nested dicts
+silently drop misspelt keys; here a typo is an error). ``--set dotted.key=value`` overrides
+apply to the merged tree before validation, and the fully resolved config is saved with
+every run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A preset or override is invalid; the message says which key, file and what is allowed."""
+
+
+# ---------------------------------------------------------------------------- the schema
+@dataclasses.dataclass
+class WrapperSpec:
+    """One observation wrapper applied to the environment.
+
+    Attributes:
+        name: Class name in ``mmrl.wrappers`` (``SensorNoise``, ``ModalityMask``, ...).
+        kwargs: Keyword arguments of that wrapper.
+    """
+
+    name: str
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class EnvConfig:
+    """An environment preset.
+
+    Attributes:
+        env_id: Gymnasium id (``mmrl/Driving-v0``) or, with ``adapter``, the id in that suite.
+        kwargs: Environment keyword arguments.
+        n_envs: Copies stepped together during training.
+        adapter: ``None`` for mmrl ids, or ``"minigrid"`` / ``"highway"`` for other suites.
+        wrappers: Observation wrappers applied in order (mmrl ids: applied per copy is not
+            possible in the batched env, so only adapters accept wrappers).
+        eval_kwargs: Extra environment kwargs for evaluation (e.g. the test instruction split).
+        description: One line shown by ``mmrl envs``.
+    """
+
+    env_id: str = "mmrl/Driving-v0"
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    n_envs: int = 16
+    adapter: str | None = None
+    wrappers: list[WrapperSpec] = dataclasses.field(default_factory=list)
+    eval_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+
+@dataclasses.dataclass
+class ExtractorConfig:
+    """The multimodal features extractor (see ``mmrl.extractor.MultimodalExtractor``).
+
+    Attributes:
+        fusion: Registered fusion name (``concat``, ``mean``, ``gated``, ``film``,
+            ``attention``, ``perceiver`` or a user-registered one).
+        features_dim: Width of the fused feature vector.
+        encoders: Per-key encoder override by name, e.g. ``{camera: impala}``.
+        modality_dropout: Probability of dropping each modality per sample in training.
+        fusion_kwargs: Extra arguments of the fusion module.
+        encoder_kwargs: Extra arguments per encoder key.
+    """
+
+    fusion: str = "attention"
+    features_dim: int = 256
+    encoders: dict[str, str] = dataclasses.field(default_factory=dict)
+    modality_dropout: float = 0.0
+    fusion_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    encoder_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """Actor-critic heads on top of the extractor.
+
+    Attributes:
+        pi: Hidden layer sizes of the policy head.
+        vf: Hidden layer sizes of the value head.
+        activation: ``tanh`` or ``relu``.
+        share_features_extractor: One extractor for actor and critic (SB3's default).
+        ortho_init: Orthogonal initialization (SB3's default for PPO).
+    """
+
+    pi: list[int] = dataclasses.field(default_factory=lambda: [128])
+    vf: list[int] = dataclasses.field(default_factory=lambda: [128])
+    activation: str = "tanh"
+    share_features_extractor: bool = True
+    ortho_init: bool = True
+
+
+@dataclasses.dataclass
+class PPOConfig:
+    """PPO hyperparameters, passed to ``stable_baselines3.PPO`` (see its docs).
+
+    Attributes:
+        learning_rate: Adam step size (linearly annealed to 0 when ``lr_schedule`` is linear).
+        lr_schedule: ``constant`` or ``linear``.
+        n_steps: Rollout length per environment copy.
+        batch_size: Minibatch size.
+        n_epochs: Optimization epochs per rollout.
+        gamma: Discount factor.
+        gae_lambda: GAE lambda.
+        clip_range: PPO clipping parameter.
+        ent_coef: Entropy bonus coefficient.
+        vf_coef: Value loss coefficient.
+        max_grad_norm: Gradient clipping norm.
+        target_kl: Early stop an update when the KL exceeds this (``None`` disables).
+    """
+
+    learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
+    n_steps: int = 128
+    batch_size: int = 256
+    n_epochs: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+
+
+@dataclasses.dataclass
+class NormalizeConfig:
+    """Observation/reward normalization with SB3's ``VecNormalize``.
+
+    Attributes:
+        obs_keys: Observation keys to normalize (float keys only, e.g. ``[state]``).
+        reward: Normalize rewards by a running return estimate.
+    """
+
+    obs_keys: list[str] = dataclasses.field(default_factory=list)
+    reward: bool = False
+
+
+@dataclasses.dataclass
+class InitConfig:
+    """Initialization of the policy from pretrained encoders (``mmrl pretrain``).
+
+    Attributes:
+        path: Encoder checkpoint written by ``mmrl pretrain`` (``None``: from scratch).
+        freeze_encoders_steps: Keep the loaded extractor frozen for this many env steps.
+        encoder_lr_scale: Learning-rate multiplier of the extractor after unfreezing.
+        init_policy_head: Also load the behaviour-cloning action head.
+    """
+
+    path: str | None = None
+    freeze_encoders_steps: int = 0
+    encoder_lr_scale: float = 1.0
+    init_policy_head: bool = False
+
+
+@dataclasses.dataclass
+class AgentConfig:
+    """An agent recipe.
+
+    Attributes:
+        algo: Learning algorithm; ``ppo`` (SB3's PPO).
+        extractor: Features extractor settings.
+        policy: Actor-critic head settings.
+        ppo: PPO hyperparameters.
+        normalize: Observation/reward normalization.
+        init: Pretrained-weight initialization.
+        env_overrides: Per environment preset name, a partial agent config merged on top.
+        description: One line shown by ``mmrl envs``.
+    """
+
+    algo: str = "ppo"
+    extractor: ExtractorConfig = dataclasses.field(default_factory=ExtractorConfig)
+    policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
+    ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
+    normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
+    init: InitConfig = dataclasses.field(default_factory=InitConfig)
+    env_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything one training run needs; saved as ``config.yaml`` in the run folder.
+
+    Attributes:
+        env_name: Environment preset name (or path) it was built from.
+        agent_name: Agent recipe name (or path) it was built from.
+        env: The resolved environment preset.
+        agent: The resolved agent recipe (``env_overrides`` already applied).
+        steps: Total environment steps.
+        seed: Seed of the run (environments, torch, numpy).
+        device: ``auto``, ``cpu`` or ``cuda`` (``cuda:N``).
+        eval_freq: Evaluate every this many environment steps (0 disables).
+        eval_episodes: Episodes per evaluation.
+        eval_seed: First seed of the held-out evaluation episodes.
+        checkpoint_freq: Write a checkpoint every this many environment steps.
+    """
+
+    env_name: str = "driving"
+    agent_name: str = "ppo-attention"
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    agent: AgentConfig = dataclasses.field(default_factory=AgentConfig)
+    steps: int = 200_000
+    seed: int = 0
+    device: str = "auto"
+    eval_freq: int = 50_000
+    eval_episodes: int = 32
+    eval_seed: int = 1_000_000
+    checkpoint_freq: int = 20_000
+
+
+# ---------------------------------------------------------------------------- generic mapping
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Checks ``value`` against the annotation ``tp`` (recursing into dataclasses)."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping for {tp.__name__}, got {value!r}")
+        return from_dict(tp, value, where)
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, item = typing.get_args(tp) or (str, Any)
+        return {str(k): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+    """Builds dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types.
+
+    Args:
+        cls: The dataclass.
+        data: Parsed YAML.
+        where: Prefix for error messages (file name and key path).
+
+    Raises:
+        ConfigError: Naming the offending key, the file and what is allowed.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"{where or cls.__name__}: unknown key {unknown[0]!r}; allowed keys: {', '.join(names)}"
+        )
+    values = {}
+    for key, value in data.items():
+        sub = f"{where}.{key}" if where else key
+        values[key] = _coerce(value, hints[key], sub)
+    return cls(**values)
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass tree to plain Python (for YAML/JSON)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merges ``override`` into a copy of ``base`` (mappings merge, rest replaces)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parses ``dotted.key=value`` (value read as YAML: ``1e-4``, ``true``, ``[64, 64]``).
+
+    Raises:
+        ConfigError: If the item has no ``=``, an empty key or an unparsable value.
+    """
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. agent.ppo.learning_rate=1e-4")
+    key, raw = item.split("=", 1)
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"--set {item!r}: empty key segment in {key!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r} ({err.problem})") from None
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-4" (no dot) as a string; on the command line it means a number.
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return path, value
+
+
+def apply_override(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Sets ``tree[path[0]]...[path[-1]] = value``, creating mappings on the way."""
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {part!r} is not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
+# ---------------------------------------------------------------------------- presets on disk
+PRESET_KINDS = ("envs", "agents")
+
+
+def preset_dirs(kind: str) -> list[Path]:
+    """Folders searched for presets of ``kind``: the checkout's top level, then the package."""
+    if kind not in PRESET_KINDS:
+        raise ValueError(f"kind must be one of {PRESET_KINDS}, got {kind!r}")
+    here = Path(__file__).resolve().parent
+    candidates = [here.parent / kind, here / "presets" / kind]
+    return [d for d in candidates if d.is_dir()]
+
+
+def available_presets(kind: str) -> list[str]:
+    """Sorted preset names of ``kind`` (file stems)."""
+    names: set[str] = set()
+    for folder in preset_dirs(kind):
+        names.update(p.stem for p in folder.glob("*.yaml"))
+    return sorted(names)
+
+
+def find_preset(kind: str, name_or_path: str) -> Path:
+    """Resolves a preset name (``driving``) or a path to a YAML file.
+
+    Raises:
+        ConfigError: Unknown name (listing the available ones) or missing file.
+    """
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path or candidate.exists():
+        if candidate.is_file():
+            return candidate
+        raise ConfigError(f"{kind[:-1]} preset file not found: {name_or_path}")
+    for folder in preset_dirs(kind):
+        path = folder / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"unknown {kind[:-1]} preset {name_or_path!r}; available: "
+        f"{', '.join(available_presets(kind)) or '(none)'}"
+    )
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Reads a YAML mapping, with errors naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({err})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_env_preset(name_or_path: str) -> EnvConfig:
+    """Loads and validates an environment preset."""
+    path = find_preset("envs", name_or_path)
+    return from_dict(EnvConfig, read_yaml(path), where=path.name)
+
+
+def load_agent_preset(name_or_path: str) -> AgentConfig:
+    """Loads and validates an agent recipe."""
+    path = find_preset("agents", name_or_path)
+    return from_dict(AgentConfig, read_yaml(path), where=path.name)
+
+
+def resolve_run_config(
+    env: str,
+    agent: str,
+    overrides: list[str] | None = None,
+    **fields: Any,
+) -> RunConfig:
+    """Builds the fully resolved :class:`RunConfig` of a training run.
+
+    Order: agent recipe, then its ``env_overrides[env]``, then ``fields`` (``steps``,
+    ``seed`` ...), then the ``--set`` overrides (dotted paths into the run config, e.g.
+    ``agent.ppo.n_steps=64`` or ``env.n_envs=8``).
+
+    Raises:
+        ConfigError: Unknown preset, unknown key or wrong type, naming the key and file.
+    """
+    env_path = find_preset("envs", env)
+    agent_path = find_preset("agents", agent)
+    env_tree = read_yaml(env_path)
+    agent_tree = read_yaml(agent_path)
+    from_dict(EnvConfig, env_tree, where=env_path.name)
+    from_dict(AgentConfig, agent_tree, where=agent_path.name)
+    env_name = env_path.stem
+    env_overrides = agent_tree.get("env_overrides", {}) or {}
+    if env_name in env_overrides:
+        agent_tree = deep_merge(agent_tree, env_overrides[env_name])
+    tree: dict[str, Any] = {
+        "env_name": env,
+        "agent_name": agent,
+        "env": env_tree,
+        "agent": agent_tree,
+        **{k: v for k, v in fields.items() if v is not None},
+    }
+    for item in overrides or []:
+        path, value = parse_override(item)
+        apply_override(tree, path, value)
+    config = from_dict(RunConfig, tree, where=f"run config ({env_path.name} + {agent_path.name})")
+    validate_run_config(config)
+    return config
+
+
+def validate_run_config(config: RunConfig) -> None:
+    """Range checks that types alone cannot express."""
+    checks = [
+        (config.steps >= 1, "steps must be >= 1"),
+        (config.env.n_envs >= 1, "env.n_envs must be >= 1"),
+        (config.agent.algo == "ppo", f"agent.algo must be 'ppo', got {config.agent.algo!r}"),
+        (config.agent.ppo.n_steps >= 1, "agent.ppo.n_steps must be >= 1"),
+        (config.agent.ppo.batch_size >= 2, "agent.ppo.batch_size must be >= 2"),
+        (config.agent.ppo.learning_rate > 0, "agent.ppo.learning_rate must be > 0"),
+        (
+            config.agent.ppo.lr_schedule in ("constant", "linear"),
+            "agent.ppo.lr_schedule must be 'constant' or 'linear'",
+        ),
+        (0 <= config.agent.extractor.modality_dropout <= 1, "modality_dropout must be in [0, 1]"),
+        (config.agent.policy.activation in ("tanh", "relu"), "policy.activation: tanh or relu"),
+        (config.eval_freq >= 0, "eval_freq must be >= 0"),
+        (config.eval_episodes >= 1, "eval_episodes must be >= 1"),
+        (config.checkpoint_freq >= 1, "checkpoint_freq must be >= 1"),
+        (
+            config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"),
+            f"device must be auto, cpu or cuda[:N], got {config.device!r}",
+        ),
+        (
+            config.env.adapter in (None, "minigrid", "highway"),
+            f"env.adapter must be null, minigrid or highway, got {config.env.adapter!r}",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

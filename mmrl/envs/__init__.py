@@ -1,0 +1,73 @@
+"""mmrl environments: batched simulators, their Gymnasium envs and the batched ``VecEnv``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from mmrl.envs.base import BatchedSimulator, MultimodalEnv, StepResult
+from mmrl.envs.tokenizer import VOCAB, Tokenizer
+from mmrl.envs.vec_env import BatchedVecEnv
+
+__all__ = [
+    "VOCAB",
+    "BatchedSimulator",
+    "BatchedVecEnv",
+    "MultimodalEnv",
+    "StepResult",
+    "Tokenizer",
+    "make_vec_env",
+]
+
+
+def _load(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    monitor: bool = True,
+    render_mode: str | None = None,
+    **env_kwargs: Any,
+):
+    """Builds an SB3 ``VecEnv`` of ``n_envs`` copies of ``env_id``.
+
+    mmrl ids run as one :class:`BatchedVecEnv` (all copies in one array computation); copy
+    ``i`` follows the same trajectory as ``gym.make(env_id)`` reset with seed ``seed + i``.
+    Any other Gymnasium id falls back to SB3's ``make_vec_env`` (a ``DummyVecEnv``).
+
+    Args:
+        env_id: A registered id, e.g. ``"mmrl/Driving-v0"``.
+        n_envs: Number of copies (>= 1).
+        seed: Base seed; ``None`` seeds from entropy.
+        monitor: Wrap in SB3's ``VecMonitor`` (episode return/length and ``is_success`` in
+            ``info["episode"]``), as SB3's own ``make_vec_env`` does with ``Monitor``.
+        render_mode: ``None`` or ``"rgb_array"``.
+        **env_kwargs: Environment parameters (validated; unknown names raise ``ValueError``).
+
+    Returns:
+        A ``stable_baselines3.common.vec_env.VecEnv``.
+    """
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from mmrl.registration import entry_for, register_envs
+
+    register_envs()
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    entry = entry_for(env_id)
+    if entry is None:
+        from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+
+        return sb3_make_vec_env(
+            env_id, n_envs=n_envs, seed=seed, env_kwargs={**env_kwargs, "render_mode": render_mode}
+        )
+    simulator_cls = _load(entry.simulator)
+    venv = BatchedVecEnv(simulator_cls(n_envs, **{**entry.kwargs, **env_kwargs}), render_mode)
+    venv.seed(seed)
+    if monitor:
+        venv = VecMonitor(venv, info_keywords=("is_success",))
+    return venv

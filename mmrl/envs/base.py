@@ -1,0 +1,283 @@
+"""The batched-simulator core every mmrl environment is built on.
+
+An environment is written once, as a :class:`BatchedSimulator` that advances ``n`` copies
+with array operations. The Gymnasium env (:class:`MultimodalEnv`) is that simulator with
+``n = 1``, and :class:`mmrl.envs.vec_env.BatchedVecEnv` is the same simulator with ``n`` copies
+behind SB3's ``VecEnv`` API. Each copy owns its random generator, so copy ``i`` of a vec env
+seeded with ``s`` follows exactly the trajectory of a single env reset with seed ``s + i``.
+
+Subclasses implement the hooks ``_reset_envs``, ``_step``, ``observe``, ``instructions``,
+``labels`` and ``expert_action``; action checking, step counting, truncation, reward
+summation and the ``info`` dictionaries live here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mmrl.envs.config import SensorConfig
+from mmrl.envs.tokenizer import Tokenizer
+
+
+@dataclasses.dataclass
+class StepResult:
+    """What a simulator's ``_step`` hook reports for its ``n`` copies.
+
+    Attributes:
+        rewards: Named reward terms, each ``(n,)`` float32; their sum is the scalar reward.
+        terminated: ``(n,)`` bool, the episode reached a terminal state (goal, crash ...).
+        success: ``(n,)`` bool, the instruction has been carried out (read at episode end).
+        collision: ``(n,)`` bool, a collision happened on this step.
+    """
+
+    rewards: dict[str, np.ndarray]
+    terminated: np.ndarray
+    success: np.ndarray
+    collision: np.ndarray
+
+
+class BatchedSimulator(abc.ABC):
+    """``n`` independent copies of one environment, advanced together.
+
+    Attributes:
+        num_envs: Number of copies.
+        observation_space: Space of *one* copy's observation (a flat ``spaces.Dict``).
+        action_space: Space of one copy's action.
+        max_episode_steps: Steps after which an episode is truncated.
+        rngs: One ``numpy.random.Generator`` per copy; all randomness of copy ``i`` must come
+            from ``rngs[i]`` so batched and single runs agree.
+        elapsed: ``(n,)`` int64 steps taken in the current episode of each copy.
+    """
+
+    env_id: ClassVar[str] = ""
+    reward_terms: ClassVar[tuple[str, ...]] = ()
+
+    observation_space: spaces.Dict
+    action_space: spaces.Space
+    max_episode_steps: int
+
+    def __init__(self, num_envs: int, sensors: SensorConfig) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        sensors.validate()
+        self.num_envs = int(num_envs)
+        self.sensors = sensors
+        self.tokenizer = Tokenizer(max_len=sensors.max_text_len)
+        self.rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
+        self.elapsed = np.zeros(num_envs, dtype=np.int64)
+        self.success = np.zeros(num_envs, dtype=bool)
+
+    # ------------------------------------------------------------------ hooks to implement
+    @abc.abstractmethod
+    def _reset_envs(self, idx: np.ndarray) -> None:
+        """Starts new episodes in the copies ``idx`` (``(k,)`` int64), drawing from ``rngs``."""
+
+    @abc.abstractmethod
+    def _step(self, actions: np.ndarray) -> StepResult:
+        """Advances every copy by one step with already-validated ``actions``."""
+
+    @abc.abstractmethod
+    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Batched observation of copies ``idx`` (all when ``None``), each key ``(k, ...)``."""
+
+    @abc.abstractmethod
+    def instructions(self) -> list[str]:
+        """The current instruction string of every copy."""
+
+    @abc.abstractmethod
+    def labels(self) -> dict[str, np.ndarray]:
+        """Privileged labels of every copy, each ``(n,)`` (float32 or int64)."""
+
+    @abc.abstractmethod
+    def expert_action(self) -> np.ndarray:
+        """Actions of the scripted expert for every copy (batched like ``step``'s input)."""
+
+    def render_frames(self) -> list[np.ndarray]:
+        """RGB frames (H, W, 3) uint8 for humans, one per copy: camera, lidar and text."""
+        from mmrl.envs.visualize import compose_frame
+
+        obs = self.observe()
+        instructions = self.instructions()
+        return [
+            compose_frame({k: v[i] for k, v in obs.items()}, instructions[i])
+            for i in range(self.num_envs)
+        ]
+
+    # ------------------------------------------------------------------ shared driver
+    def seed(self, seeds: Sequence[int | None]) -> None:
+        """Re-seeds copy ``i`` with ``seeds[i]`` (``None`` leaves its generator as is)."""
+        for i, seed in enumerate(seeds):
+            if seed is not None:
+                self.rngs[i] = np.random.default_rng(seed)
+
+    def reset_envs(self, idx: np.ndarray | None = None) -> None:
+        """Starts new episodes in copies ``idx`` (all when ``None``)."""
+        idx = np.arange(self.num_envs) if idx is None else np.asarray(idx, dtype=np.int64)
+        if idx.size:
+            self.elapsed[idx] = 0
+            self.success[idx] = False
+            self._reset_envs(idx)
+
+    def check_actions(self, actions: Any) -> np.ndarray:
+        """Validates a batch of actions and returns it in canonical form.
+
+        Discrete spaces give ``(n,)`` int64; Box spaces give ``(n, *shape)`` float32 clipped
+        to the bounds (clipping out-of-bound continuous actions is documented behaviour).
+
+        Raises:
+            ValueError: Wrong shape, NaN or infinite values, or discrete ids out of range.
+        """
+        arr = np.asarray(actions)
+        n = self.num_envs
+        space = self.action_space
+        if isinstance(space, spaces.Discrete):
+            if arr.shape not in ((n,), (n, 1)):
+                raise ValueError(
+                    f"{self.env_id}: expected {n} discrete action(s) of shape ({n},), "
+                    f"got shape {arr.shape}"
+                )
+            arr = arr.reshape(n)
+            if arr.dtype.kind == "f":
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"{self.env_id}: action contains NaN or infinity: {arr}")
+                if not np.all(arr == np.round(arr)):
+                    raise ValueError(f"{self.env_id}: discrete actions must be integers: {arr}")
+            elif arr.dtype.kind not in "iub":
+                raise ValueError(f"{self.env_id}: discrete actions must be integers, got {arr}")
+            arr = arr.astype(np.int64)
+            if (arr < 0).any() or (arr >= space.n).any():
+                raise ValueError(
+                    f"{self.env_id}: discrete action out of range, allowed 0..{space.n - 1}, "
+                    f"got {arr}"
+                )
+            return arr
+        assert isinstance(space, spaces.Box)
+        if arr.shape != (n, *space.shape):
+            raise ValueError(
+                f"{self.env_id}: expected actions of shape {(n, *space.shape)}, got {arr.shape}"
+            )
+        if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+            raise ValueError(f"{self.env_id}: action contains NaN or infinity: {arr}")
+        return np.clip(arr, space.low, space.high).astype(np.float32)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepResult]:
+        """Validates ``actions`` and steps every copy.
+
+        Returns:
+            ``(reward (n,) float32, terminated (n,) bool, truncated (n,) bool, result)``.
+        """
+        result = self._step(self.check_actions(actions))
+        self.elapsed += 1
+        self.success |= result.success
+        reward = np.zeros(self.num_envs, dtype=np.float32)
+        for term in result.rewards.values():
+            reward += term
+        terminated = np.asarray(result.terminated, dtype=bool)
+        truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+        return reward, terminated, truncated, result
+
+    def infos(self, result: StepResult) -> list[dict[str, Any]]:
+        """One ``info`` dict per copy: instruction, is_success, collision, rewards, labels."""
+        instructions = self.instructions()
+        rewards = {k: v.tolist() for k, v in result.rewards.items()}
+        labels = {k: v.tolist() for k, v in self.labels().items()}
+        success = self.success.tolist()
+        collision = np.asarray(result.collision, dtype=bool).tolist()
+        return [
+            {
+                "instruction": instructions[i],
+                "is_success": success[i],
+                "collision": collision[i],
+                "rewards": {k: v[i] for k, v in rewards.items()},
+                "labels": {k: v[i] for k, v in labels.items()},
+            }
+            for i in range(self.num_envs)
+        ]
+
+    def reset_infos(self, idx: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """``info`` dicts returned by ``reset`` for copies ``idx``."""
+        idx = np.arange(self.num_envs) if idx is None else idx
+        instructions = self.instructions()
+        labels = {k: v.tolist() for k, v in self.labels().items()}
+        return [
+            {
+                "instruction": instructions[i],
+                "is_success": False,
+                "labels": {k: v[i] for k, v in labels.items()},
+            }
+            for i in idx
+        ]
+
+
+class MultimodalEnv(gym.Env):
+    """A Gymnasium env that runs one copy of a :class:`BatchedSimulator`.
+
+    Subclasses set ``simulator_cls`` and document the task (Gymnasium docstring sections).
+
+    Args:
+        render_mode: ``None`` or ``"rgb_array"`` (camera, lidar polar plot and instruction).
+        **kwargs: Passed to the simulator; unknown names raise ``ValueError``.
+    """
+
+    simulator_cls: ClassVar[type[BatchedSimulator]]
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self._kwargs = dict(kwargs)
+        self.sim = self.simulator_cls(1, **kwargs)
+        self.observation_space = self.sim.observation_space
+        self.action_space = self.sim.action_space
+        self._needs_reset = True
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        # Gymnasium's np_random is Generator(PCG64(seed)), the same stream as
+        # np.random.default_rng(seed), so a vec-env copy seeded with s matches this env.
+        self.sim.rngs[0] = self.np_random
+        self.sim.reset_envs()
+        self._needs_reset = False
+        obs = self.sim.observe()
+        return {k: v[0] for k, v in obs.items()}, self.sim.reset_infos()[0]
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step() (and after an episode ends)")
+        batched = np.asarray(action)[None]
+        reward, terminated, truncated, result = self.sim.step(batched)
+        obs = self.sim.observe()
+        info = self.sim.infos(result)[0]
+        done = bool(terminated[0] or truncated[0])
+        self._needs_reset = done
+        return (
+            {k: v[0] for k, v in obs.items()},
+            float(reward[0]),
+            bool(terminated[0]),
+            bool(truncated[0]),
+            info,
+        )
+
+    def expert_action(self) -> Any:
+        """The scripted expert's action for the current state (privileged information)."""
+        action = self.sim.expert_action()[0]
+        return int(action) if isinstance(self.action_space, spaces.Discrete) else action
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; use render_mode='rgb_array'")
+            return None
+        return self.sim.render_frames()[0]

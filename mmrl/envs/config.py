@@ -1,0 +1,111 @@
+"""Typed, validated keyword arguments for environments.
+
+highway-env keeps configuration in nested dicts that silently ignore misspelt keys; mmrl
+environments take a dataclass instead, built from keyword arguments by :func:`build_config`,
+which rejects unknown names and out-of-range values with a ``ValueError`` that names the
+parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+import numpy as np
+
+C = TypeVar("C")
+
+
+def build_config(config_cls: type[C], kwargs: Mapping[str, Any], owner: str) -> C:
+    """Builds ``config_cls(**kwargs)`` after checking every key is a field.
+
+    Args:
+        config_cls: A dataclass whose ``__post_init__`` validates values.
+        kwargs: User-supplied keyword arguments.
+        owner: Name used in error messages (e.g. ``"mmrl/Driving-v0"``).
+
+    Raises:
+        ValueError: On an unknown parameter, listing the allowed ones.
+    """
+    allowed = [f.name for f in dataclasses.fields(config_cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"{owner}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"allowed parameters: {', '.join(allowed)}"
+        )
+    return config_cls(**kwargs)
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """Raises ``ValueError`` unless ``value`` is an int in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be in {bound}, got {value}")
+
+
+def check_float(
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+) -> None:
+    """Raises ``ValueError`` unless ``value`` is a finite real number in the given range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = value < low if low_inclusive else value <= low
+    if too_low or (high is not None and value > high):
+        left = "[" if low_inclusive else "("
+        bound = (
+            f"{left}{low}, {high}]"
+            if high is not None
+            else f"{'>=' if low_inclusive else '>'} {low}"
+        )
+        raise ValueError(f"{name} must be in {bound}, got {value}")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    """Raises ``ValueError`` unless ``value`` is one of ``choices``."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+@dataclasses.dataclass
+class SensorConfig:
+    """Sensor settings shared by all mmrl environments.
+
+    Attributes:
+        camera_size: Height and width of the square RGB camera image, pixels (>= 8).
+        lidar_beams: Number of 360-degree lidar beams (>= 4).
+        lidar_range: Maximum lidar range in metres; readings are divided by it.
+        lidar_noise: Standard deviation of Gaussian noise on normalized ranges.
+        lidar_dropout: Probability that a beam returns max range (a missed echo).
+        max_text_len: Length of the ``text`` token-id vector.
+    """
+
+    camera_size: int = 64
+    lidar_beams: int = 64
+    lidar_range: float = 50.0
+    lidar_noise: float = 0.0
+    lidar_dropout: float = 0.0
+    max_text_len: int = 16
+
+    def validate(self) -> None:
+        """Checks every field, raising ``ValueError`` naming the first bad one."""
+        check_int("camera_size", self.camera_size, 8, 512)
+        check_int("lidar_beams", self.lidar_beams, 4, 4096)
+        check_float("lidar_range", self.lidar_range, 0.0, 1e4, low_inclusive=False)
+        check_float("lidar_noise", self.lidar_noise, 0.0, 1.0)
+        check_float("lidar_dropout", self.lidar_dropout, 0.0, 1.0)
+        check_int("max_text_len", self.max_text_len, 4, 256)

@@ -1,0 +1,113 @@
+"""SB3 ``VecEnv`` over a :class:`~mmrl.envs.base.BatchedSimulator`: all copies in one array step.
+
+SB3's ``DummyVecEnv`` steps ``n`` Python envs in a loop and ``SubprocVecEnv`` pays pickling
+and IPC per step; here one simulator holds all copies, so a step is one batched computation.
+Auto-reset follows SB3: a finished copy is reset inside ``step_wait``, its last observation
+is in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` tells
+truncation from termination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
+
+from mmrl.envs.base import BatchedSimulator
+
+
+class BatchedVecEnv(VecEnv):
+    """Runs ``simulator.num_envs`` copies as an SB3 vectorized environment.
+
+    Args:
+        simulator: The batched simulator to drive.
+        render_mode: ``None`` or ``"rgb_array"``.
+    """
+
+    def __init__(self, simulator: BatchedSimulator, render_mode: str | None = None) -> None:
+        self.sim = simulator
+        self.render_mode = render_mode
+        super().__init__(simulator.num_envs, simulator.observation_space, simulator.action_space)
+        self._actions: np.ndarray | None = None
+        self._obs: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self) -> VecEnvObs:
+        self.sim.seed(self._seeds)
+        self.sim.reset_envs()
+        self._reset_seeds()
+        self._reset_options()
+        self._obs = self.sim.observe()
+        self.reset_infos = self.sim.reset_infos()
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._obs is None:
+            raise RuntimeError("call reset() before step()")
+        reward, terminated, truncated, result = self.sim.step(self._actions)
+        obs = self.sim.observe()
+        infos = self.sim.infos(result)
+        dones = terminated | truncated
+        done_idx = np.flatnonzero(dones)
+        if done_idx.size:
+            for i in done_idx:
+                infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+            self.sim.reset_envs(done_idx)
+            fresh = self.sim.observe(done_idx)
+            for k, v in fresh.items():
+                obs[k][done_idx] = v
+            for i, reset_info in zip(done_idx, self.sim.reset_infos(done_idx)):
+                self.reset_infos[i] = reset_info
+        self._obs = obs
+        return obs, reward, dones, infos
+
+    def close(self) -> None:
+        self._obs = None
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return self.sim.render_frames()
+
+    def expert_action(self) -> np.ndarray:
+        """Batched actions of the scripted expert for the current states."""
+        return self.sim.expert_action()
+
+    # ------------------------------------------------------------------ attribute plumbing
+    def _targets(self, indices: VecEnvIndices) -> list[int]:
+        return list(self._get_indices(indices))
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        # All copies share one simulator, so an attribute is the simulator's (or ours).
+        owner = self if attr_name in ("render_mode",) else self.sim
+        value = getattr(owner, attr_name)
+        return [value for _ in self._targets(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        if len(self._targets(indices)) != self.num_envs:
+            raise ValueError(
+                "BatchedVecEnv copies share one simulator: set_attr applies to all copies only"
+            )
+        setattr(self.sim, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs
+    ) -> list[Any]:
+        method = getattr(self.sim, method_name)
+        result = method(*method_args, **method_kwargs)
+        return [result for _ in self._targets(indices)]
+
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
+        return [False for _ in self._targets(indices)]

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import pytest
+
+from mmrl.cli import main
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "mmrl.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_unknown_command_exits_2_with_one_line():
+    result = _run("frobnicate")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+def test_unknown_option_exits_2_with_one_line():
+    result = _run("envs", "--colour")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "--colour" in result.stderr
+
+
+def test_envs_lists_presets_without_constructing(capsys):
+    assert main(["envs", "--no-spaces"]) == 0
+    out = capsys.readouterr().out
+    assert "driving" in out and "ppo-attention" in out and "babyai-gotoredball" in out
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+
+
+def test_demo_unknown_preset_is_one_line_error(capsys):
+    assert main(["demo", "--env", "nowhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown env preset 'nowhere'" in err
+
+
+def test_console_script_help():
+    pytest.importorskip("mmrl")
+    result = subprocess.run(["mmrl", "--help"], capture_output=True, text=True)
+    if result.returncode == 127:
+        pytest.skip("console script not installed")
+    assert result.returncode == 0 and "envs" in result.stdout
