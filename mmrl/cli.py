@@ -51,6 +51,51 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo.png", help="PNG file to write")
 
 
+@command("train", "train PPO with a multimodal extractor from presets", "mmrl.cli:run_train")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="driving", help="env preset name or YAML path")
+    p.add_argument("--agent", default="ppo-attention", help="agent recipe name or YAML path")
+    p.add_argument("--steps", type=int, help="total environment steps")
+    p.add_argument("--seed", type=int, help="run seed")
+    p.add_argument("--n-envs", type=int, help="environment copies stepped together")
+    p.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--out", help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. agent.ppo.learning_rate=1e-4")  # fmt: skip
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``mmrl train``."""
+    from mmrl.train import train
+
+    if args.resume and args.overrides:
+        raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
+    for name in ("steps", "n_envs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    run_dir = train(
+        env=args.env,
+        agent=args.agent,
+        steps=args.steps,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        device=args.device,
+        out=args.out,
+        overrides=args.overrides,
+        resume=args.resume,
+        force=args.force,
+        progress_bar=not args.quiet and sys.stderr.isatty(),
+        verbose=0 if args.quiet else 1,
+    )
+    if not args.quiet:
+        print(f"tensorboard --logdir {run_dir / 'tb'}")
+    return 0
+
+
 def _describe_space(space: Any) -> str:
     from gymnasium import spaces
 
@@ -152,12 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, func_name = COMMANDS[args.command][2].split(":")
     import importlib
 
+    from mmrl.checkpoint import CheckpointError
     from mmrl.config import ConfigError
 
     handler = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(handler(args) or 0)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, CheckpointError) as err:
         print(f"mmrl {args.command}: error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:

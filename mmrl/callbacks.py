@@ -1,0 +1,203 @@
+"""SB3 callbacks of ``mmrl train``: multimodal metrics, held-out evaluation, checkpoints.
+
+Built on SB3's ``BaseCallback`` so they compose with users' own callbacks; log keys are
+namespaced as in CleanRL (``rollout/``, ``eval/``, ``fusion/``, ``time/``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
+
+from mmrl.checkpoint import atomic_save_model, atomic_write_bytes
+from mmrl.rollout import collect_episodes, summarize
+
+
+def find_extractor(model: Any) -> Any | None:
+    """The policy's (actor's) features extractor, or ``None``."""
+    policy = getattr(model, "policy", None)
+    if policy is None:
+        return None
+    return getattr(policy, "pi_features_extractor", None) or getattr(
+        policy, "features_extractor", None
+    )
+
+
+class MultimodalMetricsCallback(BaseCallback):
+    """Logs collision rate, each reward term, per-modality fusion weights and steps/s.
+
+    SB3 itself logs ``rollout/ep_rew_mean``, ``rollout/success_rate`` (from
+    ``info["is_success"]``) and ``time/fps``; this adds what multimodal tasks need.
+
+    Args:
+        window: Episodes in the moving averages (SB3 uses 100).
+    """
+
+    def __init__(self, window: int = 100, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.window = window
+        self._collisions: deque[float] = deque(maxlen=window)
+        self._terms: dict[str, deque[float]] = {}
+        self._ep_terms: list[dict[str, float]] = []
+        self._ep_collided: np.ndarray | None = None
+        self._t0 = time.perf_counter()
+        self._steps0 = 0
+
+    def _on_training_start(self) -> None:
+        n = self.training_env.num_envs
+        self._ep_terms = [{} for _ in range(n)]
+        self._ep_collided = np.zeros(n, dtype=bool)
+        self._t0 = time.perf_counter()
+        self._steps0 = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        infos = self.locals.get("infos", [])
+        dones = self.locals.get("dones", np.zeros(len(infos), dtype=bool))
+        for i, info in enumerate(infos):
+            self._ep_collided[i] |= bool(info.get("collision", False))
+            terms = self._ep_terms[i]
+            for k, v in info.get("rewards", {}).items():
+                terms[k] = terms.get(k, 0.0) + float(v)
+            if dones[i]:
+                self._collisions.append(float(self._ep_collided[i]))
+                for k, v in terms.items():
+                    self._terms.setdefault(k, deque(maxlen=self.window)).append(v)
+                self._ep_terms[i] = {}
+                self._ep_collided[i] = False
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self._collisions:
+            self.logger.record("rollout/collision_rate", float(np.mean(self._collisions)))
+        for k, values in self._terms.items():
+            self.logger.record(f"rollout/reward_{k}", float(np.mean(values)))
+        extractor = find_extractor(self.model)
+        if extractor is not None and hasattr(extractor, "modality_weights"):
+            for key, weight in extractor.modality_weights().items():
+                self.logger.record(f"fusion/{key}", float(weight))
+        elapsed = time.perf_counter() - self._t0
+        if elapsed > 0:
+            rate = (self.num_timesteps - self._steps0) / elapsed
+            self.logger.record("time/env_steps_per_s", rate)
+
+
+class HeldOutEvalCallback(BaseCallback):
+    """Evaluates on held-out seeds for each instruction split; keeps the best model.
+
+    Every ``eval_freq`` environment steps the policy plays ``n_episodes`` deterministic
+    episodes in each evaluation env (seeded identically every time, so evaluations are
+    comparable) and logs ``eval/<split>/success_rate``, ``.../mean_return``,
+    ``.../collision_rate``, ``.../mean_length``. The best model by (success rate, return) on
+    the first split is saved atomically as ``best_model.zip``.
+
+    Args:
+        eval_envs: Split name to a factory building its ``VecEnv``.
+        eval_seed: Seed of the evaluation episodes.
+        n_episodes: Episodes per split.
+        eval_freq: Environment steps between evaluations (0 disables periodic evaluation).
+        best_model_path: Where the best model goes (``None`` disables).
+        history_path: JSON lines file receiving every evaluation (``None`` disables).
+    """
+
+    def __init__(
+        self,
+        eval_envs: dict[str, Callable[[], VecEnv]],
+        eval_seed: int,
+        n_episodes: int,
+        eval_freq: int,
+        best_model_path: Path | None = None,
+        history_path: Path | None = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        self.factories = eval_envs
+        self.eval_seed = eval_seed
+        self.n_episodes = n_episodes
+        self.eval_freq = eval_freq
+        self.best_model_path = best_model_path
+        self.history_path = history_path
+        self.best_score: tuple[float, float] | None = None
+        self._envs: dict[str, VecEnv] = {}
+        self._next_eval = eval_freq
+
+    def _on_training_start(self) -> None:
+        if self.eval_freq > 0:
+            self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        """Runs the evaluation now; returns per-split summaries."""
+        results: dict[str, dict[str, float]] = {}
+        for split, factory in self.factories.items():
+            venv = self._envs.get(split)
+            if venv is None:
+                venv = self._envs[split] = factory()
+            train_env = self.model.get_env()
+            if isinstance(venv, VecNormalize) and train_env is not None:
+                sync_envs_normalization(train_env, venv)
+            venv.seed(self.eval_seed)
+            episodes = collect_episodes(self.model.predict, venv, self.n_episodes)
+            results[split] = summarize(episodes)
+        return results
+
+    def _on_step(self) -> bool:
+        if self.eval_freq <= 0 or self.num_timesteps < self._next_eval:
+            return True
+        self._next_eval += self.eval_freq
+        results = self.evaluate()
+        for split, summary in results.items():
+            for k, v in summary.items():
+                if k != "episodes":
+                    self.logger.record(f"eval/{split}/{k}", v)
+        first = next(iter(results.values()))
+        score = (first["success_rate"], first["mean_return"])
+        if self.best_model_path is not None and (
+            self.best_score is None or score > self.best_score
+        ):
+            self.best_score = score
+            atomic_save_model(self.model, self.best_model_path)
+        if self.history_path is not None:
+            line = json.dumps({"step": self.num_timesteps, **results}) + "\n"
+            old = self.history_path.read_bytes() if self.history_path.exists() else b""
+            atomic_write_bytes(self.history_path, old + line.encode())
+        self.logger.dump(self.num_timesteps)
+        return True
+
+    def _on_training_end(self) -> None:
+        for venv in self._envs.values():
+            venv.close()
+        self._envs.clear()
+
+
+class CheckpointCallback(BaseCallback):
+    """Calls ``save(num_timesteps)`` every ``every`` environment steps, at a rollout start.
+
+    The start of a rollout is the one point where the model has just been updated and
+    ``model._last_obs`` matches the simulator state, so a run resumed from there continues
+    exactly; SB3's own ``CheckpointCallback`` saves mid-rollout (losing the partial rollout)
+    and writes files in place (not atomic).
+    """
+
+    def __init__(self, every: int, save: Callable[[int], None], verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.every = every
+        self.save = save
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            self.save(self.num_timesteps)
+
+    def _on_step(self) -> bool:
+        return True

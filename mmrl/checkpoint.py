@@ -1,0 +1,192 @@
+"""Atomic run checkpoints that a resumed run can continue from exactly.
+
+SB3's ``CheckpointCallback`` writes ``model.zip`` in place, so a kill during the write leaves
+a corrupt latest checkpoint. Here every checkpoint is written into a temporary folder,
+flushed to disk, then renamed into place (``os.replace`` is atomic on POSIX), and the
+``latest`` pointer is itself replaced atomically, so a ``SIGKILL`` at any moment leaves the
+previous checkpoint intact.
+
+A checkpoint holds the model (policy, optimizer, step counter), the ``VecNormalize``
+statistics, every random generator (Python, NumPy, torch and each environment copy's), the
+batched simulator's state and the last observation, so the resumed run continues the
+interrupted episodes rather than restarting them.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+
+LATEST = "latest"
+STATE_FILE = "state.pkl"
+MODEL_FILE = "model.zip"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or model file is missing, corrupt or not an mmrl/SB3 file."""
+
+
+def fsync_dir(path: Path) -> None:
+    """Flushes a directory entry so a rename survives power loss (best effort)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` so readers see either the old or the new file, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save_model(model: Any, path: Path) -> None:
+    """``model.save`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy (global) and torch generator states."""
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),  # noqa: NPY002 (SB3 seeds the legacy global RNG)
+        "torch": th.get_rng_state(),
+    }
+    if th.cuda.is_available():
+        state["torch_cuda"] = th.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restores what :func:`rng_state` captured."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])  # noqa: NPY002
+    th.set_rng_state(state["torch"])
+    if "torch_cuda" in state and th.cuda.is_available():
+        th.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def write_checkpoint(
+    folder: Path, step: int, model: Any, state: dict[str, Any], keep: int = 3
+) -> Path:
+    """Writes ``folder/step_<step>/`` atomically and points ``folder/latest`` at it.
+
+    Args:
+        folder: The run's ``checkpoints/`` folder.
+        step: Environment steps so far (names the checkpoint).
+        model: The SB3 model.
+        state: Picklable extra state (RNGs, simulator, normalization, last observation).
+        keep: Most recent checkpoints kept; older ones are deleted after the new one lands.
+
+    Returns:
+        The checkpoint folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:012d}"
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}."))
+    try:
+        model.save(tmp / MODEL_FILE)
+        with open(tmp / STATE_FILE, "wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        final = folder / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_bytes(folder / LATEST, name.encode())
+    for old in sorted(folder.glob("step_*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint in ``folder`` (``None`` when there is none)."""
+    folder = Path(folder)
+    pointer = folder / LATEST
+    if pointer.is_file():
+        candidate = folder / pointer.read_text().strip()
+        if (candidate / MODEL_FILE).is_file() and (candidate / STATE_FILE).is_file():
+            return candidate
+    complete = [
+        d for d in sorted(folder.glob("step_*"))
+        if (d / MODEL_FILE).is_file() and (d / STATE_FILE).is_file()
+    ]  # fmt: skip
+    return complete[-1] if complete else None
+
+
+def check_model_file(path: Path) -> None:
+    """Raises :class:`CheckpointError` unless ``path`` looks like an SB3 ``model.zip``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise CheckpointError(f"{path} is not a valid SB3 model archive ({err})") from None
+    if bad is not None:
+        raise CheckpointError(f"{path} is corrupt (bad CRC in {bad})")
+    if "data" not in names or "policy.pth" not in names:
+        raise CheckpointError(
+            f"{path} is not an SB3 model archive (missing 'data'/'policy.pth'; found "
+            f"{sorted(names)[:5]})"
+        )
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    """Loads ``state.pkl`` of a checkpoint with a clear error when it is corrupt."""
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        with open(path, "rb") as fh:
+            state = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
+        raise CheckpointError(f"cannot read checkpoint state {path}: {err}") from None
+    if not isinstance(state, dict) or "num_timesteps" not in state:
+        raise CheckpointError(f"{path} is not an mmrl checkpoint state")
+    return state

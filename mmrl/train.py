@@ -1,0 +1,413 @@
+"""``mmrl train``: PPO on a multimodal environment from an env preset and an agent recipe.
+
+Reads top to bottom like a CleanRL script — resolve config, build envs, build the model,
+learn with callbacks, evaluate, save — but each step lives once here and is shared by the
+CLI, the Python API (:func:`train`) and ``mmrl bench``.
+
+Run folder layout::
+
+    RUN_DIR/config.yaml      fully resolved configuration (RunConfig)
+    RUN_DIR/model.zip        final SB3 model
+    RUN_DIR/best_model.zip   best model on held-out seeds
+    RUN_DIR/metrics.json     final evaluation (held-out seeds, every instruction split)
+    RUN_DIR/evaluations.jsonl  every periodic evaluation
+    RUN_DIR/tb/run_1/        TensorBoard event files (a resumed run continues this curve)
+    RUN_DIR/checkpoints/     atomic checkpoints + ``latest`` pointer
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch as th
+import yaml
+
+from mmrl.checkpoint import (
+    CheckpointError,
+    atomic_save_model,
+    atomic_write_bytes,
+    check_model_file,
+    latest_checkpoint,
+    read_state,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+from mmrl.config import ConfigError, RunConfig, from_dict, resolve_run_config, to_dict
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+TB_NAME = "run"
+
+
+# ---------------------------------------------------------------------------- building blocks
+def resolve_device(device: str) -> th.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is a clear error."""
+    if device == "auto":
+        return th.device("cuda" if th.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not th.cuda.is_available():
+        raise ConfigError(
+            f"--device {device}: CUDA is not available (torch {th.__version__}, "
+            f"built with CUDA: {th.version.cuda or 'no'}); use --device cpu or auto"
+        )
+    try:
+        return th.device(device)
+    except RuntimeError as err:
+        raise ConfigError(f"--device {device}: {err}") from None
+
+
+def build_vec_env(
+    config: RunConfig, seed: int, n_envs: int | None = None, split: str | None = None
+):
+    """The training (``split=None``) or evaluation VecEnv of a run, normalization included.
+
+    Args:
+        config: The run configuration.
+        seed: Base seed.
+        n_envs: Copies (default: the preset's).
+        split: ``None`` for training; ``"train"``/``"test"`` for evaluation envs (``"test"``
+            applies the preset's ``eval_kwargs``).
+    """
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from mmrl.make import make_training_vec_env
+
+    overrides = dict(config.env.eval_kwargs) if split == "test" else {}
+    venv = make_training_vec_env(config.env, n_envs=n_envs, seed=seed, **overrides)
+    norm = config.agent.normalize
+    if norm.obs_keys or norm.reward:
+        venv = VecNormalize(
+            venv,
+            norm_obs=bool(norm.obs_keys),
+            norm_obs_keys=list(norm.obs_keys) or None,
+            norm_reward=norm.reward and split is None,
+            training=split is None,
+            gamma=config.agent.ppo.gamma,
+        )
+    return venv
+
+
+def policy_kwargs(config: RunConfig) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` for the recipe's extractor and heads."""
+    from mmrl.extractor import MultimodalExtractor
+
+    ext = config.agent.extractor
+    pol = config.agent.policy
+    return {
+        "features_extractor_class": MultimodalExtractor,
+        "features_extractor_kwargs": {
+            "fusion": ext.fusion,
+            "features_dim": ext.features_dim,
+            "encoders": dict(ext.encoders) or None,
+            "modality_dropout": ext.modality_dropout,
+            "fusion_kwargs": dict(ext.fusion_kwargs) or None,
+            "encoder_kwargs": dict(ext.encoder_kwargs) or None,
+        },
+        "net_arch": {"pi": list(pol.pi), "vf": list(pol.vf)},
+        "activation_fn": {"tanh": th.nn.Tanh, "relu": th.nn.ReLU}[pol.activation],
+        "share_features_extractor": pol.share_features_extractor,
+        "ortho_init": pol.ortho_init,
+    }
+
+
+def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log: Path | None):
+    """A fresh SB3 PPO model for the recipe."""
+    from stable_baselines3 import PPO
+
+    ppo = config.agent.ppo
+    lr: Any = ppo.learning_rate
+    if ppo.lr_schedule == "linear":
+        base = ppo.learning_rate
+
+        def lr(progress_remaining: float) -> float:
+            return base * progress_remaining
+
+    return PPO(
+        "MultiInputPolicy",
+        venv,
+        learning_rate=lr,
+        n_steps=ppo.n_steps,
+        batch_size=ppo.batch_size,
+        n_epochs=ppo.n_epochs,
+        gamma=ppo.gamma,
+        gae_lambda=ppo.gae_lambda,
+        clip_range=ppo.clip_range,
+        ent_coef=ppo.ent_coef,
+        vf_coef=ppo.vf_coef,
+        max_grad_norm=ppo.max_grad_norm,
+        target_kl=ppo.target_kl,
+        policy_kwargs=policy_kwargs(config),
+        tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
+        seed=config.seed,
+        device=device,
+        verbose=0,
+    )
+
+
+# ---------------------------------------------------------------------------- env state I/O
+def _wrapper_chain(venv: Any) -> list[Any]:
+    chain = [venv]
+    while hasattr(chain[-1], "venv"):
+        chain.append(chain[-1].venv)
+    return chain
+
+
+def env_state(venv: Any) -> list[dict[str, Any]]:
+    """Picklable state of every layer of a VecEnv stack (simulator included)."""
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+    from mmrl.envs.vec_env import BatchedVecEnv
+
+    states: list[dict[str, Any]] = []
+    for layer in _wrapper_chain(venv):
+        if isinstance(layer, VecNormalize):
+            states.append({"kind": "VecNormalize", "obs_rms": layer.obs_rms,
+                           "ret_rms": layer.ret_rms, "returns": layer.returns})  # fmt: skip
+        elif isinstance(layer, VecMonitor):
+            states.append({"kind": "VecMonitor", "episode_returns": layer.episode_returns,
+                           "episode_lengths": layer.episode_lengths,
+                           "episode_count": layer.episode_count})  # fmt: skip
+        elif isinstance(layer, BatchedVecEnv):
+            states.append({"kind": "BatchedVecEnv", "sim": layer.sim, "obs": layer._obs,
+                           "reset_infos": layer.reset_infos})  # fmt: skip
+        else:
+            states.append({"kind": type(layer).__name__})
+    return states
+
+
+def restore_env_state(venv: Any, states: list[dict[str, Any]]) -> bool:
+    """Restores :func:`env_state`; returns whether the simulator itself was restored."""
+    chain = _wrapper_chain(venv)
+    kinds = [type(layer).__name__ for layer in chain]
+    if kinds != [s["kind"] for s in states]:
+        raise CheckpointError(
+            f"checkpoint environment stack {[s['kind'] for s in states]} does not match the "
+            f"run's {kinds}"
+        )
+    exact = False
+    for layer, state in zip(chain, states):
+        kind = state["kind"]
+        if kind == "VecNormalize":
+            layer.obs_rms, layer.ret_rms, layer.returns = (
+                state["obs_rms"], state["ret_rms"], state["returns"])  # fmt: skip
+        elif kind == "VecMonitor":
+            layer.episode_returns = state["episode_returns"]
+            layer.episode_lengths = state["episode_lengths"]
+            layer.episode_count = state["episode_count"]
+        elif kind == "BatchedVecEnv":
+            layer.sim, layer._obs, layer.reset_infos = (
+                state["sim"], state["obs"], state["reset_infos"])  # fmt: skip
+            exact = True
+    return exact
+
+
+# ---------------------------------------------------------------------------- the run
+def _new_run_dir(config: RunConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    env = Path(config.env_name).stem
+    agent = Path(config.agent_name).stem
+    return Path("runs") / f"{env}-{agent}-s{config.seed}-{stamp}"
+
+
+def load_run_config(run_dir: Path) -> RunConfig:
+    """Reads and validates ``RUN_DIR/config.yaml``."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({err})") from None
+    return from_dict(RunConfig, data or {}, where=str(path))
+
+
+def train(
+    env: str = "driving",
+    agent: str = "ppo-attention",
+    *,
+    steps: int | None = None,
+    seed: int | None = None,
+    n_envs: int | None = None,
+    device: str | None = None,
+    out: str | Path | None = None,
+    overrides: list[str] | None = None,
+    resume: str | Path | None = None,
+    force: bool = False,
+    progress_bar: bool = False,
+    verbose: int = 1,
+) -> Path:
+    """Trains PPO with a multimodal extractor; returns the run folder.
+
+    Args:
+        env: Environment preset name or YAML path (``driving``, ``navigation`` ...).
+        agent: Agent recipe name or YAML path (``ppo-attention`` ...).
+        steps: Total environment steps (default: the run config's).
+        seed: Run seed.
+        n_envs: Environment copies (default: the preset's).
+        device: ``auto``, ``cpu`` or ``cuda``; the environment always steps on the CPU.
+        out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
+        overrides: ``dotted.key=value`` overrides of the run config.
+        resume: A run folder to continue from its latest checkpoint.
+        force: Overwrite ``out`` even if it holds a finished or started run.
+        progress_bar: Show SB3's progress bar.
+        verbose: 0 silent, 1 a summary line per evaluation.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        ConfigError: Bad presets, overrides, device or run folder (the CLI exits with 2).
+        CheckpointError: A corrupt or foreign checkpoint on resume.
+    """
+    fields = {"steps": steps, "seed": seed, "device": device}
+    if resume is not None:
+        run_dir = Path(resume)
+        config = load_run_config(run_dir)
+        for key, value in fields.items():
+            if value is not None:
+                setattr(config, key, value)
+        checkpoint = latest_checkpoint(run_dir / "checkpoints")
+        if checkpoint is None:
+            raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
+    else:
+        config = resolve_run_config(env, agent, overrides, **fields)
+        if n_envs is not None:
+            if n_envs < 1:
+                raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
+            config.env.n_envs = n_envs
+        run_dir = Path(out) if out is not None else _new_run_dir(config)
+        _prepare_run_dir(run_dir, force)
+        checkpoint = None
+    torch_device = resolve_device(config.device)
+
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.utils import set_random_seed
+
+    from mmrl.callbacks import (
+        CheckpointCallback,
+        HeldOutEvalCallback,
+        MultimodalMetricsCallback,
+    )
+
+    set_random_seed(config.seed, using_cuda=torch_device.type == "cuda")
+    venv = build_vec_env(config, seed=config.seed)
+    if checkpoint is None:
+        atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config)).encode())
+        model = build_model(config, venv, torch_device, run_dir / "tb")
+    else:
+        model = _load_checkpoint(checkpoint, venv, torch_device, run_dir)
+
+    eval_envs = {
+        "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
+    }
+    if config.env.eval_kwargs:
+        eval_envs["test"] = lambda: build_vec_env(
+            config, config.eval_seed, _eval_copies(config), "test"
+        )
+    evaluator = HeldOutEvalCallback(
+        eval_envs,
+        eval_seed=config.eval_seed,
+        n_episodes=config.eval_episodes,
+        eval_freq=config.eval_freq,
+        best_model_path=run_dir / "best_model.zip",
+        history_path=run_dir / "evaluations.jsonl",
+    )
+
+    def save(step: int) -> None:
+        write_checkpoint(run_dir / "checkpoints", step, model, _checkpoint_state(model, config))
+
+    callbacks = CallbackList(
+        [MultimodalMetricsCallback(), evaluator, CheckpointCallback(config.checkpoint_freq, save)]
+    )
+    remaining = config.steps - model.num_timesteps
+    t0 = time.perf_counter()
+    if remaining > 0:
+        model.learn(
+            total_timesteps=remaining,
+            callback=callbacks,
+            reset_num_timesteps=checkpoint is None,
+            tb_log_name=TB_NAME,
+            progress_bar=progress_bar,
+        )
+    elapsed = time.perf_counter() - t0
+    save(model.num_timesteps)
+    atomic_save_model(model, run_dir / "model.zip")
+
+    final = evaluator.evaluate() if config.eval_episodes else {}
+    metrics = {
+        "env": config.env_name,
+        "agent": config.agent_name,
+        "seed": config.seed,
+        "steps": int(model.num_timesteps),
+        "device": str(torch_device),
+        "train_seconds_this_session": round(elapsed, 2),
+        "eval_seed": config.eval_seed,
+        "eval": final,
+    }
+    atomic_write_bytes(run_dir / METRICS_FILE, json.dumps(metrics, indent=2).encode())
+    venv.close()
+    if verbose:
+        parts = [
+            f"{split}: success {m['success_rate']:.2f} return {m['mean_return']:.2f}"
+            for split, m in final.items()
+        ]
+        print(f"run {run_dir}: {model.num_timesteps} steps; " + "; ".join(parts))
+    return run_dir
+
+
+def _eval_copies(config: RunConfig) -> int:
+    return max(1, min(config.eval_episodes, config.env.n_envs))
+
+
+def _prepare_run_dir(run_dir: Path, force: bool) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        finished = (run_dir / METRICS_FILE).exists()
+        if not force:
+            what = "a finished run" if finished else "files (an unfinished run? use --resume)"
+            raise ConfigError(f"--out {run_dir} already holds {what}; pass --force to overwrite")
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
+    return {
+        "num_timesteps": int(model.num_timesteps),
+        "rng": rng_state(),
+        "last_obs": model._last_obs,
+        "last_episode_starts": model._last_episode_starts,
+        "last_original_obs": getattr(model, "_last_original_obs", None),
+        "ep_info_buffer": list(model.ep_info_buffer or []),
+        "ep_success_buffer": list(model.ep_success_buffer or []),
+        "env": env_state(model.get_env()),
+        "config": to_dict(config),
+        "mmrl_checkpoint": 1,
+    }
+
+
+def _load_checkpoint(checkpoint: Path, venv: Any, device: th.device, run_dir: Path):
+    from collections import deque
+
+    from stable_baselines3 import PPO
+
+    check_model_file(checkpoint / "model.zip")
+    state = read_state(checkpoint)
+    try:
+        model = PPO.load(
+            checkpoint / "model.zip", env=venv, device=device, tensorboard_log=str(run_dir / "tb")
+        )
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"cannot load {checkpoint / 'model.zip'}: {err}") from None
+    exact = restore_env_state(model.get_env(), state["env"])
+    set_rng_state(state["rng"])
+    if exact:
+        model._last_obs = state["last_obs"]
+        model._last_episode_starts = state["last_episode_starts"]
+        model._last_original_obs = state["last_original_obs"]
+    model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=100)
+    model.ep_success_buffer = deque(state["ep_success_buffer"], maxlen=100)
+    return model
