@@ -22,6 +22,8 @@ class Episode:
         instruction: The instruction of the episode (``""`` when the env has none).
         reward_terms: Per named reward term, the episode sum.
         env_index: Which copy of the vec env ran it.
+        labels: ``info["labels"]`` of the episode's last step (privileged labels such as the
+            instruction type; empty when the env reports none).
     """
 
     ret: float
@@ -31,6 +33,7 @@ class Episode:
     instruction: str
     reward_terms: dict[str, float]
     env_index: int
+    labels: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def collect_episodes(
@@ -73,10 +76,25 @@ def collect_episodes(
     episode_starts = np.ones(n, dtype=bool)
     state = None
     episodes: list[Episode] = []
+    actions: np.ndarray | None = None
     while (done_count < quota).any():
-        actions, state = predict(
-            obs, state=state, episode_start=episode_starts, deterministic=deterministic
-        )
+        active = done_count < quota
+        if state is None and actions is not None and not active.all():
+            # Copies that finished their quota still step (a VecEnv steps all copies) but
+            # their episodes are discarded, so only the active rows go through the policy:
+            # in the long tail of an evaluation that is most of the compute.
+            rows = np.flatnonzero(active)
+            sub = {k: v[rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows]
+            sub_actions, _ = predict(
+                sub, state=None, episode_start=episode_starts[rows], deterministic=deterministic
+            )
+            actions = actions.copy()
+            actions[rows] = sub_actions
+        else:
+            actions, state = predict(
+                obs, state=state, episode_start=episode_starts, deterministic=deterministic
+            )
+            actions = np.asarray(actions)
         next_obs, rewards, dones, infos = venv.step(actions)
         if on_step is not None:
             on_step(obs, actions, rewards, infos)
@@ -101,6 +119,7 @@ def collect_episodes(
                         instruction=instructions[i],
                         reward_terms=dict(terms[i]),
                         env_index=i,
+                        labels=dict(info.get("labels", {})),
                     )
                 )
                 done_count[i] += 1

@@ -1,0 +1,260 @@
+"""Arguments and handlers of ``mmrl evaluate`` and ``mmrl evaluate-offline``.
+
+``mmrl.cli`` registers the sub-commands and calls :func:`add_evaluate_arguments` /
+:func:`add_offline_arguments` when it builds the parser (only ``argparse`` is imported here at
+module level, so ``mmrl --help`` stays fast); the handlers import torch and SB3 when run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``mmrl evaluate``."""
+    p.add_argument(
+        "targets",
+        nargs="+",
+        metavar="RUN_DIR|MODEL.zip",
+        help="run folders or SB3 model files; several are compared side by side",
+    )
+    p.add_argument(
+        "--env",
+        help="env preset or Gymnasium id (required for a bare MODEL.zip; default: each run's own)",
+    )
+    p.add_argument("--episodes", type=_positive, default=100, help="episodes per evaluation")
+    p.add_argument(
+        "--split",
+        default="train",
+        help="instruction split: train, test or train,test (default train)",
+    )
+    p.add_argument("--seed", type=int, default=10_000, help="base seed (copy i uses seed + i)")
+    p.add_argument(
+        "--n-envs",
+        type=_positive,
+        help="environment copies stepped together (default min(episodes, 100))",
+    )
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default greedy)")
+    p.add_argument(
+        "--ablate",
+        metavar="KEYS",
+        help="remove each observation key in turn, e.g. camera,lidar,text",
+    )
+    p.add_argument(
+        "--ablate-mode",
+        choices=("auto", "extractor", "zero"),
+        default="auto",
+        help="auto: the extractor's modality mask when present, else zeroed keys",
+    )
+    p.add_argument(
+        "--noise",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="sensor noise condition, e.g. camera=0.1,lidar=0.05 (repeatable)",
+    )
+    p.add_argument(
+        "--group-by",
+        default="auto",
+        help="instruction groups: auto, verb, instruction, none or label:KEY",
+    )
+    p.add_argument("--video", metavar="OUT.mp4", help="write an MP4 of the first episodes")
+    p.add_argument("--video-episodes", type=_positive, default=3, help="episodes in the video")
+    p.add_argument("--json", metavar="OUT.json", help="write results (with per-episode data)")
+    p.add_argument("--csv", metavar="OUT.csv", help="write one row per evaluation")
+    p.add_argument("--bootstrap", type=_positive, default=2000, help="bootstrap resamples")
+    p.add_argument("--device", default="cpu", help="policy device: cpu, cuda or auto")
+    p.add_argument("--quiet", action="store_true", help="no tables on the terminal")
+
+
+def _splits(text: str) -> list[str]:
+    from mmrl.cli import UsageError
+    from mmrl.evaluation.rollouts import SPLITS
+
+    splits = [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in splits if s not in SPLITS]
+    if not splits or bad:
+        raise UsageError(f"--split must be train, test or train,test; got {text!r}")
+    return list(dict.fromkeys(splits))
+
+
+def _unique_labels(targets: list) -> None:
+    seen: dict[str, int] = {}
+    for t in targets:
+        n = seen.get(t.label, 0)
+        seen[t.label] = n + 1
+        if n:
+            t.label = f"{t.label}#{n + 1}"
+
+
+def _video_path(base: str, label: str, several: bool) -> str:
+    if not several:
+        return base
+    from pathlib import Path
+
+    path = Path(base)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label)
+    return str(path.with_name(f"{path.stem}-{safe}{path.suffix}"))
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``mmrl evaluate``: tables on the terminal, optional JSON, CSV and video."""
+    from mmrl.evaluation.loading import load_model, resolve_env_config, resolve_target
+    from mmrl.evaluation.report import (
+        csv_rows,
+        print_report,
+        report_dict,
+        write_csv,
+        write_json,
+    )
+    from mmrl.evaluation.robustness import comparisons, parse_conditions
+    from mmrl.evaluation.rollouts import EvalSettings, evaluate_model
+    from mmrl.evaluation.video import VideoRecorder
+
+    splits = _splits(args.split)
+    settings = EvalSettings(
+        episodes=args.episodes,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        deterministic=not args.stochastic,
+        group_by=args.group_by,
+        ablate_mode=args.ablate_mode,
+        n_resamples=args.bootstrap,
+    )
+    conditions = parse_conditions(args.ablate, args.noise)
+    # Resolve every target before running anything: a typo in the third path should not
+    # cost the first two evaluations.
+    targets = [resolve_target(path) for path in args.targets]
+    _unique_labels(targets)
+    envs = [resolve_env_config(t, args.env) for t in targets]
+    if args.video:
+        VideoRecorder(args.video, args.video_episodes)  # validates the path up front
+    results = []
+    videos = []
+    t0 = time.perf_counter()
+    for target, env_config in zip(targets, envs):
+        model = load_model(target, args.device)
+        recorder = None
+        if args.video:
+            path = _video_path(args.video, target.label, len(targets) > 1)
+            recorder = VideoRecorder(path, args.video_episodes)
+        results += evaluate_model(model, target, env_config, settings, conditions, splits, recorder)
+        if recorder is not None:
+            videos.append(recorder.write())
+    compared = comparisons(results)
+    if not args.quiet:
+        print_report(results, compared)
+    meta = {
+        "arguments": {k: v for k, v in vars(args).items() if k != "command"},
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "targets": [str(t.model_path) for t in targets],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if args.json:
+        write_json(args.json, report_dict(results, compared, meta))
+    if args.csv:
+        write_csv(args.csv, csv_rows(results, compared))
+    if not args.quiet:
+        for path in videos:
+            print(f"wrote {path}")
+        for path in (args.json, args.csv):
+            if path:
+                print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- evaluate-offline
+def add_offline_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``mmrl evaluate-offline``."""
+    p.add_argument("target", metavar="RUN_DIR|MODEL.zip", help="run folder or SB3 model file")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="Minari dataset id, e.g. mmrl/driving/expert-v0 (MINARI_DATASETS_PATH)",
+    )
+    p.add_argument("--gamma", type=float, default=0.99, help="discount of the FQE estimate")
+    p.add_argument(
+        "--fqe-iters",
+        type=_positive,
+        help="FQE iterations (default ceil(3 / (1 - gamma)), at most 400)",
+    )
+    p.add_argument("--fqe-steps", type=_positive, default=25, help="Adam steps per iteration")
+    p.add_argument(
+        "--fqe-features",
+        choices=("policy", "raw"),
+        default="policy",
+        help="Q-network inputs: the policy's features or raw observations",
+    )
+    p.add_argument("--max-episodes", type=_positive, help="use only the first N episodes")
+    p.add_argument(
+        "--stochastic", action="store_true", help="evaluate the stochastic policy (default: greedy)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="FQE initialization and minibatches")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto")
+    p.add_argument("--json", metavar="OUT.json", help="write the results as JSON")
+    p.add_argument("--csv", metavar="OUT.csv", help="write the results as one CSV row")
+    p.add_argument("--quiet", action="store_true", help="no table on the terminal")
+
+
+def run_evaluate_offline(args: argparse.Namespace) -> int:
+    """``mmrl evaluate-offline``: agreement, log-likelihood, FQE and behaviour return."""
+    from mmrl.cli import UsageError
+    from mmrl.evaluation.loading import load_model, resolve_target
+    from mmrl.evaluation.offline import evaluate_offline, load_logged_data
+    from mmrl.evaluation.report import print_offline, write_csv, write_json
+
+    if not 0.0 < args.gamma <= 1.0:
+        raise UsageError(f"--gamma must be in (0, 1], got {args.gamma}")
+    for flag, path in (("--json", args.json), ("--csv", args.csv)):
+        from pathlib import Path
+
+        if path and not Path(path).parent.is_dir():
+            raise UsageError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    target = resolve_target(args.target)
+    data = load_logged_data(args.dataset, args.max_episodes)
+    model = load_model(target, args.device)
+    result = evaluate_offline(
+        model,
+        target,
+        data,
+        args.gamma,
+        features=args.fqe_features,
+        iterations=args.fqe_iters,
+        steps_per_iter=args.fqe_steps,
+        stochastic=args.stochastic,
+        seed=args.seed,
+    )
+    if not args.quiet:
+        print_offline([result])
+    if args.json:
+        meta = {
+            "arguments": {k: v for k, v in vars(args).items() if k != "command"},
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        write_json(args.json, {"meta": meta, "results": [result.to_dict()]})
+    if args.csv:
+        row = result.to_dict()
+        fqe = row.pop("fqe")
+        agreement = row.pop("action_agreement")
+        row.update(
+            {
+                f"agreement_{agreement['metric']}": agreement["value"],
+                "fqe_value": fqe["value"],
+                "fqe_iterations": fqe["iterations"],
+                "fqe_td_rmse": fqe["td_rmse"],
+                "fqe_features": fqe["features"],
+            }
+        )
+        write_csv(args.csv, [row])
+    return 0

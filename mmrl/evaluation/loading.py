@@ -1,0 +1,306 @@
+"""Finding and loading what ``mmrl evaluate`` evaluates: run folders and bare ``model.zip`` files.
+
+A *target* is a run folder written by ``mmrl train`` (``config.yaml`` + ``model.zip``), a model
+file inside one (``RUN/best_model.zip``, ``RUN/checkpoints/step_*/model.zip``), or a bare SB3
+``model.zip`` with no run around it, which then needs an environment preset (``--env``). Run
+folders also provide the ``VecNormalize`` statistics saved with their checkpoints, so the
+policy sees observations normalized exactly as in training.
+
+Every refusal raises :class:`~mmrl.checkpoint.CheckpointError` or
+:class:`~mmrl.config.ConfigError` with one line naming the file and what to do; the CLI turns
+them into exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from mmrl.checkpoint import CheckpointError, check_model_file, latest_checkpoint, read_state
+from mmrl.config import ConfigError, EnvConfig, NormalizeConfig, RunConfig
+
+CONFIG_FILE = "config.yaml"
+MODEL_FILE = "model.zip"
+
+
+class SpaceMismatchError(CheckpointError):
+    """A model's observation or action space does not fit an environment or dataset."""
+
+
+@dataclasses.dataclass
+class Target:
+    """A model to evaluate, with what its run folder knows about it.
+
+    Attributes:
+        label: Short name for tables (the run folder's or the file's name).
+        model_path: The SB3 ``.zip`` file.
+        run_dir: The run folder, or ``None`` for a bare model file.
+        config: The run's resolved configuration (``None`` for a bare model file).
+        checkpoint: Checkpoint folder whose ``state.pkl`` holds the normalization statistics.
+    """
+
+    label: str
+    model_path: Path
+    run_dir: Path | None = None
+    config: RunConfig | None = None
+    checkpoint: Path | None = None
+
+    @property
+    def normalize(self) -> NormalizeConfig:
+        """The run's observation normalization (none for bare model files)."""
+        return self.config.agent.normalize if self.config is not None else NormalizeConfig()
+
+    @property
+    def gamma(self) -> float:
+        """The run's discount factor (0.99 for bare model files)."""
+        return self.config.agent.ppo.gamma if self.config is not None else 0.99
+
+
+def _run_dir_of(model_path: Path) -> Path | None:
+    """The run folder holding ``model_path`` (``RUN/x.zip`` or ``RUN/checkpoints/s/x.zip``)."""
+    parent = model_path.parent
+    if (parent / CONFIG_FILE).is_file():
+        return parent
+    if parent.parent.name == "checkpoints" and (parent.parent.parent / CONFIG_FILE).is_file():
+        return parent.parent.parent
+    return None
+
+
+def resolve_target(path: str | Path) -> Target:
+    """Finds the model file and run folder of a command-line target.
+
+    Args:
+        path: A run folder or a model ``.zip`` (inside a run folder or not).
+
+    Returns:
+        The :class:`Target`; its model file has passed :func:`check_model_file`.
+
+    Raises:
+        CheckpointError: Missing path, a folder that is not a run folder, a run without any
+            model, or a file that is not an SB3 model archive.
+        ConfigError: A run folder whose ``config.yaml`` is invalid.
+    """
+    from mmrl.train import load_run_config
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such run folder or model file")
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise CheckpointError(
+                f"{path}: not an mmrl run folder (no {CONFIG_FILE}); pass a model .zip with --env"
+            )
+        run_dir = path
+        checkpoint = latest_checkpoint(run_dir / "checkpoints")
+        model_path = run_dir / MODEL_FILE
+        if not model_path.is_file():
+            # An unfinished (or killed) run: evaluate its newest complete checkpoint.
+            if checkpoint is None:
+                raise CheckpointError(
+                    f"{run_dir}: no {MODEL_FILE} and no complete checkpoint to evaluate"
+                )
+            model_path = checkpoint / MODEL_FILE
+        label = run_dir.name
+    else:
+        model_path = path
+        run_dir = _run_dir_of(path)
+        if run_dir is None:
+            checkpoint = None
+            label = path.stem if path.stem != "model" else path.parent.name or path.stem
+        elif path.parent.parent.name == "checkpoints":
+            checkpoint = path.parent
+            label = f"{run_dir.name}/{path.parent.name}"
+        else:
+            checkpoint = latest_checkpoint(run_dir / "checkpoints")
+            label = run_dir.name if path.name == MODEL_FILE else f"{run_dir.name}/{path.stem}"
+    check_model_file(model_path)
+    config = load_run_config(run_dir) if run_dir is not None else None
+    return Target(label, model_path, run_dir, config, checkpoint)
+
+
+def resolve_env_config(target: Target, env: str | None) -> EnvConfig:
+    """The environment a target is evaluated on: ``--env`` if given, else its run's.
+
+    Raises:
+        ConfigError: A bare model file without ``env``, or an unknown preset.
+    """
+    from mmrl.make import resolve_env
+
+    if env is not None:
+        return resolve_env(env)
+    if target.config is None:
+        from mmrl.config import available_presets
+
+        raise ConfigError(
+            f"{target.model_path} is a bare model file (no run folder with {CONFIG_FILE}): pass "
+            f"--env with an env preset ({', '.join(available_presets('envs'))}) or a Gymnasium id"
+        )
+    return target.config.env
+
+
+def normalization_stats(target: Target) -> Any | None:
+    """The ``VecNormalize`` observation statistics (``obs_rms``) saved with a run's checkpoint.
+
+    Returns:
+        ``None`` when the run does not normalize observations; otherwise the
+        ``RunningMeanStd`` (or dict of them per key) that training used.
+
+    Raises:
+        CheckpointError: The run normalizes observations but no checkpoint holds the statistics.
+    """
+    if not target.normalize.obs_keys:
+        return None
+    if target.checkpoint is None:
+        raise CheckpointError(
+            f"{target.label}: the run normalizes observations {target.normalize.obs_keys} but has "
+            "no checkpoint with the VecNormalize statistics (checkpoints/ is missing or empty)"
+        )
+    for layer in read_state(target.checkpoint).get("env", []):
+        if layer.get("kind") == "VecNormalize":
+            return layer["obs_rms"]
+    raise CheckpointError(
+        f"{target.checkpoint}: state.pkl holds no VecNormalize statistics although the run "
+        f"normalizes {target.normalize.obs_keys}"
+    )
+
+
+def algorithm_class(model_path: Path) -> type:
+    """The SB3 algorithm class that saved ``model_path``, from its policy class.
+
+    mmrl trains PPO; zips of other SB3 algorithms (DQN, SAC, TD3, A2C) load with their own
+    class so evaluation works for baselines too.
+    """
+    import stable_baselines3 as sb3
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    try:
+        data, _, _ = load_from_zip_file(model_path, device="cpu", load_data=True)
+    except Exception as err:  # SB3 raises bare ValueError/KeyError/pickle errors here.
+        raise CheckpointError(f"cannot read {model_path}: {one_line(err)}") from None
+    module = getattr(data.get("policy_class"), "__module__", "") if data else ""
+    for name in ("dqn", "sac", "td3", "ddpg"):
+        if f".{name}." in f"{module}.":
+            return getattr(sb3, name.upper())
+    return sb3.PPO
+
+
+def load_model(target: Target, device: str = "auto") -> Any:
+    """Loads the SB3 model of a target (no environment attached).
+
+    Raises:
+        CheckpointError: When SB3 cannot load the archive.
+    """
+    from mmrl.train import resolve_device
+
+    cls = algorithm_class(target.model_path)
+    try:
+        return cls.load(target.model_path, device=resolve_device(device))
+    except (ValueError, KeyError, RuntimeError, AttributeError, TypeError) as err:
+        raise CheckpointError(
+            f"cannot load {target.model_path} (saved by another version of its extractor?): "
+            f"{one_line(err)}"
+        ) from None
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception message on one line: torch's state-dict errors list one line per tensor."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}"
+    if len(lines) > 2:
+        text += f" (+{len(lines) - 2} more)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------- space checks
+def policy_view(space: spaces.Space) -> spaces.Space:
+    """The observation space as an SB3 policy stores it: channel-last images transposed.
+
+    SB3 wraps image envs in ``VecTransposeImage`` before building the policy, so a model's
+    saved space has ``(C, H, W)`` images where the environment reports ``(H, W, C)``; the
+    model's ``predict`` transposes observations itself.
+    """
+    from stable_baselines3.common.preprocessing import (
+        is_image_space,
+        is_image_space_channels_first,
+    )
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    def one(sub: spaces.Space) -> spaces.Space:
+        if is_image_space(sub) and not is_image_space_channels_first(sub):
+            return VecTransposeImage.transpose_space(sub)
+        return sub
+
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({k: one(v) for k, v in space.spaces.items()})
+    return one(space)
+
+
+def _describe(space: spaces.Space) -> str:
+    if isinstance(space, spaces.Box):
+        low, high = np.min(space.low), np.max(space.high)
+        return f"Box({low:g}, {high:g}, {tuple(space.shape)}, {space.dtype})"
+    return str(space)
+
+
+def space_differences(
+    model_space: spaces.Space, other_space: spaces.Space, other: str = "environment"
+) -> list[str]:
+    """Human-readable differences between a model's space and another (empty if equal).
+
+    Args:
+        model_space: The model's observation or action space.
+        other_space: The environment's or dataset's space.
+        other: How to name the other side in the messages.
+    """
+    if isinstance(model_space, spaces.Dict) and isinstance(other_space, spaces.Dict):
+        mine, theirs = set(model_space.spaces), set(other_space.spaces)
+        out = []
+        if mine - theirs:
+            out.append(f"keys only in the model: {sorted(mine - theirs)}")
+        if theirs - mine:
+            out.append(f"keys only in the {other}: {sorted(theirs - mine)}")
+        for key in sorted(mine & theirs):
+            if model_space[key] != other_space[key]:
+                out.append(
+                    f"key {key!r}: model {_describe(model_space[key])} vs "
+                    f"{other} {_describe(other_space[key])}"
+                )
+        return out
+    if model_space != other_space:
+        return [f"model {_describe(model_space)} vs {other} {_describe(other_space)}"]
+    return []
+
+
+def check_spaces(
+    model: Any,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    other: str,
+) -> None:
+    """Refuses a model whose spaces differ from an environment's or a dataset's.
+
+    Args:
+        model: The SB3 model.
+        observation_space: The environment's (or dataset's) observation space, channel-last
+            images as environments report them.
+        action_space: Its action space.
+        other: What it is, for the message (``"environment mmrl/Driving-v0"``).
+
+    Raises:
+        SpaceMismatchError: Naming every differing key and both spaces.
+    """
+    obs_space = policy_view(observation_space)
+    problems = [
+        f"observation {p}" for p in space_differences(model.observation_space, obs_space, other)
+    ]
+    problems += [
+        f"action space: {p}" for p in space_differences(model.action_space, action_space, other)
+    ]
+    if problems:
+        raise SpaceMismatchError(f"the model does not fit the {other}: " + "; ".join(problems))

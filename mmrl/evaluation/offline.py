@@ -1,0 +1,698 @@
+"""Off-policy evaluation from logged data (``mmrl evaluate-offline``), no environment needed.
+
+Given a model and a Minari dataset of logged episodes (e.g. ``mmrl collect``'s expert data):
+
+* **agreement** with the logged actions: accuracy of the policy's greedy action (discrete) or
+  mean absolute error of its deterministic action (continuous);
+* **log-likelihood** of the logged actions under the policy (``policy.get_distribution``),
+  mean per step: how plausible the behaviour data is under the policy;
+* **Fitted Q Evaluation** (FQE, Le, Voloshin & Yue 2019, "Batch Policy Learning under
+  Constraints", sec. 4): the policy's discounted return estimated from logged transitions
+  alone, by iterating ``Q_k(s, a) <- r + gamma (1 - terminated) V_{k-1}(s')`` as a supervised
+  regression, with ``V(s') = sum_a pi(a|s') Q(s', a)`` (discrete; ``Q(s', pi(s'))`` for
+  continuous actions) and the estimate ``mean_episodes V_K(s_0)``;
+* the **behaviour return** of the dataset itself (mean episode return, undiscounted and
+  discounted with the same ``gamma``), the number FQE should be compared with.
+
+The Q-network reads either the policy's own features (``features="policy"``, default: the
+frozen extractor output, computed once for every logged state, so FQE trains a small MLP and
+costs seconds) or the raw observations (``features="raw"``: a small CNN per image key, a
+mean-pooled embedding per token key and the flattened remaining keys, trained end to end).
+Training is batched torch (minibatches of transition indices), with no per-sample Python loop.
+
+Each FQE iteration takes ``steps_per_iter`` Adam steps warm-started from the previous Q (a
+fresh regression per iteration as in the paper is equivalent when each fit converges and much
+slower); targets use a frozen copy of the previous iteration's Q. Values propagate one step per
+iteration, so the iteration count must exceed the effective horizon: the default is
+``ceil(3 / (1 - gamma))`` capped at 400 and at ``3 x`` the longest logged episode.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from torch import nn
+
+from mmrl.config import ConfigError
+from mmrl.evaluation.loading import Target, check_spaces, normalization_stats
+
+FEATURE_MODES = ("policy", "raw")
+_CHUNK = 1024  # states per forward pass when sweeping the whole dataset
+
+
+# ---------------------------------------------------------------------------- logged data
+@dataclasses.dataclass
+class LoggedData:
+    """Logged episodes flattened for batched indexing.
+
+    All ``S`` states (every episode's ``T + 1`` observations, the final one included) are
+    stored once; transition ``i`` goes from ``states[state_idx[i]]`` to
+    ``states[state_idx[i] + 1]``.
+
+    Attributes:
+        dataset_id: The Minari id.
+        observation_space: The dataset's observation space (channel-last images).
+        action_space: The dataset's action space.
+        observations: Key -> ``(S, ...)`` array in the dataset's dtype.
+        actions: ``(N,)`` int64 (discrete) or ``(N, d)`` float32 logged actions.
+        rewards: ``(N,)`` float64.
+        terminated: ``(N,)`` bool, true terminations (truncations bootstrap).
+        state_idx: ``(N,)`` int64 index of each transition's state.
+        first_idx: ``(E,)`` int64 index of each episode's first state.
+        episode_of: ``(N,)`` int64 episode of each transition.
+        step_of: ``(N,)`` int64 step of each transition within its episode.
+    """
+
+    dataset_id: str
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    observations: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    state_idx: np.ndarray
+    first_idx: np.ndarray
+    episode_of: np.ndarray
+    step_of: np.ndarray
+
+    @property
+    def n_transitions(self) -> int:
+        """``N``."""
+        return len(self.rewards)
+
+    @property
+    def n_episodes(self) -> int:
+        """``E``."""
+        return len(self.first_idx)
+
+    @property
+    def n_states(self) -> int:
+        """``S = N + E``."""
+        return len(next(iter(self.observations.values())))
+
+    @property
+    def discrete(self) -> bool:
+        """Whether actions are discrete."""
+        return isinstance(self.action_space, spaces.Discrete)
+
+    def episode_returns(self, gamma: float = 1.0) -> np.ndarray:
+        """``(E,)`` float64 (discounted) return of every logged episode."""
+        weights = self.rewards * np.power(gamma, self.step_of, dtype=np.float64)
+        return np.bincount(self.episode_of, weights=weights, minlength=self.n_episodes)
+
+    def episode_lengths(self) -> np.ndarray:
+        """``(E,)`` int64 steps of every logged episode."""
+        return np.bincount(self.episode_of, minlength=self.n_episodes).astype(np.int64)
+
+    def states(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Observations of states ``idx`` (key -> ``(len(idx), ...)``)."""
+        return {k: v[idx] for k, v in self.observations.items()}
+
+
+def _stack(values: Any, key: str, dataset_id: str) -> np.ndarray:
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"dataset {dataset_id!r}: observation key {key!r}: {err}") from None
+
+
+def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> LoggedData:
+    """Reads a Minari dataset of Dict observations into :class:`LoggedData`.
+
+    Args:
+        dataset_id: Minari id (looked up under ``MINARI_DATASETS_PATH``).
+        max_episodes: Read only the first episodes (``None``: all).
+
+    Raises:
+        ConfigError: Missing, unreadable or empty dataset, or one that is not a Dict-observation
+            dataset with Discrete or Box actions.
+    """
+    import minari
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    path = get_dataset_path(dataset_id)
+    if not (path / "data").is_dir():
+        raise ConfigError(
+            f"--dataset {dataset_id}: not found in {get_dataset_path()} (set "
+            "MINARI_DATASETS_PATH, or create it with mmrl collect)"
+        )
+    try:
+        dataset = minari.load_dataset(dataset_id)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"--dataset {dataset_id}: unreadable ({err})") from None
+    obs_space, act_space = dataset.observation_space, dataset.action_space
+    if not isinstance(obs_space, spaces.Dict):
+        raise ConfigError(f"--dataset {dataset_id}: observations are {obs_space}, not a Dict")
+    if not isinstance(act_space, spaces.Discrete | spaces.Box):
+        raise ConfigError(f"--dataset {dataset_id}: unsupported action space {act_space}")
+    n = dataset.total_episodes
+    if max_episodes is not None:
+        n = min(max_episodes, n)
+    if n < 1:
+        raise ConfigError(f"--dataset {dataset_id}: no episodes")
+    obs_parts: dict[str, list[np.ndarray]] = {k: [] for k in obs_space.spaces}
+    actions, rewards, terminated, state_idx, first_idx, episode_of, step_of = ([] for _ in range(7))
+    offset = 0
+    for e, episode in enumerate(dataset.iterate_episodes(list(range(n)))):
+        t = len(episode.rewards)
+        for key in obs_space.spaces:
+            arr = _stack(episode.observations[key], key, dataset_id)
+            if len(arr) != t + 1:
+                raise ConfigError(
+                    f"--dataset {dataset_id}: episode {e} has {len(arr)} {key!r} observations "
+                    f"for {t} steps (expected {t + 1})"
+                )
+            obs_parts[key].append(arr)
+        actions.append(np.asarray(episode.actions))
+        rewards.append(np.asarray(episode.rewards, dtype=np.float64))
+        terminated.append(np.asarray(episode.terminations, dtype=bool))
+        state_idx.append(offset + np.arange(t, dtype=np.int64))
+        first_idx.append(offset)
+        episode_of.append(np.full(t, e, dtype=np.int64))
+        step_of.append(np.arange(t, dtype=np.int64))
+        offset += t + 1
+    act = np.concatenate(actions)
+    act = (
+        act.astype(np.int64).reshape(-1)
+        if isinstance(act_space, spaces.Discrete)
+        else (act.astype(np.float32).reshape(-1, *act_space.shape))
+    )
+    return LoggedData(
+        dataset_id=dataset_id,
+        observation_space=obs_space,
+        action_space=act_space,
+        observations={k: np.concatenate(v) for k, v in obs_parts.items()},
+        actions=act,
+        rewards=np.concatenate(rewards),
+        terminated=np.concatenate(terminated),
+        state_idx=np.concatenate(state_idx),
+        first_idx=np.asarray(first_idx, dtype=np.int64),
+        episode_of=np.concatenate(episode_of),
+        step_of=np.concatenate(step_of),
+    )
+
+
+def normalize_observations(
+    observations: Mapping[str, np.ndarray], obs_rms: Any, keys: list[str]
+) -> dict[str, np.ndarray]:
+    """Applies a run's ``VecNormalize`` statistics as ``VecNormalize`` does (defaults).
+
+    ``(x - mean) / sqrt(var + 1e-8)`` clipped to ``[-10, 10]`` for each key in ``keys``.
+    """
+    out = dict(observations)
+    for key in keys:
+        rms = obs_rms[key] if isinstance(obs_rms, Mapping) else obs_rms
+        norm = (observations[key] - rms.mean) / np.sqrt(rms.var + 1e-8)
+        out[key] = np.clip(norm, -10.0, 10.0).astype(np.float32)
+    return out
+
+
+# ---------------------------------------------------------------------------- the policy's view
+@dataclasses.dataclass
+class PolicyOutputs:
+    """The policy evaluated on every logged state.
+
+    Attributes:
+        actions: ``(S,)`` int64 or ``(S, d)`` float32 deterministic (greedy) actions.
+        log_probs: ``(S, A)`` float32 action log-probabilities (discrete actor-critic
+            policies), else ``None``.
+        logged_log_prob: ``(N,)`` float64 log-likelihood of each logged action, or ``None``
+            for policies without a distribution (DQN).
+        features: ``(S, F)`` float32 policy features, when requested.
+    """
+
+    actions: np.ndarray
+    log_probs: np.ndarray | None
+    logged_log_prob: np.ndarray | None
+    features: np.ndarray | None
+
+
+def _features(policy: Any, obs_t: Any) -> th.Tensor:
+    """The features the policy's value estimate is built on (its critic's extractor)."""
+    extractor = getattr(policy, "vf_features_extractor", None) or getattr(
+        policy, "features_extractor", None
+    )
+    if extractor is None and hasattr(policy, "q_net"):  # DQN
+        extractor = policy.q_net.features_extractor
+    if extractor is None:
+        raise ConfigError(
+            f"--fqe-features policy: {type(policy).__name__} has no features extractor; "
+            "use --fqe-features raw"
+        )
+    return policy.extract_features(obs_t, extractor)
+
+
+@th.no_grad()
+def policy_outputs(
+    policy: Any, data: LoggedData, observations: Mapping[str, np.ndarray], with_features: bool
+) -> PolicyOutputs:
+    """Runs the policy over every logged state in chunks of :data:`_CHUNK`.
+
+    Args:
+        policy: An SB3 policy (in eval mode).
+        data: The logged data.
+        observations: ``data.observations``, normalized as the policy expects.
+        with_features: Also return the policy's features (for ``--fqe-features policy``).
+    """
+    policy.set_training_mode(False)
+    has_dist = hasattr(policy, "get_distribution")
+    actions, log_probs, feats = [], [], []
+    for start in range(0, data.n_states, _CHUNK):
+        idx = np.arange(start, min(start + _CHUNK, data.n_states))
+        batch = {k: v[idx] for k, v in observations.items()}
+        act, _ = policy.predict(batch, deterministic=True)
+        actions.append(np.asarray(act))
+        obs_t, _ = policy.obs_to_tensor(batch)
+        if has_dist and data.discrete:
+            dist = policy.get_distribution(obs_t).distribution
+            log_probs.append(th.log_softmax(dist.logits, dim=-1).cpu().numpy())
+        if with_features:
+            feats.append(_features(policy, obs_t).float().cpu().numpy())
+    lp = np.concatenate(log_probs) if log_probs else None
+    if lp is not None:
+        logged = lp[data.state_idx, data.actions].astype(np.float64)
+    elif has_dist:
+        logged = np.empty(data.n_transitions, dtype=np.float64)
+        for start in range(0, data.n_transitions, _CHUNK):
+            rows = slice(start, min(start + _CHUNK, data.n_transitions))
+            obs_t, _ = policy.obs_to_tensor(
+                {k: v[data.state_idx[rows]] for k, v in observations.items()}
+            )
+            act_t = th.as_tensor(data.actions[rows], device=policy.device)
+            if getattr(policy, "squash_output", False):
+                act_t = policy.scale_action(act_t)  # the distribution lives in [-1, 1]
+            dist = policy.get_distribution(obs_t)
+            logged[rows] = dist.log_prob(act_t).double().cpu().numpy()
+    else:
+        logged = None
+    return PolicyOutputs(
+        actions=np.concatenate(actions),
+        log_probs=lp,
+        logged_log_prob=logged,
+        features=np.concatenate(feats) if feats else None,
+    )
+
+
+# ---------------------------------------------------------------------------- FQE
+class RawEncoder(nn.Module):
+    """Encodes raw Dict observations for ``--fqe-features raw``.
+
+    Images (``(H, W, C)`` uint8): two stride-2 3x3 convolutions (16, 32 channels), global
+    average pooling. Token ids (1-D integer Box): mean of learned 16-d word embeddings over
+    non-padding tokens. Everything else: flattened as float.
+
+    Args:
+        observation_space: The dataset's Dict space (channel-last images).
+    """
+
+    def __init__(self, observation_space: spaces.Dict) -> None:
+        super().__init__()
+        from stable_baselines3.common.preprocessing import is_image_space
+
+        self.images = nn.ModuleDict()
+        self.tokens = nn.ModuleDict()
+        self.flat: list[str] = []
+        dim = 0
+        for key, sub in observation_space.spaces.items():
+            if is_image_space(sub, check_channels=False) and len(sub.shape) == 3:
+                self.images[key] = nn.Sequential(
+                    nn.Conv2d(sub.shape[-1], 16, 3, stride=2, padding=1),
+                    nn.ReLU(),
+                    nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                    nn.ReLU(),
+                    nn.AdaptiveAvgPool2d(1),
+                    nn.Flatten(),
+                )
+                dim += 32
+            elif (
+                isinstance(sub, spaces.Box)
+                and len(sub.shape) == 1
+                and np.issubdtype(sub.dtype, np.integer)
+            ):
+                self.tokens[key] = nn.Embedding(int(np.max(sub.high)) + 1, 16, padding_idx=0)
+                dim += 16
+            else:
+                self.flat.append(key)
+                dim += int(np.prod(sub.shape)) if sub.shape else 1
+        self.output_dim = dim
+
+    def forward(self, obs: Mapping[str, th.Tensor]) -> th.Tensor:
+        """Key -> raw batched tensor (``(B, ...)``) to ``(B, output_dim)`` float."""
+        parts = []
+        for key, net in self.images.items():
+            parts.append(net(obs[key].permute(0, 3, 1, 2).float() / 255.0))
+        for key, emb in self.tokens.items():
+            ids = obs[key].long()
+            mask = (ids != 0).float().unsqueeze(-1)
+            parts.append((emb(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        for key in self.flat:
+            parts.append(obs[key].float().reshape(len(obs[key]), -1))
+        return th.cat(parts, dim=1)
+
+
+class QNetwork(nn.Module):
+    """``Q(s, .)`` (discrete: ``(B, A)``) or ``Q(s, a)`` (continuous: ``(B,)``).
+
+    Args:
+        input_dim: Width of the state features.
+        action_space: Discrete or Box.
+        hidden: Hidden width of the two-layer MLP head.
+        encoder: Trainable observation encoder (raw mode), or ``None`` when the inputs are
+            precomputed features.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        action_space: spaces.Space,
+        hidden: int = 128,
+        encoder: RawEncoder | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        out = int(action_space.n) if self.discrete else 1
+        extra = 0 if self.discrete else int(np.prod(action_space.shape))
+        self.head = nn.Sequential(
+            nn.Linear(input_dim + extra, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, out),
+        )
+
+    def forward(self, states: Any, actions: th.Tensor | None = None) -> th.Tensor:
+        """States (features ``(B, F)`` or a raw observation dict) [+ actions] to Q-values."""
+        x = self.encoder(states) if self.encoder is not None else states
+        if self.discrete:
+            return self.head(x)
+        return self.head(th.cat([x, actions.reshape(len(x), -1).float()], dim=1)).squeeze(-1)
+
+
+@dataclasses.dataclass
+class FQEResult:
+    """Outcome of Fitted Q Evaluation.
+
+    Attributes:
+        value: Estimated discounted return of the policy from the logged initial states.
+        initial_values: ``(E,)`` estimated value of every logged initial state.
+        iterations: FQE iterations run.
+        td_error: Root mean squared Bellman residual of the final Q on the logged data.
+        history: Estimate after every iteration (convergence diagnostics).
+        seconds: Wall-clock time.
+    """
+
+    value: float
+    initial_values: np.ndarray
+    iterations: int
+    td_error: float
+    history: list[float]
+    seconds: float
+
+
+def default_iterations(gamma: float, max_episode_length: int) -> int:
+    """``ceil(3 / (1 - gamma))`` (``gamma^k`` below 5 %), at most 400 and 3x the longest episode.
+
+    Values travel one step per FQE iteration, so fewer iterations truncate the horizon;
+    beyond the longest logged episode (x3 for the fit to settle) nothing new propagates.
+    """
+    horizon = 400 if gamma >= 1.0 else math.ceil(3.0 / (1.0 - gamma))
+    return int(max(1, min(400, horizon, 3 * max_episode_length)))
+
+
+def fitted_q_evaluation(
+    data: LoggedData,
+    outputs: PolicyOutputs,
+    gamma: float,
+    *,
+    features: str = "policy",
+    observations: Mapping[str, np.ndarray] | None = None,
+    iterations: int | None = None,
+    steps_per_iter: int = 25,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    hidden: int = 128,
+    stochastic: bool = False,
+    seed: int = 0,
+    device: str | th.device = "cpu",
+) -> FQEResult:
+    """Fitted Q Evaluation of the policy behind ``outputs`` on ``data``.
+
+    Args:
+        data: Logged transitions.
+        outputs: The policy on every logged state (:func:`policy_outputs`).
+        gamma: Discount factor in ``(0, 1]``.
+        features: ``policy`` (``outputs.features`` as inputs) or ``raw`` (observations).
+        observations: Raw observations for ``raw`` (default ``data.observations``).
+        iterations: FQE iterations (default :func:`default_iterations`).
+        steps_per_iter: Adam steps per iteration.
+        batch_size: Transitions per step.
+        lr: Adam step size.
+        hidden: Hidden width of the Q head.
+        stochastic: Evaluate the stochastic policy (discrete: expectation over
+            ``outputs.log_probs``) rather than the greedy one.
+        seed: Seeds the network initialization and minibatch sampling.
+        device: Torch device.
+
+    Returns:
+        The :class:`FQEResult`.
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ConfigError(f"--gamma must be in (0, 1], got {gamma}")
+    if features not in FEATURE_MODES:
+        raise ConfigError(f"--fqe-features must be one of {FEATURE_MODES}, got {features!r}")
+    if stochastic and data.discrete and outputs.log_probs is None:
+        raise ConfigError("--stochastic FQE needs a policy with an action distribution")
+    t0 = time.perf_counter()
+    device = th.device(device)
+    gen = th.Generator().manual_seed(seed)
+    th.manual_seed(seed)
+    iterations = iterations or default_iterations(gamma, int(data.episode_lengths().max()))
+
+    # ---- inputs: precomputed features, or raw observations fed to a trainable encoder
+    if features == "policy":
+        if outputs.features is None:
+            raise ValueError("policy_outputs(..., with_features=True) is needed for 'policy'")
+        # Standardized per dimension: extractor outputs can sit far from zero with very
+        # different scales (e.g. post-ReLU means of ~20), which slows the regression a lot.
+        raw_feats = outputs.features.astype(np.float32)
+        scale = raw_feats.std(axis=0) + 1e-6
+        feats = th.as_tensor((raw_feats - raw_feats.mean(axis=0)) / scale, device=device)
+        net = QNetwork(feats.shape[1], data.action_space, hidden).to(device)
+
+        def states(idx: th.Tensor) -> Any:
+            return feats[idx]
+    else:
+        raw = observations if observations is not None else data.observations
+        tensors = {k: th.as_tensor(v, device=device) for k, v in raw.items()}
+        encoder = RawEncoder(data.observation_space)
+        net = QNetwork(encoder.output_dim, data.action_space, hidden, encoder).to(device)
+
+        def states(idx: th.Tensor) -> Any:
+            return {k: v[idx] for k, v in tensors.items()}
+
+    # ---- the evaluated policy at every state: weights over actions or the action itself
+    if data.discrete:
+        n_actions = int(data.action_space.n)
+        if stochastic:
+            pi = th.as_tensor(np.exp(outputs.log_probs), device=device)
+        else:
+            pi = th.nn.functional.one_hot(
+                th.as_tensor(outputs.actions, device=device).long(), n_actions
+            ).float()
+    else:
+        pi = th.as_tensor(outputs.actions, dtype=th.float32, device=device)
+    actions = th.as_tensor(data.actions, device=device)
+    rewards = th.as_tensor(data.rewards, dtype=th.float32, device=device)
+    cont = th.as_tensor(~data.terminated, dtype=th.float32, device=device)
+    s_idx = th.as_tensor(data.state_idx, device=device)
+    n_idx = s_idx + 1
+    first = th.as_tensor(data.first_idx, device=device)
+
+    @th.no_grad()
+    def values(model: QNetwork, idx: th.Tensor) -> th.Tensor:
+        """``V(s) = E_pi Q(s, a)`` for states ``idx`` in chunks."""
+        out = []
+        for chunk in th.split(idx, 4096):
+            if data.discrete:
+                out.append((model(states(chunk)) * pi[chunk]).sum(-1))
+            else:
+                out.append(model(states(chunk), pi[chunk]))
+        return th.cat(out)
+
+    def q_taken(model: QNetwork, idx: th.Tensor) -> th.Tensor:
+        """``Q(s_i, a_i)`` for transitions ``idx``."""
+        if data.discrete:
+            return model(states(s_idx[idx])).gather(1, actions[idx].long()[:, None]).squeeze(1)
+        return model(states(s_idx[idx]), actions[idx])
+
+    optimizer = th.optim.Adam(net.parameters(), lr=lr)
+    n = data.n_transitions
+    history = []
+    next_v = th.zeros(n, device=device)  # V_0 = 0: the first fit regresses on rewards
+    for _ in range(iterations):
+        targets = rewards + gamma * cont * next_v
+        net.train()
+        for _ in range(steps_per_iter):
+            idx = th.randint(n, (min(batch_size, n),), generator=gen).to(device)
+            loss = th.nn.functional.mse_loss(q_taken(net, idx), targets[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        net.eval()
+        frozen = copy.deepcopy(net)
+        next_v = values(frozen, n_idx)
+        history.append(float(values(frozen, first).mean()))
+    with th.no_grad():
+        residual = []
+        for chunk in th.split(th.arange(n, device=device), 4096):
+            target = rewards[chunk] + gamma * cont[chunk] * values(net, n_idx[chunk])
+            residual.append(q_taken(net, chunk) - target)
+        td = float(th.cat(residual).pow(2).mean().sqrt())
+    initial = values(net, first).cpu().numpy().astype(np.float64)
+    return FQEResult(
+        value=float(initial.mean()),
+        initial_values=initial,
+        iterations=iterations,
+        td_error=td,
+        history=history,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+# ---------------------------------------------------------------------------- the whole report
+@dataclasses.dataclass
+class OfflineResult:
+    """Everything ``mmrl evaluate-offline`` reports for one model.
+
+    Attributes:
+        label: The model's name.
+        dataset_id: The dataset.
+        gamma: Discount factor.
+        episodes: Logged episodes used.
+        transitions: Logged transitions used.
+        discrete: Whether actions are discrete.
+        agreement: Accuracy of greedy actions (discrete) or mean absolute error
+            (continuous) against the logged actions.
+        log_likelihood: Mean log-likelihood per step of the logged actions (``None`` for
+            policies without a distribution).
+        fqe: The FQE estimate and diagnostics.
+        behaviour_return: Mean undiscounted episode return in the data.
+        behaviour_discounted_return: Mean discounted (``gamma``) episode return in the data.
+        features: FQE input mode.
+        seconds: Total wall-clock time.
+    """
+
+    label: str
+    dataset_id: str
+    gamma: float
+    episodes: int
+    transitions: int
+    discrete: bool
+    agreement: float
+    log_likelihood: float | None
+    fqe: FQEResult
+    behaviour_return: float
+    behaviour_discounted_return: float
+    features: str
+    seconds: float
+
+    @property
+    def agreement_name(self) -> str:
+        """``accuracy`` or ``mean_abs_error``."""
+        return "accuracy" if self.discrete else "mean_abs_error"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON)."""
+        return {
+            "label": self.label,
+            "dataset": self.dataset_id,
+            "gamma": self.gamma,
+            "episodes": self.episodes,
+            "transitions": self.transitions,
+            "action_agreement": {"metric": self.agreement_name, "value": self.agreement},
+            "log_likelihood_per_step": self.log_likelihood,
+            "fqe": {
+                "value": self.fqe.value,
+                "initial_value_std": float(self.fqe.initial_values.std()),
+                "iterations": self.fqe.iterations,
+                "td_rmse": self.fqe.td_error,
+                "features": self.features,
+                "history": self.fqe.history,
+                "seconds": round(self.fqe.seconds, 3),
+            },
+            "behaviour_return": self.behaviour_return,
+            "behaviour_discounted_return": self.behaviour_discounted_return,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def evaluate_offline(
+    model: Any,
+    target: Target,
+    data: LoggedData,
+    gamma: float = 0.99,
+    *,
+    features: str = "policy",
+    iterations: int | None = None,
+    steps_per_iter: int = 25,
+    stochastic: bool = False,
+    seed: int = 0,
+) -> OfflineResult:
+    """Agreement, log-likelihood, FQE and behaviour return of a model on logged data.
+
+    Raises:
+        SpaceMismatchError: The model's spaces differ from the dataset's.
+        ConfigError: Bad ``gamma`` or FQE settings.
+    """
+    t0 = time.perf_counter()
+    check_spaces(model, data.observation_space, data.action_space, f"dataset {data.dataset_id}")
+    if features not in FEATURE_MODES:
+        raise ConfigError(f"--fqe-features must be one of {FEATURE_MODES}, got {features!r}")
+    observations = data.observations
+    stats = normalization_stats(target)
+    if stats is not None:
+        observations = normalize_observations(observations, stats, list(target.normalize.obs_keys))
+    policy = model.policy
+    outputs = policy_outputs(policy, data, observations, with_features=features == "policy")
+    greedy = outputs.actions[data.state_idx]
+    if data.discrete:
+        agreement = float(np.mean(greedy.reshape(-1) == data.actions))
+    else:
+        agreement = float(np.mean(np.abs(greedy.reshape(data.actions.shape) - data.actions)))
+    fqe = fitted_q_evaluation(
+        data,
+        outputs,
+        gamma,
+        features=features,
+        observations=observations,
+        iterations=iterations,
+        steps_per_iter=steps_per_iter,
+        stochastic=stochastic,
+        seed=seed,
+        device=policy.device,
+    )
+    ll = outputs.logged_log_prob
+    return OfflineResult(
+        label=target.label,
+        dataset_id=data.dataset_id,
+        gamma=gamma,
+        episodes=data.n_episodes,
+        transitions=data.n_transitions,
+        discrete=data.discrete,
+        agreement=agreement,
+        log_likelihood=float(ll.mean()) if ll is not None else None,
+        fqe=fqe,
+        behaviour_return=float(data.episode_returns(1.0).mean()),
+        behaviour_discounted_return=float(data.episode_returns(gamma).mean()),
+        features=features,
+        seconds=time.perf_counter() - t0,
+    )

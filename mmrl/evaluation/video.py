@@ -1,0 +1,196 @@
+"""Evaluation videos: camera, lidar polar plot, instruction, action and reward per frame.
+
+:class:`VideoRecorder` watches chosen episodes of a batched evaluation as a ``VecEnv``
+wrapper placed directly over the raw environment (below noise and normalization, so frames
+show the true sensors). It keeps only the few small observations of the recorded episodes and
+draws the frames with :func:`mmrl.envs.visualize.compose_frame` when writing, so recording
+costs almost nothing during the rollout. Each frame shows the observation the action was
+chosen from, that action and the reward it earned; an episode of length ``T`` gives ``T``
+frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+from mmrl.config import ConfigError
+
+_BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
+
+
+@dataclasses.dataclass
+class _Step:
+    obs: dict[str, np.ndarray]
+    action: np.ndarray
+    reward: float
+    instruction: str
+
+
+def episode_slots(n_episodes: int, n_envs: int, n_videos: int) -> list[tuple[int, int]]:
+    """Which ``(copy, episode index)`` pairs to record, in video order.
+
+    :func:`mmrl.rollout.collect_episodes` runs ``(n_episodes + i) // n_envs`` episodes on
+    copy ``i``; recording round-robin over copies within those quotas takes the earliest
+    episodes to finish and never asks for an episode that is not run.
+    """
+    quota = [(n_episodes + i) // n_envs for i in range(n_envs)]
+    slots: list[tuple[int, int]] = []
+    for k in range(max(quota, default=0)):
+        for i in range(n_envs):
+            if k < quota[i] and len(slots) < n_videos:
+                slots.append((i, k))
+    return slots
+
+
+def format_action(action: np.ndarray) -> str:
+    """``"3"`` for a discrete action, ``"[0.5, -1.0]"`` (2 decimals) for a continuous one."""
+    action = np.asarray(action)
+    if action.ndim == 0 and action.dtype.kind in "iub":
+        return str(int(action))
+    return "[" + ", ".join(f"{v:.2f}" for v in action.ravel().astype(float)) + "]"
+
+
+class VideoRecorder:
+    """Records episodes of an evaluation and writes them as one MP4 (OpenCV, ``mp4v``).
+
+    Args:
+        path: Output ``.mp4`` file; its folder must exist.
+        n_videos: Episodes to record (>= 1).
+        fps: Frames per second of the video.
+    """
+
+    def __init__(self, path: str | Path, n_videos: int = 3, fps: int = 15) -> None:
+        self.path = Path(path)
+        if n_videos < 1:
+            raise ConfigError(f"--video-episodes must be >= 1, got {n_videos}")
+        if self.path.suffix.lower() != ".mp4":
+            raise ConfigError(f"--video {self.path}: use a .mp4 file name")
+        if not self.path.parent.is_dir():
+            raise ConfigError(f"--video {self.path}: folder {self.path.parent} does not exist")
+        self.n_videos = int(n_videos)
+        self.fps = int(fps)
+        self.episodes: list[list[_Step]] = []
+        self._wrapper: _RecordingVecEnv | None = None
+
+    def wrap(self, venv: VecEnv, n_episodes: int | None = None) -> VecEnv:
+        """Wraps the raw evaluation ``VecEnv``.
+
+        Args:
+            venv: The raw ``VecEnv`` (before noise and normalization).
+            n_episodes: Episodes the evaluation will run (default ``n_videos``); it decides
+                which episodes exist on which copy (see :func:`episode_slots`).
+        """
+        total = n_episodes if n_episodes is not None else self.n_videos
+        slots = episode_slots(total, venv.num_envs, self.n_videos)
+        self._wrapper = _RecordingVecEnv(venv, slots)
+        return self._wrapper
+
+    @property
+    def recorded(self) -> list[list[_Step]]:
+        """The finished recorded episodes in video order."""
+        if self._wrapper is None:
+            return []
+        return self._wrapper.finished()
+
+    def frame_count(self) -> int:
+        """Frames the video will have (sum of recorded episode lengths)."""
+        return sum(len(e) for e in self.recorded)
+
+    def _frame(self, step: _Step, index: int, t: int, ret: float, total: int) -> np.ndarray:
+        from mmrl.envs.visualize import compose_frame
+
+        lines = [
+            f"episode {index + 1}/{total}   step {t}",
+            f"action {format_action(step.action)}   reward {step.reward:+.3f}   return {ret:+.3f}",
+        ]
+        return compose_frame(step.obs, step.instruction, lines)
+
+    def write(self) -> Path:
+        """Draws and writes the recorded episodes; returns the file path.
+
+        Raises:
+            ConfigError: Nothing was recorded or OpenCV cannot write the file.
+        """
+        episodes = self.recorded
+        if not episodes:
+            raise ConfigError(f"--video {self.path}: no episode was recorded")
+        # Frame height depends on how many lines the instruction wraps to; one size per video.
+        firsts = [self._frame(e[0], 0, 0, 0.0, len(episodes)) for e in episodes]
+        height = max(f.shape[0] for f in firsts)
+        width = max(f.shape[1] for f in firsts)
+        height += height % 2  # even sizes keep every MPEG-4 decoder happy
+        width += width % 2
+        writer = cv2.VideoWriter(
+            str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
+        )
+        if not writer.isOpened():
+            raise ConfigError(f"--video {self.path}: OpenCV cannot open an mp4v writer there")
+        try:
+            for index, episode in enumerate(episodes):
+                ret = 0.0
+                for t, step in enumerate(episode):
+                    ret += step.reward
+                    frame = self._frame(step, index, t, ret, len(episodes))
+                    canvas = np.empty((height, width, 3), dtype=np.uint8)
+                    canvas[:] = _BG
+                    canvas[: frame.shape[0], : frame.shape[1]] = frame
+                    writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+        return self.path
+
+
+class _RecordingVecEnv(VecEnvWrapper):
+    """Keeps ``(obs, action, reward, instruction)`` of the chosen ``(copy, episode)`` slots."""
+
+    def __init__(self, venv: VecEnv, slots: list[tuple[int, int]]) -> None:
+        super().__init__(venv)
+        self.slots = list(slots)
+        self._wanted = {c for c, _ in self.slots}
+        self._episode_index = np.zeros(self.num_envs, dtype=np.int64)
+        self._current: dict[tuple[int, int], list[_Step]] = {}
+        self._done: dict[tuple[int, int], list[_Step]] = {}
+        self._obs: dict[str, np.ndarray] | None = None
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> VecEnvObs:
+        obs = self.venv.reset()
+        self._episode_index[:] = 0
+        self._current.clear()
+        self._done.clear()
+        self._obs = obs
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        prev, actions = self._obs, self._actions
+        assert prev is not None and actions is not None, "reset() before step()"
+        for c in self._wanted:
+            slot = (c, int(self._episode_index[c]))
+            if slot not in self.slots:
+                continue
+            step = _Step(
+                obs={k: np.array(v[c]) for k, v in prev.items()},
+                action=np.array(actions[c]),
+                reward=float(rewards[c]),
+                instruction=str(infos[c].get("instruction", "")),
+            )
+            self._current.setdefault(slot, []).append(step)
+            if dones[c]:
+                self._done[slot] = self._current.pop(slot)
+        self._episode_index += np.asarray(dones, dtype=np.int64)
+        self._obs = obs
+        return obs, rewards, dones, infos
+
+    def finished(self) -> list[list[_Step]]:
+        return [self._done[s] for s in self.slots if s in self._done]
