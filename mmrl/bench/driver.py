@@ -1,0 +1,259 @@
+"""``mmrl bench``: run a grid of cells on a backend, record each, then write the report.
+
+The driver owns the bench folder: workers (processes or Ray tasks) only return records,
+and the driver writes every ``cell.json`` as results arrive, so a grid spread over a
+cluster still gathers into one ``--out`` and an interrupted grid keeps every finished cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mmrl.bench.backends import Backend, CellFn, InlineBackend
+from mmrl.bench.grid import (
+    BenchSpec,
+    Cell,
+    describe,
+    prepare_out,
+    split_done,
+    validate_spec,
+    write_error,
+    write_record,
+)
+from mmrl.config import ConfigError
+
+
+@dataclasses.dataclass
+class BenchResult:
+    """What a :func:`run_bench` call did.
+
+    Attributes:
+        out: The bench folder.
+        skipped: Cells already finished before this call.
+        finished: Cells finished by this call.
+        failed: Cells that raised (their traceback is in ``cells/<id>/error.txt``).
+        report: Files of the report (``None`` when the report was not written).
+        seconds: Wall-clock time of the call.
+    """
+
+    out: Path
+    skipped: list[Cell]
+    finished: list[Cell]
+    failed: list[Cell]
+    report: dict[str, Path | None] | None
+    seconds: float
+
+
+def preflight(envs: list[str]) -> None:
+    """Builds each environment once so a missing extra or a broken preset fails now, with
+    one clear line, rather than once per cell inside the workers.
+
+    Raises:
+        ConfigError: Naming the env and the underlying error.
+    """
+    from mmrl.make import make_env
+
+    for env_name in envs:
+        try:
+            env = make_env(env_name)
+            env.reset(seed=0)
+            env.close()
+        except ConfigError:
+            raise
+        except Exception as err:
+            raise ConfigError(
+                f"--envs {env_name}: cannot build the environment ({type(err).__name__}: {err})"
+            ) from None
+
+
+def cell_line(record: dict[str, Any]) -> str:
+    """One progress line for a finished cell."""
+    ev = record.get("eval", {})
+    parts = []
+    for split in ("train", "test"):
+        if split in ev and "success_rate" in ev[split]:
+            parts.append(f"{split} success {ev[split]['success_rate']:.2f}")
+    if "train" in ev and "mean_return" in ev["train"]:
+        parts.append(f"return {ev['train']['mean_return']:.2f}")
+    rate = record.get("steps_per_second")
+    if rate:
+        parts.append(f"{rate:,.0f} steps/s")
+    seconds = record.get("cell_seconds")
+    if seconds is not None:
+        parts.append(f"{seconds:.0f} s")
+    return f"{record.get('cell_id', '?')}: " + ", ".join(parts)
+
+
+def run_bench(
+    spec: BenchSpec,
+    out: str | Path,
+    backend: Backend | None = None,
+    cell_fn: CellFn | None = None,
+    *,
+    report: bool = True,
+    check_envs: bool = True,
+    progress: bool = True,
+    command: str | None = None,
+) -> BenchResult:
+    """Runs every unfinished cell of ``spec`` and writes the report.
+
+    Args:
+        spec: The grid and protocol.
+        out: The bench folder (created; reopened to resume).
+        backend: Where cells run (default: in this process).
+        cell_fn: ``fn(cell, spec, out) -> record`` (default
+            :func:`mmrl.bench.runner.run_cell`); injectable for tests and custom cells.
+        report: Write ``results.csv``, ``summary.md`` and figures at the end.
+        check_envs: Build each environment once before scheduling (see :func:`preflight`).
+        progress: Show a progress bar and one line per finished cell.
+        command: The command line, recorded in ``summary.md``.
+
+    Raises:
+        ConfigError: An invalid grid or a folder holding another protocol.
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    validate_spec(spec)
+    out = Path(out)
+    prepare_out(out, spec)
+    backend = backend or InlineBackend()
+    if cell_fn is None:
+        from mmrl.bench.runner import run_cell
+
+        cell_fn = run_cell
+    done, todo = split_done(out, spec)
+    if todo and check_envs:
+        preflight(list(dict.fromkeys(c.env for c in todo)))
+    total = len(done) + len(todo)
+    say = tqdm.write if progress else (lambda _msg: None)
+    say(
+        f"mmrl bench: {describe(spec.cells())} = {total} cells in {out}; "
+        f"{len(done)} already finished, {len(todo)} to run on {backend.describe()}"
+    )
+    finished: list[Cell] = []
+    failed: list[Cell] = []
+    bar = tqdm(total=total, initial=len(done), unit="cell", disable=not progress, file=sys.stderr)
+    try:
+        # Absolute: worker processes and Ray tasks may run in another working directory.
+        for outcome in backend.run(todo, cell_fn, spec, out.resolve()):
+            if outcome.record is not None:
+                write_record(out, outcome.record)
+                finished.append(outcome.cell)
+                say(f"[{len(done) + len(finished)}/{total}] {cell_line(outcome.record)}")
+            else:
+                path = write_error(out, outcome.cell, outcome.error or "unknown error")
+                failed.append(outcome.cell)
+                last = (outcome.error or "").strip().splitlines()[-1:] or ["?"]
+                say(f"[failed] {outcome.cell.cell_id}: {last[0]} (full traceback: {path})")
+            bar.update(1)
+    finally:
+        bar.close()
+        if report:
+            # Written even after Ctrl-C: the finished cells' numbers are still valid.
+            from mmrl.bench.report import write_report
+
+            files = write_report(out, command=command)
+        else:
+            files = None
+    if progress and files:
+        say(f"wrote {files['summary']} and {files['results']}")
+    return BenchResult(out, [c for c, _ in done], finished, failed, files, time.perf_counter() - t0)
+
+
+def spec_from_args(args: Any) -> BenchSpec:
+    """A :class:`BenchSpec` from ``mmrl bench`` arguments.
+
+    Raises:
+        UsageError / ConfigError: Bad values, with what is allowed.
+    """
+    from mmrl.bench.grid import available_fusions, parse_list, seeds_from_count
+
+    envs = parse_list(args.envs, "envs")
+    fusions = available_fusions() if args.fusions == "all" else parse_list(args.fusions, "fusions")
+    pretrained_dir = args.pretrained_dir
+    if args.pretrained and pretrained_dir is None:
+        pretrained_dir = "pretrained"
+    return BenchSpec(
+        envs=envs,
+        fusions=fusions,
+        seeds=seeds_from_count(args.seeds, args.seed_start),
+        steps=args.steps,
+        overrides=list(args.overrides),
+        device=args.device,
+        pretrained_dir=str(Path(pretrained_dir).resolve()) if pretrained_dir else None,
+        ablate=not args.no_ablation,
+        ablation_episodes=args.ablation_episodes,
+        threads=max(1, int(args.cpus_per_task)),
+    )
+
+
+def command_line(args: Any) -> str:
+    """The ``mmrl bench`` command that reproduces ``args`` (for ``summary.md``)."""
+    parts = ["mmrl", "bench", "--envs", args.envs, "--fusions", args.fusions]
+    parts += ["--seeds", str(args.seeds), "--steps", str(args.steps), "--out", str(args.out)]
+    if args.seed_start:
+        parts += ["--seed-start", str(args.seed_start)]
+    if args.pretrained_dir:
+        parts += ["--pretrained-dir", str(args.pretrained_dir)]
+    elif args.pretrained:
+        parts.append("--pretrained")
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+    if args.no_ablation:
+        parts.append("--no-ablation")
+    if args.ablation_episodes:
+        parts += ["--ablation-episodes", str(args.ablation_episodes)]
+    parts += ["--backend", args.backend, "--workers", str(args.workers)]
+    if args.backend == "ray":
+        if args.address:
+            parts += ["--address", args.address]
+        parts += ["--cpus-per-task", f"{args.cpus_per_task:g}",
+                  "--gpus-per-task", f"{args.gpus_per_task:g}"]  # fmt: skip
+    for item in args.overrides:
+        parts += ["--set", item]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_bench_command(args: Any) -> int:
+    """``mmrl bench``: exit 0 when every cell finished, 1 when some failed, 2 on bad input."""
+    from mmrl.bench.backends import make_backend
+    from mmrl.bench.grid import MANIFEST
+    from mmrl.cli import UsageError
+
+    out = Path(args.out)
+    command = command_line(args)
+    if args.report_only:
+        from mmrl.bench.report import write_report
+
+        if not (out / MANIFEST).is_file():
+            raise UsageError(f"--report-only: {out} is not a bench folder (no {MANIFEST})")
+        files = write_report(out)
+        print(f"wrote {files['summary']} and {files['results']}")
+        return 0
+    spec = spec_from_args(args)
+    if args.gpus_per_task > 0 and spec.device == "cpu":
+        raise UsageError("--gpus-per-task reserves GPUs that --device cpu would not use; "
+                         "add --device auto (or cuda)")  # fmt: skip
+    backend = make_backend(
+        args.backend,
+        workers=args.workers,
+        address=args.address,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_task=args.gpus_per_task,
+    )
+    result = run_bench(spec, out, backend, progress=not args.quiet, command=command)
+    if result.failed:
+        print(
+            f"mmrl bench: {len(result.failed)} cell(s) failed "
+            f"({', '.join(c.cell_id for c in result.failed)}); see cells/<id>/error.txt, "
+            f"then rerun the same command to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

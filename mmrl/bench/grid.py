@@ -1,0 +1,360 @@
+"""The benchmark grid: cells (env x fusion x seed), validation, the protocol and resume.
+
+A bench folder holds one *protocol* (steps, ``--set`` overrides, pretraining, evaluation
+settings) and any number of cells run under it::
+
+    OUT/bench.json                 the protocol and every cell ever requested
+    OUT/cells/<env>-<fusion>-s<seed>/run/        the training run (``mmrl train`` layout)
+    OUT/cells/<env>-<fusion>-s<seed>/cell.json   the finished cell's record (written last)
+    OUT/cells/<env>-<fusion>-s<seed>/error.txt   traceback of the last failed attempt
+
+``cell.json`` is written atomically once the cell is complete, so its presence is the
+single "done" flag: a rerun of the same command skips those cells and finishes the rest.
+Results of different protocols are never mixed in one folder (comparing fusions trained
+for different budgets would be meaningless), but the grid may grow (more seeds, envs or
+fusions) between invocations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mmrl.config import ConfigError, available_presets, find_preset, resolve_run_config
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "bench.json"
+CELLS_DIR = "cells"
+CELL_RECORD = "cell.json"
+CELL_ERROR = "error.txt"
+RUN_SUBDIR = "run"
+AGENT_PREFIX = "ppo-"
+#: Bumped when the meaning of a cell record changes, so old folders are not silently mixed.
+RECORD_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Cell:
+    """One (environment, fusion, seed) training run of the grid.
+
+    Attributes:
+        env: Environment preset name (``driving``) or preset YAML path.
+        fusion: Fusion name; the agent recipe is ``ppo-<fusion>``.
+        seed: Run seed.
+    """
+
+    env: str
+    fusion: str
+    seed: int
+
+    @property
+    def env_name(self) -> str:
+        """Short environment name (a preset path's file stem)."""
+        return Path(self.env).stem
+
+    @property
+    def agent(self) -> str:
+        """Agent recipe of the cell."""
+        return f"{AGENT_PREFIX}{self.fusion}"
+
+    @property
+    def cell_id(self) -> str:
+        """Folder name of the cell, unique within a grid."""
+        return f"{self.env_name}-{self.fusion}-s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"env": self.env, "fusion": self.fusion, "seed": self.seed}
+
+
+@dataclasses.dataclass
+class BenchSpec:
+    """A benchmark: the grid and the protocol every cell of it follows.
+
+    Attributes:
+        envs: Environment preset names (or YAML paths).
+        fusions: Fusion names (each needs an agent recipe ``ppo-<fusion>``).
+        seeds: Run seeds.
+        steps: Environment steps per cell.
+        overrides: ``--set`` overrides applied to every cell's run config.
+        device: ``auto``, ``cpu`` or ``cuda[:N]`` for training and evaluation.
+        pretrained_dir: Folder of ``mmrl pretrain`` checkpoints named ``<env>-<fusion>.pt``
+            (``None``: train from scratch).
+        ablate: Evaluate with each modality removed in turn.
+        ablation_episodes: Episodes per ablation (``None``: the run's ``eval_episodes``).
+        threads: Torch CPU threads per cell (keeps parallel cells from oversubscribing).
+    """
+
+    envs: list[str]
+    fusions: list[str]
+    seeds: list[int]
+    steps: int
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    device: str = "cpu"
+    pretrained_dir: str | None = None
+    ablate: bool = True
+    ablation_episodes: int | None = None
+    threads: int = 1
+
+    def cells(self) -> list[Cell]:
+        """Every cell, env-major then fusion then seed (the order they are scheduled in)."""
+        return [Cell(e, f, s) for e in self.envs for f in self.fusions for s in self.seeds]
+
+    def protocol(self) -> dict[str, Any]:
+        """What must be equal for two cells' results to be comparable."""
+        return {
+            "steps": self.steps,
+            "overrides": list(self.overrides),
+            "device": self.device,
+            "pretrained_dir": self.pretrained_dir,
+            "ablate": self.ablate,
+            "ablation_episodes": self.ablation_episodes,
+            "record_version": RECORD_VERSION,
+        }
+
+    def pretrained_path(self, cell: Cell) -> Path | None:
+        """The encoder checkpoint of a cell, or ``None`` when training from scratch."""
+        if self.pretrained_dir is None:
+            return None
+        return Path(self.pretrained_dir) / f"{cell.env_name}-{cell.fusion}.pt"
+
+    def cell_overrides(self, cell: Cell) -> list[str]:
+        """``--set`` overrides of one cell: the protocol's plus its pretrained checkpoint."""
+        overrides = list(self.overrides)
+        path = self.pretrained_path(cell)
+        if path is not None:
+            # JSON-quoted: the override is parsed as YAML, where a path with ": " or " #"
+            # would not stay a string.
+            overrides.append(f"agent.init.path={json.dumps(str(path))}")
+        return overrides
+
+
+def available_fusions() -> list[str]:
+    """Fusions that have an agent recipe ``ppo-<fusion>``."""
+    names = available_presets("agents")
+    return [n[len(AGENT_PREFIX) :] for n in names if n.startswith(AGENT_PREFIX)]
+
+
+def parse_list(value: str | Sequence[str], what: str) -> list[str]:
+    """``"a,b, c"`` (or a list) -> ``["a", "b", "c"]`` without empties or duplicates.
+
+    Raises:
+        ConfigError: On an empty list or a repeated name.
+    """
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = [item.strip() for item in items if item.strip()]
+    if not names:
+        raise ConfigError(f"--{what}: give at least one name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"--{what}: {', '.join(repeated)} given more than once")
+    return names
+
+
+def validate_spec(spec: BenchSpec) -> None:
+    """Checks the grid and protocol before any cell runs.
+
+    Every (env, fusion) run config is resolved with the overrides, so a typo in ``--set``
+    or a bad value fails now, not hours later in some worker.
+
+    Raises:
+        ConfigError: Unknown env or fusion (listing the available ones), no seeds, steps
+            below 1, duplicate names, bad overrides, or missing pretrained checkpoints.
+    """
+    if not spec.envs:
+        raise ConfigError("--envs: give at least one environment preset")
+    if not spec.fusions:
+        raise ConfigError("--fusions: give at least one fusion")
+    if len(spec.seeds) < 1:
+        raise ConfigError("--seeds must be >= 1 (number of seeds per env x fusion)")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise ConfigError(f"seeds must be distinct, got {spec.seeds}")
+    if spec.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {spec.steps}")
+    if spec.ablation_episodes is not None and spec.ablation_episodes < 1:
+        raise ConfigError(f"ablation episodes must be >= 1, got {spec.ablation_episodes}")
+    if spec.threads < 1:
+        raise ConfigError(f"threads per cell must be >= 1, got {spec.threads}")
+    for env in spec.envs:
+        try:
+            find_preset("envs", env)
+        except ConfigError:
+            raise ConfigError(
+                f"--envs: unknown environment preset {env!r}; available: "
+                f"{', '.join(available_presets('envs'))}"
+            ) from None
+    stems = [Path(e).stem for e in spec.envs]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"--envs: two presets share a name ({', '.join(spec.envs)})")
+    known = available_fusions()
+    unknown = [f for f in spec.fusions if f not in known]
+    if unknown:
+        raise ConfigError(
+            f"--fusions: unknown fusion {unknown[0]!r}; available: {', '.join(known)} "
+            f"(each needs an agent recipe {AGENT_PREFIX}<fusion>.yaml)"
+        )
+    if spec.pretrained_dir is not None:
+        folder = Path(spec.pretrained_dir)
+        if not folder.is_dir():
+            raise ConfigError(f"--pretrained-dir {folder}: no such folder")
+        missing = [
+            f"{e}-{f}.pt"
+            for e in stems
+            for f in spec.fusions
+            if not (folder / f"{e}-{f}.pt").is_file()
+        ]
+        if missing:
+            raise ConfigError(
+                f"--pretrained: {folder} lacks encoder checkpoint(s) {', '.join(missing)}; "
+                f"write one per env and fusion with mmrl pretrain, named <env>-<fusion>.pt"
+            )
+    sample_seed = spec.seeds[0]
+    for env in spec.envs:
+        for fusion in spec.fusions:
+            cell = Cell(env, fusion, sample_seed)
+            resolve_run_config(
+                env, cell.agent, spec.cell_overrides(cell), steps=spec.steps, seed=sample_seed
+            )
+
+
+# ---------------------------------------------------------------------------- folder state
+def cell_dir(out: Path, cell: Cell) -> Path:
+    """Folder of one cell inside a bench folder."""
+    return Path(out) / CELLS_DIR / cell.cell_id
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``, or ``None`` when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomic JSON write (readers never see half a file)."""
+    from mmrl.checkpoint import atomic_write_bytes  # imports torch: only when writing
+
+    atomic_write_bytes(Path(path), (json.dumps(data, indent=2) + "\n").encode())
+
+
+def prepare_out(out: Path, spec: BenchSpec) -> None:
+    """Creates or reopens a bench folder, refusing one that holds another protocol.
+
+    Raises:
+        ConfigError: ``out`` holds a bench run with different steps, overrides, device,
+            pretraining or ablation settings.
+    """
+    out = Path(out)
+    manifest = read_json(out / MANIFEST)
+    protocol = spec.protocol()
+    requested = [c.to_dict() for c in spec.cells()]
+    if manifest is None:
+        if out.exists() and any(out.iterdir()) and not (out / CELLS_DIR).is_dir():
+            raise ConfigError(f"--out {out} exists and is not a bench folder; pick another")
+        write_json(out / MANIFEST, {"protocol": protocol, "cells": requested})
+        return
+    old = manifest.get("protocol", {})
+    changed = sorted(k for k in set(old) | set(protocol) if old.get(k) != protocol.get(k))
+    if changed:
+        diffs = "; ".join(f"{k}: {old.get(k)!r} there, {protocol.get(k)!r} now" for k in changed)
+        raise ConfigError(
+            f"--out {out} holds a bench with a different protocol ({diffs}); "
+            f"use a new --out so results stay comparable"
+        )
+    cells = list(manifest.get("cells", []))
+    cells += [c for c in requested if c not in cells]
+    write_json(out / MANIFEST, {"protocol": protocol, "cells": cells})
+
+
+def load_record(out: Path, cell: Cell, protocol: dict[str, Any] | None = None) -> dict | None:
+    """The finished record of a cell, or ``None`` if it still has to run.
+
+    A record written under another protocol (a folder edited by hand) counts as unfinished.
+    """
+    path = cell_dir(out, cell) / CELL_RECORD
+    if not path.exists():
+        return None
+    record = read_json(path)
+    if record is None or "cell" not in record:
+        log.warning("%s is unreadable; the cell will run again", path)
+        return None
+    if protocol is not None and record.get("protocol") != protocol:
+        log.warning("%s was written under another protocol; the cell will run again", path)
+        return None
+    return record
+
+
+def split_done(out: Path, spec: BenchSpec) -> tuple[list[tuple[Cell, dict[str, Any]]], list[Cell]]:
+    """Cells of ``spec`` that already finished (with their records) and those still to run."""
+    protocol = spec.protocol()
+    done: list[tuple[Cell, dict[str, Any]]] = []
+    todo: list[Cell] = []
+    for cell in spec.cells():
+        record = load_record(out, cell, protocol)
+        if record is None:
+            todo.append(cell)
+        else:
+            done.append((cell, record))
+    return done, todo
+
+
+def all_records(out: Path) -> list[dict[str, Any]]:
+    """Every finished cell record in a bench folder (what the report covers)."""
+    out = Path(out)
+    manifest = read_json(out / MANIFEST) or {}
+    protocol = manifest.get("protocol")
+    records = []
+    for item in manifest.get("cells", []):
+        try:
+            cell = Cell(str(item["env"]), str(item["fusion"]), int(item["seed"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        record = load_record(out, cell, protocol)
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def write_record(out: Path, record: dict[str, Any]) -> Path:
+    """Writes a finished cell's ``cell.json`` (atomic) and clears its old error file."""
+    cell = Cell(**record["cell"])
+    folder = cell_dir(out, cell)
+    write_json(folder / CELL_RECORD, record)
+    (folder / CELL_ERROR).unlink(missing_ok=True)
+    return folder / CELL_RECORD
+
+
+def write_error(out: Path, cell: Cell, text: str) -> Path:
+    """Records why a cell failed (the cell stays unfinished, so a rerun retries it)."""
+    from mmrl.checkpoint import atomic_write_bytes
+
+    path = cell_dir(out, cell) / CELL_ERROR
+    atomic_write_bytes(path, text.encode())
+    return path
+
+
+def seeds_from_count(count: int, start: int = 0) -> list[int]:
+    """``--seeds N`` -> ``[start, ..., start + N - 1]``.
+
+    Raises:
+        ConfigError: If ``count`` < 1.
+    """
+    if count < 1:
+        raise ConfigError(f"--seeds must be >= 1 (seeds per env x fusion), got {count}")
+    return list(range(start, start + count))
+
+
+def describe(cells: Iterable[Cell]) -> str:
+    """``"3 envs x 6 fusions x 3 seeds"``-style summary of a set of cells."""
+    cells = list(cells)
+    envs = {c.env for c in cells}
+    fusions = {c.fusion for c in cells}
+    seeds = {c.seed for c in cells}
+    return f"{len(envs)} env(s) x {len(fusions)} fusion(s) x {len(seeds)} seed(s)"

@@ -1,0 +1,218 @@
+"""The report of a bench folder: ``results.csv``, ``summary.md`` and the figures.
+
+Built only from the cell records (``cells/*/cell.json``), so it can be regenerated at any
+time (``mmrl bench --report-only --out DIR``), including while a grid is still running and
+after cells were gathered from Ray workers on other machines.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrl.bench import figures
+from mmrl.bench.aggregate import (
+    DEFAULT_REPS,
+    cell_row,
+    modalities_of,
+    summarize_fusion_over_envs,
+    summarize_group,
+)
+from mmrl.bench.grid import CELL_ERROR, MANIFEST, Cell, all_records, cell_dir, read_json
+from mmrl.checkpoint import atomic_write_bytes
+
+RESULTS_CSV = "results.csv"
+SUMMARY_MD = "summary.md"
+FIGURES = {
+    "curves": "learning_curves.png",
+    "final": "final_performance.png",
+    "robustness": "robustness.png",
+}
+#: Leading columns of results.csv; per-modality ablation columns follow.
+LEADING_COLUMNS = [
+    "env", "fusion", "seed", "steps", "success", "return", "collision", "length",
+    "test_success", "test_return", "generalization_gap", "eval_episodes",
+    "steps_per_second", "train_seconds", "cell_seconds", "params", "extractor_params",
+]  # fmt: skip
+
+
+def results_frame(records: Sequence[Mapping[str, Any]]) -> Any:
+    """One ``pandas.DataFrame`` row per cell, sorted by env, fusion, seed."""
+    import pandas as pd
+
+    rows = [cell_row(r) for r in records]
+    extra = sorted({c for r in rows for c in r} - set(LEADING_COLUMNS))
+    frame = pd.DataFrame(rows, columns=LEADING_COLUMNS + extra)
+    if not frame.empty:
+        frame = frame.sort_values(["env", "fusion", "seed"], kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def group_summaries(
+    rows: Sequence[Mapping[str, Any]], reps: int = DEFAULT_REPS
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(env, fusion) -> summarize_group(...)`` in first-seen order."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((str(r["env"]), str(r["fusion"])), []).append(r)
+    return {key: summarize_group(group, reps=reps) for key, group in groups.items()}
+
+
+def _fmt_number(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _table(header: list[str], lines: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return out
+
+
+def _missing_cells(out: Path, done: set[str]) -> list[tuple[str, bool]]:
+    manifest = read_json(out / MANIFEST) or {}
+    missing = []
+    for item in manifest.get("cells", []):
+        cell = Cell(str(item["env"]), str(item["fusion"]), int(item["seed"]))
+        if cell.cell_id not in done:
+            missing.append((cell.cell_id, (cell_dir(out, cell) / CELL_ERROR).is_file()))
+    return missing
+
+
+def summary_markdown(
+    out: Path,
+    records: Sequence[Mapping[str, Any]],
+    summaries: Mapping[tuple[str, str], Mapping[str, Any]],
+    rows: Sequence[Mapping[str, Any]],
+    figure_paths: Mapping[str, Path | None],
+    command: str | None = None,
+) -> str:
+    """The Markdown summary: protocol, main table, robustness, per-fusion totals."""
+    manifest = read_json(Path(out) / MANIFEST) or {}
+    protocol = manifest.get("protocol", {})
+    hosts = sorted({str(r.get("host", "?")) for r in records})
+    lines = [
+        "# mmrl bench results",
+        "",
+        f"- generated: {datetime.datetime.now().isoformat(timespec='seconds')} on "
+        f"{platform.node()} ({platform.machine()}); cells ran on: {', '.join(hosts) or '-'}",
+        f"- protocol: {protocol.get('steps')} env steps per cell; "
+        f"overrides: {' '.join(protocol.get('overrides') or []) or 'none'}; "
+        f"device: {protocol.get('device')}; "
+        f"pretrained encoders: {protocol.get('pretrained_dir') or 'no (from scratch)'}",
+        f"- finished cells: {len(records)}",
+    ]
+    if command:
+        lines.append(f"- command: `{command}`")
+    lines += [
+        "",
+        "Success and return: final deterministic evaluation on held-out seeds; "
+        "**IQM over seeds with 95% stratified bootstrap CI** (Agarwal et al. 2021). "
+        "Test success: held-out instruction combinations. Gap: train minus test success. "
+        "Steps/s: training wall clock including periodic evaluation. Params: policy "
+        "(extractor + heads).",
+        "",
+        "## Final performance",
+        "",
+    ]
+    body = []
+    for (env, fusion), s in summaries.items():
+        body.append([
+            env, fusion, str(s["seeds"]), s["success"].fmt(), s["test_success"].fmt(),
+            s["generalization_gap"].fmt(), s["return"].fmt(), _fmt_number(s["steps_per_second"]),
+            _fmt_number(s["params"]),
+        ])  # fmt: skip
+    lines += _table(
+        ["env", "fusion", "seeds", "success", "test success", "gap", "return", "steps/s",
+         "params"],
+        body,
+    )  # fmt: skip
+    keys = modalities_of(rows)
+    if keys:
+        lines += [
+            "",
+            "## Robustness: change in success with a modality removed",
+            "",
+            "Each modality replaced by the extractor's learned missing-modality embedding, "
+            "same held-out episodes as the unablated policy; IQM over seeds [95% CI]. "
+            "Strongly negative = the policy relies on that sensor.",
+            "",
+        ]
+        body = []
+        for (env, fusion), s in summaries.items():
+            cells = []
+            for key in keys:
+                est = s.get(f"delta_success_without_{key}")
+                cells.append(est.fmt() if est is not None else "-")
+            body.append([env, fusion, *cells])
+        lines += _table(["env", "fusion", *[f"without {k}" for k in keys]], body)
+    fusions = list(dict.fromkeys(str(r["fusion"]) for r in rows))
+    envs = list(dict.fromkeys(str(r["env"]) for r in rows))
+    if len(envs) > 1:
+        lines += [
+            "",
+            "## Per fusion over all environments",
+            "",
+            "IQM over every env x seed run, CI stratified by environment.",
+            "",
+        ]
+        body = []
+        for fusion in fusions:
+            mine = [r for r in rows if r["fusion"] == fusion]
+            body.append([
+                fusion, str(len(mine)), summarize_fusion_over_envs(mine, "success").fmt(),
+                summarize_fusion_over_envs(mine, "test_success").fmt(),
+            ])  # fmt: skip
+        lines += _table(["fusion", "runs", "success", "test success"], body)
+    shown = {k: p for k, p in figure_paths.items() if p is not None}
+    if shown:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{k}]({Path(p).name})" for k, p in shown.items()]
+    missing = _missing_cells(Path(out), {str(r["cell_id"]) for r in records})
+    if missing:
+        lines += ["", f"## Unfinished cells ({len(missing)})", ""]
+        lines += [
+            f"- {cid}" + (f" (failed: see cells/{cid}/{CELL_ERROR})" if failed else "")
+            for cid, failed in missing
+        ]
+        lines.append("")
+        lines.append("Run the same command again to finish them (finished cells are skipped).")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    out: str | Path, command: str | None = None, reps: int = DEFAULT_REPS
+) -> dict[str, Path | None]:
+    """Writes ``results.csv``, ``summary.md`` and the PNG figures into a bench folder.
+
+    Args:
+        out: The bench folder.
+        command: The command line that produced it (shown in the summary).
+        reps: Bootstrap resamples per interval.
+
+    Returns:
+        Name -> path of every file written (``None`` for a figure with no data).
+    """
+    out = Path(out)
+    records = all_records(out)
+    frame = results_frame(records)
+    atomic_write_bytes(out / RESULTS_CSV, frame.to_csv(index=False).encode())
+    rows = [cell_row(r) for r in records]
+    summaries = group_summaries(rows, reps=reps)
+    paths: dict[str, Path | None] = {
+        "curves": figures.learning_curves(records, out / FIGURES["curves"]) if records else None,
+        "final": figures.final_performance(summaries, out / FIGURES["final"]),
+        "robustness": figures.robustness_heatmap(summaries, rows, out / FIGURES["robustness"]),
+    }
+    for name, written in paths.items():
+        if written is None:  # no data for it any more: do not leave an old figure behind
+            (out / FIGURES[name]).unlink(missing_ok=True)
+    text = summary_markdown(out, records, summaries, rows, paths, command)
+    atomic_write_bytes(out / SUMMARY_MD, text.encode())
+    return {"results": out / RESULTS_CSV, "summary": out / SUMMARY_MD, **paths}

@@ -1,0 +1,240 @@
+"""One benchmark cell: train, evaluate on held-out seeds and instructions, ablate modalities.
+
+:func:`run_cell` is a plain top-level function of ``(cell, spec)`` returning a JSON-able
+record, so the same code runs in-process, in a spawned worker process or as a Ray task on
+another machine. The record is self-contained (final metrics, the learning curve, the
+ablations, timings, parameter counts): the report never needs the run folder, which on a
+Ray cluster lives on whichever node ran the task. The driver, not the worker, writes
+``cell.json`` (see :func:`mmrl.bench.grid.write_record`), so there is one writer per file.
+
+A cell interrupted mid-way resumes where it stopped: training continues from the run's
+last checkpoint, and a run that finished training goes straight to the ablations.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from mmrl.bench.grid import RUN_SUBDIR, BenchSpec, Cell, cell_dir, read_json, write_json
+
+SESSION_FILE = "bench_session.json"
+
+
+def _steps_in_checkpoint(run_dir: Path) -> int | None:
+    from mmrl.checkpoint import latest_checkpoint, read_state
+
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None:
+        return None
+    return int(read_state(checkpoint)["num_timesteps"])
+
+
+def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
+    """Trains (or finishes training) a cell's run; returns this session's timing.
+
+    Args:
+        cell: The cell.
+        spec: The benchmark (steps, overrides, device, pretraining).
+        run_dir: The run folder (``mmrl train`` layout).
+
+    Returns:
+        ``{"steps_at_start", "steps", "train_seconds"}`` of the last training session,
+        also saved next to the run so a cell resumed after training still reports it.
+    """
+    from mmrl.train import METRICS_FILE, train
+
+    session_path = run_dir.parent / SESSION_FILE
+    if (run_dir / METRICS_FILE).is_file():
+        previous = read_json(session_path)
+        if previous is not None:
+            return previous
+    start = _steps_in_checkpoint(run_dir) if run_dir.is_dir() else None
+    common = {"steps": spec.steps, "device": spec.device, "verbose": 0}
+    if start is not None and start < spec.steps and (run_dir / "config.yaml").is_file():
+        # A killed cell: continue its run exactly instead of paying for the steps again.
+        # (A run killed after its last checkpoint but before metrics.json is retrained:
+        # ``train(resume=...)`` with no steps left cannot run its final evaluation.)
+        train(resume=run_dir, **common)
+    else:
+        start = 0
+        train(
+            cell.env,
+            cell.agent,
+            seed=cell.seed,
+            out=run_dir,
+            overrides=spec.cell_overrides(cell),
+            force=True,
+            **common,
+        )
+    metrics = read_json(run_dir / METRICS_FILE) or {}
+    session = {
+        "steps_at_start": start,
+        "steps": int(metrics.get("steps", spec.steps)),
+        "train_seconds": float(metrics.get("train_seconds_this_session", 0.0)),
+    }
+    write_json(session_path, session)
+    return session
+
+
+def load_policy(run_dir: Path, device: str = "cpu") -> Any:
+    """The final SB3 model of a run (loaded without an environment)."""
+    from stable_baselines3 import PPO
+
+    return PPO.load(run_dir / "model.zip", device=device)
+
+
+def _eval_env(config: Any, run_dir: Path, episodes: int) -> Any:
+    """The held-out evaluation VecEnv of a run ("train" split), normalization restored."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from mmrl.checkpoint import latest_checkpoint, read_state
+    from mmrl.train import build_vec_env
+
+    copies = max(1, min(episodes, config.env.n_envs))
+    venv = build_vec_env(config, config.eval_seed, copies, "train")
+    if isinstance(venv, VecNormalize):
+        # The model file lacks the running observation statistics; the final checkpoint
+        # holds them (the run saves one after its last update).
+        checkpoint = latest_checkpoint(run_dir / "checkpoints")
+        state = read_state(checkpoint) if checkpoint is not None else {"env": []}
+        stats = next((s for s in state["env"] if s.get("kind") == "VecNormalize"), None)
+        if stats is None:
+            raise RuntimeError(f"{run_dir}: no VecNormalize statistics in the last checkpoint")
+        venv.obs_rms = stats["obs_rms"]
+    return venv
+
+
+def ablate_modalities(model: Any, config: Any, run_dir: Path, episodes: int) -> dict[str, Any]:
+    """Success and return with each modality removed in turn, on the held-out seeds.
+
+    The removed modality is replaced by the extractor's learned "missing" embedding
+    (:meth:`mmrl.extractor.MultimodalExtractor.set_modality_mask`), the same mechanism as
+    training-time modality dropout, so the ablation measures reliance on that sensor rather
+    than the policy's reaction to out-of-distribution zeros.
+
+    Args:
+        model: The trained SB3 model.
+        config: The run's :class:`~mmrl.config.RunConfig`.
+        run_dir: The run folder (for normalization statistics).
+        episodes: Episodes per ablation.
+
+    Returns:
+        ``{"none": summary, "<key>": summary, ...}`` with ``summary`` as in
+        :func:`mmrl.rollout.summarize`; ``"none"`` is the unablated policy on the same
+        episodes, the baseline the deltas are taken against.
+    """
+    from mmrl.extractor import multimodal_extractors, set_policy_modality_mask
+    from mmrl.rollout import collect_episodes, summarize
+
+    extractors = multimodal_extractors(model.policy)
+    if not extractors:
+        raise RuntimeError(f"{run_dir}: the policy has no MultimodalExtractor to ablate")
+    modalities = list(extractors[0].modalities)
+    venv = _eval_env(config, run_dir, episodes)
+    results: dict[str, Any] = {}
+    try:
+        for removed in [None, *modalities]:
+            set_policy_modality_mask(model.policy, [removed] if removed else None)
+            venv.seed(config.eval_seed)
+            episodes_run = collect_episodes(model.predict, venv, episodes)
+            results[removed or "none"] = summarize(episodes_run)
+    finally:
+        set_policy_modality_mask(model.policy, None)
+        venv.close()
+    return results
+
+
+def count_parameters(model: Any) -> dict[str, int]:
+    """Trainable parameters of the policy (actor-critic) and of its extractor(s)."""
+    from mmrl.extractor import multimodal_extractors
+
+    policy = sum(p.numel() for p in model.policy.parameters() if p.requires_grad)
+    seen: set[int] = set()
+    extractor = 0
+    for module in multimodal_extractors(model.policy):
+        for p in module.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                extractor += p.numel()
+    return {"policy": int(policy), "extractor": int(extractor)}
+
+
+def read_curve(run_dir: Path) -> list[dict[str, Any]]:
+    """The periodic evaluations of a run (``evaluations.jsonl``), oldest first."""
+    path = run_dir / "evaluations.jsonl"
+    if not path.is_file():
+        return []
+    curve = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line:
+            curve.append(json.loads(line))
+    return curve
+
+
+def run_cell(cell: Cell, spec: BenchSpec, out: str | Path) -> dict[str, Any]:
+    """Runs one cell end to end and returns its record (the caller writes ``cell.json``).
+
+    Args:
+        cell: The (env, fusion, seed) to run.
+        spec: The benchmark protocol.
+        out: The bench folder; the run goes to ``out/cells/<cell_id>/run``. On a Ray
+            cluster without a shared filesystem it lands on the worker's disk.
+
+    Returns:
+        The JSON-able cell record.
+    """
+    import torch as th
+
+    # Parallel cells each get a slice of the cores; torch's default (all cores per
+    # process) makes N workers fight over the same cores and run slower than one.
+    threads = th.get_num_threads()
+    th.set_num_threads(spec.threads)
+    try:
+        return _run_cell(cell, spec, Path(out))
+    finally:
+        th.set_num_threads(threads)  # the inline backend shares the caller's process
+
+
+def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
+    from mmrl import __version__
+    from mmrl.train import METRICS_FILE, load_run_config
+
+    t0 = time.perf_counter()
+    run_dir = cell_dir(out, cell) / RUN_SUBDIR
+    session = train_cell(cell, spec, run_dir)
+    metrics = read_json(run_dir / METRICS_FILE) or {}
+    config = load_run_config(run_dir)
+    model = load_policy(run_dir, device=spec.device)
+    trained = session["steps"] - session["steps_at_start"]
+    seconds = session["train_seconds"]
+    record: dict[str, Any] = {
+        "cell": cell.to_dict(),
+        "cell_id": cell.cell_id,
+        "env_name": cell.env_name,
+        "agent": cell.agent,
+        "protocol": spec.protocol(),
+        "run_dir": str(run_dir),
+        "steps": session["steps"],
+        "train_seconds": seconds,
+        "steps_per_second": trained / seconds if seconds > 0 else None,
+        "params": count_parameters(model),
+        "eval": metrics.get("eval", {}),
+        "eval_episodes": config.eval_episodes,
+        "curve": read_curve(run_dir),
+        "pretrained": str(spec.pretrained_path(cell)) if spec.pretrained_dir else None,
+    }
+    if spec.ablate:
+        episodes = spec.ablation_episodes or config.eval_episodes
+        record["ablation"] = ablate_modalities(model, config, run_dir, episodes)
+        record["ablation_episodes"] = episodes
+    record["cell_seconds"] = time.perf_counter() - t0
+    record["host"] = platform.node()
+    record["mmrl_version"] = __version__
+    record["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    return record
