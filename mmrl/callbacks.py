@@ -6,6 +6,7 @@ namespaced as in CleanRL (``rollout/``, ``eval/``, ``fusion/``, ``time/``).
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections import deque
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize, sync_envs_normalization
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from mmrl.checkpoint import atomic_save_model, atomic_write_bytes
 from mmrl.rollout import collect_episodes, summarize
@@ -29,6 +30,28 @@ def find_extractor(model: Any) -> Any | None:
     return getattr(policy, "pi_features_extractor", None) or getattr(
         policy, "features_extractor", None
     )
+
+
+def find_vec_normalize(venv: VecEnv | None) -> VecNormalize | None:
+    """The ``VecNormalize`` layer anywhere in a wrapper stack, or ``None``."""
+    while venv is not None:
+        if isinstance(venv, VecNormalize):
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None
+
+
+def sync_normalization(source: VecEnv | None, target: VecEnv) -> None:
+    """Copies running observation/return statistics from ``source`` to ``target``.
+
+    SB3's ``sync_envs_normalization`` walks both stacks in lockstep and fails when the
+    training stack carries the ``VecTransposeImage`` that SB3 adds for image observations
+    but the evaluation stack does not; locating the ``VecNormalize`` layer in each is robust.
+    """
+    src, dst = find_vec_normalize(source), find_vec_normalize(target)
+    if src is not None and dst is not None:
+        dst.obs_rms = copy.deepcopy(src.obs_rms)
+        dst.ret_rms = copy.deepcopy(src.ret_rms)
 
 
 class MultimodalMetricsCallback(BaseCallback):
@@ -139,9 +162,7 @@ class HeldOutEvalCallback(BaseCallback):
             venv = self._envs.get(split)
             if venv is None:
                 venv = self._envs[split] = factory()
-            train_env = self.model.get_env()
-            if isinstance(venv, VecNormalize) and train_env is not None:
-                sync_envs_normalization(train_env, venv)
+            sync_normalization(self.model.get_env(), venv)
             venv.seed(self.eval_seed)
             episodes = collect_episodes(self.model.predict, venv, self.n_episodes)
             results[split] = summarize(episodes)
