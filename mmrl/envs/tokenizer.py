@@ -32,6 +32,7 @@ _DRIVING: tuple[str, ...] = (
     "follow", "behind", "overtake", "pass", "car", "vehicle", "slowly", "slow", "fast",
     "quickly", "speed", "skip", "ignore", "continue", "straight", "ahead", "leave", "use",
     "red", "green", "blue", "yellow", "white", "purple", "orange", "cyan",
+    "from", "next", "past", "do", "not", "low", "high", "down", "up", "tail",
 )  # fmt: skip
 
 # Words of the navigation instruction grammar (mmrl/envs/navigation/instructions.py).

@@ -1,0 +1,10 @@
+"""The driving environment: highway, traffic, off-ramp and driving instructions."""
+
+from __future__ import annotations
+
+from mmrl.envs.driving.config import DrivingConfig
+from mmrl.envs.driving.env import DrivingEnv
+from mmrl.envs.driving.instructions import COLORS, TASKS
+from mmrl.envs.driving.simulator import DrivingSimulator
+
+__all__ = ["COLORS", "TASKS", "DrivingConfig", "DrivingEnv", "DrivingSimulator"]

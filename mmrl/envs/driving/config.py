@@ -1,0 +1,117 @@
+"""Typed keyword arguments of ``mmrl/Driving-v0`` (unknown names raise ``ValueError``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mmrl.envs.config import SensorConfig, check_choice, check_float, check_int
+from mmrl.envs.driving.instructions import SPLITS, TASKS
+
+
+@dataclasses.dataclass
+class DrivingConfig:
+    """Parameters of the driving task; every field is a keyword argument of the env.
+
+    Attributes:
+        continuous: ``False``: Discrete(5) meta-actions (0 lane left, 1 idle, 2 lane right,
+            3 faster, 4 slower); ``True``: Box ``[steer, accel]`` in ``[-1, 1]`` (positive
+            steer turns right; out-of-range values are clipped).
+        instruction_split: ``"train"`` or ``"test"`` (held-out task-argument pairs and
+            paraphrase templates, see :mod:`mmrl.envs.driving.instructions`).
+        tasks: Task types an episode may draw (a subset of
+            :data:`~mmrl.envs.driving.instructions.TASKS`, e.g. for a curriculum).
+        min_lanes: Fewest main-road lanes an episode may draw (2..4).
+        max_lanes: Most main-road lanes an episode may draw (2..4, >= ``min_lanes``).
+        traffic_density: Scale of the number of other cars (0 = empty road); each episode
+            further draws a factor in ``[0.6, 1.4]``.
+        max_episode_steps: Steps (0.5 s each) after which the simulator truncates an
+            episode (``make_vec_env`` uses it; ``gym.make`` adds its own ``TimeLimit`` from
+            the registration, also 300, and takes ``max_episode_steps=`` for that one).
+        progress_weight: Reward for covering the whole route to the exit's decision point
+            (paid per step in proportion to the distance driven).
+        shaping_weight: Scale of the potential-based instruction shaping (change in the
+            normalized distance to the instructed goal state).
+        on_task_reward: Reward per step while the instruction's condition currently holds.
+        success_reward: Reward when the episode ends with the instruction carried out.
+        failure_penalty: Penalty (subtracted) when the decision point is reached without the
+            instruction carried out.
+        collision_penalty: Penalty (subtracted) for hitting another car (ends the episode).
+        off_road_penalty: Penalty (subtracted) for leaving the road (ends the episode).
+        comfort_weight: Penalty per step for lane changes / speed changes (discrete) or
+            for steering and acceleration effort (continuous).
+        camera_size: Height and width of the camera image in pixels.
+        lidar_beams: Number of 360-degree lidar beams.
+        lidar_range: Lidar range in metres (readings are divided by it).
+        lidar_noise: Standard deviation of Gaussian noise on normalized lidar readings.
+        lidar_dropout: Probability that a lidar beam returns max range.
+        max_text_len: Length of the ``text`` token-id vector.
+    """
+
+    continuous: bool = False
+    instruction_split: str = "train"
+    tasks: tuple[str, ...] = TASKS
+    min_lanes: int = 2
+    max_lanes: int = 4
+    traffic_density: float = 1.0
+    max_episode_steps: int = 300
+    progress_weight: float = 1.0
+    shaping_weight: float = 1.0
+    on_task_reward: float = 0.02
+    success_reward: float = 1.0
+    failure_penalty: float = 0.5
+    collision_penalty: float = 1.0
+    off_road_penalty: float = 1.0
+    comfort_weight: float = 0.01
+    camera_size: int = 64
+    lidar_beams: int = 64
+    lidar_range: float = 50.0
+    lidar_noise: float = 0.0
+    lidar_dropout: float = 0.0
+    max_text_len: int = 16
+
+    def __post_init__(self) -> None:
+        check_choice("continuous", self.continuous, [False, True])
+        check_choice("instruction_split", self.instruction_split, SPLITS)
+        if isinstance(self.tasks, str):
+            self.tasks = (self.tasks,)
+        try:
+            self.tasks = tuple(self.tasks)
+        except TypeError:
+            raise ValueError(
+                f"tasks must be a non-empty sequence of {list(TASKS)}, got {self.tasks!r}"
+            ) from None
+        if not self.tasks or any(t not in TASKS for t in self.tasks):
+            raise ValueError(
+                f"tasks must be a non-empty sequence of {list(TASKS)}, got {self.tasks!r}"
+            )
+        check_int("min_lanes", self.min_lanes, 2, 4)
+        check_int("max_lanes", self.max_lanes, 2, 4)
+        if self.max_lanes < self.min_lanes:
+            raise ValueError(
+                f"max_lanes must be >= min_lanes ({self.min_lanes}), got {self.max_lanes}"
+            )
+        check_float("traffic_density", self.traffic_density, 0.0, 2.0)
+        check_int("max_episode_steps", self.max_episode_steps, 10, 100_000)
+        for name in (
+            "progress_weight",
+            "shaping_weight",
+            "on_task_reward",
+            "success_reward",
+            "failure_penalty",
+            "collision_penalty",
+            "off_road_penalty",
+            "comfort_weight",
+        ):
+            check_float(name, getattr(self, name), 0.0, 1000.0)
+        self.sensors().validate()
+
+    def sensors(self) -> SensorConfig:
+        """The shared :class:`~mmrl.envs.config.SensorConfig` view of the sensor fields."""
+        return SensorConfig(
+            camera_size=self.camera_size,
+            lidar_beams=self.lidar_beams,
+            lidar_range=self.lidar_range,
+            lidar_noise=self.lidar_noise,
+            lidar_dropout=self.lidar_dropout,
+            max_text_len=self.max_text_len,
+        )

@@ -1,0 +1,148 @@
+"""``mmrl/Driving-v0``: language-conditioned highway driving with an off-ramp."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from mmrl.envs.base import MultimodalEnv
+from mmrl.envs.driving.simulator import DrivingSimulator
+
+
+class DrivingEnv(MultimodalEnv):
+    """An ego car on a multi-lane highway with traffic and an off-ramp, told what to do.
+
+    ## Description
+
+    The ego drives along a straight highway of 2-4 lanes with other cars (IDM car-following,
+    no lane changes; 16-23 m/s, and 26-29 m/s in the leftmost, passing lane) towards an
+    off-ramp on the right: a deceleration lane that opens 100-150 m before the *decision
+    point*, 300-450 m ahead, where it diverges. Each episode
+    draws the lane count, ramp position, traffic density, car colours and speeds, the
+    ego's lane and speed, and an instruction, which decides what success means:
+
+    | task | example | success at the decision point |
+    |---|---|---|
+    | ``take_exit`` | "take the next exit" | in the exit lane |
+    | ``skip_exit`` | "stay on the highway" | on the main road |
+    | ``lane`` | "keep to the second lane from the left" | in that lane for 4+ steps |
+    | ``follow`` | "follow the red car" | same lane, 8-30 m behind it |
+    | ``overtake`` | "pass the cyan vehicle" | 6+ m ahead of it |
+    | ``slow`` | "drive slowly" | speed <= 15.5 m/s (*) |
+    | ``fast`` | "go quickly" | speed >= 24 m/s (*) |
+
+    (*) at the end and on at least half of the episode's steps.
+
+    All tasks except ``take_exit`` also require not taking the exit, and every task requires
+    no collision. The named car of ``follow``/``overtake`` has a colour no other car has.
+    ``instruction_split="test"`` draws only held-out task-colour pairs, template-lane pairs
+    and paraphrases (see :mod:`mmrl.envs.driving.instructions`).
+
+    Each modality is necessary: the **text** alone names the goal (the same scene asks for
+    different behaviour under different instructions); only the **camera** sees car colours,
+    lane markings (hence which lane is which) and the painted exit chevrons that announce
+    the ramp; only the **lidar** sees all around (cars behind and alongside, outside the
+    camera's 80 m x 40 m footprint) with precise range, which safe lane changes need; the
+    **state** gives the ego's own motion, which neither image shows precisely.
+
+    ## Observation Space
+
+    A flat ``spaces.Dict`` (sizes from the sensor arguments, defaults shown):
+
+    | key | space | content |
+    |---|---|---|
+    | ``camera`` | ``Box(0, 255, (64, 64, 3), uint8)`` | top-down RGB view around the ego |
+    | ``lidar`` | ``Box(0, 1, (64,), float32)`` | 360-degree ranges / ``lidar_range`` |
+    | ``text`` | ``Box(0, V - 1, (16,), int64)`` | instruction token ids, 0 = padding |
+    | ``state`` | ``Box(-2, 2, (6,), float32)`` | ego proprioception |
+
+    - ``camera``: road-aligned bird's-eye view (the road runs up the image; cars, the ego
+      included, are drawn as road-aligned boxes), 60 m ahead, 20 m behind and 40 m across,
+      centred on the ego:
+      grass, asphalt, white dashed lane lines, yellow edge lines, short dense dashes between
+      the rightmost and the exit lane, white chevrons in the rightmost lane over the 150 m
+      before the exit lane opens, cars in their colours, the ego near-black.
+    - ``lidar``: ranges to cars and kerbs from the ego's centre; beam 0 points along the
+      ego's heading, angles grow counter-clockwise; optional Gaussian noise
+      (``lidar_noise``) and dropout (a dropped beam reads 1).
+    - ``text``: :class:`mmrl.envs.Tokenizer` ids of the instruction (``V`` = vocabulary
+      size).
+    - ``state``: speed / 30 m/s, last steer command, heading / 0.3 rad, offset from the
+      lane centre / 2 m, acceleration / 6 m/s^2, cruise speed / 30 m/s (continuous: speed).
+
+    The raw instruction is in ``info["instruction"]``.
+
+    ## Action Space
+
+    ``Discrete(5)`` meta-actions (default), as highway-env's ``DiscreteMetaAction``:
+    ``0`` lane left, ``1`` idle, ``2`` lane right, ``3`` faster, ``4`` slower. Lane changes
+    move a target lane (ignored at the road edge; the exit lane is reachable only while it
+    is open) that a lateral controller steers to in about 3 steps; faster/slower step a
+    cruise speed through 10, 14, 18, 22, 26, 30 m/s. With ``continuous=True``:
+    ``Box(-1, 1, (2,), float32)`` ``[steer, accel]``: steer turns the heading by up to
+    0.25 rad per step (positive = right, heading limited to +-0.3 rad), accel is +-3 m/s^2
+    (accelerating) or -6 m/s^2 (braking) at full scale. Out-of-range continuous actions are
+    clipped; NaN/inf or wrongly shaped actions raise ``ValueError``. One step is 0.5 s.
+
+    ## Rewards
+
+    The scalar reward is the sum of named terms, each also in ``info["rewards"]``:
+
+    - ``progress``: distance driven divided by the route length (sums to 1 at the decision
+      point, whatever the speed, so it never fights a "drive slowly" instruction).
+    - ``instruction``: change of a potential (minus the normalized distance to the instructed
+      goal state: lateral distance to the goal lane, distance to the following window or
+      past the named car, distance to the speed band) + ``0.02`` per step while the
+      instruction's condition holds + ``1`` on success / ``-0.5`` on failure at the decision
+      point.
+    - ``collision``: ``-1`` when the ego hits a car.
+    - ``off_road``: ``-1`` when the ego's centre leaves the road.
+    - ``comfort``: ``-0.01`` per lane or speed change (continuous: times the mean absolute
+      command).
+
+    Weights are arguments (below).
+
+    ## Starting State
+
+    The ego starts at ``x = 0`` in a random main lane, centred, heading along the road, at
+    18 or 22 m/s. Cars occupy 60 m behind to 230 m ahead, none within 25 m in the ego's lane
+    or 12 m in other lanes. The named car of ``follow``/``overtake`` starts 20-60 m
+    (20-50 m) ahead in a random lane at 17-21 m/s (13-17 m/s).
+
+    ## Episode End
+
+    Termination: the ego hits a car, leaves the road (its centre crosses a kerb), or
+    reaches the decision point (taking or skipping the exit, which settles every task);
+    ``info["is_success"]`` is true iff the episode ended at the decision point with the
+    instruction carried out (a crash or leaving the road is a failure). Truncation: after
+    ``max_episode_steps`` (300) steps, only reachable by crawling (continuous control can
+    stop the car); episodes normally end at the decision point after 25-70 steps.
+
+    The scripted expert (``env.unwrapped.expert_action()``, privileged state) succeeds in
+    98 % of episodes on both splits, discrete or continuous (1000 seeded episodes each; a
+    random policy: 15 %).
+
+    ## Arguments
+
+    See :class:`mmrl.envs.driving.config.DrivingConfig` for every argument (unknown names
+    or out-of-range values raise ``ValueError``)::
+
+        gym.make("mmrl/Driving-v0", continuous=False, instruction_split="train",
+                 tasks=TASKS, min_lanes=2, max_lanes=4, traffic_density=1.0,
+                 camera_size=64, lidar_beams=64, lidar_range=50.0, lidar_noise=0.0,
+                 lidar_dropout=0.0, max_text_len=16, render_mode=None)
+
+    ``info["labels"]`` holds privileged per-step labels for probing and auxiliary losses:
+    ``lane_index`` (exit lane = ``n_lanes``), ``target_lane`` (-1 when none), ``n_lanes``,
+    ``instruction_type`` (index in ``TASKS``), ``target_color`` (index in ``COLORS``, -1
+    when none), ``speed``, ``lateral_offset``, ``heading``, ``lead_distance`` /
+    ``lead_bearing`` (nearest car ahead in the ego's lane; 100 m / 0 when none),
+    ``ramp_distance`` / ``ramp_bearing`` (start of the exit lane), ``decision_distance``,
+    ``target_distance`` / ``target_bearing`` (named car; 0 when none). Bearings are radians,
+    counter-clockwise from the heading.
+
+    ## Version History
+
+    - v0: Initial release.
+    """
+
+    simulator_cls: ClassVar[type[DrivingSimulator]] = DrivingSimulator

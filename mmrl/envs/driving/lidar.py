@@ -1,0 +1,144 @@
+"""Batched 360-degree lidar of the ego: ranges to other cars and to the road's kerbs.
+
+Everything the lidar can hit is axis-aligned in road coordinates (traffic never turns; the
+kerbs run along the road, with one step across it where the exit lane opens), so each test
+costs a multiplication by a precomputed inverse direction: a line crossing for kerbs, a slab
+test for car boxes. Kerbs are stored per episode as four along-road lines and one across-road
+line; only the ``NEAREST`` cars of each copy are tested. Lane markings are paint:
+the lidar cannot see them, which leaves lane identity and car colours to the camera.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmrl.envs.driving.road import LANE_WIDTH
+from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
+from mmrl.envs.geometry import beam_angles
+
+NEAREST = 8
+"""Cars tested per copy and step: the nearest ones (farther cars are hidden behind them or
+out of range at the densities the env produces)."""
+_HX, _HY = 0.5 * CAR_LENGTH, 0.5 * CAR_WIDTH
+_TINY = 1e-9
+_BIG = 1e9
+_FAR = 1e6  # where missing cars are put: beyond any lidar range
+
+
+def _inverse(d: np.ndarray) -> np.ndarray:
+    return 1.0 / np.where(np.abs(d) < _TINY, _TINY, d)
+
+
+class Lidar:
+    """Scans of a batch of egos.
+
+    Args:
+        num_envs: Number of copies.
+        n_beams: Beams over 360 degrees, counter-clockwise from the heading (beam 0 ahead).
+        max_range: Range (m) returned when nothing is hit.
+    """
+
+    def __init__(self, num_envs: int, n_beams: int, max_range: float) -> None:
+        self.angles = beam_angles(n_beams).astype(np.float64)
+        self.max_range = float(max_range)
+        # Straight-ahead beam geometry, reused whenever no copy is turned (most steps).
+        self._beams0 = self._beams(np.zeros(1))
+        # Along-road kerbs y = c for x in [lo, hi]: left kerb, right kerb before and after the
+        # exit lane, the exit lane's kerb. One across-road kerb x = c for y in [lo, hi].
+        # Small axes lead: numpy reduces over a leading axis as fast elementwise minima, but
+        # over a short trailing axis it runs one tiny loop per beam (15x slower here).
+        # float32 throughout: half the memory traffic of float64 on the (K, n, R) arrays, and
+        # positions (< 1 km) keep millimetre precision.
+        f32 = np.float32
+        self.h_c = np.zeros((4, num_envs, 1), f32)
+        self.h_lo = np.zeros((4, num_envs, 1), f32)
+        self.h_hi = np.zeros((4, num_envs, 1), f32)
+        self.v_c = np.zeros((num_envs, 1), f32)
+        self.v_lo = np.zeros((num_envs, 1), f32)
+        self.v_hi = np.zeros((num_envs, 1), f32)
+
+    def set_roads(
+        self, idx: np.ndarray, n_lanes: np.ndarray, ramp_start: np.ndarray, ramp_end: np.ndarray
+    ) -> None:
+        """Stores the kerbs of copies ``idx`` (``(k,)``) for new episodes on the given roads."""
+        main = n_lanes * LANE_WIDTH
+        for row, (c, lo, hi) in enumerate(
+            [
+                (0.0, -_BIG, _BIG),
+                (main, -_BIG, ramp_start),
+                (main, ramp_end, _BIG),
+                (main + LANE_WIDTH, ramp_start, ramp_end),
+            ]
+        ):
+            self.h_c[row, idx, 0] = c
+            self.h_lo[row, idx, 0] = lo
+            self.h_hi[row, idx, 0] = hi
+        self.v_c[idx, 0] = ramp_start
+        self.v_lo[idx, 0] = main
+        self.v_hi[idx, 0] = main + LANE_WIDTH
+
+    def _beams(self, heading: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per-beam constants ``(dx, dy, 1/dx, 1/dy, HX/|dx|, HY/|dy|)``, each ``(k, R)``."""
+        # Road frame has y to the right and the heading turns clockwise (to the right), so a
+        # beam at counter-clockwise angle a from the heading points to (cos b, -sin b) with
+        # b = a - heading.
+        ang = self.angles - heading[:, None]
+        dx, dy = np.cos(ang), -np.sin(ang)
+        ix, iy = _inverse(dx), _inverse(dy)
+        out = (dx, dy, ix, iy, _HX * np.abs(ix), _HY * np.abs(iy))
+        return tuple(a.astype(np.float32) for a in out)
+
+    def scan(
+        self,
+        idx: np.ndarray | slice,
+        ego_x: np.ndarray,
+        ego_y: np.ndarray,
+        heading: np.ndarray,
+        car_x: np.ndarray,
+        car_y: np.ndarray,
+        valid: np.ndarray,
+    ) -> np.ndarray:
+        """Ranges (m) of ``k`` egos, ``(k, beams)`` float32 in ``[0, max_range]``.
+
+        Args:
+            idx: The copies (indices or a slice), for their kerbs.
+            ego_x, ego_y, heading: ``(k,)`` ego poses (heading positive to the right).
+            car_x, car_y, valid: ``(k, N)`` other cars.
+        """
+        r_max = np.float32(self.max_range)
+        beams = self._beams(heading) if np.count_nonzero(heading) else self._beams0
+        dx, dy, ix, iy, hx_ix, hy_iy = beams
+        ox = ego_x.astype(np.float32)[:, None]
+        oy = ego_y.astype(np.float32)[:, None]
+
+        # Kerbs: (4, k, R) crossings of the along-road lines, then the across-road step.
+        t = (self.h_c[:, idx] - oy) * iy
+        xh = ox + t * dx
+        hit = (t >= 0) & (xh >= self.h_lo[:, idx]) & (xh <= self.h_hi[:, idx])
+        dist = np.where(hit, t, r_max).min(axis=0)
+        t = (self.v_c[idx] - ox) * ix
+        yh = oy + t * dy
+        hit = (t >= 0) & (yh >= self.v_lo[idx]) & (yh <= self.v_hi[idx])
+        dist = np.where(hit & (t < dist), t, dist)
+
+        # Cars: slab test of the nearest cars' boxes, (K, k, R). Entry/exit times along x are
+        # rel_x / dx -+ HX / |dx| (likewise y), so the sign of each beam needs no branch.
+        rel_x = car_x - ego_x[:, None]
+        rel_y = car_y - ego_y[:, None]
+        d2 = np.where(valid, rel_x * rel_x + rel_y * rel_y, np.inf)
+        if d2.shape[1] > NEAREST:
+            near = np.argpartition(d2, NEAREST - 1, axis=1)[:, :NEAREST]
+            rows = np.arange(len(d2))[:, None]
+            rel_x, rel_y, d2 = rel_x[rows, near], rel_y[rows, near], d2[rows, near]
+        # Missing cars move far away instead of masking every (car, beam) pair.
+        far = d2 == np.inf
+        rel_x = np.where(far, _FAR, rel_x).astype(np.float32).T[:, :, None]
+        rel_y = rel_y.astype(np.float32).T[:, :, None]
+        cx = rel_x * ix
+        cy = rel_y * iy
+        t_near = np.maximum(cx - hx_ix, cy - hy_iy)
+        t_far = np.minimum(cx + hx_ix, cy + hy_iy)
+        hit = (t_near <= t_far) & (t_far >= 0)
+        cars = np.where(hit, t_near, r_max).min(axis=0)
+        # t_near < 0 only when the ego is inside a box (a crash): range 0 then.
+        return np.minimum(np.maximum(np.minimum(dist, cars), 0), r_max)

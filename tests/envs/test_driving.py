@@ -1,0 +1,454 @@
+"""Driving-specific tests of ``mmrl/Driving-v0`` and ``mmrl/DrivingContinuous-v0``."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import mmrl
+from mmrl.envs.driving import DrivingEnv, DrivingSimulator
+from mmrl.envs.driving.camera import EGO_RGB
+from mmrl.envs.driving.instructions import COLOR_RGB, COLORS, TASKS
+from mmrl.envs.driving.simulator import FASTER, IDLE, LANE_LEFT, LANE_RIGHT
+
+IDS = ("mmrl/Driving-v0", "mmrl/DrivingContinuous-v0")
+SENSOR_CONFIGS = (
+    {},
+    {"camera_size": 40, "lidar_beams": 16, "lidar_noise": 0.05, "lidar_dropout": 0.1},
+)
+
+
+def _obs_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("kwargs", SENSOR_CONFIGS)
+def test_gymnasium_and_sb3_checkers_pass_without_warnings(env_id, kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(env_id, **kwargs)
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(DrivingEnv(continuous=env_id.endswith("Continuous-v0"), **kwargs))
+        env.close()
+
+
+def test_spaces_follow_sensor_arguments():
+    env = gym.make("mmrl/Driving-v0", camera_size=48, lidar_beams=32, max_text_len=12)
+    obs, _ = env.reset(seed=0)
+    assert obs["camera"].shape == (48, 48, 3) and obs["camera"].dtype == np.uint8
+    assert obs["lidar"].shape == (32,) and obs["lidar"].dtype == np.float32
+    assert obs["text"].shape == (12,) and obs["text"].dtype == np.int64
+    assert obs["state"].dtype == np.float32
+    assert env.observation_space.contains(obs)
+    assert env.action_space == gym.spaces.Discrete(5)
+    cont = gym.make("mmrl/DrivingContinuous-v0")
+    assert cont.action_space.shape == (2,)
+
+
+def _rollout(env: gym.Env, seed: int, steps: int) -> list:
+    """Observations and rewards of ``steps`` seeded random steps, resetting (unseeded) on end."""
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        out.append((obs, reward))
+        if terminated or truncated:
+            obs, _ = env.reset()
+            out.append(obs)
+    return out
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_seeded_runs_are_identical(env_id):
+    kwargs = {"lidar_noise": 0.02, "lidar_dropout": 0.05}
+    a = _rollout(gym.make(env_id, **kwargs), 3, 60)
+    b = _rollout(gym.make(env_id, **kwargs), 3, 60)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, tuple):
+            assert _obs_equal(x[0], y[0]) and x[1] == y[1]
+        else:
+            assert _obs_equal(x, y)
+    c = _rollout(gym.make(env_id, **kwargs), 4, 5)
+    assert not _obs_equal(a[0], c[0])
+
+
+def test_observe_and_render_consume_no_randomness():
+    kwargs = {"lidar_noise": 0.05, "lidar_dropout": 0.1, "render_mode": "rgb_array"}
+    a = gym.make("mmrl/Driving-v0", **kwargs).unwrapped
+    b = gym.make("mmrl/Driving-v0", **kwargs).unwrapped
+    a.reset(seed=9)
+    b.reset(seed=9)
+    for _ in range(10):
+        first = a.sim.observe()
+        assert _obs_equal(first, a.sim.observe())
+        a.render()
+        ra = a.step(a.expert_action())
+        rb = b.step(b.expert_action())
+        assert _obs_equal(ra[0], rb[0])
+
+
+def test_observing_a_subset_matches_observing_all():
+    sim = DrivingSimulator(5, lidar_noise=0.05, continuous=True)
+    sim.seed(list(range(5)))
+    sim.reset_envs()
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        sim.step(rng.uniform(-0.3, 1, size=(5, 2)))
+    full = sim.observe()
+    idx = np.array([3, 1])
+    part = sim.observe(idx)
+    for key in full:
+        assert np.array_equal(full[key][idx], part[key]), key
+
+
+def test_pickled_env_continues_identically():
+    env = gym.make("mmrl/Driving-v0", lidar_noise=0.05).unwrapped
+    env.reset(seed=7)
+    for _ in range(5):
+        env.step(env.expert_action())
+    clone = pickle.loads(pickle.dumps(env))
+    for _ in range(40):
+        action = env.expert_action()
+        assert action == clone.expert_action()
+        r1 = env.step(action)
+        r2 = clone.step(action)
+        assert _obs_equal(r1[0], r2[0]) and r1[1:4] == r2[1:4]
+        if r1[2] or r1[3]:
+            break
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_vec_env_copy_matches_single_env_across_auto_reset(env_id):
+    n, seed, steps = 3, 11, 90
+    kwargs = {"lidar_noise": 0.03, "traffic_density": 2.0}
+    venv = mmrl.make_vec_env(env_id, n_envs=n, seed=seed, monitor=False, **kwargs)
+    singles = [gym.make(env_id, **kwargs) for _ in range(n)]
+    rng = np.random.default_rng(0)
+    continuous = env_id.endswith("Continuous-v0")
+    obs = venv.reset()
+    single_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
+    boundaries = 0
+    for _ in range(steps):
+        for i in range(n):
+            assert _obs_equal({k: v[i] for k, v in obs.items()}, single_obs[i])
+        if continuous:
+            actions = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+        else:
+            actions = rng.choice([IDLE, FASTER, LANE_LEFT, LANE_RIGHT], size=n)
+        obs, rewards, dones, infos = venv.step(actions)
+        for i, env in enumerate(singles):
+            o, r, terminated, truncated, info = env.step(actions[i])
+            assert np.isclose(rewards[i], r)
+            assert dones[i] == (terminated or truncated)
+            assert infos[i]["is_success"] == info["is_success"]
+            if dones[i]:
+                boundaries += 1
+                assert _obs_equal(infos[i]["terminal_observation"], o)
+                o, _ = env.reset()
+            single_obs[i] = o
+    assert boundaries >= 2  # the comparison crossed auto-resets
+
+
+def _expert_success(split: str, episodes: int, continuous: bool = False) -> float:
+    sim = DrivingSimulator(episodes, instruction_split=split, continuous=continuous)
+    sim.seed(list(range(10_000, 10_000 + episodes)))
+    sim.reset_envs()
+    done = np.zeros(episodes, bool)
+    success = np.zeros(episodes, bool)
+    while not done.all():
+        _, terminated, truncated, result = sim.step(sim.expert_action())
+        new = (terminated | truncated) & ~done
+        success[new] = sim.success[new] & ~result.collision[new]
+        done |= new
+    return float(success.mean())
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_expert_carries_out_instructions(split, continuous):
+    # 200 episodes run as one batch in about a second.
+    assert _expert_success(split, 200, continuous=continuous) >= 0.95
+
+
+def test_expert_through_gym_api_succeeds():
+    env = gym.make("mmrl/Driving-v0")
+    wins = 0
+    for seed in range(6):
+        env.reset(seed=seed)
+        while True:
+            _, _, terminated, truncated, info = env.step(env.unwrapped.expert_action())
+            if terminated or truncated:
+                break
+        assert terminated and not truncated
+        wins += info["is_success"]
+    assert wins >= 5
+
+
+def test_random_policy_rarely_succeeds():
+    # Success must depend on acting on the instruction, not come for free.
+    sim = DrivingSimulator(100)
+    sim.seed(list(range(100)))
+    sim.reset_envs()
+    rng = np.random.default_rng(0)
+    done = np.zeros(100, bool)
+    success = np.zeros(100, bool)
+    while not done.all():
+        _, terminated, truncated, _ = sim.step(rng.integers(0, 5, size=100))
+        new = (terminated | truncated) & ~done
+        success[new] = sim.success[new]
+        done |= new
+    assert success.mean() < 0.5
+
+
+def test_reward_terms_sum_to_scalar_and_labels_are_present():
+    env = gym.make("mmrl/Driving-v0")
+    _, info = env.reset(seed=1)
+    keys = set(info["labels"])
+    expected = {
+        "lane_index", "target_lane", "n_lanes", "instruction_type", "target_color", "speed",
+        "lateral_offset", "heading", "lead_distance", "lead_bearing", "ramp_distance",
+        "ramp_bearing", "decision_distance", "target_distance", "target_bearing",
+    }  # fmt: skip
+    assert expected <= keys
+    for _ in range(200):
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert set(info["rewards"]) == set(DrivingSimulator.reward_terms)
+        assert np.isclose(sum(info["rewards"].values()), reward, atol=1e-5)
+        assert set(info["labels"]) == keys
+        assert all(np.isscalar(v) and np.isfinite(v) for v in info["labels"].values())
+        if terminated or truncated:
+            env.reset()
+
+
+def test_labels_agree_with_instruction():
+    env = gym.make("mmrl/Driving-v0").unwrapped
+    seen = set()
+    for seed in range(60):
+        _, info = env.reset(seed=seed)
+        labels = info["labels"]
+        task = TASKS[labels["instruction_type"]]
+        seen.add(task)
+        if task in ("follow", "overtake"):
+            assert COLORS[labels["target_color"]] in info["instruction"]
+            assert labels["target_distance"] > 0
+        else:
+            assert labels["target_color"] == -1
+        if task == "take_exit":
+            assert labels["target_lane"] == labels["n_lanes"]
+        assert 0 <= labels["lane_index"] < labels["n_lanes"]
+    assert seen == set(TASKS)
+
+
+def test_text_encodes_instruction():
+    env = gym.make("mmrl/Driving-v0").unwrapped
+    obs, info = env.reset(seed=5)
+    assert env.sim.tokenizer.decode(obs["text"]) == info["instruction"]
+
+
+def test_camera_shows_the_named_car_in_its_colour():
+    env = gym.make("mmrl/Driving-v0", tasks=("follow", "overtake")).unwrapped
+    for seed in range(10):
+        obs, info = env.reset(seed=seed)
+        color = COLOR_RGB[info["labels"]["target_color"]]
+        hits = np.all(obs["camera"] == color, axis=-1).sum()
+        assert hits >= 4, info["instruction"]
+
+
+def test_camera_draws_cars_where_they_are():
+    env = gym.make("mmrl/Driving-v0", traffic_density=0.0, tasks=("follow",)).unwrapped
+    env.reset(seed=4)
+    sim = env.sim
+    j = sim.tasks.target[0]
+    sim.traffic.x[0, j] = sim.ego.x[0] + 20.0  # 16 px ahead
+    sim.traffic.y[0, j] = sim.ego.y[0] + 4.0  # one lane (6.4 px) to the right
+    camera = sim.observe()["camera"][0]
+    color = COLOR_RGB[sim.tasks.arg[0]]
+    ego_r, ego_c = np.nonzero(np.all(camera == EGO_RGB, axis=-1))
+    car_r, car_c = np.nonzero(np.all(camera == color, axis=-1))
+    # The ego sits 60 m below the top edge (row 47.5 of 64) and centred across.
+    assert abs(ego_r.mean() - 47.5) <= 1.0 and abs(ego_c.mean() - 31.5) <= 1.0
+    assert abs(car_r.mean() - (ego_r.mean() - 16.0)) <= 1.0
+    assert abs(car_c.mean() - (ego_c.mean() + 6.4)) <= 1.0
+    assert len(car_r) == 12  # 4.6 m x 1.9 m at 1.25 m x 0.625 m per pixel
+
+
+def test_lidar_sees_a_car_ahead_and_the_kerbs():
+    env = gym.make("mmrl/Driving-v0", traffic_density=0.0, tasks=("follow",)).unwrapped
+    obs, info = env.reset(seed=2)
+    sim = env.sim
+    d = info["labels"]["target_distance"]
+    # Put the named car dead ahead in the ego's lane.
+    sim.traffic.y[0, sim.tasks.target[0]] = sim.ego.y[0]
+    obs = sim.observe()
+    expected = (d - 2.3) / sim.config.lidar_range
+    assert abs(obs["lidar"][0, 0] - min(expected, 1.0)) < 1e-3
+    # Beam 16 of 64 points left (counter-clockwise 90 degrees): the left kerb at y = 0.
+    assert abs(obs["lidar"][0, 16] * sim.config.lidar_range - sim.ego.y[0]) < 1e-3
+
+
+def test_lidar_matches_generic_ray_casting():
+    from mmrl.envs.driving.road import LANE_WIDTH
+    from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
+    from mmrl.envs.geometry import ray_boxes, ray_directions, ray_segments
+
+    n = 24
+    sim = DrivingSimulator(n, continuous=True)
+    sim.seed(list(range(n)))
+    sim.reset_envs()
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # turn a little so beams are not axis-aligned
+        sim.step(np.stack([rng.uniform(-0.4, 0.4, n), rng.uniform(0, 1, n)], axis=1))
+    ego, t, road = sim.ego, sim.traffic, sim.road
+    r_max = sim.config.lidar_range
+    origins = np.stack([ego.x, ego.y], axis=1).astype(np.float32)
+    # geometry's angles are counter-clockwise in a y-up frame; the road frame's y points
+    # right (a mirror image) and the ego's heading turns clockwise.
+    dirs = ray_directions(-ego.psi, sim.lidar.angles)
+    dirs[..., 1] *= -1
+    main = road.n_lanes * LANE_WIDTH
+    far = 1e4
+    seg_a = np.stack(
+        [
+            np.stack([ego.x - far, np.zeros(n)], 1),
+            np.stack([ego.x - far, main], 1),
+            np.stack([road.ramp_end, main], 1),
+            np.stack([road.ramp_start, main + LANE_WIDTH], 1),
+            np.stack([road.ramp_start, main], 1),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    seg_b = np.stack(
+        [
+            np.stack([ego.x + far, np.zeros(n)], 1),
+            np.stack([road.ramp_start, main], 1),
+            np.stack([ego.x + far, main], 1),
+            np.stack([road.ramp_end, main + LANE_WIDTH], 1),
+            np.stack([road.ramp_start, main + LANE_WIDTH], 1),
+        ],
+        axis=1,
+    ).astype(np.float32)
+    kerbs = ray_segments(origins, dirs, seg_a, seg_b, r_max)
+    centers = np.stack([t.x, t.y], axis=-1).astype(np.float32)
+    half = np.array([CAR_LENGTH / 2, CAR_WIDTH / 2], np.float32)
+    cars = ray_boxes(origins, dirs, centers, half, np.zeros_like(t.x), r_max, valid=t.valid)
+    expected = np.minimum(kerbs, cars) / r_max
+    lidar = sim.observe()["lidar"]
+    in_range = (t.valid & (np.hypot(t.x - ego.x[:, None], t.y - ego.y[:, None]) < 60)).sum(1)
+    checked = in_range <= 8  # the lidar tests the 8 nearest cars
+    assert checked.sum() >= n // 2
+    np.testing.assert_allclose(lidar[checked], expected[checked], atol=2e-4)
+
+
+def test_lane_change_and_exit_on_an_empty_road():
+    env = gym.make("mmrl/Driving-v0", traffic_density=0.0, tasks=("take_exit",)).unwrapped
+    _, info = env.reset(seed=0)
+    n = info["labels"]["n_lanes"]
+    for _ in range(n):
+        info = env.step(LANE_RIGHT)[4]
+    for _ in range(4):
+        info = env.step(IDLE)[4]
+    assert info["labels"]["lane_index"] == n - 1  # the exit lane is not open yet
+    while info["labels"]["ramp_distance"] > 0:
+        info = env.step(IDLE)[4]
+    env.step(LANE_RIGHT)
+    terminated = False
+    while not terminated:
+        _, _, terminated, truncated, info = env.step(IDLE)
+        assert not truncated
+    assert info["labels"]["lane_index"] == n and info["is_success"]
+
+
+def test_collision_terminates_with_penalty():
+    env = gym.make("mmrl/Driving-v0", tasks=("overtake",)).unwrapped
+    env.reset(seed=0)
+    sim = env.sim
+    sim.traffic.y[0, sim.tasks.target[0]] = sim.ego.y[0]  # named car dead ahead, slower
+    for _ in range(60):
+        _, _, terminated, _, info = env.step(FASTER)
+        if terminated:
+            break
+    assert info["collision"] and not info["is_success"]
+    assert info["rewards"]["collision"] == -1.0
+
+
+def test_continuous_actions_are_clipped():
+    a = gym.make("mmrl/DrivingContinuous-v0").unwrapped
+    b = gym.make("mmrl/DrivingContinuous-v0").unwrapped
+    a.reset(seed=0)
+    b.reset(seed=0)
+    for _ in range(5):
+        ra = a.step(np.array([5.0, -3.0], np.float32))
+        rb = b.step(np.array([1.0, -1.0], np.float32))
+        assert _obs_equal(ra[0], rb[0]) and ra[1] == rb[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"camera_sise": 64}, "camera_sise"),
+        ({"camera_size": 4}, "camera_size"),
+        ({"lidar_beams": 0}, "lidar_beams"),
+        ({"lidar_noise": -0.1}, "lidar_noise"),
+        ({"lidar_range": float("nan")}, "lidar_range"),
+        ({"instruction_split": "val"}, "instruction_split"),
+        ({"tasks": ("fly",)}, "tasks"),
+        ({"tasks": ()}, "tasks"),
+        ({"min_lanes": 4, "max_lanes": 3}, "max_lanes"),
+        ({"max_lanes": 5}, "max_lanes"),
+        ({"traffic_density": -1.0}, "traffic_density"),
+        ({"continuous": "yes"}, "continuous"),
+        ({"max_episode_steps": 0}, "max_episode_steps"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        DrivingEnv(**kwargs)
+    with pytest.raises(ValueError, match=name):
+        mmrl.make_vec_env("mmrl/Driving-v0", n_envs=2, **kwargs)
+
+
+def test_unknown_argument_lists_allowed_names():
+    with pytest.raises(ValueError, match=r"allowed parameters: .*traffic_density"):
+        DrivingEnv(lanes=3)
+
+
+@pytest.mark.parametrize(
+    "env_id, action",
+    [
+        ("mmrl/Driving-v0", 5),
+        ("mmrl/Driving-v0", -1),
+        ("mmrl/Driving-v0", 1.5),
+        ("mmrl/Driving-v0", np.array([1, 2])),
+        ("mmrl/DrivingContinuous-v0", np.array([np.nan, 0.0], np.float32)),
+        ("mmrl/DrivingContinuous-v0", np.array([np.inf, 0.0], np.float32)),
+        ("mmrl/DrivingContinuous-v0", np.array([0.0, 0.0, 0.0], np.float32)),
+    ],
+)
+def test_bad_actions_raise_value_error(env_id, action):
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError):
+        env.step(action)
+
+
+def test_vec_env_rejects_wrong_action_batch():
+    venv = mmrl.make_vec_env("mmrl/Driving-v0", n_envs=3, seed=0)
+    venv.reset()
+    with pytest.raises(ValueError, match="shape"):
+        venv.step(np.zeros(2, np.int64))
+
+
+def test_render_returns_rgb_frame():
+    env = gym.make("mmrl/Driving-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
