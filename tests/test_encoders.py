@@ -1,0 +1,210 @@
+"""Encoders: registry, shapes, gradients, layouts, circular padding, text padding, FiLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import preprocess_obs
+
+from mmrl.encoders import (
+    Encoder,
+    LidarEncoder,
+    available_encoders,
+    conv_plan,
+    make_encoder,
+    register_encoder,
+)
+from mmrl.encoders.base import _ENCODERS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is faster and steadier on a shared 2-core CPU."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+IMAGE_SHAPES = [(64, 64, 3), (3, 64, 64), (7, 7, 3), (7, 7, 1), (1, 7, 7), (16, 16, 3), (84, 84, 4)]
+TEXT = spaces.Box(0, 19, (8,), np.int64)
+
+
+def image_space(shape: tuple[int, ...]) -> spaces.Box:
+    return spaces.Box(0, 255, shape, np.uint8)
+
+
+def check_gradients(encoder: Encoder, out: th.Tensor) -> None:
+    encoder.zero_grad()
+    out.pow(2).sum().backward()
+    for name, param in encoder.named_parameters():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert th.isfinite(param.grad).all(), name
+    total = sum(p.grad.abs().sum() for p in encoder.parameters())
+    assert total > 0
+
+
+def test_registry_lists_builtins_and_rejects_unknown_names() -> None:
+    assert {"nature", "impala", "lidar", "gru", "bow", "transformer", "mlp"} <= set(
+        available_encoders()
+    )
+    with pytest.raises(ValueError, match=r"unknown encoder 'nope'.*available encoders.*nature"):
+        make_encoder("nope", TEXT, 8)
+    with pytest.raises(ValueError, match="already registered"):
+        register_encoder("gru")(LidarEncoder)
+
+
+def test_custom_encoder_registration() -> None:
+    @register_encoder("test_sum")
+    class SumEncoder(Encoder):
+        def __init__(self, space: spaces.Space, embed_dim: int) -> None:
+            super().__init__(space, embed_dim)
+            self.linear = th.nn.Linear(1, embed_dim)
+
+        def forward(self, x: th.Tensor, film: object = None) -> th.Tensor:
+            return self.linear(x.flatten(1).sum(1, keepdim=True))
+
+    try:
+        enc = make_encoder("test_sum", spaces.Box(0, 1, (3,)), 5)
+        assert enc(th.ones(2, 3)).shape == (2, 5)
+        assert enc.token_shape() == (1, 5)
+    finally:
+        del _ENCODERS["test_sum"]
+
+
+@pytest.mark.parametrize("name", ["nature", "impala"])
+@pytest.mark.parametrize("shape", IMAGE_SHAPES)
+def test_image_encoders_shapes_and_gradients(name: str, shape: tuple[int, ...]) -> None:
+    space = image_space(shape)
+    enc = make_encoder(name, space, 16)
+    x = preprocess_obs(th.as_tensor(np.stack([space.sample() for _ in range(3)])), space)
+    out = enc(x)
+    assert out.shape == (3, 16)
+    toks, padding = enc.tokens(x)
+    t, d = enc.token_shape()
+    assert toks.shape == (3, t, d) and padding is None
+    assert t <= 64  # grid capped at max_grid x max_grid
+    check_gradients(enc, out + toks.mean())
+
+
+def test_nature_geometry_follows_image_size() -> None:
+    assert conv_plan(64) == [(8, 4, 0), (4, 2, 0), (3, 1, 0)]  # NatureCNN
+    assert conv_plan(7) == [(3, 1, 1)] * 3  # MiniGrid views keep their cells
+    assert make_encoder("nature", image_space((64, 64, 3)), 8).token_shape()[0] == 16
+
+
+@pytest.mark.parametrize("name", ["nature", "impala"])
+def test_channel_last_and_first_layouts_agree(name: str) -> None:
+    last = make_encoder(name, image_space((12, 12, 3)), 8)
+    first = make_encoder(name, image_space((3, 12, 12)), 8)
+    first.load_state_dict(last.state_dict())
+    x = th.rand(2, 12, 12, 3)
+    assert th.allclose(last(x), first(x.permute(0, 3, 1, 2)), atol=1e-6)
+    assert th.allclose(last.tokens(x)[0], first.tokens(x.permute(0, 3, 1, 2))[0], atol=1e-6)
+
+
+def test_lidar_shapes_gradients_and_circular_equivariance() -> None:
+    space = spaces.Box(0, 1, (64,), np.float32)
+    enc = make_encoder("lidar", space, 16)
+    x = th.rand(4, 64)
+    assert enc(x).shape == (4, 16)
+    assert enc.tokens(x)[0].shape == (4, 8, 32)
+    check_gradients(enc, enc(x))
+    # Three stride-2 layers: rotating the scan by 8 beams rotates the feature map by 1 cell,
+    # exactly, only if the padding wraps around (zero padding would break it at the edges).
+    fmap = enc.feature_map(x)
+    rotated = enc.feature_map(th.roll(x, 8, dims=1))
+    assert th.allclose(rotated, th.roll(fmap, 1, dims=2), atol=1e-5)
+
+
+@pytest.mark.parametrize("beams", [1, 2, 3, 8])
+def test_lidar_short_scans(beams: int) -> None:
+    enc = make_encoder("lidar", spaces.Box(0, 1, (beams,), np.float32), 8)
+    assert enc(th.rand(2, beams)).shape == (2, 8)
+
+
+@pytest.mark.parametrize("name", ["gru", "bow", "transformer"])
+def test_text_encoders_shapes_gradients_and_float_input(name: str) -> None:
+    enc = make_encoder(name, TEXT, 16)
+    ids = th.tensor([[3, 4, 5, 0, 0, 0, 0, 0], [7, 8, 9, 10, 11, 12, 13, 14]])
+    out = enc(ids.float())  # what SB3's preprocess_obs hands over
+    assert out.shape == (2, 16)
+    assert th.equal(out, enc(ids))
+    toks, padding = enc.tokens(ids.float())
+    assert toks.shape[:2] == (2, 8) and padding.shape == (2, 8)
+    assert padding[0].sum() == 5 and not padding[1].any()
+    check_gradients(enc, out)
+
+
+@pytest.mark.parametrize("name", ["gru", "bow", "transformer"])
+def test_text_padding_is_ignored(name: str) -> None:
+    enc = make_encoder(name, TEXT, 16)
+    ids = th.tensor([[3, 4, 5, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]])
+    before = enc(ids)
+    assert th.isfinite(before).all()  # an empty instruction must not produce NaN
+    with th.no_grad():
+        enc.embedding.weight[0].normal_()  # if padding were read, this would leak through
+    assert th.allclose(enc(ids), before, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gru", "bow"])
+def test_text_padding_position_does_not_matter(name: str) -> None:
+    enc = make_encoder(name, TEXT, 16)
+    right = th.tensor([[3, 4, 5, 0, 0, 0, 0, 0]])
+    scattered = th.tensor([[0, 3, 0, 0, 4, 5, 0, 0]])
+    assert th.allclose(enc(right), enc(scattered), atol=1e-6)
+    assert not th.allclose(enc(right), enc(th.tensor([[5, 4, 3, 0, 0, 0, 0, 0]]))) or name == "bow"
+
+
+@pytest.mark.parametrize(
+    "space",
+    [
+        spaces.Discrete(5),
+        spaces.MultiDiscrete([2, 3]),
+        spaces.MultiBinary(4),
+        spaces.MultiBinary([2, 3]),
+        spaces.Box(-1, 1, (2, 3), np.float32),
+    ],
+)
+def test_mlp_after_sb3_preprocessing(space: spaces.Space) -> None:
+    enc = make_encoder("mlp", space, 8)
+    raw = th.as_tensor(np.stack([space.sample() for _ in range(3)]))
+    out = enc(preprocess_obs(raw, space))
+    assert out.shape == (3, 8)
+    check_gradients(enc, out)
+
+
+@pytest.mark.parametrize(
+    ("name", "space", "match"),
+    [
+        ("gru", spaces.Box(0, np.inf, (4,), np.float32), "finite range"),
+        ("lidar", spaces.Box(0, 1, (4, 4), np.float32), "1-D Box"),
+        ("nature", spaces.Box(0, 1, (4,), np.float32), "3-D Box"),
+        ("mlp", spaces.Text(5), "Box/Discrete"),
+    ],
+)
+def test_incompatible_spaces_raise(name: str, space: spaces.Space, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make_encoder(name, space, 8)
+
+
+@pytest.mark.parametrize(
+    ("name", "space", "x"),
+    [
+        ("nature", image_space((3, 12, 12)), th.rand(2, 3, 12, 12)),
+        ("impala", image_space((3, 12, 12)), th.rand(2, 3, 12, 12)),
+        ("lidar", spaces.Box(0, 1, (16,), np.float32), th.rand(2, 16)),
+    ],
+)
+def test_film_identity_and_effect(name: str, space: spaces.Space, x: th.Tensor) -> None:
+    enc = make_encoder(name, space, 8)
+    assert len(enc.film_dims) == 3
+    identity = [(th.ones(2, c), th.zeros(2, c)) for c in enc.film_dims]
+    assert th.allclose(enc(x, film=identity), enc(x), atol=1e-6)
+    betas = [th.randn(2, c, requires_grad=True) for c in enc.film_dims]
+    out = enc(x, film=[(th.ones(2, c), b) for c, b in zip(enc.film_dims, betas)])
+    assert not th.allclose(out, enc(x))
+    out.sum().backward()
+    assert all(b.grad is not None and b.grad.abs().sum() > 0 for b in betas)

@@ -1,0 +1,219 @@
+"""Fusions: registry, shapes, gradients, modality weights, masking semantics, routing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from torch import nn
+
+from mmrl.extractor import MultimodalExtractor
+from mmrl.fusion import PooledFusion, available_fusions, make_fusion, register_fusion
+from mmrl.fusion.base import _FUSIONS
+from mmrl.testing import fit_routing, routing_observation_space, sample_routing_batch
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is faster and steadier on a shared 2-core CPU."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
+FUSIONS = ["concat", "mean", "gated", "film", "attention", "perceiver"]
+SPACE = routing_observation_space()
+
+
+def make(fusion: str, **kwargs) -> MultimodalExtractor:
+    th.manual_seed(0)
+    kwargs.setdefault("features_dim", 32)
+    kwargs.setdefault("embed_dim", 16)
+    return MultimodalExtractor(SPACE, fusion=fusion, **kwargs)
+
+
+def batch(extractor: MultimodalExtractor, n: int = 6, seed: int = 0) -> dict[str, th.Tensor]:
+    obs, _ = sample_routing_batch(SPACE, "lidar", n, np.random.default_rng(seed))
+    return extractor.preprocess(obs)
+
+
+def test_registry() -> None:
+    assert set(FUSIONS) <= set(available_fusions())
+    with pytest.raises(ValueError, match=r"unknown fusion 'nope'.*available fusions.*attention"):
+        make_fusion("nope", {}, 8)
+    with pytest.raises(ValueError, match="already registered"):
+        register_fusion("concat")(PooledFusion)
+
+
+def test_custom_fusion_by_name() -> None:
+    @register_fusion("test_max")
+    class MaxFusion(PooledFusion):
+        def __init__(self, encoders, features_dim):
+            super().__init__(encoders, features_dim)
+            self.proj = nn.ModuleDict(
+                {k: nn.Linear(e.embed_dim, features_dim) for k, e in encoders.items()}
+            )
+
+        def fuse(self, feats):
+            return th.stack([self.proj[k](v) for k, v in feats.items()]).amax(0)
+
+    try:
+        ext = make("test_max")
+        assert ext(batch(ext)).shape == (6, 32)
+        assert "test_max" in available_fusions()
+    finally:
+        del _FUSIONS["test_max"]
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_shapes_gradients_and_weights(fusion: str) -> None:
+    ext = make(fusion)
+    x = batch(ext)
+    out = ext(x)
+    assert out.shape == (6, 32) and out.dtype == th.float32
+    assert th.isfinite(out).all()
+    out.pow(2).sum().backward()
+    token_fusion = fusion in ("attention", "perceiver")
+    for name, param in ext.named_parameters():
+        if "missing" in name:  # only used when a modality is dropped
+            assert param.grad is None or param.grad.abs().sum() == 0, name
+        elif token_fusion and name.startswith("encoders.") and ".head." in name:
+            # Token fusions read tokens; the pooled heads only serve encode() (pretraining).
+            assert param.grad is None, name
+        else:
+            assert param.grad is not None, f"{fusion}: {name} got no gradient"
+    weights = ext.modality_weights()
+    assert list(weights) == list(ext.modalities)
+    assert all(isinstance(w, float) and w >= 0 for w in weights.values())
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-5)
+    assert weights != pytest.approx(dict.fromkeys(ext.modalities, 0.25))  # measured, not default
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_missing_embeddings_learn_from_dropped_samples(fusion: str) -> None:
+    ext = make(fusion)
+    mask = th.zeros(6, 4, dtype=th.bool)
+    mask[:, ext.modalities.index("camera")] = True
+    ext(batch(ext), mask=mask).sum().backward()
+    grads = [p.grad for n, p in ext.named_parameters() if "missing" in n]
+    assert grads and any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("key", ["camera", "lidar", "text", "state"])
+def test_masked_modality_content_has_no_effect(fusion: str, key: str) -> None:
+    ext = make(fusion).eval()
+    x, other = batch(ext, seed=0), batch(ext, seed=1)
+    swapped = dict(x, **{key: other[key]})
+    with th.no_grad():
+        assert not th.allclose(ext(x), ext(swapped))  # the modality matters when present
+        ext.set_modality_mask([key])
+        assert th.allclose(ext(x), ext(swapped), atol=1e-5)
+        ext.set_modality_mask(None)
+        assert not th.allclose(ext(x), ext(swapped))
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_per_sample_mask_only_touches_its_rows(fusion: str) -> None:
+    ext = make(fusion).eval()
+    x = batch(ext)
+    mask = th.zeros(6, 4, dtype=th.bool)
+    mask[0, :2] = True
+    with th.no_grad():
+        full, masked = ext(x), ext(x, mask=mask)
+    assert th.allclose(full[1:], masked[1:], atol=1e-5)
+    assert not th.allclose(full[0], masked[0])
+
+
+@pytest.mark.parametrize("fusion", ["gated", "attention", "perceiver"])
+def test_weights_follow_masking(fusion: str) -> None:
+    # Masked token modalities keep one "missing" token, masked gated modalities a constant
+    # embedding; either way the weight of a masked modality moves.
+    ext = make(fusion).eval()
+    x = batch(ext, n=32)
+    with th.no_grad():
+        ext(x)
+        before = ext.modality_weights()
+        ext.set_modality_mask(["camera"])
+        ext(x)
+    assert ext.modality_weights()["camera"] != pytest.approx(before["camera"], abs=1e-4)
+
+
+def test_modality_dropout_training_only_and_never_drops_everything() -> None:
+    ext = make("concat", modality_dropout=0.95)
+    x = batch(ext, n=64)
+    drop = ext._drop_mask(x, None)
+    assert drop is not None and drop.shape == (64, 4)
+    assert (~drop).any(dim=1).all()  # at least one modality kept per sample
+    assert drop.float().mean() > 0.5
+    assert not th.allclose(ext(x), ext(x))  # stochastic in training mode
+    ext.eval()
+    assert ext._drop_mask(x, None) is None
+    assert th.equal(ext(x), ext(x))
+
+
+def test_film_needs_text_and_targets() -> None:
+    no_text = spaces.Dict({"camera": SPACE["camera"], "state": SPACE["state"]})
+    with pytest.raises(ValueError, match="needs a text modality"):
+        MultimodalExtractor(no_text, fusion="film")
+    no_target = spaces.Dict({"text": SPACE["text"], "state": SPACE["state"]})
+    with pytest.raises(ValueError, match="image or lidar encoders"):
+        MultimodalExtractor(no_target, fusion="film")
+    ext = MultimodalExtractor(SPACE, fusion="film", fusion_kwargs={"target_keys": ["lidar"]})
+    assert set(ext.fusion.film) == {"lidar"}
+
+
+def test_film_text_conditions_the_camera() -> None:
+    ext = make("film").eval()
+    x, other = batch(ext, seed=0), batch(ext, seed=1)
+    with th.no_grad():
+        cam = ext.encoders["camera"](x["camera"])
+        feats = {}
+
+        def grab(module, args, output):
+            feats["camera"] = output
+
+        handle = ext.encoders["camera"].register_forward_hook(grab)
+        ext(x)
+        conditioned = feats["camera"]
+        ext(dict(x, text=other["text"]))
+        handle.remove()
+    assert not th.allclose(conditioned, cam)  # FiLM changed the camera features
+    assert not th.allclose(conditioned, feats["camera"])  # ... as a function of the text
+
+
+# One signal modality per fusion keeps the default run fast while covering all four keys;
+# the full grid is marked slow.
+ROUTING_FAST = [
+    ("concat", "camera"),
+    ("mean", "text"),
+    ("gated", "state"),
+    ("film", "lidar"),
+    ("attention", "lidar"),
+    ("perceiver", "camera"),
+]
+
+
+@pytest.mark.parametrize(("fusion", "signal_key"), ROUTING_FAST)
+def test_routing_learned_and_masking_destroys_it(fusion: str, signal_key: str) -> None:
+    accuracy, masked = fit_routing(fusion, signal_key, steps=120, batch_size=48, eval_size=256)
+    assert accuracy >= 0.9, f"{fusion} did not learn the {signal_key} signal ({accuracy:.2f})"
+    assert masked <= 0.65, f"{fusion} still solves it with {signal_key} masked ({masked:.2f})"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_key", ["camera", "lidar", "text", "state"])
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_routing_full_grid(fusion: str, signal_key: str) -> None:
+    accuracy, masked = fit_routing(fusion, signal_key, steps=200)
+    assert accuracy >= 0.9 and masked <= 0.65, (accuracy, masked)
+
+
+def test_routing_with_modality_dropout() -> None:
+    # Trained with dropout, the extractor still relies on the signal modality alone.
+    accuracy, masked = fit_routing(
+        "gated", "lidar", steps=120, batch_size=48, eval_size=256, modality_dropout=0.2
+    )
+    assert accuracy >= 0.85 and masked <= 0.65, (accuracy, masked)
