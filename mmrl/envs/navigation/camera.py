@@ -1,0 +1,305 @@
+"""First-person RGB camera by column ray casting (Wolfenstein-style), batched over copies.
+
+One ray per image column; each ray finds the nearest wall or box face and the objects in
+front of it. Heights are projected with a pinhole model (``row = horizon - f * (z - eye) /
+depth``, ``depth`` measured along the optical axis so straight walls stay straight). Objects
+keep their 3-D silhouettes across columns: a ball's vertical extent follows a circle, a cube
+and a cylinder have flat tops (the cylinder is taller and shaded round), a cone narrows to
+a tip. All work is array operations over ``(copies, columns, objects)`` and one pixel
+compositing pass over ``(copies, rows, columns)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from mmrl.envs.navigation.instructions import SHAPES
+
+EYE_HEIGHT = 0.35
+"""Camera height above the floor, metres."""
+WALL_HEIGHT = 1.4
+"""Height of walls and box obstacles, metres (taller than every object)."""
+SHAPE_HEIGHT = np.array([0.8, 0.8, 1.0, 1.15], dtype=np.float32)
+"""Height of each shape (ball, cube, cone, cylinder) in metres for the 0.4 m footprint
+radius: ball and cube as tall as wide, the cone a little taller, the cylinder a pillar."""
+assert len(SHAPE_HEIGHT) == len(SHAPES)
+
+WALL_RGB = np.array([165, 165, 155], dtype=np.float32)
+BOX_RGB = np.array([125, 90, 60], dtype=np.float32)
+CEILING_RGB = (45, 50, 65)
+FLOOR_RGB = (95, 85, 75)
+# Per-shape silhouette parameters (ball, cube, cone, cylinder): a cone's top tapers linearly
+# to its tip; rounded shapes are shaded by their surface normal, the cube is flat-shaded.
+_TAPER = np.array([0.0, 0.0, 1.0, 0.0], dtype=np.float32)
+_ROUND_SHADE = np.array([1.0, 0.0, 1.0, 1.0], dtype=np.float32)
+_FAR = np.float32(1e4)
+# Pixel labels: ceiling and floor (by row), then wall, far object and near object (by
+# column); a higher label paints over a lower one.
+_N_LABELS = 5
+
+
+@dataclasses.dataclass
+class RayHits:
+    """What ``N`` rays per copy hit (camera columns and lidar beams are cast together).
+
+    Attributes:
+        dx, dy: ``(B, N)`` float32 ray direction components.
+        t_solid: ``(B, N)`` float32 distance to the first wall or box face.
+        x_face: ``(B, N)`` bool, that face has constant x (for shading).
+        is_box: ``(B, N)`` bool, the face belongs to a box obstacle (not a room wall).
+        t_obj: ``(B, N, K)`` float32 distance to each object's footprint when it is hit in
+            front of ``t_solid``, else a large sentinel (1e4).
+        fwd: ``(B, N, K)`` float32 distance along the ray to each object centre's foot point.
+        lat: ``(B, N, K)`` float32 signed lateral offset of each object centre from the ray.
+    """
+
+    dx: np.ndarray
+    dy: np.ndarray
+    t_solid: np.ndarray
+    x_face: np.ndarray
+    is_box: np.ndarray
+    t_obj: np.ndarray
+    fwd: np.ndarray
+    lat: np.ndarray
+
+
+def cast_rays(
+    pos: np.ndarray,
+    angles: np.ndarray,
+    size: np.ndarray,
+    boxes: np.ndarray,
+    box_valid: np.ndarray,
+    objects: np.ndarray,
+    obj_valid: np.ndarray,
+    radius: float,
+) -> RayHits:
+    """Casts ``N`` rays per copy against the room walls, boxes and object footprints.
+
+    Specialized to this task's geometry (a rectangle seen from inside, axis-aligned boxes,
+    equal circles), which takes about half the array operations of the general routines in
+    :mod:`mmrl.envs.geometry` and returns what the camera needs besides the distance.
+
+    Args:
+        pos: ``(B, 2)`` float32 ray origins; angles: ``(B, N)`` float32 absolute ray angles.
+        size: ``(B, 2)`` room width and height (the room is ``[0, w] x [0, h]``).
+        boxes: ``(B, M, 4)`` ``[cx, cy, half_x, half_y]``; box_valid: ``(B, M)`` bool.
+        objects: ``(B, K, 2)`` centres; obj_valid: ``(B, K)`` bool; radius: footprint radius.
+
+    Returns:
+        The :class:`RayHits`.
+    """
+    dx, dy = np.cos(angles), np.sin(angles)
+    ox, oy = pos[:, 0:1], pos[:, 1:2]
+    # Axis-parallel rays get a tiny positive component (not 0) so every division is finite
+    # and the wall they exit through is chosen consistently with that sign.
+    inv_x = 1.0 / np.where(np.abs(dx) < 1e-6, np.float32(1e-6), dx)
+    inv_y = 1.0 / np.where(np.abs(dy) < 1e-6, np.float32(1e-6), dy)
+
+    # Walls: exit distance from inside the room rectangle.
+    tx = (np.where(inv_x > 0, size[:, 0:1], 0.0) - ox) * inv_x
+    ty = (np.where(inv_y > 0, size[:, 1:2], 0.0) - oy) * inv_y
+    x_face = tx < ty
+    t_solid = np.minimum(tx, ty)
+    is_box = np.zeros_like(x_face)
+
+    # Axis-aligned boxes, slab method over (B, N, M).
+    if boxes.shape[1]:
+        lo = (boxes[..., :2] - boxes[..., 2:] - pos[:, None, :])[:, None]  # (B,1,M,2)
+        hi = (boxes[..., :2] + boxes[..., 2:] - pos[:, None, :])[:, None]
+        ix, iy = inv_x[..., None], inv_y[..., None]
+        ax, bx = lo[..., 0] * ix, hi[..., 0] * ix
+        ay, by = lo[..., 1] * iy, hi[..., 1] * iy
+        tx_near, ty_near = np.minimum(ax, bx), np.minimum(ay, by)
+        t_near = np.maximum(tx_near, ty_near)
+        t_far = np.minimum(np.maximum(ax, bx), np.maximum(ay, by))
+        hit = (t_near <= t_far) & (t_near > 0) & box_valid[:, None, :]
+        t_box = np.where(hit, t_near, _FAR)
+        m = t_box.shape[-1]
+        # Flat indices of each ray's nearest box (cheaper than take_along_axis).
+        flat = t_box.argmin(axis=-1) + m * np.arange(t_box.shape[0] * t_box.shape[1]).reshape(
+            t_box.shape[:2]
+        )
+        tb = np.take(t_box, flat)
+        is_box = tb < t_solid
+        t_solid = np.where(is_box, tb, t_solid)
+        x_face = np.where(is_box, np.take(tx_near, flat) > np.take(ty_near, flat), x_face)
+
+    # Objects: ray / footprint-circle tests over (B, N, K).
+    rel = (objects - pos[:, None, :])[:, None]  # (B, 1, K, 2)
+    dxk, dyk = dx[..., None], dy[..., None]
+    fwd = rel[..., 0] * dxk + rel[..., 1] * dyk
+    lat = rel[..., 1] * dxk - rel[..., 0] * dyk
+    r = np.float32(radius)
+    t_obj = fwd - np.sqrt(np.maximum(r * r - lat * lat, 0.0))
+    seen = (np.abs(lat) < r) & (t_obj > 0) & (t_obj < t_solid[..., None]) & obj_valid[:, None]
+    t_obj = np.where(seen, t_obj, _FAR)
+    return RayHits(dx, dy, t_solid, x_face, is_box, t_obj, fwd, lat)
+
+
+class ColumnCamera:
+    """Renders ``(B, S, S, 3)`` uint8 images of rooms with boxes and objects.
+
+    Args:
+        size: Image height and width ``S`` (one ray per column).
+        fov_deg: Horizontal and vertical field of view in degrees.
+        object_radius: Footprint radius of every object, metres.
+    """
+
+    def __init__(self, size: int, fov_deg: float, object_radius: float) -> None:
+        self.size = size
+        self.focal = np.float32((size / 2) / np.tan(np.radians(fov_deg) / 2))
+        # Rays through pixel centres of a flat image plane; column 0 is the leftmost, i.e.
+        # the most counter-clockwise ray.
+        offsets = size / 2 - (np.arange(size, dtype=np.float32) + 0.5)
+        self.angles = np.arctan(offsets / self.focal).astype(np.float32)  # (W,)
+        self.cos = np.cos(self.angles)
+        self.radius = np.float32(object_radius)
+        self.row_dtype = np.uint8 if size < 255 else np.uint16
+        self.rows = np.arange(size, dtype=self.row_dtype)[None, None, :, None]  # (1,1,H,1)
+        # Rows below the horizon are floor (label 1), above it ceiling (label 0).
+        self.floor = (np.arange(size) >= size / 2).astype(np.uint8)[None, :, None]
+        self._base_key: tuple[int, int, int] | None = None
+        self._base_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+        self._palette_n = -1
+        self._palette_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+
+    def render(
+        self,
+        pos: np.ndarray,
+        heading: np.ndarray,
+        size: np.ndarray,
+        boxes: np.ndarray,
+        box_valid: np.ndarray,
+        objects: np.ndarray,
+        obj_rgb: np.ndarray,
+        obj_shape: np.ndarray,
+        obj_valid: np.ndarray,
+    ) -> np.ndarray:
+        """Renders one image per copy (casts its own rays; see :meth:`shade`).
+
+        Args:
+            pos: ``(B, 2)`` float32 camera positions; heading: ``(B,)`` float32 radians.
+            size: ``(B, 2)`` float32 room width and height.
+            boxes: ``(B, M, 4)`` float32 ``[cx, cy, half_x, half_y]``; box_valid ``(B, M)`` bool.
+            objects: ``(B, K, 2)`` float32 centres; obj_rgb: ``(B, K, 3)`` float32 colours.
+            obj_shape: ``(B, K)`` int64 shape ids; obj_valid: ``(B, K)`` bool.
+
+        Returns:
+            ``(B, S, S, 3)`` uint8 RGB images.
+        """
+        angles = heading[:, None] + self.angles
+        hits = cast_rays(pos, angles, size, boxes, box_valid, objects, obj_valid, self.radius)
+        return self.shade(hits, pos, obj_rgb, obj_shape)
+
+    def shade(
+        self, hits: RayHits, pos: np.ndarray, obj_rgb: np.ndarray, obj_shape: np.ndarray
+    ) -> np.ndarray:
+        """Turns ray hits into images.
+
+        Args:
+            hits: Hits of ``N >= S`` rays whose first ``S`` are the camera columns
+                (``heading + self.angles``); further rays (e.g. lidar beams) are ignored.
+            pos: ``(B, 2)`` camera positions.
+            obj_rgb: ``(B, K, 3)`` float32 object colours; obj_shape: ``(B, K)`` shape ids.
+
+        Returns:
+            ``(B, S, S, 3)`` uint8 RGB images.
+        """
+        n, s = len(pos), self.size
+        n_rays, k_obj = hits.t_obj.shape[1:]
+        dx, dy = hits.dx[:, :s], hits.dy[:, :s]
+        t_solid, x_face, is_box = hits.t_solid[:, :s], hits.x_face[:, :s], hits.is_box[:, :s]
+        ox, oy = pos[:, 0:1], pos[:, 1:2]
+
+        # Wall colour: material, face orientation (x faces darker), a dark seam every metre
+        # (optic flow while turning) and distance fog.
+        along = np.where(x_face, oy + t_solid * dy, ox + t_solid * dx)
+        shade = np.where(x_face, np.float32(0.75), np.float32(1.0)) / (1.0 + 0.07 * t_solid)
+        shade = np.where((along % 1.0) < 0.04, 0.6 * shade, shade)
+        wall_rgb = np.where(is_box[..., None], BOX_RGB, WALL_RGB) * shade[..., None]
+        depth = np.maximum(t_solid * self.cos, 0.05)
+
+        # The two nearest objects per column (far one drawn first), so a low near object
+        # does not hide the top of a taller one behind it; three in a column is very rare.
+        # Gathers use flat indices into the contiguous hit arrays (cheaper than
+        # take_along_axis on the column slice).
+        order = np.argsort(hits.t_obj[:, :s], axis=-1)[..., 1::-1]  # (B, W, 2)
+        ray_base, obj_base = self._bases(n, n_rays, k_obj)
+        flat = ray_base + order
+        t2 = np.take(hits.t_obj, flat)
+        u = np.minimum(np.abs(np.take(hits.lat, flat)) / self.radius, 1.0)
+        d_obj = np.maximum(np.take(hits.fwd, flat) * self.cos[:, None], 0.05)
+        slot = obj_base + order
+        shape = np.take(obj_shape, slot)
+        roundness = np.sqrt(1.0 - u * u)
+        r = self.radius
+        is_ball = shape == 0
+        # A ball is a circle of radius r centred at height r; other shapes stand on the floor.
+        z_bot = np.where(is_ball, r * (1.0 - roundness), np.float32(0.0))
+        z_top = np.where(
+            is_ball, r * (1.0 + roundness), SHAPE_HEIGHT[shape] * (1 - _TAPER[shape] * u)
+        )
+        rs = _ROUND_SHADE[shape]
+        light = (0.9 * (1.0 - rs) + rs * (0.55 + 0.45 * roundness)) / (1.0 + 0.05 * t2)
+        obj_col = np.take(obj_rgb.reshape(-1, 3), slot, axis=0) * light[..., None]  # (B,W,2,3)
+
+        # --- rows covered by wall, far object and near object: (3, B, 1, W) integer spans.
+        horizon = np.float32(s / 2)
+        spans = np.empty((2, 3, n, s), np.float32)  # [top/bottom, layer, copy, column]
+        spans[0, 0] = horizon - self.focal * (WALL_HEIGHT - EYE_HEIGHT) / depth
+        spans[1, 0] = horizon + self.focal * EYE_HEIGHT / depth
+        spans[0, 1:] = (horizon - self.focal * (z_top - EYE_HEIGHT) / d_obj).transpose(2, 0, 1)
+        spans[1, 1:] = (horizon - self.focal * (z_bot - EYE_HEIGHT) / d_obj).transpose(2, 0, 1)
+        # A layer without an object gets an empty span.
+        spans[1, 1:] = np.where((t2 >= _FAR).transpose(2, 0, 1), spans[0, 1:], spans[1, 1:])
+        # Object layers that are empty in every column are skipped (the far layer usually is).
+        present = (t2 < _FAR).any(axis=(0, 1))
+        layers = [0] + [j + 1 for j in range(2) if present[j]]
+        if len(layers) < 3:
+            spans = spans[:, layers]
+        # Pixel row i (centre i + 0.5) is covered when top <= i + 0.5 < bottom.
+        rows_i = np.minimum(np.maximum(np.ceil(spans - 0.5), 0), s).astype(self.row_dtype)
+        top_i = rows_i[0][:, :, None, :]
+        height = np.maximum(rows_i[1], rows_i[0])[:, :, None, :] - top_i
+        # Unsigned wrap-around: rows above the top become large, so one compare tests both ends.
+        inside = (self.rows - top_i) < height  # (layers, B, H, W)
+        label = np.where(inside[0], np.uint8(2), self.floor)
+        for j, layer in enumerate(layers[1:], start=1):
+            label = np.where(inside[j], np.uint8(2 + layer), label)
+
+        # --- a palette of RGBA colours per (copy, column), then a single gather.
+        palette, pixel_base = self._palette(n)
+        palette[:, :, 2, :3] = np.minimum(wall_rgb, 255.0)
+        palette[:, :, 3:, :3] = np.minimum(obj_col, 255.0)
+        rgba = np.take(palette.view(np.uint32), pixel_base + label)
+        rgb = cv2.cvtColor(rgba.view(np.uint8).reshape(n * s, s, 4), cv2.COLOR_RGBA2RGB)
+        return rgb.reshape(n, s, s, 3)
+
+    def _bases(self, n: int, n_rays: int, k_obj: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat-index offsets of (copy, column) into ``(n, n_rays, K)`` and ``(n, K)`` arrays."""
+        key = (n, n_rays, k_obj)
+        if self._base_key != key:
+            b = np.arange(n)[:, None, None]
+            w = np.arange(self.size)[None, :, None]
+            self._base_cache = ((b * n_rays + w) * k_obj, np.broadcast_to(b * k_obj, (n, 1, 1)))
+            self._base_key = key
+        return self._base_cache
+
+    def _palette(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Reusable RGBA palette ``(n, S, 5, 4)`` uint8 (sky preset) and pixel offsets.
+
+        The palette is gathered as one 4-byte word per pixel and viewed back as bytes, so
+        the byte order of the machine does not matter.
+        """
+        if self._palette_n != n:
+            s = self.size
+            palette = np.full((n, s, _N_LABELS, 4), 255, np.uint8)
+            palette[:, :, 0, :3] = CEILING_RGB
+            palette[:, :, 1, :3] = FLOOR_RGB
+            base = (_N_LABELS * np.arange(n * s, dtype=np.int32)).reshape(n, 1, s)
+            self._palette_cache = (palette, base)
+            self._palette_n = n
+        return self._palette_cache

@@ -1,0 +1,135 @@
+"""Gymnasium env of the language-conditioned navigation task."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from mmrl.envs.base import BatchedSimulator, MultimodalEnv
+from mmrl.envs.navigation.simulator import NavigationSimulator
+
+
+class NavigationEnv(MultimodalEnv):
+    """## Description
+
+    A small mobile robot stands in a procedurally generated rectangular room (sides drawn in
+    6-8 m) with up to three box obstacles and three to five objects. Each object has one of
+    six colours (red, green, blue, yellow, purple, cyan) and one of four shapes (ball, cube,
+    cone, cylinder) on a round 0.8 m footprint. An instruction such as *"go to the red
+    ball"*, *"navigate to the cube that is blue"* or *"head towards the yellow cone"* names
+    one object; the robot must drive
+    to it without touching any other object.
+
+    The task needs every modality (see ``DESIGN.md``, "Why each modality matters"):
+
+    * **text** is the only source of the goal;
+    * **camera** is the only sensor that sees colour and shape: at least one distractor shares
+      the target's colour (other shape) and one its shape (other colour), so both instruction
+      words matter, and all objects have the same round footprint, so the lidar cannot tell
+      them apart;
+    * **lidar** is the only sensor that sees behind and beside the robot with precise range
+      (the camera covers a 90 degree cone), needed to avoid walls, boxes and distractors
+      while turning and driving;
+    * **state** tells whether the last move was blocked and how fast the robot moves.
+
+    ## Observation Space
+
+    A ``Dict`` with:
+
+    | Key | Space | Content |
+    |-----|-------|---------|
+    | ``camera`` | ``Box(0, 255, (S, S, 3), uint8)`` | first-person RGB, ``S = camera_size`` |
+    | ``lidar`` | ``Box(0, 1, (lidar_beams,), float32)`` | 360 degree ranges / ``lidar_range`` |
+    | ``text`` | ``Box(0, V - 1, (max_text_len,), int64)`` | instruction token ids, 0-padded |
+    | ``state`` | ``Box(-1, 1, (6,), float32)`` | proprioception (below) |
+
+    * ``camera`` (64 x 64): column ray casting with perspective and a ``fov_deg`` (90 degree)
+      field of view; walls grey, boxes brown, objects in their colour with shape
+      silhouettes (ball round, cube flat-topped, cone pointed, cylinder tall and
+      flat-topped); distance fog.
+    * ``lidar`` (64 beams, 8 m): beam 0 straight ahead, angles counter-clockwise; sees walls,
+      boxes and objects; optional Gaussian noise (``lidar_noise``) and dropout
+      (``lidar_dropout``, a dropped beam reads 1).
+    * ``text``: ids of the shared :class:`~mmrl.envs.tokenizer.Tokenizer` (``V`` words);
+      the raw string is ``info["instruction"]``.
+    * ``state``: achieved linear and angular velocity (normalized by full speed), last
+      commanded linear and angular action, bumped-on-last-step flag, elapsed fraction of
+      the episode.
+
+    The state holds no goal information.
+
+    ## Action Space
+
+    Default ``Discrete(4)``: ``0`` forward ``forward_speed`` (0.25 m), ``1`` turn left
+    (counter-clockwise) ``turn_speed`` (22.5 degrees), ``2`` turn right, ``3`` stop.
+
+    With ``continuous=True``: ``Box(-1, 1, (2,), float32)`` ``[linear, angular]``; the robot
+    first turns by ``angular * turn_speed`` then drives ``linear * forward_speed`` (negative
+    ``linear`` reverses at half speed). Out-of-range values are clipped; NaN, infinite or
+    wrongly shaped actions raise ``ValueError``.
+
+    ## Rewards
+
+    The scalar reward is the sum of the named terms in ``info["rewards"]``:
+
+    * ``progress``: ``progress_weight`` (0.1) times the decrease of the distance to the
+      target this step (dense shaping, potential-based, Ng et al. 1999);
+    * ``success``: ``+success_reward`` (1) on reaching the target;
+    * ``wrong_object``: ``-wrong_object_penalty`` (0.1) on touching another object (the
+      lost success is the real cost; a large penalty taught PPO to avoid all objects);
+    * ``collision``: ``-collision_penalty`` (0.02) per step the robot bumps a wall or box;
+    * ``time``: ``-time_penalty`` (0.001) per step.
+
+    Returns lie in about ``[-0.3, 1.6]``, a scale PPO handles without reward normalization.
+
+    ## Starting State
+
+    Room size, obstacles, objects, target, instruction template and robot pose are drawn from
+    the episode's seed. Every blocker is at least 0.8 m from every other, so all rooms are
+    solvable; the robot starts at least 2 m from the target, facing a random direction (the
+    target is often out of view and has to be searched for).
+
+    ## Episode End
+
+    Termination:
+
+    * success: the robot's centre comes within 0.9 m of the target's centre (0.3 m gap);
+      ``info["is_success"]`` is ``True``;
+    * failure: the robot touches any other object.
+
+    Bumping into walls and boxes is penalized but not terminal (the move is refused).
+
+    Truncation: after 200 steps (``max_episode_steps`` of the registration).
+
+    ## Arguments
+
+    ```python
+    gym.make("mmrl/Navigation-v0", instruction_split="train", continuous=False,
+             room_size=8.0, min_objects=3, max_objects=5, max_obstacles=3,
+             forward_speed=0.25, turn_speed=22.5, fov_deg=90.0,
+             progress_weight=0.1, success_reward=1.0, wrong_object_penalty=0.1,
+             collision_penalty=0.02, time_penalty=0.001, camera_size=64, lidar_beams=64,
+             lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16)
+    ```
+
+    * ``instruction_split``: ``"train"`` targets 18 colour-shape pairs with six templates;
+      ``"test"`` targets the six held-out pairs (red cone, green cube, blue cylinder, yellow
+      ball, purple cylinder, cyan cube) with the train templates plus three paraphrases.
+    * ``mmrl/NavigationContinuous-v0`` is ``continuous=True``.
+    * Unknown names and out-of-range values raise ``ValueError`` naming the parameter and
+      what is allowed. Field documentation: :class:`~mmrl.envs.navigation.NavigationConfig`.
+
+    Privileged labels in ``info["labels"]`` (one scalar each): ``target_index``,
+    ``target_color``, ``target_shape``, ``target_distance`` (m), ``target_bearing`` (rad,
+    counter-clockwise from the heading), ``target_in_view`` (inside the camera's field of
+    view), ``target_visible`` (some camera column shows it unoccluded, as of the last
+    observation), ``obstacle_distance`` (free gap to the nearest wall or box, m),
+    ``obstacle_bearing`` (rad), ``num_objects``, ``x``, ``y``, ``heading``. The scripted
+    expert (``env.unwrapped.expert_action()``) plans with A* on the known map and follows
+    the path with a pursuit controller.
+
+    ## Version History
+
+    * v0: Initial release.
+    """
+
+    simulator_cls: ClassVar[type[BatchedSimulator]] = NavigationSimulator

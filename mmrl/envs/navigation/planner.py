@@ -1,0 +1,243 @@
+"""The scripted expert: A* on an occupancy grid of the known map, then a pursuit controller.
+
+Planning happens once per episode (lazily, on the first expert query, so plain stepping never
+pays for it) and again after a bump. A* runs on a 0.1 m grid whose cells are blocked within
+a margin of walls, boxes and the *other* objects; a clearance cost keeps paths away from
+blockers. The cell path is shortened by line-of-sight string pulling and followed waypoint
+by waypoint: the controller turns toward the next waypoint and drives when roughly facing it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+from mmrl.envs.navigation.room import OBJECT_RADIUS, ROBOT_RADIUS
+
+RESOLUTION = 0.1
+"""Grid cell size in metres."""
+MARGIN = 0.1
+"""Extra clearance (beyond touching) that the planner keeps from blockers, metres."""
+PATH_SPACING = 0.1
+"""Spacing of the resampled path points the controller tracks, metres."""
+LOOKAHEAD = 5
+"""Pure-pursuit lookahead in path points (0.5 m): short, so the robot stays near the path
+although discrete turns leave up to half a turn step of heading error."""
+LINE_CLEARANCE = 0.15
+"""Gap a shortcut segment must keep from every blocker, metres (covers tracking error)."""
+
+_SQRT2 = math.sqrt(2.0)
+_NEIGHBOURS = [(-1, 0, 1.0), (1, 0, 1.0), (0, -1, 1.0), (0, 1, 1.0),
+               (-1, -1, _SQRT2), (-1, 1, _SQRT2), (1, -1, _SQRT2), (1, 1, _SQRT2)]  # fmt: skip
+
+
+def clearance(
+    points: np.ndarray, size: np.ndarray, boxes: np.ndarray, others: np.ndarray
+) -> np.ndarray:
+    """Free distance between a robot centred at each point and the nearest blocker.
+
+    Args:
+        points: ``(N, 2)`` robot centres.
+        size: ``(2,)`` room width and height.
+        boxes: ``(M, 4)`` valid boxes ``[cx, cy, half_x, half_y]``.
+        others: ``(J, 2)`` centres of objects the robot must not touch.
+
+    Returns:
+        ``(N,)`` float64 gap in metres (negative when the robot would overlap a blocker).
+    """
+    x, y = points[:, 0], points[:, 1]
+    gap = np.minimum.reduce([x, size[0] - x, y, size[1] - y])
+    if len(boxes):
+        dx = np.maximum(np.abs(x[:, None] - boxes[:, 0]) - boxes[:, 2], 0.0)
+        dy = np.maximum(np.abs(y[:, None] - boxes[:, 1]) - boxes[:, 3], 0.0)
+        gap = np.minimum(gap, np.hypot(dx, dy).min(axis=1))
+    if len(others):
+        d = np.hypot(x[:, None] - others[:, 0], y[:, None] - others[:, 1]) - OBJECT_RADIUS
+        gap = np.minimum(gap, d.min(axis=1))
+    return gap - ROBOT_RADIUS
+
+
+def astar(
+    free: np.ndarray,
+    cost: np.ndarray,
+    start: tuple[int, int],
+    goal: np.ndarray,
+    goal_xy: tuple[float, float],
+    goal_radius: float,
+) -> list[tuple[int, int]] | None:
+    """A* over an 8-connected grid.
+
+    Args:
+        free: ``(X, Y)`` bool traversable cells.
+        cost: ``(X, Y)`` float extra cost factor (>= 1) of entering each cell.
+        start: Start cell ``(i, j)``.
+        goal: ``(X, Y)`` bool goal cells (any of them ends the search).
+        goal_xy: Goal centre in cell units, for the heuristic.
+        goal_radius: Radius of the goal region in cell units (keeps the heuristic admissible).
+
+    Returns:
+        The cell path from start to a goal cell, or ``None`` when no goal is reachable.
+    """
+    nx, ny = free.shape
+    gx, gy = goal_xy
+    # Nested lists index several times faster than numpy scalars in this Python loop.
+    free_l, cost_l, goal_l = free.tolist(), cost.tolist(), goal.tolist()
+    best = {start: 0.0}
+    parent: dict[tuple[int, int], tuple[int, int]] = {}
+    heap = [(0.0, 0.0, start)]
+    closed: set[tuple[int, int]] = set()
+    while heap:
+        _, g, node = heapq.heappop(heap)
+        if node in closed:
+            continue
+        closed.add(node)
+        i, j = node
+        if goal_l[i][j]:
+            path = [node]
+            while node in parent:
+                node = parent[node]
+                path.append(node)
+            return path[::-1]
+        for di, dj, step in _NEIGHBOURS:
+            a, b = i + di, j + dj
+            if 0 <= a < nx and 0 <= b < ny and free_l[a][b] and (a, b) not in closed:
+                ng = g + step * cost_l[a][b]
+                if ng < best.get((a, b), math.inf):
+                    best[(a, b)] = ng
+                    parent[(a, b)] = node
+                    h = max(math.hypot(a - gx, b - gy) - goal_radius, 0.0)
+                    heapq.heappush(heap, (ng + h, ng, (a, b)))
+    return None
+
+
+def plan_path(
+    start: np.ndarray,
+    size: np.ndarray,
+    boxes: np.ndarray,
+    others: np.ndarray,
+    target: np.ndarray,
+    goal_radius: float,
+) -> np.ndarray:
+    """Plans a collision-free polyline from ``start`` to the target object.
+
+    Args:
+        start: ``(2,)`` robot position; size: ``(2,)`` room size.
+        boxes: ``(M, 4)`` valid boxes; others: ``(J, 2)`` non-target object centres.
+        target: ``(2,)`` target centre; goal_radius: success distance to it, metres.
+
+    Returns:
+        ``(P, 2)`` float32 points every :data:`PATH_SPACING` along a shortened path, ending at
+        the target centre. Falls back to the straight line when no grid path exists (does
+        not happen for generated rooms).
+    """
+    nx = math.ceil(size[0] / RESOLUTION)
+    ny = math.ceil(size[1] / RESOLUTION)
+    xs = (np.arange(nx) + 0.5) * RESOLUTION
+    ys = (np.arange(ny) + 0.5) * RESOLUTION
+    grid = np.stack(np.meshgrid(xs, ys, indexing="ij"), axis=-1).reshape(-1, 2)
+    gap = clearance(grid, size, boxes, others).reshape(nx, ny)
+    to_start = np.hypot(grid[:, 0] - start[0], grid[:, 1] - start[1]).reshape(nx, ny)
+    to_target = np.hypot(grid[:, 0] - target[0], grid[:, 1] - target[1]).reshape(nx, ny)
+    si = min(max(int(start[0] / RESOLUTION), 0), nx - 1)
+    sj = min(max(int(start[1] / RESOLUTION), 0), ny - 1)
+    # Paths prefer cells with at least 0.4 m clearance: discrete headings drift sideways.
+    cost = 1.0 + 2.0 * np.clip(0.4 - gap, 0.0, None)
+    goal_r = 0.7 * goal_radius
+    for margin in (MARGIN, 0.03):
+        # Cells near the start stay usable when the robot begins (or ends up) close to a wall.
+        free = (gap >= margin) | ((to_start < 0.25) & (gap > 0.0))
+        free[si, sj] = True
+        goal = free & (to_target < goal_r)
+        cells = astar(
+            free, cost, (si, sj), goal,
+            (target[0] / RESOLUTION - 0.5, target[1] / RESOLUTION - 0.5), goal_r / RESOLUTION,
+        )  # fmt: skip
+        if cells is not None:
+            break
+    else:
+        cells = [(si, sj)]
+    pts = (np.array(cells, dtype=np.float64) + 0.5) * RESOLUTION
+    pts[0] = start
+    pts = np.concatenate([pts, np.asarray(target, np.float64)[None]], axis=0)
+    corners = _string_pull(pts, size, boxes, others, goal_radius)
+    return _resample(corners, PATH_SPACING).astype(np.float32)
+
+
+def _resample(corners: np.ndarray, spacing: float) -> np.ndarray:
+    """Points every ``spacing`` metres along a polyline ``(C, 2)`` (its end included)."""
+    seg = np.diff(corners, axis=0)
+    cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+    stations = np.append(np.arange(0.0, cum[-1], spacing), cum[-1])
+    return np.stack([np.interp(stations, cum, corners[:, 0]),
+                     np.interp(stations, cum, corners[:, 1])], axis=1)  # fmt: skip
+
+
+def _clear(
+    a: np.ndarray,
+    b: np.ndarray,
+    size: np.ndarray,
+    boxes: np.ndarray,
+    others: np.ndarray,
+    need: float,
+) -> bool:
+    """Whether a robot driving from ``a`` to ``b`` keeps ``need`` metres from every blocker."""
+    n = max(int(np.hypot(*(b - a)) / 0.05), 1) + 1
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    return bool((clearance(a + t * (b - a), size, boxes, others) >= need).all())
+
+
+def _string_pull(
+    pts: np.ndarray, size: np.ndarray, boxes: np.ndarray, others: np.ndarray, goal_radius: float
+) -> np.ndarray:
+    """Greedy line-of-sight shortcutting of a dense cell path ``(P, 2)`` into corners."""
+    out = [pts[0]]
+    i, last = 0, len(pts) - 1
+    need = LINE_CLEARANCE
+    while i < last:
+        for j in range(last, i, -1):
+            if j == i + 1:
+                break
+            end = pts[j]
+            if j == last:
+                # The final leg only has to be clear until the success radius.
+                d = np.hypot(*(end - pts[i]))
+                if d <= goal_radius:
+                    break
+                end = pts[i] + (end - pts[i]) * (1.0 - 0.8 * goal_radius / d)
+            if _clear(pts[i], end, size, boxes, others, need):
+                break
+        out.append(pts[j])
+        i = j
+    return np.array(out)
+
+
+def pursuit(
+    pos: np.ndarray,
+    heading: np.ndarray,
+    paths: np.ndarray,
+    lengths: np.ndarray,
+    progress: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pure pursuit on padded paths, batched over copies.
+
+    Args:
+        pos: ``(B, 2)`` positions; heading: ``(B,)`` radians.
+        paths: ``(B, P, 2)`` path points (rows past ``lengths`` repeat the last point).
+        lengths: ``(B,)`` number of valid points per path.
+        progress: ``(B,)`` index of the path point the robot was last nearest to.
+
+    Returns:
+        ``(heading error (B,) in [-pi, pi), new progress (B,))``; the error is the signed angle
+        from the heading to the carrot :data:`LOOKAHEAD` points past the nearest point.
+    """
+    rows = np.arange(len(pos))[:, None]
+    # Progress only moves forward, searching a short window (paths do not self-intersect).
+    window = np.minimum(progress[:, None] + np.arange(2 * LOOKAHEAD), lengths[:, None] - 1)
+    d = np.hypot(*(paths[rows, window] - pos[:, None, :]).transpose(2, 0, 1))
+    progress = window[rows[:, 0], d.argmin(axis=1)]
+    carrot = paths[rows[:, 0], np.minimum(progress + LOOKAHEAD, lengths - 1)]
+    delta = carrot - pos
+    desired = np.arctan2(delta[:, 1], delta[:, 0])
+    return (desired - heading + np.pi) % (2 * np.pi) - np.pi, progress

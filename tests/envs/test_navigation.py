@@ -1,0 +1,469 @@
+"""Tests of ``mmrl/Navigation-v0``: API conformance, determinism, task properties, bad input."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import mmrl
+from mmrl.envs.navigation import NavigationConfig, NavigationEnv, NavigationSimulator
+from mmrl.envs.navigation.instructions import (
+    COLOR_RGB,
+    HELD_OUT,
+    TEST_TEMPLATES,
+    make_instruction,
+    target_combos,
+)
+from mmrl.envs.navigation.room import OBJECT_RADIUS
+from mmrl.envs.navigation.simulator import CONTACT_RADIUS, SUCCESS_RADIUS
+
+IDS = ("mmrl/Navigation-v0", "mmrl/NavigationContinuous-v0")
+SENSOR_CONFIGS = (
+    {},
+    {"camera_size": 48, "lidar_beams": 32, "lidar_noise": 0.05, "lidar_dropout": 0.1},
+)
+
+
+def _random_actions(space: gym.Space, n: int, seed: int) -> list:
+    space.seed(seed)
+    return [space.sample() for _ in range(n)]
+
+
+def _assert_obs_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+@pytest.mark.parametrize("kwargs", SENSOR_CONFIGS)
+def test_gymnasium_and_sb3_check_env(env_id: str, kwargs: dict) -> None:
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make(env_id, render_mode="rgb_array", **kwargs).unwrapped)
+        sb3_check_env(gym.make(env_id, **kwargs), warn=True)
+
+
+def test_registered_entry_points() -> None:
+    env = gym.make("mmrl/Navigation-v0")
+    assert isinstance(env.unwrapped, NavigationEnv)
+    assert env.spec is not None and env.spec.max_episode_steps == 200
+    assert env.unwrapped.sim.max_episode_steps == 200
+    assert isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.n == 4
+    cont = gym.make("mmrl/NavigationContinuous-v0")
+    assert cont.action_space.shape == (2,)
+    assert mmrl.__version__
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_seeded_determinism(env_id: str) -> None:
+    runs = []
+    for _ in range(2):
+        env = gym.make(env_id, lidar_noise=0.05, lidar_dropout=0.05)
+        obs, info = env.reset(seed=123)
+        trace = [(obs, info["instruction"])]
+        for action in _random_actions(env.action_space, 60, seed=7):
+            obs, reward, terminated, truncated, info = env.step(action)
+            trace.append((obs, reward, terminated, truncated, info["rewards"]))
+            if terminated or truncated:
+                obs, info = env.reset()
+                trace.append((obs, info["instruction"]))
+        runs.append(trace)
+    for a, b in zip(*runs, strict=True):
+        _assert_obs_equal(a[0], b[0])
+        assert a[1:] == b[1:]
+    # A different seed gives a different episode.
+    env = gym.make(env_id)
+    first = env.reset(seed=123)[0]["lidar"]
+    assert not np.array_equal(first, env.reset(seed=124)[0]["lidar"])
+
+
+def test_pickle_roundtrip_continues_identically() -> None:
+    env = gym.make("mmrl/Navigation-v0")
+    env.reset(seed=5)
+    for action in _random_actions(env.action_space, 5, seed=1):
+        env.step(action)
+    clone = pickle.loads(pickle.dumps(env))
+    for action in _random_actions(env.action_space, 30, seed=2):
+        out_a, out_b = env.step(action), clone.step(action)
+        _assert_obs_equal(out_a[0], out_b[0])
+        assert out_a[1:4] == out_b[1:4]
+        if out_a[2] or out_a[3]:
+            _assert_obs_equal(env.reset()[0], clone.reset()[0])
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_vec_env_copy_matches_single_env_across_autoreset(env_id: str) -> None:
+    n, seed, steps = 3, 40, 60
+    noise = {"lidar_noise": 0.05, "lidar_dropout": 0.05}
+    venv = mmrl.make_vec_env(env_id, n_envs=n, seed=seed, monitor=False, **noise)
+    vec_obs = [venv.reset()]
+    actions, rewards, dones, terminal = [], [], [], []
+    for _ in range(steps):
+        # The expert ends episodes quickly, so every copy auto-resets at least once.
+        action = venv.env_method("expert_action")[0]
+        obs, reward, done, infos = venv.step(action)
+        actions.append(action)
+        vec_obs.append(obs)
+        rewards.append(reward)
+        dones.append(done)
+        terminal.append([info.get("terminal_observation") for info in infos])
+    assert np.asarray(dones).sum(axis=0).min() >= 1
+    for i in range(n):
+        env = gym.make(env_id, **noise)
+        obs, _ = env.reset(seed=seed + i)
+        _assert_obs_equal(obs, {k: v[i] for k, v in vec_obs[0].items()})
+        for t in range(steps):
+            obs, reward, terminated, truncated, _ = env.step(actions[t][i])
+            assert reward == pytest.approx(float(rewards[t][i]), abs=1e-6)
+            assert (terminated or truncated) == bool(dones[t][i])
+            if terminated or truncated:
+                _assert_obs_equal(obs, terminal[t][i])
+                obs, _ = env.reset()
+            _assert_obs_equal(obs, {k: v[i] for k, v in vec_obs[t + 1].items()})
+
+
+def _expert_success(split: str, episodes: int, continuous: bool = False) -> float:
+    n = 20
+    sim = NavigationSimulator(n, instruction_split=split, continuous=continuous)
+    sim.seed([1000 + i for i in range(n)])
+    sim.reset_envs()
+    finished = np.zeros(n, np.int64)
+    successes = 0
+    while finished.min() < episodes // n:
+        _, terminated, truncated, _ = sim.step(sim.expert_action())
+        done = np.flatnonzero(terminated | truncated)
+        counted = done[finished[done] < episodes // n]
+        successes += int(sim.success[counted].sum())
+        finished[done] += 1
+        sim.reset_envs(done)
+    return successes / (n * (episodes // n))
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_expert_solves_both_splits(split: str) -> None:
+    assert _expert_success(split, 40) >= 0.9
+
+
+def test_continuous_expert_solves_task() -> None:
+    assert _expert_success("train", 20, continuous=True) >= 0.9
+
+
+def test_splits_are_disjoint_and_respected() -> None:
+    train, test = set(target_combos("train")), set(target_combos("test"))
+    assert not train & test
+    assert test == set(HELD_OUT)
+    assert len(train) + len(test) == 24
+    seen = {"train": set(), "test": set()}
+    texts = {"train": set(), "test": set()}
+    for split in seen:
+        sim = NavigationSimulator(8, instruction_split=split)
+        sim.seed(list(range(8)))
+        for _ in range(15):
+            sim.reset_envs()
+            labels = sim.labels()
+            seen[split] |= set(
+                zip(labels["target_color"].tolist(), labels["target_shape"].tolist())
+            )
+            texts[split] |= set(sim.instructions())
+    assert seen["train"] <= train and seen["test"] <= test
+    assert len(seen["test"]) == len(test)
+    # Test-only paraphrases never appear in train instructions.
+    markers = ("which", "colored", "walk")
+    assert not any(m in t.split() for t in texts["train"] for m in markers)
+    assert any(m in t.split() for t in texts["test"] for m in markers)
+
+
+def test_distractors_share_colour_and_shape_with_target() -> None:
+    sim = NavigationSimulator(16)
+    sim.seed(list(range(16)))
+    for _ in range(10):
+        sim.reset_envs()
+        for i in range(sim.num_envs):
+            valid = np.flatnonzero(sim.obj_valid[i])
+            assert 3 <= len(valid) <= 5
+            t = sim.target[i]
+            others = [k for k in valid if k != t]
+            colors, shapes = sim.obj_color[i], sim.obj_shape[i]
+            assert any(colors[k] == colors[t] and shapes[k] != shapes[t] for k in others)
+            assert any(shapes[k] == shapes[t] and colors[k] != colors[t] for k in others)
+            # The instruction is unambiguous.
+            assert not any(colors[k] == colors[t] and shapes[k] == shapes[t] for k in others)
+
+
+def test_every_instruction_word_is_in_the_vocabulary() -> None:
+    from mmrl.envs.navigation.instructions import COLORS, SHAPE_WORDS, all_words
+    from mmrl.envs.tokenizer import VOCAB, Tokenizer
+
+    assert all_words() <= set(VOCAB)
+    tok = Tokenizer()
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for c, s in target_combos(split):
+            for _ in range(10):
+                text = make_instruction(rng, split, c, s)
+                assert tok.unknown_words(text) == []
+                assert len(tok.split(text)) <= 16
+                assert COLORS[c] in text and any(
+                    w in text for w in SHAPE_WORDS[("ball", "cube", "cone", "cylinder")[s]]
+                )
+    assert {w for t in TEST_TEMPLATES for w in t.split() if "{" not in w} <= set(VOCAB)
+
+
+def test_reward_terms_sum_to_reward_and_info_contents() -> None:
+    env = gym.make("mmrl/Navigation-v0")
+    _, info = env.reset(seed=3)
+    assert isinstance(info["instruction"], str) and info["is_success"] is False
+    for action in _random_actions(env.action_space, 200, seed=3):
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert set(info["rewards"]) == {"progress", "success", "wrong_object", "collision", "time"}
+        assert sum(info["rewards"].values()) == pytest.approx(reward, abs=1e-5)
+        assert info["collision"] == (info["rewards"]["collision"] < 0)
+        assert obs["state"][4] == float(info["collision"])
+        if terminated or truncated:
+            assert info["is_success"] == (info["rewards"]["success"] > 0)
+            env.reset()
+
+
+def test_success_and_wrong_object_termination() -> None:
+    sim = NavigationSimulator(2)
+    sim.seed([0, 1])
+    sim.reset_envs()
+    # Copy 0 right in front of its target, copy 1 in front of a distractor.
+    distractor = (sim.target[1] + 1) % sim.obj_valid[1].sum()
+    for i, which, gap in (
+        (0, sim.target[0], SUCCESS_RADIUS + 0.1),
+        (1, distractor, CONTACT_RADIUS + 0.1),
+    ):
+        sim.pos[i] = sim.objects[i, which] - np.array([gap, 0.0], np.float32)
+        sim.heading[i] = 0.0
+        sim.prev_distance[i] = sim._target_distance()[i]
+    _, terminated, truncated, result = sim.step(np.array([0, 0]))
+    assert terminated.tolist() == [True, True] and not truncated.any()
+    assert result.success.tolist() == [True, False]
+    assert result.rewards["success"][0] == pytest.approx(sim.cfg.success_reward)
+    assert result.rewards["wrong_object"][1] == pytest.approx(-sim.cfg.wrong_object_penalty)
+    assert result.rewards["success"][1] == 0.0 and result.rewards["wrong_object"][0] == 0.0
+    assert sim.infos(result)[0]["is_success"] is True
+
+
+def test_wall_bump_is_penalized_not_terminal() -> None:
+    sim = NavigationSimulator(1, max_obstacles=0)
+    sim.seed([0])
+    sim.reset_envs()
+    sim.pos[0] = (0.25, sim.size[0, 1] / 2)
+    sim.heading[0] = np.pi
+    sim.objects[0, ~sim.obj_valid[0]] = -100
+    _, terminated, _, result = sim.step(np.array([0]))
+    assert result.collision[0] and not terminated[0]
+    assert result.rewards["collision"][0] < 0
+    np.testing.assert_allclose(sim.pos[0], (0.25, sim.size[0, 1] / 2))
+    assert sim.observe()["state"][0, 4] == 1.0
+
+
+def _clear_view_sim(shape: int | None = None) -> NavigationSimulator:
+    """One copy, no boxes, only the target left, robot 2 m west of it facing east."""
+    sim = NavigationSimulator(1)
+    sim.seed([11])
+    sim.reset_envs()
+    t = sim.target[0]
+    sim.box_valid[:] = False
+    sim.obj_valid[0] = False
+    sim.obj_valid[0, t] = True
+    if shape is not None:
+        sim.obj_shape[0, t] = shape
+    sim.objects[0, t] = (4.0, 3.0)
+    sim.size[0] = (7.0, 6.0)
+    sim.pos[0] = (2.0, 3.0)
+    sim.heading[0] = 0.0
+    return sim
+
+
+def test_camera_shows_target_colour_only_when_facing_it() -> None:
+    sim = _clear_view_sim()
+    colour = COLOR_RGB[sim.obj_color[0, sim.target[0]]]
+    image = sim.observe()["camera"][0].astype(np.float32)
+    size = image.shape[0]
+    pixel = image[size // 2 + 2, size // 2]
+    cosine = pixel @ colour / (np.linalg.norm(pixel) * np.linalg.norm(colour))
+    assert cosine > 0.99, (pixel, colour)
+    assert sim.labels()["target_in_view"][0] == 1
+    assert sim.labels()["target_visible"][0] == 1
+    assert abs(sim.labels()["target_bearing"][0]) < 1e-5
+    assert sim.labels()["target_distance"][0] == pytest.approx(2.0)
+
+    def colour_pixels(img: np.ndarray) -> int:
+        flat = img.reshape(-1, 3).astype(np.float32)
+        cos = flat @ colour / (np.linalg.norm(flat, axis=1) * np.linalg.norm(colour) + 1e-6)
+        return int((cos > 0.99).sum())
+
+    assert colour_pixels(image) > 20
+    sim.heading[0] = np.pi  # facing away: the colour disappears from the image
+    assert colour_pixels(sim.observe()["camera"][0]) == 0
+    assert sim.labels()["target_in_view"][0] == 0
+    assert sim.labels()["target_visible"][0] == 0
+    # In the field of view but hidden behind a box: in view, not visible.
+    sim.heading[0] = 0.0
+    sim.boxes[0, 0] = (3.0, 3.0, 0.2, 0.6)
+    sim.box_valid[0, 0] = True
+    assert colour_pixels(sim.observe()["camera"][0]) == 0
+    assert sim.labels()["target_in_view"][0] == 1
+    assert sim.labels()["target_visible"][0] == 0
+
+
+def test_shapes_have_distinct_silhouettes() -> None:
+    def profile(shape: int) -> tuple[np.ndarray, np.ndarray]:
+        sim = _clear_view_sim(shape)
+        image = sim.observe()["camera"][0].astype(np.int32)
+        colour = COLOR_RGB[sim.obj_color[0, sim.target[0]]]
+        flat = image.reshape(-1, 3).astype(np.float32)
+        cos = flat @ colour / (np.linalg.norm(flat, axis=1) * np.linalg.norm(colour) + 1e-6)
+        mask = (cos > 0.99).reshape(image.shape[:2])
+        cols = np.flatnonzero(mask.any(axis=0))
+        top = np.array([np.flatnonzero(mask[:, c])[0] for c in cols])
+        bottom = np.array([np.flatnonzero(mask[:, c])[-1] for c in cols])
+        return top, bottom
+
+    ball, cube, cone, cylinder = (profile(s) for s in range(4))
+    # Cube and cylinder: flat tops; the cylinder is taller. Cone: tip in the middle.
+    assert np.ptp(cube[0]) <= 1 and np.ptp(cylinder[0]) <= 1
+    assert cylinder[0].min() < cube[0].min()
+    tip = cone[0][len(cone[0]) // 2]
+    assert tip < cone[0][0] - 2 and tip < cone[0][-1] - 2
+    # Ball: rounded top and bottom (its edges do not reach the floor line).
+    assert ball[0][len(ball[0]) // 2] < ball[0][0] - 1
+    assert ball[1][0] < ball[1][len(ball[1]) // 2]
+    assert np.ptp(cube[1]) <= 1
+
+
+def test_lidar_ranges_and_noise() -> None:
+    sim = _clear_view_sim()
+    lidar = sim.observe()["lidar"][0]
+    rng_max = sim.cfg.lidar_range
+    beams = len(lidar)
+    # Beam 0 ahead hits the object's footprint (2 m away); beam at 180 deg the wall.
+    assert lidar[0] * rng_max == pytest.approx(2.0 - OBJECT_RADIUS, abs=1e-3)
+    assert lidar[beams // 2] * rng_max == pytest.approx(2.0, abs=1e-3)
+    assert lidar[beams // 4] * rng_max == pytest.approx(3.0, abs=1e-3)  # left wall (north)
+    noisy = NavigationSimulator(1, lidar_noise=0.05, lidar_dropout=0.2)
+    noisy.seed([0])
+    noisy.reset_envs()
+    scan = noisy.observe()["lidar"]
+    np.testing.assert_array_equal(scan, noisy.observe()["lidar"])  # observe is pure
+    assert scan.min() >= 0.0 and scan.max() <= 1.0 and (scan == 1.0).any()
+
+
+def test_continuous_actions_are_clipped() -> None:
+    sims = [NavigationSimulator(1, continuous=True) for _ in range(2)]
+    for sim in sims:
+        sim.seed([4])
+        sim.reset_envs()
+    sims[0].step(np.array([[5.0, -7.0]]))
+    sims[1].step(np.array([[1.0, -1.0]]))
+    np.testing.assert_array_equal(sims[0].pos, sims[1].pos)
+    np.testing.assert_array_equal(sims[0].heading, sims[1].heading)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"colour": "red"}, "unknown parameter.*allowed parameters: continuous"),
+        ({"instruction_split": "val"}, "instruction_split must be one of"),
+        ({"continuous": "yes"}, "continuous must be one of"),
+        ({"min_objects": 2}, "min_objects must be in"),
+        ({"min_objects": 5, "max_objects": 4}, "max_objects must be >= min_objects"),
+        ({"max_obstacles": 9}, "max_obstacles must be in"),
+        ({"room_size": 6.5}, "room_size must be in"),
+        ({"fov_deg": float("nan")}, "fov_deg must be finite"),
+        ({"forward_speed": 0.0}, "forward_speed must be in"),
+        ({"camera_size": 4}, "camera_size must be in"),
+        ({"lidar_beams": 2}, "lidar_beams must be in"),
+        ({"lidar_range": -1.0}, "lidar_range must be in"),
+        ({"lidar_noise": -0.1}, "lidar_noise must be in"),
+        ({"lidar_dropout": 1.5}, "lidar_dropout must be in"),
+        ({"max_text_len": 2}, "max_text_len must be in"),
+    ],
+)
+def test_bad_kwargs_raise(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        gym.make("mmrl/Navigation-v0", **kwargs)
+    with pytest.raises(ValueError, match=match):
+        mmrl.make_vec_env("mmrl/Navigation-v0", n_envs=2, **kwargs)
+
+
+def test_config_defaults_are_valid() -> None:
+    cfg = NavigationConfig()
+    assert cfg.sensors().lidar_range == 8.0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "action", "match"),
+    [
+        ("mmrl/Navigation-v0", 4, "out of range"),
+        ("mmrl/Navigation-v0", -1, "out of range"),
+        ("mmrl/Navigation-v0", 1.5, "integers"),
+        ("mmrl/Navigation-v0", float("nan"), "NaN"),
+        ("mmrl/Navigation-v0", [0, 1], "shape"),
+        ("mmrl/NavigationContinuous-v0", [0.0, float("nan")], "NaN"),
+        ("mmrl/NavigationContinuous-v0", [0.0, float("inf")], "NaN or infinity"),
+        ("mmrl/NavigationContinuous-v0", [0.0, 0.0, 0.0], "shape"),
+    ],
+)
+def test_bad_actions_raise(env_id: str, action, match: str) -> None:
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+
+
+def test_render_and_labels() -> None:
+    env = gym.make("mmrl/Navigation-v0", render_mode="rgb_array")
+    _, info = env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    labels = info["labels"]
+    expected = {
+        "target_index", "target_color", "target_shape", "target_distance", "target_bearing",
+        "target_in_view", "target_visible", "obstacle_distance", "obstacle_bearing",
+        "num_objects", "x", "y", "heading",
+    }  # fmt: skip
+    assert set(labels) == expected
+    assert labels["target_distance"] >= 2.0 and labels["obstacle_distance"] >= 0.0
+    assert 0 <= labels["target_index"] < labels["num_objects"]
+
+
+def test_obstacle_labels_match_brute_force() -> None:
+    sim = NavigationSimulator(12)
+    sim.seed(list(range(12)))
+    sim.reset_envs()
+    labels = sim.labels()
+    t = np.linspace(0.0, 1.0, 801)[:, None]
+    for i in range(sim.num_envs):
+        w, h = sim.size[i]
+        corners = [((0, 0), (w, 0)), ((w, 0), (w, h)), ((w, h), (0, h)), ((0, h), (0, 0))]
+        for cx, cy, hx, hy in sim.boxes[i][sim.box_valid[i]]:
+            c = [(cx - hx, cy - hy), (cx + hx, cy - hy), (cx + hx, cy + hy), (cx - hx, cy + hy)]
+            corners += list(zip(c, c[1:] + c[:1]))
+        points = np.concatenate([np.array(a) + t * (np.array(b) - np.array(a)) for a, b in corners])
+        offsets = points - sim.pos[i]
+        dist = np.hypot(offsets[:, 0], offsets[:, 1])
+        k = dist.argmin()
+        assert labels["obstacle_distance"][i] == pytest.approx(dist[k] - 0.2, abs=0.01)
+        bearing = np.arctan2(offsets[k, 1], offsets[k, 0]) - sim.heading[i]
+        bearing = (bearing + np.pi) % (2 * np.pi) - np.pi
+        assert labels["obstacle_bearing"][i] == pytest.approx(bearing, abs=0.02)
+
+
+def test_smallest_room_with_most_objects_still_generates() -> None:
+    sim = NavigationSimulator(4, room_size=7.0, min_objects=6, max_objects=6, max_obstacles=4)
+    sim.seed([0, 1, 2, 3])
+    sim.reset_envs()
+    assert (sim.obj_valid.sum(axis=1) == 6).all()
+    assert (sim.size <= 7.0).all() and (sim.size >= 5.25).all()
