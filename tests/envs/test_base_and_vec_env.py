@@ -26,7 +26,7 @@ class WalkSimulator(BatchedSimulator):
             camera=spaces.Box(0, 255, (8, 8, 3), np.uint8),
             lidar=spaces.Box(0, 1, (4,), np.float32),
             text=spaces.Box(0, self.tokenizer.vocab_size - 1, (16,), np.int64),
-            state=spaces.Box(-np.inf, np.inf, (2,), np.float32),
+            state=spaces.Box(-100, 100, (2,), np.float32),
         )
         self.action_space = (
             spaces.Box(-1, 1, (1,), np.float32) if continuous else spaces.Discrete(3)

@@ -16,8 +16,7 @@ class NavigationEnv(MultimodalEnv):
     six colours (red, green, blue, yellow, purple, cyan) and one of four shapes (ball, cube,
     cone, cylinder) on a round 0.8 m footprint. An instruction such as *"go to the red
     ball"*, *"navigate to the cube that is blue"* or *"head towards the yellow cone"* names
-    one object; the robot must drive
-    to it without touching any other object.
+    one object; the robot must drive to it without touching any other object.
 
     The task needs every modality (see ``DESIGN.md``, "Why each modality matters"):
 
