@@ -1,0 +1,387 @@
+"""``mmrl collect``: roll a policy out through the batched ``VecEnv`` into a Minari dataset.
+
+All copies step together; each step's observations, actions and infos are written into
+per-copy growing buffers with one vectorised assignment per key, and a finished episode is
+sliced out of its column. Episodes are counted when they *start* (the first ``N`` started
+episodes are kept, the rest discarded), so the dataset is not biased towards short
+episodes as "keep the first N to finish" would be.
+
+Layout of each Minari episode (``T`` steps, Minari's own convention):
+
+* ``observations[key]``: ``T + 1`` rows (reset observation ... final observation), as the env
+  emits them (images channel-last ``uint8``);
+* ``actions``, ``rewards``, ``terminations``, ``truncations``: ``T`` rows; actions are the
+  ones executed (epsilon noise included);
+* ``infos`` (``T + 1`` rows, row ``t`` describes observation ``t``): ``instruction`` (str),
+  ``is_success``, ``collision``, ``rewards/<term>``, ``labels/<name>`` and, when the policy
+  is the expert, ``expert_action`` (the expert's choice at observation ``t`` even when noise
+  replaced it; the final row, which has no decision, holds -1 / NaN).
+
+The dataset is built in a hidden temporary folder inside Minari's datasets folder and renamed
+into place, so readers never see a half-written dataset and an interrupted run leaves none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from mmrl.config import ConfigError, EnvConfig
+from mmrl.data.dataset import (
+    EXPERT_ACTION_KEY,
+    DatasetError,
+    dataset_root,
+    policy_observation_space,
+    space_differences,
+    validate_dataset_id,
+)
+from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
+
+PolicyFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+BUILTIN_POLICIES = ("expert", "random")
+
+
+@dataclasses.dataclass
+class CollectResult:
+    """What :func:`collect` wrote and measured.
+
+    Attributes:
+        dataset_id: Minari id.
+        path: Dataset folder.
+        episodes: Episodes written.
+        steps: Transitions written.
+        env_steps: Environment steps taken (includes discarded surplus episodes).
+        rollout_seconds: Wall time stepping the env and recording (HDF5 writes excluded).
+        write_seconds: Wall time writing HDF5 (Minari creates ~30 small datasets per episode).
+        total_seconds: Wall time of everything.
+        steps_per_second: ``env_steps / rollout_seconds`` (the rollout throughput).
+        steps_per_cpu_second: ``env_steps`` per CPU-second of this process in the rollout
+            (HDF5 excluded); what an otherwise idle core would deliver.
+        end_to_end_steps_per_second: ``env_steps / total_seconds``.
+        mean_return: Mean undiscounted episode return.
+        success_rate: Fraction of episodes with ``is_success`` at their last step.
+    """
+
+    dataset_id: str
+    path: Path
+    episodes: int
+    steps: int
+    env_steps: int
+    rollout_seconds: float
+    write_seconds: float
+    total_seconds: float
+    steps_per_second: float
+    steps_per_cpu_second: float
+    end_to_end_steps_per_second: float
+    mean_return: float
+    success_rate: float
+
+
+# ---------------------------------------------------------------------------- policies
+def random_actions(space: spaces.Space, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` uniform random actions as one batch (``(n,)`` int64 or ``(n, *shape)`` float32)."""
+    if isinstance(space, spaces.Discrete):
+        return rng.integers(space.start, space.start + space.n, size=n, dtype=np.int64)
+    if isinstance(space, spaces.Box):
+        low = np.where(np.isfinite(space.low), space.low, -1.0)
+        high = np.where(np.isfinite(space.high), space.high, 1.0)
+        return rng.uniform(low, high, size=(n, *space.shape)).astype(np.float32)
+    raise ConfigError(f"random actions for {space} are not supported (Discrete or Box only)")
+
+
+def _find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
+    layer = venv
+    while layer is not None:
+        if hasattr(layer, "expert_action") and hasattr(layer, "sim"):
+            return layer.expert_action
+        layer = getattr(layer, "venv", None)
+    return None
+
+
+def _run_policy(path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space) -> PolicyFn:
+    """A trained run's policy (``RUN_DIR`` or a ``model.zip``), deterministic actions."""
+    from stable_baselines3 import PPO
+
+    from mmrl.checkpoint import CheckpointError, check_model_file, latest_checkpoint, read_state
+
+    run_dir = path if path.is_dir() else path.parent
+    model_file = path / "model.zip" if path.is_dir() else path
+    check_model_file(model_file)
+    try:
+        model = PPO.load(model_file, device="cpu")
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise CheckpointError(f"cannot load {model_file}: {err}") from None
+    expected = policy_observation_space(env_obs_space)
+    diffs = space_differences(expected, model.observation_space)
+    diffs += [f"action {d}" for d in space_differences(action_space, model.action_space)]
+    if diffs:
+        raise DatasetError(
+            f"--policy {path}: the model was trained on other spaces (env vs model): "
+            + "; ".join(diffs)
+        )
+    # VecNormalize statistics live in the run's checkpoints; apply them as the run did.
+    obs_rms: dict[str, Any] = {}
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is not None:
+        for layer in read_state(checkpoint).get("env", []):
+            if layer.get("kind") == "VecNormalize" and isinstance(layer.get("obs_rms"), dict):
+                obs_rms = layer["obs_rms"]
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        if obs_rms:
+            obs = dict(obs)
+            for key, rms in obs_rms.items():
+                # VecNormalize defaults: epsilon 1e-8, clip_obs 10.
+                obs[key] = np.clip((obs[key] - rms.mean) / np.sqrt(rms.var + 1e-8), -10.0, 10.0)
+        action, _ = model.predict(obs, deterministic=True)
+        return np.asarray(action)
+
+    return act
+
+
+# ---------------------------------------------------------------------------- the command
+def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConfig]:
+    from mmrl.make import resolve_env
+
+    if env is None and policy not in BUILTIN_POLICIES:
+        from mmrl.train import load_run_config
+
+        run_dir = Path(policy)
+        run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+        config = load_run_config(run_dir)
+        return config.env_name, config.env
+    name = env if env is not None else "driving"
+    return (name if isinstance(name, str) else name.env_id), resolve_env(name)
+
+
+def collect(
+    env: str | EnvConfig | None = "driving",
+    policy: str = "expert",
+    episodes: int = 100,
+    dataset_id: str = "mmrl/driving/expert-v0",
+    *,
+    epsilon: float = 0.0,
+    seed: int = 0,
+    n_envs: int | None = None,
+    force: bool = False,
+    progress: bool = False,
+    jpeg: bool = False,
+    flush_every: int = 64,
+    venv: Any = None,
+    description: str | None = None,
+) -> CollectResult:
+    """Rolls ``policy`` out for ``episodes`` episodes and writes a Minari dataset.
+
+    Args:
+        env: Env preset name/path, Gymnasium id or :class:`EnvConfig` (``None`` with a run
+            folder as ``policy``: the run's environment).
+        policy: ``"expert"`` (the env's scripted expert), ``"random"``, or a training run
+            folder / ``model.zip`` (deterministic actions).
+        episodes: Episodes to write (>= 1).
+        dataset_id: Minari id, ``(namespace/)name-v<version>``.
+        epsilon: Probability per step of replacing the action by a uniform random one, for
+            state coverage beyond the expert's trajectories (the expert's own choice is
+            still logged in ``infos["expert_action"]``).
+        seed: Seeds the environment copies (copy ``i``: ``seed + i``) and the noise.
+        n_envs: Copies stepped together (default: the preset's).
+        force: Replace an existing dataset with this id.
+        progress: Show a tqdm progress bar.
+        jpeg: Store images JPEG-encoded (Minari's option; smaller, lossy). Default: raw.
+        flush_every: Episodes buffered in memory between HDF5 writes.
+        venv: Use this already-built SB3 ``VecEnv`` instead of building one from ``env``
+            (``env`` then only names it in the metadata).
+        description: Dataset description (default: generated).
+
+    Returns:
+        A :class:`CollectResult`.
+
+    Raises:
+        DatasetError: Existing id without ``force``, malformed id, model/env mismatch.
+        ConfigError: Bad arguments, unknown preset, or no expert in this environment.
+    """
+    from tqdm import tqdm
+
+    validate_dataset_id(dataset_id)
+    if episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {episodes}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise ConfigError(f"--epsilon must be in [0, 1], got {epsilon}")
+    if n_envs is not None and n_envs < 1:
+        raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
+    root = dataset_root()
+    if (root / dataset_id).exists() and not force:
+        raise DatasetError(
+            f"dataset {dataset_id!r} already exists at {root / dataset_id}; pass --force to "
+            "replace it or use a new version (e.g. -v1)"
+        )
+
+    env_name, env_config = (
+        ("custom", EnvConfig()) if venv is not None else _resolve_env(env, policy)
+    )
+    own_venv = venv is None
+    if own_venv:
+        from mmrl.make import make_training_vec_env
+
+        try:
+            venv = make_training_vec_env(env_config, n_envs=n_envs, seed=seed, monitor=False)
+        except ValueError as err:
+            raise ConfigError(f"--env {env_name}: {err}") from None
+    else:
+        venv.seed(seed)
+    n = venv.num_envs
+    obs_space, action_space = venv.observation_space, venv.action_space
+    rng = np.random.default_rng(seed)
+
+    expert_fn = _find_expert(venv)
+    if policy == "expert":
+        if expert_fn is None:
+            raise ConfigError(
+                f"--policy expert: {env_name} has no batched scripted expert (mmrl environments "
+                "only); use --policy random or a trained run folder"
+            )
+        policy_fn: PolicyFn | None = None
+    elif policy == "random":
+        policy_fn = lambda obs: random_actions(action_space, n, rng)  # noqa: E731
+    else:
+        path = Path(policy)
+        if not path.exists():
+            raise ConfigError(
+                f"--policy {policy!r}: not 'expert', 'random', or an existing run folder / "
+                "model.zip"
+            )
+        policy_fn = _run_policy(path, obs_space, action_space)
+    record_expert = policy == "expert"
+
+    env_spec = None
+    if isinstance(env_config, EnvConfig) and env_config.adapter is None and own_venv:
+        import gymnasium as gym
+
+        if env_config.env_id in gym.registry:
+            spec = gym.spec(env_config.env_id)
+            env_spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **env_config.kwargs})
+            try:  # Minari stores the spec as JSON; envs registered with a callable cannot be
+                env_spec.to_json()
+            except (ValueError, TypeError):
+                env_spec = None
+    writer = AtomicDatasetWriter(
+        dataset_id,
+        env_spec,
+        obs_space,
+        action_space,
+        algorithm_name=f"mmrl-{policy if policy in BUILTIN_POLICIES else 'run'}",
+        author="mmrl",
+        description=description
+        or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
+        jpeg_encoding=jpeg,
+    )
+    rec = EpisodeRecorder(n, obs_space, action_space, record_expert)
+    returns: list[float] = []
+    successes: list[bool] = []
+    pending: list[Any] = []
+    written = env_steps = steps = 0
+    started = min(n, episodes)
+    active = np.arange(n) < episodes
+    first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
+    t0, c0 = time.perf_counter(), time.process_time()
+    bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
+    try:
+        obs = venv.reset()
+        rec.write_obs(np.zeros(n, np.int64), rec.cols, obs)
+        rec.write_infos(np.zeros(n, np.int64), rec.cols, list(venv.reset_infos))
+        while written + len(pending) < episodes:
+            rec.ensure_capacity()
+            pos = rec.pos.copy()
+            expert = expert_fn() if (record_expert or policy_fn is None) else None
+            actions = np.array(expert if policy_fn is None else policy_fn(obs), copy=True)
+            if record_expert:
+                rec.expert[pos, rec.cols] = expert
+            if epsilon > 0.0:
+                noisy = rng.random(n) < epsilon
+                if noisy.any():
+                    actions[noisy] = random_actions(action_space, n, rng)[noisy]
+            rec.actions[pos, rec.cols] = actions.reshape(rec.actions.shape[1:])
+            obs, rewards, dones, infos = venv.step(actions)
+            env_steps += n
+            done_idx = np.flatnonzero(dones)
+            truncated = np.zeros(n, bool)
+            for i in done_idx:
+                truncated[i] = bool(infos[i].get("TimeLimit.truncated", False))
+            rec.rewards[pos, rec.cols] = rewards
+            rec.terminated[pos, rec.cols] = dones & ~truncated
+            rec.truncated[pos, rec.cols] = truncated
+            rec.write_obs(pos + 1, rec.cols, obs)
+            for i in done_idx:  # the observation after a done is the next episode's first
+                for key, buf in rec.obs.items():
+                    buf[pos[i] + 1, i] = infos[i]["terminal_observation"][key]
+            rec.write_infos(pos + 1, rec.cols, infos)
+            rec.pos += 1
+            if done_idx.size:
+                reset_infos = venv.reset_infos
+                for i in done_idx:
+                    if active[i]:
+                        t = int(rec.pos[i])
+                        returns.append(float(rec.rewards[:t, i].sum()))
+                        successes.append(bool(rec.success[t, i]))
+                        steps += t
+                        pending.append(rec.episode(i, seed + int(i) if first[i] else None))
+                        bar.update(1)
+                    first[i] = False
+                    active[i] = started < episodes
+                    started += int(active[i])
+                    rec.pos[i] = 0
+                rows = np.zeros(done_idx.size, np.int64)
+                rec.write_obs(rows, done_idx, {k: v[done_idx] for k, v in obs.items()})
+                rec.write_infos(rows, done_idx, [reset_infos[i] for i in done_idx])
+                if len(pending) >= flush_every:
+                    writer.write(pending)
+                    written += len(pending)
+                    pending = []
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix(steps_per_s=f"{env_steps / max(elapsed, 1e-9):.0f}")
+        rollout_seconds = time.perf_counter() - t0 - writer.seconds
+        rollout_cpu = time.process_time() - c0 - writer.cpu_seconds
+        pending = pending[: episodes - written]
+        writer.write(pending)
+        written += len(pending)
+        meta = {
+            "env": env_name,
+            "env_id": env_config.env_id if own_venv else "custom",
+            "env_kwargs": dict(env_config.kwargs) if own_venv else {},
+            "policy": policy,
+            "epsilon": epsilon,
+            "seed": seed,
+            "n_envs": n,
+            "bc_target": EXPERT_ACTION_KEY if record_expert else "actions",
+            "mean_return": float(np.mean(returns)),
+            "success_rate": float(np.mean(successes)),
+        }
+        path = writer.commit({"mmrl": meta}, force)
+    except BaseException:
+        writer.discard()
+        raise
+    finally:
+        bar.close()
+        if own_venv:
+            venv.close()
+    total = time.perf_counter() - t0
+    return CollectResult(
+        dataset_id=dataset_id,
+        path=path,
+        episodes=written,
+        steps=steps,
+        env_steps=env_steps,
+        rollout_seconds=rollout_seconds,
+        write_seconds=writer.seconds,
+        total_seconds=total,
+        steps_per_second=env_steps / max(rollout_seconds, 1e-9),
+        steps_per_cpu_second=env_steps / max(rollout_cpu, 1e-9),
+        end_to_end_steps_per_second=env_steps / max(total, 1e-9),
+        mean_return=float(np.mean(returns)),
+        success_rate=float(np.mean(successes)),
+    )

@@ -1,0 +1,422 @@
+"""Load Minari datasets into contiguous tensors, and check them against agents and environments.
+
+Pretraining samples random minibatches from every step of every episode, so the data is held
+as one contiguous tensor per observation key (``(N, ...)``, images as ``uint8``) and batched
+by indexing with a tensor of row ids: no per-sample Python loop and no ``DataLoader``
+workers. Images are stored channel-first, exactly as SB3's ``VecTransposeImage`` hands them to
+a ``MultiInputPolicy``, so weights pretrained here see the same layout as in PPO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+
+from mmrl.config import ConfigError
+
+#: Info keys written by ``mmrl collect`` (see :mod:`mmrl.data.collect`).
+EXPERT_ACTION_KEY = "expert_action"
+LABELS_KEY = "labels"
+INSTRUCTION_KEY = "instruction"
+
+
+class DatasetError(ConfigError):
+    """A dataset is missing, empty, corrupt, or does not fit the agent/environment.
+
+    Subclasses :class:`~mmrl.config.ConfigError` so the CLI reports it on one line (exit 2).
+    """
+
+
+# ---------------------------------------------------------------------------- locations and ids
+def dataset_root() -> Path:
+    """Minari's datasets folder (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    return Path(get_dataset_path())
+
+
+def validate_dataset_id(dataset_id: str) -> tuple[str | None, str, int]:
+    """Parses ``(namespace/)name-v<version>``; raises :class:`DatasetError` if malformed."""
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        return parse_dataset_id(dataset_id)
+    except (ValueError, TypeError):  # minari 0.5 raises TypeError when "-vN" is missing
+        raise DatasetError(
+            f"malformed dataset id {dataset_id!r}: use (namespace/)name-v<version>, "
+            "e.g. mmrl/driving/expert-v0"
+        ) from None
+
+
+def load_minari_dataset(dataset_id: str):
+    """``minari.load_dataset`` with one-line errors for missing, empty or unreadable datasets.
+
+    Args:
+        dataset_id: Minari id, e.g. ``"mmrl/driving/expert-v0"``.
+
+    Returns:
+        A ``minari.MinariDataset``.
+
+    Raises:
+        DatasetError: Malformed id, not found (naming the folder searched), unreadable
+            metadata, or no episodes.
+    """
+    import minari
+
+    validate_dataset_id(dataset_id)
+    root = dataset_root()
+    path = root / dataset_id
+    if not (path / "data").is_dir():
+        hint = ""
+        try:
+            prefix = dataset_id.split("/")[0]
+            near = sorted(k for k in minari.list_local_datasets() if k.startswith(prefix))
+            if near:
+                hint = f"; local datasets: {', '.join(near[:8])}"
+        except Exception:  # listing is only a hint; a broken sibling must not hide the error
+            pass
+        raise DatasetError(
+            f"dataset {dataset_id!r} not found in {root} (set MINARI_DATASETS_PATH to change "
+            f"the folder){hint}; create it with: mmrl collect --dataset-id {dataset_id} ..."
+        )
+    try:
+        dataset = minari.load_dataset(dataset_id)
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
+        raise DatasetError(f"dataset {dataset_id!r} at {path} is unreadable: {err}") from None
+    if dataset.total_episodes == 0:
+        raise DatasetError(f"dataset {dataset_id!r} at {path} has no episodes")
+    return dataset
+
+
+# ---------------------------------------------------------------------------- spaces
+def image_keys_to_transpose(space: spaces.Dict) -> list[str]:
+    """Keys SB3 transposes to channel-first (``VecTransposeImage``'s rule)."""
+    return [
+        key
+        for key, sub in space.spaces.items()
+        if is_image_space(sub) and not is_image_space_channels_first(sub)
+    ]
+
+
+def policy_observation_space(space: spaces.Dict) -> spaces.Dict:
+    """The observation space an SB3 ``MultiInputPolicy`` is built on for an env with ``space``.
+
+    SB3 wraps an env with channel-last image keys in ``VecTransposeImage`` (see
+    ``BaseAlgorithm._wrap_env``), so the policy and its features extractor see ``(C, H, W)``.
+    """
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    keys = image_keys_to_transpose(space)
+    if not keys:
+        return space
+    return spaces.Dict(
+        {
+            key: VecTransposeImage.transpose_space(sub, key) if key in keys else sub
+            for key, sub in space.spaces.items()
+        }
+    )
+
+
+def _describe(space: spaces.Space) -> str:
+    if isinstance(space, spaces.Box):
+        low, high = np.min(space.low), np.max(space.high)
+        return f"Box{tuple(space.shape)} {space.dtype} [{low:g}, {high:g}]"
+    if isinstance(space, spaces.Discrete):
+        return f"Discrete({space.n})"
+    return str(space)
+
+
+def _same_space(a: spaces.Space, b: spaces.Space) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, spaces.Box):
+        return (
+            a.shape == b.shape
+            and a.dtype == b.dtype
+            and np.array_equal(a.low, b.low, equal_nan=True)
+            and np.array_equal(a.high, b.high, equal_nan=True)
+        )
+    return a == b
+
+
+def space_differences(expected: spaces.Space, actual: spaces.Space) -> list[str]:
+    """Human-readable differences between two observation (Dict) or action spaces.
+
+    Returns:
+        One entry per differing key, e.g. ``"camera: Box(64, 64, 3) uint8 [0, 255] vs
+        Box(32, 32, 3) uint8 [0, 255]"``, ``"missing key 'lidar'"``; empty if equal.
+    """
+    if isinstance(expected, spaces.Dict) and isinstance(actual, spaces.Dict):
+        diffs = [f"missing key {k!r}" for k in expected.spaces if k not in actual.spaces]
+        diffs += [f"extra key {k!r}" for k in actual.spaces if k not in expected.spaces]
+        for key, sub in expected.spaces.items():
+            if key in actual.spaces and not _same_space(sub, actual.spaces[key]):
+                diffs.append(f"{key}: {_describe(sub)} vs {_describe(actual.spaces[key])}")
+        return diffs
+    if not _same_space(expected, actual):
+        return [f"{_describe(expected)} vs {_describe(actual)}"]
+    return []
+
+
+def check_spaces(
+    expected_obs: spaces.Space,
+    expected_action: spaces.Space,
+    actual_obs: spaces.Space,
+    actual_action: spaces.Space,
+    what: str,
+) -> None:
+    """Raises :class:`DatasetError` naming every differing observation key and the action space.
+
+    Args:
+        expected_obs: Observation space the data must have (e.g. the environment's).
+        expected_action: Action space the data must have.
+        actual_obs: The dataset's observation space.
+        actual_action: The dataset's action space.
+        what: What is compared, for the message (``"dataset X vs environment Y"``).
+    """
+    diffs = [f"observation {d}" for d in space_differences(expected_obs, actual_obs)]
+    diffs += [f"action space {d}" for d in space_differences(expected_action, actual_action)]
+    if diffs:
+        raise DatasetError(f"{what}: spaces differ (expected vs dataset): " + "; ".join(diffs))
+
+
+# ---------------------------------------------------------------------------- contiguous data
+@dataclasses.dataclass
+class OfflineData:
+    """Every step of a dataset as contiguous CPU tensors (row ``i`` = one transition).
+
+    Attributes:
+        dataset_id: Minari id it was read from.
+        observations: Key -> ``(N, ...)`` tensor in the policy layout (images ``uint8``
+            ``(N, C, H, W)``; other keys in their stored dtype).
+        actions: Logged (executed) actions, ``(N,)`` int64 or ``(N, A)`` float32.
+        bc_actions: Behaviour-cloning targets: the expert's action where the dataset logged
+            one (``infos["expert_action"]``, so epsilon-noise steps still get clean labels,
+            as in DART, Laskey et al. 2017), else the executed action. Same shape as actions.
+        rewards: ``(N,)`` float32.
+        terminations: ``(N,)`` bool.
+        truncations: ``(N,)`` bool.
+        labels: Privileged label name -> ``(N,)`` tensor (int64 or float32) at the step's
+            observation.
+        instruction_ids: ``(N,)`` int64 index into :attr:`instructions`.
+        instructions: Distinct instruction strings.
+        episode: ``(N,)`` int64 episode index of each row.
+        observation_space: Policy-layout observation space (images channel-first).
+        dataset_observation_space: Observation space as stored (the environment's).
+        action_space: Action space.
+        metadata: Minari metadata (``metadata["mmrl"]`` holds the collection settings).
+    """
+
+    dataset_id: str
+    observations: dict[str, th.Tensor]
+    actions: th.Tensor
+    bc_actions: th.Tensor
+    rewards: th.Tensor
+    terminations: th.Tensor
+    truncations: th.Tensor
+    labels: dict[str, th.Tensor]
+    instruction_ids: th.Tensor
+    instructions: list[str]
+    episode: th.Tensor
+    observation_space: spaces.Dict
+    dataset_observation_space: spaces.Dict
+    action_space: spaces.Space
+    metadata: dict[str, Any]
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def num_episodes(self) -> int:
+        """Number of episodes."""
+        return int(self.episode.max().item()) + 1 if len(self) else 0
+
+    def split(self, val_fraction: float, seed: int = 0) -> tuple[th.Tensor, th.Tensor]:
+        """Train/validation row ids, split by episode (no episode straddles the two).
+
+        Whole episodes go to validation so near-duplicate consecutive frames cannot leak
+        between the sets and inflate validation scores.
+
+        Args:
+            val_fraction: Fraction of episodes for validation (at least one episode when
+                ``> 0`` and there are two or more episodes).
+            seed: Seed of the episode permutation.
+
+        Returns:
+            ``(train_rows, val_rows)``, int64 tensors (``val_rows`` may be empty).
+        """
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        n_ep = self.num_episodes
+        n_val = round(val_fraction * n_ep)
+        n_val = min(max(n_val, 1), n_ep - 1) if val_fraction > 0 and n_ep >= 2 else 0
+        gen = th.Generator().manual_seed(seed)
+        val_eps = th.randperm(n_ep, generator=gen)[:n_val]
+        is_val = th.zeros(n_ep, dtype=th.bool)
+        is_val[val_eps] = True
+        row_is_val = is_val[self.episode]
+        rows = th.arange(len(self))
+        return rows[~row_is_val], rows[row_is_val]
+
+    def batch(self, rows: th.Tensor) -> dict[str, th.Tensor]:
+        """Observations of ``rows`` (int64 ``(B,)``): key -> ``(B, ...)`` (one gather per key)."""
+        return {key: value.index_select(0, rows) for key, value in self.observations.items()}
+
+
+def _decode_strings(values: Any) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> OfflineData:
+    """Reads a Minari dataset into an :class:`OfflineData` of contiguous tensors.
+
+    Args:
+        dataset_id: Minari id.
+        max_episodes: Read only the first episodes (``None``: all).
+
+    Returns:
+        The data, observations in the SB3 policy layout.
+
+    Raises:
+        DatasetError: Missing, empty, truncated or corrupt data, naming the dataset and the
+            episode or key that is wrong.
+    """
+    dataset = load_minari_dataset(dataset_id)
+    path = dataset_root() / dataset_id
+    obs_space = dataset.observation_space
+    action_space = dataset.action_space
+    if not isinstance(obs_space, spaces.Dict):
+        raise DatasetError(
+            f"dataset {dataset_id!r}: observation space is {obs_space}, not a Dict of sensors"
+        )
+    if not isinstance(action_space, spaces.Discrete | spaces.Box):
+        raise DatasetError(f"dataset {dataset_id!r}: unsupported action space {action_space}")
+    n_episodes = dataset.total_episodes
+    if max_episodes is not None:
+        n_episodes = min(n_episodes, max_episodes)
+    indices = list(range(n_episodes))
+    try:
+        lengths = [int(m["total_steps"]) for m in dataset.storage.get_episode_metadata(indices)]
+    except (OSError, KeyError, ValueError) as err:
+        raise DatasetError(
+            f"dataset {dataset_id!r} at {path} is truncated or corrupt (episode index: {err})"
+        ) from None
+    total = sum(lengths)
+    if total == 0:
+        raise DatasetError(f"dataset {dataset_id!r} has only empty episodes")
+
+    transpose = set(image_keys_to_transpose(obs_space))
+    pol_space = policy_observation_space(obs_space)
+    obs = {
+        key: np.empty((total, *sub.shape), dtype=sub.dtype) for key, sub in pol_space.spaces.items()
+    }
+    discrete = isinstance(action_space, spaces.Discrete)
+    act_shape = () if discrete else action_space.shape
+    act_dtype = np.int64 if discrete else np.float32
+    actions = np.empty((total, *act_shape), dtype=act_dtype)
+    bc_actions = np.empty_like(actions)
+    rewards = np.empty(total, dtype=np.float32)
+    terminations = np.empty(total, dtype=bool)
+    truncations = np.empty(total, dtype=bool)
+    episode = np.empty(total, dtype=np.int64)
+    labels: dict[str, np.ndarray] = {}
+    instruction_ids = np.zeros(total, dtype=np.int64)
+    instruction_index: dict[str, int] = {}
+
+    offset = 0
+    try:
+        for ep_idx, ep in enumerate(dataset.iterate_episodes(indices)):
+            t = len(ep.rewards)
+            where = f"dataset {dataset_id!r} episode {ep_idx}"
+            if t != lengths[ep_idx]:
+                raise DatasetError(f"{where}: {t} steps but the index says {lengths[ep_idx]}")
+            if set(ep.observations) != set(obs):
+                raise DatasetError(
+                    f"{where}: observation keys {sorted(ep.observations)} differ from the "
+                    f"dataset's space {sorted(obs)}"
+                )
+            rows = slice(offset, offset + t)
+            for key, value in ep.observations.items():
+                value = np.asarray(value)
+                if value.shape[0] != t + 1:
+                    raise DatasetError(
+                        f"{where}: {key!r} has {value.shape[0]} observations, expected {t + 1}"
+                    )
+                value = value[:t]
+                # Channel-last -> channel-first, as VecTransposeImage does for the policy.
+                obs[key][rows] = np.moveaxis(value, -1, 1) if key in transpose else value
+            actions[rows] = np.asarray(ep.actions).reshape((t, *act_shape))
+            rewards[rows] = ep.rewards
+            terminations[rows] = ep.terminations
+            truncations[rows] = ep.truncations
+            episode[rows] = ep_idx
+            infos = ep.infos or {}
+            expert = infos.get(EXPERT_ACTION_KEY)
+            bc_actions[rows] = actions[rows]
+            if expert is not None:
+                expert = np.asarray(expert)[:t].reshape((t, *act_shape))
+                valid = expert >= 0 if discrete else np.isfinite(expert).all(axis=-1)
+                view = bc_actions[rows]  # a view: basic slicing
+                view[valid] = expert[valid].astype(act_dtype)
+            for name, value in (infos.get(LABELS_KEY) or {}).items():
+                value = np.asarray(value)[:t]
+                if name not in labels:
+                    if ep_idx:
+                        raise DatasetError(f"{where}: label {name!r} missing from earlier episodes")
+                    dtype = np.int64 if np.issubdtype(value.dtype, np.integer) else np.float32
+                    labels[name] = np.zeros(total, dtype=dtype)
+                labels[name][rows] = value
+            if INSTRUCTION_KEY in infos:
+                strings = _decode_strings(np.asarray(infos[INSTRUCTION_KEY])[:t])
+                instruction_ids[rows] = [
+                    instruction_index.setdefault(s, len(instruction_index)) for s in strings
+                ]
+            offset += t
+    except DatasetError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
+        raise DatasetError(
+            f"dataset {dataset_id!r} at {path} is truncated or corrupt: {type(err).__name__}: {err}"
+        ) from None
+    if offset != total:
+        raise DatasetError(f"dataset {dataset_id!r}: read {offset} steps, the index says {total}")
+
+    metadata = dict(dataset.storage.metadata)
+    metadata.pop("observation_space", None)
+    metadata.pop("action_space", None)
+    return OfflineData(
+        dataset_id=dataset_id,
+        observations={k: th.from_numpy(v) for k, v in obs.items()},
+        actions=th.from_numpy(actions),
+        bc_actions=th.from_numpy(bc_actions),
+        rewards=th.from_numpy(rewards),
+        terminations=th.from_numpy(terminations),
+        truncations=th.from_numpy(truncations),
+        labels={k: th.from_numpy(v) for k, v in labels.items()},
+        instruction_ids=th.from_numpy(instruction_ids),
+        instructions=list(instruction_index),
+        episode=th.from_numpy(episode),
+        observation_space=pol_space,
+        dataset_observation_space=obs_space,
+        action_space=action_space,
+        metadata=metadata,
+    )
+
+
+def mmrl_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``mmrl`` block of a dataset's metadata (collection settings), or ``{}``."""
+    block = metadata.get("mmrl")
+    if isinstance(block, str):
+        try:
+            block = json.loads(block)
+        except json.JSONDecodeError:
+            return {}
+    return dict(block) if isinstance(block, Mapping) else {}

@@ -1,0 +1,197 @@
+"""Encoder checkpoints written by ``mmrl pretrain`` and read by ``mmrl train --init-from``.
+
+One ``torch.save`` file (written atomically) holding only tensors and plain data, so it loads
+with ``torch.load(weights_only=True)`` (no pickled code is executed). Besides the weights it
+records what is needed to refuse a wrong ``--init-from`` *before* training, naming what
+differs: the extractor's architecture config (``MultimodalExtractor.config``: fusion, widths,
+encoder per key and each key's space), the observation and action spaces, the policy-head
+layout the BC head was trained with, the objectives and the dataset.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+
+from mmrl.checkpoint import CheckpointError, atomic_write_bytes
+
+FORMAT = "mmrl-encoder"
+VERSION = 1
+#: Extractor-config entries that do not change parameter shapes (free to differ).
+SHAPE_NEUTRAL = ("modality_dropout",)
+
+
+def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, config: Any):
+    """The SB3 ``MultiInputActorCriticPolicy`` PPO would build for these spaces and recipe.
+
+    Args:
+        observation_space: The policy-layout space (images channel-first, as after SB3's
+            ``VecTransposeImage``).
+        action_space: The action space.
+        config: A :class:`~mmrl.config.RunConfig` (its ``agent`` section is used).
+
+    Raises:
+        ConfigError: If the recipe cannot be built on these spaces (message names the key).
+    """
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from mmrl.config import ConfigError
+    from mmrl.train import policy_kwargs
+
+    try:
+        # PPO passes use_sde=False by default; the schedule only seeds the unused optimizer.
+        return MultiInputActorCriticPolicy(
+            observation_space, action_space, lambda _: 0.0, **policy_kwargs(config)
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"agent {config.agent_name!r}: cannot build its policy: {err}") from None
+
+
+def head_config(config: Any) -> dict[str, Any]:
+    """The policy-head layout a BC head depends on (``pi`` sizes and activation)."""
+    return {"pi": list(config.agent.policy.pi), "activation": config.agent.policy.activation}
+
+
+def serialize_space(space: spaces.Space) -> str:
+    """A space as JSON (Minari's serializer, so datasets and checkpoints agree)."""
+    from minari.serialization import serialize_space as _serialize
+
+    return _serialize(space)
+
+
+def deserialize_space(text: str) -> spaces.Space:
+    """Inverse of :func:`serialize_space`."""
+    from minari.serialization import deserialize_space as _deserialize
+
+    return _deserialize(json.loads(text))
+
+
+def save_encoder_checkpoint(
+    path: str | Path,
+    *,
+    extractor: Any,
+    head: Mapping[str, Any],
+    head_layout: Mapping[str, Any],
+    action_space: spaces.Space,
+    aux_heads: Mapping[str, th.Tensor],
+    info: Mapping[str, Any],
+) -> Path:
+    """Writes an encoder checkpoint atomically.
+
+    Args:
+        path: Output file (``.pt``).
+        extractor: The trained :class:`~mmrl.extractor.MultimodalExtractor`.
+        head: ``policy_net`` / ``action_net`` state dicts (and ``log_std``) of the BC head.
+        head_layout: :func:`head_config` of the recipe.
+        action_space: The action space the BC head acts in.
+        aux_heads: State dict of the auxiliary heads (labels, projections, predictors).
+        info: Plain data: ``objectives``, ``agent``, ``env``, ``dataset_id``, ``metrics``,
+            ``label_specs``, ``history``...
+
+    Returns:
+        The path written.
+    """
+    from mmrl import __version__
+
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "mmrl_version": __version__,
+        "extractor_config": extractor.config,
+        "observation_space": serialize_space(extractor._observation_space),
+        "action_space": serialize_space(action_space),
+        "head_config": dict(head_layout),
+        "info": json.loads(json.dumps(dict(info), default=float)),
+        "extractor": {k: v.detach().cpu() for k, v in extractor.state_dict().items()},
+        "head": {
+            k: ({n: t.detach().cpu() for n, t in v.items()} if isinstance(v, Mapping) else v.cpu())
+            for k, v in head.items()
+        },
+        "aux_heads": {k: v.detach().cpu() for k, v in aux_heads.items()},
+    }
+    buffer = io.BytesIO()
+    th.save(payload, buffer)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load_encoder_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Reads and validates an encoder checkpoint.
+
+    Raises:
+        CheckpointError: Missing file, unreadable/corrupt file, or not an mmrl encoder
+            checkpoint (e.g. a PPO ``model.zip``), with what to do.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--init-from {path}: file not found (write one with mmrl pretrain)")
+    try:
+        payload = th.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"--init-from {path}: not a readable mmrl encoder checkpoint ({first[:200]})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"--init-from {path}: not an mmrl encoder checkpoint (expected one written by "
+            "'mmrl pretrain'; a PPO model.zip continues with --resume instead)"
+        )
+    if int(payload.get("version", 0)) > VERSION:
+        raise CheckpointError(
+            f"--init-from {path}: checkpoint format v{payload['version']} is newer than this "
+            f"mmrl reads (v{VERSION}); upgrade mmrl"
+        )
+    missing = [
+        k for k in ("extractor_config", "extractor", "observation_space") if k not in payload
+    ]
+    if missing:
+        raise CheckpointError(f"--init-from {path}: checkpoint lacks {missing}")
+    return payload
+
+
+def config_differences(expected: Any, actual: Any, prefix: str = "") -> list[str]:
+    """Recursive differences between two JSON-like trees, as ``"path: a vs b"`` strings."""
+    if isinstance(expected, Mapping) and isinstance(actual, Mapping):
+        diffs = []
+        for key in list(expected) + [k for k in actual if k not in expected]:
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in actual:
+                diffs.append(f"{where}: only in the checkpoint")
+            elif key not in expected:
+                diffs.append(f"{where}: only in the policy")
+            else:
+                diffs += config_differences(expected[key], actual[key], where)
+        return diffs
+    if expected != actual:
+        return [f"{prefix or 'value'}: {expected!r} (checkpoint) vs {actual!r} (policy)"]
+    return []
+
+
+def extractor_differences(checkpoint: Mapping[str, Any], extractor: Any) -> list[str]:
+    """What differs between a checkpoint's extractor and ``extractor`` (shape-relevant only)."""
+    saved = {k: v for k, v in checkpoint["extractor_config"].items() if k not in SHAPE_NEUTRAL}
+    current = {k: v for k, v in extractor.config.items() if k not in SHAPE_NEUTRAL}
+    return config_differences(saved, current, "extractor")
+
+
+def head_differences(
+    checkpoint: Mapping[str, Any], layout: Mapping[str, Any], action_space: spaces.Space
+) -> list[str]:
+    """What differs between the checkpoint's BC head and the policy's head layout/actions."""
+    if not checkpoint.get("head"):
+        return ["the checkpoint has no BC head (pretrain with the 'bc' objective)"]
+    diffs = config_differences(checkpoint.get("head_config", {}), dict(layout), "policy")
+    saved_space = deserialize_space(checkpoint["action_space"])
+    if saved_space != action_space:
+        diffs.append(f"action space: {saved_space} (checkpoint) vs {action_space} (policy)")
+    return diffs

@@ -1,0 +1,232 @@
+"""Fine-tuning PPO from an encoder checkpoint (``mmrl train --init-from enc.pt``).
+
+* :func:`check_init` refuses an incompatible checkpoint before the run folder is touched,
+  naming what differs (fusion, widths, an encoder, a key's space, the action space...).
+* :func:`load_pretrained` copies the weights into the policy's features extractor(s) — the
+  actor's and the critic's when ``share_features_extractor=False`` — and, with
+  ``init_policy_head``, the BC head into ``mlp_extractor.policy_net`` and ``action_net``
+  (``log_std`` keeps PPO's initial value: BC's is fitted to a near-deterministic expert and
+  would collapse exploration).
+* :class:`FreezeEncodersCallback` keeps the extractor(s) frozen for the first env steps (the
+  heads adapt to the pretrained features before the features move, as in "linear probing
+  then fine-tuning", Kumar et al. 2022) and afterwards scales the extractor's learning rate.
+
+The learning-rate scale is applied around the optimizer step (step pre/post hooks) rather
+than as a second parameter group: SB3 resets every group's ``lr`` from its schedule before
+each update, and a second group would change the optimizer state layout that ``--resume``
+reloads. Adam's (and SGD's) update is linear in the learning rate for given moment
+estimates, so scaling the extractor's parameter change by ``s`` after the step is exactly
+an update with learning rate ``s * lr``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+
+from mmrl.checkpoint import CheckpointError
+from mmrl.config import ConfigError, InitConfig, RunConfig
+from mmrl.pretrain.checkpoint import (
+    build_policy,
+    extractor_differences,
+    head_config,
+    head_differences,
+    load_encoder_checkpoint,
+)
+
+
+def validate_init(init: InitConfig) -> None:
+    """Range checks of ``agent.init`` (raises :class:`ConfigError`)."""
+    if init.freeze_encoders_steps < 0:
+        raise ConfigError(f"--freeze-encoders must be >= 0, got {init.freeze_encoders_steps}")
+    if not init.encoder_lr_scale > 0:
+        raise ConfigError(
+            f"--encoder-lr-scale must be > 0, got {init.encoder_lr_scale} (to keep the "
+            "encoders fixed use --freeze-encoders STEPS)"
+        )
+    if init.path is None:
+        used = [
+            flag
+            for flag, on in (
+                ("--freeze-encoders", init.freeze_encoders_steps > 0),
+                ("--encoder-lr-scale", init.encoder_lr_scale != 1.0),
+                ("--init-policy-head", init.init_policy_head),
+            )
+            if on
+        ]
+        if used:
+            raise ConfigError(f"{', '.join(used)} need(s) --init-from ENCODER.pt")
+
+
+def policy_extractors(policy: Any) -> list[Any]:
+    """The distinct features extractors of an SB3 actor-critic policy (1 shared, or 2)."""
+    found: list[Any] = []
+    for name in ("pi_features_extractor", "vf_features_extractor", "features_extractor"):
+        module = getattr(policy, name, None)
+        if module is not None and all(module is not m for m in found):
+            found.append(module)
+    return found
+
+
+def _fail(path: str, what: str, diffs: list[str]) -> CheckpointError:
+    shown = "; ".join(diffs[:8]) + (f"; ... ({len(diffs) - 8} more)" if len(diffs) > 8 else "")
+    return CheckpointError(f"--init-from {path}: {what}: {shown}")
+
+
+def check_compatible(checkpoint: dict[str, Any], policy: Any, config: RunConfig) -> None:
+    """Raises :class:`CheckpointError` naming what differs between checkpoint and policy."""
+    path = str(config.agent.init.path)
+    for extractor in policy_extractors(policy):
+        diffs = extractor_differences(checkpoint, extractor)
+        if diffs:
+            raise _fail(path, "the checkpoint's extractor does not fit this policy", diffs)
+    if config.agent.init.init_policy_head:
+        diffs = head_differences(checkpoint, head_config(config), policy.action_space)
+        if diffs:
+            raise _fail(path, "the BC head does not fit this policy (--init-policy-head)", diffs)
+
+
+def check_init(config: RunConfig) -> dict[str, Any] | None:
+    """Validates ``agent.init`` against the run's env and recipe before anything is written.
+
+    Builds one environment copy for its spaces and the policy PPO would build, then compares.
+
+    Returns:
+        The loaded checkpoint, or ``None`` without ``agent.init.path``.
+    """
+    init = config.agent.init
+    validate_init(init)
+    if init.path is None:
+        return None
+    checkpoint = load_encoder_checkpoint(init.path)
+    from mmrl.data.dataset import policy_observation_space
+    from mmrl.pretrain.resolve import env_spaces
+
+    obs_space, action_space = env_spaces(config)
+    policy = build_policy(policy_observation_space(obs_space), action_space, config)
+    check_compatible(checkpoint, policy, config)
+    return checkpoint
+
+
+def load_pretrained(model: Any, config: RunConfig, verbose: int = 0) -> dict[str, Any] | None:
+    """Loads ``config.agent.init.path`` into a fresh SB3 model's policy.
+
+    Args:
+        model: An SB3 on-policy model (``model.policy`` an actor-critic policy).
+        config: The run config (``agent.init`` and the head layout).
+        verbose: 1 prints one line saying what was loaded.
+
+    Returns:
+        The checkpoint's ``info`` (objectives, dataset...), or ``None`` without a path.
+
+    Raises:
+        CheckpointError: Unreadable or incompatible checkpoint, naming what differs.
+    """
+    init = config.agent.init
+    validate_init(init)
+    if init.path is None:
+        return None
+    checkpoint = load_encoder_checkpoint(init.path)
+    policy = model.policy
+    check_compatible(checkpoint, policy, config)
+    device = policy.device
+    state = {k: v.to(device) for k, v in checkpoint["extractor"].items()}
+    try:
+        extractors = policy_extractors(policy)
+        for extractor in extractors:
+            extractor.load_state_dict(state)
+        if init.init_policy_head:
+            head = checkpoint["head"]
+            policy.mlp_extractor.policy_net.load_state_dict(head["policy_net"])
+            policy.action_net.load_state_dict(head["action_net"])
+    except RuntimeError as err:
+        raise CheckpointError(f"--init-from {init.path}: {str(err).splitlines()[0]}") from None
+    if verbose:
+        info = checkpoint.get("info", {})
+        print(
+            f"loaded pretrained extractor into {len(extractors)} extractor(s) from {init.path} "
+            f"(objectives {info.get('objectives')}, dataset {info.get('dataset_id')})"
+            + ("; BC policy head loaded" if init.init_policy_head else "")
+        )
+    return checkpoint.get("info", {})
+
+
+class FreezeEncodersCallback(BaseCallback):
+    """Freezes the policy's extractor(s) for ``freeze_steps`` env steps, then scales their lr.
+
+    The check runs at the end of each rollout, right before PPO's update: the update after a
+    rollout that brings ``num_timesteps`` to at least ``freeze_steps`` is the first to change
+    the extractor (so the freeze is rounded up to whole rollouts).
+
+    Args:
+        freeze_steps: Env steps during which the extractor receives no updates.
+        lr_scale: Learning-rate multiplier of the extractor once unfrozen.
+        verbose: 1 prints when the extractor is unfrozen.
+    """
+
+    def __init__(self, freeze_steps: int = 0, lr_scale: float = 1.0, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.freeze_steps = int(freeze_steps)
+        self.lr_scale = float(lr_scale)
+        self.frozen = False
+        self.unfrozen_at: int | None = None
+        self._handles: list[Any] = []
+        self._snapshot: list[tuple[th.nn.Parameter, th.Tensor]] = []
+
+    def _params(self) -> list[th.nn.Parameter]:
+        seen: dict[int, th.nn.Parameter] = {}
+        for extractor in policy_extractors(self.model.policy):
+            for p in extractor.parameters():
+                seen.setdefault(id(p), p)
+        return list(seen.values())
+
+    def _set_frozen(self, frozen: bool) -> None:
+        for p in self._params():
+            p.requires_grad_(not frozen)
+        self.frozen = frozen
+
+    def _on_training_start(self) -> None:
+        if self.num_timesteps < self.freeze_steps:
+            self._set_frozen(True)
+        if self.lr_scale != 1.0 and not self._handles:
+            optimizer = self.model.policy.optimizer
+            params = self._params()
+
+            def snapshot(*_: Any) -> None:
+                self._snapshot = [(p, p.detach().clone()) for p in params if p.grad is not None]
+
+            @th.no_grad()
+            def rescale(*_: Any) -> None:
+                for p, before in self._snapshot:
+                    p.sub_(before).mul_(self.lr_scale).add_(before)
+                self._snapshot = []
+
+            self._handles = [
+                optimizer.register_step_pre_hook(snapshot),
+                optimizer.register_step_post_hook(rescale),
+            ]
+
+    def _on_rollout_end(self) -> None:
+        if self.frozen and self.num_timesteps >= self.freeze_steps:
+            self._set_frozen(False)
+            self.unfrozen_at = self.num_timesteps
+            if self.verbose:
+                print(f"encoders unfrozen at {self.num_timesteps} steps")
+        self.logger.record("train/encoders_frozen", float(self.frozen))
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def init_callbacks(init: InitConfig) -> list[BaseCallback]:
+    """Callbacks ``mmrl train`` adds for ``agent.init`` (empty when nothing to do)."""
+    if init.path is None or (init.freeze_encoders_steps <= 0 and init.encoder_lr_scale == 1.0):
+        return []
+    return [FreezeEncodersCallback(init.freeze_encoders_steps, init.encoder_lr_scale)]

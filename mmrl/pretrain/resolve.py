@@ -1,0 +1,111 @@
+"""Which architecture ``mmrl pretrain`` trains, and whether the dataset fits it.
+
+The pretrained extractor must be the one ``mmrl train`` will build: the agent recipe (with the
+same ``--set`` overrides) resolved for the dataset's environment preset. Before any training
+the dataset's spaces are compared with that environment's and the recipe's named keys with
+the dataset's, so a mismatch fails fast naming what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch as th
+
+from mmrl.config import ConfigError, RunConfig
+from mmrl.data.dataset import DatasetError, OfflineData, check_spaces, mmrl_metadata
+
+
+def _env_preset_for(env: str) -> str:
+    """A preset name/path for ``env``; a Gymnasium id maps to the preset that uses it."""
+    import gymnasium as gym
+
+    import mmrl  # noqa: F401  (registers the environments)
+    from mmrl.config import available_presets, find_preset, load_env_preset
+
+    try:
+        find_preset("envs", env)
+        return env
+    except ConfigError:
+        if env not in gym.registry:
+            raise
+    for name in available_presets("envs"):
+        if load_env_preset(name).env_id == env:
+            return name
+    raise ConfigError(f"--env {env}: no environment preset uses this id; pass a preset name")
+
+
+def env_spaces(config: RunConfig) -> tuple[Any, Any]:
+    """Observation and action spaces of the run's environment (one copy, no training)."""
+    from mmrl.make import make_training_vec_env
+
+    try:
+        venv = make_training_vec_env(config.env, n_envs=1, seed=0, monitor=False)
+    except ValueError as err:
+        raise ConfigError(f"--env {config.env_name}: {err}") from None
+    spaces_ = venv.observation_space, venv.action_space
+    venv.close()
+    return spaces_
+
+
+def check_agent_keys(config: RunConfig, keys: Sequence[str], dataset_id: str) -> None:
+    """Refuses a recipe that names observation keys the dataset does not have."""
+    agent = config.agent
+    named = {
+        "extractor.encoders": list(agent.extractor.encoders),
+        "extractor.encoder_kwargs": list(agent.extractor.encoder_kwargs),
+        "normalize.obs_keys": list(agent.normalize.obs_keys),
+    }
+    problems = [
+        f"agent.{field} names {sorted(set(k) - set(keys))}"
+        for field, k in named.items()
+        if set(k) - set(keys)
+    ]
+    if problems:
+        raise DatasetError(
+            f"agent {config.agent_name!r} does not fit dataset {dataset_id!r} (keys "
+            f"{list(keys)}): " + "; ".join(problems)
+        )
+
+
+def resolve_pretrain_config(
+    data: OfflineData,
+    agent: str,
+    env: str | None = None,
+    overrides: Sequence[str] | None = None,
+) -> RunConfig:
+    """The run config whose extractor is pretrained; checks dataset, env and agent agree.
+
+    Raises:
+        DatasetError: Dataset spaces differ from the environment's, or the recipe names keys
+            the dataset lacks (messages name the keys).
+        ConfigError: Unknown preset/recipe, or no environment recorded and none given.
+    """
+    from mmrl.config import resolve_run_config
+
+    if env is None:
+        env = mmrl_metadata(data.metadata).get("env")
+        if not env or env == "custom":
+            raise ConfigError(
+                f"dataset {data.dataset_id!r} does not record an mmrl environment preset; "
+                "pass --env"
+            )
+    config = resolve_run_config(_env_preset_for(env), agent, list(overrides or []))
+    obs_space, action_space = env_spaces(config)
+    check_spaces(
+        obs_space,
+        action_space,
+        data.dataset_observation_space,
+        data.action_space,
+        f"dataset {data.dataset_id!r} vs environment {env!r}",
+    )
+    check_agent_keys(config, list(data.observation_space.spaces), data.dataset_id)
+    return config
+
+
+def resolve_device(device: str) -> th.device:
+    """``auto`` -> CUDA when available; see :func:`mmrl.train.resolve_device`."""
+    from mmrl.train import resolve_device as _resolve
+
+    return _resolve(device)

@@ -1,0 +1,165 @@
+"""``mmrl collect``: batched rollouts into Minari datasets."""
+
+from __future__ import annotations
+
+import minari
+import numpy as np
+import pytest
+
+from mmrl.data import DatasetError, collect
+from mmrl.envs.vec_env import BatchedVecEnv
+
+
+def _venv(toy, n=3, **kwargs):
+    return BatchedVecEnv(toy.ToySimulator(n, **kwargs))
+
+
+def test_dataset_round_trips_through_minari(toy, datasets_path):
+    result = collect(
+        policy="expert", episodes=7, dataset_id="mmrl/toy/expert-v0", epsilon=0.2, seed=3,
+        venv=_venv(toy), flush_every=3,
+    )  # fmt: skip
+    assert result.episodes == 7
+    assert (datasets_path / "mmrl/toy/expert-v0/data/main_data.hdf5").is_file()
+    dataset = minari.load_dataset("mmrl/toy/expert-v0")
+    assert dataset.total_episodes == 7
+    assert dataset.total_steps == result.steps
+    assert dataset.storage.metadata["mmrl"]["policy"] == "expert"
+    for ep in dataset.iterate_episodes():
+        t = len(ep)
+        assert set(ep.observations) == {"camera", "lidar", "text", "state"}
+        assert ep.observations["camera"].shape == (t + 1, 16, 16, 3)
+        assert ep.observations["camera"].dtype == np.uint8
+        assert ep.actions.shape == (t,)
+        # Exactly the last step ends the episode, by termination or truncation.
+        ended = ep.terminations | ep.truncations
+        assert ended[-1] and not ended[:-1].any()
+        assert ep.terminations[-1] == (ep.infos["is_success"][-1] == 1)
+        assert len(ep.infos["instruction"]) == t + 1
+        assert {s.decode() for s in ep.infos["instruction"]} <= {"go left", "go right"}
+        assert set(ep.infos["labels"]) == {"goal_index", "distance"}
+        assert ep.infos["labels"]["distance"].shape == (t + 1,)
+        # Reward is the sum of the named terms of the same step.
+        terms = sum(v[1:] for v in ep.infos["rewards"].values())
+        np.testing.assert_allclose(ep.rewards, terms, rtol=1e-6)
+        assert ep.infos["expert_action"][-1] == -1  # the final observation has no decision
+
+
+def test_first_episodes_replay_exactly_in_a_single_env(toy, datasets_path):
+    collect(policy="expert", episodes=6, dataset_id="toy/replay-v0", epsilon=0.3, seed=11,
+            venv=_venv(toy, n=3))  # fmt: skip
+    dataset = minari.load_dataset("toy/replay-v0")
+    seeds = {m.get("seed"): i for i, m in enumerate(dataset.storage.get_episode_metadata(
+        range(dataset.total_episodes)))}  # fmt: skip
+    assert {11, 12, 13} <= set(seeds)
+    for seed in (11, 13):
+        ep = dataset[seeds[seed]]
+        env = toy.ToyEnv()
+        obs, _ = env.reset(seed=seed)
+        for t, action in enumerate(ep.actions):
+            for key in obs:
+                np.testing.assert_array_equal(obs[key], ep.observations[key][t], err_msg=key)
+            obs, reward, term, trunc, info = env.step(int(action))
+            assert reward == pytest.approx(ep.rewards[t])
+            assert info["labels"]["distance"] == pytest.approx(
+                ep.infos["labels"]["distance"][t + 1]
+            )
+        for key in obs:  # the final observation is the terminal one, not the next reset
+            np.testing.assert_array_equal(obs[key], ep.observations[key][-1], err_msg=key)
+        assert term or trunc
+
+
+def test_epsilon_noise_keeps_expert_labels(toy, datasets_path):
+    collect(policy="expert", episodes=4, dataset_id="toy/noisy-v0", epsilon=1.0, seed=0,
+            venv=_venv(toy, n=2))  # fmt: skip
+    dataset = minari.load_dataset("toy/noisy-v0")
+    actions = np.concatenate([ep.actions for ep in dataset.iterate_episodes()])
+    expert = np.concatenate([ep.infos["expert_action"][:-1] for ep in dataset.iterate_episodes()])
+    assert set(np.unique(expert)) <= {0, 1, 2}
+    assert (actions != expert).mean() > 0.3  # epsilon 1: actions are uniform, not the expert's
+
+
+def test_continuous_actions_and_random_policy(toy, datasets_path):
+    result = collect(policy="random", episodes=3, dataset_id="toy/random-v0",
+                     venv=_venv(toy, n=2, continuous=True))  # fmt: skip
+    ep = minari.load_dataset("toy/random-v0")[0]
+    assert ep.actions.dtype == np.float32 and ep.actions.shape == (len(ep), 1)
+    assert np.all(np.abs(ep.actions) <= 1)
+    assert "expert_action" not in ep.infos  # only the expert policy logs expert labels
+    assert result.steps == sum(len(e) for e in minari.load_dataset("toy/random-v0"))
+
+
+def test_existing_id_is_refused_unless_forced_and_nothing_is_left_behind(toy, datasets_path):
+    collect(policy="expert", episodes=2, dataset_id="toy/x-v0", venv=_venv(toy))
+    with pytest.raises(DatasetError, match=r"already exists.*--force"):
+        collect(policy="expert", episodes=3, dataset_id="toy/x-v0", venv=_venv(toy))
+    collect(policy="expert", episodes=3, dataset_id="toy/x-v0", venv=_venv(toy), force=True)
+    assert minari.load_dataset("toy/x-v0").total_episodes == 3
+    assert not [p for p in datasets_path.iterdir() if p.name.startswith(".mmrl-")]
+
+
+def test_interrupted_collection_leaves_no_dataset(toy, datasets_path):
+    class Failing(BatchedVecEnv):
+        calls = 0
+
+        def step_wait(self):
+            Failing.calls += 1
+            if Failing.calls > 25:
+                raise KeyboardInterrupt
+            return super().step_wait()
+
+    with pytest.raises(KeyboardInterrupt):
+        collect(policy="expert", episodes=50, dataset_id="toy/killed-v0", flush_every=2,
+                venv=Failing(toy.ToySimulator(2)))  # fmt: skip
+    assert not (datasets_path / "toy" / "killed-v0").exists()
+    assert not [p for p in datasets_path.iterdir() if p.name.startswith(".mmrl-")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dataset_id": "no version"}, "malformed dataset id"),
+        ({"episodes": 0}, "episodes must be >= 1"),
+        ({"epsilon": 1.5}, "epsilon must be in"),
+        ({"policy": "no/such/run"}, "not 'expert', 'random'"),
+    ],
+)
+def test_bad_arguments_are_refused(toy, datasets_path, kwargs, match):
+    args = {"policy": "expert", "episodes": 2, "dataset_id": "toy/bad-v0", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        collect(venv=_venv(toy), **args)
+
+
+def test_expert_needs_an_mmrl_env(toy, datasets_path):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env(toy.TOY_ID, n_envs=2)
+    with pytest.raises(ValueError, match="no batched scripted expert"):
+        collect(policy="expert", episodes=2, dataset_id="toy/y-v0", venv=venv)
+
+
+def test_cli_collect(toy, datasets_path, tmp_path, capsys):
+    from mmrl.cli import main
+
+    env, _ = toy.write_presets(tmp_path)
+    args = ["collect", "--env", env, "--episodes", "3", "--dataset-id", "toy/cli-v0", "--quiet"]
+    assert main([*args, "--policy", "random"]) == 0
+    assert minari.load_dataset("toy/cli-v0").total_episodes == 3
+    assert main([*args, "--policy", "random"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*args, "--policy", "expert", "--force"]) == 2
+    assert "no batched scripted expert" in capsys.readouterr().err
+    assert main(["collect", "--dataset-id", "toy/z-v0", "--episodes", "0"]) == 2
+
+
+def test_collect_from_a_trained_run(toy, datasets_path, tmp_path):
+    from mmrl.train import train
+
+    env, agent = toy.write_presets(tmp_path)
+    run = train(env, agent, steps=32, out=tmp_path / "run", verbose=0,
+                overrides=["eval_freq=0", "eval_episodes=1"])  # fmt: skip
+    result = collect(env=None, policy=str(run), episodes=3, dataset_id="toy/run-v0", n_envs=2)
+    dataset = minari.load_dataset("toy/run-v0")
+    assert dataset.total_episodes == 3 and result.episodes == 3
+    assert dataset.storage.metadata["mmrl"]["env"] == env  # the run's environment preset
+    assert "expert_action" not in dataset[0].infos

@@ -1,0 +1,198 @@
+"""``mmrl train --init-from``: loading, freezing, lr scaling and refusing wrong checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch as th
+
+from mmrl.checkpoint import CheckpointError
+from mmrl.config import ConfigError, InitConfig, resolve_run_config
+from mmrl.pretrain import FreezeEncodersCallback, load_encoder_checkpoint, load_pretrained
+from mmrl.pretrain.finetune import check_init, policy_extractors, validate_init
+from mmrl.train import build_model, build_vec_env
+
+
+def _config(setup, *overrides, path=None):
+    path = setup.checkpoint if path is None else path
+    items = [f"agent.init.path={json.dumps(str(path))}", "eval_freq=0", *overrides]
+    return resolve_run_config(setup.env, setup.agent, items, seed=0)
+
+
+def _model(config):
+    return build_model(config, build_vec_env(config, seed=0), th.device("cpu"), None)
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _same(a, b):
+    return all(th.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_weights_match_after_loading(setup, share):
+    config = _config(setup, f"agent.policy.share_features_extractor={str(share).lower()}",
+                     "agent.init.init_policy_head=true")  # fmt: skip
+    model = _model(config)
+    extractors = policy_extractors(model.policy)
+    assert len(extractors) == (1 if share else 2)
+    ckpt = load_encoder_checkpoint(setup.checkpoint)
+    assert not _same(ckpt["extractor"], extractors[0].state_dict())  # fresh init differs
+    before_log_std = model.policy.log_std if hasattr(model.policy, "log_std") else None
+    load_pretrained(model, config)
+    for extractor in extractors:
+        state = extractor.state_dict()
+        assert state.keys() == ckpt["extractor"].keys()
+        assert _same(ckpt["extractor"], state)
+    assert _same(ckpt["head"]["policy_net"], model.policy.mlp_extractor.policy_net.state_dict())
+    assert _same(ckpt["head"]["action_net"], model.policy.action_net.state_dict())
+    assert before_log_std is None  # discrete actions: no log_std to keep
+
+
+def test_value_head_and_critic_mlp_stay_fresh(setup):
+    config = _config(setup, "agent.init.init_policy_head=true")
+    model = _model(config)
+    value = _snapshot(model.policy.value_net)
+    load_pretrained(model, config)
+    assert _same(value, model.policy.value_net.state_dict())
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_frozen_encoders_stay_unchanged_then_train(setup, share):
+    # 2 envs x n_steps 16 = 32 env steps per rollout; frozen for the first 64.
+    config = _config(setup, f"agent.policy.share_features_extractor={str(share).lower()}",
+                     "agent.init.freeze_encoders_steps=64")  # fmt: skip
+    model = _model(config)
+    load_pretrained(model, config)
+    extractors = policy_extractors(model.policy)
+    loaded = [_snapshot(e) for e in extractors]
+    head = _snapshot(model.policy.action_net)
+    callback = FreezeEncodersCallback(64)
+    model.learn(32, callback=callback)
+    assert callback.frozen
+    assert all(_same(s, e.state_dict()) for s, e in zip(loaded, extractors))
+    assert not _same(head, model.policy.action_net.state_dict())  # the heads did learn
+    model.learn(32, callback=callback, reset_num_timesteps=False)
+    assert callback.unfrozen_at == 64 and not callback.frozen
+    for snapshot, extractor in zip(loaded, extractors):
+        changed = [k for k in snapshot if not th.equal(snapshot[k], extractor.state_dict()[k])]
+        assert changed, "the extractor trains after the freeze"
+    assert all(p.requires_grad for e in extractors for p in e.parameters())
+
+
+def test_encoder_lr_scale_equals_a_smaller_learning_rate(setup):
+    config = _config(setup, "agent.init.encoder_lr_scale=0.1")
+    model = _model(config)
+    policy = model.policy
+    reference = copy.deepcopy(policy)
+    ext_ids = {id(p) for p in policy.features_extractor.parameters()}
+    opt = policy.optimizer
+    lr = opt.param_groups[0]["lr"]
+    defaults = {k: v for k, v in opt.defaults.items() if k != "lr"}
+    ref_opt = type(opt)(
+        [
+            {"params": list(reference.features_extractor.parameters()), "lr": lr * 0.1},
+            {"params": [p for p in reference.parameters()
+                        if id(p) not in {id(q) for q in reference.features_extractor.parameters()}],
+             "lr": lr},
+        ],
+        **defaults,
+    )  # fmt: skip
+    callback = FreezeEncodersCallback(0, lr_scale=0.1)
+    callback.init_callback(model)
+    callback.on_training_start({}, {})
+    obs = {k: th.as_tensor(v) for k, v in model.env.reset().items()}
+    actions = th.tensor([0, 2])
+    for _ in range(3):
+        for pol, optimizer in ((policy, opt), (reference, ref_opt)):
+            values, log_prob, _ = pol.evaluate_actions(obs, actions)
+            loss = values.pow(2).mean() - log_prob.mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    for (name, p), q in zip(policy.named_parameters(), reference.parameters()):
+        th.testing.assert_close(p, q, rtol=1e-5, atol=1e-7, msg=name)
+    assert any(id(p) in ext_ids for p in policy.parameters())
+    callback.on_training_end()
+    assert not opt._optimizer_step_pre_hooks
+
+
+def test_incompatible_checkpoint_is_refused_naming_the_difference(setup):
+    with pytest.raises(
+        CheckpointError, match=r"extractor\.fusion: 'attention' \(checkpoint\) vs 'concat'"
+    ):
+        check_init(_config(setup, "agent.extractor.fusion=concat"))
+    with pytest.raises(CheckpointError, match=r"extractor\.features_dim: 32 \(checkpoint\) vs 48"):
+        check_init(_config(setup, "agent.extractor.features_dim=48"))
+    with pytest.raises(CheckpointError, match=r"policy\.pi: \[16\] \(checkpoint\) vs \[8\]"):
+        check_init(_config(setup, "agent.policy.pi=[8]", "agent.init.init_policy_head=true"))
+    # Only the BC head depends on pi: without --init-policy-head the extractor still fits.
+    assert check_init(_config(setup, "agent.policy.pi=[8]")) is not None
+    # Modality dropout does not change shapes, so it may differ.
+    assert check_init(_config(setup, "agent.extractor.modality_dropout=0.2")) is not None
+
+
+def test_policy_head_needs_a_bc_checkpoint(setup, tmp_path):
+    from mmrl.pretrain import pretrain
+
+    out = tmp_path / "no_bc.pt"
+    pretrain(setup.dataset, setup.agent, env=setup.env, objectives="labels", epochs=1,
+             batch_size=32, out=out, verbose=0)  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"no BC head.*'bc' objective"):
+        check_init(_config(setup, "agent.init.init_policy_head=true", path=out))
+    assert check_init(_config(setup, path=out)) is not None  # the extractor alone still loads
+
+
+def test_checkpoint_for_other_observation_shapes_is_refused(setup, tmp_path):
+    env = tmp_path / "toy-small.yaml"
+    env.write_text(Path(setup.env).read_text().replace("camera_size: 16", "camera_size: 8"))
+    items = [f"agent.init.path={json.dumps(str(setup.checkpoint))}"]
+    config = resolve_run_config(str(env), setup.agent, items)
+    with pytest.raises(CheckpointError, match=r"modalities\.camera\.space\.shape: \[3, 16, 16\]"):
+        check_init(config)
+
+
+def test_unreadable_or_foreign_files_are_refused(setup, tmp_path):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a readable mmrl encoder checkpoint"):
+        check_init(_config(setup, path=garbage))
+    foreign = tmp_path / "state.pt"
+    th.save({"weights": th.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not an mmrl encoder checkpoint"):
+        check_init(_config(setup, path=foreign))
+    with pytest.raises(CheckpointError, match="file not found"):
+        check_init(_config(setup, path=tmp_path / "absent.pt"))
+
+
+def test_bad_init_settings():
+    with pytest.raises(ConfigError, match=r"need.* --init-from"):
+        validate_init(InitConfig(freeze_encoders_steps=10))
+    with pytest.raises(ConfigError, match="encoder-lr-scale must be > 0"):
+        validate_init(InitConfig(path="x.pt", encoder_lr_scale=0.0))
+
+
+def test_train_refuses_a_bad_init_before_creating_the_run(setup, tmp_path):
+    from mmrl.train import train
+
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="fusion"):
+        train(setup.env, setup.agent, steps=32, out=out,
+              overrides=[f"agent.init.path={json.dumps(str(setup.checkpoint))}",
+                         "agent.extractor.fusion=mean"])  # fmt: skip
+    assert not out.exists()
+
+
+def test_cli_init_flags(setup, tmp_path, capsys):
+    from mmrl.cli import main
+
+    assert main(["train", "--freeze-encoders", "10", "--steps", "5"]) == 2
+    assert "need --init-from" in capsys.readouterr().err
+    code = main(["train", "--env", setup.env, "--agent", setup.agent, "--init-from",
+                 str(tmp_path / "none.pt"), "--out", str(tmp_path / "r"), "--quiet"])  # fmt: skip
+    assert code == 2 and "file not found" in capsys.readouterr().err

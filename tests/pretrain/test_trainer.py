@@ -1,0 +1,110 @@
+"""``mmrl pretrain``: the training loop, its checkpoint, and refusing mismatched data."""
+
+from __future__ import annotations
+
+import pytest
+import torch as th
+
+from mmrl.config import ConfigError
+from mmrl.data import DatasetError, collect
+from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.pretrain import load_encoder_checkpoint, pretrain
+from mmrl.pretrain.checkpoint import deserialize_space
+
+
+def test_checkpoint_records_architecture_spaces_objectives_and_head(setup):
+    ckpt = load_encoder_checkpoint(setup.checkpoint)
+    assert ckpt["extractor_config"]["fusion"] == "attention"
+    assert ckpt["extractor_config"]["features_dim"] == 32
+    assert ckpt["extractor_config"]["modalities"]["camera"]["space"]["shape"] == [3, 16, 16]
+    assert deserialize_space(ckpt["observation_space"])["camera"].shape == (3, 16, 16)
+    assert str(deserialize_space(ckpt["action_space"])) == "Discrete(3)"
+    assert ckpt["info"]["objectives"] == ["bc", "labels", "contrastive", "masked"]
+    assert ckpt["info"]["dataset_id"] == setup.dataset
+    assert ckpt["head_config"] == {"pi": [16], "activation": "tanh"}
+    assert ckpt["head"]["action_net"]["weight"].shape == (3, 16)
+    assert any(k.startswith("label_head") for k in ckpt["aux_heads"])
+    assert setup.result.val_size > 0 and setup.result.best_epoch >= 1
+    events = list(setup.result.log_dir.glob("events.out.tfevents.*"))
+    assert events, "TensorBoard event file written"
+
+
+def test_bc_learns_the_expert(setup):
+    result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc", epochs=40,
+                      batch_size=32, lr=1e-3, out=setup.root / "bc.pt", patience=40,
+                      val_fraction=0.0, verbose=0)  # fmt: skip
+    assert result.val_metrics["bc_accuracy"] > 0.9
+
+
+def test_early_stopping_keeps_the_best_epoch(setup):
+    result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc", epochs=10,
+                      batch_size=32, lr=1e-12, patience=2, out=setup.root / "es.pt",
+                      val_fraction=0.2, verbose=0)  # fmt: skip
+    assert result.stopped_early and result.epochs == 3 and result.best_epoch == 1
+
+
+def test_max_updates_bounds_training(setup):
+    result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc,masked",
+                      epochs=50, batch_size=32, max_updates=3, out=setup.root / "mu.pt",
+                      verbose=0, augment="shift")  # fmt: skip
+    assert result.updates == 3
+
+
+def test_dataset_that_does_not_match_the_env_is_refused(setup, toy):
+    collect(policy="expert", episodes=3, dataset_id="toy/small-cam-v0",
+            venv=BatchedVecEnv(toy.ToySimulator(2, camera_size=8)))  # fmt: skip
+    with pytest.raises(
+        DatasetError, match=r"spaces differ.*camera: Box\(16, 16, 3\).*Box\(8, 8, 3\)"
+    ):
+        pretrain("toy/small-cam-v0", setup.agent, env=setup.env, out=setup.root / "x.pt")
+    assert not (setup.root / "x.pt").exists()
+
+
+def test_recipe_naming_absent_keys_is_refused(setup):
+    with pytest.raises(DatasetError, match=r"agent\.extractor\.encoders names \['radar'\]"):
+        pretrain(setup.dataset, setup.agent, env=setup.env, out=setup.root / "x.pt",
+                 overrides=["agent.extractor.encoders={radar: mlp}"])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"objectives": "bc,foo"}, "unknown objective"),
+        ({"augment": "rotate"}, "--augment must be one of"),
+        ({"batch_size": 100000}, "fewer than one batch"),
+        ({"weights": {"masked": 2.0}, "objectives": "bc"}, "--weight names objectives"),
+    ],
+)
+def test_bad_arguments(setup, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        pretrain(setup.dataset, setup.agent, env=setup.env, out=setup.root / "x.pt", **kwargs)
+
+
+def test_missing_dataset_is_a_clear_error(setup):
+    with pytest.raises(DatasetError, match="not found"):
+        pretrain("toy/absent-v0", setup.agent, env=setup.env, out=setup.root / "x.pt")
+
+
+def test_pretraining_is_deterministic(setup):
+    runs = [
+        pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc,contrastive",
+                 epochs=1, batch_size=32, out=setup.root / f"d{i}.pt", verbose=0)
+        for i in range(2)
+    ]  # fmt: skip
+    a, b = (load_encoder_checkpoint(r.out)["extractor"] for r in runs)
+    assert all(th.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_pretrain(setup, capsys):
+    from mmrl.cli import main
+
+    out = setup.root / "cli.pt"
+    args = ["pretrain", "--dataset", setup.dataset, "--agent", setup.agent, "--env", setup.env,
+            "--objectives", "bc,labels", "--epochs", "1", "--batch-size", "32", "--out", str(out),
+            "--weight", "labels=0.5", "--quiet"]  # fmt: skip
+    assert main(args) == 0 and out.is_file()
+    assert load_encoder_checkpoint(out)["info"]["weights"] == {"bc": 1.0, "labels": 0.5}
+    assert main([*args[:-1], "--weight", "labels=x"]) == 2
+    assert "--weight 'labels=x'" in capsys.readouterr().err
+    assert main(["pretrain", "--dataset", "toy/absent-v0", "--env", setup.env]) == 2
+    assert "not found" in capsys.readouterr().err
