@@ -54,7 +54,7 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 @command("train", "train PPO with a multimodal extractor from presets", "mmrl.cli:run_train")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="driving", help="env preset name or YAML path")
-    p.add_argument("--agent", default="ppo-attention", help="agent recipe name or YAML path")
+    p.add_argument("--agent", default="ppo-concat", help="agent recipe name or YAML path")
     p.add_argument("--steps", type=int, help="total environment steps")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--n-envs", type=int, help="environment copies stepped together")
@@ -65,6 +65,38 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    g = p.add_argument_group("initialization from mmrl pretrain")
+    g.add_argument("--init-from", metavar="ENCODER.pt",
+                   help="load a pretrained extractor (agent.init.path)")  # fmt: skip
+    g.add_argument("--freeze-encoders", type=int, metavar="STEPS",
+                   help="keep the loaded extractor frozen for STEPS env steps")  # fmt: skip
+    g.add_argument("--encoder-lr-scale", type=float, metavar="X",
+                   help="extractor lr multiplier after unfreezing, e.g. 0.1")  # fmt: skip
+    g.add_argument("--init-policy-head", action="store_true",
+                   help="also load the behaviour-cloning action head")  # fmt: skip
+
+
+def _init_overrides(args: argparse.Namespace) -> list[str]:
+    """``--init-from`` & co. as ``agent.init.*`` overrides (values JSON-quoted, so any path
+    stays a string when the override is parsed as YAML)."""
+    import json
+
+    pairs = [
+        ("path", args.init_from),
+        ("freeze_encoders_steps", args.freeze_encoders),
+        ("encoder_lr_scale", args.encoder_lr_scale),
+        ("init_policy_head", True if args.init_policy_head else None),
+    ]
+    overrides = [
+        f"agent.init.{key}={json.dumps(value)}" for key, value in pairs if value is not None
+    ]
+    if overrides and args.resume:
+        raise UsageError("--init-from/--freeze-encoders/... cannot change a resumed run")
+    if args.init_from is None and overrides:
+        raise UsageError(
+            "--freeze-encoders, --encoder-lr-scale and --init-policy-head need --init-from"
+        )
+    return overrides
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -85,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
         n_envs=args.n_envs,
         device=args.device,
         out=args.out,
-        overrides=args.overrides,
+        overrides=args.overrides + _init_overrides(args),
         resume=args.resume,
         force=args.force,
         progress_bar=not args.quiet and sys.stderr.isatty(),
@@ -93,6 +125,178 @@ def run_train(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")
+    return 0
+
+
+@command("bench", "train and evaluate a grid of envs x fusions x seeds", "mmrl.cli:run_bench")
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("grid")
+    g.add_argument("--envs", default="driving,navigation", help="comma-separated env presets")
+    g.add_argument("--fusions", default="all",
+                   help="comma-separated fusions (recipes ppo-<fusion>) or 'all'")  # fmt: skip
+    g.add_argument("--seeds", type=int, default=3, help="seeds per env x fusion")
+    g.add_argument("--seed-start", type=int, default=0, help="first seed")
+    g.add_argument("--steps", type=int, default=300_000, help="environment steps per cell")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override every cell's run config, e.g. eval_freq=10000")  # fmt: skip
+    g.add_argument("--pretrained", action="store_true",
+                   help="init from mmrl pretrain encoders (default dir: pretrained/)")  # fmt: skip
+    g.add_argument("--pretrained-dir", metavar="DIR", help="folder of <env>-<fusion>.pt files")
+    g.add_argument("--device", default="cpu", help="cpu, auto or cuda[:N] for every cell")
+    g.add_argument("--no-ablation", action="store_true", help="skip the modality ablations")
+    g.add_argument("--ablation-episodes", type=int,
+                   help="episodes per ablation (default: the run's eval_episodes)")  # fmt: skip
+    g.add_argument("--out", default="bench/default",
+                   help="bench folder; rerun with the same --out to resume")  # fmt: skip
+    g.add_argument("--report-only", action="store_true",
+                   help="only rewrite results.csv, summary.md and figures of --out")  # fmt: skip
+    g.add_argument("--quiet", action="store_true", help="no progress display")
+    b = p.add_argument_group("execution")
+    b.add_argument("--backend", default="local", choices=["local", "ray", "inline"],
+                   help="local process pool, Ray tasks, or inline (debugging)")  # fmt: skip
+    b.add_argument("--workers", type=int,
+                   help="parallel cells (local) or CPUs of a local Ray (default: cores / "
+                        "--cpus-per-task)")  # fmt: skip
+    b.add_argument("--address", help="existing Ray cluster (auto, ray://host:10001)")
+    b.add_argument("--cpus-per-task", type=float, default=1.0,
+                   help="CPUs (torch threads) per cell")  # fmt: skip
+    b.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs per Ray task")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """``mmrl bench``."""
+    from mmrl.bench.driver import run_bench_command
+
+    for name in ("seeds", "steps", "workers", "ablation_episodes"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.workers is None:
+        import os
+
+        args.workers = max(1, int((os.cpu_count() or 1) // max(args.cpus_per_task, 1)))
+    return run_bench_command(args)
+
+
+@command("collect", "roll out a policy into a Minari dataset", "mmrl.cli:run_collect")
+def _collect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", help="env preset or Gymnasium id (default: driving, or the run's)")
+    p.add_argument("--policy", default="expert",
+                   help="expert, random, or a training run folder / model.zip")  # fmt: skip
+    p.add_argument("--episodes", type=int, default=100, help="episodes to write")
+    p.add_argument("--dataset-id", required=True,
+                   help="Minari id, e.g. mmrl/driving/expert-v0")  # fmt: skip
+    p.add_argument("--epsilon", type=float, default=0.0,
+                   help="probability of a random action per step (state coverage)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-envs", type=int, help="copies stepped together (default: the preset's)")
+    p.add_argument("--jpeg", action="store_true", help="JPEG-encode images (smaller, lossy)")
+    p.add_argument("--force", action="store_true", help="replace an existing dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    """``mmrl collect``."""
+    from mmrl.data.collect import collect
+
+    for name in ("episodes", "n_envs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    result = collect(
+        env=args.env,
+        policy=args.policy,
+        episodes=args.episodes,
+        dataset_id=args.dataset_id,
+        epsilon=args.epsilon,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        force=args.force,
+        progress=not args.quiet and sys.stderr.isatty(),
+        jpeg=args.jpeg,
+    )
+    if not args.quiet:
+        print(
+            f"wrote {result.dataset_id} ({result.episodes} episodes, {result.steps} steps) to "
+            f"{result.path}: return {result.mean_return:.2f}, success {result.success_rate:.2f}, "
+            f"{result.steps_per_second:.0f} env steps/s"
+        )
+    return 0
+
+
+@command("pretrain", "pretrain a recipe's encoders on a Minari dataset", "mmrl.cli:run_pretrain")
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="Minari dataset id (see mmrl collect)")
+    p.add_argument("--agent", default="ppo-attention", help="agent recipe whose extractor to train")
+    p.add_argument("--env", help="env preset (default: the one recorded in the dataset)")
+    p.add_argument("--objectives", default="bc,labels,contrastive,masked",
+                   help="comma-separated: bc, labels, contrastive, masked")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=30, help="maximum passes over the data")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--augment", default="none", choices=["none", "shift"],
+                   help="shift: DrQ random shift of camera images")  # fmt: skip
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="episodes held out for early stopping")  # fmt: skip
+    p.add_argument("--patience", type=int, default=5, help="epochs without improvement to stop")
+    p.add_argument("--max-updates", type=int, help="stop after this many updates")
+    p.add_argument("--weight", action="append", default=[], metavar="OBJ=W",
+                   help="loss weight of an objective, e.g. bc=2 (default 1 each)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="run-config override as for mmrl train")  # fmt: skip
+    p.add_argument("--out", default="encoder.pt", help="checkpoint file to write")
+    p.add_argument("--tb", help="TensorBoard folder (default <out stem>_tb next to --out)")
+    p.add_argument("--threads", type=int,
+                   help="torch CPU threads (1 is faster on a busy machine)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    """``mmrl pretrain``."""
+    import torch as th
+
+    from mmrl.pretrain.trainer import pretrain, summarize_metrics
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        th.set_num_threads(args.threads)
+    weights = {}
+    for item in args.weight:
+        name, _, value = item.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--weight {item!r}: expected OBJECTIVE=NUMBER, e.g. bc=2") from None
+    result = pretrain(
+        args.dataset,
+        args.agent,
+        env=args.env,
+        objectives=args.objectives,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        augment=args.augment,
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        seed=args.seed,
+        out=args.out,
+        overrides=args.overrides,
+        weights=weights,
+        log_dir=args.tb,
+        max_updates=args.max_updates,
+        progress=not args.quiet and sys.stderr.isatty(),
+        verbose=0 if args.quiet else 1,
+    )
+    if not args.quiet:
+        print(
+            f"wrote {result.out} (best epoch {result.best_epoch}/{result.epochs}, "
+            f"{result.samples_per_second:.0f} samples/s): {summarize_metrics(result.val_metrics)}"
+        )
+        print(f"tensorboard --logdir {result.log_dir}")
     return 0
 
 
@@ -173,6 +377,22 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("evaluate", "evaluate runs or models: returns, success, robustness, video",
+         "mmrl.evaluation.cli:run_evaluate")  # fmt: skip
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    from mmrl.evaluation.cli import add_evaluate_arguments
+
+    add_evaluate_arguments(p)
+
+
+@command("evaluate-offline", "off-policy evaluation of a model on a logged Minari dataset",
+         "mmrl.evaluation.cli:run_evaluate_offline")  # fmt: skip
+def _evaluate_offline_args(p: argparse.ArgumentParser) -> None:
+    from mmrl.evaluation.cli import add_offline_arguments
+
+    add_offline_arguments(p)
+
+
 # ---------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     """The full ``mmrl`` argument parser."""
@@ -215,4 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module so handlers and main share one UsageError class
+    # (``python -m mmrl.cli`` would otherwise define a second copy in ``__main__``).
+    from mmrl import cli as _cli
+
+    sys.exit(_cli.main())

@@ -226,7 +226,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
 
 def train(
     env: str = "driving",
-    agent: str = "ppo-attention",
+    agent: str = "ppo-concat",
     *,
     steps: int | None = None,
     seed: int | None = None,
@@ -279,6 +279,9 @@ def train(
                 raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
             config.env.n_envs = n_envs
         run_dir = Path(out) if out is not None else _new_run_dir(config)
+        from mmrl.pretrain.finetune import check_init
+
+        check_init(config)  # a bad --init-from fails before the run folder is touched
         _prepare_run_dir(run_dir, force)
         checkpoint = None
     torch_device = resolve_device(config.device)
@@ -292,11 +295,16 @@ def train(
         MultimodalMetricsCallback,
     )
 
+    if config.torch_threads > 0:
+        th.set_num_threads(config.torch_threads)
     set_random_seed(config.seed, using_cuda=torch_device.type == "cuda")
     venv = build_vec_env(config, seed=config.seed)
     if checkpoint is None:
         atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config)).encode())
         model = build_model(config, venv, torch_device, run_dir / "tb")
+        from mmrl.pretrain.finetune import load_pretrained
+
+        load_pretrained(model, config, verbose=verbose)
     else:
         model = _load_checkpoint(checkpoint, venv, torch_device, run_dir)
 
@@ -319,8 +327,15 @@ def train(
     def save(step: int) -> None:
         write_checkpoint(run_dir / "checkpoints", step, model, _checkpoint_state(model, config))
 
+    from mmrl.pretrain.finetune import init_callbacks
+
     callbacks = CallbackList(
-        [MultimodalMetricsCallback(), evaluator, CheckpointCallback(config.checkpoint_freq, save)]
+        [
+            MultimodalMetricsCallback(),
+            evaluator,
+            CheckpointCallback(config.checkpoint_freq, save),
+            *init_callbacks(config.agent.init),
+        ]
     )
     remaining = config.steps - model.num_timesteps
     t0 = time.perf_counter()
@@ -336,6 +351,9 @@ def train(
     save(model.num_timesteps)
     atomic_save_model(model, run_dir / "model.zip")
 
+    if getattr(evaluator, "model", None) is None:
+        # learn() never ran: a resumed run whose checkpoint already held every step.
+        evaluator.init_callback(model)
     final = evaluator.evaluate() if config.eval_episodes else {}
     metrics = {
         "env": config.env_name,

@@ -111,7 +111,9 @@ def main() -> None:
     parser.add_argument("--env", default="driving")
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--skip-highway", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (all learners)")
     args = parser.parse_args()
+    th.set_num_threads(args.threads)
 
     config = resolve_run_config(args.env, args.agent, steps=args.steps)
     config.env.n_envs = args.n_envs
@@ -136,7 +138,8 @@ def main() -> None:
           f"{th.get_num_threads()}")  # fmt: skip
     print(
         f"# command: python scripts/bench_train.py --steps {args.steps} --highway-steps "
-        f"{args.highway_steps} --agent {args.agent} --env {args.env} --n-envs {args.n_envs}"
+        f"{args.highway_steps} --agent {args.agent} --env {args.env} --n-envs {args.n_envs} "
+        f"--threads {args.threads}"
     )
     for name, rate in results.items():
         print(f"{name:<10} {rate:10.1f} env-steps/s")

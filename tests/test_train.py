@@ -1,0 +1,174 @@
+"""``mmrl train`` end to end on Driving-v0 with tiny settings."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch as th
+
+from mmrl.checkpoint import latest_checkpoint
+from mmrl.cli import main
+from mmrl.config import ConfigError
+from mmrl.train import resolve_device, train
+
+TINY = [
+    "agent.ppo.n_steps=64",
+    "agent.ppo.batch_size=128",
+    "agent.ppo.n_epochs=1",
+    "agent.extractor.features_dim=64",
+    "eval_freq=512",
+    "eval_episodes=4",
+    "checkpoint_freq=512",
+]
+
+
+def _tb_steps(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = sorted((run_dir / "tb").iterdir())
+    assert len(runs) == 1, f"a resumed run must continue one TensorBoard run, got {runs}"
+    acc = EventAccumulator(str(runs[0]))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_cli_smoke_run_writes_every_artifact(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--env", "driving", "--agent", "ppo-concat", "--steps", "1024",
+            "--n-envs", "4", "--seed", "3", "--out", str(out), "--quiet"]  # fmt: skip
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    for name in ["model.zip", "best_model.zip", "config.yaml", "metrics.json", "evaluations.jsonl"]:
+        assert (out / name).is_file(), name
+    assert latest_checkpoint(out / "checkpoints") is not None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] >= 1024
+    assert set(metrics["eval"]) == {"train", "test"}
+    assert 0.0 <= metrics["eval"]["test"]["success_rate"] <= 1.0
+    tags = _tb_tags(out)
+    for tag in ["rollout/ep_rew_mean", "rollout/collision_rate", "time/env_steps_per_s",
+                "eval/train/success_rate", "eval/test/success_rate"]:  # fmt: skip
+        assert tag in tags, tag
+    assert any(t.startswith("rollout/reward_") for t in tags)
+    assert any(t.startswith("fusion/") for t in tags)
+    # A finished run is not overwritten without --force.
+    assert main(args) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+
+
+def _tb_tags(run_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (run,) = sorted((run_dir / "tb").iterdir())
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
+
+
+def test_resume_after_sigkill_reaches_total_steps(tmp_path):
+    out = tmp_path / "run"
+    total = 3072
+    cmd = [sys.executable, "-m", "mmrl.cli", "train", "--env", "driving", "--agent",
+           "ppo-concat", "--steps", str(total), "--n-envs", "4", "--out", str(out),
+           "--quiet"]  # fmt: skip
+    for item in TINY:
+        cmd += ["--set", item]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONHASHSEED": "0"})
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            ckpt = latest_checkpoint(out / "checkpoints")
+            if ckpt is not None and int(ckpt.name.split("_")[1]) >= 1024:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"training exited early with {proc.returncode}")
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint written in time")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "metrics.json").exists()
+    resumed_from = int(latest_checkpoint(out / "checkpoints").name.split("_")[1])
+    assert resumed_from < total
+    run_dir = train(resume=out, verbose=0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["steps"] == total
+    steps = _tb_steps(out, "time/fps")
+    assert steps == sorted(steps) and steps[-1] >= total - 256
+    assert min(steps) < resumed_from < max(steps)
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+    cases = [
+        (["train", "--env", "nope"], "unknown env preset 'nope'; available:"),
+        (["train", "--agent", "ppo-nope"], "unknown agent preset 'ppo-nope'"),
+        (["train", "--set", "agent.ppo.n_stepz=3"], "unknown key 'n_stepz'"),
+        (["train", "--set", "novalue"], "KEY=VALUE"),
+        (["train", "--steps", "0"], "--steps must be >= 1"),
+        (["train", "--resume", str(tmp_path)], "no config.yaml"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0, err
+
+
+def test_corrupt_checkpoint_gives_clear_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--agent", "ppo-concat", "--steps", "256", "--n-envs", "4",
+            "--out", str(out), "--quiet", "--set", "eval_episodes=1"]  # fmt: skip
+    for item in TINY[:-3]:
+        args += ["--set", item]
+    assert main(args) == 0
+    ckpt = latest_checkpoint(out / "checkpoints")
+    (ckpt / "model.zip").write_bytes(b"not a zip")
+    (out / "metrics.json").unlink()
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "not a valid SB3 model archive" in capsys.readouterr().err
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if th.cuda.is_available() else "cpu")
+    if not th.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not th.cuda.is_available(), reason="no CUDA device")
+def test_cuda_training_smoke(tmp_path):
+    run_dir = train("driving", "ppo-concat", steps=512, n_envs=4, device="cuda",
+                    out=tmp_path / "gpu", overrides=TINY, verbose=0)  # fmt: skip
+    assert json.loads((run_dir / "metrics.json").read_text())["device"].startswith("cuda")
+
+
+def test_resume_of_run_killed_after_last_checkpoint_only_evaluates(tmp_path):
+    out = tmp_path / "run"
+    overrides = [*TINY[:-3], "eval_episodes=1"]
+    train("driving", "ppo-concat", steps=256, n_envs=4, out=out, overrides=overrides, verbose=0)
+    (out / "metrics.json").unlink()  # as if killed between the last checkpoint and the end
+    train(resume=out, verbose=0)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 256 and metrics["eval"]["train"]["episodes"] == 1
+
+
+def test_observation_normalization_is_used_in_evaluation(tmp_path):
+    out = tmp_path / "run"
+    overrides = [*TINY[:-3], "eval_episodes=1", "agent.normalize.obs_keys=[state]"]
+    train("driving", "ppo-concat", steps=256, n_envs=2, out=out, overrides=overrides, verbose=0)
+    from mmrl.checkpoint import read_state
+
+    state = read_state(latest_checkpoint(out / "checkpoints"))
+    (norm,) = [layer for layer in state["env"] if layer["kind"] == "VecNormalize"]
+    assert norm["obs_rms"]["state"].count > 256  # statistics were collected and checkpointed
+    assert json.loads((out / "metrics.json").read_text())["eval"]["train"]["episodes"] == 1
