@@ -74,6 +74,33 @@ class BatchedSimulator(abc.ABC):
         self.elapsed = np.zeros(num_envs, dtype=np.int64)
         self.success = np.zeros(num_envs, dtype=bool)
 
+    def contract_observation_space(self, state_dim: int, state_bound: float) -> spaces.Dict:
+        """The observation space every mmrl environment shares, from the sensor config.
+
+        Args:
+            state_dim: Length of the ``state`` proprioception vector.
+            state_bound: ``state`` values lie in ``[-state_bound, state_bound]``.
+
+        Returns:
+            ``Dict(camera (S, S, 3) uint8, lidar (beams,) float32 in [0, 1], text (L,) int64,
+            state (state_dim,) float32)`` in that key order.
+        """
+        size = self.sensors.camera_size
+        # A list of pairs keeps the contract's key order (a plain dict would be sorted).
+        return spaces.Dict(
+            [
+                ("camera", spaces.Box(0, 255, (size, size, 3), np.uint8)),
+                ("lidar", spaces.Box(0.0, 1.0, (self.sensors.lidar_beams,), np.float32)),
+                (
+                    "text",
+                    spaces.Box(
+                        0, self.tokenizer.vocab_size - 1, (self.sensors.max_text_len,), np.int64
+                    ),
+                ),
+                ("state", spaces.Box(-state_bound, state_bound, (state_dim,), np.float32)),
+            ]
+        )
+
     # ------------------------------------------------------------------ hooks to implement
     @abc.abstractmethod
     def _reset_envs(self, idx: np.ndarray) -> None:

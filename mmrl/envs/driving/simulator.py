@@ -103,19 +103,7 @@ class DrivingSimulator(BatchedSimulator):
         cfg = self.config
         n = self.num_envs
         self.max_episode_steps = cfg.max_episode_steps
-        s = cfg.camera_size
-        # A list keeps the contract's key order (a plain dict would be sorted by Gymnasium).
-        self.observation_space = spaces.Dict(
-            [
-                ("camera", spaces.Box(0, 255, (s, s, 3), np.uint8)),
-                ("lidar", spaces.Box(0.0, 1.0, (cfg.lidar_beams,), np.float32)),
-                (
-                    "text",
-                    spaces.Box(0, self.tokenizer.vocab_size - 1, (cfg.max_text_len,), np.int64),
-                ),
-                ("state", spaces.Box(-2.0, 2.0, (STATE_DIM,), np.float32)),
-            ]
-        )
+        self.observation_space = self.contract_observation_space(STATE_DIM, 2.0)
         if cfg.continuous:
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         else:
@@ -127,7 +115,7 @@ class DrivingSimulator(BatchedSimulator):
         self.traffic = TrafficBatch.empty(n, self.slots)
         self.ego = EgoBatch.empty(n)
         self.tasks = task_mod.TaskBatch.empty(n)
-        self.camera = Camera(n, s)
+        self.camera = Camera(n, cfg.camera_size)
         self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
         self._instructions = [""] * n

@@ -68,25 +68,13 @@ class NavigationSimulator(BatchedSimulator):
         entry = entry_for(self.env_id)
         self.max_episode_steps = entry.max_episode_steps if entry else 200
         n, k, m = self.num_envs, cfg.max_objects, max(cfg.max_obstacles, 1)
-        s = cfg.camera_size
-        # A list of pairs keeps the contract's key order (a plain dict would be sorted).
-        self.observation_space = spaces.Dict(
-            [
-                ("camera", spaces.Box(0, 255, (s, s, 3), np.uint8)),
-                ("lidar", spaces.Box(0.0, 1.0, (cfg.lidar_beams,), np.float32)),
-                (
-                    "text",
-                    spaces.Box(0, self.tokenizer.vocab_size - 1, (cfg.max_text_len,), np.int64),
-                ),
-                ("state", spaces.Box(-1.0, 1.0, (STATE_SIZE,), np.float32)),
-            ]
-        )
+        self.observation_space = self.contract_observation_space(STATE_SIZE, 1.0)
         if cfg.continuous:
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         else:
             self.action_space = spaces.Discrete(4)
         self.turn_rad = np.float32(np.radians(cfg.turn_speed))
-        self.camera = ColumnCamera(s, cfg.fov_deg, OBJECT_RADIUS)
+        self.camera = ColumnCamera(cfg.camera_size, cfg.fov_deg, OBJECT_RADIUS)
         # Beam 0 points ahead, angles grow counter-clockwise (mmrl lidar convention).
         beams = np.linspace(0.0, 2 * np.pi, cfg.lidar_beams, endpoint=False, dtype=np.float32)
         self.ray_angles = np.concatenate([self.camera.angles, beams])
