@@ -99,16 +99,21 @@ def _init_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+def _require_positive(args: argparse.Namespace, *names: str) -> None:
+    """Raises :class:`UsageError` when an integer option given as ``--name`` is below 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``mmrl train``."""
     from mmrl.train import train
 
     if args.resume and args.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
-    for name in ("steps", "n_envs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    _require_positive(args, "steps", "n_envs")
     run_dir = train(
         env=args.env,
         agent=args.agent,
@@ -199,10 +204,7 @@ def run_collect(args: argparse.Namespace) -> int:
     """``mmrl collect``."""
     from mmrl.data.collect import collect
 
-    for name in ("episodes", "n_envs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    _require_positive(args, "episodes", "n_envs")
     result = collect(
         env=args.env,
         policy=args.policy,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 
 def require_extra(module: str, extra: str, feature: str) -> ModuleType:
@@ -21,3 +22,28 @@ def require_extra(module: str, extra: str, feature: str) -> ModuleType:
             f"{feature} needs the optional dependency {module!r}, which is not installed; "
             f"install it with: pip install 'mmrl[{extra}]'"
         ) from exc
+
+
+def adapter_vec_env(
+    factory: Any,
+    env_id: str,
+    n_envs: int,
+    seed: int | None,
+    vec_env_cls: type | None,
+    **kwargs: Any,
+):
+    """``n_envs`` Monitor-wrapped copies of ``factory(env_id, **kwargs)`` as an SB3 ``VecEnv``."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from mmrl.envs.config import check_int
+
+    check_int("n_envs", n_envs, 1)
+    # Build one copy eagerly so a missing extra or bad argument fails here, not in a worker.
+    factory(env_id, **kwargs).close()
+    return make_vec_env(
+        factory,
+        n_envs=n_envs,
+        seed=seed,
+        vec_env_cls=vec_env_cls,
+        env_kwargs=dict(env_id=env_id, **kwargs),
+    )

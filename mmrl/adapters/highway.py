@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.adapters._extras import require_extra
+from mmrl.adapters._extras import adapter_vec_env, require_extra
 from mmrl.envs.config import check_choice, check_float, check_int
 
 KINEMATIC_FEATURES = ("presence", "x", "y", "vx", "vy")
@@ -214,15 +214,4 @@ def make_highway_vec_env(
     Returns:
         A ``stable_baselines3`` ``VecEnv``.
     """
-    from stable_baselines3.common.env_util import make_vec_env
-
-    check_int("n_envs", n_envs, 1)
-    # Build one copy eagerly so a missing extra or bad argument fails here, not in a worker.
-    make_highway(env_id, **kwargs).close()
-    return make_vec_env(
-        make_highway,
-        n_envs=n_envs,
-        seed=seed,
-        vec_env_cls=vec_env_cls,
-        env_kwargs=dict(env_id=env_id, **kwargs),
-    )
+    return adapter_vec_env(make_highway, env_id, n_envs, seed, vec_env_cls, **kwargs)

@@ -101,6 +101,11 @@ class SensorConfig:
     lidar_dropout: float = 0.0
     max_text_len: int = 16
 
+    @classmethod
+    def view_of(cls, config: Any) -> SensorConfig:
+        """The sensor fields of an environment config (any object with these attributes)."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
     def validate(self) -> None:
         """Checks every field, raising ``ValueError`` naming the first bad one."""
         check_int("camera_size", self.camera_size, 8, 512)

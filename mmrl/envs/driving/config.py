@@ -107,11 +107,4 @@ class DrivingConfig:
 
     def sensors(self) -> SensorConfig:
         """The shared :class:`~mmrl.envs.config.SensorConfig` view of the sensor fields."""
-        return SensorConfig(
-            camera_size=self.camera_size,
-            lidar_beams=self.lidar_beams,
-            lidar_range=self.lidar_range,
-            lidar_noise=self.lidar_noise,
-            lidar_dropout=self.lidar_dropout,
-            max_text_len=self.max_text_len,
-        )
+        return SensorConfig.view_of(self)

@@ -87,11 +87,4 @@ class NavigationConfig:
 
     def sensors(self) -> SensorConfig:
         """The shared sensor settings (navigation defaults: 8 m lidar range)."""
-        return SensorConfig(
-            camera_size=self.camera_size,
-            lidar_beams=self.lidar_beams,
-            lidar_range=self.lidar_range,
-            lidar_noise=self.lidar_noise,
-            lidar_dropout=self.lidar_dropout,
-            max_text_len=self.max_text_len,
-        )
+        return SensorConfig.view_of(self)
