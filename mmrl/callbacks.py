@@ -128,6 +128,8 @@ class HeldOutEvalCallback(BaseCallback):
         eval_freq: Environment steps between evaluations (0 disables periodic evaluation).
         best_model_path: Where the best model goes (``None`` disables).
         history_path: JSON lines file receiving every evaluation (``None`` disables).
+        stop_success: Stop training (``_on_step`` returns False) once the first split's
+            success rate reaches this value; ``stopped_at`` then holds the step.
     """
 
     def __init__(
@@ -138,6 +140,7 @@ class HeldOutEvalCallback(BaseCallback):
         eval_freq: int,
         best_model_path: Path | None = None,
         history_path: Path | None = None,
+        stop_success: float | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -147,6 +150,8 @@ class HeldOutEvalCallback(BaseCallback):
         self.eval_freq = eval_freq
         self.best_model_path = best_model_path
         self.history_path = history_path
+        self.stop_success = stop_success
+        self.stopped_at: int | None = None
         self.best_score: tuple[float, float] | None = None
         self._envs: dict[str, VecEnv] = {}
         self._next_eval = eval_freq
@@ -189,6 +194,9 @@ class HeldOutEvalCallback(BaseCallback):
             old = self.history_path.read_bytes() if self.history_path.exists() else b""
             atomic_write_bytes(self.history_path, old + line.encode())
         self.logger.dump(self.num_timesteps)
+        if self.stop_success is not None and first["success_rate"] >= self.stop_success:
+            self.stopped_at = self.num_timesteps
+            return False
         return True
 
     def _on_training_end(self) -> None:

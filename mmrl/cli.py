@@ -63,6 +63,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. agent.ppo.learning_rate=1e-4")  # fmt: skip
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    p.add_argument("--stop-success", type=float, metavar="RATE",
+                   help="stop at the first evaluation with this success rate (train split)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("initialization from mmrl pretrain")
@@ -124,6 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         out=args.out,
         overrides=args.overrides + _init_overrides(args),
         resume=args.resume,
+        stop_success=args.stop_success,
         force=args.force,
         progress_bar=not args.quiet and sys.stderr.isatty(),
         verbose=0 if args.quiet else 1,

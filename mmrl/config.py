@@ -213,6 +213,9 @@ class RunConfig:
             small networks gain little from intra-op parallelism, and OpenMP threads that
             outnumber free cores spin and stall (measured 40x slower on a busy 2-core
             machine), so the default is 1; raise it on an idle many-core machine.
+        stop_success: Stop training at the first periodic evaluation whose success rate on
+            the train instruction split (held-out seeds) reaches this value; ``None`` trains
+            for all ``steps``. Like SB3's ``StopTrainingOnRewardThreshold``, on success.
     """
 
     env_name: str = "driving"
@@ -227,6 +230,7 @@ class RunConfig:
     eval_seed: int = 1_000_000
     checkpoint_freq: int = 20_000
     torch_threads: int = 1
+    stop_success: float | None = None
 
 
 # ---------------------------------------------------------------------------- generic mapping
@@ -496,6 +500,14 @@ def validate_run_config(config: RunConfig) -> None:
         (config.eval_episodes >= 1, "eval_episodes must be >= 1"),
         (config.checkpoint_freq >= 1, "checkpoint_freq must be >= 1"),
         (config.torch_threads >= 0, "torch_threads must be >= 0 (0 = torch's default)"),
+        (
+            config.stop_success is None or 0 <= config.stop_success <= 1,
+            f"stop_success must be in [0, 1] or null, got {config.stop_success}",
+        ),
+        (
+            config.stop_success is None or config.eval_freq > 0,
+            "stop_success needs periodic evaluation (eval_freq > 0)",
+        ),
         (
             config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"),
             f"device must be auto, cpu or cuda[:N], got {config.device!r}",

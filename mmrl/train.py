@@ -36,7 +36,14 @@ from mmrl.checkpoint import (
     set_rng_state,
     write_checkpoint,
 )
-from mmrl.config import ConfigError, RunConfig, from_dict, resolve_run_config, to_dict
+from mmrl.config import (
+    ConfigError,
+    RunConfig,
+    from_dict,
+    resolve_run_config,
+    to_dict,
+    validate_run_config,
+)
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
@@ -235,6 +242,7 @@ def train(
     out: str | Path | None = None,
     overrides: list[str] | None = None,
     resume: str | Path | None = None,
+    stop_success: float | None = None,
     force: bool = False,
     progress_bar: bool = False,
     verbose: int = 1,
@@ -251,6 +259,9 @@ def train(
         out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
         overrides: ``dotted.key=value`` overrides of the run config.
         resume: A run folder to continue from its latest checkpoint.
+        stop_success: Stop at the first evaluation with at least this success rate on the
+            train split (default: the run config's ``stop_success``). Like ``steps``, it may
+            be changed when resuming.
         force: Overwrite ``out`` even if it holds a finished or started run.
         progress_bar: Show SB3's progress bar.
         verbose: 0 silent, 1 a summary line per evaluation.
@@ -262,13 +273,14 @@ def train(
         ConfigError: Bad presets, overrides, device or run folder (the CLI exits with 2).
         CheckpointError: A corrupt or foreign checkpoint on resume.
     """
-    fields = {"steps": steps, "seed": seed, "device": device}
+    fields = {"steps": steps, "seed": seed, "device": device, "stop_success": stop_success}
     if resume is not None:
         run_dir = Path(resume)
         config = load_run_config(run_dir)
         for key, value in fields.items():
             if value is not None:
                 setattr(config, key, value)
+        validate_run_config(config)
         checkpoint = latest_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
             raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
@@ -322,6 +334,7 @@ def train(
         eval_freq=config.eval_freq,
         best_model_path=run_dir / "best_model.zip",
         history_path=run_dir / "evaluations.jsonl",
+        stop_success=config.stop_success,
     )
 
     def save(step: int) -> None:
@@ -362,6 +375,7 @@ def train(
         "steps": int(model.num_timesteps),
         "device": str(torch_device),
         "train_seconds_this_session": round(elapsed, 2),
+        "stopped_early_at": evaluator.stopped_at,
         "eval_seed": config.eval_seed,
         "eval": final,
     }

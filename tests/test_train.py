@@ -172,3 +172,21 @@ def test_observation_normalization_is_used_in_evaluation(tmp_path):
     (norm,) = [layer for layer in state["env"] if layer["kind"] == "VecNormalize"]
     assert norm["obs_rms"]["state"].count > 256  # statistics were collected and checkpointed
     assert json.loads((out / "metrics.json").read_text())["eval"]["train"]["episodes"] == 1
+
+
+def test_stop_success_ends_training_at_the_first_good_evaluation(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--steps", "2048", "--n-envs", "4", "--out", str(out), "--quiet",
+            "--stop-success", "0"]  # fmt: skip
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 512 and metrics["stopped_early_at"] == 512
+    assert len((out / "evaluations.jsonl").read_text().splitlines()) == 1
+    # A resumed run may be given a stopping rule (like more steps): it stops at its next eval.
+    (out / "metrics.json").unlink()
+    train(resume=out, stop_success=0.0, verbose=0)
+    assert json.loads((out / "metrics.json").read_text())["stopped_early_at"] == 1024
+    assert main(["train", "--resume", str(out), "--stop-success", "1.5", "--quiet"]) == 2
+    assert "stop_success must be in [0, 1]" in capsys.readouterr().err
