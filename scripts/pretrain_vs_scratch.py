@@ -12,6 +12,12 @@ threshold (80%), on each split; censored runs (never reached) count as the budge
 offline data and pretraining cost are reported next to it, since the pretrained arm used
 ``dataset_steps`` expert transitions that scratch did not.
 
+``--scratch-runs DIR`` reuses finished from-scratch runs of ``scripts/learning_curves.py``
+(``DIR/<env>-s<seed>``, same agent and evaluation schedule, checked) as the scratch arm
+instead of training it again. ``--stop-at-threshold`` ends each PPO run trained here at its
+first evaluation reaching the threshold (``stop_success``), since the steps to the threshold
+are the measurement and later steps would only cost CPU time.
+
 Everything lands in ``--out`` and finished pieces are reused, so the script can run in the
 background with a budget and be resumed or extended (more seeds, more steps)::
 
@@ -81,6 +87,49 @@ def read_history(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def reused_scratch_run(env: str, seed: int, args: argparse.Namespace) -> Path | None:
+    """The finished learning-curve run for (env, seed) from ``--scratch-runs``, if usable.
+
+    Raises:
+        SystemExit: The run exists but used another agent or evaluation schedule, which
+            would make the comparison unfair.
+    """
+    import yaml
+
+    if not args.scratch_runs:
+        return None
+    run_dir = Path(args.scratch_runs) / f"{env}-s{seed}"
+    if not (run_dir / "metrics.json").is_file():
+        return None
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    expected = {"agent_name": args.agent, "eval_freq": args.eval_freq,
+                "eval_episodes": args.eval_episodes, "seed": seed}  # fmt: skip
+    differing = {k: (config.get(k), v) for k, v in expected.items() if config.get(k) != v}
+    if differing:
+        what = ", ".join(f"{k} (run {a!r}, here {b!r})" for k, (a, b) in differing.items())
+        raise SystemExit(f"--scratch-runs {run_dir}: differs from this comparison in {what}")
+    return run_dir
+
+
+def run_record(run_dir: Path, arm: str, seed: int, threshold: float) -> dict[str, Any]:
+    """One run's evaluation history, budget and steps to ``threshold`` per split."""
+    import yaml
+
+    history = read_history(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "arm": arm,
+        "seed": seed,
+        "dir": str(run_dir),
+        "budget": int(yaml.safe_load((run_dir / "config.yaml").read_text())["steps"]),
+        "stopped_early_at": metrics.get("stopped_early_at"),
+        "history": history,
+        "steps_to_threshold": {
+            split: steps_to_threshold(history, split, threshold) for split in ("train", "test")
+        },
+    }
+
+
 def run_env(env: str, args: argparse.Namespace, out: Path, deadline: float) -> dict[str, Any]:
     """Collect, pretrain, BC-evaluate and train both arms for one env (reusing finished parts)."""
     import minari
@@ -136,91 +185,91 @@ def run_env(env: str, args: argparse.Namespace, out: Path, deadline: float) -> d
             "agent.init.init_policy_head=true",
             f"agent.init.freeze_encoders_steps={args.freeze_steps}",
             f"agent.init.encoder_lr_scale={args.encoder_lr_scale}"]  # fmt: skip
+    stop = args.threshold if args.stop_at_threshold else None
     for seed in args.seeds:
         for arm in ARMS:
             run_dir = out / "runs" / f"{env}-{arm}-s{seed}"
+            if arm == "scratch":
+                run_dir = reused_scratch_run(env, seed, args) or run_dir
             done = (run_dir / "metrics.json").is_file()
             if not done and time.time() < deadline:
                 print(f"[{_stamp()}] {env}: PPO {arm} seed {seed}, {args.steps} steps", flush=True)
                 train(env, args.agent, steps=args.steps, seed=seed, out=run_dir, force=True,
                       device=args.device, overrides=common + (init if arm == "pretrained" else []),
-                      verbose=1)  # fmt: skip
+                      stop_success=stop, verbose=1)  # fmt: skip
                 done = True
             if done:
-                history = read_history(run_dir)
-                record["runs"][f"{arm}-s{seed}"] = {
-                    "arm": arm,
-                    "seed": seed,
-                    "history": history,
-                    "steps_to_threshold": {
-                        split: steps_to_threshold(history, split, args.threshold)
-                        for split in ("train", "test")
-                    },
-                }
+                record["runs"][f"{arm}-s{seed}"] = run_record(run_dir, arm, seed, args.threshold)
     return record
 
 
-def summarize(records: list[dict], threshold: float, budget: int) -> tuple[str, dict]:
+def _fmt_steps(value: float | None, censored: bool) -> str:
+    if value is None:
+        return "n/a"
+    return f">{value / 1000:.0f}k" if censored else f"{value / 1000:.0f}k"
+
+
+def arm_steps(runs: list[dict], split: str) -> tuple[float | None, bool, str]:
+    """Median steps to threshold over seeds (a censored run counts as its budget).
+
+    Returns:
+        ``(median, censored, per_seed)``: ``censored`` when the median is only a lower bound
+        (it falls on a run that never reached the threshold); ``per_seed`` lists each seed.
+    """
+    if not runs:
+        return None, False, "n/a"
+    runs = sorted(runs, key=lambda r: r["seed"])
+    values = [(r["steps_to_threshold"][split], r["budget"]) for r in runs]
+    filled = [reached if reached is not None else budget for reached, budget in values]
+    median = float(np.median(filled))
+    censored_floor = min((b for reached, b in values if reached is None), default=None)
+    censored = censored_floor is not None and median >= censored_floor
+    per_seed = ", ".join(
+        f"s{r['seed']} " + _fmt_steps(reached if reached is not None else budget, reached is None)
+        for r, (reached, budget) in zip(runs, values)
+    )
+    return median, censored, per_seed
+
+
+def summarize(records: list[dict], threshold: float) -> tuple[str, dict]:
     """Markdown summary and the headline numbers (median steps to threshold per arm)."""
     lines = [
-        f"Steps for PPO to reach {threshold:.0%} evaluation success (median over seeds; "
-        f"'>{budget}' = not reached within the budget). BC = pretrained policy alone.",
+        f"Environment steps for PPO to reach {threshold:.0%} evaluation success on held-out "
+        "seeds (median over seeds; '>N' = not reached within a run's N-step budget). "
+        "BC alone = the pretrained policy before any PPO update.",
         "",
-        "| env | split | scratch | pretrained | ratio (pre/scratch) | BC alone success "
-        "| final success scratch / pretrained | mean success over evals scratch / pretrained "
-        "| seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| env | instruction split | scratch (median) | pretrained (median) "
+        "| ratio pretrained / scratch (bar <= 0.5) | scratch per seed | pretrained per seed "
+        "| BC alone success |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     headline: dict[str, Any] = {}
     for rec in records:
         for split in ("train", "test"):
-            per_arm = {}
-            for arm in ARMS:
-                vals = [r["steps_to_threshold"][split] for r in rec["runs"].values()
-                        if r["arm"] == arm]  # fmt: skip
-                per_arm[arm] = vals
-            med = {
-                arm: (float(np.median([v if v is not None else budget for v in vals]))
-                      if vals else None)
-                for arm, vals in per_arm.items()
-            }  # fmt: skip
-            censored = {arm: any(v is None for v in vals) for arm, vals in per_arm.items()}
-
-            def show(arm: str, med=med, censored=censored) -> str:
-                if med[arm] is None:
-                    return "n/a"
-                return f">{budget}" if censored[arm] and med[arm] >= budget else f"{med[arm]:.0f}"
-
+            by_arm = {arm: [r for r in rec["runs"].values() if r["arm"] == arm] for arm in ARMS}
+            s_med, s_cens, s_seeds = arm_steps(by_arm["scratch"], split)
+            p_med, p_cens, p_seeds = arm_steps(by_arm["pretrained"], split)
             ratio = "n/a"
-            if med["scratch"] and med["pretrained"] is not None:
-                value = med["pretrained"] / med["scratch"]
+            if s_med and p_med is not None:
                 # A censored arm only bounds the ratio: scratch censored -> the true ratio is
                 # smaller; pretrained censored -> larger; both -> unknown.
                 bound = {(False, False): "", (True, False): "<", (False, True): ">"}.get(
-                    (censored["scratch"], censored["pretrained"])
+                    (s_cens, p_cens)
                 )
                 if bound is not None:
-                    ratio = f"{bound}{value:.2f}"
+                    ratio = f"{bound}{p_med / s_med:.2f}"
             bc = rec.get("bc", {}).get(split, {}).get("success_rate")
-            seeds = min(len(v) for v in per_arm.values())
-            # Below the threshold, the curves still compare: last and mean evaluated success.
-            final, mean = {}, {}
-            for arm in ARMS:
-                runs = [r for r in rec["runs"].values() if r["arm"] == arm and r["history"]]
-                curves = [[row[split]["success_rate"] for row in r["history"]] for r in runs]
-                final[arm] = float(np.mean([c[-1] for c in curves])) if curves else None
-                mean[arm] = float(np.mean([np.mean(c) for c in curves])) if curves else None
-
-            def pair(d: dict) -> str:
-                return " / ".join("n/a" if d[a] is None else f"{d[a]:.2f}" for a in ARMS)
-
             lines.append(
-                f"| {rec['env']} | {split} | {show('scratch')} | {show('pretrained')} | {ratio} | "
-                f"{bc if bc is None else f'{bc:.2f}'} | {pair(final)} | {pair(mean)} | {seeds} |"
+                f"| {rec['env']} | {split} | {_fmt_steps(s_med, s_cens)} | "
+                f"{_fmt_steps(p_med, p_cens)} | {ratio} | {s_seeds} | {p_seeds} | "
+                f"{'n/a' if bc is None else f'{bc:.2f}'} |"
             )
-            headline[f"{rec['env']}/{split}"] = {"median_steps": med, "censored": censored,
-                                                 "bc_success": bc, "final_success": final,
-                                                 "mean_success": mean, "seeds": seeds}  # fmt: skip
+            headline[f"{rec['env']}/{split}"] = {
+                "median_steps": {"scratch": s_med, "pretrained": p_med},
+                "censored": {"scratch": s_cens, "pretrained": p_cens},
+                "ratio": ratio,
+                "bc_success": bc,
+            }
     lines += ["", "Offline cost of the pretrained arm:", ""]
     for rec in records:
         p = rec.get("pretrain", {})
@@ -243,18 +292,16 @@ def plot(records: list[dict], path: Path, threshold: float) -> None:
                              squeeze=False)  # fmt: skip
     colors = {"scratch": "tab:gray", "pretrained": "tab:blue"}
     for ax, rec in zip(axes[0], records):
+        # One line per seed: runs stopped at the threshold end early, so a mean over seeds
+        # would only cover the shortest run.
         for arm in ARMS:
+            runs = [r for r in rec["runs"].values() if r["arm"] == arm and r["history"]]
             for split, style in (("train", "-"), ("test", "--")):
-                curves = [r["history"] for r in rec["runs"].values() if r["arm"] == arm]
-                curves = [c for c in curves if c]
-                if not curves:
-                    continue
-                n = min(len(c) for c in curves)
-                steps = [c["step"] for c in curves[0][:n]]
-                succ = np.array([[row[split]["success_rate"] for row in c[:n]] for c in curves])
-                ax.plot(steps, succ.mean(0), style, color=colors[arm],
-                        label=f"{arm} ({split}, {len(curves)} seeds)")  # fmt: skip
-                ax.fill_between(steps, succ.min(0), succ.max(0), color=colors[arm], alpha=0.12)
+                for i, run in enumerate(runs):
+                    steps = [row["step"] for row in run["history"]]
+                    succ = [row[split]["success_rate"] for row in run["history"]]
+                    label = f"{arm} ({split}, {len(runs)} seeds)" if i == 0 else None
+                    ax.plot(steps, succ, style, color=colors[arm], alpha=0.7, label=label)
         for split, style in (("train", "-"), ("test", "--")):
             bc = rec.get("bc", {}).get(split, {}).get("success_rate")
             if bc is not None:
@@ -286,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freeze-steps", type=int, default=0)
     parser.add_argument("--encoder-lr-scale", type=float, default=1.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--scratch-runs", metavar="DIR",
+                        help="reuse learning_curves.py runs DIR/<env>-s<seed>")  # fmt: skip
+    parser.add_argument(
+        "--stop-at-threshold",
+        action="store_true",
+        help="end each PPO run trained here at its first eval >= threshold",
+    )
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: no OpenMP spinning on a busy CPU)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -308,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     records = [run_env(env, args, out, deadline) for env in args.envs.split(",")]
-    text, headline = summarize(records, args.threshold, args.steps)
+    text, headline = summarize(records, args.threshold)
     header = (
         f"# pretrain vs scratch ({time.strftime('%Y-%m-%d')}, agent {args.agent}, "
         f"{args.steps} steps/run, eval every {args.eval_freq} on {args.eval_episodes} episodes)\n\n"
