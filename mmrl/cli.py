@@ -64,7 +64,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. agent.ppo.learning_rate=1e-4")  # fmt: skip
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--stop-success", type=float, metavar="RATE",
-                   help="stop at the first evaluation with this success rate (train split)")  # fmt: skip
+                   help="stop at the first evaluation reaching this success rate")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("initialization from mmrl pretrain")

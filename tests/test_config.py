@@ -21,8 +21,9 @@ from mmrl.config import (
     resolve_run_config,
     to_dict,
 )
+from mmrl.testing import BUILTIN_FUSIONS
 
-FUSIONS = ["concat", "mean", "gated", "film", "attention", "perceiver"]
+FUSIONS = list(BUILTIN_FUSIONS)
 
 
 def test_required_presets_exist_and_validate():

@@ -18,14 +18,7 @@ from mmrl.encoders import (
 )
 from mmrl.encoders.base import _ENCODERS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and steadier on a shared 2-core CPU."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 IMAGE_SHAPES = [(64, 64, 3), (3, 64, 64), (7, 7, 3), (7, 7, 1), (1, 7, 7), (16, 16, 3), (84, 84, 4)]

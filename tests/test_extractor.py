@@ -17,19 +17,12 @@ from mmrl.extractor import (
     multimodal_extractors,
     set_policy_modality_mask,
 )
-from mmrl.testing import routing_observation_space, sample_routing_batch
+from mmrl.testing import BUILTIN_FUSIONS, routing_observation_space, sample_routing_batch
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and steadier on a shared 2-core CPU."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
-FUSIONS = ["concat", "mean", "gated", "film", "attention", "perceiver"]
+FUSIONS = list(BUILTIN_FUSIONS)
 SPACE = routing_observation_space()
 SMALL = {"features_dim": 32, "embed_dim": 16}
 

@@ -11,19 +11,17 @@ from torch import nn
 from mmrl.extractor import MultimodalExtractor
 from mmrl.fusion import PooledFusion, available_fusions, make_fusion, register_fusion
 from mmrl.fusion.base import _FUSIONS
-from mmrl.testing import fit_routing, routing_observation_space, sample_routing_batch
+from mmrl.testing import (
+    BUILTIN_FUSIONS,
+    fit_routing,
+    routing_observation_space,
+    sample_routing_batch,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and steadier on a shared 2-core CPU."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
-FUSIONS = ["concat", "mean", "gated", "film", "attention", "perceiver"]
+FUSIONS = list(BUILTIN_FUSIONS)
 SPACE = routing_observation_space()
 
 

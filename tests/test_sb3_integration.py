@@ -18,19 +18,12 @@ from stable_baselines3.common.vec_env import (
 )
 
 from mmrl.extractor import MultimodalExtractor, multimodal_extractors, set_policy_modality_mask
-from mmrl.testing import RandomDictEnv, make_routing_env
+from mmrl.testing import BUILTIN_FUSIONS, RandomDictEnv, make_routing_env
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is faster and steadier on a shared 2-core CPU."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
-FUSIONS = ["concat", "mean", "gated", "film", "attention", "perceiver"]
+FUSIONS = list(BUILTIN_FUSIONS)
 ON_POLICY = {"n_steps": 16, "batch_size": 32, "n_epochs": 1}
 
 
