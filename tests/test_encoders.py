@@ -18,9 +18,6 @@ from mmrl.encoders import (
 )
 from mmrl.encoders.base import _ENCODERS
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 IMAGE_SHAPES = [(64, 64, 3), (3, 64, 64), (7, 7, 3), (7, 7, 1), (1, 7, 7), (16, 16, 3), (84, 84, 4)]
 TEXT = spaces.Box(0, 19, (8,), np.int64)
 

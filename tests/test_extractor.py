@@ -19,9 +19,6 @@ from mmrl.extractor import (
 )
 from mmrl.testing import BUILTIN_FUSIONS, routing_observation_space, sample_routing_batch
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 FUSIONS = list(BUILTIN_FUSIONS)
 SPACE = routing_observation_space()
 SMALL = {"features_dim": 32, "embed_dim": 16}

@@ -18,9 +18,6 @@ from mmrl.testing import (
     sample_routing_batch,
 )
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 FUSIONS = list(BUILTIN_FUSIONS)
 SPACE = routing_observation_space()
 

@@ -20,9 +20,6 @@ from stable_baselines3.common.vec_env import (
 from mmrl.extractor import MultimodalExtractor, multimodal_extractors, set_policy_modality_mask
 from mmrl.testing import BUILTIN_FUSIONS, RandomDictEnv, make_routing_env
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
 FUSIONS = list(BUILTIN_FUSIONS)
 ON_POLICY = {"n_steps": 16, "batch_size": 32, "n_epochs": 1}
 

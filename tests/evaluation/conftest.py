@@ -28,9 +28,6 @@ TIME_REWARD = -0.05
 ENV_ID = "mmrl-test/Corridor-v0"
 INSTRUCTIONS = ("go left", "go right")
 
-# Tests share two cores with other jobs; several torch threads each would oversubscribe them.
-th.set_num_threads(1)
-
 
 class CorridorSimulator(BatchedSimulator):
     """``n`` corridors; action 0 moves left, 1 right, 2 stays."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,28 +9,8 @@ import pytest
 from mmrl.envs.vec_env import BatchedVecEnv
 
 
-def load_toy_module():
-    """Imports ``tests/data/toy_env.py`` once (tests run with ``--import-mode=importlib``)."""
-    name = "mmrl_tests_toy_env"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "data" / "toy_env.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    module = sys.modules[name]
-    module.register_toy()
-    return module
-
-
-@pytest.fixture(scope="session")
-def toy():
-    """The toy-task module (``ToySimulator``, ``ToyEnv``, ``write_presets`` ...)."""
-    return load_toy_module()
-
-
 @pytest.fixture(scope="module")
-def setup(toy, tmp_path_factory, _one_torch_thread):
+def setup(toy, tmp_path_factory):
     """A datasets folder with an expert toy dataset, toy presets and a pretrained checkpoint.
 
     ``MINARI_DATASETS_PATH`` points at the folder for the whole module.
@@ -53,16 +30,3 @@ def setup(toy, tmp_path_factory, _one_torch_thread):
         )  # fmt: skip
         yield SimpleNamespace(root=root, env=env, agent=agent, dataset="toy/expert-v0",
                               checkpoint=result.out, result=result)  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, OpenMP threads spin-waiting on each
-    other under oversubscription make small ops orders of magnitude slower, and one thread
-    keeps CPU convolution backward passes bit-for-bit deterministic."""
-    import torch as th
-
-    previous = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(previous)
