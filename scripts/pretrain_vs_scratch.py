@@ -14,7 +14,7 @@ offline data and pretraining cost are reported next to it, since the pretrained 
 
 ``--scratch-runs DIR`` reuses finished from-scratch runs of ``scripts/learning_curves.py``
 (``DIR/<env>-s<seed>``, same agent and evaluation schedule, checked) as the scratch arm
-instead of training it again. ``--stop-at-threshold`` ends each PPO run trained here at its
+instead of training it (seeds whose run is not finished yet are left out until a rerun). ``--stop-at-threshold`` ends each PPO run trained here at its
 first evaluation reaching the threshold (``stop_success``), since the steps to the threshold
 are the measurement and later steps would only cost CPU time.
 
@@ -189,10 +189,13 @@ def run_env(env: str, args: argparse.Namespace, out: Path, deadline: float) -> d
     for seed in args.seeds:
         for arm in ARMS:
             run_dir = out / "runs" / f"{env}-{arm}-s{seed}"
-            if arm == "scratch":
+            reused = arm == "scratch" and args.scratch_runs
+            if reused:
                 run_dir = reused_scratch_run(env, seed, args) or run_dir
             done = (run_dir / "metrics.json").is_file()
-            if not done and time.time() < deadline:
+            # With --scratch-runs the scratch arm is never trained here: an unfinished
+            # learning-curve run is left out until a later rerun of this script finds it.
+            if not done and not reused and time.time() < deadline:
                 print(f"[{_stamp()}] {env}: PPO {arm} seed {seed}, {args.steps} steps", flush=True)
                 train(env, args.agent, steps=args.steps, seed=seed, out=run_dir, force=True,
                       device=args.device, overrides=common + (init if arm == "pretrained" else []),
