@@ -14,9 +14,10 @@ offline data and pretraining cost are reported next to it, since the pretrained 
 
 ``--scratch-runs DIR`` reuses finished from-scratch runs of ``scripts/learning_curves.py``
 (``DIR/<env>-s<seed>``, same agent and evaluation schedule, checked) as the scratch arm
-instead of training it (seeds whose run is not finished yet are left out until a rerun). ``--stop-at-threshold`` ends each PPO run trained here at its
-first evaluation reaching the threshold (``stop_success``), since the steps to the threshold
-are the measurement and later steps would only cost CPU time.
+instead of training it (seeds whose run is not finished yet are left out until a rerun).
+``--stop-at-threshold`` ends each PPO run trained here at its first evaluation reaching the
+threshold (``stop_success``), since the steps to the threshold are the measurement and later
+steps would only cost CPU time.
 
 Everything lands in ``--out`` and finished pieces are reused, so the script can run in the
 background with a budget and be resumed or extended (more seeds, more steps)::
