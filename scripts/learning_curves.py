@@ -4,6 +4,12 @@ Trains ``--seeds`` runs per environment with ``mmrl.train.train`` (periodic held
 evaluation on both instruction splits), then plots mean success with a min-max band over
 seeds and prints the first step at which every seed reached ``--bar`` success.
 
+The periodic evaluations are small (32 episodes) and pick the best model, so
+``--final-episodes N`` also evaluates each finished run's final ``model.zip`` with
+``mmrl evaluate`` on ``N`` fresh held-out episodes per instruction split (seeds from
+2,000,000, never seen in training or in the periodic evaluations) and prints success with
+95 % Wilson intervals per seed (saved as ``<run>/final_eval.json``).
+
     python scripts/learning_curves.py --envs driving,navigation --seeds 3 --steps 1000000 \
         --out runs/curves [--agent ppo-attention] [--set key=value ...]
 
@@ -41,6 +47,23 @@ def run_or_resume(env: str, agent: str, seed: int, steps: int, out: Path, overri
 ONLY_SEEDS: set[int] | None = None
 
 
+FINAL_EVAL_SEED = 2_000_000
+
+
+def final_evaluation(run_dir: Path, episodes: int) -> dict[str, dict]:
+    """Success of the run's final model on fresh held-out episodes, per split (cached)."""
+    from mmrl.cli import main as mmrl_main
+
+    path = run_dir / "final_eval.json"
+    if not path.is_file() or json.loads(path.read_text())["results"][0]["episodes"] != episodes:
+        code = mmrl_main(["evaluate", str(run_dir), "--episodes", str(episodes), "--split",
+                          "train,test", "--seed", str(FINAL_EVAL_SEED), "--json", str(path),
+                          "--quiet"])  # fmt: skip
+        if code != 0:
+            raise SystemExit(f"mmrl evaluate {run_dir} failed with status {code}")
+    return {r["split"]: r["success_rate"] for r in json.loads(path.read_text())["results"]}
+
+
 def curve(run_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     steps, success = [], []
     for line in (run_dir / "evaluations.jsonl").read_text().splitlines():
@@ -62,6 +85,8 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="no training; plot finished runs")
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--bar", type=float, default=0.8)
+    parser.add_argument("--final-episodes", type=int, default=0,
+                        help="evaluate each final model.zip on N fresh episodes")  # fmt: skip
     parser.add_argument("--out", default="runs/curves")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
@@ -105,6 +130,18 @@ def main() -> None:
         ax.set_ylabel("success rate (held-out seeds)")
         ax.set_ylim(0, 1)
         ax.legend(loc="lower right")
+    if args.final_episodes:
+        print(f"\nfinal model.zip, {args.final_episodes} held-out episodes per split "
+              f"(seeds from {FINAL_EVAL_SEED}): success [95 % Wilson interval]")  # fmt: skip
+        for env in envs:
+            runs = [out / f"{env}-s{seed}" for seed in range(args.seeds)]
+            finals = [final_evaluation(r, args.final_episodes) for r in runs
+                      if (r / "metrics.json").is_file()]  # fmt: skip
+            for split in ("train", "test"):
+                cells = [f"{f[split]['value']:.3f} [{f[split]['low']:.2f}, {f[split]['high']:.2f}]"
+                         for f in finals if split in f]  # fmt: skip
+                mean = np.mean([f[split]["value"] for f in finals if split in f])
+                print(f"{env:<12} {split:<5} per seed {'; '.join(cells)}  mean {mean:.3f}")
     fig.tight_layout()
     png = out / "learning_curves.png"
     fig.savefig(png, dpi=120)
