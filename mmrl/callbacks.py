@@ -128,8 +128,9 @@ class HeldOutEvalCallback(BaseCallback):
         eval_freq: Environment steps between evaluations (0 disables periodic evaluation).
         best_model_path: Where the best model goes (``None`` disables).
         history_path: JSON lines file receiving every evaluation (``None`` disables).
-        stop_success: Stop training (``_on_step`` returns False) once the first split's
-            success rate reaches this value; ``stopped_at`` then holds the step.
+        stop_success: Stop training (``_on_step`` returns False) once the success rate on
+            ``stop_split`` reaches this value; ``stopped_at`` then holds the step.
+        stop_split: The split ``stop_success`` watches (default: the first one).
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class HeldOutEvalCallback(BaseCallback):
         best_model_path: Path | None = None,
         history_path: Path | None = None,
         stop_success: float | None = None,
+        stop_split: str | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -151,6 +153,11 @@ class HeldOutEvalCallback(BaseCallback):
         self.best_model_path = best_model_path
         self.history_path = history_path
         self.stop_success = stop_success
+        self.stop_split = stop_split or next(iter(eval_envs))
+        if stop_success is not None and self.stop_split not in eval_envs:
+            raise ValueError(
+                f"stop split {self.stop_split!r} is not evaluated; splits: {sorted(eval_envs)}"
+            )
         self.stopped_at: int | None = None
         self.best_score: tuple[float, float] | None = None
         self._envs: dict[str, VecEnv] = {}
@@ -194,7 +201,8 @@ class HeldOutEvalCallback(BaseCallback):
             old = self.history_path.read_bytes() if self.history_path.exists() else b""
             atomic_write_bytes(self.history_path, old + line.encode())
         self.logger.dump(self.num_timesteps)
-        if self.stop_success is not None and first["success_rate"] >= self.stop_success:
+        watched = results[self.stop_split]["success_rate"]
+        if self.stop_success is not None and watched >= self.stop_success:
             self.stopped_at = self.num_timesteps
             return False
         return True

@@ -65,6 +65,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--stop-success", type=float, metavar="RATE",
                    help="stop at the first evaluation reaching this success rate")  # fmt: skip
+    p.add_argument("--stop-split", choices=["train", "test"],
+                   help="instruction split --stop-success watches (default train)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("initialization from mmrl pretrain")
@@ -127,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
         overrides=args.overrides + _init_overrides(args),
         resume=args.resume,
         stop_success=args.stop_success,
+        stop_split=args.stop_split,
         force=args.force,
         progress_bar=not args.quiet and sys.stderr.isatty(),
         verbose=0 if args.quiet else 1,

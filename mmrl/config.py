@@ -214,8 +214,10 @@ class RunConfig:
             outnumber free cores spin and stall (measured 40x slower on a busy 2-core
             machine), so the default is 1; raise it on an idle many-core machine.
         stop_success: Stop training at the first periodic evaluation whose success rate on
-            the train instruction split (held-out seeds) reaches this value; ``None`` trains
-            for all ``steps``. Like SB3's ``StopTrainingOnRewardThreshold``, on success.
+            the ``stop_split`` instruction split (held-out seeds) reaches this value; ``None``
+            trains for all ``steps``. Like SB3's ``StopTrainingOnRewardThreshold``, on success.
+        stop_split: Instruction split ``stop_success`` watches: ``train`` or ``test`` (the
+            held-out instructions, for environments that have them).
     """
 
     env_name: str = "driving"
@@ -231,6 +233,7 @@ class RunConfig:
     checkpoint_freq: int = 20_000
     torch_threads: int = 1
     stop_success: float | None = None
+    stop_split: str = "train"
 
 
 # ---------------------------------------------------------------------------- generic mapping
@@ -507,6 +510,14 @@ def validate_run_config(config: RunConfig) -> None:
         (
             config.stop_success is None or config.eval_freq > 0,
             "stop_success needs periodic evaluation (eval_freq > 0)",
+        ),
+        (
+            config.stop_split in ("train", "test"),
+            f"stop_split must be 'train' or 'test', got {config.stop_split!r}",
+        ),
+        (
+            config.stop_success is None or config.stop_split != "test" or config.env.eval_kwargs,
+            "stop_split 'test' needs an environment with a held-out test split (env.eval_kwargs)",
         ),
         (
             config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"),

@@ -243,6 +243,7 @@ def train(
     overrides: list[str] | None = None,
     resume: str | Path | None = None,
     stop_success: float | None = None,
+    stop_split: str | None = None,
     force: bool = False,
     progress_bar: bool = False,
     verbose: int = 1,
@@ -259,9 +260,10 @@ def train(
         out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
         overrides: ``dotted.key=value`` overrides of the run config.
         resume: A run folder to continue from its latest checkpoint.
-        stop_success: Stop at the first evaluation with at least this success rate on the
-            train split (default: the run config's ``stop_success``). Like ``steps``, it may
-            be changed when resuming.
+        stop_success: Stop at the first evaluation with at least this success rate on
+            ``stop_split`` (default: the run config's ``stop_success``). Like ``steps``, it
+            may be changed when resuming.
+        stop_split: ``train`` or ``test`` instructions (default: the run config's).
         force: Overwrite ``out`` even if it holds a finished or started run.
         progress_bar: Show SB3's progress bar.
         verbose: 0 silent, 1 a summary line per evaluation.
@@ -273,7 +275,13 @@ def train(
         ConfigError: Bad presets, overrides, device or run folder (the CLI exits with 2).
         CheckpointError: A corrupt or foreign checkpoint on resume.
     """
-    fields = {"steps": steps, "seed": seed, "device": device, "stop_success": stop_success}
+    fields = {
+        "steps": steps,
+        "seed": seed,
+        "device": device,
+        "stop_success": stop_success,
+        "stop_split": stop_split,
+    }
     if resume is not None:
         run_dir = Path(resume)
         config = load_run_config(run_dir)
@@ -335,6 +343,7 @@ def train(
         best_model_path=run_dir / "best_model.zip",
         history_path=run_dir / "evaluations.jsonl",
         stop_success=config.stop_success,
+        stop_split=config.stop_split,
     )
 
     def save(step: int) -> None:

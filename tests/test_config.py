@@ -20,6 +20,7 @@ from mmrl.config import (
     parse_override,
     resolve_run_config,
     to_dict,
+    validate_run_config,
 )
 from mmrl.testing import BUILTIN_FUSIONS
 
@@ -111,3 +112,15 @@ def test_presets_resolve_after_non_editable_install(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "mmrl/presets/envs/driving.yaml" in names
     assert "mmrl/presets/agents/ppo-attention.yaml" in names
+
+
+def test_stopping_rule_is_validated():
+    config = resolve_run_config("driving", "ppo-concat", ["stop_success=0.8", "stop_split=test"])
+    validate_run_config(config)  # Driving has held-out test instructions
+    config.env.eval_kwargs = {}
+    with pytest.raises(ConfigError, match="needs an environment with a held-out test split"):
+        validate_run_config(config)
+    with pytest.raises(ConfigError, match="stop_success must be in"):
+        resolve_run_config("driving", "ppo-concat", ["stop_success=2"])
+    with pytest.raises(ConfigError, match="needs periodic evaluation"):
+        resolve_run_config("driving", "ppo-concat", ["stop_success=0.5", "eval_freq=0"])

@@ -190,3 +190,12 @@ def test_stop_success_ends_training_at_the_first_good_evaluation(tmp_path, capsy
     assert json.loads((out / "metrics.json").read_text())["stopped_early_at"] == 1024
     assert main(["train", "--resume", str(out), "--stop-success", "1.5", "--quiet"]) == 2
     assert "stop_success must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_stop_split_watches_the_held_out_instructions(tmp_path):
+    out = tmp_path / "run"
+    train("driving", steps=2048, n_envs=4, out=out, overrides=TINY, stop_success=0.0,
+          stop_split="test", verbose=0)  # fmt: skip
+    assert json.loads((out / "metrics.json").read_text())["stopped_early_at"] == 512
+    with pytest.raises(ConfigError, match="stop_split must be 'train' or 'test'"):
+        train("driving", steps=512, out=tmp_path / "bad", stop_success=0.5, stop_split="val")
