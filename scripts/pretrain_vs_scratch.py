@@ -7,17 +7,18 @@ periodic held-out evaluations on the train and the held-out (test) instruction s
 BC policy alone (the pretrained policy before any PPO update) is evaluated as well.
 
 Reported per env and arm: env steps until the evaluation success rate first reaches the
-threshold (80%), on each split; censored runs (never reached) count as the budget, shown as
-``>budget``. The bar of issue 6: pretrained needs at most half the steps of scratch. The
-offline data and pretraining cost are reported next to it, since the pretrained arm used
-``dataset_steps`` expert transitions that scratch did not.
+threshold (80%), on each split; censored runs (never reached) count as their last
+evaluated step, shown as ``>N``. The bar of issue 6: pretrained needs at most half the steps
+of scratch. The offline data and pretraining cost are reported next to it, since the
+pretrained arm used ``dataset_steps`` expert transitions that scratch did not.
 
 ``--scratch-runs DIR`` reuses finished from-scratch runs of ``scripts/learning_curves.py``
 (``DIR/<env>-s<seed>``, same agent and evaluation schedule, checked) as the scratch arm
 instead of training it (seeds whose run is not finished yet are left out until a rerun).
 ``--stop-at-threshold`` ends each PPO run trained here at its first evaluation reaching the
-threshold (``stop_success``), since the steps to the threshold are the measurement and later
-steps would only cost CPU time.
+threshold on ``--stop-split`` (``stop_success``), since the steps to the threshold are the
+measurement and later steps would only cost CPU time; rerunning with ``--stop-split test``
+continues runs that stopped on the train split until the held-out instructions reach it too.
 
 Everything lands in ``--out`` and finished pieces are reused, so the script can run in the
 background with a budget and be resumed or extended (more seeds, more steps)::
@@ -113,16 +114,18 @@ def reused_scratch_run(env: str, seed: int, args: argparse.Namespace) -> Path | 
 
 
 def run_record(run_dir: Path, arm: str, seed: int, threshold: float) -> dict[str, Any]:
-    """One run's evaluation history, budget and steps to ``threshold`` per split."""
-    import yaml
+    """One run's evaluation history and steps to ``threshold`` per split.
 
+    ``last_step`` (the last evaluation) is where a split that never reached the threshold is
+    censored: the budget for a full run, the stopping step for a run stopped early.
+    """
     history = read_history(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {
         "arm": arm,
         "seed": seed,
         "dir": str(run_dir),
-        "budget": int(yaml.safe_load((run_dir / "config.yaml").read_text())["steps"]),
+        "last_step": int(history[-1]["step"]) if history else 0,
         "stopped_early_at": metrics.get("stopped_early_at"),
         "history": history,
         "steps_to_threshold": {
@@ -200,8 +203,21 @@ def run_env(env: str, args: argparse.Namespace, out: Path, deadline: float) -> d
                 print(f"[{_stamp()}] {env}: PPO {arm} seed {seed}, {args.steps} steps", flush=True)
                 train(env, args.agent, steps=args.steps, seed=seed, out=run_dir, force=True,
                       device=args.device, overrides=common + (init if arm == "pretrained" else []),
-                      stop_success=stop, verbose=1)  # fmt: skip
+                      stop_success=stop, stop_split=args.stop_split, verbose=1)  # fmt: skip
                 done = True
+            elif done and not reused and stop is not None and time.time() < deadline:
+                # A run stopped on another split (or with a smaller budget) continues from its
+                # final checkpoint until this split reaches the threshold or --steps.
+                rec = run_record(run_dir, arm, seed, args.threshold)
+                if (
+                    rec["steps_to_threshold"][args.stop_split] is None
+                    and rec["last_step"] < args.steps
+                ):
+                    print(f"[{_stamp()}] {env}: PPO {arm} seed {seed} continues to "
+                          f"{args.threshold:.0%} on {args.stop_split}, <= {args.steps} steps",
+                          flush=True)  # fmt: skip
+                    train(resume=run_dir, steps=args.steps, stop_success=stop,
+                          stop_split=args.stop_split, verbose=1)  # fmt: skip
             if done:
                 record["runs"][f"{arm}-s{seed}"] = run_record(run_dir, arm, seed, args.threshold)
     return record
@@ -214,7 +230,7 @@ def _fmt_steps(value: float | None, censored: bool) -> str:
 
 
 def arm_steps(runs: list[dict], split: str) -> tuple[float | None, bool, str]:
-    """Median steps to threshold over seeds (a censored run counts as its budget).
+    """Median steps to threshold over seeds (a censored run counts as its last evaluation).
 
     Returns:
         ``(median, censored, per_seed)``: ``censored`` when the median is only a lower bound
@@ -223,7 +239,7 @@ def arm_steps(runs: list[dict], split: str) -> tuple[float | None, bool, str]:
     if not runs:
         return None, False, "n/a"
     runs = sorted(runs, key=lambda r: r["seed"])
-    values = [(r["steps_to_threshold"][split], r["budget"]) for r in runs]
+    values = [(r["steps_to_threshold"][split], r["last_step"]) for r in runs]
     filled = [reached if reached is not None else budget for reached, budget in values]
     median = float(np.median(filled))
     censored_floor = min((b for reached, b in values if reached is None), default=None)
@@ -239,7 +255,8 @@ def summarize(records: list[dict], threshold: float) -> tuple[str, dict]:
     """Markdown summary and the headline numbers (median steps to threshold per arm)."""
     lines = [
         f"Environment steps for PPO to reach {threshold:.0%} evaluation success on held-out "
-        "seeds (median over seeds; '>N' = not reached within a run's N-step budget). "
+        "seeds (median over seeds; '>N' = not reached by the run's last evaluation at N steps, "
+        "its budget or where it stopped). "
         "BC alone = the pretrained policy before any PPO update.",
         "",
         "| env | instruction split | scratch (median) | pretrained (median) "
@@ -343,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         "--stop-at-threshold",
         action="store_true",
         help="end each PPO run trained here at its first eval >= threshold",
+    )
+    parser.add_argument(
+        "--stop-split",
+        default="train",
+        choices=["train", "test"],
+        help="split --stop-at-threshold watches; 'test' continues runs stopped on train",
     )
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: no OpenMP spinning on a busy CPU)")  # fmt: skip
