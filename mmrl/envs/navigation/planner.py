@@ -82,33 +82,41 @@ def astar(
     """
     nx, ny = free.shape
     gx, gy = goal_xy
-    # Nested lists index several times faster than numpy scalars in this Python loop.
-    free_l, cost_l, goal_l = free.tolist(), cost.tolist(), goal.tolist()
-    best = {start: 0.0}
-    parent: dict[tuple[int, int], tuple[int, int]] = {}
-    heap = [(0.0, 0.0, start)]
-    closed: set[tuple[int, int]] = set()
+    # Flat cell indices (i * ny + j order like the (i, j) tuples, so heap ties break the same
+    # way), a padded border instead of bounds checks and a vectorized heuristic: this loop is
+    # the expert's hot spot during data collection and Python sets/dicts of tuples cost ~3x.
+    w = ny + 2
+    passable = np.zeros((nx + 2, w), bool)
+    passable[1:-1, 1:-1] = free
+    ii, jj = np.meshgrid(np.arange(nx + 2) - 1, np.arange(w) - 1, indexing="ij")
+    heuristic = np.maximum(np.hypot(ii - gx, jj - gy) - goal_radius, 0.0).ravel().tolist()
+    cost_l = np.pad(cost, 1, constant_values=1.0).ravel().tolist()
+    goal_l = np.pad(goal, 1).ravel().tolist()
+    open_l = passable.ravel().tolist()  # passable and not yet closed
+    neighbours = [(di * w + dj, step) for di, dj, step in _NEIGHBOURS]
+    origin = (start[0] + 1) * w + start[1] + 1
+    best = {origin: 0.0}
+    parent: dict[int, int] = {}
+    heap = [(0.0, 0.0, origin)]
     while heap:
         _, g, node = heapq.heappop(heap)
-        if node in closed:
+        if not open_l[node]:
             continue
-        closed.add(node)
-        i, j = node
-        if goal_l[i][j]:
+        open_l[node] = False
+        if goal_l[node]:
             path = [node]
             while node in parent:
                 node = parent[node]
                 path.append(node)
-            return path[::-1]
-        for di, dj, step in _NEIGHBOURS:
-            a, b = i + di, j + dj
-            if 0 <= a < nx and 0 <= b < ny and free_l[a][b] and (a, b) not in closed:
-                ng = g + step * cost_l[a][b]
-                if ng < best.get((a, b), math.inf):
-                    best[(a, b)] = ng
-                    parent[(a, b)] = node
-                    h = max(math.hypot(a - gx, b - gy) - goal_radius, 0.0)
-                    heapq.heappush(heap, (ng + h, ng, (a, b)))
+            return [(n // w - 1, n % w - 1) for n in reversed(path)]
+        for offset, step in neighbours:
+            nb = node + offset
+            if open_l[nb]:
+                ng = g + step * cost_l[nb]
+                if ng < best.get(nb, math.inf):
+                    best[nb] = ng
+                    parent[nb] = node
+                    heapq.heappush(heap, (ng + heuristic[nb], ng, nb))
     return None
 
 
