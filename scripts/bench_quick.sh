@@ -10,14 +10,14 @@
 # rollouts of 16 envs x 128 steps), evaluated on held-out seeds every 12,288 steps and at
 # the end with 16 episodes per instruction split, then 16 episodes with each of the 4
 # modalities removed. Measured cost (scripts/bench_cost.py, 1 torch thread): ~1.7 CPU s
-# per 1k training steps and ~0.14 CPU s per evaluation episode, so ~2 CPU-min per cell
-# and ~40 min on 2 idle cores with 2 workers (longer if the cores are shared).
+# per 1k training steps and ~0.14 CPU s per evaluation episode, so ~2 CPU-min per cell;
+# measured 27.5 min for the 36 cells on 2 idle cores with 2 workers (BENCHMARKS.md).
 #
 # Full protocol (issue 8), same command with the defaults:
 #   mmrl bench --envs driving,navigation --fusions all --seeds 3 --steps 300000 \
 #       --out bench/full --workers N
-# ~10 CPU-min per cell (eval_freq 50000, 32 episodes), 36 cells = ~6 CPU-hours: ~3 h on
-# 2 cores, ~25 min on 16. Add babyai-gotoredball to --envs with pip install "mmrl[minigrid]".
+# ~9.5 CPU-min per cell (eval_freq 50000, 32 episodes), 36 cells = ~5.7 CPU-hours: ~2.9 h
+# on 2 cores, ~25 min on 16. Add babyai-gotoredball to --envs with pip install "mmrl[minigrid]".
 #
 # Interrupt at any time and rerun the same command: finished cells are skipped.
 set -euo pipefail
