@@ -65,7 +65,9 @@ def bench_collect(env: str, n_envs: int, episodes: int) -> dict:
     }
 
 
-def bench_pretrain(env: str, agent: str, batch: int, updates: int, threads: int) -> dict:
+def bench_pretrain(
+    env: str, agent: str, batch: int, updates: int, threads: int, device: str = "cpu"
+) -> dict:
     from mmrl.data.dataset import load_offline_data
     from mmrl.pretrain.checkpoint import build_policy
     from mmrl.pretrain.objectives import OBJECTIVES, PretrainModel, infer_label_specs
@@ -77,19 +79,26 @@ def bench_pretrain(env: str, agent: str, batch: int, updates: int, threads: int)
     config = resolve_pretrain_config(data, agent)
     rows = th.arange(len(data))
     specs = infer_label_specs(data.labels, rows)
-    out = {"env": env, "agent": agent, "batch": batch, "threads": threads}
+    out = {"env": env, "agent": agent, "batch": batch, "threads": threads, "device": device}
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            th.cuda.synchronize()
+
     for name, objectives in (("bc_only", ("bc",)), ("all_objectives", OBJECTIVES)):
         th.manual_seed(0)
         policy = build_policy(data.observation_space, data.action_space, config)
-        model = PretrainModel(policy, objectives, specs)
-        trainer = Pretrainer(data, model, rows, rows[:0], batch_size=batch)
+        model = PretrainModel(policy, objectives, specs).to(device)
+        trainer = Pretrainer(data, model, rows, rows[:0], batch_size=batch, device=device)
         gen = th.Generator().manual_seed(0)
         batches = [rows[th.randint(len(rows), (batch,), generator=gen)] for _ in range(updates + 2)]
         for b in batches[:2]:  # warm-up (allocator, oneDNN kernels)
             trainer.step(b)
+        sync()
         t0, c0 = time.perf_counter(), time.process_time()
         for b in batches[2:]:
             trainer.step(b)
+        sync()
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         out[f"{name}_samples_per_s"] = round(updates * batch / wall)
         # Samples per CPU-second of this process: what one uncontended core would deliver
@@ -110,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--updates", type=int, default=10)
     parser.add_argument("--threads", default="1,2", help="torch threads to try")
+    parser.add_argument("--devices", default="cpu", help="pretraining devices, e.g. cpu,cuda")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -120,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_collect(env, int(n), args.episodes) for env in envs for n in args.n_envs.split(",")
     ]
     pretrain_rows = [
-        bench_pretrain(env, args.agent, args.batch_size, args.updates, int(t))
+        bench_pretrain(env, args.agent, args.batch_size, args.updates, int(t), device)
         for env in envs
+        for device in args.devices.split(",")
         for t in args.threads.split(",")
     ]
     cpu = platform.processor() or platform.machine()
@@ -139,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_to_env_only", "end_to_end_steps_per_s", "write_seconds")  # fmt: skip
         cells = [r[k] for k in keys]
         print("| " + " | ".join(map(str, cells)) + " |")
-    print("\n| env | threads | all objectives samples/s | per CPU-second | BC-only samples/s "
-          "| per CPU-second | ratio all/BC |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("\n| env | device | threads | all objectives samples/s | per CPU-second "
+          "| BC-only samples/s | per CPU-second | ratio all/BC |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for r in pretrain_rows:
-        cells = [r[k] for k in ("env", "threads", "all_objectives_samples_per_s",
+        cells = [r[k] for k in ("env", "device", "threads", "all_objectives_samples_per_s",
                                 "all_objectives_samples_per_cpu_s", "bc_only_samples_per_s",
                                 "bc_only_samples_per_cpu_s", "ratio_all_to_bc")]  # fmt: skip
         print("| " + " | ".join(map(str, cells)) + " |")

@@ -2,8 +2,9 @@
 
 Run on a machine with a GPU (``scripts/gpu_check.sh``). Prints steps/s on each device, the
 speed-up, peak GPU memory, and the extractor's forward+backward samples/s at batch 256.
+``--cpu-only`` measures the CPU side alone (a smoke test of the script without a GPU).
 
-    python scripts/gpu_check.py [--steps 16384] [--agent ppo-attention]
+    python scripts/gpu_check.py [--steps 16384] [--agent ppo-concat] [--cpu-only]
 """
 
 from __future__ import annotations
@@ -59,12 +60,19 @@ def extractor_rate(config, device: str, batch: int = 256, iters: int = 20) -> fl
     return batch * iters / (time.perf_counter() - t0)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=16384)
-    parser.add_argument("--agent", default="ppo-attention")
+    parser.add_argument("--agent", default="ppo-concat", help="agent recipe (default recipe)")
     parser.add_argument("--env", default="driving")
-    args = parser.parse_args()
+    parser.add_argument("--cpu-only", action="store_true", help="measure the CPU side only")
+    args = parser.parse_args(argv)
+    if args.cpu_only:
+        config = resolve_run_config(args.env, args.agent)
+        cpu = ppo_rate(config, "cpu", args.steps)
+        print(f"PPO {args.agent} on {args.env}: cpu {cpu:.0f} steps/s")
+        print(f"extractor fwd+bwd batch 256: cpu {extractor_rate(config, 'cpu'):.0f} samples/s")
+        return
     if not th.cuda.is_available():
         raise SystemExit("gpu_check: no CUDA device visible to torch; nothing to measure")
     config = resolve_run_config(args.env, args.agent)

@@ -8,4 +8,7 @@ pip install -q -e ".[dev]" || exit 1
 pytest -q -m gpu -p no:cacheprovider tests
 tests_status=$?
 python scripts/gpu_check.py --steps "${STEPS:-16384}" || exit 1
+# Pretraining throughput (attention recipe, batch 256) on CPU and GPU (issue 6).
+python scripts/bench_pretrain.py --envs driving --n-envs 64 --episodes 64 --updates 30 \
+    --threads 1 --devices cpu,cuda || exit 1
 exit $tests_status

@@ -1,19 +1,11 @@
 """The censoring arithmetic of ``scripts/pretrain_vs_scratch.py`` (steps to a success bar)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pretrain_vs_scratch.py"
 
 
 @pytest.fixture(scope="module")
-def pvs():
-    spec = importlib.util.spec_from_file_location("pretrain_vs_scratch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def pvs(load_script):
+    return load_script("pretrain_vs_scratch")
 
 
 def run(seed: int, successes: list[float], step: int = 50_000) -> dict:

@@ -1,0 +1,17 @@
+"""Smoke runs of the benchmark scripts at tiny sizes, so they cannot rot unnoticed."""
+
+
+def test_gpu_check_cpu_side_runs(capsys, load_script):
+    load_script("gpu_check").main(["--steps", "256", "--cpu-only"])
+    out = capsys.readouterr().out
+    assert "PPO ppo-concat on driving: cpu" in out and "extractor fwd+bwd batch 256" in out
+
+
+def test_bench_pretrain_runs_and_reports_each_device(capsys, tmp_path, monkeypatch, load_script):
+    # The script points MINARI_DATASETS_PATH at its own temporary folder; restore it after.
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    argv = ["--envs", "navigation", "--n-envs", "4", "--episodes", "4", "--updates", "1",
+            "--threads", "1", "--devices", "cpu", "--json", str(tmp_path / "b.json")]  # fmt: skip
+    assert load_script("bench_pretrain").main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| navigation | cpu | 1 |" in out
