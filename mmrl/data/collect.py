@@ -42,6 +42,7 @@ from mmrl.data.dataset import (
     validate_dataset_id,
 )
 from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
+from mmrl.envs.vec_env import BatchedVecEnv
 
 PolicyFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 BUILTIN_POLICIES = ("expert", "random")
@@ -93,6 +94,13 @@ def random_actions(space: spaces.Space, n: int, rng: np.random.Generator) -> np.
         high = np.where(np.isfinite(space.high), space.high, 1.0)
         return rng.uniform(low, high, size=(n, *space.shape)).astype(np.float32)
     raise ConfigError(f"random actions for {space} are not supported (Discrete or Box only)")
+
+
+def _reset_infos(venv: Any) -> list[dict[str, Any]]:
+    """The innermost VecEnv's ``reset_infos``: SB3's VecEnv wrappers keep empty ones."""
+    while getattr(venv, "venv", None) is not None:
+        venv = venv.venv
+    return list(venv.reset_infos)
 
 
 def _find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
@@ -290,10 +298,12 @@ def collect(
     first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
     t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
+    # Unwrapped mmrl vec envs hand over their infos as arrays (no per-copy loop per step).
+    batched_infos = isinstance(venv, BatchedVecEnv)
     try:
         obs = venv.reset()
         rec.write_obs(np.zeros(n, np.int64), rec.cols, obs)
-        rec.write_infos(np.zeros(n, np.int64), rec.cols, list(venv.reset_infos))
+        rec.write_infos(np.zeros(n, np.int64), rec.cols, _reset_infos(venv))
         while written + len(pending) < episodes:
             rec.ensure_capacity()
             pos = rec.pos.copy()
@@ -319,10 +329,13 @@ def collect(
             for i in done_idx:  # the observation after a done is the next episode's first
                 for key, buf in rec.obs.items():
                     buf[pos[i] + 1, i] = infos[i]["terminal_observation"][key]
-            rec.write_infos(pos + 1, rec.cols, infos)
+            if batched_infos:
+                rec.write_info_arrays(pos + 1, rec.cols, venv.step_info_arrays)
+            else:
+                rec.write_infos(pos + 1, rec.cols, infos)
             rec.pos += 1
             if done_idx.size:
-                reset_infos = venv.reset_infos
+                reset_infos = _reset_infos(venv)
                 for i in done_idx:
                     if active[i]:
                         t = int(rec.pos[i])

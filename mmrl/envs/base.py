@@ -210,13 +210,32 @@ class BatchedSimulator(abc.ABC):
         truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
         return reward, terminated, truncated, result
 
-    def infos(self, result: StepResult) -> list[dict[str, Any]]:
-        """One ``info`` dict per copy: instruction, is_success, collision, rewards, labels."""
-        instructions = self.instructions()
-        rewards = {k: v.tolist() for k, v in result.rewards.items()}
-        labels = {k: v.tolist() for k, v in self.labels().items()}
-        success = self.success.tolist()
-        collision = np.asarray(result.collision, dtype=bool).tolist()
+    def info_arrays(self, result: StepResult) -> dict[str, Any]:
+        """The step's ``info`` contents batched over copies (what :meth:`infos` splits up).
+
+        Returns:
+            ``instruction`` (list of n str), ``is_success`` and ``collision`` ((n,) bool),
+            ``rewards`` and ``labels`` (name to (n,) array).
+        """
+        return {
+            "instruction": self.instructions(),
+            "is_success": self.success.copy(),
+            "collision": np.asarray(result.collision, dtype=bool).copy(),
+            "rewards": {k: np.asarray(v).copy() for k, v in result.rewards.items()},
+            "labels": self.labels(),
+        }
+
+    def infos(
+        self, result: StepResult, arrays: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """One ``info`` dict per copy: instruction, is_success, collision, rewards, labels
+        (from ``arrays`` = :meth:`info_arrays` when already computed)."""
+        arrays = self.info_arrays(result) if arrays is None else arrays
+        instructions = arrays["instruction"]
+        rewards = {k: v.tolist() for k, v in arrays["rewards"].items()}
+        labels = {k: np.asarray(v).tolist() for k, v in arrays["labels"].items()}
+        success = arrays["is_success"].tolist()
+        collision = arrays["collision"].tolist()
         return [
             {
                 "instruction": instructions[i],

@@ -57,7 +57,10 @@ class BatchedVecEnv(VecEnv):
             raise RuntimeError("call reset() before step()")
         reward, terminated, truncated, result = self.sim.step(self._actions)
         obs = self.sim.observe()
-        infos = self.sim.infos(result)
+        # Batched info contents, kept for consumers that want arrays (the dataset recorder)
+        # instead of re-collecting them from the per-copy dicts SB3's API requires.
+        self.step_info_arrays = self.sim.info_arrays(result)
+        infos = self.sim.infos(result, self.step_info_arrays)
         dones = terminated | truncated
         done_idx = np.flatnonzero(dones)
         if done_idx.size:

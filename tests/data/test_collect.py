@@ -163,3 +163,24 @@ def test_collect_from_a_trained_run(toy, datasets_path, tmp_path):
     assert dataset.total_episodes == 3 and result.episodes == 3
     assert dataset.storage.metadata["mmrl"]["env"] == env  # the run's environment preset
     assert "expert_action" not in dataset[0].infos
+
+
+def test_batched_and_per_copy_info_recording_write_the_same_dataset(toy, datasets_path):
+    """An unwrapped BatchedVecEnv hands its infos over as arrays; through a VecEnv wrapper the
+    recorder reads SB3's per-copy dicts. Both must store identical episodes."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    args = {"policy": "expert", "episodes": 6, "epsilon": 0.3, "seed": 5}
+    collect(dataset_id="toy/arrays-v0", venv=_venv(toy), **args)
+    collect(dataset_id="toy/dicts-v0", venv=VecMonitor(_venv(toy)), **args)
+    a, b = (minari.load_dataset(f"toy/{name}-v0") for name in ("arrays", "dicts"))
+    assert a.total_steps == b.total_steps
+    for ea, eb in zip(a.iterate_episodes(), b.iterate_episodes()):
+        np.testing.assert_array_equal(ea.actions, eb.actions)
+        np.testing.assert_array_equal(ea.infos["instruction"], eb.infos["instruction"])
+        np.testing.assert_array_equal(ea.infos["is_success"], eb.infos["is_success"])
+        for group in ("labels", "rewards"):
+            assert set(ea.infos[group]) == set(eb.infos[group])
+            for name, values in ea.infos[group].items():
+                assert values.dtype == eb.infos[group][name].dtype
+                np.testing.assert_array_equal(values, eb.infos[group][name])
