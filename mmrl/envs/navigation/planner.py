@@ -52,10 +52,11 @@ def clearance(
     if len(boxes):
         dx = np.maximum(np.abs(x[:, None] - boxes[:, 0]) - boxes[:, 2], 0.0)
         dy = np.maximum(np.abs(y[:, None] - boxes[:, 1]) - boxes[:, 3], 0.0)
-        gap = np.minimum(gap, np.hypot(dx, dy).min(axis=1))
+        # One square root per point after the minimum, instead of one per (point, blocker).
+        gap = np.minimum(gap, np.sqrt((dx * dx + dy * dy).min(axis=1)))
     if len(others):
-        d = np.hypot(x[:, None] - others[:, 0], y[:, None] - others[:, 1]) - OBJECT_RADIUS
-        gap = np.minimum(gap, d.min(axis=1))
+        ox, oy = x[:, None] - others[:, 0], y[:, None] - others[:, 1]
+        gap = np.minimum(gap, np.sqrt((ox * ox + oy * oy).min(axis=1)) - OBJECT_RADIUS)
     return gap - ROBOT_RADIUS
 
 
@@ -95,8 +96,9 @@ def astar(
     open_l = passable.ravel().tolist()  # passable and not yet closed
     neighbours = [(di * w + dj, step) for di, dj, step in _NEIGHBOURS]
     origin = (start[0] + 1) * w + start[1] + 1
-    best = {origin: 0.0}
-    parent: dict[int, int] = {}
+    best = [math.inf] * len(open_l)
+    best[origin] = 0.0
+    parent = [-1] * len(open_l)
     heap = [(0.0, 0.0, origin)]
     while heap:
         _, g, node = heapq.heappop(heap)
@@ -105,7 +107,7 @@ def astar(
         open_l[node] = False
         if goal_l[node]:
             path = [node]
-            while node in parent:
+            while parent[node] >= 0:
                 node = parent[node]
                 path.append(node)
             return [(n // w - 1, n % w - 1) for n in reversed(path)]
@@ -113,7 +115,7 @@ def astar(
             nb = node + offset
             if open_l[nb]:
                 ng = g + step * cost_l[nb]
-                if ng < best.get(nb, math.inf):
+                if ng < best[nb]:
                     best[nb] = ng
                     parent[nb] = node
                     heapq.heappush(heap, (ng + heuristic[nb], ng, nb))
