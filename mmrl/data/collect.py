@@ -96,19 +96,23 @@ def random_actions(space: spaces.Space, n: int, rng: np.random.Generator) -> np.
     raise ConfigError(f"random actions for {space} are not supported (Discrete or Box only)")
 
 
+def _layers(venv: Any) -> list[Any]:
+    """``venv`` and the VecEnvs it wraps, outermost first."""
+    layers = [venv]
+    while getattr(layers[-1], "venv", None) is not None:
+        layers.append(layers[-1].venv)
+    return layers
+
+
 def _reset_infos(venv: Any) -> list[dict[str, Any]]:
     """The innermost VecEnv's ``reset_infos``: SB3's VecEnv wrappers keep empty ones."""
-    while getattr(venv, "venv", None) is not None:
-        venv = venv.venv
-    return list(venv.reset_infos)
+    return list(_layers(venv)[-1].reset_infos)
 
 
 def _find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
-    layer = venv
-    while layer is not None:
+    for layer in _layers(venv):
         if hasattr(layer, "expert_action") and hasattr(layer, "sim"):
             return layer.expert_action
-        layer = getattr(layer, "venv", None)
     return None
 
 

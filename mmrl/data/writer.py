@@ -87,28 +87,30 @@ class EpisodeRecorder:
             buf[rows, cols] = obs[key]
 
     def write_infos(self, rows: np.ndarray, cols: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        """Stores per-copy ``info`` dicts (SB3's form) at ``rows``, ``cols``."""
         if not infos:
             return
-        self.instruction[rows, cols] = [info.get("instruction", "") for info in infos]
-        self.success[rows, cols] = [bool(info.get("is_success", False)) for info in infos]
-        self.collision[rows, cols] = [bool(info.get("collision", False)) for info in infos]
-        for group, store in ((LABELS_KEY, self.labels), ("rewards", self.terms)):
+        arrays: dict[str, Any] = {
+            "instruction": [info.get("instruction", "") for info in infos],
+            "is_success": [bool(info.get("is_success", False)) for info in infos],
+            "collision": [bool(info.get("collision", False)) for info in infos],
+        }
+        for group in (LABELS_KEY, "rewards"):
             names = infos[0].get(group) or {}
-            for name in names:
-                values = np.asarray([info.get(group, {}).get(name, 0) for info in infos])
-                if name not in store:
-                    dtype = np.int64 if np.issubdtype(values.dtype, np.integer) else np.float32
-                    store[name] = np.zeros(self.rewards.shape, dtype)
-                store[name][rows, cols] = values
+            arrays[group] = {
+                name: np.asarray([info.get(group, {}).get(name, 0) for info in infos])
+                for name in names
+            }
+        self.write_info_arrays(rows, cols, arrays)
 
     def write_info_arrays(self, rows: np.ndarray, cols: np.ndarray, arrays: dict[str, Any]) -> None:
-        """:meth:`write_infos` from batched arrays (``BatchedVecEnv.step_info_arrays``): the
-        same values without a Python loop over copies per step."""
+        """Stores batched info contents (``BatchedVecEnv.step_info_arrays``, or what
+        :meth:`write_infos` gathered) without a Python loop over copies."""
         self.instruction[rows, cols] = np.asarray(arrays["instruction"], dtype=object)
         self.success[rows, cols] = arrays["is_success"]
         self.collision[rows, cols] = arrays["collision"]
         for group, store in ((LABELS_KEY, self.labels), ("rewards", self.terms)):
-            for name, values in arrays[group].items():
+            for name, values in arrays.get(group, {}).items():
                 values = np.asarray(values)
                 if name not in store:
                     dtype = np.int64 if np.issubdtype(values.dtype, np.integer) else np.float32

@@ -215,13 +215,15 @@ class BatchedSimulator(abc.ABC):
 
         Returns:
             ``instruction`` (list of n str), ``is_success`` and ``collision`` ((n,) bool),
-            ``rewards`` and ``labels`` (name to (n,) array).
+            ``rewards`` and ``labels`` (name to (n,) array). A snapshot that outlives the
+            auto-reset of finished copies: ``success`` is copied because resets clear it in
+            place; ``_step``'s reward terms and :meth:`labels` are fresh arrays every call.
         """
         return {
             "instruction": self.instructions(),
             "is_success": self.success.copy(),
-            "collision": np.asarray(result.collision, dtype=bool).copy(),
-            "rewards": {k: np.asarray(v).copy() for k, v in result.rewards.items()},
+            "collision": np.asarray(result.collision, dtype=bool),
+            "rewards": result.rewards,
             "labels": self.labels(),
         }
 
@@ -233,7 +235,7 @@ class BatchedSimulator(abc.ABC):
         arrays = self.info_arrays(result) if arrays is None else arrays
         instructions = arrays["instruction"]
         rewards = {k: v.tolist() for k, v in arrays["rewards"].items()}
-        labels = {k: np.asarray(v).tolist() for k, v in arrays["labels"].items()}
+        labels = {k: v.tolist() for k, v in arrays["labels"].items()}
         success = arrays["is_success"].tolist()
         collision = arrays["collision"].tolist()
         return [
