@@ -248,6 +248,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="episodes held out for early stopping")  # fmt: skip
     p.add_argument("--patience", type=int, default=5, help="epochs without improvement to stop")
+    p.add_argument("--monitor", default="total",
+                   help="loss early stopping follows: total or an objective, e.g. bc")  # fmt: skip
     p.add_argument("--max-updates", type=int, help="stop after this many updates")
     p.add_argument("--weight", action="append", default=[], metavar="OBJ=W",
                    help="loss weight of an objective, e.g. bc=2 (default 1 each)")  # fmt: skip
@@ -290,6 +292,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         augment=args.augment,
         val_fraction=args.val_fraction,
         patience=args.patience,
+        monitor=args.monitor,
         seed=args.seed,
         out=args.out,
         overrides=args.overrides,

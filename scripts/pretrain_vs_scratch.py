@@ -161,7 +161,8 @@ def run_env(env: str, args: argparse.Namespace, out: Path, deadline: float) -> d
         t0 = time.perf_counter()
         result = pretrain(dataset_id, args.agent, env=env, objectives=args.objectives,
                           epochs=args.pretrain_epochs, lr=args.pretrain_lr, out=checkpoint,
-                          augment=args.augment, verbose=1)  # fmt: skip
+                          augment=args.augment, monitor=args.pretrain_monitor,
+                          patience=args.pretrain_patience, verbose=1)  # fmt: skip
         (out / f"{checkpoint.stem}.json").write_text(
             json.dumps(
                 {
@@ -350,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objectives", default="bc,labels,contrastive,masked")
     parser.add_argument("--pretrain-epochs", type=int, default=30)
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--pretrain-monitor",
+        default="total",
+        help="loss pretraining's early stopping follows (total or e.g. bc)",
+    )
+    parser.add_argument("--pretrain-patience", type=int, default=5)
     parser.add_argument("--augment", default="none", choices=["none", "shift"])
     parser.add_argument("--freeze-steps", type=int, default=0)
     parser.add_argument("--encoder-lr-scale", type=float, default=1.0)

@@ -47,7 +47,7 @@ class PretrainResult:
         epochs: Epochs run.
         updates: Gradient updates.
         best_epoch: Epoch whose weights were saved (1-based).
-        best_loss: Its monitored loss (validation if any, else training).
+        best_loss: Its monitored loss (validation if any, else training; see ``monitor``).
         stopped_early: Whether early stopping ended training.
         samples_per_second: Training throughput (forward + backward + step), validation excluded.
         train_seconds: Wall time of the training updates.
@@ -203,6 +203,7 @@ def pretrain(
     augment: str = "none",
     val_fraction: float = 0.1,
     patience: int = 5,
+    monitor: str = "total",
     seed: int = 0,
     out: str | Path = "encoder.pt",
     overrides: Sequence[str] | None = None,
@@ -231,6 +232,10 @@ def pretrain(
         augment: ``none`` or ``shift`` (DrQ random shift of images).
         val_fraction: Fraction of episodes held out for validation / early stopping.
         patience: Epochs without validation improvement before stopping.
+        monitor: Loss that early stopping and the kept weights follow: ``total`` (the
+            weighted sum) or one objective, e.g. ``bc`` when the checkpoint is meant to
+            start a policy: the contrastive loss dominates the total and can keep falling
+            while behaviour cloning already overfits.
         seed: Seed of initialization, split, batches, masks and augmentation.
         out: Checkpoint path (written atomically).
         overrides: ``dotted.key=value`` run-config overrides, as for ``mmrl train`` (the
@@ -273,6 +278,10 @@ def pretrain(
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if monitor not in ("total", *names):
+        raise ConfigError(
+            f"--monitor must be 'total' or a trained objective {names}, got {monitor!r}"
+        )
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
         raise ConfigError(f"--weight names objectives not trained: {unknown}; objectives: {names}")
@@ -307,7 +316,7 @@ def pretrain(
     log_dir = Path(log_dir) if log_dir is not None else out.parent / f"{out.stem}_tb"
     writer = SummaryWriter(str(log_dir))
     writer.add_text("pretrain/config", f"dataset {dataset_id}, agent {agent}, objectives {names}")
-    monitor_val = len(val_rows) > 0
+    has_val = len(val_rows) > 0
     best_loss, best_epoch, best_state, best_metrics = math.inf, 0, None, {}
     stale = updates = 0
     stopped_early = False
@@ -335,11 +344,11 @@ def pretrain(
                 if max_updates is not None and updates >= max_updates:
                     break
             train_metrics = avg.means()
-            val_metrics = trainer.evaluate(val_rows) if monitor_val else {}
+            val_metrics = trainer.evaluate(val_rows) if has_val else {}
             for key, value in val_metrics.items():
                 writer.add_scalar(f"pretrain/val/{key}", value, updates)
             writer.add_scalar("pretrain/samples_per_second", samples / train_seconds, updates)
-            monitored = (val_metrics if monitor_val else train_metrics)["loss/total"]
+            monitored = (val_metrics if has_val else train_metrics)[f"loss/{monitor}"]
             history.append({"epoch": epoch, "train": train_metrics, "val": val_metrics})
             improved = not math.isfinite(best_loss) or monitored < best_loss - 1e-4 * abs(best_loss)
             if improved:
@@ -356,7 +365,7 @@ def pretrain(
                     if k.startswith("loss/") or k in ("bc_accuracy", "contrastive_top1")
                 )
                 print(
-                    f"epoch {epoch}: {'val' if monitor_val else 'train'} {shown}"
+                    f"epoch {epoch}: {'val' if has_val else 'train'} {shown}"
                     f"{'' if improved else ' (no improvement)'}"
                     f" [{samples / max(train_seconds, 1e-9):.0f} samples/s]"
                 )
@@ -386,6 +395,7 @@ def pretrain(
         "train_size": len(train_rows),
         "val_size": len(val_rows),
         "augment": augment,
+        "monitor": monitor,
         "epochs": epoch,
         "best_epoch": best_epoch,
         "updates": updates,

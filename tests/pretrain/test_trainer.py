@@ -43,6 +43,15 @@ def test_early_stopping_keeps_the_best_epoch(setup):
     assert result.stopped_early and result.epochs == 3 and result.best_epoch == 1
 
 
+def test_monitor_follows_one_objective(setup):
+    result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc,contrastive",
+                      epochs=3, batch_size=32, monitor="bc", out=setup.root / "mon.pt",
+                      val_fraction=0.2, verbose=0)  # fmt: skip
+    assert result.best_loss == pytest.approx(result.val_metrics["loss/bc"])
+    assert result.best_loss < result.val_metrics["loss/total"]
+    assert load_encoder_checkpoint(setup.root / "mon.pt")["info"]["monitor"] == "bc"
+
+
 def test_max_updates_bounds_training(setup):
     result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc,masked",
                       epochs=50, batch_size=32, max_updates=3, out=setup.root / "mu.pt",
@@ -73,6 +82,7 @@ def test_recipe_naming_absent_keys_is_refused(setup):
         ({"augment": "rotate"}, "--augment must be one of"),
         ({"batch_size": 100000}, "fewer than one batch"),
         ({"weights": {"masked": 2.0}, "objectives": "bc"}, "--weight names objectives"),
+        ({"monitor": "masked", "objectives": "bc"}, r"--monitor must be 'total' or a trained"),
     ],
 )
 def test_bad_arguments(setup, kwargs, match):
@@ -101,9 +111,10 @@ def test_cli_pretrain(setup, capsys):
     out = setup.root / "cli.pt"
     args = ["pretrain", "--dataset", setup.dataset, "--agent", setup.agent, "--env", setup.env,
             "--objectives", "bc,labels", "--epochs", "1", "--batch-size", "32", "--out", str(out),
-            "--weight", "labels=0.5", "--quiet"]  # fmt: skip
+            "--weight", "labels=0.5", "--monitor", "bc", "--quiet"]  # fmt: skip
     assert main(args) == 0 and out.is_file()
-    assert load_encoder_checkpoint(out)["info"]["weights"] == {"bc": 1.0, "labels": 0.5}
+    info = load_encoder_checkpoint(out)["info"]
+    assert info["weights"] == {"bc": 1.0, "labels": 0.5} and info["monitor"] == "bc"
     assert main([*args[:-1], "--weight", "labels=x"]) == 2
     assert "--weight 'labels=x'" in capsys.readouterr().err
     assert main(["pretrain", "--dataset", "toy/absent-v0", "--env", setup.env]) == 2
