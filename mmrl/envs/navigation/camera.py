@@ -161,10 +161,9 @@ class ColumnCamera:
         self.rows = np.arange(size, dtype=self.row_dtype)[None, None, :, None]  # (1,1,H,1)
         # Rows below the horizon are floor (label 1), above it ceiling (label 0).
         self.floor = (np.arange(size) >= size / 2).astype(np.uint8)[None, :, None]
-        self._base_key: tuple[int, int, int] | None = None
-        self._base_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
-        self._palette_n = -1
-        self._palette_cache: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+        # Index offsets, palettes and output buffers per batch shape: a vec env alternates
+        # between all copies and the few it just reset, so one cached shape would thrash.
+        self._scratch: dict[tuple[int, int, int], _Scratch] = {}
 
     def render(
         self,
@@ -227,12 +226,12 @@ class ColumnCamera:
         # Gathers use flat indices into the contiguous hit arrays (cheaper than
         # take_along_axis on the column slice).
         order = np.argsort(hits.t_obj[:, :s], axis=-1)[..., 1::-1]  # (B, W, 2)
-        ray_base, obj_base = self._bases(n, n_rays, k_obj)
-        flat = ray_base + order
+        scratch = self._scratch_for(n, n_rays, k_obj)
+        flat = scratch.ray_base + order
         t2 = np.take(hits.t_obj, flat)
         u = np.minimum(np.abs(np.take(hits.lat, flat)) / self.radius, 1.0)
         d_obj = np.maximum(np.take(hits.fwd, flat) * self.cos[:, None], 0.05)
-        slot = obj_base + order
+        slot = scratch.obj_base + order
         shape = np.take(obj_shape, slot)
         roundness = np.sqrt(1.0 - u * u)
         r = self.radius
@@ -271,35 +270,61 @@ class ColumnCamera:
             label = np.where(inside[j], np.uint8(2 + layer), label)
 
         # --- a palette of RGBA colours per (copy, column), then a single gather.
-        palette, pixel_base = self._palette(n)
+        palette = scratch.palette
         palette[:, :, 2, :3] = np.minimum(wall_rgb, 255.0)
         palette[:, :, 3:, :3] = np.minimum(obj_col, 255.0)
-        rgba = np.take(palette.view(np.uint32), pixel_base + label)
-        rgb = cv2.cvtColor(rgba.view(np.uint8).reshape(n * s, s, 4), cv2.COLOR_RGBA2RGB)
+        # Reused intp buffers: numpy converts any other index dtype before gathering (int32
+        # took ~6x as long) and fresh multi-MB arrays cost page faults on every call. Labels
+        # are always in range, so mode="clip" only skips the bounds check.
+        np.add(scratch.pixel_base, label, out=scratch.index)
+        np.take(palette.view(np.uint32), scratch.index, mode="clip", out=scratch.rgba)
+        rgb = cv2.cvtColor(scratch.rgba.view(np.uint8).reshape(n * s, s, 4), cv2.COLOR_RGBA2RGB)
         return rgb.reshape(n, s, s, 3)
 
-    def _bases(self, n: int, n_rays: int, k_obj: int) -> tuple[np.ndarray, np.ndarray]:
-        """Flat-index offsets of (copy, column) into ``(n, n_rays, K)`` and ``(n, K)`` arrays."""
+    def _scratch_for(self, n: int, n_rays: int, k_obj: int) -> _Scratch:
+        """The reusable :class:`_Scratch` of a batch of ``n`` copies (built on first use)."""
         key = (n, n_rays, k_obj)
-        if self._base_key != key:
-            b = np.arange(n)[:, None, None]
-            w = np.arange(self.size)[None, :, None]
-            self._base_cache = ((b * n_rays + w) * k_obj, np.broadcast_to(b * k_obj, (n, 1, 1)))
-            self._base_key = key
-        return self._base_cache
+        scratch = self._scratch.get(key)
+        if scratch is None:
+            if len(self._scratch) >= 8:  # bounded: batch sizes of a run are few
+                self._scratch.clear()
+            scratch = self._scratch[key] = _Scratch.build(n, self.size, n_rays, k_obj)
+        return scratch
 
-    def _palette(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Reusable RGBA palette ``(n, S, 5, 4)`` uint8 (sky preset) and pixel offsets.
 
-        The palette is gathered as one 4-byte word per pixel and viewed back as bytes, so
-        the byte order of the machine does not matter.
-        """
-        if self._palette_n != n:
-            s = self.size
-            palette = np.full((n, s, _N_LABELS, 4), 255, np.uint8)
-            palette[:, :, 0, :3] = CEILING_RGB
-            palette[:, :, 1, :3] = FLOOR_RGB
-            base = (_N_LABELS * np.arange(n * s, dtype=np.int32)).reshape(n, 1, s)
-            self._palette_cache = (palette, base)
-            self._palette_n = n
-        return self._palette_cache
+@dataclasses.dataclass
+class _Scratch:
+    """Per-batch-shape constants and buffers of :meth:`ColumnCamera.shade`.
+
+    Attributes:
+        ray_base: ``(n, S, 1)`` flat offset of each (copy, column) into ``(n, N, K)`` hits.
+        obj_base: ``(n, 1, 1)`` flat offset of each copy into ``(n, K)`` object arrays.
+        palette: ``(n, S, 5, 4)`` uint8 RGBA per (copy, column, label); ceiling and floor
+            preset, wall and object entries rewritten each call. Gathered as one 4-byte word
+            per pixel and viewed back as bytes, so the machine's byte order does not matter.
+        pixel_base: ``(n, 1, S)`` intp offset of each (copy, column) into the palette.
+        index: ``(n, S, S)`` intp gather indices (output buffer).
+        rgba: ``(n, S, S)`` uint32 gathered pixels (output buffer).
+    """
+
+    ray_base: np.ndarray
+    obj_base: np.ndarray
+    palette: np.ndarray
+    pixel_base: np.ndarray
+    index: np.ndarray
+    rgba: np.ndarray
+
+    @classmethod
+    def build(cls, n: int, s: int, n_rays: int, k_obj: int) -> _Scratch:
+        b = np.arange(n)[:, None, None]
+        palette = np.full((n, s, _N_LABELS, 4), 255, np.uint8)
+        palette[:, :, 0, :3] = CEILING_RGB
+        palette[:, :, 1, :3] = FLOOR_RGB
+        return cls(
+            ray_base=(b * n_rays + np.arange(s)[None, :, None]) * k_obj,
+            obj_base=b * k_obj,
+            palette=palette,
+            pixel_base=(_N_LABELS * np.arange(n * s, dtype=np.intp)).reshape(n, 1, s),
+            index=np.empty((n, s, s), np.intp),
+            rgba=np.empty((n, s, s), np.uint32),
+        )

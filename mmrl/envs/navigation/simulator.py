@@ -220,10 +220,10 @@ class NavigationSimulator(BatchedSimulator):
         cfg = self.cfg
         w = cfg.camera_size
         # Label: some camera column shows the target in front of everything else.
-        cam_t = hits.t_obj[:, :w]
-        t_target = cam_t[np.arange(len(pos)), :, self.target[sel]]  # (B', W)
-        self.target_visible[sel] = ((t_target < 1e3) & (t_target <= cam_t.min(axis=2))).any(1)
-        ranges = np.minimum(hits.t_solid[:, w:], hits.t_obj[:, w:].min(axis=-1))
+        nearest_obj = hits.t_obj.min(axis=-1)  # (B', W + beams), one reduction for both uses
+        t_target = hits.t_obj[np.arange(len(pos)), :w, self.target[sel]]  # (B', W)
+        self.target_visible[sel] = ((t_target < 1e3) & (t_target <= nearest_obj[:, :w])).any(1)
+        ranges = np.minimum(hits.t_solid[:, w:], nearest_obj[:, w:])
         lidar = np.minimum(ranges / np.float32(cfg.lidar_range), 1.0)
         if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
             lidar = self._corrupt(lidar, sel)
