@@ -75,3 +75,33 @@ def test_planned_paths_stay_clear_of_blockers() -> None:
         start_zone = np.hypot(*(path - sim.pos[i]).T) < 0.25
         gap = clearance(path[far & ~start_zone].astype(np.float64), size, boxes, objects)
         assert (gap >= LINE_CLEARANCE - 0.02).all(), (i, gap.min())
+
+
+def test_clear_straight_leg_skips_the_search_with_the_same_path(monkeypatch) -> None:
+    import mmrl.envs.navigation.planner as planner
+
+    sim = NavigationSimulator(24, max_obstacles=4)
+    sim.seed(list(range(100, 124)))
+    sim.reset_envs()
+    real = planner._final_leg_clear
+    shortcuts = 0
+    for i in range(sim.num_envs):
+        others = sim.obj_valid[i].copy()
+        others[sim.target[i]] = False
+        args = (sim.pos[i].astype(np.float64), sim.size[i].astype(np.float64),
+                sim.boxes[i][sim.box_valid[i]].astype(np.float64),
+                sim.objects[i][others].astype(np.float64),
+                sim.objects[i, sim.target[i]].astype(np.float64), SUCCESS_RADIUS)  # fmt: skip
+        fast = plan_path(*args)
+
+        def first_call_says_blocked(*a, calls=[], **k):  # noqa: B006 (fresh list per room)
+            calls.append(1)
+            return False if len(calls) == 1 else real(*a, **k)
+
+        monkeypatch.setattr(planner, "_final_leg_clear", first_call_says_blocked)
+        searched = plan_path(*args)  # grid search and string pulling
+        monkeypatch.setattr(planner, "_final_leg_clear", real)
+        start, size, boxes, objects, target, radius = args
+        shortcuts += real(start, target, size, boxes, objects, radius)
+        np.testing.assert_array_equal(fast, searched)
+    assert 0 < shortcuts < sim.num_envs  # both kinds of rooms occurred

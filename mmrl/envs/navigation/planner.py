@@ -175,6 +175,12 @@ def plan_path(
         the target centre. Falls back to the straight line when no grid path exists (does
         not happen for generated rooms).
     """
+    start = np.asarray(start, np.float64)
+    target = np.asarray(target, np.float64)
+    if _final_leg_clear(start, target, size, boxes, others, goal_radius):
+        # What string pulling makes of any grid path when the straight leg is clear (its
+        # first test), so the grid search is skipped: about half the plans of generated rooms.
+        return _resample(np.stack([start, target]), PATH_SPACING).astype(np.float32)
     nx = math.ceil(size[0] / RESOLUTION)
     ny = math.ceil(size[1] / RESOLUTION)
     xs = (np.arange(nx) + 0.5) * RESOLUTION
@@ -202,7 +208,7 @@ def plan_path(
         cells = [(si, sj)]
     pts = (np.array(cells, dtype=np.float64) + 0.5) * RESOLUTION
     pts[0] = start
-    pts = np.concatenate([pts, np.asarray(target, np.float64)[None]], axis=0)
+    pts = np.concatenate([pts, target[None]], axis=0)
     corners = _string_pull(pts, size, boxes, others, goal_radius)
     return _resample(corners, PATH_SPACING).astype(np.float32)
 
@@ -233,6 +239,23 @@ def _clear(
     return bool((clearance(a + t * (b - a), size, boxes, others) >= need).all())
 
 
+def _final_leg_clear(
+    a: np.ndarray,
+    target: np.ndarray,
+    size: np.ndarray,
+    boxes: np.ndarray,
+    others: np.ndarray,
+    goal_radius: float,
+) -> bool:
+    """Whether the straight leg from ``a`` toward the target is clear: it only has to be
+    clear until the success radius (the target itself is not a blocker)."""
+    d = math.hypot(*(target - a))
+    if d <= goal_radius:
+        return True
+    end = a + (target - a) * (1.0 - 0.8 * goal_radius / d)
+    return _clear(a, end, size, boxes, others, LINE_CLEARANCE)
+
+
 def _string_pull(
     pts: np.ndarray, size: np.ndarray, boxes: np.ndarray, others: np.ndarray, goal_radius: float
 ) -> np.ndarray:
@@ -244,14 +267,10 @@ def _string_pull(
         for j in range(last, i, -1):
             if j == i + 1:
                 break
-            end = pts[j]
             if j == last:
-                # The final leg only has to be clear until the success radius.
-                d = np.hypot(*(end - pts[i]))
-                if d <= goal_radius:
+                if _final_leg_clear(pts[i], pts[j], size, boxes, others, goal_radius):
                     break
-                end = pts[i] + (end - pts[i]) * (1.0 - 0.8 * goal_radius / d)
-            if _clear(pts[i], end, size, boxes, others, need):
+            elif _clear(pts[i], pts[j], size, boxes, others, need):
                 break
         out.append(pts[j])
         i = j
