@@ -109,6 +109,13 @@ def _reset_infos(venv: Any) -> list[dict[str, Any]]:
     return list(_layers(venv)[-1].reset_infos)
 
 
+def _episode_rows(venv: Any) -> int:
+    """Recorder rows for the longest episode of an mmrl vec env (its step limit + the
+    final observation + one spare), or a small start that grows for other envs."""
+    limit = getattr(getattr(_layers(venv)[-1], "sim", None), "max_episode_steps", None)
+    return int(limit) + 2 if isinstance(limit, int | np.integer) and limit > 0 else 64
+
+
 def _find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
     for layer in _layers(venv):
         if hasattr(layer, "expert_action") and hasattr(layer, "sim"):
@@ -292,7 +299,7 @@ def collect(
         or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
         jpeg_encoding=jpeg,
     )
-    rec = EpisodeRecorder(n, obs_space, action_space, record_expert)
+    rec = EpisodeRecorder(n, obs_space, action_space, record_expert, _episode_rows(venv))
     returns: list[float] = []
     successes: list[bool] = []
     pending: list[Any] = []

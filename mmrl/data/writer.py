@@ -34,14 +34,28 @@ from mmrl.data.dataset import (
 
 
 class EpisodeRecorder:
-    """Per-copy episode buffers: row ``t`` of column ``i`` is step ``t`` of copy ``i``'s episode."""
+    """Per-copy episode buffers: row ``t`` of column ``i`` is step ``t`` of copy ``i``'s episode.
+
+    Args:
+        n: Copies stepped together.
+        obs_space: The vec env's ``Dict`` observation space; action_space: its action space.
+        with_expert: Also buffer the expert's actions.
+        capacity: Initial rows. Pass the episode limit + 2 when known: buffers then never
+            grow (growing copies every buffer, hundreds of MB of camera frames at 256
+            copies), and ``np.zeros`` only commits the rows episodes actually reach.
+    """
 
     def __init__(
-        self, n: int, obs_space: spaces.Dict, action_space: spaces.Space, with_expert: bool
+        self,
+        n: int,
+        obs_space: spaces.Dict,
+        action_space: spaces.Space,
+        with_expert: bool,
+        capacity: int = 64,
     ) -> None:
         self.n = n
         self.cols = np.arange(n)
-        cap = 64
+        cap = max(int(capacity), 2)
         self.obs = {k: np.zeros((cap, n, *s.shape), s.dtype) for k, s in obs_space.spaces.items()}
         self.discrete = isinstance(action_space, spaces.Discrete)
         act_shape = () if self.discrete else tuple(action_space.shape)

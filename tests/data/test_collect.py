@@ -184,3 +184,28 @@ def test_batched_and_per_copy_info_recording_write_the_same_dataset(toy, dataset
             for name, values in ea.infos[group].items():
                 assert values.dtype == eb.infos[group][name].dtype
                 np.testing.assert_array_equal(values, eb.infos[group][name])
+
+
+def test_recorder_rows_fit_the_episode_limit_or_grow(toy, datasets_path, monkeypatch):
+    """Buffers sized for the env's step limit never grow; a foreign env starts small and
+    grows, and both store the same episodes."""
+    import importlib
+
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    module = importlib.import_module("mmrl.data.collect")
+    assert module._episode_rows(VecMonitor(_venv(toy, horizon=90))) == 92
+    assert module._episode_rows(object()) == 64
+    args = {"policy": "expert", "episodes": 5, "epsilon": 0.5, "seed": 2}
+    collect(dataset_id="toy/rows-v0", venv=_venv(toy, horizon=30), **args)
+    monkeypatch.setattr(module, "_episode_rows", lambda venv: 2)  # grows 2 -> 4 -> ... -> 32
+    collect(dataset_id="toy/grown-v0", venv=_venv(toy, horizon=30), **args)
+    a, b = (minari.load_dataset(f"toy/{name}-v0") for name in ("rows", "grown"))
+    assert a.total_steps == b.total_steps and max(len(ep) for ep in a.iterate_episodes()) > 4
+    for ea, eb in zip(a.iterate_episodes(), b.iterate_episodes()):
+        np.testing.assert_array_equal(ea.actions, eb.actions)
+        for key in ea.observations:
+            np.testing.assert_array_equal(ea.observations[key], eb.observations[key])
+        np.testing.assert_array_equal(
+            ea.infos["labels"]["distance"], eb.infos["labels"]["distance"]
+        )
