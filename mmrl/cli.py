@@ -199,6 +199,9 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    help="Minari id, e.g. mmrl/driving/expert-v0")  # fmt: skip
     p.add_argument("--epsilon", type=float, default=0.0,
                    help="probability of a random action per step (state coverage)")  # fmt: skip
+    p.add_argument("--expert-labels", action="store_true",
+                   help="also log the scripted expert's action in the visited states "
+                   "(DAgger-style BC targets for a run's or random states)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-envs", type=int, help="copies stepped together (default: the preset's)")
     p.add_argument("--jpeg", action="store_true", help="JPEG-encode images (smaller, lossy)")
@@ -222,6 +225,7 @@ def run_collect(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.quiet and sys.stderr.isatty(),
         jpeg=args.jpeg,
+        expert_labels=args.expert_labels,
     )
     if not args.quiet:
         print(

@@ -194,6 +194,7 @@ def collect(
     flush_every: int = 64,
     venv: Any = None,
     description: str | None = None,
+    expert_labels: bool = False,
 ) -> CollectResult:
     """Rolls ``policy`` out for ``episodes`` episodes and writes a Minari dataset.
 
@@ -216,6 +217,10 @@ def collect(
         venv: Use this already-built SB3 ``VecEnv`` instead of building one from ``env``
             (``env`` then only names it in the metadata).
         description: Dataset description (default: generated).
+        expert_labels: Also log the scripted expert's action in the states ``policy``
+            visits (``infos["expert_action"]``, then the BC target): DAgger-style relabelling
+            of a learner's own states, which behaviour cloning from expert trajectories
+            never sees. Always on for ``policy="expert"``.
 
     Returns:
         A :class:`CollectResult`.
@@ -265,6 +270,10 @@ def collect(
                 "only); use --policy random or a trained run folder"
             )
         policy_fn: PolicyFn | None = None
+    elif expert_labels and expert_fn is None:
+        raise ConfigError(
+            f"--expert-labels: {env_name} has no batched scripted expert (mmrl environments only)"
+        )
     elif policy == "random":
         policy_fn = lambda obs: random_actions(action_space, n, rng)  # noqa: E731
     else:
@@ -275,7 +284,7 @@ def collect(
                 "model.zip"
             )
         policy_fn = _run_policy(path, obs_space, action_space)
-    record_expert = policy == "expert"
+    record_expert = policy == "expert" or expert_labels
 
     env_spec = None
     if isinstance(env_config, EnvConfig) and env_config.adapter is None and own_venv:
@@ -381,6 +390,7 @@ def collect(
             "epsilon": epsilon,
             "seed": seed,
             "n_envs": n,
+            "expert_labels": record_expert,
             "bc_target": EXPERT_ACTION_KEY if record_expert else "actions",
             "mean_return": float(np.mean(returns)),
             "success_rate": float(np.mean(successes)),

@@ -136,6 +136,32 @@ def test_expert_needs_an_mmrl_env(toy, datasets_path):
     venv = make_vec_env(toy.TOY_ID, n_envs=2)
     with pytest.raises(ValueError, match="no batched scripted expert"):
         collect(policy="expert", episodes=2, dataset_id="toy/y-v0", venv=venv)
+    with pytest.raises(ValueError, match=r"--expert-labels: .* no batched scripted expert"):
+        collect(policy="random", episodes=2, dataset_id="toy/y-v0", venv=venv, expert_labels=True)
+
+
+def test_expert_labels_relabel_another_policys_states(toy, datasets_path):
+    """DAgger-style: a random policy drives, the expert's choice in each visited state is the
+    BC target."""
+    from mmrl.data.dataset import load_offline_data
+
+    venv = _venv(toy, n=2, horizon=12)
+    sim = venv.sim
+    logged = []
+    real = sim.expert_action
+    sim.expert_action = lambda: logged.append(real()) or logged[-1]  # spy on the queries
+    collect(policy="random", episodes=4, dataset_id="toy/dagger-v0", seed=1, venv=venv,
+            expert_labels=True)  # fmt: skip
+    dataset = minari.load_dataset("toy/dagger-v0")
+    assert dataset.storage.metadata["mmrl"]["bc_target"] == "expert_action"
+    actions = np.concatenate([ep.actions for ep in dataset.iterate_episodes()])
+    expert = np.concatenate([ep.infos["expert_action"][:-1] for ep in dataset.iterate_episodes()])
+    assert set(np.unique(expert)) <= {0, 1, 2} and (actions != expert).mean() > 0.3
+    first = dataset[0]  # copy 0's first episode: its expert labels are the first queries
+    np.testing.assert_array_equal(first.infos["expert_action"][:-1],
+                                  [q[0] for q in logged[: len(first)]])  # fmt: skip
+    data = load_offline_data("toy/dagger-v0")
+    np.testing.assert_array_equal(data.bc_actions.numpy(), expert)
 
 
 def test_cli_collect(toy, datasets_path, tmp_path, capsys):
@@ -149,6 +175,8 @@ def test_cli_collect(toy, datasets_path, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main([*args, "--policy", "expert", "--force"]) == 2
     assert "no batched scripted expert" in capsys.readouterr().err
+    assert main([*args, "--policy", "random", "--expert-labels", "--force"]) == 2
+    assert "--expert-labels:" in capsys.readouterr().err
     assert main(["collect", "--dataset-id", "toy/z-v0", "--episodes", "0"]) == 2
 
 
