@@ -193,7 +193,8 @@ def run_bench(args: argparse.Namespace) -> int:
 def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", help="env preset or Gymnasium id (default: driving, or the run's)")
     p.add_argument("--policy", default="expert",
-                   help="expert, random, or a training run folder / model.zip")  # fmt: skip
+                   help="expert, random, a training run folder / model.zip, or a "
+                   "pretraining checkpoint .pt (its BC policy)")  # fmt: skip
     p.add_argument("--episodes", type=int, default=100, help="episodes to write")
     p.add_argument("--dataset-id", required=True,
                    help="Minari id, e.g. mmrl/driving/expert-v0")  # fmt: skip

@@ -37,7 +37,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,25 +51,17 @@ def _stamp() -> str:
 
 def evaluate_bc(env: str, agent: str, checkpoint: Path, episodes: int, seed: int) -> dict:
     """Success of the pretrained policy alone (BC head, deterministic), per split."""
-    import torch as th
-
-    from mmrl.config import resolve_run_config
-    from mmrl.pretrain.finetune import load_pretrained
+    from mmrl.pretrain.bc_policy import load_bc_policy
     from mmrl.rollout import collect_episodes, summarize
-    from mmrl.train import build_model, build_vec_env
+    from mmrl.train import build_vec_env
 
-    items = [f"agent.init.path={json.dumps(str(checkpoint))}", "agent.init.init_policy_head=true"]
-    config = resolve_run_config(env, agent, items, seed=seed)
-    with warnings.catch_warnings():  # SB3 warns that batch_size exceeds a 1-copy rollout
-        warnings.simplefilter("ignore", UserWarning)
-        venv = build_vec_env(config, seed=seed, n_envs=1)
-        model = build_model(config, venv, th.device("cpu"), None)
-    load_pretrained(model, config)
+    _, policy, config = load_bc_policy(checkpoint, env)
+    assert config.agent_name == agent, (config.agent_name, agent)
     results = {}
     for split in ("train", "test"):
         venv = build_vec_env(config, config.eval_seed, min(episodes, 16), split)
         venv.seed(config.eval_seed)
-        results[split] = summarize(collect_episodes(model.predict, venv, episodes))
+        results[split] = summarize(collect_episodes(policy.predict, venv, episodes))
     return results
 
 

@@ -1,7 +1,7 @@
 """``mmrl collect``: roll a policy out through the batched ``VecEnv`` into a Minari dataset.
 
 All copies step together; each step's observations, actions and infos are written into
-per-copy growing buffers with one vectorised assignment per key, and a finished episode is
+per-copy buffers with one vectorised assignment per key, and a finished episode is
 sliced out of its column. Episodes are counted when they *start* (the first ``N`` started
 episodes are kept, the rest discarded), so the dataset is not biased towards short
 episodes as "keep the first N to finish" would be.
@@ -14,8 +14,9 @@ Layout of each Minari episode (``T`` steps, Minari's own convention):
   ones executed (epsilon noise included);
 * ``infos`` (``T + 1`` rows, row ``t`` describes observation ``t``): ``instruction`` (str),
   ``is_success``, ``collision``, ``rewards/<term>``, ``labels/<name>`` and, when the policy
-  is the expert, ``expert_action`` (the expert's choice at observation ``t`` even when noise
-  replaced it; the final row, which has no decision, holds -1 / NaN).
+  is the expert or ``expert_labels`` is set, ``expert_action`` (the expert's choice at
+  observation ``t`` even when noise replaced it; the final row, which has no decision, holds
+  -1 / NaN).
 
 The dataset is built in a hidden temporary folder inside Minari's datasets folder and renamed
 into place, so readers never see a half-written dataset and an interrupted run leaves none.
@@ -123,6 +124,32 @@ def _find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
     return None
 
 
+def _check_policy_spaces(
+    path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space, model: Any
+) -> None:
+    """Refuses a policy built for other spaces than the env's, naming the differences."""
+    expected = policy_observation_space(env_obs_space)
+    diffs = space_differences(expected, model.observation_space)
+    diffs += [f"action {d}" for d in space_differences(action_space, model.action_space)]
+    if diffs:
+        raise DatasetError(
+            f"--policy {path}: the policy was trained on other spaces (env vs policy): "
+            + "; ".join(diffs)
+        )
+
+
+def _bc_policy(
+    path: Path, env_name: str, env_obs_space: spaces.Dict, action_space: spaces.Space
+) -> PolicyFn:
+    """The BC policy of a pretraining checkpoint (deterministic actions)."""
+    from mmrl.pretrain.bc_policy import load_bc_policy
+
+    env = None if env_name == "custom" else env_name
+    act, policy, _ = load_bc_policy(path, env)
+    _check_policy_spaces(path, env_obs_space, action_space, policy)
+    return act
+
+
 def _run_policy(path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space) -> PolicyFn:
     """A trained run's policy (``RUN_DIR`` or a ``model.zip``), deterministic actions."""
     from stable_baselines3 import PPO
@@ -136,14 +163,7 @@ def _run_policy(path: Path, env_obs_space: spaces.Dict, action_space: spaces.Spa
         model = PPO.load(model_file, device="cpu")
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"cannot load {model_file}: {err}") from None
-    expected = policy_observation_space(env_obs_space)
-    diffs = space_differences(expected, model.observation_space)
-    diffs += [f"action {d}" for d in space_differences(action_space, model.action_space)]
-    if diffs:
-        raise DatasetError(
-            f"--policy {path}: the model was trained on other spaces (env vs model): "
-            + "; ".join(diffs)
-        )
+    _check_policy_spaces(path, env_obs_space, action_space, model)
     # VecNormalize statistics live in the run's checkpoints; apply them as the run did.
     obs_rms: dict[str, Any] = {}
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
@@ -169,6 +189,17 @@ def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConf
     from mmrl.make import resolve_env
 
     if env is None and policy not in BUILTIN_POLICIES:
+        from mmrl.pretrain.bc_policy import is_encoder_checkpoint
+
+        if is_encoder_checkpoint(policy):
+            from mmrl.pretrain import load_encoder_checkpoint
+            from mmrl.pretrain.resolve import env_preset_for
+
+            recorded = load_encoder_checkpoint(policy, "--policy").get("info", {}).get("env")
+            if not recorded:
+                raise ConfigError(f"--policy {policy}: the checkpoint records no env; pass --env")
+            name = env_preset_for(recorded)
+            return name, resolve_env(name)
         from mmrl.train import load_run_config
 
         run_dir = Path(policy)
@@ -201,8 +232,9 @@ def collect(
     Args:
         env: Env preset name/path, Gymnasium id or :class:`EnvConfig` (``None`` with a run
             folder as ``policy``: the run's environment).
-        policy: ``"expert"`` (the env's scripted expert), ``"random"``, or a training run
-            folder / ``model.zip`` (deterministic actions).
+        policy: ``"expert"`` (the env's scripted expert), ``"random"``, a training run
+            folder / ``model.zip``, or a pretraining checkpoint ``.pt`` with a BC head
+            (deterministic actions).
         episodes: Episodes to write (>= 1).
         dataset_id: Minari id, ``(namespace/)name-v<version>``.
         epsilon: Probability per step of replacing the action by a uniform random one, for
@@ -281,9 +313,14 @@ def collect(
         if not path.exists():
             raise ConfigError(
                 f"--policy {policy!r}: not 'expert', 'random', or an existing run folder / "
-                "model.zip"
+                "model.zip / pretraining checkpoint (.pt)"
             )
-        policy_fn = _run_policy(path, obs_space, action_space)
+        from mmrl.pretrain.bc_policy import is_encoder_checkpoint
+
+        if is_encoder_checkpoint(path):
+            policy_fn = _bc_policy(path, env_name, obs_space, action_space)
+        else:
+            policy_fn = _run_policy(path, obs_space, action_space)
     record_expert = policy == "expert" or expert_labels
 
     env_spec = None

@@ -117,11 +117,13 @@ def policy_observation_space(space: spaces.Dict) -> spaces.Dict:
     keys = image_keys_to_transpose(space)
     if not keys:
         return space
+    # Pairs keep the key order (Gymnasium sorts a dict's keys), as VecTransposeImage does:
+    # the order is the extractor's fusion order, which pretrained weights depend on.
     return spaces.Dict(
-        {
-            key: VecTransposeImage.transpose_space(sub, key) if key in keys else sub
+        [
+            (key, VecTransposeImage.transpose_space(sub, key) if key in keys else sub)
             for key, sub in space.spaces.items()
-        }
+        ]
     )
 
 

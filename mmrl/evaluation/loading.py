@@ -237,7 +237,7 @@ def policy_view(space: spaces.Space) -> spaces.Space:
         return sub
 
     if isinstance(space, spaces.Dict):
-        return spaces.Dict({k: one(v) for k, v in space.spaces.items()})
+        return spaces.Dict([(k, one(v)) for k, v in space.spaces.items()])  # keeps key order
     return one(space)
 
 

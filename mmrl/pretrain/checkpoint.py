@@ -124,8 +124,12 @@ def save_encoder_checkpoint(
     return path
 
 
-def load_encoder_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_encoder_checkpoint(path: str | Path, option: str = "--init-from") -> dict[str, Any]:
     """Reads and validates an encoder checkpoint.
+
+    Args:
+        path: The ``.pt`` file written by ``mmrl pretrain``.
+        option: The command-line option that named it, for the error messages.
 
     Raises:
         CheckpointError: Missing file, unreadable/corrupt file, or not an mmrl encoder
@@ -133,29 +137,29 @@ def load_encoder_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"--init-from {path}: file not found (write one with mmrl pretrain)")
+        raise CheckpointError(f"{option} {path}: file not found (write one with mmrl pretrain)")
     try:
         payload = th.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, OSError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"--init-from {path}: not a readable mmrl encoder checkpoint ({first[:200]})"
+            f"{option} {path}: not a readable mmrl encoder checkpoint ({first[:200]})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"--init-from {path}: not an mmrl encoder checkpoint (expected one written by "
+            f"{option} {path}: not an mmrl encoder checkpoint (expected one written by "
             "'mmrl pretrain'; a PPO model.zip continues with --resume instead)"
         )
     if int(payload.get("version", 0)) > VERSION:
         raise CheckpointError(
-            f"--init-from {path}: checkpoint format v{payload['version']} is newer than this "
+            f"{option} {path}: checkpoint format v{payload['version']} is newer than this "
             f"mmrl reads (v{VERSION}); upgrade mmrl"
         )
     missing = [
         k for k in ("extractor_config", "extractor", "observation_space") if k not in payload
     ]
     if missing:
-        raise CheckpointError(f"--init-from {path}: checkpoint lacks {missing}")
+        raise CheckpointError(f"{option} {path}: checkpoint lacks {missing}")
     return payload
 
 
@@ -181,7 +185,16 @@ def extractor_differences(checkpoint: Mapping[str, Any], extractor: Any) -> list
     """What differs between a checkpoint's extractor and ``extractor`` (shape-relevant only)."""
     saved = {k: v for k, v in checkpoint["extractor_config"].items() if k not in SHAPE_NEUTRAL}
     current = {k: v for k, v in extractor.config.items() if k not in SHAPE_NEUTRAL}
-    return config_differences(saved, current, "extractor")
+    diffs = config_differences(saved, current, "extractor")
+    # Parameter names ignore the order of the modalities, but fusions that concatenate or
+    # index them (concat, gated, film...) do not: loading across orders scrambles them.
+    saved_order, order = list(saved.get("modalities", {})), list(current.get("modalities", {}))
+    if not diffs and saved_order != order:
+        diffs.append(
+            f"extractor.modalities order {saved_order} (checkpoint) vs {order} (policy; the "
+            "environment's observation key order): pretrain again with this mmrl version"
+        )
+    return diffs
 
 
 def head_differences(

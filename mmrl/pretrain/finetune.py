@@ -124,12 +124,18 @@ def load_pretrained(model: Any, config: RunConfig, verbose: int = 0) -> dict[str
     Raises:
         CheckpointError: Unreadable or incompatible checkpoint, naming what differs.
     """
+    return load_pretrained_policy(model.policy, config, verbose)
+
+
+def load_pretrained_policy(
+    policy: Any, config: RunConfig, verbose: int = 0
+) -> dict[str, Any] | None:
+    """:func:`load_pretrained` for an SB3 actor-critic policy without its algorithm."""
     init = config.agent.init
     validate_init(init)
     if init.path is None:
         return None
     checkpoint = load_encoder_checkpoint(init.path)
-    policy = model.policy
     check_compatible(checkpoint, policy, config)
     device = policy.device
     state = {k: v.to(device) for k, v in checkpoint["extractor"].items()}

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch as th
+from gymnasium import spaces
 
 from mmrl.config import ConfigError, RunConfig
 from mmrl.data.dataset import DatasetError, OfflineData, check_spaces, mmrl_metadata
 
 
-def _env_preset_for(env: str) -> str:
+def env_preset_for(env: str) -> str:
     """A preset name/path for ``env``; a Gymnasium id maps to the preset that uses it."""
     import gymnasium as gym
 
@@ -77,6 +78,10 @@ def resolve_pretrain_config(
 ) -> RunConfig:
     """The run config whose extractor is pretrained; checks dataset, env and agent agree.
 
+    Also puts ``data.observation_space`` (and ``dataset_observation_space``) in the
+    environment's key order: Minari stores spaces with sorted keys, but PPO's extractor is
+    built on the environment's order, and the fusion's input order must be the same in both.
+
     Raises:
         DatasetError: Dataset spaces differ from the environment's, or the recipe names keys
             the dataset lacks (messages name the keys).
@@ -91,7 +96,7 @@ def resolve_pretrain_config(
                 f"dataset {data.dataset_id!r} does not record an mmrl environment preset; "
                 "pass --env"
             )
-    config = resolve_run_config(_env_preset_for(env), agent, list(overrides or []))
+    config = resolve_run_config(env_preset_for(env), agent, list(overrides or []))
     obs_space, action_space = env_spaces(config)
     check_spaces(
         obs_space,
@@ -101,7 +106,16 @@ def resolve_pretrain_config(
         f"dataset {data.dataset_id!r} vs environment {env!r}",
     )
     check_agent_keys(config, list(data.observation_space.spaces), data.dataset_id)
+    data.observation_space = reorder_keys(data.observation_space, list(obs_space.spaces))
+    data.dataset_observation_space = reorder_keys(
+        data.dataset_observation_space, list(obs_space.spaces)
+    )
     return config
+
+
+def reorder_keys(space: spaces.Dict, order: Sequence[str]) -> spaces.Dict:
+    """``space`` with its keys in ``order`` (pairs: Gymnasium would sort a dict's keys)."""
+    return spaces.Dict([(key, space[key]) for key in order])
 
 
 def resolve_device(device: str) -> th.device:

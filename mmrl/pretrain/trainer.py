@@ -401,6 +401,7 @@ def pretrain(
         "updates": updates,
         "metrics": best_metrics,
         "label_specs": [dataclasses.asdict(s) for s in specs],
+        "overrides": list(overrides or []),
         "seed": seed,
     }
     save_encoder_checkpoint(

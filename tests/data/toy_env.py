@@ -30,11 +30,16 @@ class ToySimulator(BatchedSimulator):
         self.max_episode_steps = horizon
         self.continuous = continuous
         self.size = camera_size
+        vocab = self.tokenizer.vocab_size
+        # Pairs keep this (unsorted) key order, as in the real environments' contract; a
+        # dict or keyword arguments would be sorted by Gymnasium.
         self.observation_space = spaces.Dict(
-            camera=spaces.Box(0, 255, (camera_size, camera_size, 3), np.uint8),
-            lidar=spaces.Box(0, 1, (8,), np.float32),
-            text=spaces.Box(0, self.tokenizer.vocab_size - 1, (self.tokenizer.max_len,), np.int64),
-            state=spaces.Box(-10, 10, (2,), np.float32),
+            [
+                ("camera", spaces.Box(0, 255, (camera_size, camera_size, 3), np.uint8)),
+                ("lidar", spaces.Box(0, 1, (8,), np.float32)),
+                ("text", spaces.Box(0, vocab - 1, (self.tokenizer.max_len,), np.int64)),
+                ("state", spaces.Box(-10, 10, (2,), np.float32)),
+            ]
         )
         self.action_space = (
             spaces.Box(-1, 1, (1,), np.float32) if continuous else spaces.Discrete(3)

@@ -157,6 +157,19 @@ def test_checkpoint_for_other_observation_shapes_is_refused(setup, tmp_path):
         check_init(config)
 
 
+def test_checkpoint_in_another_modality_order_is_refused(setup, tmp_path):
+    """Same parameter names and shapes, but the fusion was trained on another input order
+    (e.g. a dataset's sorted keys): loading it would scramble the fusion."""
+    payload = th.load(setup.checkpoint, map_location="cpu", weights_only=True)
+    modalities = payload["extractor_config"]["modalities"]
+    assert list(modalities) == ["camera", "lidar", "text", "state"]  # the env's order
+    payload["extractor_config"]["modalities"] = dict(sorted(modalities.items()))
+    reordered = tmp_path / "sorted.pt"
+    th.save(payload, reordered)
+    with pytest.raises(CheckpointError, match=r"modalities order \['camera', 'lidar', 'state'"):
+        check_init(_config(setup, path=reordered))
+
+
 def test_unreadable_or_foreign_files_are_refused(setup, tmp_path):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all")

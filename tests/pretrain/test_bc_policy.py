@@ -1,0 +1,117 @@
+"""The BC policy of an encoder checkpoint: acting with it, collecting with it (DAgger)."""
+
+from __future__ import annotations
+
+import minari
+import numpy as np
+import pytest
+
+from mmrl.checkpoint import CheckpointError
+from mmrl.data import collect
+from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.pretrain import load_encoder_checkpoint, pretrain
+from mmrl.pretrain.bc_policy import load_bc_policy
+
+CONCAT = "agent.extractor.fusion=concat"
+
+
+@pytest.fixture(scope="module")
+def bc_checkpoint(setup):
+    """A BC checkpoint trained until it imitates the toy expert; concat fusion, which (unlike
+    attention) depends on the order of the modalities."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(setup.root / "datasets"))
+        result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc", epochs=40,
+                          batch_size=32, out=setup.root / "bc-policy.pt", patience=40,
+                          val_fraction=0.0, verbose=0, overrides=[CONCAT])  # fmt: skip
+    assert result.val_metrics["bc_accuracy"] > 0.9
+    return result.out
+
+
+def test_bc_policy_imitates_the_expert_in_fresh_states(setup, toy, bc_checkpoint):
+    act, policy, config = load_bc_policy(bc_checkpoint, setup.env)
+    assert config.agent.init.init_policy_head and not policy.training
+    venv = BatchedVecEnv(toy.ToySimulator(16))
+    venv.seed(1000)
+    obs = venv.reset()
+    agree = []
+    for _ in range(6):
+        actions = act(obs)
+        assert actions.shape == (16,) and actions.dtype.kind == "i"
+        agree.append(np.mean(actions == venv.expert_action()))
+        obs, *_ = venv.step(actions)
+    assert np.mean(agree) > 0.85
+    # Exactly the checkpoint's weights: the extractor and the action head.
+    ckpt = load_encoder_checkpoint(bc_checkpoint)
+    for name, value in ckpt["extractor"].items():
+        assert np.array_equal(policy.features_extractor.state_dict()[name].numpy(), value.numpy())
+    head = ckpt["head"]["action_net"]["weight"].numpy()
+    assert np.array_equal(policy.action_net.weight.detach().numpy(), head)
+
+
+def test_checkpoint_without_a_bc_head_cannot_act(setup):
+    out = setup.root / "labels-only.pt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(setup.root / "datasets"))
+        pretrain(setup.dataset, setup.agent, env=setup.env, objectives="labels", epochs=1,
+                 batch_size=64, out=out, verbose=0)  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"--policy .*labels-only\.pt: .* no BC policy head"):
+        load_bc_policy(out, setup.env)
+    with pytest.raises(CheckpointError, match=r"--policy .*absent\.pt: file not found"):
+        load_bc_policy(setup.root / "absent.pt", setup.env)
+
+
+def test_collect_with_the_bc_policy_and_expert_labels(setup, toy, bc_checkpoint, monkeypatch):
+    """One DAgger iteration: the BC policy drives, the expert labels the states it visits."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(setup.root / "datasets"))
+    collect(setup.env, str(bc_checkpoint), episodes=6, dataset_id="toy/dagger-bc-v0", seed=3,
+            venv=BatchedVecEnv(toy.ToySimulator(3)), expert_labels=True)  # fmt: skip
+    dataset = minari.load_dataset("toy/dagger-bc-v0")
+    meta = dataset.storage.metadata["mmrl"]
+    assert meta["policy"] == str(bc_checkpoint) and meta["bc_target"] == "expert_action"
+    actions = np.concatenate([ep.actions for ep in dataset.iterate_episodes()])
+    expert = np.concatenate([ep.infos["expert_action"][:-1] for ep in dataset.iterate_episodes()])
+    assert (actions == expert).mean() > 0.8  # the BC policy acted, mostly like the expert
+
+
+def test_cli_collect_refuses_a_bad_checkpoint(setup, tmp_path, capsys):
+    from mmrl.cli import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    args = ["collect", "--env", setup.env, "--episodes", "2", "--dataset-id", "toy/bad-v0"]
+    assert main([*args, "--policy", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"--policy {bad}: not a readable mmrl encoder checkpoint" in err
+    assert "Traceback" not in err
+
+
+def test_fine_tuning_starts_from_the_bc_policy(setup, toy, bc_checkpoint):
+    """``mmrl train --init-from --init-policy-head`` builds PPO's policy on the env's key order
+    while pretraining read the dataset's; the loaded policy must still act like the BC policy
+    (the concat fusion depends on the modality order, parameter names do not)."""
+    import json
+
+    import torch as th
+
+    from mmrl.config import resolve_run_config
+    from mmrl.pretrain import load_pretrained
+    from mmrl.train import build_model, build_vec_env
+
+    path = json.dumps(str(bc_checkpoint))
+    items = [f"agent.init.path={path}", "agent.init.init_policy_head=true", CONCAT]
+    config = resolve_run_config(setup.env, setup.agent, items, seed=0)
+    model = build_model(config, build_vec_env(config, seed=0), th.device("cpu"), None)
+    load_pretrained(model, config)
+    act, _, _ = load_bc_policy(bc_checkpoint, setup.env)
+    venv = BatchedVecEnv(toy.ToySimulator(16))
+    venv.seed(2000)
+    obs = venv.reset()
+    ppo_agree, bc_agree = [], []
+    for _ in range(6):
+        ppo_actions, _ = model.predict(obs, deterministic=True)
+        expert = venv.expert_action()
+        ppo_agree.append(np.mean(ppo_actions == expert))
+        bc_agree.append(np.mean(act(obs) == expert))
+        obs, *_ = venv.step(ppo_actions)
+    assert np.mean(bc_agree) > 0.85 and np.mean(ppo_agree) > 0.85
