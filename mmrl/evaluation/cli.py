@@ -26,8 +26,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "targets",
         nargs="+",
-        metavar="RUN_DIR|MODEL.zip",
-        help="run folders or SB3 model files; several are compared side by side",
+        metavar="RUN_DIR|MODEL.zip|ENCODER.pt",
+        help="run folders, SB3 model files or pretraining checkpoints (their BC policy); "
+        "several are compared side by side",
     )
     p.add_argument(
         "--env",
@@ -177,7 +178,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- evaluate-offline
 def add_offline_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``mmrl evaluate-offline``."""
-    p.add_argument("target", metavar="RUN_DIR|MODEL.zip", help="run folder or SB3 model file")
+    p.add_argument(
+        "target",
+        metavar="RUN_DIR|MODEL.zip|ENCODER.pt",
+        help="run folder, SB3 model file or pretraining checkpoint (its BC policy)",
+    )
     p.add_argument(
         "--dataset",
         required=True,

@@ -2,9 +2,11 @@
 
 A *target* is a run folder written by ``mmrl train`` (``config.yaml`` + ``model.zip``), a model
 file inside one (``RUN/best_model.zip``, ``RUN/checkpoints/step_*/model.zip``), or a bare SB3
-``model.zip`` with no run around it, which then needs an environment preset (``--env``). Run
-folders also provide the ``VecNormalize`` statistics saved with their checkpoints, so the
-policy sees observations normalized exactly as in training.
+``model.zip`` with no run around it, which then needs an environment preset (``--env``), or a
+pretraining checkpoint ``.pt`` whose BC policy is evaluated on its own (in the environment it
+was pretrained for unless ``--env`` says otherwise). Run folders also provide the
+``VecNormalize`` statistics saved with their checkpoints, so the policy sees observations
+normalized exactly as in training.
 
 Every refusal raises :class:`~mmrl.checkpoint.CheckpointError` or
 :class:`~mmrl.config.ConfigError` with one line naming the file and what to do; the CLI turns
@@ -41,6 +43,8 @@ class Target:
         run_dir: The run folder, or ``None`` for a bare model file.
         config: The run's resolved configuration (``None`` for a bare model file).
         checkpoint: Checkpoint folder whose ``state.pkl`` holds the normalization statistics.
+        bc_env: For a pretraining checkpoint (``model_path`` a ``.pt``): the environment
+            preset it was pretrained for; ``None`` for SB3 models.
     """
 
     label: str
@@ -48,6 +52,7 @@ class Target:
     run_dir: Path | None = None
     config: RunConfig | None = None
     checkpoint: Path | None = None
+    bc_env: str | None = None
 
     @property
     def normalize(self) -> NormalizeConfig:
@@ -84,11 +89,17 @@ def resolve_target(path: str | Path) -> Target:
             model, or a file that is not an SB3 model archive.
         ConfigError: A run folder whose ``config.yaml`` is invalid.
     """
+    from mmrl.pretrain.bc_policy import is_encoder_checkpoint
     from mmrl.train import load_run_config
 
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder or model file")
+    if path.is_file() and is_encoder_checkpoint(path):
+        from mmrl.pretrain import load_encoder_checkpoint
+
+        info = load_encoder_checkpoint(path, "evaluate").get("info", {})
+        return Target(path.stem, path, bc_env=info.get("env") or "")
     if path.is_dir():
         if not (path / CONFIG_FILE).is_file():
             raise CheckpointError(
@@ -132,6 +143,10 @@ def resolve_env_config(target: Target, env: str | None) -> EnvConfig:
 
     if env is not None:
         return resolve_env(env)
+    if target.bc_env:
+        from mmrl.pretrain.resolve import env_preset_for
+
+        return resolve_env(env_preset_for(target.bc_env))
     if target.config is None:
         from mmrl.config import available_presets
 
@@ -196,6 +211,8 @@ def load_model(target: Target, device: str = "auto") -> Any:
     """
     from mmrl.train import resolve_device
 
+    if target.bc_env is not None:
+        return _bc_model(target, resolve_device(device))
     cls = algorithm_class(target.model_path)
     try:
         return cls.load(target.model_path, device=resolve_device(device))
@@ -204,6 +221,32 @@ def load_model(target: Target, device: str = "auto") -> Any:
             f"cannot load {target.model_path} (saved by another version of its extractor?): "
             f"{one_line(err)}"
         ) from None
+
+
+@dataclasses.dataclass
+class BCModel:
+    """The BC policy of a pretraining checkpoint with the part of SB3's model API that
+    evaluation uses (``predict``, ``policy`` and the spaces)."""
+
+    policy: Any
+
+    def predict(self, *args: Any, **kwargs: Any) -> Any:
+        return self.policy.predict(*args, **kwargs)
+
+    @property
+    def observation_space(self) -> spaces.Space:
+        return self.policy.observation_space
+
+    @property
+    def action_space(self) -> spaces.Space:
+        return self.policy.action_space
+
+
+def _bc_model(target: Target, device: Any) -> BCModel:
+    from mmrl.pretrain.bc_policy import load_bc_policy
+
+    _, policy, _ = load_bc_policy(target.model_path, target.bc_env or None, "evaluate")
+    return BCModel(policy.to(device))
 
 
 def one_line(err: BaseException, limit: int = 300) -> str:
