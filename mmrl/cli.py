@@ -239,7 +239,9 @@ def run_collect(args: argparse.Namespace) -> int:
 
 @command("pretrain", "pretrain a recipe's encoders on a Minari dataset", "mmrl.cli:run_pretrain")
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="Minari dataset id (see mmrl collect)")
+    p.add_argument("--dataset", required=True,
+                   help="Minari dataset id (see mmrl collect), or several comma-separated "
+                   "ids trained on together")  # fmt: skip
     p.add_argument("--agent", default="ppo-attention", help="agent recipe whose extractor to train")
     p.add_argument("--env", help="env preset (default: the one recorded in the dataset)")
     p.add_argument("--objectives", default="bc,labels,contrastive,masked",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -410,6 +410,91 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
         dataset_observation_space=obs_space,
         action_space=action_space,
         metadata=metadata,
+    )
+
+
+def load_offline_datasets(
+    dataset_ids: str | Sequence[str], max_episodes: int | None = None
+) -> OfflineData:
+    """Reads one or several Minari datasets (comma-separated or a list) as one
+    :class:`OfflineData`, e.g. expert data plus DAgger-style relabelled data.
+
+    Args:
+        dataset_ids: ``"a"``, ``"a,b"`` or ``["a", "b"]``.
+        max_episodes: Read only the first episodes of each dataset.
+
+    Raises:
+        DatasetError: As :func:`load_offline_data`, a repeated id, or datasets whose spaces
+            or label names differ (naming them).
+    """
+    ids = (
+        [i.strip() for i in dataset_ids.split(",")]
+        if isinstance(dataset_ids, str)
+        else list(dataset_ids)
+    )
+    if not ids or any(not i for i in ids):
+        raise DatasetError(
+            f"--dataset: expected one or more comma-separated ids, got {dataset_ids!r}"
+        )
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise DatasetError(f"--dataset names {repeated} more than once")
+    parts = [load_offline_data(i, max_episodes=max_episodes) for i in ids]
+    return parts[0] if len(parts) == 1 else concat_offline_data(parts)
+
+
+def concat_offline_data(parts: Sequence[OfflineData]) -> OfflineData:
+    """Concatenates datasets of the same spaces and labels (episodes keep their identity:
+    episode indices are offset, instruction ids remapped to one shared list).
+
+    Raises:
+        DatasetError: Differing observation/action spaces or label names, naming them.
+    """
+    first = parts[0]
+    for part in parts[1:]:
+        what = f"dataset {part.dataset_id!r} vs {first.dataset_id!r}"
+        check_spaces(
+            first.dataset_observation_space,
+            first.action_space,
+            part.dataset_observation_space,
+            part.action_space,
+            what,
+        )
+        if set(part.labels) != set(first.labels):
+            raise DatasetError(
+                f"{what}: label names differ: {sorted(set(part.labels) ^ set(first.labels))} "
+                "are in only one of them"
+            )
+    instruction_index: dict[str, int] = {}
+    instruction_ids, episodes, offset = [], [], 0
+    for part in parts:
+        remap = th.tensor(
+            [instruction_index.setdefault(s, len(instruction_index)) for s in part.instructions],
+            dtype=th.int64,
+        )
+        instruction_ids.append(remap[part.instruction_ids] if len(remap) else part.instruction_ids)
+        episodes.append(part.episode + offset)
+        offset += part.num_episodes
+
+    def cat(get: Any) -> th.Tensor:
+        return th.cat([get(p) for p in parts])
+
+    return OfflineData(
+        dataset_id=",".join(p.dataset_id for p in parts),
+        observations={k: cat(lambda p, k=k: p.observations[k]) for k in first.observations},
+        actions=cat(lambda p: p.actions),
+        bc_actions=cat(lambda p: p.bc_actions),
+        rewards=cat(lambda p: p.rewards),
+        terminations=cat(lambda p: p.terminations),
+        truncations=cat(lambda p: p.truncations),
+        labels={k: cat(lambda p, k=k: p.labels[k]) for k in first.labels},
+        instruction_ids=th.cat(instruction_ids),
+        instructions=list(instruction_index),
+        episode=th.cat(episodes),
+        observation_space=first.observation_space,
+        dataset_observation_space=first.dataset_observation_space,
+        action_space=first.action_space,
+        metadata=first.metadata,
     )
 
 

@@ -191,7 +191,7 @@ class Pretrainer:
 
 
 def pretrain(
-    dataset_id: str,
+    dataset_id: str | Sequence[str],
     agent: str = "ppo-attention",
     *,
     env: str | None = None,
@@ -218,7 +218,9 @@ def pretrain(
     """Pretrains the recipe's extractor (and BC head) on a Minari dataset.
 
     Args:
-        dataset_id: Minari id written by ``mmrl collect``.
+        dataset_id: Minari id written by ``mmrl collect``, or several (comma-separated or a
+            list) trained on as one, e.g. expert data plus relabelled states of a learner
+            (``mmrl collect --policy enc.pt --expert-labels``: DAgger's aggregation).
         agent: Agent recipe name or YAML path (the architecture trained).
         env: Env preset (default: the one recorded in the dataset's metadata).
         objectives: Comma-separated or list, from ``bc``, ``labels``, ``contrastive``,
@@ -243,7 +245,7 @@ def pretrain(
         weights: Objective -> loss weight (default 1 each).
         mask_ratio: Fraction of rows with one modality masked (``masked``).
         log_dir: TensorBoard folder (default ``<out stem>_tb`` next to ``out``).
-        max_episodes: Use only the first episodes of the dataset.
+        max_episodes: Use only the first episodes of each dataset.
         max_updates: Stop after this many updates (a budget; ``None``: epochs decide).
         progress: tqdm bar over updates.
         verbose: 0 silent, 1 one line per epoch.
@@ -259,7 +261,7 @@ def pretrain(
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
-    from mmrl.data.dataset import load_offline_data
+    from mmrl.data.dataset import load_offline_datasets
 
     try:
         names = parse_objectives(objectives)
@@ -287,7 +289,8 @@ def pretrain(
         raise ConfigError(f"--weight names objectives not trained: {unknown}; objectives: {names}")
     torch_device = resolve_device(device)
 
-    data = load_offline_data(dataset_id, max_episodes=max_episodes)
+    data = load_offline_datasets(dataset_id, max_episodes=max_episodes)
+    dataset_id = data.dataset_id  # the ids joined by commas
     config = resolve_pretrain_config(data, agent, env, overrides)
     train_rows, val_rows = data.split(val_fraction, seed)
     if len(train_rows) < batch_size:

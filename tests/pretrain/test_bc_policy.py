@@ -5,6 +5,7 @@ from __future__ import annotations
 import minari
 import numpy as np
 import pytest
+import torch as th
 
 from mmrl.checkpoint import CheckpointError
 from mmrl.data import collect
@@ -158,3 +159,44 @@ def test_evaluate_offline_the_bc_policy(setup, bc_checkpoint, tmp_path, monkeypa
     # Greedy BC actions agree with the logged ones except where epsilon noise replaced them.
     agreement = report["results"][0]["action_agreement"]["value"]
     assert agreement > 0.7
+
+
+def test_dagger_iteration_pretrains_on_expert_and_relabelled_data(setup, toy, bc_checkpoint,
+                                                                  monkeypatch):  # fmt: skip
+    """Collect with the BC policy + expert labels, then pretrain on both datasets at once."""
+    from mmrl.data.dataset import load_offline_data, load_offline_datasets
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(setup.root / "datasets"))
+    collect(setup.env, str(bc_checkpoint), episodes=5, dataset_id="toy/dagger-1-v0", seed=9,
+            venv=BatchedVecEnv(toy.ToySimulator(3)), expert_labels=True)  # fmt: skip
+    expert, relabelled = (load_offline_data(i) for i in (setup.dataset, "toy/dagger-1-v0"))
+    both = load_offline_datasets(f"{setup.dataset},toy/dagger-1-v0")
+    assert len(both) == len(expert) + len(relabelled)
+    assert both.num_episodes == expert.num_episodes + relabelled.num_episodes
+    assert th.equal(both.bc_actions, th.cat([expert.bc_actions, relabelled.bc_actions]))
+    assert th.equal(both.observations["camera"][len(expert) :], relabelled.observations["camera"])
+    # Instruction ids index one shared list and still name each row's own instruction.
+    for part, rows in ((expert, slice(0, len(expert))), (relabelled, slice(len(expert), None))):
+        mine = [part.instructions[i] for i in part.instruction_ids.tolist()]
+        assert [both.instructions[i] for i in both.instruction_ids[rows].tolist()] == mine
+    result = pretrain([setup.dataset, "toy/dagger-1-v0"], setup.agent, env=setup.env,
+                      objectives="bc", epochs=1, batch_size=32, out=setup.root / "dagger.pt",
+                      overrides=[CONCAT], verbose=0)  # fmt: skip
+    info = load_encoder_checkpoint(result.out)["info"]
+    assert info["dataset_id"] == f"{setup.dataset},toy/dagger-1-v0"
+    assert info["train_size"] + info["val_size"] == len(both)
+
+
+def test_datasets_that_cannot_be_combined_are_refused(setup, toy, monkeypatch):
+    from mmrl.data import DatasetError
+    from mmrl.data.dataset import load_offline_datasets
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(setup.root / "datasets"))
+    collect(policy="random", episodes=2, dataset_id="toy/cont-v0",
+            venv=BatchedVecEnv(toy.ToySimulator(2, continuous=True)))  # fmt: skip
+    with pytest.raises(DatasetError, match=r"toy/cont-v0.*vs.*toy/expert-v0.*action"):
+        load_offline_datasets([setup.dataset, "toy/cont-v0"])
+    with pytest.raises(DatasetError, match=r"names \['toy/expert-v0'\] more than once"):
+        load_offline_datasets(f"{setup.dataset},{setup.dataset}")
+    with pytest.raises(DatasetError, match="one or more comma-separated ids"):
+        load_offline_datasets(f"{setup.dataset},")
