@@ -1,8 +1,9 @@
 """Offline data in Minari format: collect rollouts (``mmrl collect``) and load them for training.
 
-``collect`` rolls a policy (scripted expert, random, or a trained run) through the batched
-``VecEnv`` and writes a Minari dataset (HDF5) into Minari's datasets folder; ``load_offline_data``
-reads one back into contiguous tensors in the layout an SB3 policy sees (images channel-first).
+``collect`` rolls a policy (scripted expert, random, a trained run or a pretraining checkpoint's
+BC policy) through the batched ``VecEnv`` and writes a Minari dataset (HDF5) into Minari's
+datasets folder; ``load_offline_data`` reads one back into contiguous tensors in the layout an SB3
+policy sees (images channel-first), ``load_offline_datasets`` several as one.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from mmrl.data.dataset import (
     DatasetError,
     OfflineData,
     check_spaces,
+    concat_offline_data,
     dataset_root,
     load_minari_dataset,
     load_offline_data,
+    load_offline_datasets,
     policy_observation_space,
 )
 
@@ -24,8 +27,10 @@ __all__ = [
     "OfflineData",
     "check_spaces",
     "collect",
+    "concat_offline_data",
     "dataset_root",
     "load_minari_dataset",
     "load_offline_data",
+    "load_offline_datasets",
     "policy_observation_space",
 ]
