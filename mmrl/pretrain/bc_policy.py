@@ -72,7 +72,7 @@ def load_bc_policy(
     config = resolve_run_config(env_preset_for(env_name), info.get("agent", ""), items)
     obs_space, action_space = env_spaces(config)
     policy = build_policy(policy_observation_space(obs_space), action_space, config)
-    load_pretrained_policy(policy, config)
+    load_pretrained_policy(policy, config, option=option)
     policy.set_training_mode(False)
 
     def act(obs: dict[str, np.ndarray]) -> np.ndarray:

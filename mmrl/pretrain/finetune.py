@@ -70,22 +70,26 @@ def policy_extractors(policy: Any) -> list[Any]:
     return found
 
 
-def _fail(path: str, what: str, diffs: list[str]) -> CheckpointError:
+def _fail(option: str, path: str, what: str, diffs: list[str]) -> CheckpointError:
     shown = "; ".join(diffs[:8]) + (f"; ... ({len(diffs) - 8} more)" if len(diffs) > 8 else "")
-    return CheckpointError(f"--init-from {path}: {what}: {shown}")
+    return CheckpointError(f"{option} {path}: {what}: {shown}")
 
 
-def check_compatible(checkpoint: dict[str, Any], policy: Any, config: RunConfig) -> None:
-    """Raises :class:`CheckpointError` naming what differs between checkpoint and policy."""
+def check_compatible(
+    checkpoint: dict[str, Any], policy: Any, config: RunConfig, option: str = "--init-from"
+) -> None:
+    """Raises :class:`CheckpointError` naming what differs between checkpoint and policy
+    (``option``: the command-line option that named the checkpoint, for the message)."""
     path = str(config.agent.init.path)
     for extractor in policy_extractors(policy):
         diffs = extractor_differences(checkpoint, extractor)
         if diffs:
-            raise _fail(path, "the checkpoint's extractor does not fit this policy", diffs)
+            raise _fail(option, path, "the checkpoint's extractor does not fit this policy", diffs)
     if config.agent.init.init_policy_head:
         diffs = head_differences(checkpoint, head_config(config), policy.action_space)
         if diffs:
-            raise _fail(path, "the BC head does not fit this policy (--init-policy-head)", diffs)
+            what = "the BC head does not fit this policy (--init-policy-head)"
+            raise _fail(option, path, what, diffs)
 
 
 def check_init(config: RunConfig) -> dict[str, Any] | None:
@@ -128,15 +132,16 @@ def load_pretrained(model: Any, config: RunConfig, verbose: int = 0) -> dict[str
 
 
 def load_pretrained_policy(
-    policy: Any, config: RunConfig, verbose: int = 0
+    policy: Any, config: RunConfig, verbose: int = 0, option: str = "--init-from"
 ) -> dict[str, Any] | None:
-    """:func:`load_pretrained` for an SB3 actor-critic policy without its algorithm."""
+    """:func:`load_pretrained` for an SB3 actor-critic policy without its algorithm
+    (``option``: the command-line option that named the checkpoint, for error messages)."""
     init = config.agent.init
     validate_init(init)
     if init.path is None:
         return None
-    checkpoint = load_encoder_checkpoint(init.path)
-    check_compatible(checkpoint, policy, config)
+    checkpoint = load_encoder_checkpoint(init.path, option)
+    check_compatible(checkpoint, policy, config, option)
     device = policy.device
     state = {k: v.to(device) for k, v in checkpoint["extractor"].items()}
     try:
@@ -148,7 +153,7 @@ def load_pretrained_policy(
             policy.mlp_extractor.policy_net.load_state_dict(head["policy_net"])
             policy.action_net.load_state_dict(head["action_net"])
     except RuntimeError as err:
-        raise CheckpointError(f"--init-from {init.path}: {str(err).splitlines()[0]}") from None
+        raise CheckpointError(f"{option} {init.path}: {str(err).splitlines()[0]}") from None
     if verbose:
         info = checkpoint.get("info", {})
         print(

@@ -200,3 +200,13 @@ def test_datasets_that_cannot_be_combined_are_refused(setup, toy, monkeypatch):
         load_offline_datasets(f"{setup.dataset},{setup.dataset}")
     with pytest.raises(DatasetError, match="one or more comma-separated ids"):
         load_offline_datasets(f"{setup.dataset},")
+
+
+def test_acting_in_another_environment_names_what_differs(setup, bc_checkpoint, tmp_path):
+    """A BC checkpoint used with an env of other shapes: refused, naming the option and key."""
+    from pathlib import Path
+
+    env = tmp_path / "toy-small.yaml"
+    env.write_text(Path(setup.env).read_text().replace("camera_size: 16", "camera_size: 8"))
+    with pytest.raises(CheckpointError, match=r"^--policy .*bc-policy\.pt: .*camera\.space\.shape"):
+        load_bc_policy(bc_checkpoint, str(env))
