@@ -390,7 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     text, headline = summarize(records, args.threshold)
     header = (
         f"# pretrain vs scratch ({time.strftime('%Y-%m-%d')}, agent {args.agent}, "
-        f"{args.steps} steps/run, eval every {args.eval_freq} on {args.eval_episodes} episodes)\n\n"
+        f"budget {args.steps} steps/run in this command — runs from earlier commands keep "
+        f"theirs, '>N' shows each run's last evaluation; eval every {args.eval_freq} on "
+        f"{args.eval_episodes} episodes)\n\n"
         f"command: python {' '.join(sys.argv)}\n\n"
     )
     (out / "summary.md").write_text(header + text + "\n")
