@@ -49,10 +49,9 @@ def load_bc_policy(
         ConfigError: No environment recorded and none given, or an unknown preset/recipe.
     """
     from mmrl.config import resolve_run_config
-    from mmrl.data.dataset import policy_observation_space
-    from mmrl.pretrain.checkpoint import build_policy, load_encoder_checkpoint
-    from mmrl.pretrain.finetune import load_pretrained_policy
-    from mmrl.pretrain.resolve import env_preset_for, env_spaces
+    from mmrl.pretrain.checkpoint import load_encoder_checkpoint
+    from mmrl.pretrain.finetune import env_policy, load_pretrained_policy
+    from mmrl.pretrain.resolve import env_preset_for
 
     checkpoint = load_encoder_checkpoint(path, option)
     if not checkpoint.get("head"):
@@ -70,9 +69,8 @@ def load_bc_policy(
         "agent.init.init_policy_head=true",
     ]
     config = resolve_run_config(env_preset_for(env_name), info.get("agent", ""), items)
-    obs_space, action_space = env_spaces(config)
-    policy = build_policy(policy_observation_space(obs_space), action_space, config)
-    load_pretrained_policy(policy, config, option=option)
+    policy = env_policy(config)
+    load_pretrained_policy(policy, config, option=option, checkpoint=checkpoint)
     policy.set_training_mode(False)
 
     def act(obs: dict[str, np.ndarray]) -> np.ndarray:

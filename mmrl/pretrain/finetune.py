@@ -105,13 +105,17 @@ def check_init(config: RunConfig) -> dict[str, Any] | None:
     if init.path is None:
         return None
     checkpoint = load_encoder_checkpoint(init.path)
+    check_compatible(checkpoint, env_policy(config), config)
+    return checkpoint
+
+
+def env_policy(config: RunConfig) -> Any:
+    """The (untrained) policy PPO would build for the run's environment and recipe."""
     from mmrl.data.dataset import policy_observation_space
     from mmrl.pretrain.resolve import env_spaces
 
     obs_space, action_space = env_spaces(config)
-    policy = build_policy(policy_observation_space(obs_space), action_space, config)
-    check_compatible(checkpoint, policy, config)
-    return checkpoint
+    return build_policy(policy_observation_space(obs_space), action_space, config)
 
 
 def load_pretrained(model: Any, config: RunConfig, verbose: int = 0) -> dict[str, Any] | None:
@@ -132,15 +136,21 @@ def load_pretrained(model: Any, config: RunConfig, verbose: int = 0) -> dict[str
 
 
 def load_pretrained_policy(
-    policy: Any, config: RunConfig, verbose: int = 0, option: str = "--init-from"
+    policy: Any,
+    config: RunConfig,
+    verbose: int = 0,
+    option: str = "--init-from",
+    checkpoint: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """:func:`load_pretrained` for an SB3 actor-critic policy without its algorithm
-    (``option``: the command-line option that named the checkpoint, for error messages)."""
+    (``option``: the command-line option that named the checkpoint, for error messages;
+    ``checkpoint``: ``agent.init.path`` already read with :func:`load_encoder_checkpoint`)."""
     init = config.agent.init
     validate_init(init)
     if init.path is None:
         return None
-    checkpoint = load_encoder_checkpoint(init.path, option)
+    if checkpoint is None:
+        checkpoint = load_encoder_checkpoint(init.path, option)
     check_compatible(checkpoint, policy, config, option)
     device = policy.device
     state = {k: v.to(device) for k, v in checkpoint["extractor"].items()}
