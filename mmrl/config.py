@@ -45,7 +45,7 @@ class EnvConfig:
     """An environment preset.
 
     Attributes:
-        env_id: Gymnasium id (``mmrl/Driving-v0``) or, with ``adapter``, the id in that suite.
+        env_id: Gymnasium id (``mmrl/Driving-v1``) or, with ``adapter``, the id in that suite.
         kwargs: Environment keyword arguments.
         n_envs: Copies stepped together during training.
         adapter: ``None`` for mmrl ids, or ``"minigrid"`` / ``"highway"`` for other suites.
@@ -55,7 +55,7 @@ class EnvConfig:
         description: One line shown by ``mmrl envs``.
     """
 
-    env_id: str = "mmrl/Driving-v0"
+    env_id: str = "mmrl/Driving-v1"
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     n_envs: int = 16
     adapter: str | None = None

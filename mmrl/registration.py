@@ -2,7 +2,7 @@
 
 ``import mmrl`` calls :func:`register_envs`. The ``gymnasium.envs`` entry point in
 ``pyproject.toml`` names it too, for Gymnasium releases that load plugins (< 1.0); with
-Gymnasium >= 1.0, which dropped plugin loading, ``gym.make("mmrl:mmrl/Driving-v0")``
+Gymnasium >= 1.0, which dropped plugin loading, ``gym.make("mmrl:mmrl/Driving-v1")``
 imports and registers in one go without a separate ``import mmrl``.
 """
 
@@ -28,7 +28,7 @@ class EnvEntry:
 
 ENV_ENTRIES: tuple[EnvEntry, ...] = (
     EnvEntry(
-        "mmrl/Driving-v0",
+        "mmrl/Driving-v1",
         "mmrl.envs.driving:DrivingEnv",
         "mmrl.envs.driving:DrivingSimulator",
         300,
@@ -36,15 +36,15 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         "Multi-lane highway with traffic and an off-ramp; discrete meta-actions.",
     ),
     EnvEntry(
-        "mmrl/DrivingContinuous-v0",
+        "mmrl/DrivingContinuous-v1",
         "mmrl.envs.driving:DrivingEnv",
         "mmrl.envs.driving:DrivingSimulator",
         300,
         {"continuous": True},
-        "Driving-v0 with continuous [steer, accel] actions.",
+        "Driving-v1 with continuous [steer, accel] actions.",
     ),
     EnvEntry(
-        "mmrl/Navigation-v0",
+        "mmrl/Navigation-v1",
         "mmrl.envs.navigation:NavigationEnv",
         "mmrl.envs.navigation:NavigationSimulator",
         200,
@@ -52,12 +52,46 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         "Language-conditioned robot navigation to a named object; discrete actions.",
     ),
     EnvEntry(
-        "mmrl/NavigationContinuous-v0",
+        "mmrl/NavigationContinuous-v1",
         "mmrl.envs.navigation:NavigationEnv",
         "mmrl.envs.navigation:NavigationSimulator",
         200,
         {"continuous": True},
-        "Navigation-v0 with continuous [linear, angular] actions.",
+        "Navigation-v1 with continuous [linear, angular] actions.",
+    ),
+    # v0: the original generators, whose scenes reveal the instruction's referent; kept
+    # unchanged so runs and datasets made with them still load and evaluate.
+    EnvEntry(
+        "mmrl/Driving-v0",
+        "mmrl.envs.driving:DrivingEnvV0",
+        "mmrl.envs.driving:DrivingSimulatorV0",
+        300,
+        {},
+        "Driving-v0 (superseded by v1: its scene reveals the named car).",
+    ),
+    EnvEntry(
+        "mmrl/DrivingContinuous-v0",
+        "mmrl.envs.driving:DrivingEnvV0",
+        "mmrl.envs.driving:DrivingSimulatorV0",
+        300,
+        {"continuous": True},
+        "Driving-v0 with continuous actions (superseded by v1).",
+    ),
+    EnvEntry(
+        "mmrl/Navigation-v0",
+        "mmrl.envs.navigation:NavigationEnvV0",
+        "mmrl.envs.navigation:NavigationSimulatorV0",
+        200,
+        {},
+        "Navigation-v0 (superseded by v1: its scene reveals the named object).",
+    ),
+    EnvEntry(
+        "mmrl/NavigationContinuous-v0",
+        "mmrl.envs.navigation:NavigationEnvV0",
+        "mmrl.envs.navigation:NavigationSimulatorV0",
+        200,
+        {"continuous": True},
+        "Navigation-v0 with continuous actions (superseded by v1).",
     ),
 )
 

@@ -1,4 +1,4 @@
-"""``mmrl train`` end to end on Driving-v0 with tiny settings."""
+"""``mmrl train`` end to end on Driving-v1 with tiny settings."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Driving-specific tests of ``mmrl/Driving-v0`` and ``mmrl/DrivingContinuous-v0``."""
+"""Driving-specific tests of ``mmrl/Driving-v1`` and ``mmrl/DrivingContinuous-v1``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from mmrl.envs.driving.camera import EGO_RGB
 from mmrl.envs.driving.instructions import COLOR_RGB, COLORS, TASKS
 from mmrl.envs.driving.simulator import FASTER, IDLE, LANE_LEFT, LANE_RIGHT
 
-IDS = ("mmrl/Driving-v0", "mmrl/DrivingContinuous-v0")
+IDS = ("mmrl/Driving-v1", "mmrl/DrivingContinuous-v1")
 SENSOR_CONFIGS = (
     {},
     {"camera_size": 40, "lidar_beams": 16, "lidar_noise": 0.05, "lidar_dropout": 0.1},
@@ -40,7 +40,7 @@ def test_gymnasium_and_sb3_checkers_pass_without_warnings(env_id, kwargs):
 
 
 def test_spaces_follow_sensor_arguments():
-    env = gym.make("mmrl/Driving-v0", camera_size=48, lidar_beams=32, max_text_len=12)
+    env = gym.make("mmrl/Driving-v1", camera_size=48, lidar_beams=32, max_text_len=12)
     obs, _ = env.reset(seed=0)
     assert obs["camera"].shape == (48, 48, 3) and obs["camera"].dtype == np.uint8
     assert obs["lidar"].shape == (32,) and obs["lidar"].dtype == np.float32
@@ -48,7 +48,7 @@ def test_spaces_follow_sensor_arguments():
     assert obs["state"].dtype == np.float32
     assert env.observation_space.contains(obs)
     assert env.action_space == gym.spaces.Discrete(5)
-    cont = gym.make("mmrl/DrivingContinuous-v0")
+    cont = gym.make("mmrl/DrivingContinuous-v1")
     assert cont.action_space.shape == (2,)
 
 
@@ -83,8 +83,8 @@ def test_seeded_runs_are_identical(env_id):
 
 def test_observe_and_render_consume_no_randomness():
     kwargs = {"lidar_noise": 0.05, "lidar_dropout": 0.1, "render_mode": "rgb_array"}
-    a = gym.make("mmrl/Driving-v0", **kwargs).unwrapped
-    b = gym.make("mmrl/Driving-v0", **kwargs).unwrapped
+    a = gym.make("mmrl/Driving-v1", **kwargs).unwrapped
+    b = gym.make("mmrl/Driving-v1", **kwargs).unwrapped
     a.reset(seed=9)
     b.reset(seed=9)
     for _ in range(10):
@@ -111,7 +111,7 @@ def test_observing_a_subset_matches_observing_all():
 
 
 def test_pickled_env_continues_identically():
-    env = gym.make("mmrl/Driving-v0", lidar_noise=0.05).unwrapped
+    env = gym.make("mmrl/Driving-v1", lidar_noise=0.05).unwrapped
     env.reset(seed=7)
     for _ in range(5):
         env.step(env.expert_action())
@@ -133,7 +133,7 @@ def test_vec_env_copy_matches_single_env_across_auto_reset(env_id):
     venv = mmrl.make_vec_env(env_id, n_envs=n, seed=seed, monitor=False, **kwargs)
     singles = [gym.make(env_id, **kwargs) for _ in range(n)]
     rng = np.random.default_rng(0)
-    continuous = env_id.endswith("Continuous-v0")
+    continuous = "Continuous" in env_id
     obs = venv.reset()
     single_obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(singles)]
     boundaries = 0
@@ -180,7 +180,7 @@ def test_expert_carries_out_instructions(split, continuous):
 
 
 def test_expert_through_gym_api_succeeds():
-    env = gym.make("mmrl/Driving-v0")
+    env = gym.make("mmrl/Driving-v1")
     wins = 0
     for seed in range(6):
         env.reset(seed=seed)
@@ -210,7 +210,7 @@ def test_random_policy_rarely_succeeds():
 
 
 def test_reward_terms_sum_to_scalar_and_labels_are_present():
-    env = gym.make("mmrl/Driving-v0")
+    env = gym.make("mmrl/Driving-v1")
     _, info = env.reset(seed=1)
     keys = set(info["labels"])
     expected = {
@@ -230,7 +230,7 @@ def test_reward_terms_sum_to_scalar_and_labels_are_present():
 
 
 def test_labels_agree_with_instruction():
-    env = gym.make("mmrl/Driving-v0").unwrapped
+    env = gym.make("mmrl/Driving-v1").unwrapped
     seen = set()
     for seed in range(60):
         _, info = env.reset(seed=seed)
@@ -249,13 +249,13 @@ def test_labels_agree_with_instruction():
 
 
 def test_text_encodes_instruction():
-    env = gym.make("mmrl/Driving-v0").unwrapped
+    env = gym.make("mmrl/Driving-v1").unwrapped
     obs, info = env.reset(seed=5)
     assert env.sim.tokenizer.decode(obs["text"]) == info["instruction"]
 
 
 def test_camera_shows_the_named_car_in_its_colour():
-    env = gym.make("mmrl/Driving-v0", tasks=("follow", "overtake")).unwrapped
+    env = gym.make("mmrl/Driving-v1", tasks=("follow", "overtake")).unwrapped
     for seed in range(10):
         obs, info = env.reset(seed=seed)
         color = COLOR_RGB[info["labels"]["target_color"]]
@@ -264,7 +264,7 @@ def test_camera_shows_the_named_car_in_its_colour():
 
 
 def test_camera_draws_cars_where_they_are():
-    env = gym.make("mmrl/Driving-v0", traffic_density=0.0, tasks=("follow",)).unwrapped
+    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("follow",)).unwrapped
     env.reset(seed=4)
     sim = env.sim
     j = sim.tasks.target[0]
@@ -282,7 +282,7 @@ def test_camera_draws_cars_where_they_are():
 
 
 def test_lidar_sees_a_car_ahead_and_the_kerbs():
-    env = gym.make("mmrl/Driving-v0", traffic_density=0.0, tasks=("follow",)).unwrapped
+    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("follow",)).unwrapped
     obs, info = env.reset(seed=2)
     sim = env.sim
     d = info["labels"]["target_distance"]
@@ -349,8 +349,10 @@ def test_lidar_matches_generic_ray_casting():
 
 
 def test_lane_change_and_exit_on_an_empty_road():
-    env = gym.make("mmrl/Driving-v0", traffic_density=0.0, tasks=("take_exit",)).unwrapped
+    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("take_exit",)).unwrapped
     _, info = env.reset(seed=0)
+    env.sim.traffic.valid[0] = False  # no background traffic; remove the candidate cars too
+    env.sim.traffic.x[0] = -1e4
     n = info["labels"]["n_lanes"]
     for _ in range(n):
         info = env.step(LANE_RIGHT)[4]
@@ -368,7 +370,7 @@ def test_lane_change_and_exit_on_an_empty_road():
 
 
 def test_collision_terminates_with_penalty():
-    env = gym.make("mmrl/Driving-v0", tasks=("overtake",)).unwrapped
+    env = gym.make("mmrl/Driving-v1", tasks=("overtake",)).unwrapped
     env.reset(seed=0)
     sim = env.sim
     sim.traffic.y[0, sim.tasks.target[0]] = sim.ego.y[0]  # named car dead ahead, slower
@@ -381,14 +383,16 @@ def test_collision_terminates_with_penalty():
 
 
 def test_continuous_actions_are_clipped():
-    a = gym.make("mmrl/DrivingContinuous-v0").unwrapped
-    b = gym.make("mmrl/DrivingContinuous-v0").unwrapped
+    a = gym.make("mmrl/DrivingContinuous-v1").unwrapped
+    b = gym.make("mmrl/DrivingContinuous-v1").unwrapped
     a.reset(seed=0)
     b.reset(seed=0)
     for _ in range(5):
         ra = a.step(np.array([5.0, -3.0], np.float32))
         rb = b.step(np.array([1.0, -1.0], np.float32))
-        assert _obs_equal(ra[0], rb[0]) and ra[1] == rb[1]
+        assert _obs_equal(ra[0], rb[0]) and ra[1:4] == rb[1:4]
+        if ra[2] or ra[3]:
+            break
 
 
 @pytest.mark.parametrize(
@@ -413,7 +417,7 @@ def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, name):
     with pytest.raises(ValueError, match=name):
         DrivingEnv(**kwargs)
     with pytest.raises(ValueError, match=name):
-        mmrl.make_vec_env("mmrl/Driving-v0", n_envs=2, **kwargs)
+        mmrl.make_vec_env("mmrl/Driving-v1", n_envs=2, **kwargs)
 
 
 def test_unknown_argument_lists_allowed_names():
@@ -424,13 +428,13 @@ def test_unknown_argument_lists_allowed_names():
 @pytest.mark.parametrize(
     "env_id, action",
     [
-        ("mmrl/Driving-v0", 5),
-        ("mmrl/Driving-v0", -1),
-        ("mmrl/Driving-v0", 1.5),
-        ("mmrl/Driving-v0", np.array([1, 2])),
-        ("mmrl/DrivingContinuous-v0", np.array([np.nan, 0.0], np.float32)),
-        ("mmrl/DrivingContinuous-v0", np.array([np.inf, 0.0], np.float32)),
-        ("mmrl/DrivingContinuous-v0", np.array([0.0, 0.0, 0.0], np.float32)),
+        ("mmrl/Driving-v1", 5),
+        ("mmrl/Driving-v1", -1),
+        ("mmrl/Driving-v1", 1.5),
+        ("mmrl/Driving-v1", np.array([1, 2])),
+        ("mmrl/DrivingContinuous-v1", np.array([np.nan, 0.0], np.float32)),
+        ("mmrl/DrivingContinuous-v1", np.array([np.inf, 0.0], np.float32)),
+        ("mmrl/DrivingContinuous-v1", np.array([0.0, 0.0, 0.0], np.float32)),
     ],
 )
 def test_bad_actions_raise_value_error(env_id, action):
@@ -441,14 +445,14 @@ def test_bad_actions_raise_value_error(env_id, action):
 
 
 def test_vec_env_rejects_wrong_action_batch():
-    venv = mmrl.make_vec_env("mmrl/Driving-v0", n_envs=3, seed=0)
+    venv = mmrl.make_vec_env("mmrl/Driving-v1", n_envs=3, seed=0)
     venv.reset()
     with pytest.raises(ValueError, match="shape"):
         venv.step(np.zeros(2, np.int64))
 
 
 def test_render_returns_rgb_frame():
-    env = gym.make("mmrl/Driving-v0", render_mode="rgb_array")
+    env = gym.make("mmrl/Driving-v1", render_mode="rgb_array")
     env.reset(seed=0)
     frame = env.render()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8

@@ -1,4 +1,4 @@
-"""Tests of ``mmrl/Navigation-v0``: API conformance, determinism, task properties, bad input."""
+"""Tests of ``mmrl/Navigation-v1``: API conformance, determinism, task properties, bad input."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from mmrl.envs.navigation.instructions import (
 from mmrl.envs.navigation.room import OBJECT_RADIUS
 from mmrl.envs.navigation.simulator import CONTACT_RADIUS, SUCCESS_RADIUS
 
-IDS = ("mmrl/Navigation-v0", "mmrl/NavigationContinuous-v0")
+IDS = ("mmrl/Navigation-v1", "mmrl/NavigationContinuous-v1")
 SENSOR_CONFIGS = (
     {},
     {"camera_size": 48, "lidar_beams": 32, "lidar_noise": 0.05, "lidar_dropout": 0.1},
@@ -52,12 +52,12 @@ def test_gymnasium_and_sb3_check_env(env_id: str, kwargs: dict) -> None:
 
 
 def test_registered_entry_points() -> None:
-    env = gym.make("mmrl/Navigation-v0")
+    env = gym.make("mmrl/Navigation-v1")
     assert isinstance(env.unwrapped, NavigationEnv)
     assert env.spec is not None and env.spec.max_episode_steps == 200
     assert env.unwrapped.sim.max_episode_steps == 200
     assert isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.n == 4
-    cont = gym.make("mmrl/NavigationContinuous-v0")
+    cont = gym.make("mmrl/NavigationContinuous-v1")
     assert cont.action_space.shape == (2,)
     assert mmrl.__version__
 
@@ -86,7 +86,7 @@ def test_seeded_determinism(env_id: str) -> None:
 
 
 def test_pickle_roundtrip_continues_identically() -> None:
-    env = gym.make("mmrl/Navigation-v0")
+    env = gym.make("mmrl/Navigation-v1")
     env.reset(seed=5)
     for action in _random_actions(env.action_space, 5, seed=1):
         env.step(action)
@@ -181,21 +181,50 @@ def test_splits_are_disjoint_and_respected() -> None:
     assert any(m in t.split() for t in texts["test"] for m in markers)
 
 
-def test_distractors_share_colour_and_shape_with_target() -> None:
-    sim = NavigationSimulator(16)
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_scene_candidates_and_shared_words(split) -> None:
+    """v1 scenes: distinct pairs, the target a candidate of its split, and words shared."""
+    from mmrl.envs.navigation.instructions import HELD_OUT
+
+    sim = NavigationSimulator(64, instruction_split=split)
+    sim.seed(list(range(64)))
+    shared = 0
+    for _ in range(5):
+        sim.reset_envs()
+        for i in range(sim.num_envs):
+            valid = np.flatnonzero(sim.obj_valid[i])
+            assert 3 <= len(valid) <= 5
+            pairs = [(int(sim.obj_color[i, k]), int(sim.obj_shape[i, k])) for k in valid]
+            assert len(set(pairs)) == len(pairs)  # every instruction is unambiguous
+            held = [p in HELD_OUT for p in pairs]
+            t = sim.target[i]
+            assert sim.obj_candidate[i, t]
+            if split == "train":
+                assert not any(held) and sim.obj_candidate[i, valid].all()
+            else:
+                assert sum(held) == 2 and held[list(valid).index(t)]
+                assert list(sim.obj_candidate[i, valid]) == held
+            others = [p for k, p in zip(valid, pairs) if k != t]
+            shared += any(c == pairs[t][0] or s == pairs[t][1] for c, s in others)
+    # The target shares a word with another object in most rooms, so one word rarely suffices.
+    assert shared >= 0.8 * 5 * sim.num_envs
+
+
+def test_v0_distractors_share_colour_and_shape_with_target() -> None:
+    """Navigation-v0 is kept unchanged: its (leaky) distractor rule still holds."""
+    from mmrl.envs.navigation import NavigationSimulatorV0
+
+    sim = NavigationSimulatorV0(16)
     sim.seed(list(range(16)))
     for _ in range(10):
         sim.reset_envs()
         for i in range(sim.num_envs):
             valid = np.flatnonzero(sim.obj_valid[i])
-            assert 3 <= len(valid) <= 5
             t = sim.target[i]
             others = [k for k in valid if k != t]
             colors, shapes = sim.obj_color[i], sim.obj_shape[i]
             assert any(colors[k] == colors[t] and shapes[k] != shapes[t] for k in others)
             assert any(shapes[k] == shapes[t] and colors[k] != colors[t] for k in others)
-            # The instruction is unambiguous.
-            assert not any(colors[k] == colors[t] and shapes[k] == shapes[t] for k in others)
 
 
 def test_every_instruction_word_is_in_the_vocabulary() -> None:
@@ -218,7 +247,7 @@ def test_every_instruction_word_is_in_the_vocabulary() -> None:
 
 
 def test_reward_terms_sum_to_reward_and_info_contents() -> None:
-    env = gym.make("mmrl/Navigation-v0")
+    env = gym.make("mmrl/Navigation-v1")
     _, info = env.reset(seed=3)
     assert isinstance(info["instruction"], str) and info["is_success"] is False
     for action in _random_actions(env.action_space, 200, seed=3):
@@ -393,9 +422,9 @@ def test_continuous_actions_are_clipped() -> None:
 )
 def test_bad_kwargs_raise(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        gym.make("mmrl/Navigation-v0", **kwargs)
+        gym.make("mmrl/Navigation-v1", **kwargs)
     with pytest.raises(ValueError, match=match):
-        mmrl.make_vec_env("mmrl/Navigation-v0", n_envs=2, **kwargs)
+        mmrl.make_vec_env("mmrl/Navigation-v1", n_envs=2, **kwargs)
 
 
 def test_config_defaults_are_valid() -> None:
@@ -406,14 +435,14 @@ def test_config_defaults_are_valid() -> None:
 @pytest.mark.parametrize(
     ("env_id", "action", "match"),
     [
-        ("mmrl/Navigation-v0", 4, "out of range"),
-        ("mmrl/Navigation-v0", -1, "out of range"),
-        ("mmrl/Navigation-v0", 1.5, "integers"),
-        ("mmrl/Navigation-v0", float("nan"), "NaN"),
-        ("mmrl/Navigation-v0", [0, 1], "shape"),
-        ("mmrl/NavigationContinuous-v0", [0.0, float("nan")], "NaN"),
-        ("mmrl/NavigationContinuous-v0", [0.0, float("inf")], "NaN or infinity"),
-        ("mmrl/NavigationContinuous-v0", [0.0, 0.0, 0.0], "shape"),
+        ("mmrl/Navigation-v1", 4, "out of range"),
+        ("mmrl/Navigation-v1", -1, "out of range"),
+        ("mmrl/Navigation-v1", 1.5, "integers"),
+        ("mmrl/Navigation-v1", float("nan"), "NaN"),
+        ("mmrl/Navigation-v1", [0, 1], "shape"),
+        ("mmrl/NavigationContinuous-v1", [0.0, float("nan")], "NaN"),
+        ("mmrl/NavigationContinuous-v1", [0.0, float("inf")], "NaN or infinity"),
+        ("mmrl/NavigationContinuous-v1", [0.0, 0.0, 0.0], "shape"),
     ],
 )
 def test_bad_actions_raise(env_id: str, action, match: str) -> None:
@@ -424,7 +453,7 @@ def test_bad_actions_raise(env_id: str, action, match: str) -> None:
 
 
 def test_render_and_labels() -> None:
-    env = gym.make("mmrl/Navigation-v0", render_mode="rgb_array")
+    env = gym.make("mmrl/Navigation-v1", render_mode="rgb_array")
     _, info = env.reset(seed=0)
     frame = env.render()
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
@@ -432,7 +461,7 @@ def test_render_and_labels() -> None:
     expected = {
         "target_index", "target_color", "target_shape", "target_distance", "target_bearing",
         "target_in_view", "target_visible", "obstacle_distance", "obstacle_bearing",
-        "num_objects", "x", "y", "heading",
+        "num_objects", "num_candidates", "x", "y", "heading",
     }  # fmt: skip
     assert set(labels) == expected
     assert labels["target_distance"] >= 2.0 and labels["obstacle_distance"] >= 0.0

@@ -192,7 +192,7 @@ def test_bare_model_without_env_is_refused(expert_zip, capsys):
     [
         (["evaluate", "/nonexistent/run"], ["no such run folder or model file"]),
         (["evaluate", "{zip}", "--env", "nowhere"], ["unknown env preset 'nowhere'"]),
-        (["evaluate", "{zip}", "--env", "mmrl/Navigation-v0"], ["does not fit", "key 'camera'"]),
+        (["evaluate", "{zip}", "--env", "mmrl/Navigation-v1"], ["does not fit", "key 'camera'"]),
         (["evaluate", "{zip}", "--env", "{env}", "--split", "val"], ["--split"]),
         (["evaluate", "{zip}", "--env", "{env}", "--ablate", "depth"], ["unknown observation key"]),
         (["evaluate", "{zip}", "--env", "{env}", "--noise", "sonar=1"], ["unknown modality"]),

@@ -92,11 +92,11 @@ def test_bad_ablation_and_noise_are_config_errors(expert_zip, corridor):
 def test_model_for_another_environment_is_refused_naming_keys(expert_zip):
     target = resolve_target(expert_zip)
     model = load_model(target, "cpu")
-    env = resolve_env_config(target, "mmrl/Navigation-v0")
+    env = resolve_env_config(target, "mmrl/Navigation-v1")
     with pytest.raises(SpaceMismatchError) as err:
         evaluate_model(model, target, env, EvalSettings(episodes=1, n_envs=1))
     message = str(err.value)
-    assert "environment mmrl/Navigation-v0" in message
+    assert "environment mmrl/Navigation-v1" in message
     assert "key 'camera'" in message and "key 'lidar'" in message and "action space" in message
 
 

@@ -1,4 +1,4 @@
-"""VecSensorNoise / VecModalityMask on DummyVecEnv, and all wrappers on mmrl/Driving-v0."""
+"""VecSensorNoise / VecModalityMask on DummyVecEnv, and all wrappers on mmrl/Driving-v1."""
 
 from __future__ import annotations
 
@@ -107,13 +107,13 @@ def test_vec_modality_mask_seeding_and_p1(make_toy):
 
 
 def _driving_or_skip() -> gym.Env:
-    """mmrl/Driving-v0 is developed concurrently; skip until it can be built."""
+    """mmrl/Driving-v1 is developed concurrently; skip until it can be built."""
     import mmrl  # noqa: F401  (registers the ids)
 
     try:
-        return gym.make("mmrl/Driving-v0")
+        return gym.make("mmrl/Driving-v1")
     except (ImportError, AttributeError, gym.error.Error) as exc:
-        pytest.skip(f"mmrl/Driving-v0 not available yet: {exc}")
+        pytest.skip(f"mmrl/Driving-v1 not available yet: {exc}")
 
 
 def test_wrappers_on_mmrl_driving():
@@ -129,7 +129,7 @@ def test_wrappers_on_mmrl_driving():
 
     import mmrl
 
-    vec = mmrl.make_vec_env("mmrl/Driving-v0", n_envs=2, seed=0)
+    vec = mmrl.make_vec_env("mmrl/Driving-v1", n_envs=2, seed=0)
     vec = VecModalityMask(VecSensorNoise(vec, camera=0.1, lidar=0.1, seed=0), "text")
     obs = vec.reset()
     assert not obs["text"].any() and obs["camera"].shape[0] == 2

@@ -116,7 +116,13 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             stay,
             np.maximum(sim.tasks.arg, 0),
             t_lane,
-            np.where(not_passed & ((stay == t_lane) | pass_better), pass_lane, stay),
+            # Through the passing lane when the named car is right of it: it never blocks a
+            # pass there (an adjacent free lane may not exist, e.g. right lane, car beside).
+            np.where(
+                not_passed,
+                np.where(t_lane > 0, 0, np.where((stay == t_lane) | pass_better, pass_lane, stay)),
+                stay,
+            ),
             stay,
             np.where(blocked_fast & (best < stay), best, np.where(stay > 0, stay - 1, stay)),
         ],

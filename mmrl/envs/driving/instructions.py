@@ -222,6 +222,23 @@ def sample_instruction(
     return TASKS.index(task), arg, text
 
 
+def allowed_args(split: str, task: str, n_lanes: int) -> tuple[int, ...]:
+    """Arguments (lane indices or colour ids) some instruction of ``task`` names in ``split``."""
+    return tuple(sorted({arg for arg, _ in combinations(split, task, n_lanes)}))
+
+
+def phrase(rng: np.random.Generator, split: str, task: str, n_lanes: int, arg: int) -> str:
+    """A random instruction of ``task`` in ``split`` naming ``arg`` (``-1``: no argument).
+
+    Raises:
+        ValueError: No instruction of the split names ``arg``.
+    """
+    texts = [text for a, text in combinations(split, task, n_lanes) if a == arg]
+    if not texts:
+        raise ValueError(f"no {split!r} instruction of task {task!r} names argument {arg}")
+    return texts[int(rng.integers(len(texts)))]
+
+
 def all_instructions(split: str) -> set[str]:
     """Every string the grammar can produce in ``split`` (all tasks, all lane counts)."""
     return {text for task in TASKS for n in (2, 3, 4) for _, text in combinations(split, task, n)}

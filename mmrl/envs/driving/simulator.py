@@ -22,7 +22,14 @@ from mmrl.envs.driving.dynamics import (
     step_continuous,
     step_discrete,
 )
-from mmrl.envs.driving.instructions import COLOR_RGB, TASKS, sample_instruction
+from mmrl.envs.driving.instructions import (
+    COLOR_RGB,
+    NO_ARG,
+    TASKS,
+    allowed_args,
+    phrase,
+    sample_instruction,
+)
 from mmrl.envs.driving.lidar import Lidar
 from mmrl.envs.driving.road import (
     LANE_WIDTH,
@@ -52,6 +59,17 @@ FOLLOW_SPEED = (17.0, 21.0)
 """Speed (m/s) of the car to follow: slower than the ego can drive, so it can catch up."""
 OVERTAKE_SPEED = (13.0, 17.0)
 """Speed (m/s) of the car to overtake: slower than traffic, so passing it is feasible."""
+CANDIDATES = 3
+"""v1: cars an instruction could name, one per lane right of the passing lane (fewer on
+narrower roads): the passing lane stays free of them, so "drive fast" and "overtake" always
+have a way past."""
+CANDIDATE_WINDOW = (20.0, 60.0)
+"""v1: start distance ahead of the ego (m) of every candidate car."""
+CANDIDATE_SPEED = (14.0, 19.0)
+"""v1: speed (m/s) of every candidate car: slower than traffic and than the ego can drive,
+so each can be caught up with, followed and passed."""
+CANDIDATE_SEPARATION = 10.0
+"""v1: smallest distance (m) along the road between two candidates."""
 STATE_DIM = 6
 """Length of the ``state`` vector (see the env docstring)."""
 
@@ -88,7 +106,12 @@ class DrivingSimulator(BatchedSimulator):
         **kwargs: Fields of :class:`~mmrl.envs.driving.config.DrivingConfig`.
     """
 
-    env_id: ClassVar[str] = "mmrl/Driving-v0"
+    env_id: ClassVar[str] = "mmrl/Driving-v1"
+    scene_version: ClassVar[int] = 1
+    """Episode generator: 1 draws the named car among equally placed candidates."""
+    config_defaults: ClassVar[dict[str, Any]] = {"min_lanes": 3}
+    """Defaults of this version that differ from :class:`DrivingConfig`'s (v1: three lanes
+    or more, so at least two candidate cars share the road beside the passing lane)."""
     reward_terms: ClassVar[tuple[str, ...]] = (
         "progress",
         "instruction",
@@ -98,7 +121,7 @@ class DrivingSimulator(BatchedSimulator):
     )
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
-        self.config = build_config(DrivingConfig, kwargs, self.env_id)
+        self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)
         super().__init__(num_envs, self.config.sensors())
         cfg = self.config
         n = self.num_envs
@@ -142,17 +165,10 @@ class DrivingSimulator(BatchedSimulator):
             self.road.n_lanes[i] = n_lanes
             self.road.ramp_start[i] = ramp_start
             self.road.ramp_end[i] = ramp_end
-            task, arg, text = sample_instruction(rng, cfg.instruction_split, cfg.tasks, n_lanes)
+            draw = self._draw_v0 if self.scene_version == 0 else self._draw_v1
+            task, arg, text, cars, target = draw(i, rng, n_lanes)
             self._instructions[i] = text
             self.text[i] = self.tokenizer.encode(text)
-            ego_lane = int(rng.integers(n_lanes))
-            level = int(rng.integers(2, 4))
-            self.ego.reset_one(i, lane_center(ego_lane), level)
-            density = cfg.traffic_density * float(rng.uniform(0.6, 1.4))
-            cars = spawn(rng, n_lanes, ego_lane, density, self.slots)
-            target = -1
-            if TASKS[task] in ("follow", "overtake"):
-                cars, target = self._place_target(rng, cars, n_lanes, TASKS[task], arg)
             slot_of = self.traffic.load(i, cars)
             target_lane = int(cars["lane"][target]) if target >= 0 else -1
             slot = int(slot_of[target]) if target >= 0 else -1
@@ -171,6 +187,96 @@ class DrivingSimulator(BatchedSimulator):
         self.derived = task_mod.derive(self)
         self.phi[idx] = task_mod.potential(self, self.derived)[idx]
 
+    def _start(self, i: int, rng: np.random.Generator, n_lanes: int) -> dict[str, np.ndarray]:
+        """Places copy ``i``'s ego and spawns its traffic (before any named car)."""
+        ego_lane = int(rng.integers(n_lanes))
+        level = int(rng.integers(2, 4))
+        self.ego.reset_one(i, lane_center(ego_lane), level)
+        density = self.config.traffic_density * float(rng.uniform(0.6, 1.4))
+        return spawn(rng, n_lanes, ego_lane, density, self.slots)
+
+    def _draw_v0(
+        self, i: int, rng: np.random.Generator, n_lanes: int
+    ) -> tuple[int, int, str, dict[str, np.ndarray], int]:
+        """Driving-v0's episode: instruction first, then the named car made unique."""
+        cfg = self.config
+        task, arg, text = sample_instruction(rng, cfg.instruction_split, cfg.tasks, n_lanes)
+        cars = self._start(i, rng, n_lanes)
+        target = -1
+        if TASKS[task] in ("follow", "overtake"):
+            cars, target = self._place_target(rng, cars, n_lanes, TASKS[task], arg)
+        return task, arg, text, cars, target
+
+    def _draw_v1(
+        self, i: int, rng: np.random.Generator, n_lanes: int
+    ) -> tuple[int, int, str, dict[str, np.ndarray], int]:
+        """Driving-v1's episode: the scene first, then the referent uniformly from it.
+
+        Every episode, whatever its task, gets ``min(CANDIDATES, n_lanes - 1)`` candidate
+        cars placed by one rule (distinct lanes right of the passing lane, the same window,
+        speeds and cleared stretch behind each) with colours no other car has; background
+        colours always occur at least twice, so exactly the candidates can be named by
+        colour. A car task then names a candidate drawn uniformly; a lane task names a lane
+        drawn uniformly among those its split can phrase. Only the candidates' palette
+        depends on the task
+        (the colours the split pairs with it), never which candidate is named.
+        """
+        cfg = self.config
+        split = cfg.instruction_split
+        task = TASKS.index(cfg.tasks[int(rng.integers(len(cfg.tasks)))])
+        name = TASKS[task]
+        palette = allowed_args(split, name, n_lanes) if name in ("follow", "overtake") else None
+        k = min(CANDIDATES, n_lanes - 1)
+        colours = rng.choice(palette or len(COLOR_RGB), size=k, replace=False)
+        cars = self._start(i, rng, n_lanes)
+        cars, slots = self._place_candidates(rng, cars, n_lanes, colours.astype(np.int64))
+        target, arg = -1, NO_ARG
+        if palette is not None:
+            pick = int(rng.integers(k))
+            target, arg = int(slots[pick]), int(colours[pick])
+        elif name == "lane":
+            lanes = allowed_args(split, name, n_lanes)
+            arg = int(lanes[int(rng.integers(len(lanes)))])
+        return task, arg, phrase(rng, split, name, n_lanes, arg), cars, target
+
+    def _place_candidates(
+        self,
+        rng: np.random.Generator,
+        cars: dict[str, np.ndarray],
+        n_lanes: int,
+        colours: np.ndarray,
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Adds one candidate car per colour, all placed by the same rule (v1).
+
+        Returns:
+            The cars with the candidates appended, and the candidates' indices in them.
+        """
+        k = len(colours)
+        lanes = 1 + rng.choice(n_lanes - 1, size=k, replace=False)
+        # Rejection sampling of the positions; the windows are wide enough that a few
+        # batched draws almost always give a separated set.
+        xs = rng.uniform(*CANDIDATE_WINDOW, size=(32, k))
+        gaps = np.abs(xs[:, :, None] - xs[:, None, :]) + np.eye(k) * 1e9
+        ok = np.flatnonzero(gaps.min(axis=(1, 2)) >= CANDIDATE_SEPARATION)
+        x_c = xs[ok[0]] if ok.size else np.sort(xs[0])  # sorted: never overlapping lanes
+        v_c = rng.uniform(*CANDIDATE_SPEED, size=k)
+        # Clear each candidate's lane from behind the ego to just ahead of the candidate, so
+        # every candidate can be followed without a car slipping in between (traffic never
+        # changes lanes, so it stays clear).
+        hit = np.zeros(len(cars["x"]), bool)
+        for lane, x in zip(lanes, x_c):
+            hit |= (cars["lane"] == lane) & (cars["x"] > -60.0) & (cars["x"] < x + 15.0)
+        cars = {key: v[~hit] for key, v in cars.items()}
+        cars["color"] = _background_colours(rng, cars["color"], colours)
+        room = self.slots - k
+        if len(cars["x"]) > room:  # make room by dropping the farthest cars
+            keep = np.sort(np.argsort(np.abs(cars["x"]), kind="stable")[:room])
+            cars = {key: v[keep] for key, v in cars.items()}
+        new = {"x": x_c, "lane": lanes, "v": v_c, "v0": v_c, "color": colours}
+        n_before = len(cars["x"])
+        cars = {key: np.concatenate([cars[key], new[key]]).astype(cars[key].dtype) for key in cars}
+        return cars, np.arange(n_before, n_before + k)
+
     def _place_target(
         self,
         rng: np.random.Generator,
@@ -179,7 +285,11 @@ class DrivingSimulator(BatchedSimulator):
         task: str,
         color: int,
     ) -> tuple[dict[str, np.ndarray], int]:
-        """Adds the named car ahead of the ego, the only car of its colour."""
+        """Adds the named car ahead of the ego, the only car of its colour (v0).
+
+        Only the named car is unique in colour and has its lane cleared, which is how the
+        scene gives it away; v1 uses :meth:`_place_candidates`.
+        """
         window = FOLLOW_WINDOW if task == "follow" else OVERTAKE_WINDOW
         speed = FOLLOW_SPEED if task == "follow" else OVERTAKE_SPEED
         x_t = float(rng.uniform(*window))
@@ -342,3 +452,34 @@ class DrivingSimulator(BatchedSimulator):
 
     def expert_action(self) -> np.ndarray:
         return expert_mod.act(self)
+
+
+def _background_colours(
+    rng: np.random.Generator, colour: np.ndarray, reserved: np.ndarray
+) -> np.ndarray:
+    """Recolours background cars so none has a reserved colour and none is alone in its colour.
+
+    A colour word can name a car only if exactly one car has that colour; keeping every
+    background colour at zero or two-plus cars leaves the reserved candidates as the only
+    cars an instruction could name. (A lone background car, possible on empty roads, keeps
+    its colour.)
+    """
+    free = np.setdiff1d(np.arange(len(COLOR_RGB)), reserved)
+    colour = free[rng.integers(len(free), size=len(colour))] if len(colour) else colour
+    counts = np.bincount(colour, minlength=len(COLOR_RGB))
+    if len(colour) > 1 and (counts == 1).any():
+        # Lone cars take the most common colour (itself shared, or then shared by them).
+        colour = np.where(counts[colour] == 1, np.argmax(counts), colour)
+    return colour.astype(np.int64)
+
+
+class DrivingSimulatorV0(DrivingSimulator):
+    """``mmrl/Driving-v0``: the original generator, kept unchanged for old runs.
+
+    Its named car is the only one of its colour, with its lane cleared, so the scene gives
+    it away (see the env's Version History); use v1.
+    """
+
+    env_id: ClassVar[str] = "mmrl/Driving-v0"
+    scene_version: ClassVar[int] = 0
+    config_defaults: ClassVar[dict[str, Any]] = {}

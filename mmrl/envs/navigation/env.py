@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from mmrl.envs.base import BatchedSimulator, MultimodalEnv
-from mmrl.envs.navigation.simulator import NavigationSimulator
+from mmrl.envs.navigation.simulator import NavigationSimulator, NavigationSimulatorV0
 
 
 class NavigationEnv(MultimodalEnv):
@@ -21,9 +21,11 @@ class NavigationEnv(MultimodalEnv):
     The task needs every modality (see ``DESIGN.md``, "Why each modality matters"):
 
     * **text** is the only source of the goal;
-    * **camera** is the only sensor that sees colour and shape: at least one distractor shares
-      the target's colour (other shape) and one its shape (other colour), so both instruction
-      words matter, and all objects have the same round footprint, so the lidar cannot tell
+    * **camera** is the only sensor that sees colour and shape: the scene is drawn first
+      (each object shares the colour or the shape of another where the split allows) and the
+      target is then drawn uniformly among the objects the split could name, so nothing but
+      the instruction tells the target apart (a scene-only predictor in the test suite stays
+      at chance), and all objects have the same round footprint, so the lidar cannot tell
       them apart;
     * **lidar** is the only sensor that sees behind and beside the robot with precise range
       (the camera covers a 90 degree cone), needed to avoid walls, boxes and distractors
@@ -82,9 +84,12 @@ class NavigationEnv(MultimodalEnv):
 
     ## Starting State
 
-    Room size, obstacles, objects, target, instruction template and robot pose are drawn from
-    the episode's seed. Every blocker is at least 0.8 m from every other, so all rooms are
-    solvable; the robot starts at least 2 m from the target, facing a random direction (the
+    Room size, obstacles, robot pose, objects, target and instruction template are drawn from
+    the episode's seed, in that order: the target is drawn last, uniformly among the
+    *candidates* (every object in the train split; the two held-out colour-shape pairs of the
+    scene in the test split, whose other objects are train pairs sharing a candidate's colour
+    or shape). Every blocker is at least 0.8 m from every other, so all rooms are solvable;
+    every object is at least 2 m from the robot's start, which faces a random direction (the
     target is often out of view and has to be searched for).
 
     ## Episode End
@@ -102,7 +107,7 @@ class NavigationEnv(MultimodalEnv):
     ## Arguments
 
     ```python
-    gym.make("mmrl/Navigation-v0", instruction_split="train", continuous=False,
+    gym.make("mmrl/Navigation-v1", instruction_split="train", continuous=False,
              room_size=8.0, min_objects=3, max_objects=5, max_obstacles=3,
              forward_speed=0.25, turn_speed=22.5, fov_deg=90.0,
              progress_weight=0.1, success_reward=1.0, wrong_object_penalty=0.1,
@@ -110,10 +115,11 @@ class NavigationEnv(MultimodalEnv):
              lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16)
     ```
 
-    * ``instruction_split``: ``"train"`` targets 18 colour-shape pairs with six templates;
-      ``"test"`` targets the six held-out pairs (red cone, green cube, blue cylinder, yellow
-      ball, purple cylinder, cyan cube) with the train templates plus three paraphrases.
-    * ``mmrl/NavigationContinuous-v0`` is ``continuous=True``.
+    * ``instruction_split``: ``"train"`` targets 18 colour-shape pairs with six templates
+      (the six held-out pairs never appear in its rooms); ``"test"`` targets the six held-out
+      pairs (red cone, green cube, blue cylinder, yellow ball, purple cylinder, cyan cube)
+      with the train templates plus three paraphrases.
+    * ``mmrl/NavigationContinuous-v1`` is ``continuous=True``.
     * Unknown names and out-of-range values raise ``ValueError`` naming the parameter and
       what is allowed. Field documentation: :class:`~mmrl.envs.navigation.NavigationConfig`.
 
@@ -122,13 +128,30 @@ class NavigationEnv(MultimodalEnv):
     counter-clockwise from the heading), ``target_in_view`` (inside the camera's field of
     view), ``target_visible`` (some camera column shows it unoccluded, as of the last
     observation), ``obstacle_distance`` (free gap to the nearest wall or box, m),
-    ``obstacle_bearing`` (rad), ``num_objects``, ``x``, ``y``, ``heading``. The scripted
+    ``obstacle_bearing`` (rad), ``num_objects``, ``num_candidates`` (objects the split could
+    name; the target is uniform among them), ``x``, ``y``, ``heading``. The scripted
     expert (``env.unwrapped.expert_action()``) plans with A* on the known map and follows
     the path with a pursuit controller.
 
     ## Version History
 
-    * v0: Initial release.
+    * v1: The scene no longer gives the target away. v0 always placed one distractor with
+      the target's colour and one with its shape, so the target was the one object whose
+      colour and shape both recurred (a rule ignoring the instruction found it in 84 % of
+      episodes, chance 27 %), and only the target was kept 2 m from the start. v1 draws the
+      scene first and the target uniformly among the candidates, keeps every object 2 m from
+      the start, and shows no held-out pair in train-split rooms.
+    * v0: Initial release (still registered, unchanged, for runs made with it).
     """
 
     simulator_cls: ClassVar[type[BatchedSimulator]] = NavigationSimulator
+
+
+class NavigationEnvV0(NavigationEnv):
+    """``mmrl/Navigation-v0``: :class:`NavigationEnv` with the v0 episode generator.
+
+    Kept unchanged so runs and datasets made with it still evaluate; its scene reveals the
+    target (see :class:`NavigationEnv`'s Version History). Use ``mmrl/Navigation-v1``.
+    """
+
+    simulator_cls: ClassVar[type[BatchedSimulator]] = NavigationSimulatorV0

@@ -110,11 +110,12 @@ def make_instruction(rng: np.random.Generator, split: str, color: int, shape: in
 def sample_objects(
     rng: np.random.Generator, split: str, n_objects: int
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Draws the colours and shapes of one episode's objects and picks the target.
+    """Navigation-v0's object draw (kept unchanged for ``-v0``; it leaks the target).
 
-    All objects have distinct (colour, shape) pairs, so the instruction is unambiguous. With
-    three or more objects one distractor shares the target's colour (another shape) and one
-    shares its shape (another colour): neither word alone identifies the target.
+    All objects have distinct (colour, shape) pairs. One distractor shares the target's
+    colour and one its shape, so the target is the one object whose colour *and* shape both
+    recur in the scene: a rule that ignores the instruction finds it in most episodes.
+    :func:`sample_scene` (v1) draws the scene first and the target from it uniformly.
 
     Args:
         rng: The episode's generator.
@@ -144,3 +145,65 @@ def sample_objects(
     shapes = np.array([chosen[i][1] for i in order], dtype=np.int64)
     target = int(np.flatnonzero(order == 0)[0])
     return colors, shapes, target
+
+
+def _related_combo(
+    rng: np.random.Generator, anchor: tuple[int, int], allowed: list[tuple[int, int]]
+) -> tuple[int, int] | None:
+    """An allowed pair sharing the anchor's colour or its shape (either with equal odds)."""
+    same_color = [p for p in allowed if p[0] == anchor[0]]
+    same_shape = [p for p in allowed if p[1] == anchor[1]]
+    kinds = [k for k in (same_color, same_shape) if k]
+    if not kinds:
+        return None
+    pick = kinds[int(rng.integers(len(kinds)))]
+    return pick[int(rng.integers(len(pick)))]
+
+
+def sample_scene(
+    rng: np.random.Generator, split: str, n_objects: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Draws one episode's objects, its confusable candidates, then the target among them.
+
+    The scene is built first and the target drawn uniformly from the candidates afterwards,
+    so the scene alone says nothing about which candidate is named (BabyAI's level
+    generators work the same way; Chevalier-Boisvert et al. 2019). Every object after the
+    first shares the colour or the shape of an earlier one where the split allows it, so an
+    instruction usually needs both of its words.
+
+    * ``train``: every object is a train pair and a candidate (held-out pairs never appear).
+    * ``test``: two held-out pairs are the candidates; the other objects are train pairs
+      that share a candidate's colour or shape (each related to a candidate drawn
+      uniformly), so a colour or a shape alone rarely identifies the target.
+
+    Args:
+        rng: The episode's generator.
+        split: ``"train"`` or ``"test"``.
+        n_objects: Number of objects (>= 3).
+
+    Returns:
+        ``(colors (n,) int64, shapes (n,) int64, candidates (n,) bool, target index)``; all
+        pairs are distinct and the target is a candidate.
+    """
+    train = target_combos("train")
+    if split == "train":
+        first = train[int(rng.integers(len(train)))]
+        chosen = [first]
+        n_candidates = n_objects
+    else:
+        held = target_combos("test")  # raises for an unknown split
+        pick = rng.choice(len(held), size=2, replace=False)
+        chosen = [held[int(i)] for i in pick]
+        n_candidates = 2
+    while len(chosen) < n_objects:
+        free = [p for p in train if p not in chosen]
+        # Train split: relate to any earlier object; test split: to a candidate.
+        anchor = chosen[int(rng.integers(n_candidates if split == "test" else len(chosen)))]
+        combo = _related_combo(rng, anchor, free)
+        chosen.append(combo if combo is not None else free[int(rng.integers(len(free)))])
+    order = rng.permutation(n_objects)
+    colors = np.array([chosen[i][0] for i in order], dtype=np.int64)
+    shapes = np.array([chosen[i][1] for i in order], dtype=np.int64)
+    candidates = order < n_candidates
+    target = int(rng.choice(np.flatnonzero(candidates)))
+    return colors, shapes, candidates, target

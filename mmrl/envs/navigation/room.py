@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from mmrl.envs.navigation.instructions import sample_objects
+from mmrl.envs.navigation.instructions import sample_objects, sample_scene
 
 ROBOT_RADIUS = 0.2
 """Radius of the robot's disc footprint, metres."""
@@ -23,7 +23,9 @@ this big span ~10 camera columns at 3 m: with 0.3 m objects a PPO agent (NatureC
 GAP = 0.8
 """Smallest free gap between two blockers (wall, box, object), metres; > 2 * ROBOT_RADIUS."""
 MIN_START_DISTANCE = 2.0
-"""Smallest start distance between robot and target centre, metres."""
+"""Smallest start distance between the robot and the target's centre (v0), or every
+object's centre (v1: the same rule for all candidates, so distance does not single one out),
+metres."""
 
 
 _MAX_ATTEMPTS = 2000
@@ -39,6 +41,8 @@ class Layout:
         boxes: ``(M, 4)`` float32 obstacle boxes ``[cx, cy, half_x, half_y]``.
         objects: ``(n, 2)`` float32 object centres.
         colors: ``(n,)`` int64 colour ids; shapes: ``(n,)`` int64 shape ids.
+        candidates: ``(n,)`` bool, objects an instruction of the split could name (the
+            target was drawn uniformly among them; v0: the target alone).
         target: Index of the named object.
         robot: ``(2,)`` float32 start position; heading: start heading in radians.
     """
@@ -48,6 +52,7 @@ class Layout:
     objects: np.ndarray
     colors: np.ndarray
     shapes: np.ndarray
+    candidates: np.ndarray
     target: int
     robot: np.ndarray
     heading: float
@@ -81,6 +86,7 @@ def generate_layout(
     room_size: float,
     n_objects_range: tuple[int, int],
     max_obstacles: int,
+    version: int = 1,
 ) -> Layout:
     """Draws a room, its obstacles and objects, the target and the robot's start.
 
@@ -89,6 +95,11 @@ def generate_layout(
     placement instead of a Python loop over tries); a layout that does not fit is redrawn
     from scratch. All draws come from ``rng``, so the layout is a deterministic function of
     the generator state.
+
+    ``version=1`` (Navigation-v1) draws the scene with :func:`sample_scene` and places the
+    robot first, then every object at least :data:`MIN_START_DISTANCE` from it: no
+    placement rule tells the target apart. ``version=0`` keeps Navigation-v0's draw (the
+    start distance constrains the target alone).
     """
     for _attempt in range(_MAX_ATTEMPTS):
         size = rng.uniform(0.75 * room_size, room_size, size=2)
@@ -107,7 +118,18 @@ def generate_layout(
                 boxes.append(np.concatenate([centre[k], half[k]]))
         box_arr = np.array(boxes, dtype=np.float64).reshape(-1, 4)
         n_objects = int(rng.integers(n_objects_range[0], n_objects_range[1] + 1))
-        colors, shapes, target = sample_objects(rng, split, n_objects)
+        wall_margin = ROBOT_RADIUS + 0.3
+        if version == 0:
+            colors, shapes, target = sample_objects(rng, split, n_objects)
+            candidates = np.arange(n_objects) == target
+            robot = None
+        else:
+            colors, shapes, candidates, target = sample_scene(rng, split, n_objects)
+            p = rng.uniform((wall_margin, wall_margin), size - wall_margin, size=(64, 2))
+            k = _first(_box_gap(p, box_arr) >= wall_margin)
+            if k is None:
+                continue
+            robot = p[k]
         objects: list[np.ndarray] = []
         margin = GAP + OBJECT_RADIUS
         for _ in range(n_objects):
@@ -115,6 +137,8 @@ def generate_layout(
             ok = (_box_gap(p, box_arr) >= margin) & (
                 _point_gap(p, objects) >= 2 * OBJECT_RADIUS + GAP
             )
+            if robot is not None:
+                ok &= _point_gap(p, [robot]) >= MIN_START_DISTANCE
             k = _first(ok)
             if k is None:
                 break
@@ -122,24 +146,26 @@ def generate_layout(
         if len(objects) < n_objects:
             continue
         obj_arr = np.array(objects)
-        wall_margin = ROBOT_RADIUS + 0.3
-        p = rng.uniform((wall_margin, wall_margin), size - wall_margin, size=(64, 2))
-        ok = (
-            (_box_gap(p, box_arr) >= wall_margin)
-            & (_point_gap(p, objects) >= OBJECT_RADIUS + ROBOT_RADIUS + 0.5)
-            & (_point_gap(p, [obj_arr[target]]) >= MIN_START_DISTANCE)
-        )
-        k = _first(ok)
-        if k is None:
-            continue
+        if robot is None:
+            p = rng.uniform((wall_margin, wall_margin), size - wall_margin, size=(64, 2))
+            ok = (
+                (_box_gap(p, box_arr) >= wall_margin)
+                & (_point_gap(p, objects) >= OBJECT_RADIUS + ROBOT_RADIUS + 0.5)
+                & (_point_gap(p, [obj_arr[target]]) >= MIN_START_DISTANCE)
+            )
+            k = _first(ok)
+            if k is None:
+                continue
+            robot = p[k]
         return Layout(
             size=size.astype(np.float32),
             boxes=box_arr.astype(np.float32),
             objects=obj_arr.astype(np.float32),
             colors=colors,
             shapes=shapes,
+            candidates=candidates,
             target=target,
-            robot=p[k].astype(np.float32),
+            robot=robot.astype(np.float32),
             heading=float(rng.uniform(-np.pi, np.pi)),
         )
     raise RuntimeError(

@@ -1,4 +1,4 @@
-"""Batched simulator of the language-conditioned navigation task (``mmrl/Navigation-v0``).
+"""Batched simulator of the language-conditioned navigation task (``mmrl/Navigation-v1``).
 
 See :class:`mmrl.envs.navigation.env.NavigationEnv` for the task description. Episode
 generation (:mod:`~mmrl.envs.navigation.room`) and expert planning
@@ -56,7 +56,9 @@ class NavigationSimulator(BatchedSimulator):
         **kwargs: Fields of :class:`~mmrl.envs.navigation.config.NavigationConfig`.
     """
 
-    env_id = "mmrl/Navigation-v0"
+    env_id = "mmrl/Navigation-v1"
+    scene_version = 1
+    """Episode generator (see :func:`~mmrl.envs.navigation.room.generate_layout`)."""
     reward_terms = ("progress", "success", "wrong_object", "collision", "time")
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
@@ -91,6 +93,7 @@ class NavigationSimulator(BatchedSimulator):
         self.obj_shape = np.zeros((n, k), np.int64)
         self.obj_rgb = np.zeros((n, k, 3), f32)
         self.obj_valid = np.zeros((n, k), bool)
+        self.obj_candidate = np.zeros((n, k), bool)  # could be named in this split
         self.target = np.zeros(n, np.int64)
         self.velocity = np.zeros((n, 2), f32)  # achieved [linear, angular], normalized
         self.command = np.zeros((n, 2), f32)  # last commanded [linear, angular]
@@ -117,6 +120,7 @@ class NavigationSimulator(BatchedSimulator):
                 cfg.room_size,
                 (cfg.min_objects, cfg.max_objects),
                 cfg.max_obstacles,
+                self.scene_version,
             )
             n_obj, n_box = len(lay.objects), len(lay.boxes)
             self.size[i] = lay.size
@@ -131,6 +135,8 @@ class NavigationSimulator(BatchedSimulator):
             self.obj_shape[i] = 0
             self.obj_shape[i, :n_obj] = lay.shapes
             self.obj_valid[i] = np.arange(self.objects.shape[1]) < n_obj
+            self.obj_candidate[i] = False
+            self.obj_candidate[i, :n_obj] = lay.candidates
             self.target[i] = lay.target
             self.pos[i] = lay.robot
             self.heading[i] = lay.heading
@@ -287,6 +293,7 @@ class NavigationSimulator(BatchedSimulator):
             "obstacle_distance": (obs_dist - ROBOT_RADIUS).astype(np.float32),
             "obstacle_bearing": obs_bearing.astype(np.float32),
             "num_objects": self.obj_valid.sum(axis=1).astype(np.int64),
+            "num_candidates": self.obj_candidate.sum(axis=1).astype(np.int64),
             "x": self.pos[:, 0].copy(),
             "y": self.pos[:, 1].copy(),
             "heading": self.heading.copy(),
@@ -330,3 +337,13 @@ class NavigationSimulator(BatchedSimulator):
         # Drive when the carrot is within half a turn step of straight ahead, else turn.
         tol = self.turn_rad / 2 + 0.01
         return np.where(err > tol, 1, np.where(err < -tol, 2, 0)).astype(np.int64)
+
+
+class NavigationSimulatorV0(NavigationSimulator):
+    """``mmrl/Navigation-v0``: the original generator, kept unchanged for old runs.
+
+    Its scene gives the target away (see the env's Version History); use v1.
+    """
+
+    env_id = "mmrl/Navigation-v0"
+    scene_version = 0
