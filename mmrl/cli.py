@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from mmrl.errors import MmrlError, UsageError
 
-class UsageError(Exception):
-    """Bad user input: printed as one line, exit status 2."""
+__all__ = ["MmrlError", "UsageError", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -435,13 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, func_name = COMMANDS[args.command][2].split(":")
     import importlib
 
-    from mmrl.checkpoint import CheckpointError
-    from mmrl.config import ConfigError
-
     handler = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(handler(args) or 0)
-    except (UsageError, ConfigError, CheckpointError) as err:
+    except MmrlError as err:  # ConfigError, CheckpointError, DatasetError, UsageError, ...
         print(f"mmrl {args.command}: error: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
@@ -453,8 +450,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run through the imported module so handlers and main share one UsageError class
-    # (``python -m mmrl.cli`` would otherwise define a second copy in ``__main__``).
-    from mmrl import cli as _cli
-
-    sys.exit(_cli.main())
+    sys.exit(main())

@@ -22,15 +22,12 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.checkpoint import CheckpointError, check_model_file, latest_checkpoint, read_state
-from mmrl.config import ConfigError, EnvConfig, NormalizeConfig, RunConfig
+from mmrl.checkpoint import check_model_file, latest_checkpoint, read_state
+from mmrl.config import EnvConfig, NormalizeConfig, RunConfig
+from mmrl.errors import CheckpointError, ConfigError, SpaceMismatchError
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
-
-
-class SpaceMismatchError(CheckpointError):
-    """A model's observation or action space does not fit an environment or dataset."""
 
 
 @dataclasses.dataclass
