@@ -212,7 +212,7 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
 
 def run_collect(args: argparse.Namespace) -> int:
     """``mmrl collect``."""
-    from mmrl.data.collect import collect
+    from mmrl.collect import collect
 
     _require_positive(args, "episodes", "n_envs")
     result = collect(

@@ -22,7 +22,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 
 from mmrl.errors import DatasetError
 
-#: Info keys written by ``mmrl collect`` (see :mod:`mmrl.data.collect`).
+#: Info keys written by ``mmrl collect`` (see :mod:`mmrl.collect`).
 EXPERT_ACTION_KEY = "expert_action"
 LABELS_KEY = "labels"
 INSTRUCTION_KEY = "instruction"

@@ -206,7 +206,7 @@ def load_model(target: Target, device: str = "auto") -> Any:
     Raises:
         CheckpointError: When SB3 cannot load the archive.
     """
-    from mmrl.train import resolve_device
+    from mmrl.agent import resolve_device
 
     if target.bc_env is not None:
         return _bc_model(target, resolve_device(device))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch as th
 
+from mmrl.agent import resolve_device
 from mmrl.config import ConfigError
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
@@ -29,10 +30,7 @@ from mmrl.pretrain.objectives import (
     random_shift,
     shift_pad,
 )
-from mmrl.pretrain.resolve import (
-    resolve_device,
-    resolve_pretrain_config,
-)
+from mmrl.pretrain.resolve import resolve_pretrain_config
 
 AUGMENTATIONS = ("none", "shift")
 

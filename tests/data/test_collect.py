@@ -221,7 +221,7 @@ def test_recorder_rows_fit_the_episode_limit_or_grow(toy, datasets_path, monkeyp
 
     from stable_baselines3.common.vec_env import VecMonitor
 
-    module = importlib.import_module("mmrl.data.collect")
+    module = importlib.import_module("mmrl.collect")
     assert module._episode_rows(VecMonitor(_venv(toy, horizon=90))) == 92
     assert module._episode_rows(object()) == 64
     args = {"policy": "expert", "episodes": 5, "epsilon": 0.5, "seed": 2}
