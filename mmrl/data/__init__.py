@@ -11,9 +11,7 @@ first use so that this package imports nothing above it (issue 14).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from mmrl._lazy import lazy_getattr
 from mmrl.data.dataset import (
     DatasetError,
     OfflineData,
@@ -41,12 +39,4 @@ __all__ = [
 ]
 
 _LAZY = {"CollectResult": "mmrl.collect", "collect": "mmrl.collect"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mmrl.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
