@@ -13,7 +13,7 @@ from typing import Any
 import torch as th
 
 from mmrl.config import RunConfig
-from mmrl.errors import ConfigError
+from mmrl.errors import ConfigError, MmrlError, one_line
 
 __all__ = ["build_model", "build_vec_env", "policy_kwargs", "resolve_device"]
 
@@ -88,9 +88,12 @@ def policy_kwargs(config: RunConfig) -> dict[str, Any]:
 
 
 def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log: Path | None):
-    """A fresh SB3 PPO model for the recipe."""
-    from stable_baselines3 import PPO
+    """A fresh SB3 PPO model for the recipe.
 
+    Raises:
+        ConfigError: The recipe cannot be built (unknown fusion or encoder, bad keyword
+            arguments, PPO settings SB3 refuses), named on one line.
+    """
     ppo = config.agent.ppo
     lr: Any = ppo.learning_rate
     if ppo.lr_schedule == "linear":
@@ -99,6 +102,22 @@ def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log
         def lr(progress_remaining: float) -> float:
             return base * progress_remaining
 
+    try:
+        return _ppo(config, venv, device, tensorboard_log, lr)
+    except MmrlError:
+        raise
+    except (ValueError, KeyError, TypeError) as err:
+        # Unknown fusion/encoder names and keyword arguments surface here, from the
+        # extractor's constructor: one line naming the recipe instead of a traceback.
+        raise ConfigError(
+            f"agent {config.agent_name!r}: cannot build its model: {one_line(err)}"
+        ) from None
+
+
+def _ppo(config: RunConfig, venv: Any, device: th.device, tensorboard_log: Path | None, lr: Any):
+    from stable_baselines3 import PPO
+
+    ppo = config.agent.ppo
     return PPO(
         "MultiInputPolicy",
         venv,

@@ -17,11 +17,34 @@ __all__ = [
     "MmrlError",
     "SpaceMismatchError",
     "UsageError",
+    "one_line",
 ]
 
 
 class MmrlError(Exception):
-    """Base of every mmrl error: bad input reported as one line (CLI exit status 2)."""
+    """Base of every mmrl error: bad input reported as one line (CLI exit status 2).
+
+    Args:
+        message: What is wrong and what is allowed.
+        field: The argument or config field at fault (``"n_envs"``), if one is. The message
+            then reads ``"n_envs must be >= 1, got 0"``; the CLI prints the field as its flag
+            (``"--n-envs must be >= 1, got 0"``), see :meth:`cli_message`.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{self.field} {message}" if self.field else message
+
+    def cli_message(self) -> str:
+        """The message with the field named as a command-line flag."""
+        message = super().__str__()
+        if not self.field:
+            return message
+        return f"--{self.field.replace('_', '-')} {message}"
 
 
 class UsageError(MmrlError):
@@ -46,3 +69,14 @@ class CheckpointError(MmrlError, ValueError):
 
 class SpaceMismatchError(CheckpointError):
     """A model's observation or action space does not fit an environment or dataset."""
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception message on one line: torch's state-dict errors list one line per tensor."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}"
+    if len(lines) > 2:
+        text += f" (+{len(lines) - 2} more)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

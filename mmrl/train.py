@@ -133,7 +133,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
     """Reads and validates ``RUN_DIR/config.yaml``."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
+        raise ConfigError(f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -194,6 +194,10 @@ def train(
     }
     if resume is not None:
         run_dir = Path(resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
+            )
         config = load_run_config(run_dir)
         for key, value in fields.items():
             if value is not None:
@@ -206,13 +210,13 @@ def train(
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:
-                raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
+                raise ConfigError(f"must be >= 1, got {n_envs}", field="n_envs")
             config.env.n_envs = n_envs
         run_dir = Path(out) if out is not None else _new_run_dir(config)
         from mmrl.pretrain.finetune import check_init
 
         check_init(config)  # a bad --init-from fails before the run folder is touched
-        _prepare_run_dir(run_dir, force)
+        _check_run_dir(run_dir, force)
         checkpoint = None
     torch_device = resolve_device(config.device)
 
@@ -230,8 +234,13 @@ def train(
     set_random_seed(config.seed, using_cuda=torch_device.type == "cuda")
     venv = build_vec_env(config, seed=config.seed)
     if checkpoint is None:
+        try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
+            model = build_model(config, venv, torch_device, run_dir / "tb")
+        except ConfigError:
+            venv.close()
+            raise
+        _prepare_run_dir(run_dir, force)
         atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config)).encode())
-        model = build_model(config, venv, torch_device, run_dir / "tb")
         from mmrl.pretrain.finetune import load_pretrained
 
         load_pretrained(model, config, verbose=verbose)
@@ -313,12 +322,17 @@ def _eval_copies(config: RunConfig) -> int:
     return max(1, min(config.eval_episodes, config.env.n_envs))
 
 
-def _prepare_run_dir(run_dir: Path, force: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()):
+def _check_run_dir(run_dir: Path, force: bool) -> None:
+    """Refuses a non-empty run folder unless ``force`` (nothing is written here)."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
         finished = (run_dir / METRICS_FILE).exists()
-        if not force:
-            what = "a finished run" if finished else "files (an unfinished run? use --resume)"
-            raise ConfigError(f"--out {run_dir} already holds {what}; pass --force to overwrite")
+        what = "a finished run" if finished else "files (an unfinished run? use --resume)"
+        raise ConfigError(f"--out {run_dir} already holds {what}; pass --force to overwrite")
+
+
+def _prepare_run_dir(run_dir: Path, force: bool) -> None:
+    _check_run_dir(run_dir, force)
+    if run_dir.exists() and any(run_dir.iterdir()):
         import shutil
 
         shutil.rmtree(run_dir)
