@@ -7,9 +7,7 @@ first use so that ``import mmrl`` and ``gym.make`` stay light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from mmrl._lazy import lazy_getattr
 from mmrl.envs import make_vec_env
 from mmrl.registration import register_envs
 
@@ -28,11 +26,4 @@ _LAZY = {
 
 __all__ = ["__version__", "make_vec_env", "register_envs", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mmrl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)

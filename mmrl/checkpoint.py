@@ -26,13 +26,11 @@ from typing import Any
 import numpy as np
 import torch as th
 
+from mmrl.errors import CheckpointError
+
 LATEST = "latest"
 STATE_FILE = "state.pkl"
 MODEL_FILE = "model.zip"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or model file is missing, corrupt or not an mmrl/SB3 file."""
 
 
 def fsync_dir(path: Path) -> None:

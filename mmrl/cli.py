@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from mmrl.errors import MmrlError, UsageError
 
-class UsageError(Exception):
-    """Bad user input: printed as one line, exit status 2."""
+__all__ = ["MmrlError", "UsageError", "build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -212,7 +212,7 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
 
 def run_collect(args: argparse.Namespace) -> int:
     """``mmrl collect``."""
-    from mmrl.data.collect import collect
+    from mmrl.collect import collect
 
     _require_positive(args, "episodes", "n_envs")
     result = collect(
@@ -242,7 +242,8 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True,
                    help="Minari dataset id (see mmrl collect), or several comma-separated "
                    "ids trained on together")  # fmt: skip
-    p.add_argument("--agent", default="ppo-attention", help="agent recipe whose extractor to train")
+    p.add_argument("--agent", default="ppo-concat",
+                   help="agent recipe whose extractor to train (as mmrl train)")  # fmt: skip
     p.add_argument("--env", help="env preset (default: the one recorded in the dataset)")
     p.add_argument("--objectives", default="bc,labels,contrastive,masked",
                    help="comma-separated: bc, labels, contrastive, masked")  # fmt: skip
@@ -264,6 +265,7 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="run-config override as for mmrl train")  # fmt: skip
     p.add_argument("--out", default="encoder.pt", help="checkpoint file to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.add_argument("--tb", help="TensorBoard folder (default <out stem>_tb next to --out)")
     p.add_argument("--threads", type=int,
                    help="torch CPU threads (1 is faster on a busy machine)")  # fmt: skip
@@ -302,6 +304,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         monitor=args.monitor,
         seed=args.seed,
         out=args.out,
+        force=args.force,
         overrides=args.overrides,
         weights=weights,
         log_dir=args.tb,
@@ -435,14 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, func_name = COMMANDS[args.command][2].split(":")
     import importlib
 
-    from mmrl.checkpoint import CheckpointError
-    from mmrl.config import ConfigError
-
     handler = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(handler(args) or 0)
-    except (UsageError, ConfigError, CheckpointError) as err:
-        print(f"mmrl {args.command}: error: {err}", file=sys.stderr)
+    except MmrlError as err:  # ConfigError, CheckpointError, DatasetError, UsageError, ...
+        print(f"mmrl {args.command}: error: {err.cli_message()}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         print(f"mmrl {args.command}: error: file not found: {err.filename or err}", file=sys.stderr)
@@ -453,8 +453,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run through the imported module so handlers and main share one UsageError class
-    # (``python -m mmrl.cli`` would otherwise define a second copy in ``__main__``).
-    from mmrl import cli as _cli
-
-    sys.exit(_cli.main())
+    sys.exit(main())

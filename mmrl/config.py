@@ -19,11 +19,9 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
+from mmrl.errors import ConfigError
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A preset or override is invalid; the message says which key, file and what is allowed."""
 
 
 # ---------------------------------------------------------------------------- the schema

@@ -25,6 +25,7 @@ from typing import Any
 import torch as th
 import yaml
 
+from mmrl.agent import build_model, build_vec_env, policy_kwargs, resolve_device
 from mmrl.checkpoint import (
     CheckpointError,
     atomic_save_model,
@@ -45,113 +46,22 @@ from mmrl.config import (
     validate_run_config,
 )
 
+__all__ = [
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "build_model",
+    "build_vec_env",
+    "env_state",
+    "load_run_config",
+    "policy_kwargs",
+    "resolve_device",
+    "restore_env_state",
+    "train",
+]
+
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 TB_NAME = "run"
-
-
-# ---------------------------------------------------------------------------- building blocks
-def resolve_device(device: str) -> th.device:
-    """``auto`` picks CUDA when present; asking for CUDA without it is a clear error."""
-    if device == "auto":
-        return th.device("cuda" if th.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not th.cuda.is_available():
-        raise ConfigError(
-            f"--device {device}: CUDA is not available (torch {th.__version__}, "
-            f"built with CUDA: {th.version.cuda or 'no'}); use --device cpu or auto"
-        )
-    try:
-        return th.device(device)
-    except RuntimeError as err:
-        raise ConfigError(f"--device {device}: {err}") from None
-
-
-def build_vec_env(
-    config: RunConfig, seed: int, n_envs: int | None = None, split: str | None = None
-):
-    """The training (``split=None``) or evaluation VecEnv of a run, normalization included.
-
-    Args:
-        config: The run configuration.
-        seed: Base seed.
-        n_envs: Copies (default: the preset's).
-        split: ``None`` for training; ``"train"``/``"test"`` for evaluation envs (``"test"``
-            applies the preset's ``eval_kwargs``).
-    """
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    from mmrl.make import make_training_vec_env
-
-    overrides = dict(config.env.eval_kwargs) if split == "test" else {}
-    venv = make_training_vec_env(config.env, n_envs=n_envs, seed=seed, **overrides)
-    norm = config.agent.normalize
-    if norm.obs_keys or norm.reward:
-        venv = VecNormalize(
-            venv,
-            norm_obs=bool(norm.obs_keys),
-            norm_obs_keys=list(norm.obs_keys) or None,
-            norm_reward=norm.reward and split is None,
-            training=split is None,
-            gamma=config.agent.ppo.gamma,
-        )
-    return venv
-
-
-def policy_kwargs(config: RunConfig) -> dict[str, Any]:
-    """SB3 ``policy_kwargs`` for the recipe's extractor and heads."""
-    from mmrl.extractor import MultimodalExtractor
-
-    ext = config.agent.extractor
-    pol = config.agent.policy
-    return {
-        "features_extractor_class": MultimodalExtractor,
-        "features_extractor_kwargs": {
-            "fusion": ext.fusion,
-            "features_dim": ext.features_dim,
-            "encoders": dict(ext.encoders) or None,
-            "modality_dropout": ext.modality_dropout,
-            "fusion_kwargs": dict(ext.fusion_kwargs) or None,
-            "encoder_kwargs": dict(ext.encoder_kwargs) or None,
-        },
-        "net_arch": {"pi": list(pol.pi), "vf": list(pol.vf)},
-        "activation_fn": {"tanh": th.nn.Tanh, "relu": th.nn.ReLU}[pol.activation],
-        "share_features_extractor": pol.share_features_extractor,
-        "ortho_init": pol.ortho_init,
-    }
-
-
-def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log: Path | None):
-    """A fresh SB3 PPO model for the recipe."""
-    from stable_baselines3 import PPO
-
-    ppo = config.agent.ppo
-    lr: Any = ppo.learning_rate
-    if ppo.lr_schedule == "linear":
-        base = ppo.learning_rate
-
-        def lr(progress_remaining: float) -> float:
-            return base * progress_remaining
-
-    return PPO(
-        "MultiInputPolicy",
-        venv,
-        learning_rate=lr,
-        n_steps=ppo.n_steps,
-        batch_size=ppo.batch_size,
-        n_epochs=ppo.n_epochs,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        ent_coef=ppo.ent_coef,
-        vf_coef=ppo.vf_coef,
-        max_grad_norm=ppo.max_grad_norm,
-        target_kl=ppo.target_kl,
-        policy_kwargs=policy_kwargs(config),
-        tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
-        seed=config.seed,
-        device=device,
-        verbose=0,
-    )
 
 
 # ---------------------------------------------------------------------------- env state I/O
@@ -223,7 +133,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
     """Reads and validates ``RUN_DIR/config.yaml``."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"--resume {run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
+        raise ConfigError(f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -284,6 +194,10 @@ def train(
     }
     if resume is not None:
         run_dir = Path(resume)
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
+            )
         config = load_run_config(run_dir)
         for key, value in fields.items():
             if value is not None:
@@ -296,13 +210,13 @@ def train(
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:
-                raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
+                raise ConfigError(f"must be >= 1, got {n_envs}", field="n_envs")
             config.env.n_envs = n_envs
         run_dir = Path(out) if out is not None else _new_run_dir(config)
         from mmrl.pretrain.finetune import check_init
 
         check_init(config)  # a bad --init-from fails before the run folder is touched
-        _prepare_run_dir(run_dir, force)
+        _check_run_dir(run_dir, force)
         checkpoint = None
     torch_device = resolve_device(config.device)
 
@@ -320,8 +234,13 @@ def train(
     set_random_seed(config.seed, using_cuda=torch_device.type == "cuda")
     venv = build_vec_env(config, seed=config.seed)
     if checkpoint is None:
+        try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
+            model = build_model(config, venv, torch_device, run_dir / "tb")
+        except ConfigError:
+            venv.close()
+            raise
+        _prepare_run_dir(run_dir, force)
         atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config)).encode())
-        model = build_model(config, venv, torch_device, run_dir / "tb")
         from mmrl.pretrain.finetune import load_pretrained
 
         load_pretrained(model, config, verbose=verbose)
@@ -403,12 +322,17 @@ def _eval_copies(config: RunConfig) -> int:
     return max(1, min(config.eval_episodes, config.env.n_envs))
 
 
-def _prepare_run_dir(run_dir: Path, force: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()):
+def _check_run_dir(run_dir: Path, force: bool) -> None:
+    """Refuses a non-empty run folder unless ``force`` (nothing is written here)."""
+    if run_dir.exists() and any(run_dir.iterdir()) and not force:
         finished = (run_dir / METRICS_FILE).exists()
-        if not force:
-            what = "a finished run" if finished else "files (an unfinished run? use --resume)"
-            raise ConfigError(f"--out {run_dir} already holds {what}; pass --force to overwrite")
+        what = "a finished run" if finished else "files (an unfinished run? use --resume)"
+        raise ConfigError(f"--out {run_dir} already holds {what}; pass --force to overwrite")
+
+
+def _prepare_run_dir(run_dir: Path, force: bool) -> None:
+    _check_run_dir(run_dir, force)
+    if run_dir.exists() and any(run_dir.iterdir()):
         import shutil
 
         shutil.rmtree(run_dir)

@@ -122,6 +122,29 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
         assert message in err and err.count("\n") == 0, err
 
 
+def test_unbuildable_recipe_is_one_line_and_leaves_no_run_folder(tmp_path, capsys):
+    """Issue 14 defect 3: the model is built before config.yaml is written, so the corrected
+    rerun into the same --out is not refused ("already holds files")."""
+    out = tmp_path / "run"
+    args = ["train", "--steps", "8", "--n-envs", "2", "--out", str(out), "--quiet"]
+    assert main([*args, "--set", "agent.extractor.fusion=transformer"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown fusion 'transformer'" in err, err
+    assert err.startswith("mmrl train: error: agent 'ppo-concat': cannot build its model")
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(ConfigError, match=r"cannot build its model.*num_layer"):
+        train(steps=8, n_envs=2, out=out, verbose=0,
+              overrides=["agent.extractor.fusion=attention",
+                         "agent.extractor.fusion_kwargs={num_layer: 2}"])  # fmt: skip
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_library_errors_name_fields_and_the_cli_names_flags(tmp_path):
+    with pytest.raises(ConfigError, match=r"^n_envs must be >= 1, got 0$") as info:
+        train(steps=8, n_envs=0, out=tmp_path / "r", verbose=0)
+    assert info.value.cli_message() == "--n-envs must be >= 1, got 0"
+
+
 def test_corrupt_checkpoint_gives_clear_error(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--agent", "ppo-concat", "--steps", "256", "--n-envs", "4",

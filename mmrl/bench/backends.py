@@ -27,17 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from mmrl.bench.grid import BenchSpec, Cell
-from mmrl.cli import UsageError
+from mmrl.errors import MissingDependencyError, UsageError
 
 log = logging.getLogger(__name__)
 
 CellFn = Callable[[Cell, BenchSpec, str], dict[str, Any]]
 BACKENDS = ("local", "ray", "inline")
 RAY_INSTALL_HINT = 'pip install "mmrl[ray]"'
-
-
-class MissingDependencyError(UsageError, ImportError):
-    """An optional dependency is missing; the message says what to install (CLI exit 2)."""
 
 
 @dataclasses.dataclass

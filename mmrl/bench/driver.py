@@ -25,7 +25,7 @@ from mmrl.bench.grid import (
     write_error,
     write_record,
 )
-from mmrl.config import ConfigError
+from mmrl.errors import ConfigError, UsageError
 
 
 @dataclasses.dataclass
@@ -224,7 +224,6 @@ def run_bench_command(args: Any) -> int:
     """``mmrl bench``: exit 0 when every cell finished, 1 when some failed, 2 on bad input."""
     from mmrl.bench.backends import make_backend
     from mmrl.bench.grid import MANIFEST
-    from mmrl.cli import UsageError
 
     out = Path(args.out)
     command = command_line(args)

@@ -82,10 +82,10 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
 
 
 def load_policy(run_dir: Path, device: str = "cpu") -> Any:
-    """The final SB3 model of a run (loaded without an environment)."""
-    from stable_baselines3 import PPO
+    """The final SB3 model of a run (loaded without an environment), with its own class."""
+    from mmrl.policies import load_sb3_model
 
-    return PPO.load(run_dir / "model.zip", device=device)
+    return load_sb3_model(run_dir / "model.zip", device=device)
 
 
 def _eval_env(config: Any, run_dir: Path, episodes: int) -> Any:

@@ -1,14 +1,17 @@
-"""Offline data in Minari format: collect rollouts (``mmrl collect``) and load them for training.
+"""Offline data in Minari format: the reader and the writer.
 
-``collect`` rolls a policy (scripted expert, random, a trained run or a pretraining checkpoint's
-BC policy) through the batched ``VecEnv`` and writes a Minari dataset (HDF5) into Minari's
-datasets folder; ``load_offline_data`` reads one back into contiguous tensors in the layout an SB3
-policy sees (images channel-first), ``load_offline_datasets`` several as one.
+``load_offline_data`` reads a Minari dataset (HDF5) back into contiguous tensors in the layout an
+SB3 policy sees (images channel-first), ``load_offline_datasets`` several as one;
+:mod:`mmrl.data.writer` writes them atomically.
+
+``collect`` (``mmrl collect``: roll a policy out into a dataset) lives in :mod:`mmrl.collect`,
+above training, since it loads trained policies; it is still importable from here, loaded on
+first use so that this package imports nothing above it (issue 14).
 """
 
 from __future__ import annotations
 
-from mmrl.data.collect import CollectResult, collect
+from mmrl._lazy import lazy_getattr
 from mmrl.data.dataset import (
     DatasetError,
     OfflineData,
@@ -34,3 +37,6 @@ __all__ = [
     "load_offline_datasets",
     "policy_observation_space",
 ]
+
+_LAZY = {"CollectResult": "mmrl.collect", "collect": "mmrl.collect"}
+__getattr__ = lazy_getattr(__name__, _LAZY)

@@ -20,19 +20,12 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 
-from mmrl.config import ConfigError
+from mmrl.errors import DatasetError
 
-#: Info keys written by ``mmrl collect`` (see :mod:`mmrl.data.collect`).
+#: Info keys written by ``mmrl collect`` (see :mod:`mmrl.collect`).
 EXPERT_ACTION_KEY = "expert_action"
 LABELS_KEY = "labels"
 INSTRUCTION_KEY = "instruction"
-
-
-class DatasetError(ConfigError):
-    """A dataset is missing, empty, corrupt, or does not fit the agent/environment.
-
-    Subclasses :class:`~mmrl.config.ConfigError` so the CLI reports it on one line (exit 2).
-    """
 
 
 # ---------------------------------------------------------------------------- locations and ids

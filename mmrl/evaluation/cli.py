@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from mmrl.errors import UsageError
+
 
 def _positive(text: str) -> int:
     try:
@@ -80,7 +82,6 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _splits(text: str) -> list[str]:
-    from mmrl.cli import UsageError
     from mmrl.evaluation.rollouts import SPLITS
 
     splits = [s.strip() for s in text.split(",") if s.strip()]
@@ -214,7 +215,6 @@ def add_offline_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate_offline(args: argparse.Namespace) -> int:
     """``mmrl evaluate-offline``: agreement, log-likelihood, FQE and behaviour return."""
-    from mmrl.cli import UsageError
     from mmrl.evaluation.loading import load_model, resolve_target
     from mmrl.evaluation.offline import evaluate_offline, load_logged_data
     from mmrl.evaluation.report import print_offline, write_csv, write_json

@@ -22,15 +22,30 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.checkpoint import CheckpointError, check_model_file, latest_checkpoint, read_state
-from mmrl.config import ConfigError, EnvConfig, NormalizeConfig, RunConfig
+from mmrl.checkpoint import check_model_file, latest_checkpoint, read_state
+from mmrl.config import EnvConfig, NormalizeConfig, RunConfig
+from mmrl.errors import CheckpointError, ConfigError, SpaceMismatchError
+from mmrl.policies import algorithm_class, load_sb3_model, one_line
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.zip"
 
-
-class SpaceMismatchError(CheckpointError):
-    """A model's observation or action space does not fit an environment or dataset."""
+__all__ = [
+    "CONFIG_FILE",
+    "MODEL_FILE",
+    "BCModel",
+    "SpaceMismatchError",
+    "Target",
+    "algorithm_class",
+    "check_spaces",
+    "load_model",
+    "normalization_stats",
+    "one_line",
+    "policy_view",
+    "resolve_env_config",
+    "resolve_target",
+    "space_differences",
+]
 
 
 @dataclasses.dataclass
@@ -183,44 +198,17 @@ def normalization_stats(target: Target) -> Any | None:
     )
 
 
-def algorithm_class(model_path: Path) -> type:
-    """The SB3 algorithm class that saved ``model_path``, from its policy class.
-
-    mmrl trains PPO; zips of other SB3 algorithms (DQN, SAC, TD3, A2C) load with their own
-    class so evaluation works for baselines too.
-    """
-    import stable_baselines3 as sb3
-    from stable_baselines3.common.save_util import load_from_zip_file
-
-    try:
-        data, _, _ = load_from_zip_file(model_path, device="cpu", load_data=True)
-    except Exception as err:  # SB3 raises bare ValueError/KeyError/pickle errors here.
-        raise CheckpointError(f"cannot read {model_path}: {one_line(err)}") from None
-    module = getattr(data.get("policy_class"), "__module__", "") if data else ""
-    for name in ("dqn", "sac", "td3", "ddpg"):
-        if f".{name}." in f"{module}.":
-            return getattr(sb3, name.upper())
-    return sb3.PPO
-
-
 def load_model(target: Target, device: str = "auto") -> Any:
     """Loads the SB3 model of a target (no environment attached).
 
     Raises:
         CheckpointError: When SB3 cannot load the archive.
     """
-    from mmrl.train import resolve_device
+    from mmrl.agent import resolve_device
 
     if target.bc_env is not None:
         return _bc_model(target, resolve_device(device))
-    cls = algorithm_class(target.model_path)
-    try:
-        return cls.load(target.model_path, device=resolve_device(device))
-    except (ValueError, KeyError, RuntimeError, AttributeError, TypeError) as err:
-        raise CheckpointError(
-            f"cannot load {target.model_path} (saved by another version of its extractor?): "
-            f"{one_line(err)}"
-        ) from None
+    return load_sb3_model(target.model_path, resolve_device(device))
 
 
 @dataclasses.dataclass
@@ -247,17 +235,6 @@ def _bc_model(target: Target, device: Any) -> BCModel:
 
     _, policy, _ = load_bc_policy(target.model_path, target.bc_env or None, "evaluate")
     return BCModel(policy.to(device))
-
-
-def one_line(err: BaseException, limit: int = 300) -> str:
-    """An exception message on one line: torch's state-dict errors list one line per tensor."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    text = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}"
-    if len(lines) > 2:
-        text += f" (+{len(lines) - 2} more)"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------- space checks

@@ -29,9 +29,26 @@ import numpy as np
 
 from mmrl.config import ConfigError, EnvConfig
 from mmrl.envs.tokenizer import Tokenizer
+from mmrl.evaluation.conditions import CLEAN, Condition, ablation_context, condition_wrapper
 from mmrl.evaluation.loading import Target, check_spaces, normalization_stats
 from mmrl.evaluation.stats import Interval, bootstrap_ci, wilson_interval
 from mmrl.rollout import Episode, collect_episodes
+
+__all__ = [
+    "CLEAN",
+    "GROUP_LABEL_KEYS",
+    "SPLITS",
+    "Condition",
+    "EvalResult",
+    "EvalSettings",
+    "GroupNamer",
+    "GroupStats",
+    "env_label_names",
+    "evaluate_model",
+    "make_eval_vec_env",
+    "split_overrides",
+    "summarize_episodes",
+]
 
 SPLITS = ("train", "test")
 GROUP_LABEL_KEYS = ("instruction_type", "task", "task_type", "target_shape")
@@ -39,30 +56,6 @@ GROUP_LABEL_KEYS = ("instruction_type", "task", "task_type", "target_shape")
 
 
 # ---------------------------------------------------------------------------- settings
-@dataclasses.dataclass(frozen=True)
-class Condition:
-    """What is changed about the observations in one evaluation.
-
-    Attributes:
-        name: Row name in tables (``clean``, ``-camera``, ``noise camera=0.1``).
-        ablate: Observation keys removed.
-        noise: Compact noise spec for :class:`~mmrl.wrappers.VecSensorNoise`
-            (``"camera=0.1,lidar=0.05"``), or ``None``.
-    """
-
-    name: str = "clean"
-    ablate: tuple[str, ...] = ()
-    noise: str | None = None
-
-    @property
-    def is_clean(self) -> bool:
-        """Whether observations are unchanged."""
-        return not self.ablate and not self.noise
-
-
-CLEAN = Condition()
-
-
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
     """How evaluations are run and summarized.
@@ -472,7 +465,6 @@ def evaluate_model(
         SpaceMismatchError: The model's spaces differ from the environment's.
         ConfigError: Bad split, ablation key, noise spec or group label.
     """
-    from mmrl.evaluation.robustness import ablation_context, condition_wrapper
 
     results = []
     for s_index, split in enumerate(splits):

@@ -21,7 +21,9 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 
+from mmrl.agent import policy_kwargs
 from mmrl.checkpoint import CheckpointError, atomic_write_bytes
+from mmrl.errors import ConfigError
 
 FORMAT = "mmrl-encoder"
 VERSION = 1
@@ -42,9 +44,6 @@ def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, con
         ConfigError: If the recipe cannot be built on these spaces (message names the key).
     """
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
-    from mmrl.config import ConfigError
-    from mmrl.train import policy_kwargs
 
     try:
         # PPO passes use_sde=False by default; the schedule only seeds the unused optimizer.

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch as th
 from gymnasium import spaces
 
 from mmrl.config import ConfigError, RunConfig
@@ -116,10 +115,3 @@ def resolve_pretrain_config(
 def reorder_keys(space: spaces.Dict, order: Sequence[str]) -> spaces.Dict:
     """``space`` with its keys in ``order`` (pairs: Gymnasium would sort a dict's keys)."""
     return spaces.Dict([(key, space[key]) for key in order])
-
-
-def resolve_device(device: str) -> th.device:
-    """``auto`` -> CUDA when available; see :func:`mmrl.train.resolve_device`."""
-    from mmrl.train import resolve_device as _resolve
-
-    return _resolve(device)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch as th
 
+from mmrl.agent import resolve_device
 from mmrl.config import ConfigError
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
@@ -29,10 +30,7 @@ from mmrl.pretrain.objectives import (
     random_shift,
     shift_pad,
 )
-from mmrl.pretrain.resolve import (
-    resolve_device,
-    resolve_pretrain_config,
-)
+from mmrl.pretrain.resolve import resolve_pretrain_config
 
 AUGMENTATIONS = ("none", "shift")
 
@@ -192,7 +190,7 @@ class Pretrainer:
 
 def pretrain(
     dataset_id: str | Sequence[str],
-    agent: str = "ppo-attention",
+    agent: str = "ppo-concat",
     *,
     env: str | None = None,
     objectives: str | Sequence[str] = ("bc", "labels", "contrastive", "masked"),
@@ -206,6 +204,7 @@ def pretrain(
     monitor: str = "total",
     seed: int = 0,
     out: str | Path = "encoder.pt",
+    force: bool = False,
     overrides: Sequence[str] | None = None,
     weights: Mapping[str, float] | None = None,
     mask_ratio: float = 0.25,
@@ -221,7 +220,8 @@ def pretrain(
         dataset_id: Minari id written by ``mmrl collect``, or several (comma-separated or a
             list) trained on as one, e.g. expert data plus relabelled states of a learner
             (``mmrl collect --policy enc.pt --expert-labels``: DAgger's aggregation).
-        agent: Agent recipe name or YAML path (the architecture trained).
+        agent: Agent recipe name or YAML path (the architecture trained; the same default
+            as :func:`mmrl.train.train`, so ``train --init-from`` takes it with defaults).
         env: Env preset (default: the one recorded in the dataset's metadata).
         objectives: Comma-separated or list, from ``bc``, ``labels``, ``contrastive``,
             ``masked``.
@@ -240,6 +240,8 @@ def pretrain(
             while behaviour cloning already overfits.
         seed: Seed of initialization, split, batches, masks and augmentation.
         out: Checkpoint path (written atomically).
+        force: Overwrite ``out`` if it exists (refused otherwise, as ``train`` and
+            ``collect`` refuse to overwrite a run or a dataset).
         overrides: ``dotted.key=value`` run-config overrides, as for ``mmrl train`` (the
             pretrained architecture must match the one trained later).
         weights: Objective -> loss weight (default 1 each).
@@ -284,6 +286,8 @@ def pretrain(
         raise ConfigError(
             f"--monitor must be 'total' or a trained objective {names}, got {monitor!r}"
         )
+    if Path(out).exists() and not force:
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it", field="out")
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
         raise ConfigError(f"--weight names objectives not trained: {unknown}; objectives: {names}")

@@ -9,7 +9,7 @@ import pytest
 from mmrl.bench import InlineBackend, LocalBackend, MissingDependencyError, make_backend, run_bench
 from mmrl.bench.backends import RayBackend, import_ray
 from mmrl.bench.grid import CELL_RECORD, cell_dir
-from mmrl.cli import UsageError
+from mmrl.errors import UsageError
 
 
 def test_process_pool_runs_cells_in_parallel_workers(fake, cell_fn, tmp_path):

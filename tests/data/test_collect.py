@@ -221,7 +221,7 @@ def test_recorder_rows_fit_the_episode_limit_or_grow(toy, datasets_path, monkeyp
 
     from stable_baselines3.common.vec_env import VecMonitor
 
-    module = importlib.import_module("mmrl.data.collect")
+    module = importlib.import_module("mmrl.collect")
     assert module._episode_rows(VecMonitor(_venv(toy, horizon=90))) == 92
     assert module._episode_rows(object()) == 64
     args = {"policy": "expert", "episodes": 5, "epsilon": 0.5, "seed": 2}
@@ -237,3 +237,42 @@ def test_recorder_rows_fit_the_episode_limit_or_grow(toy, datasets_path, monkeyp
         np.testing.assert_array_equal(
             ea.infos["labels"]["distance"], eb.infos["labels"]["distance"]
         )
+
+
+def test_missing_policy_without_env_names_the_policy(datasets_path, capsys):
+    """Issue 14 defect 1: a typo in --policy (no --env) used to report a problem with --resume."""
+    from mmrl.cli import main
+
+    args = ["collect", "--policy", "runs/typo", "--dataset-id", "mmrl/driving/x-v0", "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--policy 'runs/typo'" in err and "--resume" not in err, err
+
+
+def test_bare_model_zip_without_env_asks_for_env(datasets_path, tmp_path, capsys):
+    from mmrl.cli import main
+
+    (tmp_path / "model.zip").write_bytes(b"")
+    args = ["collect", "--policy", str(tmp_path / "model.zip"), "--dataset-id", "toy/b-v0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pass --env" in err and "--resume" not in err, err
+
+
+def test_collect_from_a_dqn_model_zip(toy, datasets_path, tmp_path):
+    """Issue 14 defect 5: a DQN model.zip with MultimodalExtractor loads with DQN, not PPO
+    (PPO.load passed use_sde to DQN's policy: TypeError)."""
+    from stable_baselines3 import DQN
+
+    from mmrl import MultimodalExtractor
+
+    env, _ = toy.write_presets(tmp_path)
+    kwargs = {"fusion": "concat", "features_dim": 16}
+    model = DQN("MultiInputPolicy", _venv(toy, n=1), buffer_size=64, learning_starts=0,
+                policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                               "features_extractor_kwargs": kwargs})  # fmt: skip
+    model.save(tmp_path / "dqn.zip")
+    result = collect(env=env, policy=str(tmp_path / "dqn.zip"), episodes=2,
+                     dataset_id="toy/dqn-v0", n_envs=2)  # fmt: skip
+    assert result.episodes == 2
+    assert minari.load_dataset("toy/dqn-v0").total_episodes == 2

@@ -119,3 +119,40 @@ def test_cli_pretrain(setup, capsys):
     assert "--weight 'labels=x'" in capsys.readouterr().err
     assert main(["pretrain", "--dataset", "toy/absent-v0", "--env", setup.env]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_cli_pretrain_refuses_to_overwrite_without_force(setup, tmp_path, capsys):
+    """Issue 14 defect 4: like train and collect, pretrain keeps an existing --out."""
+    from mmrl.cli import main
+
+    out = tmp_path / "enc.pt"
+    out.write_bytes(b"keep me")
+    args = ["pretrain", "--dataset", setup.dataset, "--agent", setup.agent, "--env", setup.env,
+            "--objectives", "bc", "--max-updates", "1", "--batch-size", "32", "--out", str(out),
+            "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"mmrl pretrain: error: --out {out} already exists; pass --force to overwrite it"
+    assert out.read_bytes() == b"keep me"
+    with pytest.raises(ConfigError, match=r"^out .* already exists"):
+        pretrain(setup.dataset, setup.agent, env=setup.env, out=out, verbose=0)
+    assert main([*args, "--force"]) == 0
+    assert load_encoder_checkpoint(out)["info"]["objectives"] == ["bc"]
+
+
+def test_pretrain_then_train_init_from_with_default_recipes(setup, tmp_path):
+    """Issue 14 defect 2: pretrain and train default to the same recipe (ppo-concat), so
+    ``mmrl pretrain`` then ``mmrl train --init-from`` works without --agent."""
+    from mmrl.cli import main
+
+    enc = tmp_path / "enc.pt"
+    args = ["pretrain", "--dataset", setup.dataset, "--env", setup.env, "--objectives", "bc",
+            "--max-updates", "1", "--batch-size", "32", "--out", str(enc), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert load_encoder_checkpoint(enc)["extractor_config"]["fusion"] == "concat"
+    run = tmp_path / "run"
+    assert main(["train", "--env", setup.env, "--init-from", str(enc), "--steps", "16",
+                 "--out", str(run), "--quiet", "--set", "agent.ppo.n_steps=8",
+                 "--set", "agent.ppo.batch_size=16", "--set", "eval_freq=0",
+                 "--set", "eval_episodes=1"]) == 0  # fmt: skip
+    assert (run / "model.zip").is_file()

@@ -152,17 +152,12 @@ def _bc_policy(
 
 def _run_policy(path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space) -> PolicyFn:
     """A trained run's policy (``RUN_DIR`` or a ``model.zip``), deterministic actions."""
-    from stable_baselines3 import PPO
-
-    from mmrl.checkpoint import CheckpointError, check_model_file, latest_checkpoint, read_state
+    from mmrl.checkpoint import latest_checkpoint, read_state
+    from mmrl.policies import load_sb3_model
 
     run_dir = path if path.is_dir() else path.parent
     model_file = path / "model.zip" if path.is_dir() else path
-    check_model_file(model_file)
-    try:
-        model = PPO.load(model_file, device="cpu")
-    except (ValueError, KeyError, RuntimeError) as err:
-        raise CheckpointError(f"cannot load {model_file}: {err}") from None
+    model = load_sb3_model(model_file, device="cpu")
     _check_policy_spaces(path, env_obs_space, action_space, model)
     # VecNormalize statistics live in the run's checkpoints; apply them as the run did.
     obs_rms: dict[str, Any] = {}
@@ -185,11 +180,21 @@ def _run_policy(path: Path, env_obs_space: spaces.Dict, action_space: spaces.Spa
 
 
 # ---------------------------------------------------------------------------- the command
+def _check_policy_exists(policy: str) -> None:
+    if policy not in BUILTIN_POLICIES and not Path(policy).exists():
+        raise ConfigError(
+            f"--policy {policy!r}: not 'expert', 'random', or an existing run folder / "
+            "model.zip / pretraining checkpoint (.pt)"
+        )
+
+
 def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConfig]:
     from mmrl.make import resolve_env
 
     if env is None and policy not in BUILTIN_POLICIES:
         from mmrl.pretrain.bc_policy import is_encoder_checkpoint
+
+        _check_policy_exists(policy)
 
         if is_encoder_checkpoint(policy):
             from mmrl.pretrain import load_encoder_checkpoint
@@ -200,10 +205,15 @@ def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConf
                 raise ConfigError(f"--policy {policy}: the checkpoint records no env; pass --env")
             name = env_preset_for(recorded)
             return name, resolve_env(name)
-        from mmrl.train import load_run_config
+        from mmrl.train import CONFIG_FILE, load_run_config
 
         run_dir = Path(policy)
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"--policy {policy}: no run folder with {CONFIG_FILE} around it to take the "
+                "environment from; pass --env"
+            )
         config = load_run_config(run_dir)
         return config.env_name, config.env
     name = env if env is not None else "driving"
@@ -310,11 +320,7 @@ def collect(
         policy_fn = lambda obs: random_actions(action_space, n, rng)  # noqa: E731
     else:
         path = Path(policy)
-        if not path.exists():
-            raise ConfigError(
-                f"--policy {policy!r}: not 'expert', 'random', or an existing run folder / "
-                "model.zip / pretraining checkpoint (.pt)"
-            )
+        _check_policy_exists(policy)
         from mmrl.pretrain.bc_policy import is_encoder_checkpoint
 
         if is_encoder_checkpoint(path):

@@ -1,0 +1,82 @@
+"""Every error mmrl raises on purpose, under one base class :class:`MmrlError`.
+
+The CLI catches :class:`MmrlError`, prints its message on one line and exits with status 2, so
+a library function signals bad input by raising one of these with a message that says what is
+wrong and what is allowed. Library messages name fields and arguments (``n_envs must be >= 1``),
+not CLI flags; the CLI adds the flag where it knows it. This module sits at the bottom of the
+package's layers and imports nothing from mmrl (issue 14: one place for error classes).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "MissingDependencyError",
+    "MmrlError",
+    "SpaceMismatchError",
+    "UsageError",
+    "one_line",
+]
+
+
+class MmrlError(Exception):
+    """Base of every mmrl error: bad input reported as one line (CLI exit status 2).
+
+    Args:
+        message: What is wrong and what is allowed.
+        field: The argument or config field at fault (``"n_envs"``), if one is. The message
+            then reads ``"n_envs must be >= 1, got 0"``; the CLI prints the field as its flag
+            (``"--n-envs must be >= 1, got 0"``), see :meth:`cli_message`.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __str__(self) -> str:
+        message = super().__str__()
+        return f"{self.field} {message}" if self.field else message
+
+    def cli_message(self) -> str:
+        """The message with the field named as a command-line flag."""
+        message = super().__str__()
+        if not self.field:
+            return message
+        return f"--{self.field.replace('_', '-')} {message}"
+
+
+class UsageError(MmrlError):
+    """Bad user input to a command: printed as one line, exit status 2."""
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """An optional dependency is missing; the message says what to install (CLI exit 2)."""
+
+
+class ConfigError(MmrlError, ValueError):
+    """A preset or override is invalid; the message says which key, file and what is allowed."""
+
+
+class DatasetError(ConfigError):
+    """A dataset is missing, empty, corrupt, or does not fit the agent/environment."""
+
+
+class CheckpointError(MmrlError, ValueError):
+    """A checkpoint or model file is missing, corrupt or not an mmrl/SB3 file."""
+
+
+class SpaceMismatchError(CheckpointError):
+    """A model's observation or action space does not fit an environment or dataset."""
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """An exception message on one line: torch's state-dict errors list one line per tensor."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}"
+    if len(lines) > 2:
+        text += f" (+{len(lines) - 2} more)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
