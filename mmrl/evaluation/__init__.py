@@ -3,6 +3,8 @@
 * :mod:`mmrl.evaluation.rollouts` — batched evaluation episodes summarized with bootstrap
   and Wilson intervals (``mmrl evaluate``);
 * :mod:`mmrl.evaluation.robustness` — modality ablations and sensor noise against clean runs;
+* :mod:`mmrl.evaluation.reference` — the scripted expert and random actions as reference
+  policies evaluated by the same engine;
 * :mod:`mmrl.evaluation.video` — MP4s of camera, lidar, instruction, action and reward;
 * :mod:`mmrl.evaluation.offline` — agreement, log-likelihood and Fitted Q Evaluation on logged
   Minari datasets (``mmrl evaluate-offline``);

@@ -7,7 +7,8 @@ which is what a model trained with modality dropout expects. Other policies (SB3
 ``CombinedExtractor``, say) have no such notion, so the observation key is zeroed instead
 (:class:`~mmrl.wrappers.VecModalityMask`), the usual sensor-failure ablation; zeros read as
 black images, zero ranges and an all-padding instruction. ``--ablate-mode zero`` forces
-zeroing for every policy, to compare the two.
+zeroing for every policy, to compare the two. Policies without a network (the reference
+policies of :mod:`mmrl.evaluation.reference`) are ablated by zeroing as well.
 
 ``--noise camera=0.1,lidar=0.05`` corrupts observations with
 :class:`~mmrl.wrappers.VecSensorNoise` (level forms documented in :mod:`mmrl.wrappers.noise`).
@@ -75,7 +76,8 @@ def parse_conditions(ablate: str | None, noise: Sequence[str] = ()) -> list[Cond
 def _uses_extractor_mask(model: Any, settings: EvalSettings) -> bool:
     from mmrl.extractor import multimodal_extractors
 
-    has = bool(multimodal_extractors(model.policy))
+    policy = getattr(model, "policy", None)  # None: no network (a reference policy)
+    has = policy is not None and bool(multimodal_extractors(policy))
     if settings.ablate_mode == "extractor" and not has:
         raise ConfigError(
             "--ablate-mode extractor: the policy has no MultimodalExtractor; use --ablate-mode "
