@@ -117,7 +117,13 @@ def _episode_rows(venv: Any) -> int:
     return int(limit) + 2 if isinstance(limit, int | np.integer) and limit > 0 else 64
 
 
-def _find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
+def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
+    """The batched scripted expert of an mmrl ``VecEnv`` (found through its wrappers).
+
+    Returns:
+        A function giving the expert's actions for every copy's current state, or ``None``
+        when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv`.
+    """
     for layer in _layers(venv):
         if hasattr(layer, "expert_action") and hasattr(layer, "sim"):
             return layer.expert_action
@@ -304,7 +310,7 @@ def collect(
     obs_space, action_space = venv.observation_space, venv.action_space
     rng = np.random.default_rng(seed)
 
-    expert_fn = _find_expert(venv)
+    expert_fn = find_expert(venv)
     if policy == "expert":
         if expert_fn is None:
             raise ConfigError(

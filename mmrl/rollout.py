@@ -43,6 +43,7 @@ def collect_episodes(
     deterministic: bool = True,
     on_step: Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]], None]
     | None = None,
+    subset_rows: bool = True,
 ) -> list[Episode]:
     """Runs ``n_episodes`` episodes spread evenly over the copies of ``venv``.
 
@@ -56,6 +57,9 @@ def collect_episodes(
         n_episodes: Episodes to collect (>= 1).
         deterministic: Greedy actions.
         on_step: Optional hook called with ``(obs, actions, rewards, infos)`` every step.
+        subset_rows: Once some copies have finished their quota, pass only the active rows
+            to ``predict``. ``False`` always passes every row, for policies that act for all
+            copies at once from the simulator's state (the scripted expert).
 
     Returns:
         The episodes in completion order.
@@ -79,7 +83,7 @@ def collect_episodes(
     actions: np.ndarray | None = None
     while (done_count < quota).any():
         active = done_count < quota
-        if state is None and actions is not None and not active.all():
+        if subset_rows and state is None and actions is not None and not active.all():
             # Copies that finished their quota still step (a VecEnv steps all copies) but
             # their episodes are discarded, so only the active rows go through the policy:
             # in the long tail of an evaluation that is most of the compute.

@@ -84,10 +84,17 @@ def parse_conditions(ablate: str | None, noise: Sequence[str] = ()) -> list[Cond
     return conditions
 
 
-def _uses_extractor_mask(model: Any, settings: _AblationSettings) -> bool:
+def has_extractor_mask(model: Any) -> bool:
+    """Whether ``model``'s policy has a MultimodalExtractor, i.e. a learned missing-modality
+    embedding that ``--ablate-mode extractor`` can switch on (reference policies have none)."""
     from mmrl.extractor import multimodal_extractors
 
-    has = bool(multimodal_extractors(model.policy))
+    policy = getattr(model, "policy", None)  # None: no network (a reference policy)
+    return policy is not None and bool(multimodal_extractors(policy))
+
+
+def _uses_extractor_mask(model: Any, settings: _AblationSettings) -> bool:
+    has = has_extractor_mask(model)
     if settings.ablate_mode == "extractor" and not has:
         raise ConfigError(
             "--ablate-mode extractor: the policy has no MultimodalExtractor; use --ablate-mode "

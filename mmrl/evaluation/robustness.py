@@ -7,7 +7,8 @@ which is what a model trained with modality dropout expects. Other policies (SB3
 ``CombinedExtractor``, say) have no such notion, so the observation key is zeroed instead
 (:class:`~mmrl.wrappers.VecModalityMask`), the usual sensor-failure ablation; zeros read as
 black images, zero ranges and an all-padding instruction. ``--ablate-mode zero`` forces
-zeroing for every policy, to compare the two.
+zeroing for every policy, to compare the two. Policies without a network (the reference
+policies of :mod:`mmrl.evaluation.reference`) are ablated by zeroing as well.
 
 ``--noise camera=0.1,lidar=0.05`` corrupts observations with
 :class:`~mmrl.wrappers.VecSensorNoise` (level forms documented in :mod:`mmrl.wrappers.noise`).

@@ -447,8 +447,13 @@ def evaluate_model(
 ) -> list[EvalResult]:
     """Evaluates one loaded model under every split x condition.
 
+    A model with an ``attach(venv)`` method (a
+    :class:`~mmrl.evaluation.reference.ReferencePolicy`) is given each raw evaluation
+    ``VecEnv`` before its rollouts; one whose ``whole_batch`` is true always gets every copy's
+    observation (see :func:`~mmrl.rollout.collect_episodes`).
+
     Args:
-        model: The SB3 model (``predict`` and ``policy``).
+        model: The SB3 model (``predict`` and ``policy``), or a reference policy.
         target: Where it came from (label, normalization).
         env_config: The environment preset.
         settings: Episodes, seeds, grouping and interval settings.
@@ -466,12 +471,16 @@ def evaluate_model(
         ConfigError: Bad split, ablation key, noise spec or group label.
     """
 
+    attach = getattr(model, "attach", None)
+    subset_rows = not getattr(model, "whole_batch", False)
     results = []
     for s_index, split in enumerate(splits):
         for c_index, condition in enumerate(conditions):
             record = recorder if recorder is not None and s_index == c_index == 0 else None
 
             def wrap(venv: Any, condition: Condition = condition, record: Any = record) -> Any:
+                if attach is not None:
+                    attach(venv)
                 check_spaces(
                     model,
                     venv.observation_space,
@@ -490,7 +499,11 @@ def evaluate_model(
                 with ablation_context(model, condition, settings):
                     t0 = time.perf_counter()
                     episodes = collect_episodes(
-                        model.predict, venv, settings.episodes, settings.deterministic
+                        model.predict,
+                        venv,
+                        settings.episodes,
+                        settings.deterministic,
+                        subset_rows=subset_rows,
                     )
                     seconds = time.perf_counter() - t0
             finally:

@@ -7,6 +7,7 @@ from mmrl.evaluation.stats import (
     bootstrap_diff_ci,
     bootstrap_distribution,
     iqm,
+    newcombe_diff_interval,
     trimmed_mean,
     wilson_interval,
 )
@@ -112,3 +113,30 @@ def test_bootstrap_rejects_empty_and_unknown_statistic():
         bootstrap_ci(np.array([]))
     with pytest.raises(ValueError, match="unknown statistic"):
         bootstrap_ci(np.ones(3), "median")
+
+
+@pytest.mark.parametrize(
+    ("a", "n_a", "b", "n_b", "low", "high"),
+    [
+        # Newcombe (1998), Table II, method 10.
+        (56, 70, 48, 80, 0.0524, 0.3339),
+        (9, 10, 3, 10, 0.1705, 0.8090),
+        (5, 56, 0, 29, -0.0381, 0.1926),
+        (0, 10, 0, 20, -0.1611, 0.2775),
+        (10, 10, 0, 20, 0.6791, 1.0),
+    ],
+)
+def test_newcombe_interval_matches_the_published_values(a, n_a, b, n_b, low, high):
+    iv = newcombe_diff_interval(a, n_a, b, n_b)
+    assert iv.value == pytest.approx(a / n_a - b / n_b)
+    assert (iv.low, iv.high) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_newcombe_interval_is_antisymmetric_and_excludes_zero_for_clear_drops():
+    ab, ba = newcombe_diff_interval(30, 40, 12, 40), newcombe_diff_interval(12, 40, 30, 40)
+    assert (ab.value, ab.low, ab.high) == pytest.approx((-ba.value, -ba.high, -ba.low))
+    assert ab.low > 0
+    same = newcombe_diff_interval(4, 4, 4, 4)
+    assert same.value == 0.0 and same.low < 0 < same.high
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        newcombe_diff_interval(0, 0, 1, 2)
