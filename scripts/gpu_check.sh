@@ -26,6 +26,7 @@
 #   GPU_BENCH_WORKERS  parallel cells (default: cores - 1, leaving one for the driver)
 #   GPU_BENCH_DEVICE   the bench's --device (default cuda; cpu skips the CUDA check when
 #                      GPU_CHECK_BASE=0, to try phase 2 on a machine without a GPU)
+#   GPU_BENCH_KEEP_MODELS  fusion whose cells' model.zip come back (default concat)
 #   GPU_BENCH_ARGS     more `mmrl bench` flags, split on spaces (e.g. "--no-ablation")
 #
 # Prints each step's output between "== <step> (time limit Ns): <command>" and
@@ -64,6 +65,7 @@ BENCH_ENVS=${GPU_BENCH_ENVS:-driving,navigation}
 BENCH_FUSIONS=${GPU_BENCH_FUSIONS:-concat}
 BENCH_SEEDS=${GPU_BENCH_SEEDS:-1}
 BENCH_DEVICE=${GPU_BENCH_DEVICE:-cuda}
+BENCH_KEEP_MODELS=${GPU_BENCH_KEEP_MODELS:-concat}
 # nproc alone would follow OMP_NUM_THREADS, which says nothing about how many processes fit.
 cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 BENCH_WORKERS=${GPU_BENCH_WORKERS:-$(( cores > 1 ? cores - 1 : 1 ))}
@@ -158,6 +160,20 @@ pack_bench() {
          "tensorboard files; only bench_summary.md and bench_results.csv come back" >&2
 }
 
+# The final models of the cells of fusion GPU_BENCH_KEEP_MODELS (default concat, the default
+# recipe's; all fusions' models do not fit one returned file) with their resolved configs (evaluate them later with
+# `mmrl evaluate` or scripts/modality_necessity.py), when they fit one returned file.
+pack_models() {
+    local tarball=$OUT/bench_models.tar.gz
+    (cd "$(dirname "$BENCH_DIR")" && find "$(basename "$BENCH_DIR")" -name checkpoints -prune -o \
+        -path "*-${BENCH_KEEP_MODELS}-*" \( -name model.zip -o -name config.yaml \
+        -o -name metrics.json \) -print0 |
+        tar -czf "$tarball" --null -T -) || return 0
+    (( $(stat -c %s "$tarball") < 15 * 2**20 )) && return 0
+    rm -f "$tarball"
+    echo "gpu_check.sh: the bench's models pack to more than 15 MiB; not returned" >&2
+}
+
 main() {
     if (( ! DRY_RUN )); then trap write_summary EXIT; fi
     echo "# gpu_check.sh: PYTHON=$PY OUT=$OUT budget ${BUDGET}s, phase 1 $([[ $BASE == 1 ]] && echo on || echo off)," \
@@ -210,7 +226,7 @@ print("torch", torch.__version__, "on", torch.cuda.get_device_name(0))'
         if (( DRY_RUN )); then
             echo "+ pack $BENCH_DIR into $OUT: bench_summary.md bench_results.csv bench.tar.gz"
         elif [[ -d $BENCH_DIR ]]; then
-            pack_bench
+            pack_bench; pack_models
         fi
     fi
     return $failed
