@@ -261,8 +261,11 @@ def test_reward_terms_sum_to_reward_and_info_contents() -> None:
             env.reset()
 
 
-def test_success_and_wrong_object_termination() -> None:
-    sim = NavigationSimulator(2)
+def test_v0_success_and_wrong_object_termination() -> None:
+    """v0: coming within reach of the target succeeds; touching a distractor fails."""
+    from mmrl.envs.navigation import NavigationSimulatorV0
+
+    sim = NavigationSimulatorV0(2)
     sim.seed([0, 1])
     sim.reset_envs()
     # Copy 0 right in front of its target, copy 1 in front of a distractor.
@@ -281,6 +284,77 @@ def test_success_and_wrong_object_termination() -> None:
     assert result.rewards["wrong_object"][1] == pytest.approx(-sim.cfg.wrong_object_penalty)
     assert result.rewards["success"][1] == 0.0 and result.rewards["wrong_object"][0] == 0.0
     assert sim.infos(result)[0]["is_success"] is True
+
+
+def _in_reach(continuous: bool = False) -> tuple[NavigationSimulator, int]:
+    """Four copies: 0 and 1 within reach of the target, 2 of a distractor, 3 of nothing."""
+    sim = NavigationSimulator(4, continuous=continuous)
+    sim.seed([0, 1, 2, 3])
+    sim.reset_envs()
+    for i in range(4):
+        distractor = (sim.target[i] + 1) % sim.obj_valid[i].sum()
+        which = sim.target[i] if i < 2 else distractor
+        sim.pos[i] = sim.objects[i, which] - np.array([SUCCESS_RADIUS - 0.1, 0.0], np.float32)
+        sim.heading[i] = np.pi  # facing away: no step below moves it closer
+        if i == 3:
+            sim.pos[i] = sim.objects[i, which] - np.array([SUCCESS_RADIUS + 0.4, 0.0])
+        sim.prev_distance[i] = sim._target_distance()[i]
+    return sim, 3
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_stopping_chooses_the_object_in_reach(continuous: bool) -> None:
+    """v1: only stopping within reach of the target succeeds; stopping at another fails."""
+    sim, stop = _in_reach(continuous)
+    turn = np.array([[0.0, 1.0]] * 4, np.float32) if continuous else np.array([1, 1, 1, 1])
+    halt = np.zeros((4, 2), np.float32) if continuous else np.array([stop] * 4)
+    # Being within reach is not enough: turning in place there ends nothing.
+    _, terminated, _, result = sim.step(turn)
+    assert not terminated.any() and not result.success.any()
+    actions = halt.copy()
+    actions[1] = turn[1]  # copy 1 keeps turning next to its target
+    _, terminated, _, result = sim.step(actions)
+    assert terminated.tolist() == [True, False, True, False]  # 3 stopped far from all
+    assert result.success.tolist() == [True, False, False, False]
+    assert result.rewards["success"][0] == pytest.approx(sim.cfg.success_reward)
+    assert result.rewards["wrong_object"][2] == pytest.approx(-sim.cfg.wrong_object_penalty)
+    assert result.rewards["wrong_object"][[0, 1, 3]].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_touching_a_distractor_fails_without_stopping() -> None:
+    sim = NavigationSimulator(1)
+    sim.seed([1])
+    sim.reset_envs()
+    distractor = (sim.target[0] + 1) % sim.obj_valid[0].sum()
+    sim.pos[0] = sim.objects[0, distractor] - np.array([CONTACT_RADIUS + 0.1, 0.0], np.float32)
+    sim.heading[0] = 0.0
+    _, terminated, _, result = sim.step(np.array([0]))
+    assert terminated[0] and not result.success[0]
+    assert result.rewards["wrong_object"][0] == pytest.approx(-sim.cfg.wrong_object_penalty)
+
+
+def test_dark_room_hides_what_is_beyond_the_lamp() -> None:
+    """v1's lamp: the target 2 m ahead is lit; moved 5 m ahead it is black, lit room or not."""
+    sim = _clear_view_sim()
+    colour = COLOR_RGB[sim.obj_color[0, sim.target[0]]]
+
+    def colour_pixels() -> int:
+        flat = sim.observe()["camera"][0].reshape(-1, 3).astype(np.float32)
+        cos = flat @ colour / (np.linalg.norm(flat, axis=1) * np.linalg.norm(colour) + 1e-6)
+        return int(((cos > 0.99) & (flat.max(axis=1) > 30)).sum())
+
+    assert colour_pixels() > 20
+    sim.pos[0] = (0.5, 3.0)  # now 3.5 m away, beyond the 3 m lamp
+    assert colour_pixels() == 0
+    assert sim.observe()["lidar"][0, 0] < 3.5 / sim.cfg.lidar_range  # the lidar still sees it
+    lit = NavigationSimulator(1, lamp_range=0.0)
+    lit.seed([11])
+    lit.reset_envs()
+    for name in ("box_valid", "obj_valid", "obj_shape", "objects", "size", "pos", "heading"):
+        getattr(lit, name)[...] = getattr(sim, name)
+    image = lit.observe()["camera"][0].reshape(-1, 3).astype(np.float32)
+    cos = image @ colour / (np.linalg.norm(image, axis=1) * np.linalg.norm(colour) + 1e-6)
+    assert (cos > 0.99).sum() > 5  # a lit room shows it at 3.5 m
 
 
 def test_wall_bump_is_penalized_not_terminal() -> None:

@@ -37,8 +37,11 @@ _TAPER = np.array([0.0, 0.0, 1.0, 0.0], dtype=np.float32)
 _ROUND_SHADE = np.array([1.0, 0.0, 1.0, 1.0], dtype=np.float32)
 _FAR = np.float32(1e4)
 # Pixel labels: ceiling and floor (by row), then wall, far object and near object (by
-# column); a higher label paints over a lower one.
-_N_LABELS = 5
+# column), painted in that order; 5 is unlit floor or ceiling beyond the lamp (by row).
+_N_LABELS = 6
+_DARK = 5
+LAMP_FADE = 0.75
+"""Metres over which the lamp's light fades to black before ``lamp_range``."""
 
 
 @dataclasses.dataclass
@@ -146,10 +149,17 @@ class ColumnCamera:
         size: Image height and width ``S`` (one ray per column).
         fov_deg: Horizontal and vertical field of view in degrees.
         object_radius: Footprint radius of every object, metres.
+        lamp_range: ``None``: the room is lit everywhere. A distance in metres: the robot's
+            lamp is the only light, so walls, boxes, objects, floor and ceiling fade to black
+            over the last :data:`LAMP_FADE` metres before it (by ray distance; the floor and
+            ceiling by the distance of the surface each pixel row sees).
     """
 
-    def __init__(self, size: int, fov_deg: float, object_radius: float) -> None:
+    def __init__(
+        self, size: int, fov_deg: float, object_radius: float, lamp_range: float | None = None
+    ) -> None:
         self.size = size
+        self.lamp_range = None if lamp_range is None else np.float32(lamp_range)
         self.focal = np.float32((size / 2) / np.tan(np.radians(fov_deg) / 2))
         # Rays through pixel centres of a flat image plane; column 0 is the leftmost, i.e.
         # the most counter-clockwise ray.
@@ -159,8 +169,16 @@ class ColumnCamera:
         self.radius = np.float32(object_radius)
         self.row_dtype = np.uint8 if size < 255 else np.uint16
         self.rows = np.arange(size, dtype=self.row_dtype)[None, None, :, None]  # (1,1,H,1)
-        # Rows below the horizon are floor (label 1), above it ceiling (label 0).
-        self.floor = (np.arange(size) >= size / 2).astype(np.uint8)[None, :, None]
+        # Rows below the horizon are floor (label 1), above it ceiling (label 0); in the dark,
+        # rows whose floor or ceiling point lies beyond the lamp are unlit.
+        rows = np.arange(size)
+        self.floor = (rows >= size / 2).astype(np.uint8)[None, :, None]
+        if self.lamp_range is not None:
+            below = (rows + 0.5 - size / 2).astype(np.float32)
+            height = np.where(below > 0, EYE_HEIGHT, WALL_HEIGHT - EYE_HEIGHT)
+            distance = self.focal * height / np.maximum(np.abs(below), 1e-6)
+            self.floor = np.where(distance[None, :, None] > self.lamp_range, _DARK, self.floor)
+            self.floor = self.floor.astype(np.uint8)
         # Index offsets, palettes and output buffers per batch shape: a vec env alternates
         # between all copies and the few it just reset, so one cached shape would thrash.
         self._scratch: dict[tuple[int, int, int], _Scratch] = {}
@@ -218,6 +236,8 @@ class ColumnCamera:
         along = np.where(x_face, oy + t_solid * dy, ox + t_solid * dx)
         shade = np.where(x_face, np.float32(0.75), np.float32(1.0)) / (1.0 + 0.07 * t_solid)
         shade = np.where((along % 1.0) < 0.04, 0.6 * shade, shade)
+        if self.lamp_range is not None:
+            shade = shade * self._lamp(t_solid)
         wall_rgb = np.where(is_box[..., None], BOX_RGB, WALL_RGB) * shade[..., None]
         depth = np.maximum(t_solid * self.cos, 0.05)
 
@@ -243,6 +263,8 @@ class ColumnCamera:
         )
         rs = _ROUND_SHADE[shape]
         light = (0.9 * (1.0 - rs) + rs * (0.55 + 0.45 * roundness)) / (1.0 + 0.05 * t2)
+        if self.lamp_range is not None:
+            light = light * self._lamp(t2)
         obj_col = np.take(obj_rgb.reshape(-1, 3), slot, axis=0) * light[..., None]  # (B,W,2,3)
 
         # --- rows covered by wall, far object and near object: (3, B, 1, W) integer spans.
@@ -272,7 +294,7 @@ class ColumnCamera:
         # --- a palette of RGBA colours per (copy, column), then a single gather.
         palette = scratch.palette
         palette[:, :, 2, :3] = np.minimum(wall_rgb, 255.0)
-        palette[:, :, 3:, :3] = np.minimum(obj_col, 255.0)
+        palette[:, :, 3:5, :3] = np.minimum(obj_col, 255.0)
         # Reused intp buffers: numpy converts any other index dtype before gathering (int32
         # took ~6x as long) and fresh multi-MB arrays cost page faults on every call. Labels
         # are always in range, so mode="clip" only skips the bounds check.
@@ -280,6 +302,10 @@ class ColumnCamera:
         np.take(palette.view(np.uint32), scratch.index, mode="clip", out=scratch.rgba)
         rgb = cv2.cvtColor(scratch.rgba.view(np.uint8).reshape(n * s, s, 4), cv2.COLOR_RGBA2RGB)
         return rgb.reshape(n, s, s, 3)
+
+    def _lamp(self, t: np.ndarray) -> np.ndarray:
+        """Light of the lamp at ray distance ``t``: 1 near, fading to 0 at ``lamp_range``."""
+        return np.clip((self.lamp_range - t) * np.float32(1.0 / LAMP_FADE), 0.0, 1.0)
 
     def _scratch_for(self, n: int, n_rays: int, k_obj: int) -> _Scratch:
         """The reusable :class:`_Scratch` of a batch of ``n`` copies (built on first use)."""
@@ -320,6 +346,7 @@ class _Scratch:
         palette = np.full((n, s, _N_LABELS, 4), 255, np.uint8)
         palette[:, :, 0, :3] = CEILING_RGB
         palette[:, :, 1, :3] = FLOOR_RGB
+        palette[:, :, _DARK, :3] = 0
         return cls(
             ray_base=(b * n_rays + np.arange(s)[None, :, None]) * k_obj,
             obj_base=b * k_obj,

@@ -1,4 +1,4 @@
-"""Typed keyword arguments of ``mmrl/Navigation-v0`` (unknown names raise ``ValueError``)."""
+"""Typed keyword arguments of ``mmrl/Navigation-v1`` (unknown names raise ``ValueError``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,13 @@ class NavigationConfig:
         lidar_noise: Standard deviation of Gaussian noise on normalized lidar readings.
         lidar_dropout: Probability that a lidar beam returns max range.
         max_text_len: Length of the ``text`` token-id vector.
+        lamp_range: ``0``: the room is lit. Otherwise the robot's lamp is the only light: the
+            camera sees nothing beyond this many metres (the lidar still does). Navigation-v1
+            default 3 m; v0 default 0.
+        stop_to_choose: ``True``: the robot chooses an object by stopping (discrete action 3;
+            continuous: both commands below 0.1 in magnitude) within reach of it, and the
+            episode ends with success only if it chose the target; coming near the target is
+            not enough. ``False`` (v0): coming within reach of the target succeeds.
     """
 
     continuous: bool = False
@@ -62,6 +69,8 @@ class NavigationConfig:
     lidar_noise: float = 0.0
     lidar_dropout: float = 0.0
     max_text_len: int = 16
+    lamp_range: float = 0.0
+    stop_to_choose: bool = False
 
     def __post_init__(self) -> None:
         check_choice("continuous", self.continuous, [False, True])
@@ -83,6 +92,12 @@ class NavigationConfig:
         check_float("wrong_object_penalty", self.wrong_object_penalty, 0.0, 1000.0)
         check_float("collision_penalty", self.collision_penalty, 0.0, 100.0)
         check_float("time_penalty", self.time_penalty, 0.0, 10.0)
+        if self.lamp_range != 0:
+            try:
+                check_float("lamp_range", self.lamp_range, 1.0, 50.0)
+            except ValueError as err:
+                raise ValueError(f"{err} (or 0 for a lit room)") from None
+        check_choice("stop_to_choose", self.stop_to_choose, [False, True])
         self.sensors().validate()
 
     def sensors(self) -> SensorConfig:

@@ -16,7 +16,8 @@ class NavigationEnv(MultimodalEnv):
     six colours (red, green, blue, yellow, purple, cyan) and one of four shapes (ball, cube,
     cone, cylinder) on a round 0.8 m footprint. An instruction such as *"go to the red
     ball"*, *"navigate to the cube that is blue"* or *"head towards the yellow cone"* names
-    one object; the robot must drive to it without touching any other object.
+    one object; the robot must drive to it and *stop* next to it without touching any other
+    object. The room is dark: the robot's lamp lights only the nearest ``lamp_range`` (3 m).
 
     The task needs every modality (see ``DESIGN.md``, "Why each modality matters"):
 
@@ -27,9 +28,12 @@ class NavigationEnv(MultimodalEnv):
       the instruction tells the target apart (a scene-only predictor in the test suite stays
       at chance), and all objects have the same round footprint, so the lidar cannot tell
       them apart;
-    * **lidar** is the only sensor that sees behind and beside the robot with precise range
-      (the camera covers a 90 degree cone), needed to avoid walls, boxes and distractors
-      while turning and driving;
+    * **lidar** is the only sensor that sees beyond the lamp and behind and beside the robot,
+      with precise range (the camera covers a 90 degree cone and goes black past 3 m): where
+      the objects and walls of the room are has to be read from it;
+    * the robot chooses an object by stopping next to it, so an agent that does not know the
+      target (no text) or cannot tell objects apart (no camera) cannot win by visiting every
+      object in turn;
     * **state** tells whether the last move was blocked and how fast the robot moves.
 
     ## Observation Space
@@ -46,7 +50,8 @@ class NavigationEnv(MultimodalEnv):
     * ``camera`` (64 x 64): column ray casting with perspective and a ``fov_deg`` (90 degree)
       field of view; walls grey, boxes brown, objects in their colour with shape
       silhouettes (ball round, cube flat-topped, cone pointed, cylinder tall and
-      flat-topped); distance fog.
+      flat-topped); distance fog; lit by the robot's lamp only: walls, boxes, objects, floor
+      and ceiling fade to black over the last 0.75 m before ``lamp_range`` (3 m).
     * ``lidar`` (64 beams, 8 m): beam 0 straight ahead, angles counter-clockwise; sees walls,
       boxes and objects; optional Gaussian noise (``lidar_noise``) and dropout
       (``lidar_dropout``, a dropped beam reads 1).
@@ -61,12 +66,14 @@ class NavigationEnv(MultimodalEnv):
     ## Action Space
 
     Default ``Discrete(4)``: ``0`` forward ``forward_speed`` (0.25 m), ``1`` turn left
-    (counter-clockwise) ``turn_speed`` (22.5 degrees), ``2`` turn right, ``3`` stop.
+    (counter-clockwise) ``turn_speed`` (22.5 degrees), ``2`` turn right, ``3`` stop (within
+    reach of an object: choose it, which ends the episode; elsewhere: stand still).
 
     With ``continuous=True``: ``Box(-1, 1, (2,), float32)`` ``[linear, angular]``; the robot
     first turns by ``angular * turn_speed`` then drives ``linear * forward_speed`` (negative
-    ``linear`` reverses at half speed). Out-of-range values are clipped; NaN, infinite or
-    wrongly shaped actions raise ``ValueError``.
+    ``linear`` reverses at half speed); both commands below 0.1 in magnitude count as
+    stopping. Out-of-range values are clipped; NaN, infinite or wrongly shaped actions raise
+    ``ValueError``.
 
     ## Rewards
 
@@ -74,9 +81,10 @@ class NavigationEnv(MultimodalEnv):
 
     * ``progress``: ``progress_weight`` (0.1) times the decrease of the distance to the
       target this step (dense shaping, potential-based, Ng et al. 1999);
-    * ``success``: ``+success_reward`` (1) on reaching the target;
-    * ``wrong_object``: ``-wrong_object_penalty`` (0.1) on touching another object (the
-      lost success is the real cost; a large penalty taught PPO to avoid all objects);
+    * ``success``: ``+success_reward`` (1) on stopping at the target;
+    * ``wrong_object``: ``-wrong_object_penalty`` (0.1) on stopping at or touching another
+      object (the lost success is the real cost; a large penalty taught PPO to avoid all
+      objects);
     * ``collision``: ``-collision_penalty`` (0.02) per step the robot bumps a wall or box;
     * ``time``: ``-time_penalty`` (0.001) per step.
 
@@ -96,9 +104,9 @@ class NavigationEnv(MultimodalEnv):
 
     Termination:
 
-    * success: the robot's centre comes within 0.9 m of the target's centre (0.3 m gap);
-      ``info["is_success"]`` is ``True``;
-    * failure: the robot touches any other object.
+    * success: the robot stops with its centre within 0.9 m of the target's centre (0.3 m
+      gap), the target being the nearest object; ``info["is_success"]`` is ``True``;
+    * failure: the robot stops within 0.9 m of another object (nearest), or touches one.
 
     Bumping into walls and boxes is penalized but not terminal (the move is refused).
 
@@ -112,7 +120,8 @@ class NavigationEnv(MultimodalEnv):
              forward_speed=0.25, turn_speed=22.5, fov_deg=90.0,
              progress_weight=0.1, success_reward=1.0, wrong_object_penalty=0.1,
              collision_penalty=0.02, time_penalty=0.001, camera_size=64, lidar_beams=64,
-             lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16)
+             lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16,
+             lamp_range=3.0, stop_to_choose=True)
     ```
 
     * ``instruction_split``: ``"train"`` targets 18 colour-shape pairs with six templates
@@ -135,7 +144,12 @@ class NavigationEnv(MultimodalEnv):
 
     ## Version History
 
-    * v1: The scene no longer gives the target away. v0 always placed one distractor with
+    * v1: The instruction decides the goal and every sensor counts. The robot chooses an
+      object by stopping next to it (``stop_to_choose``; in v0 coming within reach of the
+      target won, so an agent could visit objects until one counted: a PPO agent with the
+      text masked still succeeded in 63 % of rooms). The room is dark beyond the robot's
+      3 m lamp (``lamp_range``), so where objects and walls are must come from the lidar.
+      The scene no longer gives the target away. v0 always placed one distractor with
       the target's colour and one with its shape, so the target was the one object whose
       colour and shape both recurred (a rule ignoring the instruction found it in 84 % of
       episodes, chance 27 %), and only the target was kept 2 m from the start. v1 draws the

@@ -25,6 +25,9 @@ SUCCESS_RADIUS = ROBOT_RADIUS + OBJECT_RADIUS + 0.3
 """Centre distance to the target that counts as reaching it (a 0.3 m gap), metres."""
 CONTACT_RADIUS = ROBOT_RADIUS + OBJECT_RADIUS
 """Centre distance at which the robot touches an object, metres."""
+HALT = 0.1
+"""With ``stop_to_choose``: both commands below this magnitude count as stopping (discrete
+action 3 is exactly 0, 0)."""
 REVERSE_SCALE = 0.5
 """Continuous actions: a negative linear command reverses at this fraction of full speed."""
 
@@ -59,12 +62,15 @@ class NavigationSimulator(BatchedSimulator):
     env_id = "mmrl/Navigation-v1"
     scene_version = 1
     """Episode generator (see :func:`~mmrl.envs.navigation.room.generate_layout`)."""
+    config_defaults: dict[str, Any] = {"lamp_range": 3.0, "stop_to_choose": True}
+    """Defaults of this version that differ from :class:`NavigationConfig`'s (v1: a dark room
+    lit by the robot's lamp, and the robot chooses an object by stopping at it)."""
     reward_terms = ("progress", "success", "wrong_object", "collision", "time")
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         from mmrl.registration import entry_for
 
-        cfg = build_config(NavigationConfig, kwargs, self.env_id)
+        cfg = build_config(NavigationConfig, {**self.config_defaults, **kwargs}, self.env_id)
         super().__init__(num_envs, cfg.sensors())
         self.cfg = cfg
         entry = entry_for(self.env_id)
@@ -76,7 +82,9 @@ class NavigationSimulator(BatchedSimulator):
         else:
             self.action_space = spaces.Discrete(4)
         self.turn_rad = np.float32(np.radians(cfg.turn_speed))
-        self.camera = ColumnCamera(cfg.camera_size, cfg.fov_deg, OBJECT_RADIUS)
+        self.camera = ColumnCamera(
+            cfg.camera_size, cfg.fov_deg, OBJECT_RADIUS, cfg.lamp_range or None
+        )
         # Beam 0 points ahead, angles grow counter-clockwise (mmrl lidar convention).
         beams = np.linspace(0.0, 2 * np.pi, cfg.lidar_beams, endpoint=False, dtype=np.float32)
         self.ray_angles = np.concatenate([self.camera.angles, beams])
@@ -197,9 +205,22 @@ class NavigationSimulator(BatchedSimulator):
         d = self._object_distances()
         rows = np.arange(self.num_envs)
         d_target = d[rows, self.target]
+        if cfg.stop_to_choose:
+            # Stopping within reach of an object chooses the nearest one (objects are 1.6 m
+            # apart, so two can be within reach); coming near the target is not enough, so an
+            # agent that does not know the target cannot win by visiting every object.
+            halt = (np.abs(linear) < HALT) & (np.abs(angular) < HALT)
+            nearest = d.argmin(axis=1)
+            chose = halt & (d[rows, nearest] < SUCCESS_RADIUS)
+            chose_target = chose & (nearest == self.target)
+            chose_wrong = chose & ~chose_target
         d[rows, self.target] = np.inf
         wrong = (d < CONTACT_RADIUS).any(axis=1)
-        success = (d_target < SUCCESS_RADIUS) & ~wrong
+        if cfg.stop_to_choose:
+            success = chose_target & ~wrong
+            wrong |= chose_wrong
+        else:
+            success = (d_target < SUCCESS_RADIUS) & ~wrong
         n = self.num_envs
         rewards = {
             "progress": (cfg.progress_weight * (self.prev_distance - d_target)).astype(np.float32),
@@ -330,13 +351,19 @@ class NavigationSimulator(BatchedSimulator):
         err, self._progress = pursuit(
             self.pos, self.heading, self._paths, self._path_len, self._progress
         )
+        # With stop_to_choose, stop once within reach of the target (a margin inside the
+        # success radius, so a step of drift cannot matter).
+        arrived = self.cfg.stop_to_choose & (self._target_distance() < SUCCESS_RADIUS - 0.05)
         if self.cfg.continuous:
             angular = np.clip(err / self.turn_rad, -1.0, 1.0)
             linear = np.where(np.abs(err) < 0.4, np.cos(err), 0.0)
-            return np.stack([linear, angular], 1).astype(np.float32)
+            action = np.stack([linear, angular], 1).astype(np.float32)
+            action[arrived] = 0.0
+            return action
         # Drive when the carrot is within half a turn step of straight ahead, else turn.
         tol = self.turn_rad / 2 + 0.01
-        return np.where(err > tol, 1, np.where(err < -tol, 2, 0)).astype(np.int64)
+        action = np.where(err > tol, 1, np.where(err < -tol, 2, 0)).astype(np.int64)
+        return np.where(arrived, 3, action)
 
 
 class NavigationSimulatorV0(NavigationSimulator):
@@ -347,3 +374,4 @@ class NavigationSimulatorV0(NavigationSimulator):
 
     env_id = "mmrl/Navigation-v0"
     scene_version = 0
+    config_defaults: dict[str, Any] = {}
