@@ -153,6 +153,7 @@ class LocalBackend(Backend):
             **options,
         )
         futures: dict[Future, Cell] = {}
+        completed = False
         try:
             for cell in cells:
                 futures[pool.submit(_invoke_pickled, payload, cell, spec, str(out))] = cell
@@ -167,8 +168,16 @@ class LocalBackend(Backend):
                         # A worker died without returning (killed, out of memory): every
                         # cell still in the pool is lost with it, but finished ones stay.
                         yield Outcome(cell, error=f"worker process died: {err}")
+            completed = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if not completed:
+                # Ctrl-C, a time limit's SIGINT or the driver giving up: running cells may
+                # need minutes, so stop their workers now and let the driver write its report
+                # for the finished cells (waiting got the driver killed by `timeout`).
+                # ProcessPoolExecutor has no public way to stop busy workers before 3.14.
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
+            pool.shutdown(wait=completed, cancel_futures=True)
 
 
 def import_ray() -> Any:
