@@ -420,6 +420,41 @@ def test_lane_change_and_exit_on_an_empty_road():
     assert info["labels"]["lane_index"] == n and info["is_success"]
 
 
+def test_overtake_means_pulling_in_ahead_of_the_named_car():
+    # v1: passing the named car is not enough; success needs its lane and 6-30 m ahead of it.
+    from mmrl.envs.driving import tasks as T
+    from mmrl.envs.driving.road import lane_center
+
+    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("overtake",)).unwrapped
+    env.reset(seed=3)
+    sim = env.sim
+    t, ego = sim.traffic, sim.ego
+    j = sim.tasks.target[0]
+    lane_t = int(t.lane[0, j])
+    assert sim.tasks.goal_lane[0] == lane_t  # the named car's lane is the goal lane
+    others = [k for k in np.flatnonzero(t.valid[0]) if k != j]
+    other_lane = 0 if lane_t else 1
+    cases = [  # (ego lane, ego ahead of the named car (m), success)
+        (lane_t, 15.0, True),
+        (lane_t, 6.5, True),
+        (lane_t, 29.5, True),
+        (lane_t, 4.0, False),  # not far enough ahead
+        (lane_t, 35.0, False),  # too far ahead
+        (lane_t, -15.0, False),  # behind it
+        (other_lane, 15.0, False),  # passed, not pulled in
+    ]
+    for lane, ahead, success in cases:
+        for k in others:  # every other candidate car passed too, far behind
+            t.x[0, k] = ego.x[0] - 45.0
+        t.x[0, j] = ego.x[0] - ahead
+        ego.y[0] = lane_center(lane)
+        der = T.derive(sim)
+        now = T.satisfied(sim, der)
+        assert bool(T.succeeded(sim, der, now)[0]) == success, (lane, ahead)
+        # The potential is highest (0) exactly when the condition holds.
+        assert (T.potential(sim, der)[0] == 0.0) == success, (lane, ahead)
+
+
 def test_collision_terminates_with_penalty():
     env = gym.make("mmrl/Driving-v1", tasks=("overtake",)).unwrapped
     env.reset(seed=0)

@@ -175,7 +175,7 @@ class DrivingSimulator(BatchedSimulator):
             slot_of = self.traffic.load(i, cars)
             target_lane = int(cars["lane"][target]) if target >= 0 else -1
             slot = int(slot_of[target]) if target >= 0 else -1
-            self.tasks.set(i, task, arg, n_lanes, slot, target_lane)
+            self.tasks.set(i, task, arg, n_lanes, slot, target_lane, self.scene_version)
         self.tasks.refresh()
         road = self.road
         args = (idx, road.n_lanes[idx], road.ramp_start[idx], road.ramp_end[idx])
