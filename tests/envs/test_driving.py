@@ -263,8 +263,13 @@ def test_camera_shows_the_named_car_in_its_colour():
         assert hits >= 4, info["instruction"]
 
 
-def test_camera_draws_cars_where_they_are():
-    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("follow",)).unwrapped
+V0_OUT_OF_DATE = "ignore:.*is out of date.*:DeprecationWarning"
+
+
+@pytest.mark.filterwarnings(V0_OUT_OF_DATE)
+@pytest.mark.parametrize("env_id, ahead", [("mmrl/Driving-v1", 76.0), ("mmrl/Driving-v0", 60.0)])
+def test_camera_draws_cars_where_they_are(env_id, ahead):
+    env = gym.make(env_id, traffic_density=0.0, tasks=("follow",)).unwrapped
     env.reset(seed=4)
     sim = env.sim
     j = sim.tasks.target[0]
@@ -274,11 +279,57 @@ def test_camera_draws_cars_where_they_are():
     color = COLOR_RGB[sim.tasks.arg[0]]
     ego_r, ego_c = np.nonzero(np.all(camera == EGO_RGB, axis=-1))
     car_r, car_c = np.nonzero(np.all(camera == color, axis=-1))
-    # The ego sits 60 m below the top edge (row 47.5 of 64) and centred across.
-    assert abs(ego_r.mean() - 47.5) <= 1.0 and abs(ego_c.mean() - 31.5) <= 1.0
+    # The ego sits `ahead` m below the top edge (v1: row 60.3 of 64, v0: 47.5) and centred
+    # across.
+    assert abs(ego_r.mean() - (ahead / 1.25 - 0.5)) <= 1.0 and abs(ego_c.mean() - 31.5) <= 1.0
     assert abs(car_r.mean() - (ego_r.mean() - 16.0)) <= 1.0
     assert abs(car_c.mean() - (ego_c.mean() + 6.4)) <= 1.0
     assert len(car_r) == 12  # 4.6 m x 1.9 m at 1.25 m x 0.625 m per pixel
+
+
+@pytest.mark.filterwarnings(V0_OUT_OF_DATE)
+@pytest.mark.parametrize(
+    "env_id, sees_70_ahead, sees_10_behind",
+    [("mmrl/Driving-v1", True, False), ("mmrl/Driving-v0", False, True)],
+)
+def test_camera_footprint_per_version(env_id, sees_70_ahead, sees_10_behind):
+    # v1's camera looks forward (76 m ahead, 4 m behind): only the lidar sees traffic behind.
+    # v0's shows 60 m ahead and 20 m behind.
+    env = gym.make(env_id, traffic_density=0.0, tasks=("follow",)).unwrapped
+    env.reset(seed=4)
+    sim = env.sim
+    t = sim.traffic
+    j = sim.tasks.target[0]
+    t.valid[0] = False
+    t.valid[0, j] = True
+    t.y[0, j] = sim.ego.y[0]
+    color = COLOR_RGB[sim.tasks.arg[0]]
+    seen = {}
+    for dx in (70.0, -10.0):
+        t.x[0, j] = sim.ego.x[0] + dx
+        seen[dx] = np.all(sim.observe()["camera"][0] == color, axis=-1).sum()
+    assert (seen[70.0] >= 4) == sees_70_ahead
+    assert (seen[-10.0] >= 4) == sees_10_behind
+    # The lidar (50 m range) sees the car behind in both versions.
+    assert sim.observe()["lidar"][0].min() * sim.config.lidar_range < 8.0
+
+
+@pytest.mark.parametrize("view", [(76.0, 4.0), (60.0, 20.0)])
+def test_camera_paints_every_row_in_view_past_the_decision_point(view):
+    # Row kinds past the decision point must reach as far as the view can look: the ego one
+    # fast step (15 m) past the decision point, plus view_ahead.
+    from mmrl.envs.driving.camera import Camera, row_table
+
+    cam = Camera(1, 64, *view)
+    ramp_end = np.array([400.0])
+    cam.paint_roads(np.array([0]), np.array([3]), ramp_end - 120.0, ramp_end)
+    _, layout = row_table(64, cam.length)
+    q0 = int((cam.x_top - view[0] - (ramp_end[0] + 15.0)) / cam.res_x)
+    assert q0 >= 0
+    after = cam.kinds[0, q0 : q0 + 64] - 3 * layout["per_lanes"] - layout["after0"]
+    assert after.max() < layout["n_after"] - 1  # never the saturated last kind
+    with pytest.raises(ValueError, match="view_ahead"):
+        Camera(1, 64, 150.0, 4.0)
 
 
 def test_lidar_sees_a_car_ahead_and_the_kerbs():
@@ -367,6 +418,41 @@ def test_lane_change_and_exit_on_an_empty_road():
         _, _, terminated, truncated, info = env.step(IDLE)
         assert not truncated
     assert info["labels"]["lane_index"] == n and info["is_success"]
+
+
+def test_overtake_means_pulling_in_ahead_of_the_named_car():
+    # v1: passing the named car is not enough; success needs its lane and 6-30 m ahead of it.
+    from mmrl.envs.driving import tasks as T
+    from mmrl.envs.driving.road import lane_center
+
+    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("overtake",)).unwrapped
+    env.reset(seed=3)
+    sim = env.sim
+    t, ego = sim.traffic, sim.ego
+    j = sim.tasks.target[0]
+    lane_t = int(t.lane[0, j])
+    assert sim.tasks.goal_lane[0] == lane_t  # the named car's lane is the goal lane
+    others = [k for k in np.flatnonzero(t.valid[0]) if k != j]
+    other_lane = 0 if lane_t else 1
+    cases = [  # (ego lane, ego ahead of the named car (m), success)
+        (lane_t, 15.0, True),
+        (lane_t, 6.5, True),
+        (lane_t, 29.5, True),
+        (lane_t, 4.0, False),  # not far enough ahead
+        (lane_t, 35.0, False),  # too far ahead
+        (lane_t, -15.0, False),  # behind it
+        (other_lane, 15.0, False),  # passed, not pulled in
+    ]
+    for lane, ahead, success in cases:
+        for k in others:  # every other candidate car passed too, far behind
+            t.x[0, k] = ego.x[0] - 45.0
+        t.x[0, j] = ego.x[0] - ahead
+        ego.y[0] = lane_center(lane)
+        der = T.derive(sim)
+        now = T.satisfied(sim, der)
+        assert bool(T.succeeded(sim, der, now)[0]) == success, (lane, ahead)
+        # The potential is highest (0) exactly when the condition holds.
+        assert (T.potential(sim, der)[0] == 0.0) == success, (lane, ahead)
 
 
 def test_collision_terminates_with_penalty():

@@ -34,26 +34,33 @@ from mmrl.envs.driving.road import (
 from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
 
 VIEW_AHEAD, VIEW_BEHIND, VIEW_WIDTH = 60.0, 20.0, 40.0
-"""Camera footprint (m): the image spans 80 m along the road (60 ahead of the ego) and 40 m
-across it, centred on the ego; rows go from far ahead (top) to behind (bottom)."""
+"""Default camera footprint (m, Driving-v0's): the image spans ``VIEW_AHEAD + VIEW_BEHIND``
+(80 m) along the road and 40 m across it, centred across on the ego; rows go from far ahead
+(top) to behind (bottom). :class:`Camera` takes the split ahead/behind as arguments
+(Driving-v1 looks 76 m ahead and 4 m behind)."""
 EGO_RGB = np.array((20, 20, 24), np.uint8)
 """The ego car is drawn near-black, a colour no other car has."""
 AFTER_LENGTH = 120.0
-"""Metres past the decision point with their own row kinds (the view never looks further)."""
+"""Metres past the decision point with their own row kinds: the view never looks further (at
+most ``view_ahead`` (<= 100 m) past the ego, which is at most one step, < 20 m, past the
+decision point)."""
+MAX_VIEW_AHEAD = AFTER_LENGTH - 20.0
+"""Largest ``view_ahead`` (m) the row kinds past the decision point cover."""
 Y_LO = -0.5 * VIEW_WIDTH - 4.0
 """Lateral position (m) of the table's left edge."""
 
 
 @functools.lru_cache(maxsize=16)
-def row_table(size: int) -> tuple[np.ndarray, dict[str, int]]:
-    """Painted row kinds for an image side of ``size`` pixels, for every lane count.
+def row_table(size: int, length: float) -> tuple[np.ndarray, dict[str, int]]:
+    """Painted row kinds for an image side of ``size`` pixels spanning ``length`` metres along
+    the road, for every lane count.
 
     Returns:
         ``(table, layout)``: ``table`` is ``(n_kinds, cols * 3)`` uint8 (rows flattened RGB);
         ``layout`` gives the number of kinds per lane count (``"per_lanes"``), the first
         chevron kind, the first after-ramp kind and the numbers of both.
     """
-    res_x = (VIEW_AHEAD + VIEW_BEHIND) / size
+    res_x = length / size
     res_y = VIEW_WIDTH / size
     y_hi = (MAX_LANES + 1) * LANE_WIDTH + 0.5 * VIEW_WIDTH + 4.0
     cols = math.ceil((y_hi - Y_LO) / res_y)
@@ -93,17 +100,35 @@ class Camera:
     Args:
         num_envs: Number of copies.
         size: Image side in pixels.
+        view_ahead: Metres of road shown ahead of the ego's centre (at most
+            ``MAX_VIEW_AHEAD``).
+        view_behind: Metres shown behind it (``view_ahead + view_behind`` is the image's
+            length along the road).
     """
 
-    def __init__(self, num_envs: int, size: int) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        size: int,
+        view_ahead: float = VIEW_AHEAD,
+        view_behind: float = VIEW_BEHIND,
+    ) -> None:
+        if not (0.0 < view_ahead <= MAX_VIEW_AHEAD and view_behind >= 0.0):
+            raise ValueError(
+                f"view_ahead must be in (0, {MAX_VIEW_AHEAD}] and view_behind >= 0 m, got "
+                f"{view_ahead} and {view_behind}"
+            )
         self.size = size
-        self.res_x = (VIEW_AHEAD + VIEW_BEHIND) / size
+        self.view_ahead = float(view_ahead)
+        self.view_behind = float(view_behind)
+        self.length = self.view_ahead + self.view_behind
+        self.res_x = self.length / size
         self.res_y = VIEW_WIDTH / size
         # Row kinds are precomputed per episode along a strip of rows at the image's
         # longitudinal resolution (row q lies at x = X_TOP - (q + 0.5) * res_x); a step reads
         # the S consecutive entries in view. Cars are drawn on the same grid.
-        self.x_top = RAMP_END_RANGE[1] + 20.0 + VIEW_AHEAD
-        x_bottom = -VIEW_BEHIND - 20.0
+        self.x_top = RAMP_END_RANGE[1] + 20.0 + self.view_ahead
+        x_bottom = -self.view_behind - 20.0
         self.n_q = math.ceil((self.x_top - x_bottom) / self.res_x)
         self._q_x = self.x_top - (np.arange(self.n_q) + 0.5) * self.res_x
         self.kinds = np.zeros((num_envs, self.n_q), np.int64)
@@ -124,7 +149,7 @@ class Camera:
     @property
     def _windows(self) -> np.ndarray:
         if self._windows_cache is None:
-            table, layout = row_table(self.size)
+            table, layout = row_table(self.size, self.length)
             # (kinds, cols - S + 1, 3 S): window c holds pixel columns c .. c + S - 1 of a row,
             # so fancy indexing with (kind, first column) returns rows already cropped.
             self._windows_cache = sliding_window_view(table, 3 * self.size, axis=1)[:, ::3]
@@ -179,9 +204,9 @@ class Camera:
         s = self.size
         windows = self._windows
         k = ego_x.shape[0]
-        # First strip row in view (the ego sits VIEW_BEHIND above the bottom edge) and first
+        # First strip row in view (the ego sits view_behind above the bottom edge) and first
         # table column (the ego is centred); both are exact integers on the pixel grid.
-        q0 = ((self.x_top - VIEW_AHEAD - ego_x) * (1.0 / self.res_x)).astype(np.int64)
+        q0 = ((self.x_top - self.view_ahead - ego_x) * (1.0 / self.res_x)).astype(np.int64)
         q0 = np.minimum(np.maximum(q0, 0), self.n_q - s)  # never past the strip's ends
         kind = self.kinds[idx][self._rows[:k, None], q0[:, None] + self._arange]
         c0 = ((ego_y - (0.5 * VIEW_WIDTH + Y_LO)) * (1.0 / self.res_y)).astype(np.int64)

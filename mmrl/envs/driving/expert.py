@@ -25,6 +25,8 @@ LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
 CRUISE = 22.0
 HEADWAY = 0.7
 """Time headway (s) the expert keeps to the car ahead."""
+AHEAD_GOAL = 18.0
+"""Distance (m) ahead of the named car the expert holds after overtaking it (v1)."""
 
 
 def _gaps(sim: DrivingSimulator, lane: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -95,6 +97,8 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     fg_l = np.where(left != stay, _gaps(sim, left)[0], -np.inf)
     fg_r = np.where(right != stay, _gaps(sim, right)[0], -np.inf)
     freer = np.where(fg_l >= fg_r, left, right)
+    # v1: once past, pull in ahead of the named car (merge when the gap behind is safe).
+    pull_in = sim.scene_version >= 1
     not_passed = d > -(T.OVERTAKE_MARGIN + 4.0)
     # For "fast", a lane's worth is the speed its traffic allows over the next 80 m.
     flow = np.where(fg < 80.0, fv, 30.0)
@@ -121,7 +125,7 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             np.where(
                 not_passed,
                 np.where(t_lane > 0, 0, np.where((stay == t_lane) | pass_better, pass_lane, stay)),
-                stay,
+                t_lane if pull_in else stay,
             ),
             stay,
             np.where(blocked_fast & (best < stay), best, np.where(stay > 0, stay - 1, stay)),
@@ -136,6 +140,8 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     drop_back = (lane_goal != base) & ~front_ok
 
     # Speed goal.
+    # v1 overtake, once past: hold the middle of the band ahead of the named car.
+    ahead_v = tv + 0.5 * (AHEAD_GOAL + d)
     follow_v = np.where(
         lane_now == t_lane,
         tv + 0.5 * (d - 16.0),
@@ -148,7 +154,7 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
             np.full_like(ego.v, CRUISE),
             np.full_like(ego.v, CRUISE),
             np.clip(follow_v, 10.0, 30.0),
-            np.where(not_passed, 30.0, CRUISE),
+            np.where(not_passed, 30.0, np.clip(ahead_v, 10.0, 30.0) if pull_in else CRUISE),
             np.full_like(ego.v, 14.0),
             np.full_like(ego.v, 30.0),
         ],

@@ -112,6 +112,9 @@ class DrivingSimulator(BatchedSimulator):
     config_defaults: ClassVar[dict[str, Any]] = {"min_lanes": 3}
     """Defaults of this version that differ from :class:`DrivingConfig`'s (v1: three lanes
     or more, so at least two candidate cars share the road beside the passing lane)."""
+    camera_view: ClassVar[tuple[float, float]] = (76.0, 4.0)
+    """Metres the camera shows ahead of and behind the ego (v1: looking forward, so only the
+    lidar sees traffic behind; v0: 60 and 20)."""
     reward_terms: ClassVar[tuple[str, ...]] = (
         "progress",
         "instruction",
@@ -138,7 +141,7 @@ class DrivingSimulator(BatchedSimulator):
         self.traffic = TrafficBatch.empty(n, self.slots)
         self.ego = EgoBatch.empty(n)
         self.tasks = task_mod.TaskBatch.empty(n)
-        self.camera = Camera(n, cfg.camera_size)
+        self.camera = Camera(n, cfg.camera_size, *self.camera_view)
         self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
         self._instructions = [""] * n
@@ -172,7 +175,7 @@ class DrivingSimulator(BatchedSimulator):
             slot_of = self.traffic.load(i, cars)
             target_lane = int(cars["lane"][target]) if target >= 0 else -1
             slot = int(slot_of[target]) if target >= 0 else -1
-            self.tasks.set(i, task, arg, n_lanes, slot, target_lane)
+            self.tasks.set(i, task, arg, n_lanes, slot, target_lane, self.scene_version)
         self.tasks.refresh()
         road = self.road
         args = (idx, road.n_lanes[idx], road.ramp_start[idx], road.ramp_end[idx])
@@ -483,3 +486,4 @@ class DrivingSimulatorV0(DrivingSimulator):
     env_id: ClassVar[str] = "mmrl/Driving-v0"
     scene_version: ClassVar[int] = 0
     config_defaults: ClassVar[dict[str, Any]] = {}
+    camera_view: ClassVar[tuple[float, float]] = (60.0, 20.0)

@@ -24,7 +24,10 @@ TAKE_EXIT, SKIP_EXIT, LANE, FOLLOW, OVERTAKE, SLOW, FAST = range(len(TASKS))
 FOLLOW_GAP = (8.0, 30.0)
 """Centre-to-centre distance (m) behind the named car that counts as following it."""
 OVERTAKE_MARGIN = 6.0
-"""How far (m) the ego must be ahead of the named car to have overtaken it."""
+"""v0: how far (m) the ego must be ahead of the named car to have overtaken it."""
+OVERTAKE_GAP = (6.0, 30.0)
+"""v1: centre-to-centre distance (m) ahead of the named car, in its lane, that counts as
+having overtaken it (passed and pulled in ahead of it)."""
 SLOW_MAX, FAST_MIN = 15.5, 24.0
 """Speed bands (m/s) of "drive slowly" and "drive fast" (traffic drives 16-23 m/s, and
 26-29 m/s in the leftmost, passing lane)."""
@@ -37,6 +40,8 @@ NO_LEAD = 100.0
 
 _FOLLOW_MID = 0.5 * (FOLLOW_GAP[0] + FOLLOW_GAP[1])
 _FOLLOW_HALF = 0.5 * (FOLLOW_GAP[1] - FOLLOW_GAP[0])
+_AHEAD_MID = 0.5 * (OVERTAKE_GAP[0] + OVERTAKE_GAP[1])
+_AHEAD_HALF = 0.5 * (OVERTAKE_GAP[1] - OVERTAKE_GAP[0])
 
 
 @dataclasses.dataclass
@@ -69,12 +74,25 @@ class TaskBatch:
         return cls(i.copy(), i - 1, np.zeros((n, len(TASKS)), bool), i - 1, np.zeros(n),
                    i.copy(), np.zeros(n, bool))  # fmt: skip
 
-    def set(self, i: int, task: int, arg: int, n_lanes: int, target: int, target_lane: int) -> None:
-        """Stores copy ``i``'s task."""
+    def set(
+        self,
+        i: int,
+        task: int,
+        arg: int,
+        n_lanes: int,
+        target: int,
+        target_lane: int,
+        version: int = 1,
+    ) -> None:
+        """Stores copy ``i``'s task (``version``: the scene version; from v1 on, overtaking
+        ends in the named car's lane, which becomes the goal lane)."""
         self.task[i], self.arg[i] = task, arg
         self.onehot[i] = False
         self.onehot[i, task] = True
-        goal = {TAKE_EXIT: n_lanes, LANE: arg, FOLLOW: target_lane}.get(task, -1)
+        lanes = {TAKE_EXIT: n_lanes, LANE: arg, FOLLOW: target_lane}
+        if version >= 1:
+            lanes[OVERTAKE] = target_lane
+        goal = lanes.get(task, -1)
         self.goal_lane[i] = goal
         self.goal_y[i] = lane_center(goal) if goal >= 0 else 0.0
         self.target[i] = max(target, 0)
@@ -123,13 +141,26 @@ def potential(sim: DrivingSimulator, der: Derived) -> np.ndarray:
     ego, tk = sim.ego, sim.tasks
     oh, present = tk.onehot, tk.present
     width = sim.road.n_lanes * LANE_WIDTH
-    total = np.abs(ego.y - tk.goal_y) / width * (tk.goal_lane >= 0)
+    v1_overtake = sim.scene_version >= 1 and present[OVERTAKE]
+    if v1_overtake:
+        # Overtaking (v1) needs the named car's lane only once past it: the lateral term
+        # fades in over the first OVERTAKE_GAP[0] metres ahead of it, and stands in for one
+        # lane change until then, so passing in the next lane costs nothing.
+        w = _clip(-der.d * (1.0 / OVERTAKE_GAP[0]), 1.0)
+        lateral = np.abs(ego.y - tk.goal_y) * w + LANE_WIDTH * (1.0 - w)
+        lateral = np.where(oh[:, OVERTAKE], lateral, np.abs(ego.y - tk.goal_y))
+        total = lateral / width * (tk.goal_lane >= 0)
+    else:
+        total = np.abs(ego.y - tk.goal_y) / width * (tk.goal_lane >= 0)
     if present[SKIP_EXIT]:
         total += _clip(ego.y - width, LANE_WIDTH) * (1.0 / LANE_WIDTH) * oh[:, SKIP_EXIT]
     if present[FOLLOW]:
         gap = np.abs(der.d - _FOLLOW_MID) - _FOLLOW_HALF
         total += _clip(gap, 100.0) * 0.01 * oh[:, FOLLOW]
-    if present[OVERTAKE]:
+    if v1_overtake:
+        gap = np.abs(-der.d - _AHEAD_MID) - _AHEAD_HALF
+        total += _clip(gap, 100.0) * 0.01 * oh[:, OVERTAKE]
+    elif present[OVERTAKE]:
         total += _clip(der.d + OVERTAKE_MARGIN, 100.0) * 0.01 * oh[:, OVERTAKE]
     if present[SLOW]:
         total += _clip(ego.v - SLOW_MAX, 15.0) * (1.0 / 15.0) * oh[:, SLOW]
@@ -144,7 +175,11 @@ def satisfied(sim: DrivingSimulator, der: Derived) -> np.ndarray:
     oh = tk.onehot
     ok = (der.lane == tk.goal_lane) | (tk.goal_lane < 0)
     ok &= ~oh[:, FOLLOW] | ((der.d >= FOLLOW_GAP[0]) & (der.d <= FOLLOW_GAP[1]))
-    ok &= ~oh[:, OVERTAKE] | (der.d <= -OVERTAKE_MARGIN)
+    if sim.scene_version >= 1:  # in the named car's lane (the goal lane), in the band ahead
+        ahead = (-der.d >= OVERTAKE_GAP[0]) & (-der.d <= OVERTAKE_GAP[1])
+        ok &= ~oh[:, OVERTAKE] | ahead
+    else:
+        ok &= ~oh[:, OVERTAKE] | (der.d <= -OVERTAKE_MARGIN)
     ok &= ~oh[:, SLOW] | (ego.v <= SLOW_MAX)
     ok &= ~oh[:, FAST] | (ego.v >= FAST_MIN)
     # "skip the exit" has nothing to hold before the decision point.
