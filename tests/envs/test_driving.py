@@ -337,7 +337,10 @@ def test_lidar_sees_a_car_ahead_and_the_kerbs():
     obs, info = env.reset(seed=2)
     sim = env.sim
     d = info["labels"]["target_distance"]
-    # Put the named car dead ahead in the ego's lane.
+    # Put the named car dead ahead in the ego's lane, the other candidates away.
+    others = np.arange(sim.traffic.valid.shape[1]) != sim.tasks.target[0]
+    sim.traffic.valid[0, others] = False
+    sim.traffic.x[0, others] = -1e4
     sim.traffic.y[0, sim.tasks.target[0]] = sim.ego.y[0]
     obs = sim.observe()
     expected = (d - 2.3) / sim.config.lidar_range

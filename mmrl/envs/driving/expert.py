@@ -27,6 +27,8 @@ HEADWAY = 0.7
 """Time headway (s) the expert keeps to the car ahead."""
 AHEAD_GOAL = 18.0
 """Distance (m) ahead of the named car the expert holds after overtaking it (v1)."""
+AHEAD_FAR = 27.0
+"""Distance (m) ahead it moves to while a car in the lane to cross blocks the merge (v1)."""
 
 
 def _gaps(sim: DrivingSimulator, lane: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -141,7 +143,10 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
     # Speed goal.
     # v1 overtake, once past: hold the middle of the band ahead of the named car.
-    ahead_v = tv + 0.5 * (AHEAD_GOAL + d)
+    # A car in the lane to cross (often another candidate, at a similar distance) blocks the
+    # merge: move to the far end of the band to get clear of it.
+    blocked = (lane_goal != base) & ~safe
+    ahead_v = tv + 0.5 * (np.where(blocked, AHEAD_FAR, AHEAD_GOAL) + d)
     follow_v = np.where(
         lane_now == t_lane,
         tv + 0.5 * (d - 16.0),

@@ -63,7 +63,7 @@ CANDIDATES = 3
 """v1: cars an instruction could name, one per lane right of the passing lane (fewer on
 narrower roads): the passing lane stays free of them, so "drive fast" and "overtake" always
 have a way past."""
-CANDIDATE_WINDOW = (20.0, 60.0)
+CANDIDATE_WINDOW = (15.0, 40.0)
 """v1: start distance ahead of the ego (m) of every candidate car."""
 CANDIDATE_SPEED = (14.0, 19.0)
 """v1: speed (m/s) of every candidate car: slower than traffic and than the ego can drive,
