@@ -19,6 +19,8 @@ from mmrl.bench.grid import BenchSpec, Cell, cell_dir
 BASE = {"concat": 0.2, "mean": 0.4, "attention": 0.6}
 MODALITY_DROP = {"camera": 0.3, "lidar": 0.1, "text": 0.0}
 FAIL_SEED = 100
+SLOW_SEED = 7
+"""Cells of this seed sleep for two minutes (to be interrupted)."""
 
 
 def fake_success(cell: Cell) -> float:
@@ -32,6 +34,10 @@ def fake_cell(cell: Cell, spec: BenchSpec, out: str) -> dict[str, Any]:
         fh.write(f"{cell.cell_id}\n")
     if cell.seed == FAIL_SEED:
         raise RuntimeError(f"boom in {cell.cell_id}")
+    if cell.seed == SLOW_SEED:
+        import time
+
+        time.sleep(120)
     success = fake_success(cell)
     test_success = success / 2
 
@@ -108,5 +114,5 @@ def fake():
 
     return SimpleNamespace(
         make_spec=make_spec, calls=calls, success=fake_success, FAIL_SEED=FAIL_SEED,
-        MODALITY_DROP=MODALITY_DROP,
+        SLOW_SEED=SLOW_SEED, MODALITY_DROP=MODALITY_DROP,
     )  # fmt: skip

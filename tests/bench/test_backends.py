@@ -26,6 +26,35 @@ def test_process_pool_runs_cells_in_parallel_workers(fake, cell_fn, tmp_path):
         assert fake.calls(tmp_path, cell) == 1
 
 
+def test_ctrl_c_stops_running_cells_and_reports_the_finished(fake, cell_fn, tmp_path):
+    """Ctrl-C (or a time limit's SIGINT) must not wait for running cells: the driver writes
+    its report for the finished ones at once (it used to wait, and `timeout` killed it)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    spec = fake.make_spec(fusions=["concat"], seeds=[0, fake.SLOW_SEED])
+    fast = next(c for c in spec.cells() if c.seed == 0)
+
+    def interrupt_when_fast_cell_is_recorded() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (cell_dir(tmp_path, fast) / CELL_RECORD).is_file():
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it interrupts the blocked wait
+
+    threading.Thread(target=interrupt_when_fast_cell_is_recorded, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(spec, tmp_path, LocalBackend(workers=2), cell_fn, check_envs=False,
+                  progress=False, report=True)  # fmt: skip
+    assert time.monotonic() - t0 < 60  # the slow cell sleeps 120 s
+    summary = (tmp_path / "summary.md").read_text()
+    assert "finished cells: 1" in summary
+
+
 def test_inline_backend_yields_every_outcome(fake, cell_fn, tmp_path):
     spec = fake.make_spec(fusions=["mean"])
     outcomes = list(InlineBackend().run(spec.cells(), cell_fn, spec, tmp_path))
