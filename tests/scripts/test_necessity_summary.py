@@ -1,0 +1,39 @@
+"""scripts/necessity_summary.py: one row per split, drops marked against the bar."""
+
+from __future__ import annotations
+
+import json
+
+
+def _necessity(tmp_path, camera_drop, camera_ci):
+    def cond(s):
+        return {"success": s, "ci": [s - 0.05, s + 0.05], "episodes": 200}
+
+    data = {
+        "meta": {"splits": ["train"], "modalities": ["camera"],
+                 "mask_kinds": {"agent": ["extractor"], "expert": ["zero"]}},
+        "results": {"agent": {"train": {"clean": cond(0.9)}},
+                    "expert": {"train": {"clean": cond(1.0)}}},
+        "drops": {"agent": {"train": {"-camera:extractor": {"drop": camera_drop,
+                                                            "ci": camera_ci}}}},
+    }  # fmt: skip
+    path = tmp_path / f"n{camera_drop}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_rows_mark_drops_whose_interval_clears_the_bar(load_script, tmp_path, capsys):
+    script = load_script("necessity_summary")
+    above = _necessity(tmp_path, 0.5, [0.4, 0.6])
+    below = _necessity(tmp_path, 0.35, [0.25, 0.45])  # drop above 30, interval not
+    assert script.main([f"A={above}", f"B={below}"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| run | split | agent clean %")
+    assert lines[2] == "| A | train | 90 | 100 | n/a | **50 [40, 60]** |"
+    assert lines[3] == "| B | train | 90 | 100 | n/a | 35 [25, 45] |"
+
+
+def test_unreadable_file_is_one_line_and_status_2(load_script, tmp_path, capsys):
+    script = load_script("necessity_summary")
+    assert script.main([f"A={tmp_path / 'missing.json'}"]) == 2
+    assert "cannot read" in capsys.readouterr().err
