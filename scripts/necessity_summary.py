@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             kinds = "/".join(data["meta"]["mask_kinds"]["agent"])
             print(
                 "| run | split | agent clean % | expert % | random % | "
-                + " | ".join(f"drop −{m} ({kinds})" for m in mods)
+                + " | ".join(f"drop -{m} ({kinds})" for m in mods)
                 + " |"
             )
             print("|---|---|---:|---:|---:|" + "---|" * len(mods))
