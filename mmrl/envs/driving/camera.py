@@ -106,6 +106,12 @@ class Camera:
             length along the road).
     """
 
+    # Class defaults: cameras pickled (in run checkpoints) before the view became an argument
+    # had the v0 view.
+    view_ahead: float = VIEW_AHEAD
+    view_behind: float = VIEW_BEHIND
+    length: float = VIEW_AHEAD + VIEW_BEHIND
+
     def __init__(
         self,
         num_envs: int,

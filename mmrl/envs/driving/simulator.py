@@ -107,7 +107,7 @@ class DrivingSimulator(BatchedSimulator):
     """
 
     env_id: ClassVar[str] = "mmrl/Driving-v1"
-    scene_version: ClassVar[int] = 1
+    scene_version: int = 1
     """Episode generator: 1 draws the named car among equally placed candidates."""
     config_defaults: ClassVar[dict[str, Any]] = {"min_lanes": 3}
     """Defaults of this version that differ from :class:`DrivingConfig`'s (v1: three lanes
@@ -126,6 +126,8 @@ class DrivingSimulator(BatchedSimulator):
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)
         super().__init__(num_envs, self.config.sensors())
+        # Copied into the instance so pickles record it (see __setstate__).
+        self.scene_version = type(self).scene_version
         cfg = self.config
         n = self.num_envs
         self.max_episode_steps = cfg.max_episode_steps
@@ -158,6 +160,18 @@ class DrivingSimulator(BatchedSimulator):
         self._noise = np.zeros((n, cfg.lidar_beams), np.float32)
         self._drop = np.zeros((n, cfg.lidar_beams), bool)
         self.derived = task_mod.derive(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restores a pickled simulator (run checkpoints pickle the environment).
+
+        One pickled before versions existed (no ``scene_version`` in its state) is a v0
+        simulator, whatever class name it was saved under: it comes back as
+        :class:`DrivingSimulatorV0` and resumes exactly as it would have.
+        """
+        if "scene_version" not in state:
+            self.__class__ = DrivingSimulatorV0
+            state["scene_version"] = 0
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ episodes
     def _reset_envs(self, idx: np.ndarray) -> None:
@@ -484,6 +498,6 @@ class DrivingSimulatorV0(DrivingSimulator):
     """
 
     env_id: ClassVar[str] = "mmrl/Driving-v0"
-    scene_version: ClassVar[int] = 0
+    scene_version: int = 0
     config_defaults: ClassVar[dict[str, Any]] = {}
     camera_view: ClassVar[tuple[float, float]] = (60.0, 20.0)

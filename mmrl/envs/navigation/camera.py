@@ -155,6 +155,8 @@ class ColumnCamera:
             ceiling by the distance of the surface each pixel row sees).
     """
 
+    lamp_range: np.float32 | None = None  # class default: cameras pickled before the lamp
+
     def __init__(
         self, size: int, fov_deg: float, object_radius: float, lamp_range: float | None = None
     ) -> None:

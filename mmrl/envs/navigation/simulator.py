@@ -72,6 +72,8 @@ class NavigationSimulator(BatchedSimulator):
 
         cfg = build_config(NavigationConfig, {**self.config_defaults, **kwargs}, self.env_id)
         super().__init__(num_envs, cfg.sensors())
+        # Copied into the instance so pickles record it (see __setstate__).
+        self.scene_version = type(self).scene_version
         self.cfg = cfg
         entry = entry_for(self.env_id)
         self.max_episode_steps = entry.max_episode_steps if entry else 200
@@ -116,6 +118,22 @@ class NavigationSimulator(BatchedSimulator):
         self._paths = np.zeros((n, 1, 2), f32)
         self._path_len = np.ones(n, np.int64)
         self._progress = np.zeros(n, np.int64)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restores a pickled simulator (run checkpoints pickle the environment).
+
+        One pickled before versions existed (no ``scene_version`` in its state) is a v0
+        simulator, whatever class name it was saved under: it comes back as
+        :class:`NavigationSimulatorV0` and resumes exactly as it would have.
+        """
+        if "scene_version" not in state:
+            self.__class__ = NavigationSimulatorV0
+            # v0 named the target alone.
+            state["obj_candidate"] = (
+                np.arange(state["obj_valid"].shape[1]) == state["target"][:, None]
+            )
+            state["scene_version"] = 0
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ episodes
     def _reset_envs(self, idx: np.ndarray) -> None:
