@@ -129,7 +129,7 @@ class DrivingSimulator(BatchedSimulator):
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)
-        super().__init__(num_envs, self.config.sensors())
+        super().__init__(num_envs, self.config)
         cfg = self.config
         n = self.num_envs
         self.max_episode_steps = cfg.max_episode_steps

@@ -71,7 +71,7 @@ class NavigationSimulator(BatchedSimulator):
         from mmrl.registration import entry_for
 
         cfg = build_config(NavigationConfig, {**self.config_defaults, **kwargs}, self.env_id)
-        super().__init__(num_envs, cfg.sensors())
+        super().__init__(num_envs, cfg)
         self.cfg = cfg
         entry = entry_for(self.env_id)
         self.max_episode_steps = entry.max_episode_steps if entry else 200
