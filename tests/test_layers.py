@@ -37,12 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: Imports that break the order or close a cycle today and need a bigger change than the one
 #: that added this test. Each names its issue; remove the entry when it is fixed (the test
 #: fails on entries that no longer occur, so the list only shrinks).
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The Driving simulator and its task/expert modules import each other; the environment
-    # issue filed with issue 14 ("The scene must not give the goal away") reworks them.
-    ("mmrl.envs.driving.tasks", "mmrl.envs.driving.simulator"): "issue 14 (envs/driving)",
-    ("mmrl.envs.driving.expert", "mmrl.envs.driving.simulator"): "issue 14 (envs/driving)",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

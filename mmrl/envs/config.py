@@ -28,7 +28,16 @@ def build_config(config_cls: type[C], kwargs: Mapping[str, Any], owner: str) -> 
     Raises:
         ValueError: On an unknown parameter, listing the allowed ones.
     """
-    allowed = [f.name for f in dataclasses.fields(config_cls)]  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(config_cls)]  # type: ignore[arg-type]
+    # The config's own parameters first, then the inherited ones (the shared sensor settings,
+    # which a dataclass lists first).
+    inherited = {
+        f.name
+        for base in config_cls.__mro__[1:]
+        if dataclasses.is_dataclass(base)
+        for f in dataclasses.fields(base)
+    }
+    allowed = [n for n in names if n not in inherited] + [n for n in names if n in inherited]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(
@@ -83,7 +92,12 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
 
 @dataclasses.dataclass
 class SensorConfig:
-    """Sensor settings shared by all mmrl environments.
+    """Sensor settings shared by all mmrl environments; each env's config inherits them.
+
+    The fields live here once, with their docs and validation. An env whose default differs
+    redeclares just that field with its own default (a dataclass subclass may; the field
+    keeps its place), e.g. Navigation's 8 m ``lidar_range``. A subclass's ``__post_init__``
+    checks its own fields, then calls this one.
 
     Attributes:
         camera_size: Height and width of the square RGB camera image, pixels (>= 8).
@@ -101,10 +115,8 @@ class SensorConfig:
     lidar_dropout: float = 0.0
     max_text_len: int = 16
 
-    @classmethod
-    def view_of(cls, config: Any) -> SensorConfig:
-        """The sensor fields of an environment config (any object with these attributes)."""
-        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> None:
         """Checks every field, raising ``ValueError`` naming the first bad one."""

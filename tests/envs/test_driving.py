@@ -545,3 +545,33 @@ def test_render_returns_rgb_frame():
     env.reset(seed=0)
     frame = env.render()
     assert frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8
+
+
+def test_tasks_and_expert_need_only_the_driving_state():
+    # Tasks and the expert read a DrivingState, not the simulator: a plain object holding
+    # just the protocol's members gives the same labels, rewards' inputs and expert actions.
+    from types import SimpleNamespace
+
+    from mmrl.envs.driving import expert
+    from mmrl.envs.driving import tasks as T
+    from mmrl.envs.driving.state import DrivingState
+
+    members = sorted(
+        name for name, value in vars(DrivingState).items() if isinstance(value, property)
+    )
+    assert {"ego", "traffic", "tasks", "derived", "config"} <= set(members)
+    for env_id in ("mmrl/Driving-v0", "mmrl/Driving-v1", "mmrl/DrivingContinuous-v1"):
+        venv = mmrl.make_vec_env(env_id, n_envs=4, seed=1, monitor=False)
+        venv.reset()
+        for _ in range(5):
+            venv.step(venv.sim.expert_action())
+        sim = venv.sim
+        state = SimpleNamespace(**{name: getattr(sim, name) for name in members})
+        np.testing.assert_array_equal(expert.act(state), sim.expert_action())
+        der = T.derive(state)
+        np.testing.assert_array_equal(der.lane, sim.derived.lane)
+        np.testing.assert_array_equal(T.potential(state, der), T.potential(sim, sim.derived))
+        got, want = T.labels(state, der), sim.labels()
+        assert got.keys() == want.keys()
+        for key in got:
+            np.testing.assert_array_equal(got[key], want[key])

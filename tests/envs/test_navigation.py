@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mmrl
+from mmrl.envs.config import SensorConfig
 from mmrl.envs.navigation import NavigationConfig, NavigationEnv, NavigationSimulator
 from mmrl.envs.navigation.instructions import (
     COLOR_RGB,
@@ -503,7 +504,8 @@ def test_bad_kwargs_raise(kwargs: dict, match: str) -> None:
 
 def test_config_defaults_are_valid() -> None:
     cfg = NavigationConfig()
-    assert cfg.sensors().lidar_range == 8.0
+    assert isinstance(cfg, SensorConfig)
+    assert cfg.lidar_range == 8.0
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,12 @@ from mmrl.envs.driving.instructions import SPLITS, TASKS
 
 
 @dataclasses.dataclass
-class DrivingConfig:
+class DrivingConfig(SensorConfig):
     """Parameters of the driving task; every field is a keyword argument of the env.
+
+    The sensor settings (``camera_size``, ``lidar_beams``, ``lidar_range`` (50 m),
+    ``lidar_noise``, ``lidar_dropout``, ``max_text_len``) are inherited from
+    :class:`~mmrl.envs.config.SensorConfig`, with its defaults.
 
     Attributes:
         continuous: ``False``: Discrete(5) meta-actions (0 lane left, 1 idle, 2 lane right,
@@ -39,12 +43,6 @@ class DrivingConfig:
         off_road_penalty: Penalty (subtracted) for leaving the road (ends the episode).
         comfort_weight: Penalty per step for lane changes / speed changes (discrete) or
             for steering and acceleration effort (continuous).
-        camera_size: Height and width of the camera image in pixels.
-        lidar_beams: Number of 360-degree lidar beams.
-        lidar_range: Lidar range in metres (readings are divided by it).
-        lidar_noise: Standard deviation of Gaussian noise on normalized lidar readings.
-        lidar_dropout: Probability that a lidar beam returns max range.
-        max_text_len: Length of the ``text`` token-id vector.
     """
 
     continuous: bool = False
@@ -62,12 +60,6 @@ class DrivingConfig:
     collision_penalty: float = 1.0
     off_road_penalty: float = 1.0
     comfort_weight: float = 0.01
-    camera_size: int = 64
-    lidar_beams: int = 64
-    lidar_range: float = 50.0
-    lidar_noise: float = 0.0
-    lidar_dropout: float = 0.0
-    max_text_len: int = 16
 
     def __post_init__(self) -> None:
         check_choice("continuous", self.continuous, [False, True])
@@ -103,8 +95,4 @@ class DrivingConfig:
             "comfort_weight",
         ):
             check_float(name, getattr(self, name), 0.0, 1000.0)
-        self.sensors().validate()
-
-    def sensors(self) -> SensorConfig:
-        """The shared :class:`~mmrl.envs.config.SensorConfig` view of the sensor fields."""
-        return SensorConfig.view_of(self)
+        super().__post_init__()  # the sensor settings

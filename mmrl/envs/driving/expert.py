@@ -9,17 +9,13 @@ and as the reference success rate of the task.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from mmrl.envs.driving import tasks as T
 from mmrl.envs.driving.dynamics import SPEED_LEVELS, accel_to, steer_to
 from mmrl.envs.driving.road import exit_open, lane_center
+from mmrl.envs.driving.state import DrivingState
 from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
-
-if TYPE_CHECKING:
-    from mmrl.envs.driving.simulator import DrivingSimulator
 
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
 CRUISE = 22.0
@@ -31,14 +27,14 @@ AHEAD_FAR = 27.0
 """Distance (m) ahead it moves to while a car in the lane to cross blocks the merge (v1)."""
 
 
-def _gaps(sim: DrivingSimulator, lane: np.ndarray) -> tuple[np.ndarray, ...]:
+def _gaps(state: DrivingState, lane: np.ndarray) -> tuple[np.ndarray, ...]:
     """Bumper gaps and speeds of the nearest cars ahead of and behind the ego in ``lane``.
 
     Returns:
         ``(front_gap, front_v, rear_gap, rear_v)``, each ``(n,)``; ``inf`` gaps when empty.
         A car alongside the ego gives negative gaps both ways.
     """
-    t, ego = sim.traffic, sim.ego
+    t, ego = state.traffic, state.ego
     dx = t.x - ego.x[:, None]
     in_lane = t.valid & (t.lane == lane[:, None])
     front = np.where(in_lane & (dx >= -CAR_LENGTH), dx, np.inf)
@@ -54,28 +50,28 @@ def _gaps(sim: DrivingSimulator, lane: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-def _lane_flow(sim: DrivingSimulator, lane: np.ndarray) -> np.ndarray:
+def _lane_flow(state: DrivingState, lane: np.ndarray) -> np.ndarray:
     """Speed (m/s) traffic allows in ``lane``: the next car's speed within 80 m, else 30."""
-    fg, fv, _, _ = _gaps(sim, lane)
+    fg, fv, _, _ = _gaps(state, lane)
     return np.where(fg < 80.0, fv, 30.0)
 
 
-def _safe(sim: DrivingSimulator, lane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _safe(state: DrivingState, lane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Whether moving into ``lane`` now leaves safe gaps.
 
     Returns:
         ``(safe, front_ok, front_v)``: both gaps are safe, the gap ahead is, and the speed
         of the car ahead in ``lane`` (m/s).
     """
-    v = sim.ego.v
-    fg, fv, rg, rv = _gaps(sim, lane)
-    is_exit = lane >= sim.road.n_lanes  # nobody drives in the exit lane
+    v = state.ego.v
+    fg, fv, rg, rv = _gaps(state, lane)
+    is_exit = lane >= state.road.n_lanes  # nobody drives in the exit lane
     ok_front = is_exit | (fg >= 5.0 + 0.3 * v + 2.0 * np.maximum(v - fv, 0.0))
     ok_rear = is_exit | (rg >= 5.0 + 0.3 * rv + 2.5 * np.maximum(rv - v, 0.0))
     return ok_front & ok_rear, ok_front, fv
 
 
-def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def plan(state: DrivingState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The expert's decision for every copy.
 
     Returns:
@@ -83,29 +79,29 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         toward it may start now, the speed the task asks for and the highest safe speed
         (m/s).
     """
-    ego, road, task = sim.ego, sim.road, sim.tasks.task
+    ego, road, task = state.ego, state.road, state.tasks.task
     n = road.n_lanes
-    der = sim.derived
+    der = state.derived
     lane_now = der.lane
-    base = ego.lane_target if not sim.config.continuous else lane_now
+    base = ego.lane_target if not state.config.continuous else lane_now
     stay = np.minimum(base, n - 1)
-    t_lane = sim.traffic.lane[sim.rows, sim.tasks.target]
+    t_lane = state.traffic.lane[state.rows, state.tasks.target]
     tv, d = der.target_v, der.d
 
     # Lane goal.
     exit_ok = exit_open(ego.x, road) & (ego.x < road.ramp_end - 15.0)
-    fg, fv, _, _ = _gaps(sim, stay)
+    fg, fv, _, _ = _gaps(state, stay)
     left, right = np.maximum(stay - 1, 0), np.minimum(stay + 1, n - 1)
-    fg_l = np.where(left != stay, _gaps(sim, left)[0], -np.inf)
-    fg_r = np.where(right != stay, _gaps(sim, right)[0], -np.inf)
+    fg_l = np.where(left != stay, _gaps(state, left)[0], -np.inf)
+    fg_r = np.where(right != stay, _gaps(state, right)[0], -np.inf)
     freer = np.where(fg_l >= fg_r, left, right)
     # v1: once past, pull in ahead of the named car (merge when the gap behind is safe).
-    pull_in = sim.scene_version >= 1
+    pull_in = state.scene_version >= 1
     not_passed = d > -(T.OVERTAKE_MARGIN + 4.0)
     # For "fast", a lane's worth is the speed its traffic allows over the next 80 m.
     flow = np.where(fg < 80.0, fv, 30.0)
-    flow_l = np.where(left != stay, _lane_flow(sim, left), -np.inf)
-    flow_r = np.where(right != stay, _lane_flow(sim, right), -np.inf)
+    flow_l = np.where(left != stay, _lane_flow(state, left), -np.inf)
+    flow_r = np.where(right != stay, _lane_flow(state, right), -np.inf)
     best = np.where(flow_l >= flow_r, left, right)
     blocked_fast = np.maximum(flow_l, flow_r) > flow + 1.0
     # For "overtake": pass in the adjacent lane (not the named car's) whose traffic allows
@@ -120,7 +116,7 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         [
             np.where(exit_ok | (base == n), n, n - 1),
             stay,
-            np.maximum(sim.tasks.arg, 0),
+            np.maximum(state.tasks.arg, 0),
             t_lane,
             # Through the passing lane when the named car is right of it: it never blocks a
             # pass there (an adjacent free lane may not exist, e.g. right lane, car beside).
@@ -135,7 +131,7 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
     settled = np.abs(ego.y - lane_center(base)) < 0.6
     step_lane = base + np.sign(lane_goal - base)
-    safe, front_ok, front_v = _safe(sim, step_lane)
+    safe, front_ok, front_v = _safe(state, step_lane)
     change_ok = (lane_goal != base) & settled & safe
     # Blocked by a car beside or just ahead in the lane to enter: drop back behind it (a car
     # holding the same speed alongside would otherwise block the change for good).
@@ -167,7 +163,7 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     v_goal = np.where(drop_back, np.minimum(v_goal, front_v - 4.0), v_goal)
     # Keep a short headway to anything overlapping the ego's body laterally (both lanes while
     # changing lanes).
-    t = sim.traffic
+    t = state.traffic
     dx = t.x - ego.x[:, None]
     close = t.valid & (np.abs(t.y - ego.y[:, None]) < CAR_WIDTH + 1.2) & (dx > 0)
     gaps = np.where(close, dx - CAR_LENGTH, np.inf)
@@ -179,12 +175,12 @@ def plan(sim: DrivingSimulator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return lane_goal, change_ok, v_goal, v_cap
 
 
-def act(sim: DrivingSimulator) -> np.ndarray:
+def act(state: DrivingState) -> np.ndarray:
     """Expert actions of all copies: ``(n,)`` int64 meta-actions or ``(n, 2)`` float32."""
-    ego = sim.ego
-    lane_goal, change_ok, v_goal, v_cap = plan(sim)
-    if sim.config.continuous:
-        lane_now = sim.derived.lane
+    ego = state.ego
+    lane_goal, change_ok, v_goal, v_cap = plan(state)
+    if state.config.continuous:
+        lane_now = state.derived.lane
         step = lane_now + np.sign(lane_goal - lane_now)
         # Mid-change (away from the lane centre) keep heading for the lane being entered.
         moving = np.abs(ego.y - lane_center(lane_now)) >= 0.6

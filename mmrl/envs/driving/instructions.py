@@ -24,6 +24,8 @@ SPLITS: tuple[str, ...] = ("train", "test")
 
 TASKS: tuple[str, ...] = ("take_exit", "skip_exit", "lane", "follow", "overtake", "slow", "fast")
 """Task names; index = instruction type id (``info["labels"]["instruction_type"]``)."""
+TAKE_EXIT, SKIP_EXIT, LANE, FOLLOW, OVERTAKE, SLOW, FAST = range(len(TASKS))
+"""Task ids (indices in :data:`TASKS`)."""
 
 COLORS: tuple[str, ...] = ("red", "green", "blue", "yellow", "white", "purple", "orange", "cyan")
 """Car colour names; index = colour id (``info["labels"]["target_color"]``)."""

@@ -39,6 +39,7 @@ from mmrl.envs.driving.road import (
     lane_center,
     sample_road,
 )
+from mmrl.envs.driving.state import TaskBatch
 from mmrl.envs.driving.traffic import (
     CAR_LENGTH,
     CAR_WIDTH,
@@ -101,6 +102,9 @@ class StepEvents:
 class DrivingSimulator(BatchedSimulator):
     """``n`` copies of the driving task advanced with array operations.
 
+    It owns the state that tasks and the expert read, and satisfies
+    :class:`~mmrl.envs.driving.state.DrivingState` structurally (they never import it).
+
     Args:
         num_envs: Number of copies.
         **kwargs: Fields of :class:`~mmrl.envs.driving.config.DrivingConfig`.
@@ -125,7 +129,7 @@ class DrivingSimulator(BatchedSimulator):
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)
-        super().__init__(num_envs, self.config.sensors())
+        super().__init__(num_envs, self.config)
         # Copied into the instance so pickles record it (see __setstate__).
         self.scene_version = type(self).scene_version
         cfg = self.config
@@ -142,7 +146,7 @@ class DrivingSimulator(BatchedSimulator):
         self.road = RoadBatch.empty(n)
         self.traffic = TrafficBatch.empty(n, self.slots)
         self.ego = EgoBatch.empty(n)
-        self.tasks = task_mod.TaskBatch.empty(n)
+        self.tasks = TaskBatch.empty(n)
         self.camera = Camera(n, cfg.camera_size, *self.camera_view)
         self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)

@@ -9,18 +9,21 @@ leaves the optimal policy unchanged).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from mmrl.envs.driving.instructions import NO_ARG, TASKS
+from mmrl.envs.driving.instructions import (
+    FAST,
+    FOLLOW,
+    LANE,
+    NO_ARG,
+    OVERTAKE,
+    SKIP_EXIT,
+    SLOW,
+    TAKE_EXIT,
+)
 from mmrl.envs.driving.road import LANE_WIDTH, lane_center
+from mmrl.envs.driving.state import Derived, DrivingState
 
-if TYPE_CHECKING:
-    from mmrl.envs.driving.simulator import DrivingSimulator
-
-TAKE_EXIT, SKIP_EXIT, LANE, FOLLOW, OVERTAKE, SLOW, FAST = range(len(TASKS))
 FOLLOW_GAP = (8.0, 30.0)
 """Centre-to-centre distance (m) behind the named car that counts as following it."""
 OVERTAKE_MARGIN = 6.0
@@ -44,87 +47,13 @@ _AHEAD_MID = 0.5 * (OVERTAKE_GAP[0] + OVERTAKE_GAP[1])
 _AHEAD_HALF = 0.5 * (OVERTAKE_GAP[1] - OVERTAKE_GAP[0])
 
 
-@dataclasses.dataclass
-class TaskBatch:
-    """Per-copy task parameters, fixed at reset (each ``(n,)``).
-
-    Attributes:
-        task: Task id (index in ``TASKS``).  arg: Lane index or colour id, or -1.
-        onehot: ``(n, len(TASKS))`` bool, ``onehot[i, task[i]]``.
-        goal_lane: Lane the task needs the ego in (exit lane = ``n_lanes``), or -1.
-        goal_y: Centre (m) of ``goal_lane`` (0 when none).
-        target: Slot of the named car (0 when none).  has_target: The task names a car.
-        present: ``(len(TASKS),)`` bool, some copy has the task (refreshed by
-        :meth:`refresh`).
-    """
-
-    task: np.ndarray
-    arg: np.ndarray
-    onehot: np.ndarray
-    goal_lane: np.ndarray
-    goal_y: np.ndarray
-    target: np.ndarray
-    has_target: np.ndarray
-    present: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(len(TASKS), bool))
-
-    @classmethod
-    def empty(cls, n: int) -> TaskBatch:
-        """Placeholder tasks for ``n`` copies (overwritten at reset)."""
-        i = np.zeros(n, np.int64)
-        return cls(i.copy(), i - 1, np.zeros((n, len(TASKS)), bool), i - 1, np.zeros(n),
-                   i.copy(), np.zeros(n, bool))  # fmt: skip
-
-    def set(
-        self,
-        i: int,
-        task: int,
-        arg: int,
-        n_lanes: int,
-        target: int,
-        target_lane: int,
-        version: int = 1,
-    ) -> None:
-        """Stores copy ``i``'s task (``version``: the scene version; from v1 on, overtaking
-        ends in the named car's lane, which becomes the goal lane)."""
-        self.task[i], self.arg[i] = task, arg
-        self.onehot[i] = False
-        self.onehot[i, task] = True
-        lanes = {TAKE_EXIT: n_lanes, LANE: arg, FOLLOW: target_lane}
-        if version >= 1:
-            lanes[OVERTAKE] = target_lane
-        goal = lanes.get(task, -1)
-        self.goal_lane[i] = goal
-        self.goal_y[i] = lane_center(goal) if goal >= 0 else 0.0
-        self.target[i] = max(target, 0)
-        self.has_target[i] = target >= 0
-
-    def refresh(self) -> None:
-        """Updates ``present`` after resets."""
-        self.present = self.onehot.any(axis=0)
-
-
-@dataclasses.dataclass
-class Derived:
-    """Quantities of the current state that rewards, labels and the expert share (``(n,)``).
-
-    Attributes:
-        lane: Ego lane (exit lane = ``n_lanes``).  target_x, target_v: Named car position and
-        speed (0 when none).  d: ``target_x - ego x``.
-    """
-
-    lane: np.ndarray
-    target_x: np.ndarray
-    target_v: np.ndarray
-    d: np.ndarray
-
-
-def derive(sim: DrivingSimulator) -> Derived:
-    """Computes :class:`Derived` for the simulator's current state."""
-    ego, tk = sim.ego, sim.tasks
-    lane = np.minimum((ego.y * (1.0 / LANE_WIDTH)).astype(np.int64), sim.road.n_lanes)
+def derive(state: DrivingState) -> Derived:
+    """Computes :class:`~mmrl.envs.driving.state.Derived` for the current state."""
+    ego, tk = state.ego, state.tasks
+    lane = np.minimum((ego.y * (1.0 / LANE_WIDTH)).astype(np.int64), state.road.n_lanes)
     np.maximum(lane, 0, out=lane)
-    tx = sim.traffic.x[sim.rows, tk.target]
-    tv = sim.traffic.v[sim.rows, tk.target]
+    tx = state.traffic.x[state.rows, tk.target]
+    tv = state.traffic.v[state.rows, tk.target]
     return Derived(lane, tx, tv, tx - ego.x)
 
 
@@ -132,16 +61,16 @@ def _clip(a: np.ndarray, hi: float) -> np.ndarray:
     return np.minimum(np.maximum(a, 0.0), hi)
 
 
-def potential(sim: DrivingSimulator, der: Derived) -> np.ndarray:
+def potential(state: DrivingState, der: Derived) -> np.ndarray:
     """Minus the normalized distance to the instructed goal state, ``(n,)`` in about [-1, 0].
 
     Terms of tasks no copy has are skipped (adding their zeros would not change a bit), which
     matters for the single env.
     """
-    ego, tk = sim.ego, sim.tasks
+    ego, tk = state.ego, state.tasks
     oh, present = tk.onehot, tk.present
-    width = sim.road.n_lanes * LANE_WIDTH
-    v1_overtake = sim.scene_version >= 1 and present[OVERTAKE]
+    width = state.road.n_lanes * LANE_WIDTH
+    v1_overtake = state.scene_version >= 1 and present[OVERTAKE]
     if v1_overtake:
         # Overtaking (v1) needs the named car's lane only once past it: the lateral term
         # fades in over the first OVERTAKE_GAP[0] metres ahead of it, and stands in for one
@@ -169,13 +98,13 @@ def potential(sim: DrivingSimulator, der: Derived) -> np.ndarray:
     return -total
 
 
-def satisfied(sim: DrivingSimulator, der: Derived) -> np.ndarray:
+def satisfied(state: DrivingState, der: Derived) -> np.ndarray:
     """Whether the instruction's condition holds right now, ``(n,)`` bool."""
-    ego, tk = sim.ego, sim.tasks
+    ego, tk = state.ego, state.tasks
     oh = tk.onehot
     ok = (der.lane == tk.goal_lane) | (tk.goal_lane < 0)
     ok &= ~oh[:, FOLLOW] | ((der.d >= FOLLOW_GAP[0]) & (der.d <= FOLLOW_GAP[1]))
-    if sim.scene_version >= 1:  # in the named car's lane (the goal lane), in the band ahead
+    if state.scene_version >= 1:  # in the named car's lane (the goal lane), in the band ahead
         ahead = (-der.d >= OVERTAKE_GAP[0]) & (-der.d <= OVERTAKE_GAP[1])
         ok &= ~oh[:, OVERTAKE] | ahead
     else:
@@ -186,18 +115,18 @@ def satisfied(sim: DrivingSimulator, der: Derived) -> np.ndarray:
     return ok & ~oh[:, SKIP_EXIT]
 
 
-def succeeded(sim: DrivingSimulator, der: Derived, now: np.ndarray) -> np.ndarray:
+def succeeded(state: DrivingState, der: Derived, now: np.ndarray) -> np.ndarray:
     """Whether the instruction is carried out, read when the decision point is reached.
 
     Args:
-        sim: The simulator.
+        state: The driving state.
         der: Derived state of this step.
         now: ``satisfied`` on this step.
     """
-    oh = sim.tasks.onehot
-    exit_taken = der.lane == sim.road.n_lanes
-    ok = now & (~oh[:, LANE] | (sim.sat_streak >= LANE_HOLD))
-    held = sim.sat_steps >= SPEED_FRACTION * sim.steps
+    oh = state.tasks.onehot
+    exit_taken = der.lane == state.road.n_lanes
+    ok = now & (~oh[:, LANE] | (state.sat_streak >= LANE_HOLD))
+    held = state.sat_steps >= SPEED_FRACTION * state.steps
     ok &= ~(oh[:, SLOW] | oh[:, FAST]) | held
     ok |= oh[:, SKIP_EXIT]
     return ok & (oh[:, TAKE_EXIT] | ~exit_taken)
@@ -209,13 +138,13 @@ def _bearing(dx: np.ndarray, dy: np.ndarray, psi: np.ndarray) -> np.ndarray:
     return (ang + np.pi) % (2.0 * np.pi) - np.pi
 
 
-def lead_vehicle(sim: DrivingSimulator, lane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lead_vehicle(state: DrivingState, lane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest car ahead in the ego's lane: ``(slot, centre distance or inf)``, each ``(n,)``."""
-    t = sim.traffic
-    dx = t.x - sim.ego.x[:, None]
+    t = state.traffic
+    dx = t.x - state.ego.x[:, None]
     dx = np.where(t.valid & (t.lane == lane[:, None]) & (dx > 0), dx, np.inf)
     j = np.argmin(dx, axis=1)
-    return j, dx[sim.rows, j]
+    return j, dx[state.rows, j]
 
 
 _FLOAT_LABELS = (
@@ -232,11 +161,11 @@ _FLOAT_LABELS = (
 )
 
 
-def labels(sim: DrivingSimulator, der: Derived) -> dict[str, np.ndarray]:
+def labels(state: DrivingState, der: Derived) -> dict[str, np.ndarray]:
     """Privileged per-copy labels (see the env docstring), each ``(n,)``."""
-    ego, road, t, tk = sim.ego, sim.road, sim.traffic, sim.tasks
-    rows = sim.rows
-    j, lead = lead_vehicle(sim, der.lane)
+    ego, road, t, tk = state.ego, state.road, state.traffic, state.tasks
+    rows = state.rows
+    j, lead = lead_vehicle(state, der.lane)
     found = lead < np.inf
     # The three bearings (lead car, ramp start, named car) in one arctan2 call.
     # (np.stack costs more than filling preallocated rows on these (n,) arrays.)

@@ -9,8 +9,12 @@ from mmrl.envs.navigation.instructions import SPLITS
 
 
 @dataclasses.dataclass
-class NavigationConfig:
+class NavigationConfig(SensorConfig):
     """Parameters of the navigation task; every field is a keyword argument of the env.
+
+    The sensor settings (``camera_size``, ``lidar_beams``, ``lidar_range``, ``lidar_noise``,
+    ``lidar_dropout``, ``max_text_len``) are inherited from
+    :class:`~mmrl.envs.config.SensorConfig`, with its defaults except ``lidar_range``.
 
     Attributes:
         continuous: ``False``: Discrete(4) actions (forward, left, right, stop); ``True``:
@@ -30,12 +34,7 @@ class NavigationConfig:
         wrong_object_penalty: Penalty (subtracted) for touching another object.
         collision_penalty: Penalty (subtracted) per step that bumps into a wall or obstacle.
         time_penalty: Penalty (subtracted) per step.
-        camera_size: Height and width of the camera image in pixels.
-        lidar_beams: Number of 360-degree lidar beams.
-        lidar_range: Lidar range in metres (readings are divided by it).
-        lidar_noise: Standard deviation of Gaussian noise on normalized lidar readings.
-        lidar_dropout: Probability that a lidar beam returns max range.
-        max_text_len: Length of the ``text`` token-id vector.
+        lidar_range: The inherited sensor setting, with the navigation default of 8 m.
         lamp_range: ``0``: the room is lit. Otherwise the robot's lamp is the only light: the
             camera sees nothing beyond this many metres (the lidar still does). Navigation-v1
             default 3 m; v0 default 0.
@@ -63,12 +62,7 @@ class NavigationConfig:
     wrong_object_penalty: float = 0.1
     collision_penalty: float = 0.02
     time_penalty: float = 0.001
-    camera_size: int = 64
-    lidar_beams: int = 64
-    lidar_range: float = 8.0
-    lidar_noise: float = 0.0
-    lidar_dropout: float = 0.0
-    max_text_len: int = 16
+    lidar_range: float = 8.0  # redeclared for its default only: validated by SensorConfig
     lamp_range: float = 0.0
     stop_to_choose: bool = False
 
@@ -98,8 +92,4 @@ class NavigationConfig:
             except ValueError as err:
                 raise ValueError(f"{err} (or 0 for a lit room)") from None
         check_choice("stop_to_choose", self.stop_to_choose, [False, True])
-        self.sensors().validate()
-
-    def sensors(self) -> SensorConfig:
-        """The shared sensor settings (navigation defaults: 8 m lidar range)."""
-        return SensorConfig.view_of(self)
+        super().__post_init__()  # the sensor settings

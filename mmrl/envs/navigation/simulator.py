@@ -71,7 +71,7 @@ class NavigationSimulator(BatchedSimulator):
         from mmrl.registration import entry_for
 
         cfg = build_config(NavigationConfig, {**self.config_defaults, **kwargs}, self.env_id)
-        super().__init__(num_envs, cfg.sensors())
+        super().__init__(num_envs, cfg)
         # Copied into the instance so pickles record it (see __setstate__).
         self.scene_version = type(self).scene_version
         self.cfg = cfg

@@ -1,0 +1,44 @@
+"""Env configs: the sensor settings are declared once and inherited by every env config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from mmrl.envs.config import SensorConfig, build_config
+from mmrl.envs.driving import DrivingConfig
+from mmrl.envs.navigation import NavigationConfig
+
+SENSOR_FIELDS = [f.name for f in dataclasses.fields(SensorConfig)]
+
+
+@pytest.mark.parametrize(
+    ("config_cls", "lidar_range"), [(DrivingConfig, 50.0), (NavigationConfig, 8.0)]
+)
+def test_env_configs_inherit_the_sensor_settings(config_cls, lidar_range):
+    cfg = config_cls()
+    assert isinstance(cfg, SensorConfig)
+    assert cfg.lidar_range == lidar_range
+    assert (cfg.camera_size, cfg.lidar_beams, cfg.max_text_len) == (64, 64, 16)
+    assert (cfg.lidar_noise, cfg.lidar_dropout) == (0.0, 0.0)
+    # Declared once: the env config's own annotations hold no sensor field but the
+    # defaults it changes (Navigation's lidar_range).
+    own = set(config_cls.__annotations__) & set(SENSOR_FIELDS)
+    assert own == ({"lidar_range"} if lidar_range != 50.0 else set())
+
+
+@pytest.mark.parametrize("config_cls", [DrivingConfig, NavigationConfig])
+def test_unknown_parameter_lists_every_allowed_one_own_first(config_cls):
+    with pytest.raises(ValueError, match="unknown parameter") as err:
+        build_config(config_cls, {"colour": 1}, "owner")
+    listed = str(err.value).split("allowed parameters: ")[1].split(", ")
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    assert sorted(listed) == sorted(names)
+    assert listed[-len(SENSOR_FIELDS) :] == SENSOR_FIELDS  # the env's own parameters first
+
+
+@pytest.mark.parametrize("config_cls", [SensorConfig, DrivingConfig, NavigationConfig])
+def test_bad_sensor_settings_raise_at_construction(config_cls):
+    with pytest.raises(ValueError, match=r"lidar_beams must be in \[4, 4096\], got 2"):
+        config_cls(lidar_beams=2)
