@@ -23,6 +23,7 @@ from mmrl.envs.driving.instructions import (
 )
 from mmrl.envs.driving.road import LANE_WIDTH, lane_center
 from mmrl.envs.driving.state import Derived, DrivingState
+from mmrl.envs.driving.state import TaskBatch as TaskBatch  # run checkpoints pickled it here
 
 FOLLOW_GAP = (8.0, 30.0)
 """Centre-to-centre distance (m) behind the named car that counts as following it."""
