@@ -197,8 +197,6 @@ def test_simulator_pickled_before_versions_resumes_as_v0(sim_path):
 
 def test_class_paths_pickled_in_old_checkpoints_still_resolve():
     """Checkpoints from before the DrivingState refactor pickled these by these paths."""
-    import pickletools  # noqa: F401  (documentation: pickles store module + qualified name)
-
     from mmrl.envs.driving import state, tasks
 
     assert tasks.TaskBatch is state.TaskBatch and tasks.Derived is state.Derived
