@@ -493,6 +493,12 @@ def test_continuous_actions_are_clipped() -> None:
         ({"lidar_noise": -0.1}, "lidar_noise must be in"),
         ({"lidar_dropout": 1.5}, "lidar_dropout must be in"),
         ({"max_text_len": 2}, "max_text_len must be in"),
+        (
+            {"lamp_range": 0.5},
+            r"lamp_range must be in \[1.0, 50.0\], got 0.5 \(or 0 for a lit room\)",
+        ),
+        ({"lamp_range": "dark"}, "lamp_range must be a number"),
+        ({"stop_to_choose": "yes"}, "stop_to_choose must be one of"),
     ],
 )
 def test_bad_kwargs_raise(kwargs: dict, match: str) -> None:
