@@ -284,9 +284,8 @@ class DrivingSimulator(BatchedSimulator):
         # Clear each candidate's lane from behind the ego to just ahead of the candidate, so
         # every candidate can be followed without a car slipping in between (traffic never
         # changes lanes, so it stays clear).
-        hit = np.zeros(len(cars["x"]), bool)
-        for lane, x in zip(lanes, x_c):
-            hit |= (cars["lane"] == lane) & (cars["x"] > -60.0) & (cars["x"] < x + 15.0)
+        x = cars["x"][:, None]
+        hit = ((cars["lane"][:, None] == lanes) & (x > -60.0) & (x < x_c + 15.0)).any(axis=1)
         cars = {key: v[~hit] for key, v in cars.items()}
         cars["color"] = _background_colours(rng, cars["color"], colours)
         room = self.slots - k
@@ -485,7 +484,9 @@ def _background_colours(
     cars an instruction could name. (A lone background car, possible on empty roads, keeps
     its colour.)
     """
-    free = np.setdiff1d(np.arange(len(COLOR_RGB)), reserved)
+    usable = np.ones(len(COLOR_RGB), bool)
+    usable[reserved] = False
+    free = np.flatnonzero(usable)
     colour = free[rng.integers(len(free), size=len(colour))] if len(colour) else colour
     counts = np.bincount(colour, minlength=len(COLOR_RGB))
     if len(colour) > 1 and (counts == 1).any():
