@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -347,7 +348,10 @@ def run_envs(args: argparse.Namespace) -> int:
             continue
         print(f"  {entry.env_id:<28} {entry.description}")
         if not args.no_spaces:
-            env = gym.make(entry.env_id)
+            with warnings.catch_warnings():
+                # Gymnasium's "a newer version exists" notice for -v0: the listing says so.
+                warnings.filterwarnings("ignore", message=".*is out of date.*")
+                env = gym.make(entry.env_id)
             print(f"      observation: {_describe_space(env.observation_space)}")
             print(f"      action:      {_describe_space(env.action_space)}")
             env.close()

@@ -49,3 +49,15 @@ def test_console_script_help():
         pytest.skip("console script not installed next to this interpreter")
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "envs" in result.stdout
+
+
+def test_envs_lists_v0_ids_without_gymnasium_noise():
+    """`mmrl envs` says which ids are superseded itself; Gymnasium's warning is not printed."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "mmrl", "envs"], capture_output=True, text=True, check=True
+    )
+    assert "mmrl/Navigation-v0" in out.stdout and "superseded by v1" in out.stdout
+    assert "out of date" not in out.stderr + out.stdout
