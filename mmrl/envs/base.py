@@ -58,10 +58,25 @@ class BatchedSimulator(abc.ABC):
 
     env_id: ClassVar[str] = ""
     reward_terms: ClassVar[tuple[str, ...]] = ()
+    unversioned_class: ClassVar[type | None] = None
+    """The class a simulator pickled before env versions existed (no ``scene_version`` in
+    its state, e.g. in an old run checkpoint) is restored as: its v0 class."""
 
     observation_space: spaces.Dict
     action_space: spaces.Space
     max_episode_steps: int
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restores a pickled simulator; one from before versions resumes as v0, exactly."""
+        if "scene_version" not in state and self.unversioned_class is not None:
+            self.__class__ = self.unversioned_class
+            state = self._upgrade_unversioned(state)
+        self.__dict__.update(state)
+
+    def _upgrade_unversioned(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Adds what a simulator pickled before versions lacks (override to add more)."""
+        state["scene_version"] = 0
+        return state
 
     def __init__(self, num_envs: int, sensors: SensorConfig) -> None:
         if num_envs < 1:

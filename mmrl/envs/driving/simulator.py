@@ -165,18 +165,6 @@ class DrivingSimulator(BatchedSimulator):
         self._drop = np.zeros((n, cfg.lidar_beams), bool)
         self.derived = task_mod.derive(self)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restores a pickled simulator (run checkpoints pickle the environment).
-
-        One pickled before versions existed (no ``scene_version`` in its state) is a v0
-        simulator, whatever class name it was saved under: it comes back as
-        :class:`DrivingSimulatorV0` and resumes exactly as it would have.
-        """
-        if "scene_version" not in state:
-            self.__class__ = DrivingSimulatorV0
-            state["scene_version"] = 0
-        self.__dict__.update(state)
-
     # ------------------------------------------------------------------ episodes
     def _reset_envs(self, idx: np.ndarray) -> None:
         cfg = self.config
@@ -506,3 +494,6 @@ class DrivingSimulatorV0(DrivingSimulator):
     scene_version: int = 0
     config_defaults: ClassVar[dict[str, Any]] = {}
     camera_view: ClassVar[tuple[float, float]] = (60.0, 20.0)
+
+
+DrivingSimulator.unversioned_class = DrivingSimulatorV0

@@ -119,21 +119,10 @@ class NavigationSimulator(BatchedSimulator):
         self._path_len = np.ones(n, np.int64)
         self._progress = np.zeros(n, np.int64)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restores a pickled simulator (run checkpoints pickle the environment).
-
-        One pickled before versions existed (no ``scene_version`` in its state) is a v0
-        simulator, whatever class name it was saved under: it comes back as
-        :class:`NavigationSimulatorV0` and resumes exactly as it would have.
-        """
-        if "scene_version" not in state:
-            self.__class__ = NavigationSimulatorV0
-            # v0 named the target alone.
-            state["obj_candidate"] = (
-                np.arange(state["obj_valid"].shape[1]) == state["target"][:, None]
-            )
-            state["scene_version"] = 0
-        self.__dict__.update(state)
+    def _upgrade_unversioned(self, state: dict[str, Any]) -> dict[str, Any]:
+        # v0 named the target alone.
+        state["obj_candidate"] = np.arange(state["obj_valid"].shape[1]) == state["target"][:, None]
+        return super()._upgrade_unversioned(state)
 
     # ------------------------------------------------------------------ episodes
     def _reset_envs(self, idx: np.ndarray) -> None:
@@ -393,3 +382,6 @@ class NavigationSimulatorV0(NavigationSimulator):
     env_id = "mmrl/Navigation-v0"
     scene_version = 0
     config_defaults: dict[str, Any] = {}
+
+
+NavigationSimulator.unversioned_class = NavigationSimulatorV0
