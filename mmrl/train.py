@@ -4,15 +4,9 @@ Reads top to bottom like a CleanRL script — resolve config, build envs, build 
 learn with callbacks, evaluate, save — but each step lives once here and is shared by the
 CLI, the Python API (:func:`train`) and ``mmrl bench``.
 
-Run folder layout::
-
-    RUN_DIR/config.yaml      fully resolved configuration (RunConfig)
-    RUN_DIR/model.zip        final SB3 model
-    RUN_DIR/best_model.zip   best model on held-out seeds
-    RUN_DIR/metrics.json     final evaluation (held-out seeds, every instruction split)
-    RUN_DIR/evaluations.jsonl  every periodic evaluation
-    RUN_DIR/tb/run_1/        TensorBoard event files (a resumed run continues this curve)
-    RUN_DIR/checkpoints/     atomic checkpoints + ``latest`` pointer
+The run folder's layout and file names are :class:`mmrl.runs.RunFolder`'s (``config.yaml``,
+``model.zip``, ``best_model.zip``, ``metrics.json``, ``evaluations.jsonl``, ``tb/run_1/`` (a
+resumed run continues this curve), ``checkpoints/``).
 """
 
 from __future__ import annotations
@@ -27,11 +21,11 @@ import yaml
 
 from mmrl.agent import build_model, build_vec_env, policy_kwargs, resolve_device
 from mmrl.checkpoint import (
+    MODEL_FILE,
     CheckpointError,
     atomic_save_model,
     atomic_write_bytes,
     check_model_file,
-    latest_checkpoint,
     read_state,
     rng_state,
     set_rng_state,
@@ -40,11 +34,11 @@ from mmrl.checkpoint import (
 from mmrl.config import (
     ConfigError,
     RunConfig,
-    from_dict,
     resolve_run_config,
     to_dict,
     validate_run_config,
 )
+from mmrl.runs import CONFIG_FILE, METRICS_FILE, RunFolder, load_run_config
 
 __all__ = [
     "CONFIG_FILE",
@@ -59,8 +53,6 @@ __all__ = [
     "train",
 ]
 
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.json"
 TB_NAME = "run"
 
 
@@ -129,18 +121,6 @@ def _new_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{env}-{agent}-s{config.seed}-{stamp}"
 
 
-def load_run_config(run_dir: Path) -> RunConfig:
-    """Reads and validates ``RUN_DIR/config.yaml``."""
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({err})") from None
-    return from_dict(RunConfig, data or {}, where=str(path))
-
-
 def train(
     env: str = "driving",
     agent: str = "ppo-concat",
@@ -203,7 +183,7 @@ def train(
             if value is not None:
                 setattr(config, key, value)
         validate_run_config(config)
-        checkpoint = latest_checkpoint(run_dir / "checkpoints")
+        checkpoint = RunFolder(run_dir).latest_checkpoint()
         if checkpoint is None:
             raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
     else:
@@ -219,6 +199,7 @@ def train(
         _check_run_dir(run_dir, force)
         checkpoint = None
     torch_device = resolve_device(config.device)
+    folder = RunFolder(run_dir)
 
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.utils import set_random_seed
@@ -235,12 +216,12 @@ def train(
     venv = build_vec_env(config, seed=config.seed)
     if checkpoint is None:
         try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
-            model = build_model(config, venv, torch_device, run_dir / "tb")
+            model = build_model(config, venv, torch_device, folder.tb_dir)
         except ConfigError:
             venv.close()
             raise
         _prepare_run_dir(run_dir, force)
-        atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config)).encode())
+        atomic_write_bytes(folder.config_path, yaml.safe_dump(to_dict(config)).encode())
         from mmrl.pretrain.finetune import load_pretrained
 
         load_pretrained(model, config, verbose=verbose)
@@ -259,14 +240,14 @@ def train(
         eval_seed=config.eval_seed,
         n_episodes=config.eval_episodes,
         eval_freq=config.eval_freq,
-        best_model_path=run_dir / "best_model.zip",
-        history_path=run_dir / "evaluations.jsonl",
+        best_model_path=folder.best_model_path,
+        history_path=folder.evaluations_path,
         stop_success=config.stop_success,
         stop_split=config.stop_split,
     )
 
     def save(step: int) -> None:
-        write_checkpoint(run_dir / "checkpoints", step, model, _checkpoint_state(model, config))
+        write_checkpoint(folder.checkpoints_dir, step, model, _checkpoint_state(model, config))
 
     from mmrl.pretrain.finetune import init_callbacks
 
@@ -290,7 +271,7 @@ def train(
         )
     elapsed = time.perf_counter() - t0
     save(model.num_timesteps)
-    atomic_save_model(model, run_dir / "model.zip")
+    atomic_save_model(model, folder.model_path)
 
     if getattr(evaluator, "model", None) is None:
         # learn() never ran: a resumed run whose checkpoint already held every step.
@@ -307,7 +288,7 @@ def train(
         "eval_seed": config.eval_seed,
         "eval": final,
     }
-    atomic_write_bytes(run_dir / METRICS_FILE, json.dumps(metrics, indent=2).encode())
+    atomic_write_bytes(folder.metrics_path, json.dumps(metrics, indent=2).encode())
     venv.close()
     if verbose:
         parts = [
@@ -359,14 +340,15 @@ def _load_checkpoint(checkpoint: Path, venv: Any, device: th.device, run_dir: Pa
 
     from stable_baselines3 import PPO
 
-    check_model_file(checkpoint / "model.zip")
+    model_path = checkpoint / MODEL_FILE
+    check_model_file(model_path)
     state = read_state(checkpoint)
     try:
         model = PPO.load(
-            checkpoint / "model.zip", env=venv, device=device, tensorboard_log=str(run_dir / "tb")
+            model_path, env=venv, device=device, tensorboard_log=str(RunFolder(run_dir).tb_dir)
         )
     except (ValueError, KeyError, RuntimeError) as err:
-        raise CheckpointError(f"cannot load {checkpoint / 'model.zip'}: {err}") from None
+        raise CheckpointError(f"cannot load {model_path}: {err}") from None
     exact = restore_env_state(model.get_env(), state["env"])
     set_rng_state(state["rng"])
     if exact:

@@ -31,14 +31,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mmrl.checkpoint import latest_checkpoint
+from mmrl.runs import RunFolder
 from mmrl.train import train
 
 
 def run_or_resume(env: str, agent: str, seed: int, steps: int, out: Path, overrides: list[str]):
-    if (out / "metrics.json").exists() or (ONLY_SEEDS is not None and seed not in ONLY_SEEDS):
+    run = RunFolder(out)
+    if run.finished or (ONLY_SEEDS is not None and seed not in ONLY_SEEDS):
         return out
-    if out.exists() and latest_checkpoint(out / "checkpoints") is not None:
+    if out.exists() and run.latest_checkpoint() is not None:
         return train(resume=out, verbose=0)
     return train(env, agent, steps=steps, seed=seed, out=out, overrides=overrides, force=True,
                  verbose=0)  # fmt: skip
@@ -65,12 +66,7 @@ def final_evaluation(run_dir: Path, episodes: int) -> dict[str, dict]:
 
 
 def curve(run_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    steps, success = [], []
-    for line in (run_dir / "evaluations.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        if split in record:
-            steps.append(record["step"])
-            success.append(record[split]["success_rate"])
+    steps, success = RunFolder(run_dir).curve(split)
     return np.array(steps), np.array(success)
 
 
@@ -108,7 +104,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 run = run_or_resume(env, args.agent, seed, args.steps,
                                     out / f"{env}-s{seed}", args.overrides)  # fmt: skip
-                if (run / "evaluations.jsonl").exists():
+                if RunFolder(run).evaluations_path.exists():
                     curves.append(curve(run, split))
             if ONLY_SEEDS:
                 continue
@@ -136,7 +132,7 @@ def main() -> None:
         for env in envs:
             runs = [out / f"{env}-s{seed}" for seed in range(args.seeds)]
             finals = [final_evaluation(r, args.final_episodes) for r in runs
-                      if (r / "metrics.json").is_file()]  # fmt: skip
+                      if RunFolder(r).finished]  # fmt: skip
             for split in ("train", "test"):
                 cells = [f"{f[split]['value']:.3f} [{f[split]['low']:.2f}, {f[split]['high']:.2f}]"
                          for f in finals if split in f]  # fmt: skip

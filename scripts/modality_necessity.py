@@ -181,13 +181,14 @@ def _items(text: str, allowed: Sequence[str], flag: str) -> list[str]:
 # ---------------------------------------------------------------------------- the agent
 def train_or_reuse(args: argparse.Namespace, out: Path) -> Path:
     """Trains the agent into ``OUT/run``, or reuses a run finished with the same arguments."""
+    from mmrl.runs import RunFolder
     from mmrl.train import train
 
     run_dir = out / "run"
     wanted = {"env": args.env, "agent": args.agent, "steps": args.train_steps,
               "seed": args.seed, "set": list(args.set)}  # fmt: skip
     record = run_dir / TRAIN_RECORD
-    finished = (run_dir / "model.zip").is_file() and record.is_file()
+    finished = RunFolder(run_dir).model_path.is_file() and record.is_file()
     if finished and json.loads(record.read_text()) == wanted:
         print(f"reusing {run_dir} (trained with the same arguments)", flush=True)
         return run_dir

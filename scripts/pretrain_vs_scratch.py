@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.runs import RunFolder
+
 ARMS = ("scratch", "pretrained")
 
 
@@ -74,10 +76,7 @@ def steps_to_threshold(history: list[dict], split: str, threshold: float) -> int
 
 
 def read_history(run_dir: Path) -> list[dict]:
-    path = run_dir / "evaluations.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return RunFolder(run_dir).evaluations()
 
 
 def reused_scratch_run(env: str, seed: int, args: argparse.Namespace) -> Path | None:
@@ -87,17 +86,16 @@ def reused_scratch_run(env: str, seed: int, args: argparse.Namespace) -> Path | 
         SystemExit: The run exists but used another agent or evaluation schedule, which
             would make the comparison unfair.
     """
-    import yaml
-
     if not args.scratch_runs:
         return None
     run_dir = Path(args.scratch_runs) / f"{env}-s{seed}"
-    if not (run_dir / "metrics.json").is_file():
+    run = RunFolder(run_dir)
+    if not run.finished:
         return None
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config = run.config()
     expected = {"agent_name": args.agent, "eval_freq": args.eval_freq,
                 "eval_episodes": args.eval_episodes, "seed": seed}  # fmt: skip
-    differing = {k: (config.get(k), v) for k, v in expected.items() if config.get(k) != v}
+    differing = {k: (getattr(config, k), v) for k, v in expected.items() if getattr(config, k) != v}
     if differing:
         what = ", ".join(f"{k} (run {a!r}, here {b!r})" for k, (a, b) in differing.items())
         raise SystemExit(f"--scratch-runs {run_dir}: differs from this comparison in {what}")
@@ -111,7 +109,7 @@ def run_record(run_dir: Path, arm: str, seed: int, threshold: float) -> dict[str
     censored: the budget for a full run, the stopping step for a run stopped early.
     """
     history = read_history(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = RunFolder(run_dir).metrics() or {}
     return {
         "arm": arm,
         "seed": seed,
@@ -188,7 +186,7 @@ def run_env(env: str, args: argparse.Namespace, out: Path, deadline: float) -> d
             reused = arm == "scratch" and args.scratch_runs
             if reused:
                 run_dir = reused_scratch_run(env, seed, args) or run_dir
-            done = (run_dir / "metrics.json").is_file()
+            done = RunFolder(run_dir).finished
             # With --scratch-runs the scratch arm is never trained here: an unfinished
             # learning-curve run is left out until a later rerun of this script finds it.
             if not done and not reused and time.time() < deadline:

@@ -25,9 +25,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.encoders", "mmrl.fusion"),
     ("mmrl.extractor", "mmrl.testing"),  # testing: fake envs + extractor fitting helpers
     ("mmrl.data",),  # the Minari format: reader and writer
-    ("mmrl.config", "mmrl.make", "mmrl.checkpoint", "mmrl.rollout", "mmrl.agent"),
+    # runs: the run folder's file names and readers, shared by train (the writer) and above
+    ("mmrl.config", "mmrl.make", "mmrl.checkpoint", "mmrl.rollout", "mmrl.agent", "mmrl.runs"),
     ("mmrl.callbacks", "mmrl.train", "mmrl.pretrain"),
-    ("mmrl.runs", "mmrl.policies"),
+    ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),
     ("mmrl.bench",),

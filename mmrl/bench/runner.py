@@ -14,7 +14,6 @@ last checkpoint, and a run that finished training goes straight to the ablations
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 import time
 from pathlib import Path
@@ -23,15 +22,6 @@ from typing import Any
 from mmrl.bench.grid import RUN_SUBDIR, BenchSpec, Cell, cell_dir, read_json, write_json
 
 SESSION_FILE = "bench_session.json"
-
-
-def _steps_in_checkpoint(run_dir: Path) -> int | None:
-    from mmrl.checkpoint import latest_checkpoint, read_state
-
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
-    if checkpoint is None:
-        return None
-    return int(read_state(checkpoint)["num_timesteps"])
 
 
 def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
@@ -46,16 +36,18 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
         ``{"steps_at_start", "steps", "train_seconds"}`` of the last training session,
         also saved next to the run so a cell resumed after training still reports it.
     """
-    from mmrl.train import METRICS_FILE, train
+    from mmrl.runs import RunFolder
+    from mmrl.train import train
 
+    run = RunFolder(run_dir)
     session_path = run_dir.parent / SESSION_FILE
-    if (run_dir / METRICS_FILE).is_file():
+    if run.finished:
         previous = read_json(session_path)
         if previous is not None:
             return previous
-    start = _steps_in_checkpoint(run_dir) if run_dir.is_dir() else None
+    start = run.checkpoint_steps() if run_dir.is_dir() else None
     common = {"steps": spec.steps, "device": spec.device, "verbose": 0}
-    if start is not None and start < spec.steps and (run_dir / "config.yaml").is_file():
+    if start is not None and start < spec.steps and RunFolder.is_run(run_dir):
         # A killed cell: continue its run exactly instead of paying for the steps again.
         # (A run killed after its last checkpoint but before metrics.json is retrained:
         # ``train(resume=...)`` with no steps left cannot run its final evaluation.)
@@ -71,7 +63,7 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
             force=True,
             **common,
         )
-    metrics = read_json(run_dir / METRICS_FILE) or {}
+    metrics = run.metrics() or {}
     session = {
         "steps_at_start": start,
         "steps": int(metrics.get("steps", spec.steps)),
@@ -164,19 +156,6 @@ def count_parameters(model: Any) -> dict[str, int]:
     return {"policy": int(policy), "extractor": int(extractor)}
 
 
-def read_curve(run_dir: Path) -> list[dict[str, Any]]:
-    """The periodic evaluations of a run (``evaluations.jsonl``), oldest first."""
-    path = run_dir / "evaluations.jsonl"
-    if not path.is_file():
-        return []
-    curve = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            curve.append(json.loads(line))
-    return curve
-
-
 def run_cell(cell: Cell, spec: BenchSpec, out: str | Path) -> dict[str, Any]:
     """Runs one cell end to end and returns its record (the caller writes ``cell.json``).
 
@@ -203,13 +182,14 @@ def run_cell(cell: Cell, spec: BenchSpec, out: str | Path) -> dict[str, Any]:
 
 def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
     from mmrl import __version__
-    from mmrl.train import METRICS_FILE, load_run_config
+    from mmrl.runs import RunFolder
 
     t0 = time.perf_counter()
     run_dir = cell_dir(out, cell) / RUN_SUBDIR
     session = train_cell(cell, spec, run_dir)
-    metrics = read_json(run_dir / METRICS_FILE) or {}
-    config = load_run_config(run_dir)
+    run = RunFolder(run_dir)
+    metrics = run.metrics() or {}
+    config = run.config()
     model = load_policy(run_dir, device=spec.device)
     trained = session["steps"] - session["steps_at_start"]
     seconds = session["train_seconds"]
@@ -226,7 +206,7 @@ def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
         "params": count_parameters(model),
         "eval": metrics.get("eval", {}),
         "eval_episodes": config.eval_episodes,
-        "curve": read_curve(run_dir),
+        "curve": run.evaluations(),
         "pretrained": str(spec.pretrained_path(cell)) if spec.pretrained_dir else None,
     }
     if spec.ablate:
