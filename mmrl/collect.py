@@ -31,22 +31,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from mmrl.config import ConfigError, EnvConfig
-from mmrl.data.dataset import (
-    EXPERT_ACTION_KEY,
-    DatasetError,
-    dataset_root,
-    policy_observation_space,
-    space_differences,
-    validate_dataset_id,
-)
+from mmrl.data.dataset import EXPERT_ACTION_KEY, DatasetError, dataset_root, validate_dataset_id
 from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
 from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.errors import CheckpointError
+from mmrl.policies import (
+    REFERENCE_POLICIES,
+    find_expert,
+    load_policy,
+    random_actions,
+    recorded_env,
+    vec_env_layers,
+)
+
+__all__ = ["BUILTIN_POLICIES", "CollectResult", "collect", "find_expert", "random_actions"]
 
 PolicyFn = Callable[[dict[str, np.ndarray]], np.ndarray]
-BUILTIN_POLICIES = ("expert", "random")
+BUILTIN_POLICIES = REFERENCE_POLICIES
 
 
 @dataclasses.dataclass
@@ -85,104 +88,17 @@ class CollectResult:
     success_rate: float
 
 
-# ---------------------------------------------------------------------------- policies
-def random_actions(space: spaces.Space, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` uniform random actions as one batch (``(n,)`` int64 or ``(n, *shape)`` float32)."""
-    if isinstance(space, spaces.Discrete):
-        return rng.integers(space.start, space.start + space.n, size=n, dtype=np.int64)
-    if isinstance(space, spaces.Box):
-        low = np.where(np.isfinite(space.low), space.low, -1.0)
-        high = np.where(np.isfinite(space.high), space.high, 1.0)
-        return rng.uniform(low, high, size=(n, *space.shape)).astype(np.float32)
-    raise ConfigError(f"random actions for {space} are not supported (Discrete or Box only)")
-
-
-def _layers(venv: Any) -> list[Any]:
-    """``venv`` and the VecEnvs it wraps, outermost first."""
-    layers = [venv]
-    while getattr(layers[-1], "venv", None) is not None:
-        layers.append(layers[-1].venv)
-    return layers
-
-
+# ---------------------------------------------------------------------------- vec env access
 def _reset_infos(venv: Any) -> list[dict[str, Any]]:
     """The innermost VecEnv's ``reset_infos``: SB3's VecEnv wrappers keep empty ones."""
-    return list(_layers(venv)[-1].reset_infos)
+    return list(vec_env_layers(venv)[-1].reset_infos)
 
 
 def _episode_rows(venv: Any) -> int:
     """Recorder rows for the longest episode of an mmrl vec env (its step limit + the
     final observation + one spare), or a small start that grows for other envs."""
-    limit = getattr(getattr(_layers(venv)[-1], "sim", None), "max_episode_steps", None)
+    limit = getattr(getattr(vec_env_layers(venv)[-1], "sim", None), "max_episode_steps", None)
     return int(limit) + 2 if isinstance(limit, int | np.integer) and limit > 0 else 64
-
-
-def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
-    """The batched scripted expert of an mmrl ``VecEnv`` (found through its wrappers).
-
-    Returns:
-        A function giving the expert's actions for every copy's current state, or ``None``
-        when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv`.
-    """
-    for layer in _layers(venv):
-        if hasattr(layer, "expert_action") and hasattr(layer, "sim"):
-            return layer.expert_action
-    return None
-
-
-def _check_policy_spaces(
-    path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space, model: Any
-) -> None:
-    """Refuses a policy built for other spaces than the env's, naming the differences."""
-    expected = policy_observation_space(env_obs_space)
-    diffs = space_differences(expected, model.observation_space)
-    diffs += [f"action {d}" for d in space_differences(action_space, model.action_space)]
-    if diffs:
-        raise DatasetError(
-            f"--policy {path}: the policy was trained on other spaces (env vs policy): "
-            + "; ".join(diffs)
-        )
-
-
-def _bc_policy(
-    path: Path, env_name: str, env_obs_space: spaces.Dict, action_space: spaces.Space
-) -> PolicyFn:
-    """The BC policy of a pretraining checkpoint (deterministic actions)."""
-    from mmrl.pretrain.bc_policy import load_bc_policy
-
-    env = None if env_name == "custom" else env_name
-    act, policy, _ = load_bc_policy(path, env)
-    _check_policy_spaces(path, env_obs_space, action_space, policy)
-    return act
-
-
-def _run_policy(path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space) -> PolicyFn:
-    """A trained run's policy (``RUN_DIR`` or a ``model.zip``), deterministic actions."""
-    from mmrl.checkpoint import latest_checkpoint, read_state
-    from mmrl.policies import load_sb3_model
-
-    run_dir = path if path.is_dir() else path.parent
-    model_file = path / "model.zip" if path.is_dir() else path
-    model = load_sb3_model(model_file, device="cpu")
-    _check_policy_spaces(path, env_obs_space, action_space, model)
-    # VecNormalize statistics live in the run's checkpoints; apply them as the run did.
-    obs_rms: dict[str, Any] = {}
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
-    if checkpoint is not None:
-        for layer in read_state(checkpoint).get("env", []):
-            if layer.get("kind") == "VecNormalize" and isinstance(layer.get("obs_rms"), dict):
-                obs_rms = layer["obs_rms"]
-
-    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
-        if obs_rms:
-            obs = dict(obs)
-            for key, rms in obs_rms.items():
-                # VecNormalize defaults: epsilon 1e-8, clip_obs 10.
-                obs[key] = np.clip((obs[key] - rms.mean) / np.sqrt(rms.var + 1e-8), -10.0, 10.0)
-        action, _ = model.predict(obs, deterministic=True)
-        return np.asarray(action)
-
-    return act
 
 
 # ---------------------------------------------------------------------------- the command
@@ -198,30 +114,17 @@ def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConf
     from mmrl.make import resolve_env
 
     if env is None and policy not in BUILTIN_POLICIES:
-        from mmrl.pretrain.bc_policy import is_encoder_checkpoint
-
         _check_policy_exists(policy)
-
-        if is_encoder_checkpoint(policy):
-            from mmrl.pretrain import load_encoder_checkpoint
-            from mmrl.pretrain.resolve import env_preset_for
-
-            recorded = load_encoder_checkpoint(policy, "--policy").get("info", {}).get("env")
-            if not recorded:
-                raise ConfigError(f"--policy {policy}: the checkpoint records no env; pass --env")
-            name = env_preset_for(recorded)
-            return name, resolve_env(name)
-        from mmrl.train import CONFIG_FILE, load_run_config
-
-        run_dir = Path(policy)
-        run_dir = run_dir if run_dir.is_dir() else run_dir.parent
-        if not (run_dir / CONFIG_FILE).is_file():
+        try:
+            recorded = recorded_env(policy)
+        except CheckpointError as err:
+            raise ConfigError(f"--policy {err}") from None
+        if recorded is None:
             raise ConfigError(
-                f"--policy {policy}: no run folder with {CONFIG_FILE} around it to take the "
-                "environment from; pass --env"
+                f"--policy {policy}: a bare model file (no run folder around it to take the "
+                "environment from); pass --env"
             )
-        config = load_run_config(run_dir)
-        return config.env_name, config.env
+        return recorded
     name = env if env is not None else "driving"
     return (name if isinstance(name, str) else name.env_id), resolve_env(name)
 
@@ -322,17 +225,11 @@ def collect(
         raise ConfigError(
             f"--expert-labels: {env_name} has no batched scripted expert (mmrl environments only)"
         )
-    elif policy == "random":
-        policy_fn = lambda obs: random_actions(action_space, n, rng)  # noqa: E731
     else:
-        path = Path(policy)
         _check_policy_exists(policy)
-        from mmrl.pretrain.bc_policy import is_encoder_checkpoint
-
-        if is_encoder_checkpoint(path):
-            policy_fn = _bc_policy(path, env_name, obs_space, action_space)
-        else:
-            policy_fn = _run_policy(path, obs_space, action_space)
+        actor = load_policy(policy, env=None if env_name == "custom" else env_name, seed=seed)
+        actor.attach(venv, f"environment {env_name}")
+        policy_fn = actor.act
     record_expert = policy == "expert" or expert_labels
 
     env_spec = None

@@ -54,8 +54,10 @@ FULL = Protocol("full", 2, 6, 3, 300_000, 50_000, 32)
 
 def measure(env: str, fusion: str, steps: int, episodes: int) -> dict[str, float]:
     """CPU seconds per training step and per evaluation episode of one (env, fusion)."""
-    from mmrl.bench.runner import ablate_modalities, load_policy
-    from mmrl.train import load_run_config, train
+    from mmrl.bench.runner import ablate_modalities
+    from mmrl.policies import load_policy
+    from mmrl.runs import load_run_config
+    from mmrl.train import train
 
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -67,7 +69,7 @@ def measure(env: str, fusion: str, steps: int, episodes: int) -> dict[str, float
         config = load_run_config(run_dir)
         model = load_policy(run_dir)
         t1 = time.process_time()
-        ablation = ablate_modalities(model, config, run_dir, episodes)
+        ablation = ablate_modalities(model, config, episodes)
         eval_cpu = time.process_time() - t1
     n_episodes = episodes * len(ablation)
     episode_s = eval_cpu / n_episodes

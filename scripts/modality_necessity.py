@@ -241,7 +241,6 @@ def mask_kinds_for(model: Any, kinds: Sequence[str]) -> list[str]:
 
 def measure(
     model: Any,
-    target: Any,
     env_config: Any,
     settings: Any,
     modalities: Sequence[str],
@@ -251,8 +250,7 @@ def measure(
     """Evaluates ``model`` clean and with each modality masked with each kind.
 
     Args:
-        model: An SB3 model, a BC model or a :class:`~mmrl.evaluation.reference.ReferencePolicy`.
-        target: Its :class:`~mmrl.evaluation.loading.Target` (label, normalization).
+        model: A :class:`~mmrl.policies.Policy` (see :func:`mmrl.policies.load_policy`).
         env_config: The environment preset.
         settings: :class:`~mmrl.evaluation.rollouts.EvalSettings` (episodes, seeds ...);
             ``ablate_mode`` is set per kind.
@@ -267,13 +265,13 @@ def measure(
     from mmrl.evaluation.rollouts import Condition, evaluate_model
 
     by_split: dict[str, dict[str, Any]] = {split: {} for split in splits}
-    for result in evaluate_model(model, target, env_config, settings, (Condition(),), splits):
+    for result in evaluate_model(model, env_config, settings, (Condition(),), splits):
         by_split[result.split][CLEAN] = result
     masked: dict[tuple[str, str], Any] = {}
     for kind in kinds:
         conditions = [Condition(condition_name(m, kind), ablate=(m,)) for m in modalities]
         kind_settings = dataclasses.replace(settings, ablate_mode=kind)
-        for result in evaluate_model(model, target, env_config, kind_settings, conditions, splits):
+        for result in evaluate_model(model, env_config, kind_settings, conditions, splits):
             masked[result.split, result.condition.name] = result
     for split in splits:
         for m in modalities:
@@ -509,37 +507,36 @@ def check_env(env_config: Any, splits: Sequence[str], modalities: Sequence[str])
 
 def load_policies(
     args: argparse.Namespace, settings: Any, out: Path
-) -> tuple[dict[str, tuple[Any, Any]], Any, Any]:
+) -> tuple[dict[str, Any], Any, Any]:
     """The agent (loaded or trained) and the reference policies, with the environment.
 
     Everything that can be refused (environment, splits, modalities, seeds) is checked
     before anything is trained.
 
     Returns:
-        ``({name: (model, target)}, agent target or None, env config)``.
+        ``({name: policy}, the agent's policy or None, env config)``.
     """
-    from mmrl.evaluation.loading import Target, load_model, resolve_env_config, resolve_target
-    from mmrl.evaluation.reference import ReferencePolicy
     from mmrl.make import resolve_env
+    from mmrl.policies import load_policy
 
     target = None
     if args.policy is not None:
-        target = resolve_target(args.policy)
-        env_config = resolve_env_config(target, args.env)
+        target = load_policy(args.policy, env=args.env, device=args.device)
+        env_config = target.require_env()
         check_held_out(target.config, settings.seed, settings.copies)
     else:
         env_config = resolve_env(args.env)
     check_env(env_config, args.splits, args.modalities)
     out.mkdir(parents=True, exist_ok=True)
     if args.train_steps is not None:
-        target = resolve_target(train_or_reuse(args, out))
-        env_config = resolve_env_config(target, args.env)
+        target = load_policy(train_or_reuse(args, out), env=args.env, device=args.device)
+        env_config = target.require_env()
         check_held_out(target.config, settings.seed, settings.copies)
-    policies: dict[str, tuple[Any, Any]] = {}
+    policies: dict[str, Any] = {}
     if target is not None:
-        policies[AGENT] = (load_model(target, args.device), target)
+        policies[AGENT] = target
     for name in args.references:
-        policies[name] = (ReferencePolicy(name, seed=settings.seed), Target(name, Path(name)))
+        policies[name] = load_policy(name, seed=settings.seed)
     return policies, target, env_config
 
 
@@ -562,15 +559,15 @@ def run(args: argparse.Namespace, command: str) -> int:
     )
     policies, target, env_config = load_policies(args, settings, out)
     measured, kinds_used = {}, {}
-    for name, (model, tgt) in policies.items():
+    for name, model in policies.items():
         kinds_used[name] = mask_kinds_for(model, args.mask_kinds)
         if name == AGENT and kinds_used[name] != args.mask_kinds:
-            print(f"note: {tgt.label} has no MultimodalExtractor; mask kinds {kinds_used[name]}")
+            print(f"note: {model.label} has no MultimodalExtractor; mask kinds {kinds_used[name]}")
         print(f"evaluating {name}: {len(args.splits)} splits x "
               f"{1 + len(args.modalities) * len(kinds_used[name])} conditions x "
               f"{args.episodes} episodes", flush=True)  # fmt: skip
         measured[name] = measure(
-            model, tgt, env_config, settings, args.modalities, kinds_used[name], args.splits
+            model, env_config, settings, args.modalities, kinds_used[name], args.splits
         )
     report = build_report(measured)
     first = next(iter(report["drops"]))
@@ -583,9 +580,9 @@ def run(args: argparse.Namespace, command: str) -> int:
         f"copies), {mode} actions\n\n- command: `{command}`\n- date: {date}\n- machine: {host}\n"
         "- policies: "
         + ", ".join(
-            f"{name} ({tgt.model_path if name == AGENT else 'reference'}; masks: "
+            f"{name} ({policy.model_path if name == AGENT else 'reference'}; masks: "
             f"{', '.join(kinds_used[name]) or 'none'})"
-            for name, (_, tgt) in policies.items()
+            for name, policy in policies.items()
         )
         + "\n\n"
     )
@@ -593,7 +590,7 @@ def run(args: argparse.Namespace, command: str) -> int:
     agent = None
     if target is not None:
         agent = {"label": target.label, "model": str(target.model_path),
-                 "run_dir": None if target.run_dir is None else str(target.run_dir),
+                 "run_dir": None if target.run is None else str(target.run.path),
                  "trained_here": args.train_steps is not None}  # fmt: skip
     meta = {
         "command": command, "date": date, "machine": host, "env_id": env_config.env_id,

@@ -40,3 +40,17 @@ def toy():
     """The toy-task module of ``tests/data/toy_env.py`` (``ToySimulator``, ``ToyEnv``,
     ``write_presets`` ...), registered with Gymnasium."""
     return load_toy_module()
+
+
+@pytest.fixture(scope="session")
+def toy_run(toy, tmp_path_factory):
+    """A tiny finished ``mmrl train`` run folder on the toy task (64 steps, two periodic
+    evaluations, two checkpoints) whose run normalizes the ``state`` observation."""
+    from mmrl.train import train
+
+    root = tmp_path_factory.mktemp("toy-run")
+    env, agent = toy.write_presets(root)
+    overrides = ["eval_freq=32", "eval_episodes=2", "checkpoint_freq=32",
+                 "agent.normalize.obs_keys=[state]", "agent.extractor.features_dim=16"]  # fmt: skip
+    return train(env, agent, steps=64, seed=0, out=root / "run", verbose=0, device="cpu",
+                 overrides=overrides)  # fmt: skip

@@ -12,19 +12,6 @@ from mmrl.errors import CheckpointError, ConfigError
 from mmrl.runs import RunFolder, parse_evaluations
 
 
-@pytest.fixture(scope="module")
-def toy_run(toy, tmp_path_factory):
-    """A tiny finished ``mmrl train`` run on the toy task that normalizes ``state``."""
-    from mmrl.train import train
-
-    root = tmp_path_factory.mktemp("runs")
-    env, agent = toy.write_presets(root)
-    overrides = ["eval_freq=32", "eval_episodes=2", "checkpoint_freq=32",
-                 "agent.normalize.obs_keys=[state]", "agent.extractor.features_dim=16"]  # fmt: skip
-    return train(env, agent, steps=64, seed=0, out=root / "run", verbose=0, device="cpu",
-                 overrides=overrides)  # fmt: skip
-
-
 def test_the_on_disk_names_are_the_ones_runs_were_always_written_with(toy_run):
     """Renaming a file would orphan every run written before: the names are pinned here."""
     run = RunFolder(toy_run)

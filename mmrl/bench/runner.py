@@ -73,35 +73,7 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
     return session
 
 
-def load_policy(run_dir: Path, device: str = "cpu") -> Any:
-    """The final SB3 model of a run (loaded without an environment), with its own class."""
-    from mmrl.policies import load_sb3_model
-
-    return load_sb3_model(run_dir / "model.zip", device=device)
-
-
-def _eval_env(config: Any, run_dir: Path, episodes: int) -> Any:
-    """The held-out evaluation VecEnv of a run ("train" split), normalization restored."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    from mmrl.checkpoint import latest_checkpoint, read_state
-    from mmrl.train import build_vec_env
-
-    copies = max(1, min(episodes, config.env.n_envs))
-    venv = build_vec_env(config, config.eval_seed, copies, "train")
-    if isinstance(venv, VecNormalize):
-        # The model file lacks the running observation statistics; the final checkpoint
-        # holds them (the run saves one after its last update).
-        checkpoint = latest_checkpoint(run_dir / "checkpoints")
-        state = read_state(checkpoint) if checkpoint is not None else {"env": []}
-        stats = next((s for s in state["env"] if s.get("kind") == "VecNormalize"), None)
-        if stats is None:
-            raise RuntimeError(f"{run_dir}: no VecNormalize statistics in the last checkpoint")
-        venv.obs_rms = stats["obs_rms"]
-    return venv
-
-
-def ablate_modalities(model: Any, config: Any, run_dir: Path, episodes: int) -> dict[str, Any]:
+def ablate_modalities(policy: Any, config: Any, episodes: int) -> dict[str, Any]:
     """Success and return with each modality removed in turn, on the held-out seeds.
 
     The removed modality is replaced by the extractor's learned "missing" embedding
@@ -110,9 +82,9 @@ def ablate_modalities(model: Any, config: Any, run_dir: Path, episodes: int) -> 
     than the policy's reaction to out-of-distribution zeros.
 
     Args:
-        model: The trained SB3 model.
+        policy: The run's :class:`~mmrl.policies.Policy` (:func:`mmrl.policies.load_policy`:
+            it applies the run's normalization statistics itself).
         config: The run's :class:`~mmrl.config.RunConfig`.
-        run_dir: The run folder (for normalization statistics).
         episodes: Episodes per ablation.
 
     Returns:
@@ -123,20 +95,24 @@ def ablate_modalities(model: Any, config: Any, run_dir: Path, episodes: int) -> 
     from mmrl.extractor import multimodal_extractors, set_policy_modality_mask
     from mmrl.rollout import collect_episodes, summarize
 
-    extractors = multimodal_extractors(model.policy)
+    from mmrl.evaluation.rollouts import make_eval_vec_env
+
+    extractors = multimodal_extractors(policy.policy)
     if not extractors:
-        raise RuntimeError(f"{run_dir}: the policy has no MultimodalExtractor to ablate")
+        raise RuntimeError(f"{policy.label}: the policy has no MultimodalExtractor to ablate")
     modalities = list(extractors[0].modalities)
-    venv = _eval_env(config, run_dir, episodes)
+    copies = max(1, min(episodes, config.env.n_envs))
+    venv = make_eval_vec_env(config.env, "train", copies, config.eval_seed)
     results: dict[str, Any] = {}
     try:
+        policy.attach(venv, f"environment {config.env.env_id}")
         for removed in [None, *modalities]:
-            set_policy_modality_mask(model.policy, [removed] if removed else None)
+            set_policy_modality_mask(policy.policy, [removed] if removed else None)
             venv.seed(config.eval_seed)
-            episodes_run = collect_episodes(model.predict, venv, episodes)
+            episodes_run = collect_episodes(policy.predict, venv, episodes)
             results[removed or "none"] = summarize(episodes_run)
     finally:
-        set_policy_modality_mask(model.policy, None)
+        set_policy_modality_mask(policy.policy, None)
         venv.close()
     return results
 
@@ -182,6 +158,7 @@ def run_cell(cell: Cell, spec: BenchSpec, out: str | Path) -> dict[str, Any]:
 
 def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
     from mmrl import __version__
+    from mmrl.policies import load_policy
     from mmrl.runs import RunFolder
 
     t0 = time.perf_counter()
@@ -190,7 +167,7 @@ def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
     run = RunFolder(run_dir)
     metrics = run.metrics() or {}
     config = run.config()
-    model = load_policy(run_dir, device=spec.device)
+    model = load_policy(run_dir, device=spec.device)  # the run's model and normalization
     trained = session["steps"] - session["steps_at_start"]
     seconds = session["train_seconds"]
     record: dict[str, Any] = {
@@ -211,7 +188,7 @@ def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
     }
     if spec.ablate:
         episodes = spec.ablation_episodes or config.eval_episodes
-        record["ablation"] = ablate_modalities(model, config, run_dir, episodes)
+        record["ablation"] = ablate_modalities(model, config, episodes)
         record["ablation_episodes"] = episodes
     record["cell_seconds"] = time.perf_counter() - t0
     record["host"] = platform.node()

@@ -28,13 +28,14 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "targets",
         nargs="+",
-        metavar="RUN_DIR|MODEL.zip|ENCODER.pt",
-        help="run folders, SB3 model files or pretraining checkpoints (their BC policy); "
-        "several are compared side by side",
+        metavar="RUN_DIR|MODEL.zip|ENCODER.pt|expert|random",
+        help="run folders, SB3 model files, pretraining checkpoints (their BC policy), or the "
+        "scripted expert / random actions as references; several are compared side by side",
     )
     p.add_argument(
         "--env",
-        help="env preset or Gymnasium id (required for a bare MODEL.zip; default: each run's own)",
+        help="env preset or Gymnasium id (required for a bare MODEL.zip, expert and random; "
+        "default: each run's own)",
     )
     p.add_argument("--episodes", type=_positive, default=100, help="episodes per evaluation")
     p.add_argument(
@@ -112,7 +113,6 @@ def _video_path(base: str, label: str, several: bool) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``mmrl evaluate``: tables on the terminal, optional JSON, CSV and video."""
-    from mmrl.evaluation.loading import load_model, resolve_env_config, resolve_target
     from mmrl.evaluation.report import (
         csv_rows,
         print_report,
@@ -123,6 +123,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from mmrl.evaluation.robustness import comparisons, parse_conditions
     from mmrl.evaluation.rollouts import EvalSettings, evaluate_model
     from mmrl.evaluation.video import VideoRecorder
+    from mmrl.policies import load_policy
 
     splits = _splits(args.split)
     settings = EvalSettings(
@@ -135,23 +136,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
         n_resamples=args.bootstrap,
     )
     conditions = parse_conditions(args.ablate, args.noise)
-    # Resolve every target before running anything: a typo in the third path should not
+    # Load every target before running anything: a typo in the third path should not
     # cost the first two evaluations.
-    targets = [resolve_target(path) for path in args.targets]
+    targets = [
+        load_policy(path, env=args.env, device=args.device, seed=args.seed) for path in args.targets
+    ]
     _unique_labels(targets)
-    envs = [resolve_env_config(t, args.env) for t in targets]
+    envs = [t.require_env() for t in targets]
     if args.video:
         VideoRecorder(args.video, args.video_episodes)  # validates the path up front
     results = []
     videos = []
     t0 = time.perf_counter()
     for target, env_config in zip(targets, envs):
-        model = load_model(target, args.device)
         recorder = None
         if args.video:
             path = _video_path(args.video, target.label, len(targets) > 1)
             recorder = VideoRecorder(path, args.video_episodes)
-        results += evaluate_model(model, target, env_config, settings, conditions, splits, recorder)
+        results += evaluate_model(target, env_config, settings, conditions, splits, recorder)
         if recorder is not None:
             videos.append(recorder.write())
     compared = comparisons(results)
@@ -160,7 +162,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     meta = {
         "arguments": {k: v for k, v in vars(args).items() if k != "command"},
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "targets": [str(t.model_path) for t in targets],
+        "targets": [str(t.model_path or t.label) for t in targets],
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if args.json:
@@ -215,9 +217,9 @@ def add_offline_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate_offline(args: argparse.Namespace) -> int:
     """``mmrl evaluate-offline``: agreement, log-likelihood, FQE and behaviour return."""
-    from mmrl.evaluation.loading import load_model, resolve_target
     from mmrl.evaluation.offline import evaluate_offline, load_logged_data
     from mmrl.evaluation.report import print_offline, write_csv, write_json
+    from mmrl.policies import load_policy
 
     if not 0.0 < args.gamma <= 1.0:
         raise UsageError(f"--gamma must be in (0, 1], got {args.gamma}")
@@ -226,12 +228,10 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
 
         if path and not Path(path).parent.is_dir():
             raise UsageError(f"{flag} {path}: folder {Path(path).parent} does not exist")
-    target = resolve_target(args.target)
+    policy = load_policy(args.target, device=args.device)
     data = load_logged_data(args.dataset, args.max_episodes)
-    model = load_model(target, args.device)
     result = evaluate_offline(
-        model,
-        target,
+        policy,
         data,
         args.gamma,
         features=args.fqe_features,

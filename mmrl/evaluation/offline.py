@@ -42,7 +42,7 @@ from gymnasium import spaces
 from torch import nn
 
 from mmrl.config import ConfigError
-from mmrl.evaluation.loading import Target, check_spaces, normalization_stats
+from mmrl.policies import Policy, check_spaces
 
 FEATURE_MODES = ("policy", "raw")
 _CHUNK = 1024  # states per forward pass when sweeping the whole dataset
@@ -198,21 +198,6 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
         episode_of=np.concatenate(episode_of),
         step_of=np.concatenate(step_of),
     )
-
-
-def normalize_observations(
-    observations: Mapping[str, np.ndarray], obs_rms: Any, keys: list[str]
-) -> dict[str, np.ndarray]:
-    """Applies a run's ``VecNormalize`` statistics as ``VecNormalize`` does (defaults).
-
-    ``(x - mean) / sqrt(var + 1e-8)`` clipped to ``[-10, 10]`` for each key in ``keys``.
-    """
-    out = dict(observations)
-    for key in keys:
-        rms = obs_rms[key] if isinstance(obs_rms, Mapping) else obs_rms
-        norm = (observations[key] - rms.mean) / np.sqrt(rms.var + 1e-8)
-        out[key] = np.clip(norm, -10.0, 10.0).astype(np.float32)
-    return out
 
 
 # ---------------------------------------------------------------------------- the policy's view
@@ -636,8 +621,7 @@ class OfflineResult:
 
 
 def evaluate_offline(
-    model: Any,
-    target: Target,
+    policy: Policy,
     data: LoggedData,
     gamma: float = 0.99,
     *,
@@ -647,22 +631,24 @@ def evaluate_offline(
     stochastic: bool = False,
     seed: int = 0,
 ) -> OfflineResult:
-    """Agreement, log-likelihood, FQE and behaviour return of a model on logged data.
+    """Agreement, log-likelihood, FQE and behaviour return of a policy on logged data.
+
+    ``policy`` is what :func:`mmrl.policies.load_policy` returns: the logged (raw)
+    observations are normalized by it, as in training, before its network sees them.
 
     Raises:
         SpaceMismatchError: The model's spaces differ from the dataset's.
         ConfigError: Bad ``gamma`` or FQE settings.
     """
     t0 = time.perf_counter()
-    check_spaces(model, data.observation_space, data.action_space, f"dataset {data.dataset_id}")
+    check_spaces(policy, data.observation_space, data.action_space, f"dataset {data.dataset_id}")
     if features not in FEATURE_MODES:
         raise ConfigError(f"--fqe-features must be one of {FEATURE_MODES}, got {features!r}")
-    observations = data.observations
-    stats = normalization_stats(target)
-    if stats is not None:
-        observations = normalize_observations(observations, stats, list(target.normalize.obs_keys))
-    policy = model.policy
-    outputs = policy_outputs(policy, data, observations, with_features=features == "policy")
+    observations = policy.normalize(data.observations)
+    network = policy.policy
+    if network is None:
+        raise ConfigError(f"{policy.label}: has no network to evaluate offline (expert/random)")
+    outputs = policy_outputs(network, data, observations, with_features=features == "policy")
     greedy = outputs.actions[data.state_idx]
     if data.discrete:
         agreement = float(np.mean(greedy.reshape(-1) == data.actions))
@@ -678,11 +664,11 @@ def evaluate_offline(
         steps_per_iter=steps_per_iter,
         stochastic=stochastic,
         seed=seed,
-        device=policy.device,
+        device=network.device,
     )
     ll = outputs.logged_log_prob
     return OfflineResult(
-        label=target.label,
+        label=policy.label,
         dataset_id=data.dataset_id,
         gamma=gamma,
         episodes=data.n_episodes,

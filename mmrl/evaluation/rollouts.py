@@ -30,8 +30,8 @@ import numpy as np
 from mmrl.config import ConfigError, EnvConfig
 from mmrl.envs.tokenizer import Tokenizer
 from mmrl.evaluation.conditions import CLEAN, Condition, ablation_context, condition_wrapper
-from mmrl.evaluation.loading import Target, check_spaces, normalization_stats
 from mmrl.evaluation.stats import Interval, bootstrap_ci, wilson_interval
+from mmrl.policies import Policy
 from mmrl.rollout import Episode, collect_episodes
 
 __all__ = [
@@ -393,20 +393,19 @@ def make_eval_vec_env(
     n_envs: int,
     seed: int,
     wrap: Callable[[Any], Any] | None = None,
-    target: Target | None = None,
 ) -> Any:
-    """The evaluation ``VecEnv``: base env, ``wrap`` (noise, masks, video), normalization.
+    """The evaluation ``VecEnv``: base env, then ``wrap`` (noise, masks, video).
 
-    Wrappers that change observations sit *below* ``VecNormalize``, so noise corrupts the
-    raw sensors (as a real sensor would) and normalization then sees what it saw in training.
+    It emits raw observations: a run's ``VecNormalize`` statistics are applied by the
+    :class:`~mmrl.policies.Policy` itself, after noise has corrupted the raw sensors (as a
+    real sensor would), so normalization sees what it saw in training.
 
     Args:
         env_config: The environment preset.
         split: ``train`` or ``test``.
         n_envs: Copies.
         seed: Base seed.
-        wrap: Applied to the raw ``VecEnv`` (before normalization).
-        target: Supplies the run's normalization settings and statistics.
+        wrap: Applied to the raw ``VecEnv``.
 
     Raises:
         ConfigError: The environment rejects the split (or its kwargs).
@@ -420,41 +419,27 @@ def make_eval_vec_env(
         raise ConfigError(f"{env_config.env_id} (split {split}): {err}") from None
     if wrap is not None:
         venv = wrap(venv)
-    if target is not None and target.normalize.obs_keys:
-        from stable_baselines3.common.vec_env import VecNormalize
-
-        venv = VecNormalize(
-            venv,
-            norm_obs=True,
-            norm_obs_keys=list(target.normalize.obs_keys),
-            norm_reward=False,
-            training=False,
-            gamma=target.gamma,
-        )
-        venv.obs_rms = normalization_stats(target)
     return venv
 
 
 # ---------------------------------------------------------------------------- evaluation
 def evaluate_model(
-    model: Any,
-    target: Target,
+    policy: Policy,
     env_config: EnvConfig,
     settings: EvalSettings,
     conditions: Sequence[Condition] = (CLEAN,),
     splits: Sequence[str] = ("train",),
     recorder: Any | None = None,
 ) -> list[EvalResult]:
-    """Evaluates one loaded model under every split x condition.
+    """Evaluates one policy under every split x condition.
 
-    A model with an ``attach(venv)`` method (a
-    :class:`~mmrl.evaluation.reference.ReferencePolicy`) is given each raw evaluation
-    ``VecEnv`` before its rollouts; one whose ``whole_batch`` is true always gets every copy's
-    observation (see :func:`~mmrl.rollout.collect_episodes`).
+    The policy is attached to each raw evaluation ``VecEnv`` before its rollouts (which
+    checks its spaces and binds the expert or random actor); one whose ``whole_batch`` is true
+    always gets every copy's observation (see :func:`~mmrl.rollout.collect_episodes`).
 
     Args:
-        model: The SB3 model (``predict`` and ``policy``), or a reference policy.
-        target: Where it came from (label, normalization).
+        policy: What :func:`mmrl.policies.load_policy` returns (label, normalization and
+            the network whose modality mask ablations set).
         env_config: The environment preset.
         settings: Episodes, seeds, grouping and interval settings.
         conditions: Observation conditions; the clean one should come first so tables can
@@ -470,36 +455,25 @@ def evaluate_model(
         SpaceMismatchError: The model's spaces differ from the environment's.
         ConfigError: Bad split, ablation key, noise spec or group label.
     """
-
-    attach = getattr(model, "attach", None)
-    subset_rows = not getattr(model, "whole_batch", False)
+    subset_rows = not policy.whole_batch
     results = []
     for s_index, split in enumerate(splits):
         for c_index, condition in enumerate(conditions):
             record = recorder if recorder is not None and s_index == c_index == 0 else None
 
             def wrap(venv: Any, condition: Condition = condition, record: Any = record) -> Any:
-                if attach is not None:
-                    attach(venv)
-                check_spaces(
-                    model,
-                    venv.observation_space,
-                    venv.action_space,
-                    f"environment {env_config.env_id}",
-                )
+                policy.attach(venv, f"environment {env_config.env_id}")
                 if record is not None:
                     venv = record.wrap(venv, settings.episodes)
-                return condition_wrapper(venv, condition, model, settings)
+                return condition_wrapper(venv, condition, policy, settings)
 
-            venv = make_eval_vec_env(
-                env_config, split, settings.copies, settings.seed, wrap, target
-            )
+            venv = make_eval_vec_env(env_config, split, settings.copies, settings.seed, wrap)
             namer = GroupNamer(settings.group_by, env_label_names(venv, env_config.env_id))
             try:
-                with ablation_context(model, condition, settings):
+                with ablation_context(policy, condition, settings):
                     t0 = time.perf_counter()
                     episodes = collect_episodes(
-                        model.predict,
+                        policy.predict,
                         venv,
                         settings.episodes,
                         settings.deterministic,
@@ -511,7 +485,7 @@ def evaluate_model(
             results.append(
                 summarize_episodes(
                     episodes,
-                    label=target.label,
+                    label=policy.label,
                     env_id=env_config.env_id,
                     split=split,
                     condition=condition,

@@ -152,8 +152,8 @@ def test_run_folder_normalization_statistics_are_applied(run_dir, tmp_path):
     from stable_baselines3.common.running_mean_std import RunningMeanStd
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from mmrl.evaluation.loading import normalization_stats, resolve_target
     from mmrl.evaluation.rollouts import make_eval_vec_env
+    from mmrl.policies import load_policy
 
     run = tmp_path / "normalized"
     shutil.copytree(run_dir, run)
@@ -168,18 +168,19 @@ def test_run_folder_normalization_statistics_are_applied(run_dir, tmp_path):
     state["env"] = [{"kind": "VecNormalize", "obs_rms": rms}, *state["env"]]
     (checkpoint / "state.pkl").write_bytes(pickle.dumps(state))
 
-    target = resolve_target(run)
-    assert normalization_stats(target)["state"].mean[0] == 0.5
-    venv = make_eval_vec_env(target.config.env, "train", 2, 0, target=target)
-    assert isinstance(venv, VecNormalize) and not venv.training
-    obs = venv.reset()
+    policy = load_policy(run)
+    assert policy.obs_rms["state"].mean[0] == 0.5
+    # The evaluation env emits raw observations; the policy normalizes them itself.
+    venv = make_eval_vec_env(policy.config.env, "train", 2, 0)
+    assert not isinstance(venv, VecNormalize)
+    obs = policy.normalize(venv.reset())
     # Raw state at reset is [elapsed 0, last action 2/2 = 1]: (x - 0.5) / 0.5 = [-1, 1].
     np.testing.assert_allclose(obs["state"], [[-1.0, 1.0]] * 2, atol=1e-6)
     assert obs["camera"].dtype == np.uint8  # only the configured key is normalized
 
     shutil.rmtree(run / "checkpoints")
     with pytest.raises(Exception, match="no checkpoint with the VecNormalize statistics"):
-        normalization_stats(resolve_target(run / "model.zip"))
+        load_policy(run / "model.zip")
 
 
 def test_bare_model_without_env_is_refused(expert_zip, capsys):
@@ -275,3 +276,16 @@ def test_model_whose_weights_do_not_fit_its_architecture_is_one_line(
             dst.writestr(name, data)
     assert main(["evaluate", str(broken), "--env", corridor.ENV_ID, "--episodes", "1"]) == 2
     _one_line_error(capsys, "cannot load", "size mismatch")
+
+
+def test_evaluate_expert_and_random_by_name(tmp_path, capsys):
+    """``mmrl evaluate expert --env ...`` and ``random`` load through ``load_policy``."""
+    out = tmp_path / "ref.json"
+    argv = ["evaluate", "expert", "random", "--env", "navigation", "--episodes", "4",
+            "--n-envs", "4", "--bootstrap", "20", "--json", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    results = {r["label"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(results) == {"expert", "random"}
+    assert results["expert"]["success_rate"]["value"] > results["random"]["success_rate"]["value"]
+    assert main(["evaluate", "expert"]) == 2
+    _one_line_error(capsys, "expert: no environment to act in", "pass --env")

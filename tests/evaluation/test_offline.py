@@ -77,7 +77,7 @@ def test_fqe_of_the_expert_is_within_tolerance_of_its_true_value(expert_zip, min
     model = load_model(target, "cpu")
     truth = _true_value(model, data, corridor, GAMMA)
     assert truth == pytest.approx(corridor.expert_mean_value(GAMMA), abs=0.05)  # sanity
-    result = evaluate_offline(model, target, data, GAMMA, features="policy", seed=0)
+    result = evaluate_offline(model, data, GAMMA, features="policy", seed=0)
     assert abs(result.fqe.value - truth) <= FQE_TOLERANCE, (result.fqe.value, truth)
     # The behaviour policy (30 % random actions) is worse than the expert FQE evaluates.
     assert result.behaviour_discounted_return < truth - 0.05
@@ -89,7 +89,7 @@ def test_fqe_tells_a_poor_policy_from_the_expert(random_zip, minari_root, corrid
     target = resolve_target(random_zip)
     model = load_model(target, "cpu")
     truth = _true_value(model, data, corridor, GAMMA)
-    result = evaluate_offline(model, target, data, GAMMA, features="policy", seed=0)
+    result = evaluate_offline(model, data, GAMMA, features="policy", seed=0)
     assert abs(result.fqe.value - truth) <= FQE_TOLERANCE, (result.fqe.value, truth)
     assert result.fqe.value < corridor.expert_mean_value(GAMMA) - 0.2
 
@@ -100,7 +100,7 @@ def test_fqe_on_raw_observations_is_within_tolerance(expert_zip, minari_root, co
     target = resolve_target(expert_zip)
     model = load_model(target, "cpu")
     truth = _true_value(model, data, corridor, GAMMA)
-    result = evaluate_offline(model, target, data, GAMMA, features="raw", seed=0)
+    result = evaluate_offline(model, data, GAMMA, features="raw", seed=0)
     assert abs(result.fqe.value - truth) <= FQE_TOLERANCE, (result.fqe.value, truth)
 
 
@@ -108,7 +108,7 @@ def test_agreement_likelihood_and_behaviour_return_are_exact(expert_zip, minari_
     data = load_logged_data(DATASET)
     target = resolve_target(expert_zip)
     model = load_model(target, "cpu")
-    result = evaluate_offline(model, target, data, GAMMA, iterations=2, steps_per_iter=2)
+    result = evaluate_offline(model, data, GAMMA, iterations=2, steps_per_iter=2)
     # The clone reproduces the expert, whose action follows from the instruction alone.
     states = data.states(data.state_idx)
     expert = np.array(
@@ -142,7 +142,7 @@ def test_dataset_with_other_spaces_is_refused(expert_zip, minari_root, corridor)
     data = load_logged_data("test/corridor/depth-v0")
     target = resolve_target(expert_zip)
     with pytest.raises(SpaceMismatchError, match=r"keys only in the dataset .*: \['depth'\]"):
-        evaluate_offline(load_model(target, "cpu"), target, data, GAMMA)
+        evaluate_offline(load_model(target, "cpu"), data, GAMMA)
 
 
 def test_missing_dataset_is_a_config_error(minari_root):
@@ -200,7 +200,7 @@ def test_continuous_actions_mean_abs_error_likelihood_and_fqe(minari_root, corri
     model.save(tmp_path / "cont.zip")
     target = resolve_target(tmp_path / "cont.zip")
     model = load_model(target, "cpu")
-    result = evaluate_offline(model, target, data, GAMMA, iterations=4, steps_per_iter=5)
+    result = evaluate_offline(model, data, GAMMA, iterations=4, steps_per_iter=5)
     states = data.states(data.state_idx)
     greedy, _ = model.predict(states, deterministic=True)
     assert result.agreement_name == "mean_abs_error"
@@ -215,12 +215,12 @@ def test_continuous_actions_mean_abs_error_likelihood_and_fqe(minari_root, corri
 def test_normalize_observations_matches_vec_normalize():
     from stable_baselines3.common.running_mean_std import RunningMeanStd
 
-    from mmrl.evaluation.offline import normalize_observations
+    from mmrl.policies import normalize_observations
 
     rms = {"state": RunningMeanStd(shape=(2,))}
     rms["state"].mean[:] = [1.0, -1.0]
     rms["state"].var[:] = [4.0, 0.01]
     obs = {"state": np.array([[3.0, -1.0], [1.0, 1.0]], dtype=np.float32), "text": np.ones((2, 3))}
-    out = normalize_observations(obs, rms, ["state"])
+    out = normalize_observations(obs, rms)
     np.testing.assert_allclose(out["state"], [[1.0, 0.0], [0.0, 10.0]], atol=1e-4)  # clipped
     assert out["text"] is obs["text"]

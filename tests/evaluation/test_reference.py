@@ -1,13 +1,10 @@
 """The reference policies (scripted expert, random actions) through the evaluation engine."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from mmrl.config import ConfigError
 from mmrl.envs.navigation.instructions import SHAPES
-from mmrl.evaluation.loading import Target
 from mmrl.evaluation.reference import ReferencePolicy
 from mmrl.evaluation.robustness import parse_conditions
 from mmrl.evaluation.rollouts import EvalSettings, evaluate_model
@@ -21,7 +18,6 @@ SETTINGS = {"episodes": 6, "n_envs": 4, "n_resamples": 50, "ablate_mode": "zero"
 def _evaluate(name, ablate="text,camera", seed=3, splits=("train", "test"), **kwargs):
     return evaluate_model(
         ReferencePolicy(name, seed=seed),
-        Target(name, Path(name)),
         resolve_env("navigation"),
         EvalSettings(**{**SETTINGS, **kwargs}),
         parse_conditions(ablate),

@@ -21,7 +21,7 @@ def _run(path, corridor, ablate=None, noise=(), splits=("train",), recorder=None
     env = resolve_env_config(target, corridor.ENV_ID)
     settings = EvalSettings(**{"episodes": 24, "n_envs": 6, "n_resamples": 200, **kwargs})
     results = evaluate_model(
-        model, target, env, settings, parse_conditions(ablate, list(noise)), splits, recorder
+        model, env, settings, parse_conditions(ablate, list(noise)), splits, recorder
     )
     return model, results
 
@@ -94,7 +94,7 @@ def test_model_for_another_environment_is_refused_naming_keys(expert_zip):
     model = load_model(target, "cpu")
     env = resolve_env_config(target, "mmrl/Navigation-v1")
     with pytest.raises(SpaceMismatchError) as err:
-        evaluate_model(model, target, env, EvalSettings(episodes=1, n_envs=1))
+        evaluate_model(model, env, EvalSettings(episodes=1, n_envs=1))
     message = str(err.value)
     assert "environment mmrl/Navigation-v1" in message
     assert "key 'camera'" in message and "key 'lidar'" in message and "action space" in message
@@ -179,7 +179,7 @@ def test_continuous_actions_evaluate_and_show_in_the_video(corridor, tmp_path):
     env = resolve_env_config(target, corridor.CONTINUOUS_ENV_ID)
     recorder = VideoRecorder(tmp_path / "cont.mp4", n_videos=1)
     settings = EvalSettings(episodes=4, n_envs=2, n_resamples=50)
-    (result,) = evaluate_model(load_model(target), target, env, settings, recorder=recorder)
+    (result,) = evaluate_model(load_model(target), env, settings, recorder=recorder)
     assert result.episodes == 4 and 1 <= result.mean_length.value <= corridor.MAX_STEPS
     assert recorder.frame_count() >= 1
     assert recorder.recorded[0][0].action.shape == (1,)

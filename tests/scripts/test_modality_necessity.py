@@ -2,17 +2,15 @@
 
 import json
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mmrl.envs.driving.instructions import TASKS
 from mmrl.envs.navigation.instructions import SHAPES
-from mmrl.evaluation.loading import Target, policy_view
-from mmrl.evaluation.reference import ReferencePolicy
 from mmrl.evaluation.rollouts import EvalSettings, make_eval_vec_env
 from mmrl.make import resolve_env
+from mmrl.policies import ReferencePolicy, policy_view
 
 TURN_LEFT = 1  # Navigation's discrete action 1 turns in place: it never reaches a target.
 
@@ -100,7 +98,7 @@ def test_masking_the_text_of_a_policy_that_reads_it_drops_its_success(nec):
     assert kinds == ["extractor", "zero"]
     settings = EvalSettings(episodes=8, n_resamples=20)
     measured = nec.measure(
-        model, Target("gated", Path("gated")), env_config, settings, ["text", "lidar"], kinds,
+        model, env_config, settings, ["text", "lidar"], kinds,
         ["train", "test"],
     )  # fmt: skip
     report = nec.build_report({"gated": measured})
