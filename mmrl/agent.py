@@ -12,10 +12,31 @@ from typing import Any
 
 import torch as th
 
-from mmrl.config import RunConfig
+from mmrl.config import EnvConfig, RunConfig
 from mmrl.errors import ConfigError, MmrlError, one_line
 
-__all__ = ["build_model", "build_vec_env", "policy_kwargs", "resolve_device"]
+__all__ = ["build_model", "build_vec_env", "heldout_env_kwargs", "policy_kwargs", "resolve_device"]
+
+#: Instruction splits of the held-out evaluation.
+SPLITS = ("train", "test")
+
+
+def heldout_env_kwargs(env_config: EnvConfig, split: str) -> dict[str, Any]:
+    """Environment kwargs of an instruction split: the one rule for the held-out split.
+
+    ``test`` applies the preset's ``eval_kwargs``, or ``instruction_split="test"`` when the
+    preset has none (every mmrl environment takes it); ``train`` keeps the preset's own
+    kwargs (the training distribution). Used by ``mmrl train``'s periodic evaluation and by
+    ``mmrl evaluate`` alike (issue 14: they used to differ).
+
+    Raises:
+        ConfigError: ``split`` is not ``train`` or ``test``.
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"must be train or test, got {split!r}", field="split")
+    if split == "test":
+        return dict(env_config.eval_kwargs) or {"instruction_split": "test"}
+    return {}
 
 
 def resolve_device(device: str) -> th.device:
@@ -43,13 +64,13 @@ def build_vec_env(
         seed: Base seed.
         n_envs: Copies (default: the preset's).
         split: ``None`` for training; ``"train"``/``"test"`` for evaluation envs (``"test"``
-            applies the preset's ``eval_kwargs``).
+            applies :func:`heldout_env_kwargs`).
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
     from mmrl.make import make_training_vec_env
 
-    overrides = dict(config.env.eval_kwargs) if split == "test" else {}
+    overrides = heldout_env_kwargs(config.env, split) if split is not None else {}
     venv = make_training_vec_env(config.env, n_envs=n_envs, seed=seed, **overrides)
     norm = config.agent.normalize
     if norm.obs_keys or norm.reward:

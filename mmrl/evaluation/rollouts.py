@@ -374,17 +374,14 @@ def summarize_episodes(
 
 # ---------------------------------------------------------------------------- environments
 def split_overrides(env_config: EnvConfig, split: str) -> dict[str, Any]:
-    """Environment kwargs selecting an instruction split.
-
-    ``test`` applies the preset's ``eval_kwargs`` (as ``mmrl train``'s held-out evaluation
-    does), or ``instruction_split="test"`` when the preset has none; ``train`` keeps the
-    preset's own kwargs (the training distribution).
+    """Environment kwargs selecting an instruction split: :func:`mmrl.agent.heldout_env_kwargs`,
+    the rule ``mmrl train``'s periodic evaluation uses too, with the error naming ``--split``.
     """
+    from mmrl.agent import heldout_env_kwargs
+
     if split not in SPLITS:
         raise ConfigError(f"--split must be train or test, got {split!r}")
-    if split == "test":
-        return dict(env_config.eval_kwargs) or {"instruction_split": "test"}
-    return {}
+    return heldout_env_kwargs(env_config, split)
 
 
 def make_eval_vec_env(

@@ -186,3 +186,25 @@ def test_continuous_actions_evaluate_and_show_in_the_video(corridor, tmp_path):
     cap = cv2.VideoCapture(str(recorder.write()))
     assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == recorder.frame_count()
     cap.release()
+
+
+@pytest.mark.parametrize("eval_kwargs", [{}, {"instruction_split": "test", "lanes": 3}])
+def test_train_and_evaluate_hold_out_the_same_split(monkeypatch, eval_kwargs):
+    """``mmrl train``'s periodic evaluation (``build_vec_env(..., "test")``) and ``mmrl
+    evaluate --split test`` (``make_eval_vec_env``) build the test env with the same kwargs."""
+    import mmrl.make
+    from mmrl.agent import build_vec_env
+    from mmrl.config import resolve_run_config
+    from mmrl.evaluation.rollouts import make_eval_vec_env
+
+    seen = []
+    monkeypatch.setattr(mmrl.make, "make_training_vec_env",
+                        lambda env, n_envs=None, seed=None, **kw: seen.append(kw))  # fmt: skip
+    config = resolve_run_config("driving", "ppo-concat")
+    config.env.eval_kwargs = dict(eval_kwargs)
+    build_vec_env(config, 0, 1, "test")
+    make_eval_vec_env(config.env, "test", 1, 0)
+    build_vec_env(config, 0, 1, "train")
+    make_eval_vec_env(config.env, "train", 1, 0)
+    assert seen[0] == seen[1] == (eval_kwargs or {"instruction_split": "test"})
+    assert seen[2] == seen[3] == {}
