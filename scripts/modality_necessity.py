@@ -7,7 +7,7 @@ expert and a uniformly random policy run on the same seeds, and reports each dro
 (clean - masked) with a 95 % interval, per split and per instruction group.
 
 The policy is anything ``mmrl evaluate`` accepts (a run folder, a ``model.zip`` with
-``--env``, a pretraining checkpoint), loaded by the same code (``mmrl.evaluation.loading``),
+``--env``, a pretraining checkpoint), loaded by the same code (``mmrl.policies.load_policy``),
 or one trained here through ``mmrl.train`` (``--train-steps N --env PRESET --agent RECIPE
 --seed S``, into ``OUT/run``; a rerun with the same training arguments reuses it).
 ``--references-only --env PRESET`` evaluates just the expert and the random policy. The
