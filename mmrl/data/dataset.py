@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,73 +19,37 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 
-from mmrl.errors import DatasetError
+from mmrl.data.reader import (
+    dataset_root,
+    load_minari_dataset,
+    open_dataset,
+    validate_dataset_id,
+)
+from mmrl.errors import DatasetError, one_line
+
+__all__ = [
+    "EXPERT_ACTION_KEY",
+    "INSTRUCTION_KEY",
+    "LABELS_KEY",
+    "DatasetError",
+    "OfflineData",
+    "check_spaces",
+    "concat_offline_data",
+    "dataset_root",
+    "image_keys_to_transpose",
+    "load_minari_dataset",
+    "load_offline_data",
+    "load_offline_datasets",
+    "mmrl_metadata",
+    "policy_observation_space",
+    "space_differences",
+    "validate_dataset_id",
+]
 
 #: Info keys written by ``mmrl collect`` (see :mod:`mmrl.collect`).
 EXPERT_ACTION_KEY = "expert_action"
 LABELS_KEY = "labels"
 INSTRUCTION_KEY = "instruction"
-
-
-# ---------------------------------------------------------------------------- locations and ids
-def dataset_root() -> Path:
-    """Minari's datasets folder (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
-    from minari.storage.datasets_root_dir import get_dataset_path
-
-    return Path(get_dataset_path())
-
-
-def validate_dataset_id(dataset_id: str) -> tuple[str | None, str, int]:
-    """Parses ``(namespace/)name-v<version>``; raises :class:`DatasetError` if malformed."""
-    from minari.dataset.minari_dataset import parse_dataset_id
-
-    try:
-        return parse_dataset_id(dataset_id)
-    except (ValueError, TypeError):  # minari 0.5 raises TypeError when "-vN" is missing
-        raise DatasetError(
-            f"malformed dataset id {dataset_id!r}: use (namespace/)name-v<version>, "
-            "e.g. mmrl/driving/expert-v0"
-        ) from None
-
-
-def load_minari_dataset(dataset_id: str):
-    """``minari.load_dataset`` with one-line errors for missing, empty or unreadable datasets.
-
-    Args:
-        dataset_id: Minari id, e.g. ``"mmrl/driving/expert-v0"``.
-
-    Returns:
-        A ``minari.MinariDataset``.
-
-    Raises:
-        DatasetError: Malformed id, not found (naming the folder searched), unreadable
-            metadata, or no episodes.
-    """
-    import minari
-
-    validate_dataset_id(dataset_id)
-    root = dataset_root()
-    path = root / dataset_id
-    if not (path / "data").is_dir():
-        hint = ""
-        try:
-            prefix = dataset_id.split("/")[0]
-            near = sorted(k for k in minari.list_local_datasets() if k.startswith(prefix))
-            if near:
-                hint = f"; local datasets: {', '.join(near[:8])}"
-        except Exception:  # listing is only a hint; a broken sibling must not hide the error
-            pass
-        raise DatasetError(
-            f"dataset {dataset_id!r} not found in {root} (set MINARI_DATASETS_PATH to change "
-            f"the folder){hint}; create it with: mmrl collect --dataset-id {dataset_id} ..."
-        )
-    try:
-        dataset = minari.load_dataset(dataset_id)
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
-        raise DatasetError(f"dataset {dataset_id!r} at {path} is unreadable: {err}") from None
-    if dataset.total_episodes == 0:
-        raise DatasetError(f"dataset {dataset_id!r} at {path} has no episodes")
-    return dataset
 
 
 # ---------------------------------------------------------------------------- spaces
@@ -273,6 +236,10 @@ def _decode_strings(values: Any) -> list[str]:
 def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> OfflineData:
     """Reads a Minari dataset into an :class:`OfflineData` of contiguous tensors.
 
+    The transition view of :func:`mmrl.data.reader.open_dataset` (the episode view is
+    :func:`mmrl.data.episodes.load_logged_data`): row ``i`` is one step, the final observation
+    of each episode is dropped.
+
     Args:
         dataset_id: Minari id.
         max_episodes: Read only the first episodes (``None``: all).
@@ -284,30 +251,9 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
         DatasetError: Missing, empty, truncated or corrupt data, naming the dataset and the
             episode or key that is wrong.
     """
-    dataset = load_minari_dataset(dataset_id)
-    path = dataset_root() / dataset_id
-    obs_space = dataset.observation_space
-    action_space = dataset.action_space
-    if not isinstance(obs_space, spaces.Dict):
-        raise DatasetError(
-            f"dataset {dataset_id!r}: observation space is {obs_space}, not a Dict of sensors"
-        )
-    if not isinstance(action_space, spaces.Discrete | spaces.Box):
-        raise DatasetError(f"dataset {dataset_id!r}: unsupported action space {action_space}")
-    n_episodes = dataset.total_episodes
-    if max_episodes is not None:
-        n_episodes = min(n_episodes, max_episodes)
-    indices = list(range(n_episodes))
-    try:
-        lengths = [int(m["total_steps"]) for m in dataset.storage.get_episode_metadata(indices)]
-    except (OSError, KeyError, ValueError) as err:
-        raise DatasetError(
-            f"dataset {dataset_id!r} at {path} is truncated or corrupt (episode index: {err})"
-        ) from None
-    total = sum(lengths)
-    if total == 0:
-        raise DatasetError(f"dataset {dataset_id!r} has only empty episodes")
-
+    reader = open_dataset(dataset_id, max_episodes)
+    obs_space, action_space = reader.observation_space, reader.action_space
+    total = reader.total_steps
     transpose = set(image_keys_to_transpose(obs_space))
     pol_space = policy_observation_space(obs_space)
     obs = {
@@ -327,41 +273,27 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
     instruction_index: dict[str, int] = {}
 
     offset = 0
-    try:
-        for ep_idx, ep in enumerate(dataset.iterate_episodes(indices)):
-            t = len(ep.rewards)
-            where = f"dataset {dataset_id!r} episode {ep_idx}"
-            if t != lengths[ep_idx]:
-                raise DatasetError(f"{where}: {t} steps but the index says {lengths[ep_idx]}")
-            if set(ep.observations) != set(obs):
-                raise DatasetError(
-                    f"{where}: observation keys {sorted(ep.observations)} differ from the "
-                    f"dataset's space {sorted(obs)}"
-                )
-            rows = slice(offset, offset + t)
+    for ep in reader.episodes():
+        t, ep_idx, where = len(ep), ep.index, reader.where(ep.index)
+        rows = slice(offset, offset + t)
+        try:
             for key, value in ep.observations.items():
-                value = np.asarray(value)
-                if value.shape[0] != t + 1:
-                    raise DatasetError(
-                        f"{where}: {key!r} has {value.shape[0]} observations, expected {t + 1}"
-                    )
                 value = value[:t]
                 # Channel-last -> channel-first, as VecTransposeImage does for the policy.
                 obs[key][rows] = np.moveaxis(value, -1, 1) if key in transpose else value
-            actions[rows] = np.asarray(ep.actions).reshape((t, *act_shape))
+            actions[rows] = ep.actions.reshape((t, *act_shape))
             rewards[rows] = ep.rewards
             terminations[rows] = ep.terminations
             truncations[rows] = ep.truncations
             episode[rows] = ep_idx
-            infos = ep.infos or {}
-            expert = infos.get(EXPERT_ACTION_KEY)
+            expert = ep.infos.get(EXPERT_ACTION_KEY)
             bc_actions[rows] = actions[rows]
             if expert is not None:
                 expert = np.asarray(expert)[:t].reshape((t, *act_shape))
                 valid = expert >= 0 if discrete else np.isfinite(expert).all(axis=-1)
                 view = bc_actions[rows]  # a view: basic slicing
                 view[valid] = expert[valid].astype(act_dtype)
-            for name, value in (infos.get(LABELS_KEY) or {}).items():
+            for name, value in (ep.infos.get(LABELS_KEY) or {}).items():
                 value = np.asarray(value)[:t]
                 if name not in labels:
                     if ep_idx:
@@ -369,24 +301,16 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
                     dtype = np.int64 if np.issubdtype(value.dtype, np.integer) else np.float32
                     labels[name] = np.zeros(total, dtype=dtype)
                 labels[name][rows] = value
-            if INSTRUCTION_KEY in infos:
-                strings = _decode_strings(np.asarray(infos[INSTRUCTION_KEY])[:t])
+            if INSTRUCTION_KEY in ep.infos:
+                strings = _decode_strings(np.asarray(ep.infos[INSTRUCTION_KEY])[:t])
                 instruction_ids[rows] = [
                     instruction_index.setdefault(s, len(instruction_index)) for s in strings
                 ]
-            offset += t
-    except DatasetError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
-        raise DatasetError(
-            f"dataset {dataset_id!r} at {path} is truncated or corrupt: {type(err).__name__}: {err}"
-        ) from None
-    if offset != total:
-        raise DatasetError(f"dataset {dataset_id!r}: read {offset} steps, the index says {total}")
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            # Arrays that do not fit the spaces (a hand-written or damaged dataset).
+            raise DatasetError(f"{where}: {type(err).__name__}: {one_line(err)}") from None
+        offset += t
 
-    metadata = dict(dataset.storage.metadata)
-    metadata.pop("observation_space", None)
-    metadata.pop("action_space", None)
     return OfflineData(
         dataset_id=dataset_id,
         observations={k: th.from_numpy(v) for k, v in obs.items()},
@@ -402,7 +326,7 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
         observation_space=pol_space,
         dataset_observation_space=obs_space,
         action_space=action_space,
-        metadata=metadata,
+        metadata=reader.metadata,
     )
 
 
