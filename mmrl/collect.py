@@ -38,12 +38,11 @@ from mmrl.data.dataset import (
     EXPERT_ACTION_KEY,
     DatasetError,
     dataset_root,
-    policy_observation_space,
-    space_differences,
     validate_dataset_id,
 )
 from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
 from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.spaces import check, policy_view
 
 PolicyFn = Callable[[dict[str, np.ndarray]], np.ndarray]
 BUILTIN_POLICIES = ("expert", "random")
@@ -133,15 +132,15 @@ def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
 def _check_policy_spaces(
     path: Path, env_obs_space: spaces.Dict, action_space: spaces.Space, model: Any
 ) -> None:
-    """Refuses a policy built for other spaces than the env's, naming the differences."""
-    expected = policy_observation_space(env_obs_space)
-    diffs = space_differences(expected, model.observation_space)
-    diffs += [f"action {d}" for d in space_differences(action_space, model.action_space)]
-    if diffs:
-        raise DatasetError(
-            f"--policy {path}: the policy was trained on other spaces (env vs policy): "
-            + "; ".join(diffs)
-        )
+    """Refuses a policy built for other spaces than the env's (a SpaceMismatchError)."""
+    check(
+        policy_view(env_obs_space),
+        action_space,
+        model.observation_space,
+        model.action_space,
+        f"--policy {path}: the policy was trained on other spaces",
+        names=("environment", "policy"),
+    )
 
 
 def _bc_policy(

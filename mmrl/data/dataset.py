@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 
 from mmrl.data.reader import (
     dataset_root,
@@ -26,6 +25,7 @@ from mmrl.data.reader import (
     validate_dataset_id,
 )
 from mmrl.errors import DatasetError, one_line
+from mmrl.spaces import check, differences, image_keys_to_transpose, policy_view
 
 __all__ = [
     "EXPERT_ACTION_KEY",
@@ -52,98 +52,11 @@ LABELS_KEY = "labels"
 INSTRUCTION_KEY = "instruction"
 
 
-# ---------------------------------------------------------------------------- spaces
-def image_keys_to_transpose(space: spaces.Dict) -> list[str]:
-    """Keys SB3 transposes to channel-first (``VecTransposeImage``'s rule)."""
-    return [
-        key
-        for key, sub in space.spaces.items()
-        if is_image_space(sub) and not is_image_space_channels_first(sub)
-    ]
-
-
-def policy_observation_space(space: spaces.Dict) -> spaces.Dict:
-    """The observation space an SB3 ``MultiInputPolicy`` is built on for an env with ``space``.
-
-    SB3 wraps an env with channel-last image keys in ``VecTransposeImage`` (see
-    ``BaseAlgorithm._wrap_env``), so the policy and its features extractor see ``(C, H, W)``.
-    """
-    from stable_baselines3.common.vec_env import VecTransposeImage
-
-    keys = image_keys_to_transpose(space)
-    if not keys:
-        return space
-    # Pairs keep the key order (Gymnasium sorts a dict's keys), as VecTransposeImage does:
-    # the order is the extractor's fusion order, which pretrained weights depend on.
-    return spaces.Dict(
-        [
-            (key, VecTransposeImage.transpose_space(sub, key) if key in keys else sub)
-            for key, sub in space.spaces.items()
-        ]
-    )
-
-
-def _describe(space: spaces.Space) -> str:
-    if isinstance(space, spaces.Box):
-        low, high = np.min(space.low), np.max(space.high)
-        return f"Box{tuple(space.shape)} {space.dtype} [{low:g}, {high:g}]"
-    if isinstance(space, spaces.Discrete):
-        return f"Discrete({space.n})"
-    return str(space)
-
-
-def _same_space(a: spaces.Space, b: spaces.Space) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, spaces.Box):
-        return (
-            a.shape == b.shape
-            and a.dtype == b.dtype
-            and np.array_equal(a.low, b.low, equal_nan=True)
-            and np.array_equal(a.high, b.high, equal_nan=True)
-        )
-    return a == b
-
-
-def space_differences(expected: spaces.Space, actual: spaces.Space) -> list[str]:
-    """Human-readable differences between two observation (Dict) or action spaces.
-
-    Returns:
-        One entry per differing key, e.g. ``"camera: Box(64, 64, 3) uint8 [0, 255] vs
-        Box(32, 32, 3) uint8 [0, 255]"``, ``"missing key 'lidar'"``; empty if equal.
-    """
-    if isinstance(expected, spaces.Dict) and isinstance(actual, spaces.Dict):
-        diffs = [f"missing key {k!r}" for k in expected.spaces if k not in actual.spaces]
-        diffs += [f"extra key {k!r}" for k in actual.spaces if k not in expected.spaces]
-        for key, sub in expected.spaces.items():
-            if key in actual.spaces and not _same_space(sub, actual.spaces[key]):
-                diffs.append(f"{key}: {_describe(sub)} vs {_describe(actual.spaces[key])}")
-        return diffs
-    if not _same_space(expected, actual):
-        return [f"{_describe(expected)} vs {_describe(actual)}"]
-    return []
-
-
-def check_spaces(
-    expected_obs: spaces.Space,
-    expected_action: spaces.Space,
-    actual_obs: spaces.Space,
-    actual_action: spaces.Space,
-    what: str,
-) -> None:
-    """Raises :class:`DatasetError` naming every differing observation key and the action space.
-
-    Args:
-        expected_obs: Observation space the data must have (e.g. the environment's).
-        expected_action: Action space the data must have.
-        actual_obs: The dataset's observation space.
-        actual_action: The dataset's action space.
-        what: What is compared, for the message (``"dataset X vs environment Y"``).
-    """
-    diffs = [f"observation {d}" for d in space_differences(expected_obs, actual_obs)]
-    diffs += [f"action space {d}" for d in space_differences(expected_action, actual_action)]
-    if diffs:
-        raise DatasetError(f"{what}: spaces differ (expected vs dataset): " + "; ".join(diffs))
+# The spaces' helpers live in mmrl.spaces (one place to compare spaces); these names stay
+# importable from here for code written before issue 14.
+policy_observation_space = policy_view
+check_spaces = check
+space_differences = differences
 
 
 # ---------------------------------------------------------------------------- contiguous data
@@ -255,7 +168,7 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
     obs_space, action_space = reader.observation_space, reader.action_space
     total = reader.total_steps
     transpose = set(image_keys_to_transpose(obs_space))
-    pol_space = policy_observation_space(obs_space)
+    pol_space = policy_view(obs_space)
     obs = {
         key: np.empty((total, *sub.shape), dtype=sub.dtype) for key, sub in pol_space.spaces.items()
     }
@@ -370,12 +283,13 @@ def concat_offline_data(parts: Sequence[OfflineData]) -> OfflineData:
     first = parts[0]
     for part in parts[1:]:
         what = f"dataset {part.dataset_id!r} vs {first.dataset_id!r}"
-        check_spaces(
+        check(
             first.dataset_observation_space,
             first.action_space,
             part.dataset_observation_space,
             part.action_space,
             what,
+            names=(f"dataset {first.dataset_id!r}", f"dataset {part.dataset_id!r}"),
         )
         if set(part.labels) != set(first.labels):
             raise DatasetError(
