@@ -1,10 +1,12 @@
-"""Load Minari datasets into contiguous tensors, and check them against agents and environments.
+"""The transition view of a Minari dataset: every step as contiguous tensors, for pretraining.
 
-Pretraining samples random minibatches from every step of every episode, so the data is held
-as one contiguous tensor per observation key (``(N, ...)``, images as ``uint8``) and batched
-by indexing with a tensor of row ids: no per-sample Python loop and no ``DataLoader``
-workers. Images are stored channel-first, exactly as SB3's ``VecTransposeImage`` hands them to
-a ``MultiInputPolicy``, so weights pretrained here see the same layout as in PPO.
+Read through the one reader, :func:`mmrl.data.reader.open_dataset` (the episode view for
+offline evaluation is :mod:`mmrl.data.episodes`). Pretraining samples random minibatches from
+every step of every episode, so the data is held as one contiguous tensor per observation key
+(``(N, ...)``, images as ``uint8``) and batched by indexing with a tensor of row ids: no
+per-sample Python loop and no ``DataLoader`` workers. Images are stored channel-first, exactly
+as SB3's ``VecTransposeImage`` hands them to a ``MultiInputPolicy``, so weights pretrained here
+see the same layout as in PPO.
 """
 
 from __future__ import annotations
