@@ -11,7 +11,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from mmrl.errors import MmrlError, UsageError
 
@@ -322,24 +322,13 @@ def run_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe_space(space: Any) -> str:
-    from gymnasium import spaces
-
-    if isinstance(space, spaces.Dict):
-        return ", ".join(f"{k}: {_describe_space(v)}" for k, v in space.spaces.items())
-    if isinstance(space, spaces.Box):
-        return f"Box{tuple(space.shape)} {space.dtype}"
-    if isinstance(space, spaces.Discrete):
-        return f"Discrete({space.n})"
-    return str(space)
-
-
 def run_envs(args: argparse.Namespace) -> int:
     """``mmrl envs``: registered ids and presets with observation and action spaces."""
     import gymnasium as gym
 
     from mmrl.config import available_presets, load_env_preset
     from mmrl.registration import ENV_ENTRIES, register_envs
+    from mmrl.spaces import describe
 
     register_envs()
     print("Registered environments:")
@@ -352,8 +341,8 @@ def run_envs(args: argparse.Namespace) -> int:
                 # Gymnasium's "a newer version exists" notice for -v0: the listing says so.
                 warnings.filterwarnings("ignore", message=".*is out of date.*")
                 env = gym.make(entry.env_id)
-            print(f"      observation: {_describe_space(env.observation_space)}")
-            print(f"      action:      {_describe_space(env.action_space)}")
+            print(f"      observation: {describe(env.observation_space)}")
+            print(f"      action:      {describe(env.action_space)}")
             env.close()
     print("\nEnvironment presets (--env):")
     for name in available_presets("envs"):

@@ -67,8 +67,14 @@ class CheckpointError(MmrlError, ValueError):
     """A checkpoint or model file is missing, corrupt or not an mmrl/SB3 file."""
 
 
-class SpaceMismatchError(CheckpointError):
-    """A model's observation or action space does not fit an environment or dataset."""
+class SpaceMismatchError(CheckpointError, DatasetError):
+    """Two observation or action spaces differ: a model, dataset or environment does not fit
+    another (raised by :func:`mmrl.spaces.check`, naming each differing key).
+
+    Both a :class:`CheckpointError` (a model file that does not fit) and a
+    :class:`DatasetError` (a dataset that does not fit), so callers that catch either kind
+    keep catching it.
+    """
 
 
 def one_line(err: BaseException, limit: int = 300) -> str:

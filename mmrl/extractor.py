@@ -23,6 +23,7 @@ from torch import nn
 
 from mmrl.encoders import Encoder, get_encoder_class, make_encoder
 from mmrl.fusion import Fusion, get_fusion_class
+from mmrl.spaces import summary
 
 _SUPPORTED = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -111,22 +112,8 @@ def _jsonable(value: Any) -> Any:
         raise ValueError(f"encoder/fusion kwargs must be plain data for .config: {err}") from None
 
 
-def describe_space(space: spaces.Space) -> dict[str, Any]:
-    """Plain-data summary of a subspace (type, shape, dtype, range) for ``.config``."""
-    summary: dict[str, Any] = {
-        "type": type(space).__name__,
-        "shape": list(space.shape or ()),
-        "dtype": str(np.dtype(space.dtype)) if space.dtype is not None else None,
-    }
-    if isinstance(space, spaces.Box):
-        low, high = float(np.min(space.low)), float(np.max(space.high))
-        summary["low"] = low if np.isfinite(low) else None
-        summary["high"] = high if np.isfinite(high) else None
-    elif isinstance(space, spaces.Discrete):
-        summary["n"] = int(space.n)
-    elif isinstance(space, spaces.MultiDiscrete):
-        summary["nvec"] = np.asarray(space.nvec).tolist()
-    return summary
+#: Plain-data summary of a subspace for ``.config`` (kept under its old name).
+describe_space = summary
 
 
 class MultimodalExtractor(BaseFeaturesExtractor):

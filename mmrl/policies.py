@@ -34,8 +34,9 @@ from gymnasium import spaces
 
 from mmrl.checkpoint import check_model_file
 from mmrl.config import EnvConfig, RunConfig
-from mmrl.errors import CheckpointError, ConfigError, SpaceMismatchError, one_line
+from mmrl.errors import CheckpointError, ConfigError, one_line
 from mmrl.runs import CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, RunFolder
+from mmrl.spaces import check, differences, policy_view
 
 __all__ = [
     "REFERENCE_POLICIES",
@@ -113,63 +114,12 @@ def load_sb3_model(model_path: str | Path, device: Any = "cpu") -> Any:
 
 
 # ---------------------------------------------------------------------------- spaces
-def policy_view(space: spaces.Space) -> spaces.Space:
-    """The observation space as an SB3 policy stores it: channel-last images transposed.
-
-    SB3 wraps image envs in ``VecTransposeImage`` before building the policy, so a model's
-    saved space has ``(C, H, W)`` images where the environment reports ``(H, W, C)``; the
-    model's ``predict`` transposes observations itself.
-    """
-    from stable_baselines3.common.preprocessing import (
-        is_image_space,
-        is_image_space_channels_first,
-    )
-    from stable_baselines3.common.vec_env import VecTransposeImage
-
-    def one(sub: spaces.Space) -> spaces.Space:
-        if is_image_space(sub) and not is_image_space_channels_first(sub):
-            return VecTransposeImage.transpose_space(sub)
-        return sub
-
-    if isinstance(space, spaces.Dict):
-        return spaces.Dict([(k, one(v)) for k, v in space.spaces.items()])  # keeps key order
-    return one(space)
-
-
-def _describe(space: spaces.Space) -> str:
-    if isinstance(space, spaces.Box):
-        low, high = np.min(space.low), np.max(space.high)
-        return f"Box({low:g}, {high:g}, {tuple(space.shape)}, {space.dtype})"
-    return str(space)
-
-
 def space_differences(
     model_space: spaces.Space, other_space: spaces.Space, other: str = "environment"
 ) -> list[str]:
-    """Human-readable differences between a model's space and another (empty if equal).
-
-    Args:
-        model_space: The model's observation or action space.
-        other_space: The environment's or dataset's space.
-        other: How to name the other side in the messages.
-    """
-    if isinstance(model_space, spaces.Dict) and isinstance(other_space, spaces.Dict):
-        mine, theirs = set(model_space.spaces), set(other_space.spaces)
-        out = []
-        if mine - theirs:
-            out.append(f"keys only in the model: {sorted(mine - theirs)}")
-        if theirs - mine:
-            out.append(f"keys only in the {other}: {sorted(theirs - mine)}")
-        for key in sorted(mine & theirs):
-            if model_space[key] != other_space[key]:
-                out.append(
-                    f"key {key!r}: model {_describe(model_space[key])} vs "
-                    f"{other} {_describe(other_space[key])}"
-                )
-        return out
-    if model_space != other_space:
-        return [f"model {_describe(model_space)} vs {other} {_describe(other_space)}"]
-    return []
+    """Human-readable differences between a model's space and another (empty if equal); see
+    :func:`mmrl.spaces.differences`."""
+    return differences(model_space, other_space, ("model", other))
 
 
 def check_spaces(
@@ -191,15 +141,14 @@ def check_spaces(
     Raises:
         SpaceMismatchError: Naming every differing key and both spaces.
     """
-    obs_space = policy_view(observation_space)
-    problems = [
-        f"observation {p}" for p in space_differences(model.observation_space, obs_space, other)
-    ]
-    problems += [
-        f"action space: {p}" for p in space_differences(model.action_space, action_space, other)
-    ]
-    if problems:
-        raise SpaceMismatchError(f"the model does not fit the {other}: " + "; ".join(problems))
+    check(
+        model.observation_space,
+        model.action_space,
+        policy_view(observation_space),
+        action_space,
+        f"the model does not fit the {other}",
+        names=("model", other),
+    )
 
 
 # ---------------------------------------------------------------------------- normalization

@@ -6,52 +6,41 @@ middle 50% of runs) is robust to outlier seeds yet uses more data than the media
 percentile bootstrap intervals resample runs *within each task* (stratified) so a task
 with high scores is never dropped from or duplicated into a resample.
 
-Implemented in NumPy so it works without the optional ``rliable`` extra, with the same
-conventions as ``rliable.metrics.aggregate_iqm`` (``scipy.stats.trim_mean(x, 0.25)``: cut
-``floor(0.25 n)`` runs at each end) and ``rliable.library.get_interval_estimates``
-(percentile intervals, 95% by default). ``tests/bench/test_aggregate.py`` checks both
-against hand-computed values and against rliable itself. Unlike rliable, tasks may have
-different numbers of runs (a grid with a failed cell still aggregates).
+The statistics themselves (:func:`iqm`, :func:`mean`, the :class:`Interval` type) are the ones
+of :mod:`mmrl.evaluation.stats`, shared with ``mmrl evaluate``; this module adds only the
+stratification across seeds and tasks, and the bench's cell rows and group summaries (issue 14).
+Conventions match ``rliable.library.get_interval_estimates`` (percentile intervals, 95% by
+default); ``tests/bench/test_aggregate.py`` checks them against hand-computed values and
+rliable itself. Unlike rliable, tasks may have different numbers of runs (a grid with a failed
+cell still aggregates).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from mmrl.evaluation.stats import Interval, iqm, mean, percentile_bounds
+
+__all__ = [
+    "DEFAULT_REPS",
+    "NAN_ESTIMATE",
+    "Estimate",
+    "Interval",
+    "bootstrap_ci",
+    "cell_row",
+    "estimate",
+    "iqm",
+    "mean",
+    "modalities_of",
+    "stratified_resample_indices",
+    "summarize_fusion_over_envs",
+    "summarize_group",
+]
+
 Tasks = Sequence[Sequence[float]]
-
-
-def iqm(scores: Sequence[float] | np.ndarray, axis: int | None = None) -> Any:
-    """Interquartile mean: the mean after cutting ``floor(n / 4)`` scores at each end.
-
-    Same as ``scipy.stats.trim_mean(scores, 0.25, axis)`` (so IQM of 1..8 is the mean of
-    3, 4, 5, 6 = 4.5; with fewer than 4 scores nothing is cut and it is the mean); the
-    trimming itself is :func:`mmrl.evaluation.stats.trimmed_mean`, shared with
-    ``mmrl evaluate``'s per-episode intervals.
-
-    Args:
-        scores: The scores.
-        axis: Axis to reduce (``None``: all scores, returning a float).
-
-    Raises:
-        ValueError: On an empty input.
-    """
-    from mmrl.evaluation.stats import trimmed_mean
-
-    x = np.asarray(scores, dtype=np.float64)
-    if axis is None:
-        return float(trimmed_mean(x.ravel(), 0.25))
-    return trimmed_mean(np.moveaxis(x, axis, -1), 0.25)
-
-
-def mean(scores: Sequence[float] | np.ndarray, axis: int | None = None) -> Any:
-    """Plain mean, with the same signature as :func:`iqm`."""
-    result = np.asarray(scores, dtype=np.float64).mean(axis=axis)
-    return float(result) if np.ndim(result) == 0 else result
 
 
 def stratified_resample_indices(
@@ -71,30 +60,10 @@ def stratified_resample_indices(
     return [rng.integers(0, n, size=(reps, n)) for n in sizes]
 
 
-@dataclasses.dataclass(frozen=True)
-class Estimate:
-    """A point estimate with a confidence interval.
+#: A bench estimate: the statistic, its interval and the number of runs (``n``).
+Estimate = Interval
 
-    Attributes:
-        value: The statistic on the data.
-        low: Lower bound of the interval.
-        high: Upper bound of the interval.
-        n: Number of runs it is computed from.
-    """
-
-    value: float
-    low: float
-    high: float
-    n: int
-
-    def fmt(self, digits: int = 2) -> str:
-        """``"0.75 [0.60, 0.90]"`` (``"n/a"`` without data)."""
-        if np.isnan(self.value):
-            return "n/a"
-        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-NAN_ESTIMATE = Estimate(float("nan"), float("nan"), float("nan"), 0)
+NAN_ESTIMATE = Interval(float("nan"), float("nan"), float("nan"), 0)
 
 #: Bootstrap resamples; rliable's ``get_interval_estimates`` default.
 DEFAULT_REPS = 50_000
@@ -133,11 +102,9 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     indices = stratified_resample_indices([t.size for t in arrays], reps, rng)
     resamples = np.concatenate([t[i] for t, i in zip(arrays, indices)], axis=1)
-    samples = statistic(resamples, axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(samples, [alpha, 1.0 - alpha])
+    low, high = percentile_bounds(statistic(resamples, axis=1), confidence)
     value = float(statistic(np.concatenate(arrays)))
-    return Estimate(value, float(low), float(high), int(sum(t.size for t in arrays)))
+    return Interval(value, low, high, int(sum(t.size for t in arrays)))
 
 
 def estimate(

@@ -1,8 +1,11 @@
-"""Offline data in Minari format: the reader and the writer.
+"""Offline data in Minari format: one reader with two views, and the writer.
 
-``load_offline_data`` reads a Minari dataset (HDF5) back into contiguous tensors in the layout an
-SB3 policy sees (images channel-first), ``load_offline_datasets`` several as one;
-:mod:`mmrl.data.writer` writes them atomically.
+:mod:`mmrl.data.reader` opens a dataset and walks its episodes, refusing bad ones with one
+:class:`DatasetError` line. Its transition view, ``load_offline_data`` (``load_offline_datasets``
+for several as one), holds every step as contiguous tensors in the layout an SB3 policy sees
+(images channel-first) for pretraining; its episode view, ``load_logged_data``, holds every
+state of every episode for offline evaluation. :mod:`mmrl.data.writer` writes datasets
+atomically.
 
 ``collect`` (``mmrl collect``: roll a policy out into a dataset) lives in :mod:`mmrl.collect`,
 above training, since it loads trained policies; it is still importable from here, loaded on
@@ -23,18 +26,25 @@ from mmrl.data.dataset import (
     load_offline_datasets,
     policy_observation_space,
 )
+from mmrl.data.episodes import LoggedData, load_logged_data
+from mmrl.data.reader import DatasetReader, Episode, open_dataset
 
 __all__ = [
     "CollectResult",
     "DatasetError",
+    "DatasetReader",
+    "Episode",
+    "LoggedData",
     "OfflineData",
     "check_spaces",
     "collect",
     "concat_offline_data",
     "dataset_root",
+    "load_logged_data",
     "load_minari_dataset",
     "load_offline_data",
     "load_offline_datasets",
+    "open_dataset",
     "policy_observation_space",
 ]
 

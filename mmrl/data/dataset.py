@@ -1,10 +1,12 @@
-"""Load Minari datasets into contiguous tensors, and check them against agents and environments.
+"""The transition view of a Minari dataset: every step as contiguous tensors, for pretraining.
 
-Pretraining samples random minibatches from every step of every episode, so the data is held
-as one contiguous tensor per observation key (``(N, ...)``, images as ``uint8``) and batched
-by indexing with a tensor of row ids: no per-sample Python loop and no ``DataLoader``
-workers. Images are stored channel-first, exactly as SB3's ``VecTransposeImage`` hands them to
-a ``MultiInputPolicy``, so weights pretrained here see the same layout as in PPO.
+Read through the one reader, :func:`mmrl.data.reader.open_dataset` (the episode view for
+offline evaluation is :mod:`mmrl.data.episodes`). Pretraining samples random minibatches from
+every step of every episode, so the data is held as one contiguous tensor per observation key
+(``(N, ...)``, images as ``uint8``) and batched by indexing with a tensor of row ids: no
+per-sample Python loop and no ``DataLoader`` workers. Images are stored channel-first, exactly
+as SB3's ``VecTransposeImage`` hands them to a ``MultiInputPolicy``, so weights pretrained here
+see the same layout as in PPO.
 """
 
 from __future__ import annotations
@@ -12,15 +14,39 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
 
-from mmrl.errors import DatasetError
+from mmrl.data.reader import (
+    dataset_root,
+    load_minari_dataset,
+    open_dataset,
+    validate_dataset_id,
+)
+from mmrl.errors import DatasetError, one_line
+from mmrl.spaces import check, differences, image_keys_to_transpose, policy_view
+
+__all__ = [
+    "EXPERT_ACTION_KEY",
+    "INSTRUCTION_KEY",
+    "LABELS_KEY",
+    "DatasetError",
+    "OfflineData",
+    "check_spaces",
+    "concat_offline_data",
+    "dataset_root",
+    "image_keys_to_transpose",
+    "load_minari_dataset",
+    "load_offline_data",
+    "load_offline_datasets",
+    "mmrl_metadata",
+    "policy_observation_space",
+    "space_differences",
+    "validate_dataset_id",
+]
 
 #: Info keys written by ``mmrl collect`` (see :mod:`mmrl.collect`).
 EXPERT_ACTION_KEY = "expert_action"
@@ -28,159 +54,11 @@ LABELS_KEY = "labels"
 INSTRUCTION_KEY = "instruction"
 
 
-# ---------------------------------------------------------------------------- locations and ids
-def dataset_root() -> Path:
-    """Minari's datasets folder (``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``)."""
-    from minari.storage.datasets_root_dir import get_dataset_path
-
-    return Path(get_dataset_path())
-
-
-def validate_dataset_id(dataset_id: str) -> tuple[str | None, str, int]:
-    """Parses ``(namespace/)name-v<version>``; raises :class:`DatasetError` if malformed."""
-    from minari.dataset.minari_dataset import parse_dataset_id
-
-    try:
-        return parse_dataset_id(dataset_id)
-    except (ValueError, TypeError):  # minari 0.5 raises TypeError when "-vN" is missing
-        raise DatasetError(
-            f"malformed dataset id {dataset_id!r}: use (namespace/)name-v<version>, "
-            "e.g. mmrl/driving/expert-v0"
-        ) from None
-
-
-def load_minari_dataset(dataset_id: str):
-    """``minari.load_dataset`` with one-line errors for missing, empty or unreadable datasets.
-
-    Args:
-        dataset_id: Minari id, e.g. ``"mmrl/driving/expert-v0"``.
-
-    Returns:
-        A ``minari.MinariDataset``.
-
-    Raises:
-        DatasetError: Malformed id, not found (naming the folder searched), unreadable
-            metadata, or no episodes.
-    """
-    import minari
-
-    validate_dataset_id(dataset_id)
-    root = dataset_root()
-    path = root / dataset_id
-    if not (path / "data").is_dir():
-        hint = ""
-        try:
-            prefix = dataset_id.split("/")[0]
-            near = sorted(k for k in minari.list_local_datasets() if k.startswith(prefix))
-            if near:
-                hint = f"; local datasets: {', '.join(near[:8])}"
-        except Exception:  # listing is only a hint; a broken sibling must not hide the error
-            pass
-        raise DatasetError(
-            f"dataset {dataset_id!r} not found in {root} (set MINARI_DATASETS_PATH to change "
-            f"the folder){hint}; create it with: mmrl collect --dataset-id {dataset_id} ..."
-        )
-    try:
-        dataset = minari.load_dataset(dataset_id)
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as err:
-        raise DatasetError(f"dataset {dataset_id!r} at {path} is unreadable: {err}") from None
-    if dataset.total_episodes == 0:
-        raise DatasetError(f"dataset {dataset_id!r} at {path} has no episodes")
-    return dataset
-
-
-# ---------------------------------------------------------------------------- spaces
-def image_keys_to_transpose(space: spaces.Dict) -> list[str]:
-    """Keys SB3 transposes to channel-first (``VecTransposeImage``'s rule)."""
-    return [
-        key
-        for key, sub in space.spaces.items()
-        if is_image_space(sub) and not is_image_space_channels_first(sub)
-    ]
-
-
-def policy_observation_space(space: spaces.Dict) -> spaces.Dict:
-    """The observation space an SB3 ``MultiInputPolicy`` is built on for an env with ``space``.
-
-    SB3 wraps an env with channel-last image keys in ``VecTransposeImage`` (see
-    ``BaseAlgorithm._wrap_env``), so the policy and its features extractor see ``(C, H, W)``.
-    """
-    from stable_baselines3.common.vec_env import VecTransposeImage
-
-    keys = image_keys_to_transpose(space)
-    if not keys:
-        return space
-    # Pairs keep the key order (Gymnasium sorts a dict's keys), as VecTransposeImage does:
-    # the order is the extractor's fusion order, which pretrained weights depend on.
-    return spaces.Dict(
-        [
-            (key, VecTransposeImage.transpose_space(sub, key) if key in keys else sub)
-            for key, sub in space.spaces.items()
-        ]
-    )
-
-
-def _describe(space: spaces.Space) -> str:
-    if isinstance(space, spaces.Box):
-        low, high = np.min(space.low), np.max(space.high)
-        return f"Box{tuple(space.shape)} {space.dtype} [{low:g}, {high:g}]"
-    if isinstance(space, spaces.Discrete):
-        return f"Discrete({space.n})"
-    return str(space)
-
-
-def _same_space(a: spaces.Space, b: spaces.Space) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, spaces.Box):
-        return (
-            a.shape == b.shape
-            and a.dtype == b.dtype
-            and np.array_equal(a.low, b.low, equal_nan=True)
-            and np.array_equal(a.high, b.high, equal_nan=True)
-        )
-    return a == b
-
-
-def space_differences(expected: spaces.Space, actual: spaces.Space) -> list[str]:
-    """Human-readable differences between two observation (Dict) or action spaces.
-
-    Returns:
-        One entry per differing key, e.g. ``"camera: Box(64, 64, 3) uint8 [0, 255] vs
-        Box(32, 32, 3) uint8 [0, 255]"``, ``"missing key 'lidar'"``; empty if equal.
-    """
-    if isinstance(expected, spaces.Dict) and isinstance(actual, spaces.Dict):
-        diffs = [f"missing key {k!r}" for k in expected.spaces if k not in actual.spaces]
-        diffs += [f"extra key {k!r}" for k in actual.spaces if k not in expected.spaces]
-        for key, sub in expected.spaces.items():
-            if key in actual.spaces and not _same_space(sub, actual.spaces[key]):
-                diffs.append(f"{key}: {_describe(sub)} vs {_describe(actual.spaces[key])}")
-        return diffs
-    if not _same_space(expected, actual):
-        return [f"{_describe(expected)} vs {_describe(actual)}"]
-    return []
-
-
-def check_spaces(
-    expected_obs: spaces.Space,
-    expected_action: spaces.Space,
-    actual_obs: spaces.Space,
-    actual_action: spaces.Space,
-    what: str,
-) -> None:
-    """Raises :class:`DatasetError` naming every differing observation key and the action space.
-
-    Args:
-        expected_obs: Observation space the data must have (e.g. the environment's).
-        expected_action: Action space the data must have.
-        actual_obs: The dataset's observation space.
-        actual_action: The dataset's action space.
-        what: What is compared, for the message (``"dataset X vs environment Y"``).
-    """
-    diffs = [f"observation {d}" for d in space_differences(expected_obs, actual_obs)]
-    diffs += [f"action space {d}" for d in space_differences(expected_action, actual_action)]
-    if diffs:
-        raise DatasetError(f"{what}: spaces differ (expected vs dataset): " + "; ".join(diffs))
+# The spaces' helpers live in mmrl.spaces (one place to compare spaces); these names stay
+# importable from here for code written before issue 14.
+policy_observation_space = policy_view
+check_spaces = check
+space_differences = differences
 
 
 # ---------------------------------------------------------------------------- contiguous data
@@ -273,6 +151,10 @@ def _decode_strings(values: Any) -> list[str]:
 def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> OfflineData:
     """Reads a Minari dataset into an :class:`OfflineData` of contiguous tensors.
 
+    The transition view of :func:`mmrl.data.reader.open_dataset` (the episode view is
+    :func:`mmrl.data.episodes.load_logged_data`): row ``i`` is one step, the final observation
+    of each episode is dropped.
+
     Args:
         dataset_id: Minari id.
         max_episodes: Read only the first episodes (``None``: all).
@@ -284,32 +166,11 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
         DatasetError: Missing, empty, truncated or corrupt data, naming the dataset and the
             episode or key that is wrong.
     """
-    dataset = load_minari_dataset(dataset_id)
-    path = dataset_root() / dataset_id
-    obs_space = dataset.observation_space
-    action_space = dataset.action_space
-    if not isinstance(obs_space, spaces.Dict):
-        raise DatasetError(
-            f"dataset {dataset_id!r}: observation space is {obs_space}, not a Dict of sensors"
-        )
-    if not isinstance(action_space, spaces.Discrete | spaces.Box):
-        raise DatasetError(f"dataset {dataset_id!r}: unsupported action space {action_space}")
-    n_episodes = dataset.total_episodes
-    if max_episodes is not None:
-        n_episodes = min(n_episodes, max_episodes)
-    indices = list(range(n_episodes))
-    try:
-        lengths = [int(m["total_steps"]) for m in dataset.storage.get_episode_metadata(indices)]
-    except (OSError, KeyError, ValueError) as err:
-        raise DatasetError(
-            f"dataset {dataset_id!r} at {path} is truncated or corrupt (episode index: {err})"
-        ) from None
-    total = sum(lengths)
-    if total == 0:
-        raise DatasetError(f"dataset {dataset_id!r} has only empty episodes")
-
+    reader = open_dataset(dataset_id, max_episodes)
+    obs_space, action_space = reader.observation_space, reader.action_space
+    total = reader.total_steps
     transpose = set(image_keys_to_transpose(obs_space))
-    pol_space = policy_observation_space(obs_space)
+    pol_space = policy_view(obs_space)
     obs = {
         key: np.empty((total, *sub.shape), dtype=sub.dtype) for key, sub in pol_space.spaces.items()
     }
@@ -327,41 +188,27 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
     instruction_index: dict[str, int] = {}
 
     offset = 0
-    try:
-        for ep_idx, ep in enumerate(dataset.iterate_episodes(indices)):
-            t = len(ep.rewards)
-            where = f"dataset {dataset_id!r} episode {ep_idx}"
-            if t != lengths[ep_idx]:
-                raise DatasetError(f"{where}: {t} steps but the index says {lengths[ep_idx]}")
-            if set(ep.observations) != set(obs):
-                raise DatasetError(
-                    f"{where}: observation keys {sorted(ep.observations)} differ from the "
-                    f"dataset's space {sorted(obs)}"
-                )
-            rows = slice(offset, offset + t)
+    for ep in reader.episodes():
+        t, ep_idx, where = len(ep), ep.index, reader.where(ep.index)
+        rows = slice(offset, offset + t)
+        try:
             for key, value in ep.observations.items():
-                value = np.asarray(value)
-                if value.shape[0] != t + 1:
-                    raise DatasetError(
-                        f"{where}: {key!r} has {value.shape[0]} observations, expected {t + 1}"
-                    )
                 value = value[:t]
                 # Channel-last -> channel-first, as VecTransposeImage does for the policy.
                 obs[key][rows] = np.moveaxis(value, -1, 1) if key in transpose else value
-            actions[rows] = np.asarray(ep.actions).reshape((t, *act_shape))
+            actions[rows] = ep.actions.reshape((t, *act_shape))
             rewards[rows] = ep.rewards
             terminations[rows] = ep.terminations
             truncations[rows] = ep.truncations
             episode[rows] = ep_idx
-            infos = ep.infos or {}
-            expert = infos.get(EXPERT_ACTION_KEY)
+            expert = ep.infos.get(EXPERT_ACTION_KEY)
             bc_actions[rows] = actions[rows]
             if expert is not None:
                 expert = np.asarray(expert)[:t].reshape((t, *act_shape))
                 valid = expert >= 0 if discrete else np.isfinite(expert).all(axis=-1)
                 view = bc_actions[rows]  # a view: basic slicing
                 view[valid] = expert[valid].astype(act_dtype)
-            for name, value in (infos.get(LABELS_KEY) or {}).items():
+            for name, value in (ep.infos.get(LABELS_KEY) or {}).items():
                 value = np.asarray(value)[:t]
                 if name not in labels:
                     if ep_idx:
@@ -369,24 +216,16 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
                     dtype = np.int64 if np.issubdtype(value.dtype, np.integer) else np.float32
                     labels[name] = np.zeros(total, dtype=dtype)
                 labels[name][rows] = value
-            if INSTRUCTION_KEY in infos:
-                strings = _decode_strings(np.asarray(infos[INSTRUCTION_KEY])[:t])
+            if INSTRUCTION_KEY in ep.infos:
+                strings = _decode_strings(np.asarray(ep.infos[INSTRUCTION_KEY])[:t])
                 instruction_ids[rows] = [
                     instruction_index.setdefault(s, len(instruction_index)) for s in strings
                 ]
-            offset += t
-    except DatasetError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, IndexError) as err:
-        raise DatasetError(
-            f"dataset {dataset_id!r} at {path} is truncated or corrupt: {type(err).__name__}: {err}"
-        ) from None
-    if offset != total:
-        raise DatasetError(f"dataset {dataset_id!r}: read {offset} steps, the index says {total}")
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            # Arrays that do not fit the spaces (a hand-written or damaged dataset).
+            raise DatasetError(f"{where}: {type(err).__name__}: {one_line(err)}") from None
+        offset += t
 
-    metadata = dict(dataset.storage.metadata)
-    metadata.pop("observation_space", None)
-    metadata.pop("action_space", None)
     return OfflineData(
         dataset_id=dataset_id,
         observations={k: th.from_numpy(v) for k, v in obs.items()},
@@ -402,7 +241,7 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
         observation_space=pol_space,
         dataset_observation_space=obs_space,
         action_space=action_space,
-        metadata=metadata,
+        metadata=reader.metadata,
     )
 
 
@@ -446,12 +285,13 @@ def concat_offline_data(parts: Sequence[OfflineData]) -> OfflineData:
     first = parts[0]
     for part in parts[1:]:
         what = f"dataset {part.dataset_id!r} vs {first.dataset_id!r}"
-        check_spaces(
+        check(
             first.dataset_observation_space,
             first.action_space,
             part.dataset_observation_space,
             part.action_space,
             what,
+            names=(f"dataset {first.dataset_id!r}", f"dataset {part.dataset_id!r}"),
         )
         if set(part.labels) != set(first.labels):
             raise DatasetError(

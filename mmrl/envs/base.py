@@ -58,6 +58,10 @@ class BatchedSimulator(abc.ABC):
 
     env_id: ClassVar[str] = ""
     reward_terms: ClassVar[tuple[str, ...]] = ()
+    label_names: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Per integer label of ``info["labels"]``, the name of each value (value ``i`` is
+    ``label_names[key][i]``), e.g. ``{"target_color": ("red", ...)}``: evaluation names
+    instruction groups with them, whatever the environment (no per-env special cases)."""
     unversioned_class: ClassVar[type | None] = None
     """The class a simulator pickled before env versions existed (no ``scene_version`` in
     its state, e.g. in an old run checkpoint) is restored as: its v0 class."""

@@ -42,6 +42,8 @@ from gymnasium import spaces
 from torch import nn
 
 from mmrl.config import ConfigError
+from mmrl.data.episodes import LoggedData
+from mmrl.data.episodes import load_logged_data as load_logged_data  # re-exported
 from mmrl.policies import Policy, check_spaces
 
 FEATURE_MODES = ("policy", "raw")
@@ -49,155 +51,8 @@ _CHUNK = 1024  # states per forward pass when sweeping the whole dataset
 
 
 # ---------------------------------------------------------------------------- logged data
-@dataclasses.dataclass
-class LoggedData:
-    """Logged episodes flattened for batched indexing.
-
-    All ``S`` states (every episode's ``T + 1`` observations, the final one included) are
-    stored once; transition ``i`` goes from ``states[state_idx[i]]`` to
-    ``states[state_idx[i] + 1]``.
-
-    Attributes:
-        dataset_id: The Minari id.
-        observation_space: The dataset's observation space (channel-last images).
-        action_space: The dataset's action space.
-        observations: Key -> ``(S, ...)`` array in the dataset's dtype.
-        actions: ``(N,)`` int64 (discrete) or ``(N, d)`` float32 logged actions.
-        rewards: ``(N,)`` float64.
-        terminated: ``(N,)`` bool, true terminations (truncations bootstrap).
-        state_idx: ``(N,)`` int64 index of each transition's state.
-        first_idx: ``(E,)`` int64 index of each episode's first state.
-        episode_of: ``(N,)`` int64 episode of each transition.
-        step_of: ``(N,)`` int64 step of each transition within its episode.
-    """
-
-    dataset_id: str
-    observation_space: spaces.Space
-    action_space: spaces.Space
-    observations: dict[str, np.ndarray]
-    actions: np.ndarray
-    rewards: np.ndarray
-    terminated: np.ndarray
-    state_idx: np.ndarray
-    first_idx: np.ndarray
-    episode_of: np.ndarray
-    step_of: np.ndarray
-
-    @property
-    def n_transitions(self) -> int:
-        """``N``."""
-        return len(self.rewards)
-
-    @property
-    def n_episodes(self) -> int:
-        """``E``."""
-        return len(self.first_idx)
-
-    @property
-    def n_states(self) -> int:
-        """``S = N + E``."""
-        return len(next(iter(self.observations.values())))
-
-    @property
-    def discrete(self) -> bool:
-        """Whether actions are discrete."""
-        return isinstance(self.action_space, spaces.Discrete)
-
-    def episode_returns(self, gamma: float = 1.0) -> np.ndarray:
-        """``(E,)`` float64 (discounted) return of every logged episode."""
-        weights = self.rewards * np.power(gamma, self.step_of, dtype=np.float64)
-        return np.bincount(self.episode_of, weights=weights, minlength=self.n_episodes)
-
-    def episode_lengths(self) -> np.ndarray:
-        """``(E,)`` int64 steps of every logged episode."""
-        return np.bincount(self.episode_of, minlength=self.n_episodes).astype(np.int64)
-
-    def states(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """Observations of states ``idx`` (key -> ``(len(idx), ...)``)."""
-        return {k: v[idx] for k, v in self.observations.items()}
-
-
-def _stack(values: Any, key: str, dataset_id: str) -> np.ndarray:
-    try:
-        return np.asarray(values)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"dataset {dataset_id!r}: observation key {key!r}: {err}") from None
-
-
-def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> LoggedData:
-    """Reads a Minari dataset of Dict observations into :class:`LoggedData`.
-
-    Args:
-        dataset_id: Minari id (looked up under ``MINARI_DATASETS_PATH``).
-        max_episodes: Read only the first episodes (``None``: all).
-
-    Raises:
-        ConfigError: Missing, unreadable or empty dataset, or one that is not a Dict-observation
-            dataset with Discrete or Box actions.
-    """
-    import minari
-    from minari.storage.datasets_root_dir import get_dataset_path
-
-    path = get_dataset_path(dataset_id)
-    if not (path / "data").is_dir():
-        raise ConfigError(
-            f"--dataset {dataset_id}: not found in {get_dataset_path()} (set "
-            "MINARI_DATASETS_PATH, or create it with mmrl collect)"
-        )
-    try:
-        dataset = minari.load_dataset(dataset_id)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ConfigError(f"--dataset {dataset_id}: unreadable ({err})") from None
-    obs_space, act_space = dataset.observation_space, dataset.action_space
-    if not isinstance(obs_space, spaces.Dict):
-        raise ConfigError(f"--dataset {dataset_id}: observations are {obs_space}, not a Dict")
-    if not isinstance(act_space, spaces.Discrete | spaces.Box):
-        raise ConfigError(f"--dataset {dataset_id}: unsupported action space {act_space}")
-    n = dataset.total_episodes
-    if max_episodes is not None:
-        n = min(max_episodes, n)
-    if n < 1:
-        raise ConfigError(f"--dataset {dataset_id}: no episodes")
-    obs_parts: dict[str, list[np.ndarray]] = {k: [] for k in obs_space.spaces}
-    actions, rewards, terminated, state_idx, first_idx, episode_of, step_of = ([] for _ in range(7))
-    offset = 0
-    for e, episode in enumerate(dataset.iterate_episodes(list(range(n)))):
-        t = len(episode.rewards)
-        for key in obs_space.spaces:
-            arr = _stack(episode.observations[key], key, dataset_id)
-            if len(arr) != t + 1:
-                raise ConfigError(
-                    f"--dataset {dataset_id}: episode {e} has {len(arr)} {key!r} observations "
-                    f"for {t} steps (expected {t + 1})"
-                )
-            obs_parts[key].append(arr)
-        actions.append(np.asarray(episode.actions))
-        rewards.append(np.asarray(episode.rewards, dtype=np.float64))
-        terminated.append(np.asarray(episode.terminations, dtype=bool))
-        state_idx.append(offset + np.arange(t, dtype=np.int64))
-        first_idx.append(offset)
-        episode_of.append(np.full(t, e, dtype=np.int64))
-        step_of.append(np.arange(t, dtype=np.int64))
-        offset += t + 1
-    act = np.concatenate(actions)
-    act = (
-        act.astype(np.int64).reshape(-1)
-        if isinstance(act_space, spaces.Discrete)
-        else (act.astype(np.float32).reshape(-1, *act_space.shape))
-    )
-    return LoggedData(
-        dataset_id=dataset_id,
-        observation_space=obs_space,
-        action_space=act_space,
-        observations={k: np.concatenate(v) for k, v in obs_parts.items()},
-        actions=act,
-        rewards=np.concatenate(rewards),
-        terminated=np.concatenate(terminated),
-        state_idx=np.concatenate(state_idx),
-        first_idx=np.asarray(first_idx, dtype=np.int64),
-        episode_of=np.concatenate(episode_of),
-        step_of=np.concatenate(step_of),
-    )
+# The episode view of a dataset (LoggedData, load_logged_data) lives in mmrl.data.episodes,
+# read by the one Minari reader; both names stay importable from here.
 
 
 # ---------------------------------------------------------------------------- the policy's view

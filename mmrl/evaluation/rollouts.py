@@ -172,17 +172,10 @@ class GroupNamer:
         return self._verb(episode.instruction)
 
 
-def env_label_names(venv: Any, env_id: str) -> dict[str, tuple[str, ...]]:
-    """Names of integer labels: the simulator's ``label_names`` attribute, else built-ins."""
+def env_label_names(venv: Any) -> dict[str, tuple[str, ...]]:
+    """Names of integer labels: the simulator's ``label_names`` (every mmrl simulator declares
+    them, see :class:`~mmrl.envs.base.BatchedSimulator`), or none."""
     names: dict[str, tuple[str, ...]] = {}
-    if env_id.startswith("mmrl/Driving"):
-        from mmrl.envs.driving.instructions import COLORS, TASKS
-
-        names = {"instruction_type": TASKS, "target_color": COLORS}
-    elif env_id.startswith("mmrl/Navigation"):
-        from mmrl.envs.navigation.instructions import COLORS, SHAPES
-
-        names = {"target_shape": SHAPES, "target_color": COLORS}
     own = None
     # BatchedVecEnv forwards attributes to its simulator; a DummyVecEnv of MultimodalEnvs
     # reaches the simulator through the env's ``sim``.
@@ -465,7 +458,7 @@ def evaluate_model(
                 return condition_wrapper(venv, condition, policy, settings)
 
             venv = make_eval_vec_env(env_config, split, settings.copies, settings.seed, wrap)
-            namer = GroupNamer(settings.group_by, env_label_names(venv, env_config.env_id))
+            namer = GroupNamer(settings.group_by, env_label_names(venv))
             try:
                 with ablation_context(policy, condition, settings):
                     t0 = time.perf_counter()

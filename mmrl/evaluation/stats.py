@@ -1,4 +1,8 @@
-"""Interval estimates for evaluation tables: IQM, percentile bootstrap, Wilson and Newcombe.
+"""Interval estimates: IQM, mean, percentile bootstrap, Wilson and Newcombe (one statistics module).
+
+``mmrl evaluate`` uses them over episodes and ``mmrl bench`` over seeds: :mod:`mmrl.bench.aggregate`
+keeps only its cross-seed stratification (resampling runs within each task) on top of the
+:class:`Interval`, :func:`iqm` and :func:`mean` defined here (issue 14).
 
 Point estimates follow rliable (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical
 Precipice"): the interquartile mean (IQM, the 25 % trimmed mean, identical to
@@ -16,8 +20,9 @@ keeps that coverage where the Wald difference interval does not.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -35,15 +40,24 @@ class Interval:
         value: The point estimate on the observed data.
         low: Lower end of the interval.
         high: Upper end of the interval.
+        n: How many values (episodes, runs) it is computed from, where the caller records it
+            (``mmrl bench``'s summaries do); ``None`` otherwise.
     """
 
     value: float
     low: float
     high: float
+    n: int | None = None
 
     def to_dict(self) -> dict[str, float]:
         """``{"value", "low", "high"}`` as plain floats (JSON)."""
         return {"value": self.value, "low": self.low, "high": self.high}
+
+    def fmt(self, digits: int = 2) -> str:
+        """``"0.75 [0.60, 0.90]"`` (``"n/a"`` without data: a NaN value)."""
+        if np.isnan(self.value):
+            return "n/a"
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
 def trimmed_mean(x: np.ndarray, proportion: float) -> np.ndarray:
@@ -72,14 +86,30 @@ def trimmed_mean(x: np.ndarray, proportion: float) -> np.ndarray:
     return part[..., cut : n - cut].mean(axis=-1)
 
 
-def iqm(x: np.ndarray) -> np.ndarray:
-    """Interquartile mean over the last axis (``trimmed_mean(x, 0.25)``)."""
-    return trimmed_mean(x, 0.25)
+def iqm(x: np.ndarray | Sequence[float], axis: int | None = -1) -> Any:
+    """Interquartile mean: the mean after cutting ``floor(n / 4)`` values at each end.
+
+    Same as ``scipy.stats.trim_mean(x, 0.25)`` and ``rliable.metrics.aggregate_iqm`` (so the
+    IQM of 1..8 is the mean of 3, 4, 5, 6 = 4.5; with fewer than 4 values nothing is cut).
+
+    Args:
+        x: Numbers.
+        axis: Axis to reduce (default the last, so ``(B, n)`` gives ``(B,)``); ``None``
+            pools every value and returns a float.
+
+    Raises:
+        ValueError: On an empty input.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if axis is None:
+        return float(trimmed_mean(x.ravel(), 0.25))
+    return trimmed_mean(np.moveaxis(x, axis, -1), 0.25)
 
 
-def mean(x: np.ndarray) -> np.ndarray:
-    """Mean over the last axis (float64)."""
-    return np.asarray(x, dtype=np.float64).mean(axis=-1)
+def mean(x: np.ndarray | Sequence[float], axis: int | None = -1) -> Any:
+    """Mean (float64) over ``axis`` (default the last; ``None``: every value, as a float)."""
+    result = np.asarray(x, dtype=np.float64).mean(axis=axis)
+    return float(result) if axis is None else result
 
 
 STATISTICS: dict[str, Statistic] = {"mean": mean, "iqm": iqm}
@@ -131,7 +161,9 @@ def bootstrap_distribution(
     return out
 
 
-def _percentiles(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+def percentile_bounds(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of bootstrap
+    ``samples`` (``(B,)``): a percentile interval's ends."""
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(samples, [alpha, 1.0 - alpha])
     return float(low), float(high)
@@ -163,7 +195,7 @@ def bootstrap_ci(
         raise ValueError("cannot bootstrap an empty sample")
     stat = _statistic(statistic)
     value = float(stat(x[None])[0])
-    low, high = _percentiles(bootstrap_distribution(x, stat, n_resamples, rng), confidence)
+    low, high = percentile_bounds(bootstrap_distribution(x, stat, n_resamples, rng), confidence)
     return Interval(value, low, high)
 
 
@@ -200,7 +232,7 @@ def bootstrap_diff_ci(
     diffs = bootstrap_distribution(b, stat, n_resamples, rng) - bootstrap_distribution(
         a, stat, n_resamples, rng
     )
-    low, high = _percentiles(diffs, confidence)
+    low, high = percentile_bounds(diffs, confidence)
     return Interval(value, low, high)
 
 

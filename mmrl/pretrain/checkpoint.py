@@ -24,6 +24,7 @@ from gymnasium import spaces
 from mmrl.agent import policy_kwargs
 from mmrl.checkpoint import CheckpointError, atomic_write_bytes
 from mmrl.errors import ConfigError
+from mmrl.spaces import differences
 
 FORMAT = "mmrl-encoder"
 VERSION = 1
@@ -204,6 +205,8 @@ def head_differences(
         return ["the checkpoint has no BC head (pretrain with the 'bc' objective)"]
     diffs = config_differences(checkpoint.get("head_config", {}), dict(layout), "policy")
     saved_space = deserialize_space(checkpoint["action_space"])
-    if saved_space != action_space:
-        diffs.append(f"action space: {saved_space} (checkpoint) vs {action_space} (policy)")
+    diffs += [
+        f"action space: {d}"
+        for d in differences(saved_space, action_space, names=("checkpoint", "policy"))
+    ]
     return diffs

@@ -14,7 +14,8 @@ from typing import Any
 from gymnasium import spaces
 
 from mmrl.config import ConfigError, RunConfig
-from mmrl.data.dataset import DatasetError, OfflineData, check_spaces, mmrl_metadata
+from mmrl.data.dataset import DatasetError, OfflineData, mmrl_metadata
+from mmrl.spaces import check
 
 
 def env_preset_for(env: str) -> str:
@@ -82,8 +83,9 @@ def resolve_pretrain_config(
     built on the environment's order, and the fusion's input order must be the same in both.
 
     Raises:
-        DatasetError: Dataset spaces differ from the environment's, or the recipe names keys
-            the dataset lacks (messages name the keys).
+        SpaceMismatchError: Dataset spaces differ from the environment's (a DatasetError,
+            naming the keys).
+        DatasetError: The recipe names keys the dataset lacks (naming them).
         ConfigError: Unknown preset/recipe, or no environment recorded and none given.
     """
     from mmrl.config import resolve_run_config
@@ -97,12 +99,13 @@ def resolve_pretrain_config(
             )
     config = resolve_run_config(env_preset_for(env), agent, list(overrides or []))
     obs_space, action_space = env_spaces(config)
-    check_spaces(
+    check(
         obs_space,
         action_space,
         data.dataset_observation_space,
         data.action_space,
         f"dataset {data.dataset_id!r} vs environment {env!r}",
+        names=("environment", "dataset"),
     )
     check_agent_keys(config, list(data.observation_space.spaces), data.dataset_id)
     data.observation_space = reorder_keys(data.observation_space, list(obs_space.spaces))

@@ -42,7 +42,8 @@ def test_iqm_matches_scipy_trim_mean_and_rliable():
         assert iqm(x) == pytest.approx(trim_mean(x, 0.25))
     matrix = rng.normal(size=(5, 3))
     rliable_metrics = pytest.importorskip("rliable.metrics")
-    assert iqm(matrix) == pytest.approx(rliable_metrics.aggregate_iqm(matrix))
+    # axis=None pools every run of every task, as rliable's aggregate does
+    assert iqm(matrix, axis=None) == pytest.approx(rliable_metrics.aggregate_iqm(matrix))
     # the vectorized form reduces each row like the scalar form
     rows = rng.normal(size=(6, 9))
     np.testing.assert_allclose(iqm(rows, axis=1), [iqm(r) for r in rows])

@@ -15,6 +15,7 @@ from mmrl.data import (
     policy_observation_space,
 )
 from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.errors import SpaceMismatchError
 
 
 @pytest.fixture
@@ -108,16 +109,20 @@ def test_corrupt_metadata(toy_dataset, datasets_path):
 
 
 def test_space_check_names_the_differing_keys():
+    """The old names (check_spaces) are mmrl.spaces.check: one SpaceMismatchError."""
     box = spaces.Box(0, 255, (16, 16, 3), np.uint8)
     env = spaces.Dict(camera=box, lidar=spaces.Box(0, 1, (8,), np.float32))
     data = spaces.Dict(camera=spaces.Box(0, 255, (8, 8, 3), np.uint8),
                        text=spaces.Box(0, 9, (4,), np.int64))  # fmt: skip
     with pytest.raises(DatasetError) as err:
         check_spaces(env, spaces.Discrete(3), data, spaces.Discrete(4), "dataset d vs env e")
+    assert isinstance(err.value, SpaceMismatchError)
     message = str(err.value)
-    assert "missing key 'lidar'" in message and "extra key 'text'" in message
-    assert "camera: Box(16, 16, 3)" in message and "Box(8, 8, 3)" in message
-    assert "Discrete(3) vs Discrete(4)" in message
+    assert message.startswith("dataset d vs env e: spaces differ: ")
+    assert "keys only in the expected: ['lidar']" in message
+    assert "keys only in the actual: ['text']" in message
+    assert "key 'camera': expected Box(16, 16, 3)" in message and "Box(8, 8, 3)" in message
+    assert "action space: expected Discrete(3) vs actual Discrete(4)" in message
     check_spaces(env, spaces.Discrete(3), env, spaces.Discrete(3), "same")  # no error
 
 

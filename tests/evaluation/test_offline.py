@@ -186,6 +186,28 @@ def test_evaluate_offline_cli(expert_zip, minari_root, tmp_path, capsys):
     assert "--gamma" in capsys.readouterr().err
 
 
+def test_pretrain_and_evaluate_offline_refuse_a_damaged_dataset_alike(
+    expert_zip, minari_root, corridor, tmp_path, capsys
+):
+    """One reader: the same truncated file gives the same one line from both commands."""
+    corridor.write_dataset("test/corridor/cut-v0", corridor.collect(3, epsilon=0.0, seed=2))
+    path = minari_root / "test/corridor/cut-v0" / "data" / "main_data.hdf5"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    lines = []
+    for argv in (
+        ["pretrain", "--dataset", "test/corridor/cut-v0", "--out", str(tmp_path / "enc.pt")],
+        ["evaluate-offline", str(expert_zip), "--dataset", "test/corridor/cut-v0"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        prefix = f"mmrl {argv[0]}: error: "
+        assert err.startswith(prefix)
+        lines.append(err.removeprefix(prefix))
+    assert lines[0] == lines[1]
+    assert "'test/corridor/cut-v0'" in lines[0] and "is truncated or corrupt" in lines[0]
+
+
 def test_continuous_actions_mean_abs_error_likelihood_and_fqe(minari_root, corridor, tmp_path):
     from stable_baselines3 import PPO
 

@@ -3,6 +3,7 @@ import pytest
 import scipy.stats
 
 from mmrl.evaluation.stats import (
+    Interval,
     bootstrap_ci,
     bootstrap_diff_ci,
     bootstrap_distribution,
@@ -11,6 +12,7 @@ from mmrl.evaluation.stats import (
     trimmed_mean,
     wilson_interval,
 )
+from mmrl.evaluation.stats import mean as stats_mean
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 7, 10, 101])
@@ -140,3 +142,58 @@ def test_newcombe_interval_is_antisymmetric_and_excludes_zero_for_clear_drops():
     assert same.value == 0.0 and same.low < 0 < same.high
     with pytest.raises(ValueError, match="n must be >= 1"):
         newcombe_diff_interval(0, 0, 1, 2)
+
+
+# Numbers recorded from the two statistics modules before they became one (issue 14): the
+# shared module must give exactly these, for evaluate's per-episode intervals and bench's
+# stratified ones alike.
+SAMPLE = np.array([0.0, 1.0, 0.5, 2.0, 3.5, -1.0, 0.25, 4.0, 1.5, 0.75])
+OTHER = np.array([1.0, 2.0, 0.0, 3.0, 2.5, 1.25])
+RECORDED = {
+    ("ci", "mean"): (1.25, 0.31187500000000024, 2.075),
+    ("ci", "iqm"): (1.0, 0.25, 2.1885416666666657),
+    ("diff", "mean"): (0.375, -0.8420833333333332, 1.567083333333333),
+    ("diff", "iqm"): (0.6875, -1.0, 1.8552083333333325),
+}
+
+
+@pytest.mark.parametrize(("kind", "statistic"), sorted(RECORDED))
+def test_episode_intervals_are_unchanged(kind, statistic):
+    if kind == "ci":
+        interval = bootstrap_ci(SAMPLE, statistic, n_resamples=500, rng=3)
+    else:
+        interval = bootstrap_diff_ci(SAMPLE, OTHER, statistic, n_resamples=500, rng=3)
+    assert (interval.value, interval.low, interval.high) == pytest.approx(
+        RECORDED[kind, statistic], rel=1e-12, abs=1e-12
+    )
+
+
+def test_rate_intervals_are_unchanged():
+    w = wilson_interval(3, 10)
+    assert (w.value, w.low, w.high) == pytest.approx((0.3, 0.10779126740630102, 0.6032218525388546))
+    d = newcombe_diff_interval(7, 10, 3, 12)
+    assert (d.value, d.low, d.high) == pytest.approx(
+        (0.45, 0.03570566744276171, 0.7007667901955255)
+    )
+
+
+def test_bench_stratified_intervals_are_unchanged_and_use_these_statistics():
+    from mmrl.bench import aggregate
+
+    # One definition: bench's names are this module's.
+    assert aggregate.iqm is iqm and aggregate.mean is stats_mean and aggregate.Estimate is Interval
+    assert iqm(SAMPLE) == 1.0 and iqm(SAMPLE, axis=None) == 1.0 and stats_mean(SAMPLE) == 1.25
+    tasks = [[0.1, 0.9, 0.5, 0.7], [0.2, 0.4], [1.0, 0.0, 0.3]]
+    recorded = {
+        iqm: (0.41999999999999993, 0.18000000000000002, 0.72),
+        stats_mean: (0.4555555555555556, 0.2555555555555556, 0.6777777777777777),
+    }
+    for statistic, expected in recorded.items():
+        est = aggregate.bootstrap_ci(tasks, statistic, reps=1000, seed=5)
+        assert (est.value, est.low, est.high) == pytest.approx(expected, rel=1e-12)
+        assert est.n == 9
+    est = aggregate.estimate([[0.5, 0.25, 1.0, 0.75, 0.0], []], reps=2000, seed=0)
+    assert (est.value, est.low, est.high, est.n) == pytest.approx(
+        (0.5, 0.08333333333333333, 0.9166666666666666, 5)
+    )
+    assert est.fmt() == "0.50 [0.08, 0.92]" and aggregate.NAN_ESTIMATE.fmt() == "n/a"

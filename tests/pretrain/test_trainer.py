@@ -8,6 +8,7 @@ import torch as th
 from mmrl.config import ConfigError
 from mmrl.data import DatasetError, collect
 from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.errors import SpaceMismatchError
 from mmrl.pretrain import load_encoder_checkpoint, pretrain
 from mmrl.pretrain.checkpoint import deserialize_space
 
@@ -63,7 +64,9 @@ def test_dataset_that_does_not_match_the_env_is_refused(setup, toy):
     collect(policy="expert", episodes=3, dataset_id="toy/small-cam-v0",
             venv=BatchedVecEnv(toy.ToySimulator(2, camera_size=8)))  # fmt: skip
     with pytest.raises(
-        DatasetError, match=r"spaces differ.*camera: Box\(16, 16, 3\).*Box\(8, 8, 3\)"
+        SpaceMismatchError,
+        match=r"spaces differ: observation key 'camera': environment Box\(16, 16, 3\).*"
+        r"dataset Box\(8, 8, 3\) .*\(different shape\)",
     ):
         pretrain("toy/small-cam-v0", setup.agent, env=setup.env, out=setup.root / "x.pt")
     assert not (setup.root / "x.pt").exists()

@@ -24,6 +24,7 @@ from mmrl.envs.driving.dynamics import (
 )
 from mmrl.envs.driving.instructions import (
     COLOR_RGB,
+    COLORS,
     NO_ARG,
     TASKS,
     allowed_args,
@@ -126,6 +127,10 @@ class DrivingSimulator(BatchedSimulator):
         "off_road",
         "comfort",
     )
+    label_names: ClassVar[dict[str, tuple[str, ...]]] = {
+        "instruction_type": TASKS,
+        "target_color": COLORS,
+    }
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)

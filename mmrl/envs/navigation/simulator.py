@@ -17,7 +17,7 @@ from mmrl.envs.base import BatchedSimulator, StepResult
 from mmrl.envs.config import build_config
 from mmrl.envs.navigation.camera import ColumnCamera, cast_rays
 from mmrl.envs.navigation.config import NavigationConfig
-from mmrl.envs.navigation.instructions import COLOR_RGB, make_instruction
+from mmrl.envs.navigation.instructions import COLOR_RGB, COLORS, SHAPES, make_instruction
 from mmrl.envs.navigation.planner import plan_path, pursuit
 from mmrl.envs.navigation.room import OBJECT_RADIUS, ROBOT_RADIUS, generate_layout, nearest_static
 
@@ -66,6 +66,7 @@ class NavigationSimulator(BatchedSimulator):
     """Defaults of this version that differ from :class:`NavigationConfig`'s (v1: a dark room
     lit by the robot's lamp, and the robot chooses an object by stopping at it)."""
     reward_terms = ("progress", "success", "wrong_object", "collision", "time")
+    label_names = {"target_shape": SHAPES, "target_color": COLORS}
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         from mmrl.registration import entry_for

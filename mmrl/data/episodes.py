@@ -1,0 +1,139 @@
+"""The episode view of a Minari dataset: every state of every episode, for offline evaluation.
+
+Fitted Q Evaluation needs each transition's next state, final observations included, and the
+first state of every episode, so all ``S = N + E`` states are stored once and transitions index
+into them. Read through :func:`mmrl.data.reader.open_dataset`, the reader the transition view
+(:func:`mmrl.data.dataset.load_offline_data`, pretraining) uses too, so both refuse a bad dataset
+with the same :class:`~mmrl.errors.DatasetError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from gymnasium import spaces
+
+from mmrl.data.reader import open_dataset
+
+__all__ = ["LoggedData", "load_logged_data"]
+
+
+@dataclasses.dataclass
+class LoggedData:
+    """Logged episodes flattened for batched indexing.
+
+    All ``S`` states (every episode's ``T + 1`` observations, the final one included) are
+    stored once; transition ``i`` goes from ``states[state_idx[i]]`` to
+    ``states[state_idx[i] + 1]``.
+
+    Attributes:
+        dataset_id: The Minari id.
+        observation_space: The dataset's observation space (channel-last images).
+        action_space: The dataset's action space.
+        observations: Key -> ``(S, ...)`` array in the dataset's dtype.
+        actions: ``(N,)`` int64 (discrete) or ``(N, d)`` float32 logged actions.
+        rewards: ``(N,)`` float64.
+        terminated: ``(N,)`` bool, true terminations (truncations bootstrap).
+        state_idx: ``(N,)`` int64 index of each transition's state.
+        first_idx: ``(E,)`` int64 index of each episode's first state.
+        episode_of: ``(N,)`` int64 episode of each transition.
+        step_of: ``(N,)`` int64 step of each transition within its episode.
+    """
+
+    dataset_id: str
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    observations: dict[str, np.ndarray]
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    state_idx: np.ndarray
+    first_idx: np.ndarray
+    episode_of: np.ndarray
+    step_of: np.ndarray
+
+    @property
+    def n_transitions(self) -> int:
+        """``N``."""
+        return len(self.rewards)
+
+    @property
+    def n_episodes(self) -> int:
+        """``E``."""
+        return len(self.first_idx)
+
+    @property
+    def n_states(self) -> int:
+        """``S = N + E``."""
+        return len(next(iter(self.observations.values())))
+
+    @property
+    def discrete(self) -> bool:
+        """Whether actions are discrete."""
+        return isinstance(self.action_space, spaces.Discrete)
+
+    def episode_returns(self, gamma: float = 1.0) -> np.ndarray:
+        """``(E,)`` float64 (discounted) return of every logged episode."""
+        weights = self.rewards * np.power(gamma, self.step_of, dtype=np.float64)
+        return np.bincount(self.episode_of, weights=weights, minlength=self.n_episodes)
+
+    def episode_lengths(self) -> np.ndarray:
+        """``(E,)`` int64 steps of every logged episode."""
+        return np.bincount(self.episode_of, minlength=self.n_episodes).astype(np.int64)
+
+    def states(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Observations of states ``idx`` (key -> ``(len(idx), ...)``)."""
+        return {k: v[idx] for k, v in self.observations.items()}
+
+
+def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> LoggedData:
+    """Reads a Minari dataset of Dict observations into :class:`LoggedData`.
+
+    Args:
+        dataset_id: Minari id (looked up under ``MINARI_DATASETS_PATH``).
+        max_episodes: Read only the first episodes (``None``: all).
+
+    Raises:
+        DatasetError: As :func:`mmrl.data.reader.open_dataset` and
+            :meth:`~mmrl.data.reader.DatasetReader.episodes`: missing, unreadable, empty,
+            truncated or corrupt data, or one that is not a Dict-observation dataset with
+            Discrete or Box actions.
+    """
+    reader = open_dataset(dataset_id, max_episodes)
+    keys = list(reader.observation_space.spaces)
+    obs_parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    actions, rewards, terminated, state_idx, first_idx, episode_of, step_of = ([] for _ in range(7))
+    offset = 0
+    for episode in reader.episodes():
+        t, e = len(episode), episode.index
+        for key in keys:
+            obs_parts[key].append(episode.observations[key])
+        actions.append(episode.actions)
+        rewards.append(episode.rewards.astype(np.float64))
+        terminated.append(episode.terminations)
+        state_idx.append(offset + np.arange(t, dtype=np.int64))
+        first_idx.append(offset)
+        episode_of.append(np.full(t, e, dtype=np.int64))
+        step_of.append(np.arange(t, dtype=np.int64))
+        offset += t + 1
+    act_space = reader.action_space
+    act = np.concatenate(actions)
+    act = (
+        act.astype(np.int64).reshape(-1)
+        if isinstance(act_space, spaces.Discrete)
+        else act.astype(np.float32).reshape(-1, *act_space.shape)
+    )
+    return LoggedData(
+        dataset_id=dataset_id,
+        observation_space=reader.observation_space,
+        action_space=act_space,
+        observations={k: np.concatenate(v) for k, v in obs_parts.items()},
+        actions=act,
+        rewards=np.concatenate(rewards),
+        terminated=np.concatenate(terminated),
+        state_idx=np.concatenate(state_idx),
+        first_idx=np.asarray(first_idx, dtype=np.int64),
+        episode_of=np.concatenate(episode_of),
+        step_of=np.concatenate(step_of),
+    )
