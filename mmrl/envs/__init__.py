@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 from mmrl.envs.base import BatchedSimulator, MultimodalEnv, StepResult
+from mmrl.envs.gym_vector import MultimodalVectorEnv
 from mmrl.envs.tokenizer import VOCAB, Tokenizer
 from mmrl.envs.vec_env import BatchedVecEnv
 
@@ -14,6 +15,7 @@ __all__ = [
     "BatchedSimulator",
     "BatchedVecEnv",
     "MultimodalEnv",
+    "MultimodalVectorEnv",
     "StepResult",
     "Tokenizer",
     "make_vec_env",
