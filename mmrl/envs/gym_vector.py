@@ -101,7 +101,7 @@ class MultimodalVectorEnv(VectorEnv):
     """
 
     simulator_cls: ClassVar[type[BatchedSimulator]]
-    metadata: ClassVar[dict[str, Any]] = {
+    metadata: dict[str, Any] = {
         "render_modes": ["rgb_array"],
         "render_fps": 15,
         "autoreset_mode": AutoresetMode.SAME_STEP,
@@ -131,6 +131,7 @@ class MultimodalVectorEnv(VectorEnv):
                 field="max_episode_steps",
             )
         self.sim = self.simulator_cls(num_envs, **kwargs)
+        self.metadata = dict(type(self).metadata)  # an instance's own, as SyncVectorEnv's
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
