@@ -16,7 +16,7 @@ import gymnasium as gym
 
 @dataclasses.dataclass(frozen=True)
 class EnvEntry:
-    """One registered id: the Gymnasium env class, the batched simulator and defaults."""
+    """One registered id: the Gymnasium env class, its vector twin, the simulator, defaults."""
 
     env_id: str
     entry_point: str
@@ -24,6 +24,9 @@ class EnvEntry:
     max_episode_steps: int
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
+    vector_entry_point: str | None = None
+    """A :class:`~mmrl.envs.gym_vector.MultimodalVectorEnv` class over the same simulator:
+    ``gym.make_vec(env_id, num_envs=N)`` then steps all copies in one array step."""
 
 
 ENV_ENTRIES: tuple[EnvEntry, ...] = (
@@ -34,6 +37,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         300,
         {},
         "Multi-lane highway with traffic and an off-ramp; discrete meta-actions.",
+        vector_entry_point="mmrl.envs.driving:DrivingVectorEnv",
     ),
     EnvEntry(
         "mmrl/DrivingContinuous-v1",
@@ -42,6 +46,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         300,
         {"continuous": True},
         "Driving-v1 with continuous [steer, accel] actions.",
+        vector_entry_point="mmrl.envs.driving:DrivingVectorEnv",
     ),
     EnvEntry(
         "mmrl/Navigation-v1",
@@ -50,6 +55,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         200,
         {},
         "Language-conditioned robot navigation to a named object; discrete actions.",
+        vector_entry_point="mmrl.envs.navigation:NavigationVectorEnv",
     ),
     EnvEntry(
         "mmrl/NavigationContinuous-v1",
@@ -58,6 +64,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         200,
         {"continuous": True},
         "Navigation-v1 with continuous [linear, angular] actions.",
+        vector_entry_point="mmrl.envs.navigation:NavigationVectorEnv",
     ),
     # v0: the original generators, whose scenes reveal the instruction's referent; kept
     # unchanged so runs and datasets made with them still load and evaluate.
@@ -68,6 +75,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         300,
         {},
         "Driving-v0 (superseded by v1: its scene reveals the named car).",
+        vector_entry_point="mmrl.envs.driving:DrivingVectorEnvV0",
     ),
     EnvEntry(
         "mmrl/DrivingContinuous-v0",
@@ -76,6 +84,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         300,
         {"continuous": True},
         "Driving-v0 with continuous actions (superseded by v1).",
+        vector_entry_point="mmrl.envs.driving:DrivingVectorEnvV0",
     ),
     EnvEntry(
         "mmrl/Navigation-v0",
@@ -84,6 +93,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         200,
         {},
         "Navigation-v0 (superseded by v1: its scene reveals the named object).",
+        vector_entry_point="mmrl.envs.navigation:NavigationVectorEnvV0",
     ),
     EnvEntry(
         "mmrl/NavigationContinuous-v0",
@@ -92,6 +102,7 @@ ENV_ENTRIES: tuple[EnvEntry, ...] = (
         200,
         {"continuous": True},
         "Navigation-v0 with continuous actions (superseded by v1).",
+        vector_entry_point="mmrl.envs.navigation:NavigationVectorEnvV0",
     ),
 )
 
@@ -116,6 +127,7 @@ def register_envs() -> None:
             entry_point=entry.entry_point,
             max_episode_steps=entry.max_episode_steps,
             kwargs=dict(entry.kwargs),
+            vector_entry_point=entry.vector_entry_point,
         )
 
 

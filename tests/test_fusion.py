@@ -149,10 +149,14 @@ def test_modality_dropout_training_only_and_never_drops_everything() -> None:
     assert th.equal(ext(x), ext(x))
 
 
-def test_film_needs_text_and_targets() -> None:
+def test_film_needs_something_to_condition_on_and_targets() -> None:
+    nothing = spaces.Dict({"camera": SPACE["camera"], "lidar": SPACE["lidar"]})
+    with pytest.raises(ValueError, match="needs a text or vector modality to condition on"):
+        MultimodalExtractor(nothing, fusion="film")
     no_text = spaces.Dict({"camera": SPACE["camera"], "state": SPACE["state"]})
-    with pytest.raises(ValueError, match="needs a text modality"):
-        MultimodalExtractor(no_text, fusion="film")
+    assert MultimodalExtractor(no_text, fusion="film").fusion.condition_keys == ("state",)
+    # With text present the text conditions, as before (pretrained configs stay valid).
+    assert MultimodalExtractor(SPACE, fusion="film").fusion.condition_keys == ("text",)
     no_target = spaces.Dict({"text": SPACE["text"], "state": SPACE["state"]})
     with pytest.raises(ValueError, match="image or lidar encoders"):
         MultimodalExtractor(no_target, fusion="film")
@@ -177,6 +181,46 @@ def test_film_text_conditions_the_camera() -> None:
         handle.remove()
     assert not th.allclose(conditioned, cam)  # FiLM changed the camera features
     assert not th.allclose(conditioned, feats["camera"])  # ... as a function of the text
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_fusion_fits_sb3s_multi_input_test_env(fusion: str) -> None:
+    """SB3's own image + vector env (no text), where its CombinedExtractor works."""
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    space = SimpleMultiObsEnv(random_start=False).observation_space
+    th.manual_seed(0)
+    ext = MultimodalExtractor(space, fusion=fusion, features_dim=32, embed_dim=16).eval()
+    rng = np.random.default_rng(0)
+    obs = {"img": rng.integers(0, 256, (4, *space["img"].shape)), "vec": rng.random((4, 5))}
+    other = dict(obs, vec=rng.random((4, 5)))
+    with th.no_grad():
+        out, out_other = ext(ext.preprocess(obs)), ext(ext.preprocess(other))
+    assert out.shape == (4, 32) and th.isfinite(out).all()
+    assert not th.allclose(out, out_other)  # the vector reaches the features
+    if fusion == "film":
+        assert ext.fusion.condition_keys == ("vec",) and ext.fusion.target_keys == ("img",)
+
+
+def test_film_trains_with_sb3_ppo_on_its_multi_input_env() -> None:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.envs import SimpleMultiObsEnv
+
+    model = PPO(
+        "MultiInputPolicy",
+        SimpleMultiObsEnv(random_start=False),
+        n_steps=32,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        policy_kwargs=dict(
+            features_extractor_class=MultimodalExtractor,
+            features_extractor_kwargs=dict(fusion="film", features_dim=32, embed_dim=16),
+        ),
+    )
+    film = model.policy.features_extractor.fusion.film["img"].weight.detach().clone()
+    model.learn(64)
+    assert not th.equal(film, model.policy.features_extractor.fusion.film["img"].weight)
 
 
 # One signal modality per fusion keeps the default run fast while covering all four keys;

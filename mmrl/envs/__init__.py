@@ -5,15 +5,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from mmrl._lazy import lazy_getattr
 from mmrl.envs.base import BatchedSimulator, MultimodalEnv, StepResult
+from mmrl.envs.gym_vector import MultimodalVectorEnv
 from mmrl.envs.tokenizer import VOCAB, Tokenizer
-from mmrl.envs.vec_env import BatchedVecEnv
+
+# The SB3 VecEnv loads SB3 and torch (~2.5 s), which ``import mmrl`` and ``gym.make`` do
+# without: imported on first use (issue 17).
+__getattr__ = lazy_getattr(__name__, {"BatchedVecEnv": "mmrl.envs.vec_env"})
 
 __all__ = [
     "VOCAB",
     "BatchedSimulator",
     "BatchedVecEnv",
     "MultimodalEnv",
+    "MultimodalVectorEnv",
     "StepResult",
     "Tokenizer",
     "make_vec_env",
@@ -53,6 +59,7 @@ def make_vec_env(
     """
     from stable_baselines3.common.vec_env import VecMonitor
 
+    from mmrl.envs.vec_env import BatchedVecEnv
     from mmrl.registration import entry_for, register_envs
 
     register_envs()

@@ -108,12 +108,15 @@ class FiLMFusion(PooledFusion):
     FiLM paper recommends). The conditioned embeddings and all other modalities (text
     included, so the instruction also reaches the policy directly) are then fused as in
     ``concat``. A dropped text modality conditions with its learned missing embedding.
+    Observations without text condition on their vector keys (proprioception, goals), so
+    ``film`` fits wherever SB3's ``CombinedExtractor`` does (its multi-input test envs have an
+    image and a vector; issue 17).
 
     Args:
         encoders: The extractor's encoders.
         features_dim: Output width.
         condition_keys: Keys whose embeddings produce the FiLM parameters (default: every
-            ``text`` encoder).
+            ``text`` encoder; without one, every ``vector`` encoder, e.g. ``state``).
         target_keys: Keys whose encoders are modulated (default: every ``image``/``lidar``
             encoder that supports FiLM).
     """
@@ -128,6 +131,8 @@ class FiLMFusion(PooledFusion):
         super().__init__(encoders, features_dim)
         if condition_keys is None:
             condition_keys = [k for k, e in encoders.items() if e.modality == "text"]
+            if not condition_keys:
+                condition_keys = [k for k, e in encoders.items() if e.modality == "vector"]
         if target_keys is None:
             target_keys = [
                 k for k, e in encoders.items() if e.modality in ("image", "lidar") and e.film_dims
@@ -137,9 +142,9 @@ class FiLMFusion(PooledFusion):
                 raise ValueError(f"film: unknown key {key!r}; modalities are {list(encoders)}")
         if not condition_keys:
             raise ValueError(
-                "fusion='film' needs a text modality to condition on (an integer token Box, "
-                f"or pass fusion_kwargs={{'condition_keys': [...]}}); modalities are "
-                f"{list(encoders)}. Use fusion='concat' otherwise."
+                "fusion='film' needs a text or vector modality to condition on (an integer "
+                "token Box or a flat vector, or pass fusion_kwargs={'condition_keys': [...]}); "
+                f"modalities are {list(encoders)}. Use fusion='concat' otherwise."
             )
         bad = [k for k in target_keys if not encoders[k].film_dims or k in condition_keys]
         if not target_keys or bad:

@@ -109,7 +109,7 @@ def _import_rliable_library():
     try:
         return importlib.import_module("rliable.library")
     except ImportError:
-        pytest.skip("rliable is not installed (pip install 'mmrl[stats]')")
+        pytest.skip("rliable is not installed (an optional cross-check: pip install rliable)")
     except TypeError:
         pass
     spec = importlib.util.find_spec("arch")

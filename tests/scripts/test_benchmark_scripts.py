@@ -1,5 +1,7 @@
 """Smoke runs of the benchmark scripts at tiny sizes, so they cannot rot unnoticed."""
 
+import re
+
 
 def test_gpu_check_cpu_side_runs(capsys, load_script):
     load_script("gpu_check").main(["--steps", "256", "--cpu-only"])
@@ -15,3 +17,13 @@ def test_bench_pretrain_runs_and_reports_each_device(capsys, tmp_path, monkeypat
     assert load_script("bench_pretrain").main(argv) == 0
     out = capsys.readouterr().out
     assert "| navigation | cpu | 1 |" in out
+
+
+def test_bench_vector_api_runs_every_case(capsys, load_script):
+    argv = ["--envs", "mmrl/Navigation-v1", "--num-envs", "2", "--seconds", "0.2", "--rounds", "1"]
+    assert load_script("bench_vector_api").main(argv) == 0
+    out = capsys.readouterr().out
+    for case in ("vector_entry_point ", "make_vec_env", "sync", "async"):
+        assert f"N=2   {case}" in out
+    assert len(re.findall(r"ratio +\d+\.\d+x", out)) == 3  # one per peer
+    assert load_script("bench_vector_api").main(["--envs", "mmrl/Nope-v0"]) == 2

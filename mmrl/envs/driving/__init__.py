@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from mmrl.envs.driving.config import DrivingConfig
-from mmrl.envs.driving.env import DrivingEnv, DrivingEnvV0
+from mmrl.envs.driving.env import (
+    DrivingEnv,
+    DrivingEnvV0,
+    DrivingVectorEnv,
+    DrivingVectorEnvV0,
+)
 from mmrl.envs.driving.instructions import COLORS, TASKS
 from mmrl.envs.driving.simulator import DrivingSimulator, DrivingSimulatorV0
 
@@ -15,4 +20,6 @@ __all__ = [
     "DrivingEnvV0",
     "DrivingSimulator",
     "DrivingSimulatorV0",
+    "DrivingVectorEnv",
+    "DrivingVectorEnvV0",
 ]

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from mmrl.envs.base import MultimodalEnv
 from mmrl.envs.driving.simulator import DrivingSimulator, DrivingSimulatorV0
+from mmrl.envs.gym_vector import MultimodalVectorEnv
 
 
 class DrivingEnv(MultimodalEnv):
@@ -178,5 +179,19 @@ class DrivingEnvV0(DrivingEnv):
     Kept unchanged so runs and datasets made with it still evaluate; its scene reveals the
     named car (see :class:`DrivingEnv`'s Version History). Use ``mmrl/Driving-v1``.
     """
+
+    simulator_cls: ClassVar[type[DrivingSimulator]] = DrivingSimulatorV0
+
+
+class DrivingVectorEnv(MultimodalVectorEnv):
+    """``mmrl/Driving-v1`` as a Gymnasium ``VectorEnv``: ``num_envs`` copies stepped as one
+    batch (``gym.make_vec("mmrl/Driving-v1", num_envs=N)``; see
+    :class:`~mmrl.envs.gym_vector.MultimodalVectorEnv` and :class:`DrivingEnv`)."""
+
+    simulator_cls: ClassVar[type[DrivingSimulator]] = DrivingSimulator
+
+
+class DrivingVectorEnvV0(DrivingVectorEnv):
+    """``mmrl/Driving-v0`` as a Gymnasium ``VectorEnv`` (see :class:`DrivingEnvV0`)."""
 
     simulator_cls: ClassVar[type[DrivingSimulator]] = DrivingSimulatorV0

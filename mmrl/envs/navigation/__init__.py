@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from mmrl.envs.navigation.config import NavigationConfig
-from mmrl.envs.navigation.env import NavigationEnv, NavigationEnvV0
+from mmrl.envs.navigation.env import (
+    NavigationEnv,
+    NavigationEnvV0,
+    NavigationVectorEnv,
+    NavigationVectorEnvV0,
+)
 from mmrl.envs.navigation.simulator import NavigationSimulator, NavigationSimulatorV0
 
 __all__ = [
@@ -12,4 +17,6 @@ __all__ = [
     "NavigationEnvV0",
     "NavigationSimulator",
     "NavigationSimulatorV0",
+    "NavigationVectorEnv",
+    "NavigationVectorEnvV0",
 ]

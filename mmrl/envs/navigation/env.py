@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from mmrl.envs.base import BatchedSimulator, MultimodalEnv
+from mmrl.envs.gym_vector import MultimodalVectorEnv
 from mmrl.envs.navigation.simulator import NavigationSimulator, NavigationSimulatorV0
 
 
@@ -167,5 +168,19 @@ class NavigationEnvV0(NavigationEnv):
     Kept unchanged so runs and datasets made with it still evaluate; its scene reveals the
     target (see :class:`NavigationEnv`'s Version History). Use ``mmrl/Navigation-v1``.
     """
+
+    simulator_cls: ClassVar[type[BatchedSimulator]] = NavigationSimulatorV0
+
+
+class NavigationVectorEnv(MultimodalVectorEnv):
+    """``mmrl/Navigation-v1`` as a Gymnasium ``VectorEnv``: ``num_envs`` copies stepped as one
+    batch (``gym.make_vec("mmrl/Navigation-v1", num_envs=N)``; see
+    :class:`~mmrl.envs.gym_vector.MultimodalVectorEnv` and :class:`NavigationEnv`)."""
+
+    simulator_cls: ClassVar[type[BatchedSimulator]] = NavigationSimulator
+
+
+class NavigationVectorEnvV0(NavigationVectorEnv):
+    """``mmrl/Navigation-v0`` as a Gymnasium ``VectorEnv`` (see :class:`NavigationEnvV0`)."""
 
     simulator_cls: ClassVar[type[BatchedSimulator]] = NavigationSimulatorV0
