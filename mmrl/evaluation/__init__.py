@@ -5,7 +5,8 @@
 * :mod:`mmrl.evaluation.robustness` — modality ablations and sensor noise against clean runs;
 * :mod:`mmrl.evaluation.reference` — the scripted expert and random actions as reference
   policies evaluated by the same engine;
-* :mod:`mmrl.evaluation.video` — MP4s of camera, lidar, instruction, action and reward;
+* :mod:`mmrl.evaluation.video` — videos of camera, lidar, instruction, action and reward;
+* :mod:`mmrl.evaluation.encoding` — browser-playable files: H.264 MP4, VP9 WebM, GIF;
 * :mod:`mmrl.evaluation.offline` — agreement, log-likelihood and Fitted Q Evaluation on logged
   Minari datasets (``mmrl evaluate-offline``);
 * :mod:`mmrl.evaluation.stats` — IQM, percentile bootstrap, Wilson and Newcombe intervals;
