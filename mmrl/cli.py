@@ -402,6 +402,27 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("plot", "learning curves of run or bench folders: IQM over seeds, bootstrap bands",
+         "mmrl.cli:run_plot")  # fmt: skip
+def _plot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders or bench folders")
+    p.add_argument("--group-by", default="agent",
+                   help="a line per: agent (a panel per env), env, or seed")  # fmt: skip
+    p.add_argument("--metric", default="success", help="success (rate) or return")
+    p.add_argument("--out", default="curves.png", help="figure file: .png or .svg")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples per point")
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """``mmrl plot``."""
+    from mmrl.evaluation.plots import plot_runs
+
+    _require_positive(args, "bootstrap")
+    path = plot_runs(args.runs, args.out, args.group_by, args.metric, args.bootstrap)
+    print(f"wrote {path}")
+    return 0
+
+
 @command("evaluate", "evaluate runs or models: returns, success, robustness, video",
          "mmrl.evaluation.cli:run_evaluate")  # fmt: skip
 def _evaluate_args(p: argparse.ArgumentParser) -> None:

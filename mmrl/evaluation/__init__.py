@@ -10,7 +10,8 @@
 * :mod:`mmrl.evaluation.offline` — agreement, log-likelihood and Fitted Q Evaluation on logged
   Minari datasets (``mmrl evaluate-offline``);
 * :mod:`mmrl.evaluation.stats` — IQM, percentile bootstrap, Wilson and Newcombe intervals;
-* :mod:`mmrl.evaluation.report` — terminal tables, JSON and CSV.
+* :mod:`mmrl.evaluation.report` — terminal tables, JSON and CSV;
+* :mod:`mmrl.evaluation.plots` — learning curves of run folders (``mmrl plot``).
 
 Submodules import torch and SB3; this package module imports nothing so that ``mmrl --help``
 stays fast.
