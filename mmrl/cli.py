@@ -423,6 +423,26 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("export", "a run as a self-contained folder: model, presets, model card",
+         "mmrl.cli:run_export")  # fmt: skip
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run folder (mmrl train --out)")
+    p.add_argument("--out", required=True, help="export folder (absent or empty)")
+    p.add_argument("--best", action="store_true", help="export best_model.zip, not model.zip")
+    p.add_argument("--preview-episodes", type=int, default=1,
+                   help="held-out episodes in replay.mp4 (0: no video)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``mmrl export``."""
+    from mmrl.export import export_run
+
+    result = export_run(args.run, args.out, args.best, args.preview_episodes, args.force)
+    print(f"wrote {result.path}: {', '.join(result.files)}")
+    return 0
+
+
 @command("evaluate", "evaluate runs or models: returns, success, robustness, video",
          "mmrl.evaluation.cli:run_evaluate")  # fmt: skip
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
