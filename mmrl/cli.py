@@ -70,6 +70,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="instruction split --stop-success watches (default train)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--log-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="when stdout is not a terminal: a progress line every SECONDS and "
+                   "one per evaluation (default 30)")  # fmt: skip
     g = p.add_argument_group("initialization from mmrl pretrain")
     g.add_argument("--init-from", metavar="ENCODER.pt",
                    help="load a pretrained extractor (agent.init.path)")  # fmt: skip
@@ -119,6 +122,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and args.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
     _require_positive(args, "steps", "n_envs")
+    if args.log_interval <= 0:
+        raise UsageError(f"--log-interval must be > 0 seconds, got {args.log_interval}")
     run_dir = train(
         env=args.env,
         agent=args.agent,
@@ -134,6 +139,7 @@ def run_train(args: argparse.Namespace) -> int:
         force=args.force,
         progress_bar=not args.quiet and sys.stderr.isatty(),
         verbose=0 if args.quiet else 1,
+        log_interval=None if args.quiet or sys.stdout.isatty() else args.log_interval,
     )
     if not args.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")
