@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
+from mmrl._umask import share_like_umask
 from mmrl.errors import CheckpointError
 
 LATEST = "latest"
@@ -54,6 +55,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            share_like_umask(tmp, fh.fileno())  # mkstemp's 0600 would stay after the rename
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -71,6 +73,7 @@ def atomic_save_model(model: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".zip")
     os.close(fd)
     try:
+        share_like_umask(tmp)  # mkstemp's 0600 would stay after the rename
         model.save(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
@@ -122,6 +125,7 @@ def write_checkpoint(
     name = f"step_{step:012d}"
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{name}."))
     try:
+        share_like_umask(tmp)  # mkdtemp's 0700 would stay after the rename
         model.save(tmp / MODEL_FILE)
         with open(tmp / STATE_FILE, "wb") as fh:
             pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)

@@ -70,6 +70,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="instruction split --stop-success watches (default train)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--log-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="when stdout is not a terminal: a progress line every SECONDS and "
+                   "one per evaluation (default 30)")  # fmt: skip
     g = p.add_argument_group("initialization from mmrl pretrain")
     g.add_argument("--init-from", metavar="ENCODER.pt",
                    help="load a pretrained extractor (agent.init.path)")  # fmt: skip
@@ -119,6 +122,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume and args.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
     _require_positive(args, "steps", "n_envs")
+    if args.log_interval <= 0:
+        raise UsageError(f"--log-interval must be > 0 seconds, got {args.log_interval}")
     run_dir = train(
         env=args.env,
         agent=args.agent,
@@ -134,6 +139,7 @@ def run_train(args: argparse.Namespace) -> int:
         force=args.force,
         progress_bar=not args.quiet and sys.stderr.isatty(),
         verbose=0 if args.quiet else 1,
+        log_interval=None if args.quiet or sys.stdout.isatty() else args.log_interval,
     )
     if not args.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")
@@ -388,6 +394,47 @@ def run_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: cannot write an image to {out} (use a .png name)")
     print(f"instruction: {info['instruction']}")
     print(f"wrote {out} ({frame.shape[1]}x{frame.shape[0]})")
+    return 0
+
+
+@command("plot", "learning curves of run or bench folders: IQM over seeds, bootstrap bands",
+         "mmrl.cli:run_plot")  # fmt: skip
+def _plot_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders or bench folders")
+    p.add_argument("--group-by", default="agent",
+                   help="a line per: agent (a panel per env), env, or seed")  # fmt: skip
+    p.add_argument("--metric", default="success", help="success (rate) or return")
+    p.add_argument("--out", default="curves.png", help="figure file: .png or .svg")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples per point")
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """``mmrl plot``."""
+    from mmrl.evaluation.plots import plot_runs
+
+    _require_positive(args, "bootstrap")
+    path = plot_runs(args.runs, args.out, args.group_by, args.metric, args.bootstrap)
+    print(f"wrote {path}")
+    return 0
+
+
+@command("export", "a run as a self-contained folder: model, presets, model card",
+         "mmrl.cli:run_export")  # fmt: skip
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", metavar="RUN", help="run folder (mmrl train --out)")
+    p.add_argument("--out", required=True, help="export folder (absent or empty)")
+    p.add_argument("--best", action="store_true", help="export best_model.zip, not model.zip")
+    p.add_argument("--preview-episodes", type=int, default=1,
+                   help="held-out episodes in replay.mp4 (0: no video)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``mmrl export``."""
+    from mmrl.export import export_run
+
+    result = export_run(args.run, args.out, args.best, args.preview_episodes, args.force)
+    print(f"wrote {result.path}: {', '.join(result.files)}")
     return 0
 
 

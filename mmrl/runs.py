@@ -10,6 +10,8 @@ Layout (every file name is defined here once; the checkpoint's own files, ``mode
     RUN_DIR/evaluations.jsonl  every periodic evaluation, one JSON object per line
     RUN_DIR/tb/run_1/          TensorBoard event files
     RUN_DIR/checkpoints/       atomic checkpoints + ``latest`` pointer
+    RUN_DIR/vec_normalize.pkl  SB3 ``VecNormalize`` (statistics only; written by ``mmrl export``
+                               for a folder without checkpoints, huggingface_sb3's name)
 
 ``mmrl train`` writes these files, and everything that reads a run (evaluation, collection,
 bench, the scripts) reads them through :class:`RunFolder`: the resolved config, the model to
@@ -38,6 +40,7 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "TB_DIR",
+    "VEC_NORMALIZE_FILE",
     "RunFolder",
     "load_run_config",
     "parse_evaluations",
@@ -49,6 +52,7 @@ METRICS_FILE = "metrics.json"
 EVALUATIONS_FILE = "evaluations.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
+VEC_NORMALIZE_FILE = "vec_normalize.pkl"
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
@@ -185,6 +189,11 @@ class RunFolder:
         """``tb/``: TensorBoard event files."""
         return self.path / TB_DIR
 
+    @property
+    def vec_normalize_path(self) -> Path:
+        """``vec_normalize.pkl``: a pickled ``VecNormalize`` (exported folders)."""
+        return self.path / VEC_NORMALIZE_FILE
+
     # ------------------------------------------------------------------ contents
     @property
     def finished(self) -> bool:
@@ -232,16 +241,19 @@ class RunFolder:
         Returns:
             ``None`` when the run does not normalize observations; otherwise a
             ``RunningMeanStd`` per normalized key (``{key: RunningMeanStd}``), or one
-            ``RunningMeanStd`` for a non-Dict observation space.
+            ``RunningMeanStd`` for a non-Dict observation space. A folder without checkpoints
+            (``mmrl export``) reads them from ``vec_normalize.pkl``.
 
         Raises:
-            CheckpointError: The run normalizes observations but no checkpoint holds the
-                statistics.
+            CheckpointError: The run normalizes observations but no checkpoint (nor
+                ``vec_normalize.pkl``) holds the statistics.
         """
         keys = self.config().agent.normalize.obs_keys
         if not keys:
             return None
         checkpoint = checkpoint or self.latest_checkpoint()
+        if checkpoint is None and self.vec_normalize_path.is_file():
+            return self._pickled_normalization()
         if checkpoint is None:
             raise CheckpointError(
                 f"{self.path}: the run normalizes observations {keys} but has no checkpoint "
@@ -254,6 +266,17 @@ class RunFolder:
             f"{checkpoint}: state.pkl holds no VecNormalize statistics although the run "
             f"normalizes {keys}"
         )
+
+    def _pickled_normalization(self) -> Any:
+        import pickle
+
+        try:
+            with self.vec_normalize_path.open("rb") as f:
+                return pickle.load(f).obs_rms
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as err:
+            raise CheckpointError(
+                f"{self.vec_normalize_path}: not a pickled VecNormalize ({err})"
+            ) from None
 
     def metrics(self) -> dict[str, Any] | None:
         """``metrics.json`` (``None`` until training finished).

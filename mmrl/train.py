@@ -121,6 +121,17 @@ def _new_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{env}-{agent}-s{config.seed}-{stamp}"
 
 
+def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None) -> list:
+    """The log-line callback of ``log_interval`` (none when it is ``None``)."""
+    if interval is None:
+        return []
+    from mmrl.progress import ProgressLinesCallback
+
+    return [
+        ProgressLinesCallback(config.steps, interval, config.eval_freq, folder.evaluations_path)
+    ]
+
+
 def train(
     env: str = "driving",
     agent: str = "ppo-concat",
@@ -137,6 +148,7 @@ def train(
     force: bool = False,
     progress_bar: bool = False,
     verbose: int = 1,
+    log_interval: float | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -157,6 +169,9 @@ def train(
         force: Overwrite ``out`` even if it holds a finished or started run.
         progress_bar: Show SB3's progress bar.
         verbose: 0 silent, 1 a summary line per evaluation.
+        log_interval: Print a progress line (steps, steps/s, ETA, recent success and return)
+            every this many seconds and a line per periodic evaluation, for logs that are not
+            a terminal (:mod:`mmrl.progress`); ``None``: no lines.
 
     Returns:
         The run folder.
@@ -257,6 +272,7 @@ def train(
             evaluator,
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
+            *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
         ]
     )
     remaining = config.steps - model.num_timesteps

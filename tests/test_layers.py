@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mmrl"
 #: is the Minari format; ``mmrl.collect`` sits above training because it loads trained
 #: policies). A module may import its own layer and the layers below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mmrl.errors", "mmrl.spaces", "mmrl._lazy"),
+    ("mmrl.errors", "mmrl.spaces", "mmrl._lazy", "mmrl._umask"),
     ("mmrl", "mmrl.registration", "mmrl.envs"),  # ``mmrl`` itself: registers the envs
     ("mmrl.wrappers", "mmrl.adapters"),  # observation wrappers, other suites' envs
     ("mmrl.encoders", "mmrl.fusion"),
@@ -27,11 +27,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.data",),  # the Minari format: reader and writer
     # runs: the run folder's file names and readers, shared by train (the writer) and above
     ("mmrl.config", "mmrl.make", "mmrl.checkpoint", "mmrl.rollout", "mmrl.agent", "mmrl.runs"),
-    ("mmrl.callbacks", "mmrl.train", "mmrl.pretrain"),
+    ("mmrl.callbacks", "mmrl.progress", "mmrl.train", "mmrl.pretrain"),
     ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),
-    ("mmrl.bench",),
+    ("mmrl.bench", "mmrl.export"),  # export: a run as a shareable folder (+ preview video)
     ("mmrl.cli", "mmrl.__main__"),
 )
 

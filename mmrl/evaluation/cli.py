@@ -73,7 +73,11 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="instruction groups: auto, verb, instruction, none or label:KEY",
     )
-    p.add_argument("--video", metavar="OUT.mp4", help="write an MP4 of the first episodes")
+    p.add_argument(
+        "--video",
+        metavar="OUT.mp4",
+        help="video of the first episodes: .mp4 (H.264), .webm (VP9) or .gif",
+    )
     p.add_argument("--video-episodes", type=_positive, default=3, help="episodes in the video")
     p.add_argument("--json", metavar="OUT.json", help="write results (with per-episode data)")
     p.add_argument("--csv", metavar="OUT.csv", help="write one row per evaluation")

@@ -14,12 +14,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import cv2
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from mmrl.config import ConfigError
+from mmrl.evaluation.encoding import VideoFileWriter, check_video_path
 
 _BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
 
@@ -57,22 +57,19 @@ def format_action(action: np.ndarray) -> str:
 
 
 class VideoRecorder:
-    """Records episodes of an evaluation and writes them as one MP4 (OpenCV, ``mp4v``).
+    """Records episodes of an evaluation and writes them as one browser-playable video.
 
     Args:
-        path: Output ``.mp4`` file; its folder must exist.
+        path: Output file: ``.mp4`` (H.264), ``.webm`` (VP9) or ``.gif`` (see
+            :mod:`mmrl.evaluation.encoding`); its folder must exist.
         n_videos: Episodes to record (>= 1).
         fps: Frames per second of the video.
     """
 
     def __init__(self, path: str | Path, n_videos: int = 3, fps: int = 15) -> None:
-        self.path = Path(path)
         if n_videos < 1:
             raise ConfigError(f"--video-episodes must be >= 1, got {n_videos}")
-        if self.path.suffix.lower() != ".mp4":
-            raise ConfigError(f"--video {self.path}: use a .mp4 file name")
-        if not self.path.parent.is_dir():
-            raise ConfigError(f"--video {self.path}: folder {self.path.parent} does not exist")
+        self.path = check_video_path(path)
         self.n_videos = int(n_videos)
         self.fps = int(fps)
         self.episodes: list[list[_Step]] = []
@@ -112,26 +109,21 @@ class VideoRecorder:
         return compose_frame(step.obs, step.instruction, lines)
 
     def write(self) -> Path:
-        """Draws and writes the recorded episodes; returns the file path.
+        """Draws and writes the recorded episodes; returns the file written (a ``.webm``
+        beside an ``.mp4`` when this FFmpeg build has no H.264 encoder).
 
         Raises:
-            ConfigError: Nothing was recorded or OpenCV cannot write the file.
+            ConfigError: Nothing was recorded.
         """
         episodes = self.recorded
         if not episodes:
             raise ConfigError(f"--video {self.path}: no episode was recorded")
-        # Frame height depends on how many lines the instruction wraps to; one size per video.
+        # Frame height depends on how many lines the instruction wraps to; one size per video
+        # (the encoder pads it to even sizes).
         firsts = [self._frame(e[0], 0, 0, 0.0, len(episodes)) for e in episodes]
         height = max(f.shape[0] for f in firsts)
         width = max(f.shape[1] for f in firsts)
-        height += height % 2  # even sizes keep every MPEG-4 decoder happy
-        width += width % 2
-        writer = cv2.VideoWriter(
-            str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height)
-        )
-        if not writer.isOpened():
-            raise ConfigError(f"--video {self.path}: OpenCV cannot open an mp4v writer there")
-        try:
+        with VideoFileWriter(self.path, self.fps, background=_BG) as writer:
             for index, episode in enumerate(episodes):
                 ret = 0.0
                 for t, step in enumerate(episode):
@@ -140,10 +132,8 @@ class VideoRecorder:
                     canvas = np.empty((height, width, 3), dtype=np.uint8)
                     canvas[:] = _BG
                     canvas[: frame.shape[0], : frame.shape[1]] = frame
-                    writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-        finally:
-            writer.release()
-        return self.path
+                    writer.write(canvas)
+        return writer.path
 
 
 class _RecordingVecEnv(VecEnvWrapper):

@@ -224,7 +224,7 @@ def test_not_a_model_file_is_refused(tmp_path, corridor, capsys):
 
 
 def test_video_from_the_cli(expert_zip, random_zip, corridor, tmp_path, capsys):
-    import cv2
+    from mmrl.evaluation.encoding import decode_video
 
     video = tmp_path / "eval.mp4"
     assert (
@@ -249,9 +249,8 @@ def test_video_from_the_cli(expert_zip, random_zip, corridor, tmp_path, capsys):
     for label in ("expert0", "random0"):
         path = tmp_path / f"eval-{label}.mp4"
         assert path.is_file() and f"wrote {path}" in out
-        cap = cv2.VideoCapture(str(path))
-        assert cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) >= 2
-        cap.release()
+        codec, frames = decode_video(path)
+        assert codec == "h264" and len(frames) >= 2
 
 
 def test_model_whose_weights_do_not_fit_its_architecture_is_one_line(
