@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,7 @@ def train(
     force: bool = False,
     progress_bar: bool = False,
     verbose: int = 1,
+    on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -157,6 +159,9 @@ def train(
         force: Overwrite ``out`` even if it holds a finished or started run.
         progress_bar: Show SB3's progress bar.
         verbose: 0 silent, 1 a summary line per evaluation.
+        on_evaluation: Called with ``(step, {split: summary})`` after each periodic
+            evaluation; returning ``False`` stops the run there (``metrics.json`` records
+            the step as ``stopped_early_at``). ``mmrl tune`` prunes trials through it.
 
     Returns:
         The run folder.
@@ -244,6 +249,7 @@ def train(
         history_path=folder.evaluations_path,
         stop_success=config.stop_success,
         stop_split=config.stop_split,
+        on_evaluation=on_evaluation,
     )
 
     def save(step: int) -> None:

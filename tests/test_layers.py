@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),
-    ("mmrl.bench",),
+    ("mmrl.bench", "mmrl.tune"),  # tune: Optuna studies whose trials are training runs
     ("mmrl.cli", "mmrl.__main__"),
 )
 
