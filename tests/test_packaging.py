@@ -29,6 +29,7 @@ EXTRA_MODULES = {
     "minigrid": "minigrid",
     "ray": "ray",
     "optuna": "optuna",
+    "sb3-contrib": "sb3_contrib",
 }
 
 
