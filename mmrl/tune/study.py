@@ -129,8 +129,15 @@ def _objective(job: _Job, trial: Any) -> float:
     return value
 
 
-def _run_worker(job: _Job, index: int) -> None:
-    """One process's share of the study: trials until the study holds ``job.trials``."""
+def _finished(study: Any) -> int:
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def _run_worker(job: _Job, index: int, n_trials: int) -> None:
+    """One process's share of the study: ``n_trials`` trials, fewer if the study as a whole
+    reaches ``job.trials`` first."""
     optuna = _optuna()
     from optuna.trial import TrialState
 
@@ -140,15 +147,15 @@ def _run_worker(job: _Job, index: int) -> None:
         sampler=optuna.samplers.TPESampler(seed=job.sampler_seed + index),
         pruner=job.pruner,
     )
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    remaining = job.trials - len(study.get_trials(deepcopy=False, states=finished))
-    if remaining <= 0:
-        return
     study.optimize(
         lambda trial: _objective(job, trial),
-        n_trials=remaining,
-        # Shared with other workers: stop when the study as a whole holds enough.
-        callbacks=[optuna.study.MaxTrialsCallback(job.trials, states=finished)],
+        n_trials=n_trials,
+        # Shared with other processes: stop once the study as a whole holds enough.
+        callbacks=[
+            optuna.study.MaxTrialsCallback(
+                job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
+            )
+        ],
         catch=(MmrlError,),  # a sampled configuration SB3 refuses fails its trial only
     )
 
@@ -265,11 +272,18 @@ def tune(
             "differ); use a new --study name or the original settings",
             field="study",
         )
-    if workers == 1:
-        _run_worker(job, 0)
-    else:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for future in [pool.submit(_run_worker, job, i) for i in range(workers)]:
+    remaining = trials - _finished(handle)
+    # Each process gets its share, so the study ends with exactly ``trials`` finished ones
+    # (a failed trial leaves one fewer: run the command again to top it up).
+    shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
+    shares = [n for n in shares if n > 0]
+    if len(shares) == 1:
+        _run_worker(job, 0, shares[0])
+    elif shares:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(shares), mp_context=context) as pool:
+            futures = [pool.submit(_run_worker, job, i, n) for i, n in enumerate(shares)]
+            for future in futures:
                 future.result()
 
     return write_report(handle, out_dir, url, job.split, job.metric)

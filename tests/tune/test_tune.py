@@ -195,3 +195,19 @@ def test_a_study_resumed_with_other_settings_is_refused(presets, tmp_path):
     with pytest.raises(ConfigError, match=r"study 'toy' .* other settings \(steps differ\)"):
         tune(env, agent, trials=2, steps=32, study="toy", out=out, space=space,
              overrides=FAST, evaluations=2, verbose=0)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_worker_processes_share_one_study(tmp_path):
+    """``--workers 2``: spawned processes share the SQLite study and stop at the total."""
+    space = tmp_path / "space.yaml"
+    space.write_text("extends: none\nlearning_rate: {path: agent.ppo.learning_rate, "
+                     "kind: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")  # fmt: skip
+    small = ["env.n_envs=2", "agent.ppo.n_steps=16", "agent.ppo.batch_size=32",
+             "agent.ppo.n_epochs=1", "agent.extractor.features_dim=32", *FAST]  # fmt: skip
+    result = tune("driving", "ppo-concat", trials=3, steps=64, study="w", workers=2,
+                  out=tmp_path / "w", space=space, overrides=small, evaluations=2,
+                  verbose=0)  # fmt: skip
+    assert (result.complete, result.pruned, result.failed) == (3, 0, 0)
+    runs = {r["run"] for r in _rows(tmp_path / "w")}
+    assert len(runs) == 3 and all((tmp_path / "w" / "trials").iterdir())
