@@ -15,7 +15,15 @@ import torch as th
 from mmrl.config import EnvConfig, RunConfig
 from mmrl.errors import ConfigError, MmrlError, one_line
 
-__all__ = ["build_model", "build_vec_env", "heldout_env_kwargs", "policy_kwargs", "resolve_device"]
+__all__ = [
+    "ALGORITHM_CLASSES",
+    "algorithm_class",
+    "build_model",
+    "build_vec_env",
+    "heldout_env_kwargs",
+    "policy_kwargs",
+    "resolve_device",
+]
 
 #: Instruction splits of the held-out evaluation.
 SPLITS = ("train", "test")
@@ -85,13 +93,53 @@ def build_vec_env(
     return venv
 
 
+#: ``algo`` -> (module, class, SB3 policy name). One table: building, resuming and loading
+#: a run all find the class here.
+ALGORITHM_CLASSES: dict[str, tuple[str, str, str]] = {
+    "ppo": ("stable_baselines3", "PPO", "MultiInputPolicy"),
+    "a2c": ("stable_baselines3", "A2C", "MultiInputPolicy"),
+    "dqn": ("stable_baselines3", "DQN", "MultiInputPolicy"),
+    "sac": ("stable_baselines3", "SAC", "MultiInputPolicy"),
+    "recurrent-ppo": ("sb3_contrib", "RecurrentPPO", "MultiInputLstmPolicy"),
+}
+_EXTRA = {"sb3_contrib": 'pip install "mmrl[contrib]"'}
+
+
+def algorithm_class(algo: str) -> type:
+    """The SB3 (or sb3-contrib) class of a recipe's ``algo``.
+
+    Raises:
+        ConfigError: An unknown name, listing the known ones.
+        MissingDependencyError: ``recurrent-ppo`` without sb3-contrib installed.
+    """
+    from mmrl.errors import MissingDependencyError
+
+    if algo not in ALGORITHM_CLASSES:
+        raise ConfigError(
+            f"must be one of {', '.join(ALGORITHM_CLASSES)}, got {algo!r}", field="agent.algo"
+        )
+    module, name, _ = ALGORITHM_CLASSES[algo]
+    try:
+        if module == "sb3_contrib":
+            import sb3_contrib as package
+        else:
+            import stable_baselines3 as package
+        return getattr(package, name)
+    except ImportError:
+        raise MissingDependencyError(
+            f"agent.algo {algo} needs {module.replace('_', '-')}: {_EXTRA.get(module)}"
+        ) from None
+
+
 def policy_kwargs(config: RunConfig) -> dict[str, Any]:
-    """SB3 ``policy_kwargs`` for the recipe's extractor and heads."""
+    """SB3 ``policy_kwargs`` for the recipe's extractor and heads (per algorithm: DQN has one
+    Q-network, SAC an actor and Q-networks, the others an actor and a critic)."""
     from mmrl.extractor import MultimodalExtractor
 
     ext = config.agent.extractor
     pol = config.agent.policy
-    return {
+    algo = config.agent.algo
+    kwargs: dict[str, Any] = {
         "features_extractor_class": MultimodalExtractor,
         "features_extractor_kwargs": {
             "fusion": ext.fusion,
@@ -101,20 +149,50 @@ def policy_kwargs(config: RunConfig) -> dict[str, Any]:
             "fusion_kwargs": dict(ext.fusion_kwargs) or None,
             "encoder_kwargs": dict(ext.encoder_kwargs) or None,
         },
-        "net_arch": {"pi": list(pol.pi), "vf": list(pol.vf)},
         "activation_fn": {"tanh": th.nn.Tanh, "relu": th.nn.ReLU}[pol.activation],
-        "share_features_extractor": pol.share_features_extractor,
-        "ortho_init": pol.ortho_init,
     }
+    if algo == "dqn":
+        kwargs["net_arch"] = list(pol.pi)
+        return kwargs
+    if algo == "sac":
+        kwargs["net_arch"] = {"pi": list(pol.pi), "qf": list(pol.vf)}
+        kwargs["share_features_extractor"] = pol.share_features_extractor
+        return kwargs
+    kwargs["net_arch"] = {"pi": list(pol.pi), "vf": list(pol.vf)}
+    kwargs["share_features_extractor"] = pol.share_features_extractor
+    kwargs["ortho_init"] = pol.ortho_init
+    if algo == "recurrent-ppo":
+        rec = config.agent.recurrent
+        kwargs.update(
+            lstm_hidden_size=rec.lstm_hidden_size,
+            n_lstm_layers=rec.n_lstm_layers,
+            shared_lstm=rec.shared_lstm,
+            enable_critic_lstm=rec.enable_critic_lstm and not rec.shared_lstm,
+        )
+    return kwargs
 
 
 def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log: Path | None):
-    """A fresh SB3 PPO model for the recipe.
+    """A fresh SB3 model of the recipe's algorithm (``agent.algo``).
 
     Raises:
         ConfigError: The recipe cannot be built (unknown fusion or encoder, bad keyword
-            arguments, PPO settings SB3 refuses), named on one line.
+            arguments, settings SB3 refuses, an algorithm that does not fit the action
+            space), named on one line.
+        MissingDependencyError: ``recurrent-ppo`` without sb3-contrib.
     """
+    from gymnasium import spaces
+
+    algo = config.agent.algo
+    cls = algorithm_class(algo)
+    needs = {"dqn": spaces.Discrete, "sac": spaces.Box}.get(algo)
+    if needs is not None and not isinstance(venv.action_space, needs):
+        other = "sac (continuous)" if algo == "dqn" else "dqn (discrete)"
+        raise ConfigError(
+            f"agent {config.agent_name!r}: {algo} needs a {needs.__name__} action space, but "
+            f"{config.env.env_id} has {venv.action_space}; use ppo, a2c, recurrent-ppo or "
+            f"{other}"
+        )
     ppo = config.agent.ppo
     lr: Any = ppo.learning_rate
     if ppo.lr_schedule == "linear":
@@ -124,10 +202,21 @@ def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log
             return base * progress_remaining
 
     try:
-        return _ppo(config, venv, device, tensorboard_log, lr)
+        return cls(
+            ALGORITHM_CLASSES[algo][2],
+            venv,
+            learning_rate=lr,
+            gamma=ppo.gamma,
+            policy_kwargs=policy_kwargs(config),
+            tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
+            seed=config.seed,
+            device=device,
+            verbose=0,
+            **_algorithm_kwargs(config),
+        )
     except MmrlError:
         raise
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AssertionError) as err:
         # Unknown fusion/encoder names and keyword arguments surface here, from the
         # extractor's constructor: one line naming the recipe instead of a traceback.
         raise ConfigError(
@@ -135,27 +224,40 @@ def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log
         ) from None
 
 
-def _ppo(config: RunConfig, venv: Any, device: th.device, tensorboard_log: Path | None, lr: Any):
-    from stable_baselines3 import PPO
-
-    ppo = config.agent.ppo
-    return PPO(
-        "MultiInputPolicy",
-        venv,
-        learning_rate=lr,
-        n_steps=ppo.n_steps,
-        batch_size=ppo.batch_size,
-        n_epochs=ppo.n_epochs,
-        gamma=ppo.gamma,
-        gae_lambda=ppo.gae_lambda,
-        clip_range=ppo.clip_range,
-        ent_coef=ppo.ent_coef,
-        vf_coef=ppo.vf_coef,
-        max_grad_norm=ppo.max_grad_norm,
-        target_kl=ppo.target_kl,
-        policy_kwargs=policy_kwargs(config),
-        tensorboard_log=str(tensorboard_log) if tensorboard_log else None,
-        seed=config.seed,
-        device=device,
-        verbose=0,
-    )
+def _algorithm_kwargs(config: RunConfig) -> dict[str, Any]:
+    """The hyperparameters ``agent.algo``'s constructor takes besides the shared ones."""
+    ppo, off, algo = config.agent.ppo, config.agent.off_policy, config.agent.algo
+    if algo in ("ppo", "recurrent-ppo", "a2c"):
+        kwargs: dict[str, Any] = {
+            "n_steps": ppo.n_steps,
+            "gae_lambda": ppo.gae_lambda,
+            "ent_coef": ppo.ent_coef,
+            "vf_coef": ppo.vf_coef,
+            "max_grad_norm": ppo.max_grad_norm,
+        }
+        if algo != "a2c":
+            kwargs.update(
+                batch_size=ppo.batch_size,
+                n_epochs=ppo.n_epochs,
+                clip_range=ppo.clip_range,
+                target_kl=ppo.target_kl,
+            )
+        return kwargs
+    kwargs = {
+        "buffer_size": off.buffer_size,
+        "learning_starts": off.learning_starts,
+        "batch_size": off.batch_size,
+        "gradient_steps": off.gradient_steps,
+    }
+    # Unset: the algorithm's own default (DQN: hard target copies every 4 steps; SAC: Polyak
+    # averaging with tau 0.005 after every step).
+    kwargs.update({k: v for k, v in (("tau", off.tau), ("train_freq", off.train_freq)) if v})
+    if algo == "dqn":
+        kwargs.update(
+            target_update_interval=off.target_update_interval,
+            exploration_fraction=off.exploration_fraction,
+            exploration_final_eps=off.exploration_final_eps,
+        )
+    else:
+        kwargs["ent_coef"] = off.ent_coef
+    return kwargs

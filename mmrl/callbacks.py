@@ -131,6 +131,9 @@ class HeldOutEvalCallback(BaseCallback):
         stop_success: Stop training (``_on_step`` returns False) once the success rate on
             ``stop_split`` reaches this value; ``stopped_at`` then holds the step.
         stop_split: The split ``stop_success`` watches (default: the first one).
+        on_evaluation: Called with ``(num_timesteps, results)`` after every periodic
+            evaluation (``results``: split -> summary); returning ``False`` stops training
+            there like ``stop_success`` (``mmrl tune`` reports to Optuna's pruner through it).
     """
 
     def __init__(
@@ -143,9 +146,11 @@ class HeldOutEvalCallback(BaseCallback):
         history_path: Path | None = None,
         stop_success: float | None = None,
         stop_split: str | None = None,
+        on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
+        self.on_evaluation = on_evaluation
         self.factories = eval_envs
         self.eval_seed = eval_seed
         self.n_episodes = n_episodes
@@ -203,6 +208,9 @@ class HeldOutEvalCallback(BaseCallback):
         self.logger.dump(self.num_timesteps)
         watched = results[self.stop_split]["success_rate"]
         if self.stop_success is not None and watched >= self.stop_success:
+            self.stopped_at = self.num_timesteps
+            return False
+        if self.on_evaluation is not None and not self.on_evaluation(self.num_timesteps, results):
             self.stopped_at = self.num_timesteps
             return False
         return True

@@ -196,6 +196,69 @@ def run_bench(args: argparse.Namespace) -> int:
     return run_bench_command(args)
 
 
+@command("tune", "Optuna hyperparameter search over training runs", "mmrl.cli:run_tune")
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="driving", help="env preset name or YAML path")
+    p.add_argument("--agent", default="ppo-concat", help="base agent recipe name or YAML path")
+    p.add_argument("--trials", type=int, default=50, help="finished trials the study should hold")
+    p.add_argument("--steps", type=int, default=200_000, help="environment steps per trial")
+    p.add_argument("--study", help="study name, required (an existing study resumes)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
+    p.add_argument("--workers", type=int, default=1, help="trial processes side by side")
+    p.add_argument("--space", metavar="FILE.yaml", help="search-space entries over the default")
+    p.add_argument("--show-space", action="store_true", help="print the search space and exit")
+    p.add_argument("--out", help="study folder (default tune/<study>)")
+    p.add_argument("--metric", default="mean_return", choices=["mean_return", "success_rate"],
+                   help="held-out objective (test split when the env has one)")  # fmt: skip
+    p.add_argument("--evaluations", type=int, default=4,
+                   help="periodic evaluations per trial, reported to the pruner")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="training seed of every trial")
+    p.add_argument("--device", default="cpu", help="cpu, auto or cuda[:N] for every trial")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override every trial's run config, e.g. env.n_envs=8")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no line per trial")
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    """``mmrl tune``."""
+    if args.show_space:
+        import yaml
+
+        from mmrl.tune.space import load_space, space_to_dict
+
+        print(yaml.safe_dump(space_to_dict(load_space(args.space)), sort_keys=False), end="")
+        return 0
+    if not args.study:
+        raise UsageError("--study NAME is required (an existing study of that name resumes)")
+    from mmrl.tune import tune
+
+    result = tune(
+        args.env,
+        args.agent,
+        trials=args.trials,
+        steps=args.steps,
+        study=args.study,
+        storage=args.storage,
+        workers=args.workers,
+        space=args.space,
+        out=args.out,
+        overrides=args.overrides,
+        seed=args.seed,
+        metric=args.metric,
+        evaluations=args.evaluations,
+        device=args.device,
+        verbose=0 if args.quiet else 1,
+    )
+    if not args.quiet:
+        print(
+            f"study {args.study}: {result.complete} complete, {result.pruned} pruned, "
+            f"{result.failed} failed; report {result.files['summary']}"
+        )
+        if result.best_recipe is not None:
+            print(f"best {result.best_value:.4g}: mmrl train --agent {result.best_recipe}")
+    return 0
+
+
 @command("collect", "roll out a policy into a Minari dataset", "mmrl.cli:run_collect")
 def _collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", help="env preset or Gymnasium id (default: driving, or the run's)")

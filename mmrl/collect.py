@@ -48,7 +48,7 @@ from mmrl.policies import (
 
 __all__ = ["BUILTIN_POLICIES", "CollectResult", "collect", "find_expert", "random_actions"]
 
-PolicyFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+PolicyFn = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
 BUILTIN_POLICIES = REFERENCE_POLICIES
 
 
@@ -268,13 +268,14 @@ def collect(
     batched_infos = isinstance(venv, BatchedVecEnv)
     try:
         obs = venv.reset()
+        starts = np.ones(n, dtype=bool)
         rec.write_obs(np.zeros(n, np.int64), rec.cols, obs)
         rec.write_infos(np.zeros(n, np.int64), rec.cols, _reset_infos(venv))
         while written + len(pending) < episodes:
             rec.ensure_capacity()
             pos = rec.pos.copy()
             expert = expert_fn() if (record_expert or policy_fn is None) else None
-            actions = np.array(expert if policy_fn is None else policy_fn(obs), copy=True)
+            actions = np.array(expert if policy_fn is None else policy_fn(obs, starts), copy=True)
             if record_expert:
                 rec.expert[pos, rec.cols] = expert
             if epsilon > 0.0:
@@ -283,6 +284,7 @@ def collect(
                     actions[noisy] = random_actions(action_space, n, rng)[noisy]
             rec.actions[pos, rec.cols] = actions.reshape(rec.actions.shape[1:])
             obs, rewards, dones, infos = venv.step(actions)
+            starts = dones  # a recurrent policy resets its state where an episode begins
             env_steps += n
             done_idx = np.flatnonzero(dones)
             truncated = np.zeros(n, bool)

@@ -103,9 +103,20 @@ class PolicyConfig:
     ortho_init: bool = True
 
 
+#: Algorithms a recipe's ``algo`` may name (built by :func:`mmrl.agent.build_model`).
+ALGORITHMS = ("ppo", "a2c", "recurrent-ppo", "dqn", "sac")
+#: Those that learn from rollouts (they read ``ppo``); the others read ``off_policy``.
+ON_POLICY = ("ppo", "a2c", "recurrent-ppo")
+
+
 @dataclasses.dataclass
 class PPOConfig:
     """PPO hyperparameters, passed to ``stable_baselines3.PPO`` (see its docs).
+
+    Every algorithm reads ``learning_rate``, ``lr_schedule`` and ``gamma`` from here;
+    ``recurrent-ppo`` reads all of it, ``a2c`` all but ``batch_size``, ``n_epochs``,
+    ``clip_range`` and ``target_kl``; ``dqn`` and ``sac`` read the rest from
+    :class:`OffPolicyConfig`.
 
     Attributes:
         learning_rate: Adam step size (linearly annealed to 0 when ``lr_schedule`` is linear).
@@ -134,6 +145,58 @@ class PPOConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     target_kl: float | None = None
+
+
+@dataclasses.dataclass
+class RecurrentConfig:
+    """The LSTM of ``recurrent-ppo`` (sb3-contrib's ``RecurrentPPO``, see its docs).
+
+    Attributes:
+        lstm_hidden_size: Units of the LSTM.
+        n_lstm_layers: Stacked LSTM layers.
+        shared_lstm: One LSTM for actor and critic.
+        enable_critic_lstm: A separate LSTM for the critic (when not shared).
+    """
+
+    lstm_hidden_size: int = 128
+    n_lstm_layers: int = 1
+    shared_lstm: bool = False
+    enable_critic_lstm: bool = True
+
+
+@dataclasses.dataclass
+class OffPolicyConfig:
+    """Replay-buffer algorithms (``dqn``, ``sac``), passed to SB3's ``DQN`` / ``SAC``.
+
+    The buffer holds every observation twice (this one and the next), camera images
+    included, so its default is far below SB3's million: 20,000 transitions of a 64x64
+    camera are about 0.5 GB.
+
+    Attributes:
+        buffer_size: Replay buffer capacity (transitions).
+        learning_starts: Environment steps collected before the first update.
+        batch_size: Minibatch size sampled from the buffer.
+        tau: Soft target-update coefficient (1 = hard update; ``None``: the algorithm's
+            default, 1 for DQN and 0.005 for SAC).
+        train_freq: Update every this many steps per environment copy (``None``: the
+            algorithm's default, 4 for DQN and 1 for SAC).
+        gradient_steps: Gradient steps per update.
+        target_update_interval: ``dqn``: environment steps between target-network updates.
+        exploration_fraction: ``dqn``: fraction of training over which epsilon decays.
+        exploration_final_eps: ``dqn``: final epsilon of epsilon-greedy exploration.
+        ent_coef: ``sac``: entropy coefficient, a number or ``auto`` (learned).
+    """
+
+    buffer_size: int = 20_000
+    learning_starts: int = 1_000
+    batch_size: int = 64
+    tau: float | None = None
+    train_freq: int | None = None
+    gradient_steps: int = 1
+    target_update_interval: int = 1_000
+    exploration_fraction: float = 0.1
+    exploration_final_eps: float = 0.05
+    ent_coef: float | str = "auto"
 
 
 @dataclasses.dataclass
@@ -171,10 +234,15 @@ class AgentConfig:
     """An agent recipe.
 
     Attributes:
-        algo: Learning algorithm; ``ppo`` (SB3's PPO).
+        algo: Learning algorithm: ``ppo``, ``a2c``, ``dqn`` (discrete actions) and ``sac``
+            (continuous actions) from Stable-Baselines3, or ``recurrent-ppo``
+            (sb3-contrib's ``RecurrentPPO``, an LSTM policy for partially observed tasks).
         extractor: Features extractor settings.
-        policy: Actor-critic head settings.
-        ppo: PPO hyperparameters.
+        policy: Head settings (``pi``: the actor, or DQN's Q-network; ``vf``: the critic,
+            or SAC's Q-networks).
+        ppo: PPO hyperparameters (and the ones every algorithm reads, see PPOConfig).
+        recurrent: The LSTM of ``recurrent-ppo``.
+        off_policy: Replay-buffer settings of ``dqn`` and ``sac``.
         normalize: Observation/reward normalization.
         init: Pretrained-weight initialization.
         env_overrides: Per environment preset name, a partial agent config merged on top.
@@ -185,6 +253,8 @@ class AgentConfig:
     extractor: ExtractorConfig = dataclasses.field(default_factory=ExtractorConfig)
     policy: PolicyConfig = dataclasses.field(default_factory=PolicyConfig)
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig)
+    recurrent: RecurrentConfig = dataclasses.field(default_factory=RecurrentConfig)
+    off_policy: OffPolicyConfig = dataclasses.field(default_factory=OffPolicyConfig)
     normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
     init: InitConfig = dataclasses.field(default_factory=InitConfig)
     env_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -487,7 +557,27 @@ def validate_run_config(config: RunConfig) -> None:
     checks = [
         (config.steps >= 1, "steps must be >= 1"),
         (config.env.n_envs >= 1, "env.n_envs must be >= 1"),
-        (config.agent.algo == "ppo", f"agent.algo must be 'ppo', got {config.agent.algo!r}"),
+        (
+            config.agent.algo in ALGORITHMS,
+            f"agent.algo must be one of {', '.join(ALGORITHMS)}, got {config.agent.algo!r}",
+        ),
+        (
+            config.agent.recurrent.lstm_hidden_size >= 1,
+            "agent.recurrent.lstm_hidden_size must be >= 1",
+        ),
+        (config.agent.recurrent.n_lstm_layers >= 1, "agent.recurrent.n_lstm_layers must be >= 1"),
+        (config.agent.off_policy.buffer_size >= 1, "agent.off_policy.buffer_size must be >= 1"),
+        (config.agent.off_policy.batch_size >= 1, "agent.off_policy.batch_size must be >= 1"),
+        (
+            config.agent.off_policy.train_freq is None or config.agent.off_policy.train_freq >= 1,
+            "agent.off_policy.train_freq must be >= 1",
+        ),
+        (
+            config.agent.off_policy.ent_coef == "auto"
+            or not isinstance(config.agent.off_policy.ent_coef, str),
+            f"agent.off_policy.ent_coef must be a number or 'auto', "
+            f"got {config.agent.off_policy.ent_coef!r}",
+        ),
         (config.agent.ppo.n_steps >= 1, "agent.ppo.n_steps must be >= 1"),
         (config.agent.ppo.batch_size >= 2, "agent.ppo.batch_size must be >= 2"),
         (config.agent.ppo.learning_rate > 0, "agent.ppo.learning_rate must be > 0"),

@@ -73,20 +73,32 @@ _OWN_POLICY_MODULES = ("dqn", "sac", "td3", "ddpg")
 def algorithm_class(model_path: str | Path) -> type:
     """The SB3 algorithm class that saved ``model_path``, from the policy class in its data.
 
+    DQN, SAC, TD3 and DDPG have their own policy modules; sb3-contrib's ``RecurrentPPO`` its
+    recurrent policies; PPO and A2C share ``common.policies`` and differ in their saved
+    hyperparameters (only PPO has a ``clip_range``).
+
     Raises:
         CheckpointError: The archive cannot be read.
+        MissingDependencyError: A ``RecurrentPPO`` model without sb3-contrib installed.
     """
     import stable_baselines3 as sb3
     from stable_baselines3.common.save_util import load_from_zip_file
+
+    from mmrl.agent import algorithm_class as recipe_algorithm
 
     try:
         data, _, _ = load_from_zip_file(model_path, device="cpu", load_data=True)
     except Exception as err:  # SB3 raises bare ValueError/KeyError/pickle errors here.
         raise CheckpointError(f"cannot read {model_path}: {one_line(err)}") from None
-    module = getattr(data.get("policy_class"), "__module__", "") if data else ""
+    data = data or {}
+    module = getattr(data.get("policy_class"), "__module__", "")
     for name in _OWN_POLICY_MODULES:
         if f".{name}." in f"{module}.":
             return getattr(sb3, name.upper())
+    if ".recurrent." in f"{module}.":
+        return recipe_algorithm("recurrent-ppo")
+    if data and "clip_range" not in data and "n_steps" in data:
+        return sb3.A2C
     return sb3.PPO
 
 
@@ -323,8 +335,10 @@ class Policy:
 
         Args:
             observation: Batched raw observations (key -> ``(n, ...)``).
-            state: Recurrent state (unused by mmrl's policies).
-            episode_start: ``(n,)`` bool, for recurrent policies.
+            state: Recurrent state returned by the previous call (``None`` at the start;
+                only recurrent policies use it).
+            episode_start: ``(n,)`` bool, which copies begin an episode (recurrent policies
+                reset their state there).
             deterministic: Greedy actions (``False``: sample).
 
         Returns:
@@ -332,10 +346,44 @@ class Policy:
         """
         raise NotImplementedError
 
-    def act(self, observation: Any) -> np.ndarray:
-        """Deterministic actions for a batch of raw observations (``predict`` without state)."""
-        action, _ = self.predict(observation, deterministic=True)
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy carries a state between steps (an LSTM: ``recurrent-ppo``)."""
+        return False
+
+    def act(self, observation: Any, episode_start: np.ndarray | None = None) -> np.ndarray:
+        """Deterministic actions for a batch of raw observations.
+
+        A recurrent policy keeps its state between calls, so successive calls must be
+        successive steps of the same copies; ``episode_start`` says which copies begin a new
+        episode (their state is reset).
+
+        Args:
+            observation: Batched raw observations (key -> ``(n, ...)``).
+            episode_start: ``(n,)`` bool; ``None`` on a first call means every copy starts.
+
+        Raises:
+            ConfigError: A recurrent policy called again without ``episode_start``.
+        """
+        if not self.recurrent:
+            action, _ = self.predict(observation, deterministic=True)
+            return np.asarray(action)
+        state = getattr(self, "_act_state", None)
+        if episode_start is None:
+            if state is not None:
+                raise ConfigError(
+                    f"{self.label}: a recurrent policy needs episode_start on every act() "
+                    "after the first (which copies begin an episode), or reset() first"
+                )
+            episode_start = np.ones(_batch_size(observation), dtype=bool)
+        action, self._act_state = self.predict(
+            observation, state, np.asarray(episode_start, dtype=bool), deterministic=True
+        )
         return np.asarray(action)
+
+    def reset(self) -> None:
+        """Forgets the state :meth:`act` keeps for a recurrent policy."""
+        self._act_state = None
 
 
 class ModelPolicy(Policy):
@@ -359,6 +407,11 @@ class ModelPolicy(Policy):
     def policy(self) -> Any:  # type: ignore[override]
         """The torch policy (``model.policy`` for SB3 models, the BC policy itself)."""
         return getattr(self.model, "policy", None) if self.kind != "bc" else self.model
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network is recurrent (sb3-contrib's LSTM policies)."""
+        return hasattr(self.policy, "lstm_actor")
 
     def to(self, device: Any) -> ModelPolicy:
         """Moves the network to ``device`` (``"cpu"``, ``"cuda"``, ``"auto"``); returns self."""

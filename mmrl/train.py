@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ def train(
     progress_bar: bool = False,
     verbose: int = 1,
     log_interval: float | None = None,
+    on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -172,6 +174,9 @@ def train(
         log_interval: Print a progress line (steps, steps/s, ETA, recent success and return)
             every this many seconds and a line per periodic evaluation, for logs that are not
             a terminal (:mod:`mmrl.progress`); ``None``: no lines.
+        on_evaluation: Called with ``(step, {split: summary})`` after each periodic
+            evaluation; returning ``False`` stops the run there (``metrics.json`` records
+            the step as ``stopped_early_at``). ``mmrl tune`` prunes trials through it.
 
     Returns:
         The run folder.
@@ -241,7 +246,7 @@ def train(
 
         load_pretrained(model, config, verbose=verbose)
     else:
-        model = _load_checkpoint(checkpoint, venv, torch_device, run_dir)
+        model = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
 
     eval_envs = {
         "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
@@ -259,6 +264,7 @@ def train(
         history_path=folder.evaluations_path,
         stop_success=config.stop_success,
         stop_split=config.stop_split,
+        on_evaluation=on_evaluation,
     )
 
     def save(step: int) -> None:
@@ -343,6 +349,7 @@ def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
         "last_obs": model._last_obs,
         "last_episode_starts": model._last_episode_starts,
         "last_original_obs": getattr(model, "_last_original_obs", None),
+        "last_lstm_states": getattr(model, "_last_lstm_states", None),
         "ep_info_buffer": list(model.ep_info_buffer or []),
         "ep_success_buffer": list(model.ep_success_buffer or []),
         "env": env_state(model.get_env()),
@@ -351,16 +358,18 @@ def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
     }
 
 
-def _load_checkpoint(checkpoint: Path, venv: Any, device: th.device, run_dir: Path):
+def _load_checkpoint(
+    checkpoint: Path, venv: Any, device: th.device, run_dir: Path, config: RunConfig
+):
     from collections import deque
 
-    from stable_baselines3 import PPO
+    from mmrl.agent import algorithm_class
 
     model_path = checkpoint / MODEL_FILE
     check_model_file(model_path)
     state = read_state(checkpoint)
     try:
-        model = PPO.load(
+        model = algorithm_class(config.agent.algo).load(
             model_path, env=venv, device=device, tensorboard_log=str(RunFolder(run_dir).tb_dir)
         )
     except (ValueError, KeyError, RuntimeError) as err:
@@ -371,6 +380,11 @@ def _load_checkpoint(checkpoint: Path, venv: Any, device: th.device, run_dir: Pa
         model._last_obs = state["last_obs"]
         model._last_episode_starts = state["last_episode_starts"]
         model._last_original_obs = state["last_original_obs"]
+        lstm = state.get("last_lstm_states")
+        if lstm is not None:  # recurrent-ppo: the LSTM's state mid-episode, per copy
+            model._last_lstm_states = type(lstm)(
+                *(tuple(t.to(model.device) for t in pair) for pair in lstm)
+            )
     model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=100)
     model.ep_success_buffer = deque(state["ep_success_buffer"], maxlen=100)
     return model

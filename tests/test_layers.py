@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),
-    ("mmrl.bench", "mmrl.export"),  # export: a run as a shareable folder (+ preview video)
+    ("mmrl.bench", "mmrl.export", "mmrl.tune"),  # export: a shareable run folder; tune: Optuna
     ("mmrl.cli", "mmrl.__main__"),
 )
 

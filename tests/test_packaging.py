@@ -24,7 +24,13 @@ PROJECT = PYPROJECT["project"]
 
 #: The module each extra's distribution is imported as (an extra mmrl never imports is dead
 #: weight that can break a fresh install, as ``stats = ["rliable"]`` did: issue 17).
-EXTRA_MODULES = {"highway-env": "highway_env", "minigrid": "minigrid", "ray": "ray"}
+EXTRA_MODULES = {
+    "highway-env": "highway_env",
+    "minigrid": "minigrid",
+    "ray": "ray",
+    "optuna": "optuna",
+    "sb3-contrib": "sb3_contrib",
+}
 
 
 def _name(requirement: str) -> str:
