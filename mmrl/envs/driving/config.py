@@ -43,6 +43,10 @@ class DrivingConfig(SensorConfig):
         off_road_penalty: Penalty (subtracted) for leaving the road (ends the episode).
         comfort_weight: Penalty per step for lane changes / speed changes (discrete) or
             for steering and acceleration effort (continuous).
+        lidar_kerbs: ``True``: the road is bounded by kerbs the lidar sees (their ranges
+            tell the ego's lateral position on the road). ``False``: the road's edges are
+            paint, like its lane lines, so the lidar sees only cars and where the ego is on
+            the road (which lane, the exit lane opening) comes from the camera alone.
     """
 
     continuous: bool = False
@@ -60,6 +64,7 @@ class DrivingConfig(SensorConfig):
     collision_penalty: float = 1.0
     off_road_penalty: float = 1.0
     comfort_weight: float = 0.01
+    lidar_kerbs: bool = True
 
     def __post_init__(self) -> None:
         check_choice("continuous", self.continuous, [False, True])
@@ -84,6 +89,7 @@ class DrivingConfig(SensorConfig):
             )
         check_float("traffic_density", self.traffic_density, 0.0, 2.0)
         check_int("max_episode_steps", self.max_episode_steps, 10, 100_000)
+        check_choice("lidar_kerbs", self.lidar_kerbs, [False, True])
         for name in (
             "progress_weight",
             "shaping_weight",

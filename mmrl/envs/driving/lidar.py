@@ -36,9 +36,13 @@ class Lidar:
         num_envs: Number of copies.
         n_beams: Beams over 360 degrees, counter-clockwise from the heading (beam 0 ahead).
         max_range: Range (m) returned when nothing is hit.
+        kerbs: Whether the road's kerbs are seen (``False``: only cars).
     """
 
-    def __init__(self, num_envs: int, n_beams: int, max_range: float) -> None:
+    kerbs = True  # class default: lidars pickled before the option saw kerbs
+
+    def __init__(self, num_envs: int, n_beams: int, max_range: float, kerbs: bool = True) -> None:
+        self.kerbs = bool(kerbs)
         self.angles = beam_angles(n_beams).astype(np.float64)
         self.max_range = float(max_range)
         # Straight-ahead beam geometry, reused whenever no copy is turned (most steps).
@@ -111,15 +115,18 @@ class Lidar:
         ox = ego_x.astype(np.float32)[:, None]
         oy = ego_y.astype(np.float32)[:, None]
 
-        # Kerbs: (4, k, R) crossings of the along-road lines, then the across-road step.
-        t = (self.h_c[:, idx] - oy) * iy
-        xh = ox + t * dx
-        hit = (t >= 0) & (xh >= self.h_lo[:, idx]) & (xh <= self.h_hi[:, idx])
-        dist = np.where(hit, t, r_max).min(axis=0)
-        t = (self.v_c[idx] - ox) * ix
-        yh = oy + t * dy
-        hit = (t >= 0) & (yh >= self.v_lo[idx]) & (yh <= self.v_hi[idx])
-        dist = np.where(hit & (t < dist), t, dist)
+        if self.kerbs:
+            # Kerbs: (4, k, R) crossings of the along-road lines, then the across-road step.
+            t = (self.h_c[:, idx] - oy) * iy
+            xh = ox + t * dx
+            hit = (t >= 0) & (xh >= self.h_lo[:, idx]) & (xh <= self.h_hi[:, idx])
+            dist = np.where(hit, t, r_max).min(axis=0)
+            t = (self.v_c[idx] - ox) * ix
+            yh = oy + t * dy
+            hit = (t >= 0) & (yh >= self.v_lo[idx]) & (yh <= self.v_hi[idx])
+            dist = np.where(hit & (t < dist), t, dist)
+        else:
+            dist = r_max
 
         # Cars: slab test of the nearest cars' boxes, (K, k, R). Entry/exit times along x are
         # rel_x / dx -+ HX / |dx| (likewise y), so the sign of each beam needs no branch.

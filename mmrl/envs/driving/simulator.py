@@ -153,7 +153,7 @@ class DrivingSimulator(BatchedSimulator):
         self.ego = EgoBatch.empty(n)
         self.tasks = TaskBatch.empty(n)
         self.camera = Camera(n, cfg.camera_size, *self.camera_view)
-        self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range)
+        self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range, cfg.lidar_kerbs)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
         self._instructions = [""] * n
         self.phi = np.zeros(n)
