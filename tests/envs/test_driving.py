@@ -332,8 +332,11 @@ def test_camera_paints_every_row_in_view_past_the_decision_point(view):
         Camera(1, 64, 150.0, 4.0)
 
 
-def test_lidar_sees_a_car_ahead_and_the_kerbs():
-    env = gym.make("mmrl/Driving-v1", traffic_density=0.0, tasks=("follow",)).unwrapped
+@pytest.mark.parametrize("kerbs", [True, False])
+def test_lidar_sees_a_car_ahead_and_the_kerbs_when_there_are_kerbs(kerbs):
+    env = gym.make(
+        "mmrl/Driving-v1", traffic_density=0.0, tasks=("follow",), lidar_kerbs=kerbs
+    ).unwrapped
     obs, info = env.reset(seed=2)
     sim = env.sim
     d = info["labels"]["target_distance"]
@@ -345,8 +348,24 @@ def test_lidar_sees_a_car_ahead_and_the_kerbs():
     obs = sim.observe()
     expected = (d - 2.3) / sim.config.lidar_range
     assert abs(obs["lidar"][0, 0] - min(expected, 1.0)) < 1e-3
-    # Beam 16 of 64 points left (counter-clockwise 90 degrees): the left kerb at y = 0.
-    assert abs(obs["lidar"][0, 16] * sim.config.lidar_range - sim.ego.y[0]) < 1e-3
+    # Beam 16 of 64 points left (counter-clockwise 90 degrees): the left kerb at y = 0,
+    # or nothing (full range) on a road whose edges are paint.
+    left = obs["lidar"][0, 16] * sim.config.lidar_range
+    assert abs(left - (sim.ego.y[0] if kerbs else sim.config.lidar_range)) < 1e-3
+
+
+def test_v1_lidar_sees_only_cars_and_v0_sees_kerbs():
+    """Driving-v1's road edges are paint (``lidar_kerbs=False``), so an empty road reads full
+    range on every beam and lane identity comes from the camera; v0 keeps its kerbs."""
+    for env_id, kerbs in (("mmrl/Driving-v1", False), ("mmrl/Driving-v0", True)):
+        env = gym.make(env_id, traffic_density=0.0, tasks=("slow",)).unwrapped
+        env.reset(seed=0)
+        sim = env.sim
+        assert sim.config.lidar_kerbs is kerbs
+        sim.traffic.valid[:] = False
+        sim.traffic.x[:] = -1e4
+        lidar = sim.observe()["lidar"][0]
+        assert bool(lidar.min() < 1.0) == kerbs, env_id
 
 
 def test_lidar_matches_generic_ray_casting():
@@ -355,7 +374,7 @@ def test_lidar_matches_generic_ray_casting():
     from mmrl.envs.geometry import ray_boxes, ray_directions, ray_segments
 
     n = 24
-    sim = DrivingSimulator(n, continuous=True)
+    sim = DrivingSimulator(n, continuous=True, lidar_kerbs=True)
     sim.seed(list(range(n)))
     sim.reset_envs()
     rng = np.random.default_rng(0)

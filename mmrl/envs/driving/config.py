@@ -47,6 +47,7 @@ class DrivingConfig(SensorConfig):
             tell the ego's lateral position on the road). ``False``: the road's edges are
             paint, like its lane lines, so the lidar sees only cars and where the ego is on
             the road (which lane, the exit lane opening) comes from the camera alone.
+            Driving-v1 default ``False``; v0 ``True``.
     """
 
     continuous: bool = False

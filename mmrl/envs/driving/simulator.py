@@ -114,9 +114,10 @@ class DrivingSimulator(BatchedSimulator):
     env_id: ClassVar[str] = "mmrl/Driving-v1"
     scene_version: int = 1
     """Episode generator: 1 draws the named car among equally placed candidates."""
-    config_defaults: ClassVar[dict[str, Any]] = {"min_lanes": 3}
+    config_defaults: ClassVar[dict[str, Any]] = {"min_lanes": 3, "lidar_kerbs": False}
     """Defaults of this version that differ from :class:`DrivingConfig`'s (v1: three lanes
-    or more, so at least two candidate cars share the road beside the passing lane)."""
+    or more, so at least two candidate cars share the road beside the passing lane; road
+    edges of paint, so the lidar sees only cars and lane identity comes from the camera)."""
     camera_view: ClassVar[tuple[float, float]] = (76.0, 4.0)
     """Metres the camera shows ahead of and behind the ego (v1: looking forward, so only the
     lidar sees traffic behind; v0: 60 and 20)."""
