@@ -244,8 +244,9 @@ def train(
         from mmrl.pretrain.finetune import load_pretrained
 
         load_pretrained(model, config, verbose=verbose)
+        resumed_state = None
     else:
-        model = _load_checkpoint(checkpoint, venv, torch_device, run_dir)
+        model, resumed_state = _load_checkpoint(checkpoint, venv, torch_device, run_dir)
 
     eval_envs = {
         "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
@@ -264,9 +265,12 @@ def train(
         stop_success=config.stop_success,
         stop_split=config.stop_split,
     )
+    if resumed_state is not None:
+        evaluator.restore(resumed_state.get("evaluation"), step=model.num_timesteps)
 
     def save(step: int) -> None:
-        write_checkpoint(run_dir / "checkpoints", step, model, _checkpoint_state(model, config))
+        state = _checkpoint_state(model, config, evaluator.state())
+        write_checkpoint(run_dir / "checkpoints", step, model, state)
 
     from mmrl.pretrain.finetune import init_callbacks
 
@@ -339,7 +343,7 @@ def _prepare_run_dir(run_dir: Path, force: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
+def _checkpoint_state(model: Any, config: RunConfig, evaluation: dict[str, Any]) -> dict[str, Any]:
     return {
         "num_timesteps": int(model.num_timesteps),
         "rng": rng_state(),
@@ -350,6 +354,7 @@ def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
         "ep_success_buffer": list(model.ep_success_buffer or []),
         "env": env_state(model.get_env()),
         "config": to_dict(config),
+        "evaluation": evaluation,  # best score: best_model.zip survives a resume
         "mmrl_checkpoint": 1,
     }
 
@@ -375,4 +380,4 @@ def _load_checkpoint(checkpoint: Path, venv: Any, device: th.device, run_dir: Pa
         model._last_original_obs = state["last_original_obs"]
     model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=100)
     model.ep_success_buffer = deque(state["ep_success_buffer"], maxlen=100)
-    return model
+    return model, state

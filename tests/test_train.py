@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,3 +223,56 @@ def test_stop_split_watches_the_held_out_instructions(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["stopped_early_at"] == 512
     with pytest.raises(ConfigError, match="stop_split must be 'train' or 'test'"):
         train("driving", steps=512, out=tmp_path / "bad", stop_success=0.5, stop_split="val")
+
+
+def _policy_tensors(model_zip: Path) -> dict[str, th.Tensor]:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(model_zip) as zf:
+        return th.load(io.BytesIO(zf.read("policy.pth")), map_location="cpu")
+
+
+def test_resume_keeps_best_model_and_evaluation_history(tmp_path):
+    """Issue 15: a resumed run restores the best score from its checkpoint (so a worse model
+    does not replace best_model.zip) and ends with the uninterrupted run's evaluations.jsonl
+    (the evaluations made after the checkpoint it resumed from are not repeated)."""
+    out = tmp_path / "run"
+    overrides = [*TINY[:-3], "eval_freq=256", "eval_episodes=2", "checkpoint_freq=256"]
+    train("driving", steps=1024, n_envs=4, seed=1, out=out, overrides=overrides, verbose=0)
+    history = (out / "evaluations.jsonl").read_text()
+    assert [json.loads(line)["step"] for line in history.splitlines()] == [256, 512, 768, 1024]
+    best = _policy_tensors(out / "best_model.zip")
+    # As if killed right after the evaluation at step 1024 with the checkpoint at 512 the
+    # latest one: resume from there.
+    (out / "checkpoints" / "latest").write_text("step_000000000512")
+    for name in ("step_000000000768", "step_000000001024"):
+        shutil.rmtree(out / "checkpoints" / name)
+    (out / "metrics.json").unlink()
+    train(resume=out, verbose=0)
+    assert (out / "evaluations.jsonl").read_text() == history
+    resumed_best = _policy_tensors(out / "best_model.zip")
+    assert resumed_best.keys() == best.keys()
+    assert all(th.equal(resumed_best[k], best[k]) for k in best)
+
+
+def test_resume_does_not_replace_a_better_best_model(tmp_path):
+    """Extending a finished run (``--resume --steps``): its evaluations are no better than
+    the recorded best score, so best_model.zip stays as it was."""
+    out = tmp_path / "run"
+    overrides = [*TINY[:-3], "eval_freq=256", "eval_episodes=1", "checkpoint_freq=256"]
+    train("driving", steps=256, n_envs=4, out=out, overrides=overrides, verbose=0)
+    from mmrl.checkpoint import read_state, write_checkpoint
+
+    # Record an unbeatable best score in the last checkpoint (a best model of the past).
+    ckpt = latest_checkpoint(out / "checkpoints")
+    state = read_state(ckpt)
+    state["evaluation"] = {"best_score": (2.0, 1e9)}
+    from stable_baselines3 import PPO
+
+    write_checkpoint(out / "checkpoints", 256, PPO.load(ckpt / "model.zip"), state)
+    before = (out / "best_model.zip").read_bytes()
+    train(resume=out, steps=768, verbose=0)
+    steps = [json.loads(line)["step"] for line in (out / "evaluations.jsonl").open()]
+    assert steps == [256, 512, 768]
+    assert (out / "best_model.zip").read_bytes() == before
