@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from mmrl.errors import MmrlError, UsageError
+from mmrl.errors import MmrlError, UsageError, one_line
 
 __all__ = ["MmrlError", "UsageError", "build_parser", "main"]
 
@@ -432,6 +432,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_seeds(args: argparse.Namespace) -> None:
+    """Every seed option of every command (``--seed``, ``--seed-start`` ...) in NumPy's range:
+    a negative seed failed deep inside NumPy or SB3 with a traceback (issue 15)."""
+    for name, value in vars(args).items():
+        is_seed = name == "seed" or name.startswith("seed_") or name.endswith("_seed")
+        if is_seed and isinstance(value, int) and not 0 <= value <= 2**32 - 1:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be in [0, 2**32 - 1], got {value}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 2 bad input)."""
     parser = build_parser()
@@ -444,12 +454,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler = getattr(importlib.import_module(module_name), func_name)
     try:
+        _check_seeds(args)
         return int(handler(args) or 0)
     except MmrlError as err:  # ConfigError, CheckpointError, DatasetError, UsageError, ...
         print(f"mmrl {args.command}: error: {err.cli_message()}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:
         print(f"mmrl {args.command}: error: file not found: {err.filename or err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder: the system's words, one line
+        where = f": {err.filename}" if err.filename else ""
+        reason = err.strerror or one_line(err)
+        print(f"mmrl {args.command}: error: {reason}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mmrl {args.command}: interrupted", file=sys.stderr)

@@ -235,6 +235,8 @@ def train(
     venv = build_vec_env(config, seed=config.seed)
     if checkpoint is None:
         try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
+            if config.env.eval_kwargs:  # and so do the held-out split's env kwargs
+                build_vec_env(config, config.eval_seed, 1, "test").close()
             model = build_model(config, venv, torch_device, run_dir / "tb")
         except ConfigError:
             venv.close()

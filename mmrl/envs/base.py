@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.envs.config import SensorConfig
+from mmrl.envs.config import SensorConfig, check_seed
 from mmrl.envs.tokenizer import Tokenizer
 
 
@@ -154,7 +154,13 @@ class BatchedSimulator(abc.ABC):
 
     # ------------------------------------------------------------------ shared driver
     def seed(self, seeds: Sequence[int | None]) -> None:
-        """Re-seeds copy ``i`` with ``seeds[i]`` (``None`` leaves its generator as is)."""
+        """Re-seeds copy ``i`` with ``seeds[i]`` (``None`` leaves its generator as is).
+
+        Raises:
+            ConfigError: A seed is negative, above ``2**32 - 1`` or not an integer.
+        """
+        for seed in seeds:
+            check_seed("seed", seed)
         for i, seed in enumerate(seeds):
             if seed is not None:
                 self.rngs[i] = np.random.default_rng(seed)

@@ -204,3 +204,19 @@ def test_vec_env_attribute_plumbing():
 def test_zero_copies_rejected():
     with pytest.raises(ValueError, match="num_envs"):
         WalkSimulator(0)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3"])
+def test_bad_seeds_are_refused_naming_the_seed(seed):
+    """Issue 15: ``make_vec_env(seed=-1)`` was accepted and failed at the first reset, inside
+    NumPy, without saying which seed."""
+    import mmrl
+    from mmrl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^seed must be"):
+        mmrl.make_vec_env("mmrl/Driving-v1", 2, seed=seed)
+    venv = BatchedVecEnv(WalkSimulator(2))
+    venv.seed(seed if isinstance(seed, int) else None)
+    if isinstance(seed, int):
+        with pytest.raises(ConfigError, match=r"^seed must be"):
+            venv.reset()
