@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
-from mmrl.errors import CheckpointError
+from mmrl.errors import CheckpointError, ConfigError
 
 LATEST = "latest"
 STATE_FILE = "state.pkl"
@@ -45,6 +45,73 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in [path, *path.parents]:
+        if candidate.exists():
+            return candidate
+    return Path.cwd()
+
+
+def _check_writable_folder(folder: Path, path: Path, field: str | None) -> None:
+    """Creates and removes a file in ``folder``: ``os.access`` says yes to root and knows
+    nothing of read-only mounts or quotas."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"{path}: cannot write in {folder} ({err.strerror or err})", field=field
+        ) from None
+
+
+def check_output_dir(path: str | Path, field: str | None = "out") -> Path:
+    """Refuses an output folder that cannot be written, before any work is done.
+
+    ``path`` may be missing (it is created later); it must not be a file or lie below one,
+    and its nearest existing folder must accept a new file (not read-only, not full).
+
+    Args:
+        path: The folder a command will write.
+        field: The argument naming it, for the message (``out`` reads ``--out`` in the CLI).
+
+    Raises:
+        ConfigError: Naming ``field``, the path and what is wrong.
+    """
+    path = Path(path)
+    base = _existing_ancestor(path)
+    if not base.is_dir():
+        where = "is a file" if base == path else f"is below the file {base}"
+        raise ConfigError(f"{path} {where}, not a folder", field=field)
+    _check_writable_folder(base, path, field)
+    return path
+
+
+def check_output_file(
+    path: str | Path, field: str | None = "out", parent_must_exist: bool = False
+) -> Path:
+    """Refuses an output file that cannot be written, before any work is done.
+
+    Args:
+        path: The file a command will write (replaced atomically later).
+        field: The argument naming it (``json`` reads ``--json`` in the CLI).
+        parent_must_exist: Refuse a missing folder instead of creating it later.
+
+    Raises:
+        ConfigError: ``path`` is a folder, its folder is missing (with
+            ``parent_must_exist``), lies below a file or cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name", field=field)
+    if parent_must_exist and not path.parent.is_dir():
+        raise ConfigError(f"{path}: folder {path.parent} does not exist", field=field)
+    base = _existing_ancestor(path.parent)
+    if not base.is_dir():
+        raise ConfigError(f"{path} is below the file {base}", field=field)
+    _check_writable_folder(base, path, field)
+    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

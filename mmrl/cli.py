@@ -178,7 +178,9 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 def run_bench(args: argparse.Namespace) -> int:
     """``mmrl bench``."""
     from mmrl.bench.driver import run_bench_command
+    from mmrl.checkpoint import check_output_dir
 
+    check_output_dir(args.out, field="out")
     for name in ("seeds", "steps", "workers", "ablation_episodes"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -375,11 +377,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
     import cv2
 
+    from mmrl.checkpoint import check_output_file
     from mmrl.envs.visualize import compose_frame
     from mmrl.make import make_env
 
     if args.steps < 0:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+        raise UsageError(f"--out {out}: an image name is needed (.png, .jpg or .bmp)")
+    check_output_file(out, field="out", parent_must_exist=True)
     env = make_env(args.env)
     obs, info = env.reset(seed=args.seed)
     unwrapped = env.unwrapped
@@ -392,9 +399,6 @@ def run_demo(args: argparse.Namespace) -> int:
         if terminated or truncated:
             break
     frame = compose_frame(obs, info["instruction"], [f"return so far {total:+.2f}"])
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        raise UsageError(f"--out: folder {out.parent} does not exist")
     if not cv2.imwrite(str(out), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
         raise UsageError(f"--out: cannot write an image to {out} (use a .png name)")
     print(f"instruction: {info['instruction']}")

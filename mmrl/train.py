@@ -31,6 +31,7 @@ from mmrl.checkpoint import (
     atomic_save_model,
     atomic_write_bytes,
     check_model_file,
+    check_output_dir,
     latest_checkpoint,
     read_state,
     rng_state,
@@ -329,7 +330,9 @@ def _eval_copies(config: RunConfig) -> int:
 
 
 def _check_run_dir(run_dir: Path, force: bool) -> None:
-    """Refuses a non-empty run folder unless ``force`` (nothing is written here)."""
+    """Refuses a non-empty run folder unless ``force``, and one that cannot be written (a
+    file, below a file, read-only): nothing is written here."""
+    check_output_dir(run_dir, field="out")
     if run_dir.exists() and any(run_dir.iterdir()) and not force:
         finished = (run_dir / METRICS_FILE).exists()
         what = "a finished run" if finished else "files (an unfinished run? use --resume)"

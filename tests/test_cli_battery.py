@@ -10,6 +10,7 @@ negative, a non-numeric and a NaN value, so a field added later is covered autom
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from pathlib import Path
 
@@ -81,22 +82,100 @@ TRAIN_CASES = [
 ]
 
 
-def _assert_one_line_error(capsys, argv: list[str], out: Path) -> None:
+def _files(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+def _assert_one_line_error(capsys, argv: list[str], root: Path) -> str:
+    """Runs ``mmrl argv``: status 2, one stderr line, no new file under ``root``."""
+    before = _files(root)
     status = main(argv)
     err = capsys.readouterr().err
     assert status == 2, (argv, err)
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in err, err
     assert lines[0].startswith("mmrl "), err
-    assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
+    assert _files(root) == before, sorted(_files(root) - before)
+    return lines[0]
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """The working folder (relative outputs land here) with ``a_file``, ``a_dir``, ``pic.png/``."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    (tmp_path / "pic.png").mkdir()
+    return tmp_path
 
 
 @pytest.mark.parametrize(("name", "extra"), TRAIN_CASES, ids=[c[0] for c in TRAIN_CASES])
-def test_train_refuses_bad_config_before_writing(tmp_path, capsys, name, extra):
-    out = tmp_path / "run"
-    _assert_one_line_error(capsys, [*TRAIN, *extra, "--out", str(out)], out)
+def test_train_refuses_bad_config_before_writing(work, capsys, name, extra):
+    _assert_one_line_error(capsys, [*TRAIN, *extra, "--out", "run"], work)
+
+
+#: Other commands and output paths, each with the text its one line must hold. Paths are
+#: relative to the working folder of the ``work`` fixture.
+COMMAND_CASES = [
+    ("train out is a file", [*TRAIN, "--out", "a_file"], "--out a_file is a file"),
+    ("train out below a file", [*TRAIN, "--out", "a_file/run"], "below the file a_file"),
+    ("pretrain out is a folder", ["pretrain", "--dataset", "x/y-v0", "--out", "a_dir"],
+     "--out a_dir is a folder"),
+    ("pretrain out below a file", ["pretrain", "--dataset", "x/y-v0", "--out", "a_file/e.pt"],
+     "below the file"),
+    ("evaluate json is a folder", ["evaluate", "nowhere", "--json", "a_dir"],
+     "--json a_dir is a folder"),
+    ("evaluate csv missing folder", ["evaluate", "nowhere", "--csv", "missing/r.csv"],
+     "folder missing does not exist"),
+    ("evaluate-offline json folder",
+     ["evaluate-offline", "nowhere", "--dataset", "x/y-v0", "--json", "a_dir"],
+     "--json a_dir is a folder"),
+    ("demo out txt", ["demo", "--out", "x.txt"], "an image name is needed"),
+    ("demo out missing folder", ["demo", "--out", "missing/x.png"], "does not exist"),
+    ("demo out is a folder", ["demo", "--out", "pic.png"], "--out pic.png is a folder"),
+    ("demo seed negative", ["demo", "--seed", "-1", "--out", "d.png"], "--seed must be"),
+    ("bench out is a file", ["bench", "--out", "a_file", "--steps", "8"], "--out a_file is"),
+    ("bench seed-start negative", ["bench", "--out", "b", "--seed-start", "-5"],
+     "--seed-start must be"),
+    ("collect seed negative",
+     ["collect", "--dataset-id", "t/x-v0", "--seed", "-1", "--episodes", "1"], "--seed must be"),
+    ("pretrain seed negative", ["pretrain", "--dataset", "x/y-v0", "--seed", "-2"],
+     "--seed must be"),
+    ("evaluate seed negative", ["evaluate", "nowhere", "--seed", "-3"], "--seed must be"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "argv", "says"), COMMAND_CASES, ids=[c[0] for c in COMMAND_CASES])
+def test_commands_refuse_bad_input_before_writing(work, capsys, name, argv, says):
+    line = _assert_one_line_error(capsys, argv, work)
+    assert says in line, line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_folder_is_refused_before_training(work, capsys):
+    (work / "ro").mkdir()
+    (work / "ro").chmod(0o555)
+    try:
+        line = _assert_one_line_error(capsys, [*TRAIN, "--out", "ro/run"], work)
+    finally:
+        (work / "ro").chmod(0o755)
+    assert "cannot write in ro" in line, line
+
+
+def test_read_only_out_folder_is_refused_as_root_too(work, capsys, monkeypatch):
+    """The writability probe creates a file: simulate the refusal a read-only mount gives."""
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    line = _assert_one_line_error(capsys, [*TRAIN, "--out", "run"], work)
+    assert "--out run: cannot write in . (Read-only file system)" in line, line
 
 
 def test_config_cases_cover_every_numeric_field():
     paths = {path for path, _ in _numeric_fields(RunConfig)}
     assert {"agent.ppo.gamma", "torch_threads", "agent.init.encoder_lr_scale"} <= paths
+    assert "agent.policy.pi" not in paths  # lists have their own cases

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch as th
 
 from mmrl.agent import resolve_device
+from mmrl.checkpoint import check_output_dir, check_output_file
 from mmrl.config import ConfigError
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
@@ -286,6 +287,9 @@ def pretrain(
         raise ConfigError(
             f"--monitor must be 'total' or a trained objective {names}, got {monitor!r}"
         )
+    check_output_file(out, field="out")  # a folder or a read-only place: before training
+    if log_dir is not None:
+        check_output_dir(log_dir, field="tb")
     if Path(out).exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it", field="out")
     unknown = sorted(set(weights or {}) - set(names))
