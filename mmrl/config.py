@@ -20,7 +20,7 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from mmrl.errors import ConfigError
+from mmrl.errors import ConfigError, one_line
 
 T = TypeVar("T")
 
@@ -419,13 +419,27 @@ def find_preset(kind: str, name_or_path: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Reads a YAML mapping, with errors naming the file."""
+    """Reads a YAML mapping, with errors naming the file.
+
+    Raises:
+        ConfigError: The file cannot be read, is not UTF-8, is not YAML, is empty (an empty
+            run ``config.yaml`` used to become the default config silently) or does not hold
+            a mapping.
+    """
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({err})") from None
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({one_line(err)})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty (expected a YAML mapping)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

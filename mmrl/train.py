@@ -42,6 +42,7 @@ from mmrl.config import (
     ConfigError,
     RunConfig,
     from_dict,
+    read_yaml,
     resolve_run_config,
     to_dict,
     validate_run_config,
@@ -135,11 +136,7 @@ def load_run_config(run_dir: Path) -> RunConfig:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({err})") from None
-    return from_dict(RunConfig, data or {}, where=str(path))
+    return from_dict(RunConfig, read_yaml(path), where=str(path))
 
 
 def train(

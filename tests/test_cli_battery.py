@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -101,11 +102,20 @@ def _assert_one_line_error(capsys, argv: list[str], root: Path) -> str:
 
 @pytest.fixture
 def work(tmp_path, monkeypatch):
-    """The working folder (relative outputs land here) with ``a_file``, ``a_dir``, ``pic.png/``."""
+    """The working folder (relative outputs land here) with a file, folders and bad YAML."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "pic.png").mkdir()
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "latin.yaml").write_bytes("n_envs: 2  # caf\xe9".encode("latin-1"))
+    (tmp_path / "dir.yaml").mkdir()
+    for run, text in (("emptyrun", b""), ("latinrun", b"\xff\xfe: 1")):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "config.yaml").write_bytes(text)
+        with zipfile.ZipFile(tmp_path / run / "model.zip", "w") as zf:  # what SB3 files hold
+            zf.writestr("data", "{}")
+            zf.writestr("policy.pth", b"")
     return tmp_path
 
 
@@ -138,9 +148,19 @@ COMMAND_CASES = [
     ("bench seed-start negative", ["bench", "--out", "b", "--seed-start", "-5"],
      "--seed-start must be"),
     ("collect seed negative",
-     ["collect", "--dataset-id", "t/x-v0", "--seed", "-1", "--episodes", "1"], "--seed must be"),
+     ["collect", "--dataset-id", "tests/dummy-v0", "--seed", "-1", "--episodes", "1"],
+     "--seed must be"),
     ("pretrain seed negative", ["pretrain", "--dataset", "x/y-v0", "--seed", "-2"],
      "--seed must be"),
+    ("env preset empty", [*TRAIN, "--env", "empty.yaml", "--out", "r"], "the file is empty"),
+    ("agent preset not UTF-8", [*TRAIN, "--agent", "latin.yaml", "--out", "r"], "not a UTF-8"),
+    ("env preset a folder", [*TRAIN, "--env", "dir.yaml", "--out", "r"], "dir.yaml"),
+    ("resume empty config", ["train", "--resume", "emptyrun"], "the file is empty"),
+    ("resume config not UTF-8", ["train", "--resume", "latinrun"], "not a UTF-8"),
+    ("evaluate run with empty config", ["evaluate", "emptyrun"], "the file is empty"),
+    ("collect from run with empty config",
+     ["collect", "--policy", "emptyrun", "--dataset-id", "tests/dummy-v0", "--episodes", "1"],
+     "the file is empty"),
     ("evaluate seed negative", ["evaluate", "nowhere", "--seed", "-3"], "--seed must be"),
 ]  # fmt: skip
 
