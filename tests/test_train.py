@@ -276,3 +276,35 @@ def test_resume_does_not_replace_a_better_best_model(tmp_path):
     steps = [json.loads(line)["step"] for line in (out / "evaluations.jsonl").open()]
     assert steps == [256, 512, 768]
     assert (out / "best_model.zip").read_bytes() == before
+
+
+def test_full_disk_during_training_is_one_line_and_keeps_the_checkpoints(
+    tmp_path, capsys, monkeypatch
+):
+    """Issue 15: a full disk gave three chained tracebacks; now one line, exit 2, and the
+    checkpoints written before stay complete (a later --resume continues from them)."""
+    import errno
+
+    import mmrl.train as train_module
+    from mmrl.checkpoint import read_state
+
+    real = train_module.write_checkpoint
+    calls = []
+
+    def fills_the_disk(folder, step, *args, **kwargs):
+        calls.append(step)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "x"))
+        return real(folder, step, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "write_checkpoint", fills_the_disk)
+    out = tmp_path / "run"
+    args = ["train", "--steps", "1024", "--n-envs", "4", "--out", str(out), "--quiet",
+            "--set", "checkpoint_freq=256", "--set", "eval_freq=0"]  # fmt: skip
+    for item in TINY[:-3]:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("mmrl train: error: No space left on device: "), err
+    assert read_state(latest_checkpoint(out / "checkpoints"))["num_timesteps"] == calls[0]
