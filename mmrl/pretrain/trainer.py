@@ -158,12 +158,28 @@ class Pretrainer:
             batches.pop()
         return batches
 
+    def _diverged(self, what: str) -> ConfigError:
+        lr = self.optimizer.param_groups[0]["lr"]
+        return ConfigError(
+            f"pretraining diverged: {what}; lower --lr (now {lr:g}) or the --weight values"
+        )
+
     def step(self, rows: th.Tensor) -> dict[str, float]:
         """One gradient update on ``rows``; returns losses and metrics as floats."""
         self.model.train()
         obs, actions, labels = self._batch(rows, train=True)
-        losses, metrics = self.model.losses(obs, actions, labels, self.generator)
+        try:
+            losses, metrics = self.model.losses(obs, actions, labels, self.generator)
+        except ValueError as err:
+            # torch.distributions refuses NaN logits ("... found invalid values").
+            if "invalid values" not in str(err):
+                raise
+            raise self._diverged("the policy's outputs became NaN") from None
         loss = self.total(losses)
+        if not bool(th.isfinite(loss)):
+            # Adam would spread the NaN into every weight: stop with what to change.
+            shown = ", ".join(f"{k} {float(v):.3g}" for k, v in losses.items())
+            raise self._diverged(f"the loss became {float(loss)} ({shown})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         th.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
@@ -292,6 +308,9 @@ def pretrain(
         check_output_dir(log_dir, field="tb")
     if Path(out).exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it", field="out")
+    bad_weights = {k: w for k, w in (weights or {}).items() if not (math.isfinite(w) and w >= 0)}
+    if bad_weights:
+        raise ConfigError(f"--weight values must be finite numbers >= 0, got {bad_weights}")
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
         raise ConfigError(f"--weight names objectives not trained: {unknown}; objectives: {names}")

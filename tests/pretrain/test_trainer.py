@@ -83,6 +83,9 @@ def test_recipe_naming_absent_keys_is_refused(setup):
         ({"batch_size": 100000}, "fewer than one batch"),
         ({"weights": {"masked": 2.0}, "objectives": "bc"}, "--weight names objectives"),
         ({"monitor": "masked", "objectives": "bc"}, r"--monitor must be 'total' or a trained"),
+        ({"weights": {"bc": -1.0}}, r"--weight values must be finite numbers >= 0"),
+        ({"weights": {"bc": float("inf")}}, r"--weight values must be finite numbers >= 0"),
+        ({"weights": {"bc": float("nan")}}, r"--weight values must be finite numbers >= 0"),
     ],
 )
 def test_bad_arguments(setup, kwargs, match):
@@ -156,3 +159,12 @@ def test_pretrain_then_train_init_from_with_default_recipes(setup, tmp_path):
                  "--set", "agent.ppo.batch_size=16", "--set", "eval_freq=0",
                  "--set", "eval_episodes=1"]) == 0  # fmt: skip
     assert (run / "model.zip").is_file()
+
+
+def test_diverging_loss_stops_with_a_clear_message(setup, tmp_path):
+    """Issue 15: ``--lr 1e8`` trained on NaN losses to the end and saved NaN weights."""
+    out = tmp_path / "nan.pt"
+    with pytest.raises(ConfigError, match=r"pretraining diverged: .*(nan|inf|NaN).*--lr"):
+        pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc", epochs=3,
+                 batch_size=32, lr=1e12, out=out, verbose=0)  # fmt: skip
+    assert not out.exists()
