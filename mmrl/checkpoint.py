@@ -148,6 +148,77 @@ def atomic_save_model(model: Any, path: Path) -> None:
         raise
 
 
+class RunLock:
+    """An exclusive lock on a run folder (``RUN_DIR/.lock``), so two processes never write
+    one run (a second ``mmrl train --resume``, or ``--force`` into a running run's folder).
+
+    ``flock`` locks vanish with their process, a ``SIGKILL`` included, so a killed run never
+    leaves its folder locked. Without ``fcntl`` (Windows) the lock does nothing.
+
+    Args:
+        run_dir: The run folder.
+        field: The argument naming the folder, for the message (``out``, ``resume``).
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: str | Path, field: str = "out") -> None:
+        self.path = Path(run_dir) / self.NAME
+        self.field = field
+        self._fd: int | None = None
+
+    def _try_lock(self, fd: int) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover (Windows)
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _refuse(self, fd: int) -> ConfigError:
+        try:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        except OSError:
+            owner = ""
+        who = f" (pid {owner})" if owner.isdigit() else ""
+        return ConfigError(
+            f"{self.path.parent} is in use by another mmrl process{who}; wait for it to "
+            "finish or stop it first",
+            field=self.field,
+        )
+
+    def check(self) -> None:
+        """Raises :class:`ConfigError` if another process holds the lock (takes nothing)."""
+        if not self.path.is_file():
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if not self._try_lock(fd):
+                raise self._refuse(fd)
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+
+    def acquire(self) -> None:
+        """Takes the lock (creating ``.lock``) or raises :class:`ConfigError`."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not self._try_lock(fd):
+            error = self._refuse(fd)
+            os.close(fd)
+            raise error
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drops the lock (the file stays: deleting it would race with a new owner)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy (global) and torch generator states."""
     state = {

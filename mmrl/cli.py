@@ -54,8 +54,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "train PPO with a multimodal extractor from presets", "mmrl.cli:run_train")
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", default="driving", help="env preset name or YAML path")
-    p.add_argument("--agent", default="ppo-concat", help="agent recipe name or YAML path")
+    p.add_argument("--env", help="env preset name or YAML path (default driving)")
+    p.add_argument("--agent", help="agent recipe name or YAML path (default ppo-concat)")
     p.add_argument("--steps", type=int, help="total environment steps")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--n-envs", type=int, help="environment copies stepped together")

@@ -28,6 +28,7 @@ import yaml
 from mmrl.agent import build_model, build_vec_env, policy_kwargs, resolve_device
 from mmrl.checkpoint import (
     CheckpointError,
+    RunLock,
     atomic_save_model,
     atomic_write_bytes,
     check_model_file,
@@ -140,8 +141,8 @@ def load_run_config(run_dir: Path) -> RunConfig:
 
 
 def train(
-    env: str = "driving",
-    agent: str = "ppo-concat",
+    env: str | None = None,
+    agent: str | None = None,
     *,
     steps: int | None = None,
     seed: int | None = None,
@@ -159,15 +160,19 @@ def train(
     """Trains PPO with a multimodal extractor; returns the run folder.
 
     Args:
-        env: Environment preset name or YAML path (``driving``, ``navigation`` ...).
-        agent: Agent recipe name or YAML path (``ppo-attention`` ...).
+        env: Environment preset name or YAML path (``driving``, ``navigation`` ...; default
+            ``driving``). Not with ``resume``.
+        agent: Agent recipe name or YAML path (``ppo-attention`` ...; default
+            ``ppo-concat``). Not with ``resume``.
         steps: Total environment steps (default: the run config's).
         seed: Run seed.
         n_envs: Environment copies (default: the preset's).
         device: ``auto``, ``cpu`` or ``cuda``; the environment always steps on the CPU.
         out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
         overrides: ``dotted.key=value`` overrides of the run config.
-        resume: A run folder to continue from its latest checkpoint.
+        resume: A run folder to continue from its latest checkpoint. Its ``config.yaml`` is
+            fixed: ``env``, ``agent``, ``n_envs``, ``overrides``, ``out`` and another
+            ``seed`` are refused, not ignored.
         stop_success: Stop at the first evaluation with at least this success rate on
             ``stop_split`` (default: the run config's ``stop_success``). Like ``steps``, it
             may be changed when resuming.
@@ -197,6 +202,7 @@ def train(
                 f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
             )
         config = load_run_config(run_dir)
+        _refuse_resume_changes(config, run_dir, env, agent, n_envs, seed, out, overrides)
         for key, value in fields.items():
             if value is not None:
                 setattr(config, key, value)
@@ -204,7 +210,10 @@ def train(
         checkpoint = latest_checkpoint(run_dir / "checkpoints")
         if checkpoint is None:
             raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
+        lock = RunLock(run_dir, field="resume")
+        lock.acquire()
     else:
+        env, agent = env or "driving", agent or "ppo-concat"
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:
@@ -216,6 +225,51 @@ def train(
         check_init(config)  # a bad --init-from fails before the run folder is touched
         _check_run_dir(run_dir, force)
         checkpoint = None
+        lock = RunLock(run_dir)
+        lock.check()  # --force must not wipe a folder another process trains in
+    try:
+        return _run(config, run_dir, checkpoint, lock, force, progress_bar, verbose)
+    finally:
+        lock.release()
+
+
+def _refuse_resume_changes(
+    config: RunConfig,
+    run_dir: Path,
+    env: str | None,
+    agent: str | None,
+    n_envs: int | None,
+    seed: int | None,
+    out: str | Path | None,
+    overrides: list[str] | None,
+) -> None:
+    """A resumed run follows its config.yaml: options it would ignore are errors (issue 15)."""
+    fixed = {"env": env, "agent": agent, "n_envs": n_envs, "overrides": overrides or None}
+    for name, value in fixed.items():
+        if value is not None:
+            raise ConfigError(
+                f"cannot change a resumed run (its {CONFIG_FILE} fixes it); drop it or start "
+                "a new run",
+                field=name if name != "overrides" else "set",
+            )
+    if seed is not None and seed != config.seed:
+        raise ConfigError(
+            f"{seed} differs from the resumed run's seed {config.seed}; drop it", field="seed"
+        )
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        raise ConfigError(f"{out}: a resumed run writes to its own folder {run_dir}", field="out")
+
+
+def _run(
+    config: RunConfig,
+    run_dir: Path,
+    checkpoint: Path | None,
+    lock: RunLock,
+    force: bool,
+    progress_bar: bool,
+    verbose: int,
+) -> Path:
+    """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run)."""
     torch_device = resolve_device(config.device)
 
     from stable_baselines3.common.callbacks import CallbackList
@@ -240,6 +294,7 @@ def train(
             venv.close()
             raise
         _prepare_run_dir(run_dir, force)
+        lock.acquire()
         atomic_write_bytes(run_dir / CONFIG_FILE, yaml.safe_dump(to_dict(config)).encode())
         from mmrl.pretrain.finetune import load_pretrained
 

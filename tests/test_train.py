@@ -308,3 +308,60 @@ def test_full_disk_during_training_is_one_line_and_keeps_the_checkpoints(
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("mmrl train: error: No space left on device: "), err
     assert read_state(latest_checkpoint(out / "checkpoints"))["num_timesteps"] == calls[0]
+
+
+def _config_only_run(run_dir: Path, seed: int = 0) -> Path:
+    """A run folder holding only config.yaml (the resume checks come before the checkpoint)."""
+    import yaml
+
+    from mmrl.config import RunConfig, to_dict
+
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(RunConfig(seed=seed))))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--env", "navigation"], "--env cannot change a resumed run"),
+        (["--agent", "ppo-mean"], "--agent cannot change a resumed run"),
+        (["--n-envs", "3"], "--n-envs cannot change a resumed run"),
+        (["--seed", "5"], "--seed 5 differs from the resumed run's seed 2"),
+        (["--out", "elsewhere"], "a resumed run writes to its own folder"),
+    ],
+)
+def test_resume_refuses_options_it_would_ignore(tmp_path, capsys, extra, says):
+    """Issue 15: --resume silently ignored --env, --agent, --n-envs and a new --seed."""
+    run_dir = _config_only_run(tmp_path / "run", seed=2)
+    assert main(["train", "--resume", str(run_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
+    """Issue 15: two processes could write one run folder (a second --resume, or --force
+    into a running run's folder). The lock is held here as another process would hold it."""
+    from mmrl.checkpoint import RunLock
+
+    run_dir = _config_only_run(tmp_path / "run")
+    (run_dir / "checkpoints" / "step_000000000008").mkdir(parents=True)
+    for name in ("model.zip", "state.pkl"):
+        (run_dir / "checkpoints" / "step_000000000008" / name).write_bytes(b"x")
+    holder = RunLock(run_dir)
+    holder.acquire()
+    try:
+        assert main(["train", "--resume", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is in use by another mmrl process (pid " in err, err
+        args = ["train", "--steps", "8", "--n-envs", "2", "--out", str(run_dir), "--force",
+                "--quiet", "--set", "agent.ppo.n_steps=4",
+                "--set", "agent.ppo.batch_size=8"]  # fmt: skip
+        assert main(args) == 2
+        assert "is in use by another mmrl process" in capsys.readouterr().err
+        assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir()
+    finally:
+        holder.release()
+    # Released (as a killed process's lock is), the folder can be used again.
+    assert main(args) == 0
