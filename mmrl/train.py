@@ -301,7 +301,7 @@ def _run(
         load_pretrained(model, config, verbose=verbose)
         resumed_state = None
     else:
-        model, resumed_state = _load_checkpoint(checkpoint, venv, torch_device, run_dir)
+        model, resumed_state = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
 
     eval_envs = {
         "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
@@ -416,13 +416,45 @@ def _checkpoint_state(model: Any, config: RunConfig, evaluation: dict[str, Any])
     }
 
 
-def _load_checkpoint(checkpoint: Path, venv: Any, device: th.device, run_dir: Path):
+#: Run-config fields a resumed run may change (``train(resume=..., steps=...)``).
+RESUMABLE_FIELDS = ("steps", "device", "stop_success", "stop_split")
+
+
+def _check_checkpoint_config(checkpoint: Path, recorded: Any, config: RunConfig) -> None:
+    """Refuses a checkpoint written by another run config (another fusion's checkpoints
+    copied in): it would load, or fail deep inside SB3, as a model the config does not
+    describe (issue 15)."""
+    if not isinstance(recorded, dict):
+        return  # checkpoints before the config was recorded
+    from mmrl.pretrain.checkpoint import config_differences
+
+    current = to_dict(config)
+    for key in RESUMABLE_FIELDS:
+        recorded.pop(key, None)
+        current.pop(key, None)
+    # Keys only one side has are fields added or removed by an mmrl upgrade, not a mismatch.
+    diffs = [
+        d.replace("(policy)", f"({CONFIG_FILE})")
+        for d in config_differences(recorded, current)
+        if not d.endswith(("only in the checkpoint", "only in the policy"))
+    ]
+    if diffs:
+        shown = "; ".join(diffs[:4]) + (f"; ... ({len(diffs) - 4} more)" if len(diffs) > 4 else "")
+        raise CheckpointError(
+            f"{checkpoint} was written by another run config than {CONFIG_FILE}: {shown}"
+        )
+
+
+def _load_checkpoint(
+    checkpoint: Path, venv: Any, device: th.device, run_dir: Path, config: RunConfig
+):
     from collections import deque
 
     from stable_baselines3 import PPO
 
     check_model_file(checkpoint / "model.zip")
     state = read_state(checkpoint)
+    _check_checkpoint_config(checkpoint, state.get("config"), config)
     try:
         model = PPO.load(
             checkpoint / "model.zip", env=venv, device=device, tensorboard_log=str(run_dir / "tb")

@@ -365,3 +365,21 @@ def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
         holder.release()
     # Released (as a killed process's lock is), the folder can be used again.
     assert main(args) == 0
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, capsys):
+    """Issue 15: another fusion's checkpoints copied into a run were loaded (or failed deep
+    inside SB3); the checkpoint's recorded config must match config.yaml."""
+    overrides = [*TINY[:-3], "eval_episodes=1"]
+    runs = {}
+    for fusion in ("concat", "mean"):
+        runs[fusion] = tmp_path / fusion
+        train("driving", steps=256, n_envs=4, out=runs[fusion], verbose=0,
+              overrides=[*overrides, f"agent.extractor.fusion={fusion}"])  # fmt: skip
+    shutil.rmtree(runs["concat"] / "checkpoints")
+    shutil.copytree(runs["mean"] / "checkpoints", runs["concat"] / "checkpoints")
+    (runs["concat"] / "metrics.json").unlink()
+    assert main(["train", "--resume", str(runs["concat"]), "--steps", "512"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "agent.extractor.fusion: 'mean' (checkpoint) vs 'concat' (config.yaml)" in err, err
