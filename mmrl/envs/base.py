@@ -326,8 +326,14 @@ class MultimodalEnv(gym.Env):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (and after an episode ends)")
-        batched = np.asarray(action)[None]
-        reward, terminated, truncated, result = self.sim.step(batched)
+        arr = np.asarray(action)
+        expected = self.action_space.shape  # () for Discrete, which also takes shape (1,)
+        if arr.shape != expected and not (expected == () and arr.shape == (1,)):
+            # Checked here so the message shows the user's shape, not the batched (1, ...).
+            raise ValueError(
+                f"{self.sim.env_id}: expected an action of shape {expected}, got shape {arr.shape}"
+            )
+        reward, terminated, truncated, result = self.sim.step(arr[None])
         obs = self.sim.observe()
         info = self.sim.infos(result)[0]
         done = bool(terminated[0] or truncated[0])

@@ -82,6 +82,10 @@ def check_float(
     low_inclusive: bool = True,
 ) -> None:
     """Raises ``ValueError`` unless ``value`` is a finite real number in the given range."""
+    if isinstance(value, str | bytes):
+        # float("0.5") passes, but the config keeps the string and the simulator's
+        # arithmetic failed on it at the first reset (issue 15).
+        raise ValueError(f"{name} must be a number, got the string {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
             value = float(value)
