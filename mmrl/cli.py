@@ -185,6 +185,12 @@ def run_bench(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    import math
+
+    if not (math.isfinite(args.cpus_per_task) and 0 < args.cpus_per_task <= 1024):
+        raise UsageError(f"--cpus-per-task must be in (0, 1024], got {args.cpus_per_task}")
+    if not (math.isfinite(args.gpus_per_task) and 0 <= args.gpus_per_task <= 64):
+        raise UsageError(f"--gpus-per-task must be in [0, 64], got {args.gpus_per_task}")
     if args.workers is None:
         import os
 

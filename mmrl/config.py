@@ -540,8 +540,8 @@ def validate_run_config(config: RunConfig) -> None:
         (config.agent.ppo.n_steps >= 1, "agent.ppo.n_steps must be >= 1"),
         (config.agent.ppo.batch_size >= 2, "agent.ppo.batch_size must be >= 2"),
         (
-            ppo.learning_rate > 0 and _finite(ppo.learning_rate),
-            f"agent.ppo.learning_rate must be a finite number > 0, got {ppo.learning_rate}",
+            0 < ppo.learning_rate <= 1,  # Adam's step; above 1 it only diverges (or overflows)
+            f"agent.ppo.learning_rate must be in (0, 1], got {ppo.learning_rate}",
         ),
         (ppo.n_epochs >= 1, f"agent.ppo.n_epochs must be >= 1, got {ppo.n_epochs}"),
         (0 < ppo.gamma <= 1, f"agent.ppo.gamma must be in (0, 1], got {ppo.gamma}"),

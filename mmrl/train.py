@@ -340,13 +340,24 @@ def _run(
     remaining = config.steps - model.num_timesteps
     t0 = time.perf_counter()
     if remaining > 0:
-        model.learn(
-            total_timesteps=remaining,
-            callback=callbacks,
-            reset_num_timesteps=checkpoint is None,
-            tb_log_name=TB_NAME,
-            progress_bar=progress_bar,
-        )
+        try:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callbacks,
+                reset_num_timesteps=checkpoint is None,
+                tb_log_name=TB_NAME,
+                progress_bar=progress_bar,
+            )
+        except ValueError as err:
+            # torch.distributions refuses NaN outputs ("... found invalid values"): the
+            # policy diverged. The checkpoints written before it are intact.
+            if "invalid values" not in str(err):
+                raise
+            raise ConfigError(
+                f"training diverged at step {model.num_timesteps}: the policy's outputs "
+                "became NaN; lower agent.ppo.learning_rate (now "
+                f"{config.agent.ppo.learning_rate:g}) or agent.ppo.max_grad_norm"
+            ) from None
     elapsed = time.perf_counter() - t0
     save(model.num_timesteps)
     atomic_save_model(model, run_dir / "model.zip")

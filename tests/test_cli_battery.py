@@ -161,6 +161,18 @@ COMMAND_CASES = [
     ("collect from run with empty config",
      ["collect", "--policy", "emptyrun", "--dataset-id", "tests/dummy-v0", "--episodes", "1"],
      "the file is empty"),
+    ("bench cpus-per-task nan", ["bench", "--out", "b", "--cpus-per-task", "nan"],
+     "--cpus-per-task must be in (0, 1024]"),
+    ("bench cpus-per-task 0", ["bench", "--out", "b", "--cpus-per-task", "0"],
+     "--cpus-per-task must be in (0, 1024]"),
+    ("pretrain lr inf", ["pretrain", "--dataset", "x/y-v0", "--lr", "inf"], "--lr must be in"),
+    ("pretrain lr huge", ["pretrain", "--dataset", "x/y-v0", "--lr", "1e300"], "--lr must be in"),
+    ("pretrain weight inf", ["pretrain", "--dataset", "x/y-v0", "--weight", "bc=inf"],
+     "--weight values must be finite numbers >= 0"),
+    ("pretrain weight negative", ["pretrain", "--dataset", "x/y-v0", "--weight", "bc=-1"],
+     "--weight values must be finite numbers >= 0"),
+    ("train learning_rate huge", [*TRAIN, "--set", "agent.ppo.learning_rate=1e300"],
+     "learning_rate must be in (0, 1]"),
     ("evaluate seed negative", ["evaluate", "nowhere", "--seed", "-3"], "--seed must be"),
 ]  # fmt: skip
 

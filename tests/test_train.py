@@ -383,3 +383,26 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     assert "agent.extractor.fusion: 'mean' (checkpoint) vs 'concat' (config.yaml)" in err, err
+
+
+def test_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 15: NaN policy outputs (a diverged update) ended in SB3's ValueError traceback."""
+    import mmrl.train as train_module
+
+    real = train_module.build_model
+
+    def nan_model(*args, **kwargs):
+        model = real(*args, **kwargs)
+        with th.no_grad():
+            for p in model.policy.action_net.parameters():
+                p.fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", nan_model)
+    args = ["train", "--steps", "256", "--n-envs", "4", "--out", str(tmp_path / "run"),
+            "--quiet", "--set", "eval_freq=0"]  # fmt: skip
+    for item in TINY[:-3]:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training diverged at step 0" in err, err

@@ -178,8 +178,8 @@ class Pretrainer:
         loss = self.total(losses)
         if not bool(th.isfinite(loss)):
             # Adam would spread the NaN into every weight: stop with what to change.
-            shown = ", ".join(f"{k} {float(v):.3g}" for k, v in losses.items())
-            raise self._diverged(f"the loss became {float(loss)} ({shown})")
+            shown = ", ".join(f"{k} {float(v.detach()):.3g}" for k, v in losses.items())
+            raise self._diverged(f"the loss became {float(loss.detach())} ({shown})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         th.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
@@ -289,7 +289,7 @@ def pretrain(
     checks = [
         (epochs >= 1, f"--epochs must be >= 1, got {epochs}"),
         (batch_size >= 2, f"--batch-size must be >= 2, got {batch_size}"),
-        (lr > 0, f"--lr must be > 0, got {lr}"),
+        (0 < lr <= 1, f"--lr must be in (0, 1], got {lr}"),  # NaN and inf fail too
         (augment in AUGMENTATIONS, f"--augment must be one of {AUGMENTATIONS}, got {augment!r}"),
         (0 <= val_fraction < 1, f"--val-fraction must be in [0, 1), got {val_fraction}"),
         (patience >= 1, f"--patience must be >= 1, got {patience}"),
