@@ -28,9 +28,13 @@ def resolve_device(device: str) -> th.device:
             f"built with CUDA: {th.version.cuda or 'no'}); use --device cpu or auto"
         )
     try:
-        return th.device(device)
+        resolved = th.device(device)
     except RuntimeError as err:
         raise ConfigError(f"--device {device}: {err}") from None
+    count = th.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
+        raise ConfigError(f"--device {device}: this machine has {count} CUDA device(s)")
+    return resolved
 
 
 def build_vec_env(

@@ -177,10 +177,12 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """``mmrl bench``."""
+    from mmrl.agent import resolve_device
     from mmrl.bench.driver import run_bench_command
     from mmrl.checkpoint import check_output_dir
 
     check_output_dir(args.out, field="out")
+    resolve_device(args.device)  # a bad --device fails here, not in every cell
     for name in ("seeds", "steps", "workers", "ablation_episodes"):
         value = getattr(args, name)
         if value is not None and value < 1:

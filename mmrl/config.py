@@ -403,6 +403,10 @@ def find_preset(kind: str, name_or_path: str) -> Path:
     Raises:
         ConfigError: Unknown name (listing the available ones) or missing file.
     """
+    if not name_or_path.strip():
+        raise ConfigError(
+            f"empty {kind[:-1]} preset name; available: {', '.join(available_presets(kind))}"
+        )
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path or candidate.exists():
         if candidate.is_file():

@@ -213,7 +213,8 @@ def train(
         lock = RunLock(run_dir, field="resume")
         lock.acquire()
     else:
-        env, agent = env or "driving", agent or "ppo-concat"
+        env = "driving" if env is None else env
+        agent = "ppo-concat" if agent is None else agent
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:

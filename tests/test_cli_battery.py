@@ -161,6 +161,8 @@ COMMAND_CASES = [
     ("collect from run with empty config",
      ["collect", "--policy", "emptyrun", "--dataset-id", "tests/dummy-v0", "--episodes", "1"],
      "the file is empty"),
+    ("train env empty", [*TRAIN, "--env", "", "--out", "r"], "empty env preset name; available: "),
+    ("bench device bad", ["bench", "--out", "b", "--device", "nope"], "--device nope"),
     ("bench cpus-per-task nan", ["bench", "--out", "b", "--cpus-per-task", "nan"],
      "--cpus-per-task must be in (0, 1024]"),
     ("bench cpus-per-task 0", ["bench", "--out", "b", "--cpus-per-task", "0"],
