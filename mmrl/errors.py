@@ -87,7 +87,7 @@ def _state_dict_summary(lines: list[str]) -> str:
                         r"torch\.Size\((\[.*?\])\)", line)  # fmt: skip
         if size:
             name, saved, model = size.groups()
-            parts.append(f"{name} is {saved} in the file, {model} in the model")
+            parts.append(f"size mismatch for {name}: {saved} in the file, {model} in the model")
         else:
             parts.append(line)
     return f"{lines[0].rstrip(':')}: {'; '.join(parts)}"

@@ -62,5 +62,5 @@ def test_one_line_names_the_tensors_of_a_state_dict_mismatch():
         text = one_line(err)
     assert "\n" not in text
     assert "missing tensors: 2.weight, 2.bias" in text
-    assert "0.weight is [3, 2] in the file, [5, 2] in the model" in text
-    assert "1.weight is [4, 3] in the file, [4, 5] in the model" in text
+    assert "size mismatch for 0.weight: [3, 2] in the file, [5, 2] in the model" in text
+    assert "size mismatch for 1.weight: [4, 3] in the file, [4, 5] in the model" in text
