@@ -455,7 +455,11 @@ def _check_seeds(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the CLI; returns the exit status (0 ok, 2 bad input)."""
+    """Runs the CLI; returns the exit status (0 ok, 2 bad input, 1 a bug, 130 interrupted).
+
+    Bad input is one line (``MmrlError``, ``OSError``); so is an unexpected exception, unless
+    the environment sets ``MMRL_DEBUG`` (then it propagates with its traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -482,6 +486,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mmrl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug, not bad input: one line, status 1
+        import os
+
+        if os.environ.get("MMRL_DEBUG"):
+            raise
+        print(
+            f"mmrl {args.command}: unexpected error, probably a bug ({type(err).__name__}: "
+            f"{one_line(err, 200)}); MMRL_DEBUG=1 shows the traceback",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":
