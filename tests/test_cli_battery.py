@@ -104,6 +104,9 @@ def _assert_one_line_error(capsys, argv: list[str], root: Path) -> str:
 def work(tmp_path, monkeypatch):
     """The working folder (relative outputs land here) with a file, folders and bad YAML."""
     monkeypatch.chdir(tmp_path)
+    # Minari creates its datasets root on first use; what collect writes inside is watched.
+    (tmp_path / "datasets").mkdir()
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "datasets"))
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "pic.png").mkdir()
