@@ -454,6 +454,23 @@ def _check_seeds(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be in [0, 2**32 - 1], got {value}")
 
 
+def _terminated(signum: int, frame: Any) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm() -> tuple[bool, Any]:
+    """SIGTERM (``kill``, a scheduler's time limit) exits through Python, so ``finally``
+    blocks run: ``collect`` removes its temporary dataset folder (issue 15). Returns whether
+    the handler was installed (not off the main thread, where handlers cannot be set) and
+    the previous one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+    return True, signal.signal(signal.SIGTERM, _terminated)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status (0 ok, 2 bad input, 1 a bug, 130 interrupted).
 
@@ -469,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import importlib
 
     handler = getattr(importlib.import_module(module_name), func_name)
+    installed, previous = _exit_on_sigterm()
     try:
         _check_seeds(args)
         return int(handler(args) or 0)
@@ -497,6 +515,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if installed:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

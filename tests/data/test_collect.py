@@ -339,3 +339,29 @@ def test_temporary_folders_of_killed_runs_are_cleaned_on_the_next_run(toy, datas
     collect(policy="expert", episodes=2, dataset_id="toy/next-v0", venv=_venv(toy))
     left = sorted(p.name for p in datasets_path.iterdir() if p.name.startswith(".mmrl-"))
     assert left == sorted([live.name, other_host.name])
+
+
+def test_sigterm_during_collect_removes_the_temporary_folder(datasets_path):
+    """Issue 15: ``collect`` ended by SIGTERM left its hidden temporary folder forever; the
+    CLI turns SIGTERM into an exit through Python, so the folder is removed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmrl", "collect", "--env", "driving", "--n-envs", "2",
+         "--policy", "random", "--episodes", "100000", "--dataset-id", "tests/term-v0", "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(repo)}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not list(datasets_path.glob(".mmrl-collect-*")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    assert list(datasets_path.glob(".mmrl-collect-*")), proc.stderr.read() if proc.poll() else ""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
+    assert not list(datasets_path.glob(".mmrl-*"))
