@@ -57,9 +57,13 @@ def resolve_device(device: str) -> th.device:
             f"built with CUDA: {th.version.cuda or 'no'}); use --device cpu or auto"
         )
     try:
-        return th.device(device)
+        resolved = th.device(device)
     except RuntimeError as err:
         raise ConfigError(f"--device {device}: {err}") from None
+    count = th.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= count:
+        raise ConfigError(f"--device {device}: this machine has {count} CUDA device(s)")
+    return resolved
 
 
 def build_vec_env(
@@ -81,6 +85,12 @@ def build_vec_env(
     overrides = heldout_env_kwargs(config.env, split) if split is not None else {}
     venv = make_training_vec_env(config.env, n_envs=n_envs, seed=seed, **overrides)
     norm = config.agent.normalize
+    if norm.obs_keys:
+        try:
+            _check_normalized_keys(venv.observation_space, norm.obs_keys)
+        except ConfigError:
+            venv.close()
+            raise
     if norm.obs_keys or norm.reward:
         venv = VecNormalize(
             venv,
@@ -129,6 +139,29 @@ def algorithm_class(algo: str) -> type:
         raise MissingDependencyError(
             f"agent.algo {algo} needs {module.replace('_', '-')}: {_EXTRA.get(module)}"
         ) from None
+
+
+def _check_normalized_keys(space: Any, keys: list[str]) -> None:
+    """``VecNormalize`` needs existing float keys: a missing key was a ``KeyError`` traceback,
+    and an integer key (``text`` token ids) was silently turned into nonsense floats."""
+    import numpy as np
+    from gymnasium import spaces
+
+    subspaces = getattr(space, "spaces", None)
+    if not isinstance(space, spaces.Dict) or subspaces is None:
+        raise ConfigError(f"agent.normalize.obs_keys needs a Dict observation space, got {space}")
+    floats = [
+        k
+        for k, s in subspaces.items()
+        if isinstance(s, spaces.Box) and np.issubdtype(s.dtype, np.floating)
+    ]
+    for key in keys:
+        if key not in floats:
+            what = "is not an observation key" if key not in subspaces else "is not a float key"
+            raise ConfigError(
+                f"agent.normalize.obs_keys: {key!r} {what}; float keys of this env: "
+                f"{', '.join(floats) or '(none)'}"
+            )
 
 
 def policy_kwargs(config: RunConfig) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from mmrl.checkpoint import atomic_save_model, atomic_write_bytes
+from mmrl.checkpoint import CheckpointError, atomic_save_model, atomic_write_bytes
 from mmrl.rollout import collect_episodes, summarize
 
 
@@ -171,6 +171,48 @@ class HeldOutEvalCallback(BaseCallback):
     def _on_training_start(self) -> None:
         if self.eval_freq > 0:
             self._next_eval = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps so a resumed run continues this evaluation history.
+
+        Without the best score a resumed run's first evaluation replaced ``best_model.zip``
+        whatever its score (issue 15).
+        """
+        return {"best_score": self.best_score}
+
+    def restore(self, state: dict[str, Any] | None, step: int) -> None:
+        """Continues the history of a run resumed from a checkpoint taken at ``step``.
+
+        Evaluations logged after ``step`` (between that checkpoint and the kill) are dropped
+        from the history file: the resumed run makes them again, so the file ends as the
+        uninterrupted run's. Checkpoints written before the best score was kept (``state``
+        ``None``) take it from the evaluations that remain.
+
+        Args:
+            state: :meth:`state` as the checkpoint stored it, or ``None``.
+            step: Environment steps of the checkpoint.
+        """
+        kept: list[dict[str, Any]] = []
+        if self.history_path is not None and self.history_path.exists():
+            lines = self.history_path.read_text().splitlines()
+            try:
+                records = [json.loads(line) for line in lines if line.strip()]
+            except json.JSONDecodeError as err:
+                raise CheckpointError(f"{self.history_path} is corrupt ({err})") from None
+            kept = [r for r in records if r.get("step", 0) <= step]
+            if len(kept) != len(records):
+                text = "".join(json.dumps(r) + "\n" for r in kept)
+                atomic_write_bytes(self.history_path, text.encode())
+        if state is not None and "best_score" in state:
+            best = state["best_score"]
+            self.best_score = None if best is None else (float(best[0]), float(best[1]))
+            return
+        for record in kept:
+            first = next((v for k, v in record.items() if k != "step"), None)
+            if isinstance(first, dict) and "success_rate" in first:
+                score = (first["success_rate"], first["mean_return"])
+                if self.best_score is None or score > self.best_score:
+                    self.best_score = score
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """Runs the evaluation now; returns per-split summaries."""

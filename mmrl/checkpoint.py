@@ -27,7 +27,7 @@ import numpy as np
 import torch as th
 
 from mmrl._umask import share_like_umask
-from mmrl.errors import CheckpointError
+from mmrl.errors import CheckpointError, ConfigError
 
 LATEST = "latest"
 STATE_FILE = "state.pkl"
@@ -46,6 +46,73 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in [path, *path.parents]:
+        if candidate.exists():
+            return candidate
+    return Path.cwd()
+
+
+def _check_writable_folder(folder: Path, path: Path, field: str | None) -> None:
+    """Creates and removes a file in ``folder``: ``os.access`` says yes to root and knows
+    nothing of read-only mounts or quotas."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"{path}: cannot write in {folder} ({err.strerror or err})", field=field
+        ) from None
+
+
+def check_output_dir(path: str | Path, field: str | None = "out") -> Path:
+    """Refuses an output folder that cannot be written, before any work is done.
+
+    ``path`` may be missing (it is created later); it must not be a file or lie below one,
+    and its nearest existing folder must accept a new file (not read-only, not full).
+
+    Args:
+        path: The folder a command will write.
+        field: The argument naming it, for the message (``out`` reads ``--out`` in the CLI).
+
+    Raises:
+        ConfigError: Naming ``field``, the path and what is wrong.
+    """
+    path = Path(path)
+    base = _existing_ancestor(path)
+    if not base.is_dir():
+        where = "is a file" if base == path else f"is below the file {base}"
+        raise ConfigError(f"{path} {where}, not a folder", field=field)
+    _check_writable_folder(base, path, field)
+    return path
+
+
+def check_output_file(
+    path: str | Path, field: str | None = "out", parent_must_exist: bool = False
+) -> Path:
+    """Refuses an output file that cannot be written, before any work is done.
+
+    Args:
+        path: The file a command will write (replaced atomically later).
+        field: The argument naming it (``json`` reads ``--json`` in the CLI).
+        parent_must_exist: Refuse a missing folder instead of creating it later.
+
+    Raises:
+        ConfigError: ``path`` is a folder, its folder is missing (with
+            ``parent_must_exist``), lies below a file or cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give a file name", field=field)
+    if parent_must_exist and not path.parent.is_dir():
+        raise ConfigError(f"{path}: folder {path.parent} does not exist", field=field)
+    base = _existing_ancestor(path.parent)
+    if not base.is_dir():
+        raise ConfigError(f"{path} is below the file {base}", field=field)
+    _check_writable_folder(base, path, field)
+    return path
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -82,6 +149,77 @@ def atomic_save_model(model: Any, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``RUN_DIR/.lock``), so two processes never write
+    one run (a second ``mmrl train --resume``, or ``--force`` into a running run's folder).
+
+    ``flock`` locks vanish with their process, a ``SIGKILL`` included, so a killed run never
+    leaves its folder locked. Without ``fcntl`` (Windows) the lock does nothing.
+
+    Args:
+        run_dir: The run folder.
+        field: The argument naming the folder, for the message (``out``, ``resume``).
+    """
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: str | Path, field: str = "out") -> None:
+        self.path = Path(run_dir) / self.NAME
+        self.field = field
+        self._fd: int | None = None
+
+    def _try_lock(self, fd: int) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover (Windows)
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _refuse(self, fd: int) -> ConfigError:
+        try:
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        except OSError:
+            owner = ""
+        who = f" (pid {owner})" if owner.isdigit() else ""
+        return ConfigError(
+            f"{self.path.parent} is in use by another mmrl process{who}; wait for it to "
+            "finish or stop it first",
+            field=self.field,
+        )
+
+    def check(self) -> None:
+        """Raises :class:`ConfigError` if another process holds the lock (takes nothing)."""
+        if not self.path.is_file():
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            if not self._try_lock(fd):
+                raise self._refuse(fd)
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+
+    def acquire(self) -> None:
+        """Takes the lock (creating ``.lock``) or raises :class:`ConfigError`."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not self._try_lock(fd):
+            error = self._refuse(fd)
+            os.close(fd)
+            raise error
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drops the lock (the file stays: deleting it would race with a new owner)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def rng_state() -> dict[str, Any]:

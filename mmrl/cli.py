@@ -11,9 +11,9 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from mmrl.errors import MmrlError, UsageError
+from mmrl.errors import MmrlError, UsageError, one_line
 
 __all__ = ["MmrlError", "UsageError", "build_parser", "main"]
 
@@ -54,8 +54,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "train PPO with a multimodal extractor from presets", "mmrl.cli:run_train")
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", default="driving", help="env preset name or YAML path")
-    p.add_argument("--agent", default="ppo-concat", help="agent recipe name or YAML path")
+    p.add_argument("--env", help="env preset name or YAML path (default driving)")
+    p.add_argument("--agent", help="agent recipe name or YAML path (default ppo-concat)")
     p.add_argument("--steps", type=int, help="total environment steps")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--n-envs", type=int, help="environment copies stepped together")
@@ -183,12 +183,22 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """``mmrl bench``."""
+    from mmrl.agent import resolve_device
     from mmrl.bench.driver import run_bench_command
+    from mmrl.checkpoint import check_output_dir
 
+    check_output_dir(args.out, field="out")
+    resolve_device(args.device)  # a bad --device fails here, not in every cell
     for name in ("seeds", "steps", "workers", "ablation_episodes"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    import math
+
+    if not (math.isfinite(args.cpus_per_task) and 0 < args.cpus_per_task <= 1024):
+        raise UsageError(f"--cpus-per-task must be in (0, 1024], got {args.cpus_per_task}")
+    if not (math.isfinite(args.gpus_per_task) and 0 <= args.gpus_per_task <= 64):
+        raise UsageError(f"--gpus-per-task must be in [0, 64], got {args.gpus_per_task}")
     if args.workers is None:
         import os
 
@@ -433,11 +443,16 @@ def run_demo(args: argparse.Namespace) -> int:
 
     import cv2
 
+    from mmrl.checkpoint import check_output_file
     from mmrl.envs.visualize import compose_frame
     from mmrl.make import make_env
 
     if args.steps < 0:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
+        raise UsageError(f"--out {out}: an image name is needed (.png, .jpg or .bmp)")
+    check_output_file(out, field="out", parent_must_exist=True)
     env = make_env(args.env)
     obs, info = env.reset(seed=args.seed)
     unwrapped = env.unwrapped
@@ -450,9 +465,6 @@ def run_demo(args: argparse.Namespace) -> int:
         if terminated or truncated:
             break
     frame = compose_frame(obs, info["instruction"], [f"return so far {total:+.2f}"])
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        raise UsageError(f"--out: folder {out.parent} does not exist")
     if not cv2.imwrite(str(out), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
         raise UsageError(f"--out: cannot write an image to {out} (use a .png name)")
     print(f"instruction: {info['instruction']}")
@@ -531,8 +543,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_seeds(args: argparse.Namespace) -> None:
+    """Every seed option of every command (``--seed``, ``--seed-start`` ...) in NumPy's range:
+    a negative seed failed deep inside NumPy or SB3 with a traceback (issue 15)."""
+    for name, value in vars(args).items():
+        is_seed = name == "seed" or name.startswith("seed_") or name.endswith("_seed")
+        if is_seed and isinstance(value, int) and not 0 <= value <= 2**32 - 1:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be in [0, 2**32 - 1], got {value}")
+
+
+def _terminated(signum: int, frame: Any) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def _exit_on_sigterm() -> tuple[bool, Any]:
+    """SIGTERM (``kill``, a scheduler's time limit) exits through Python, so ``finally``
+    blocks run: ``collect`` removes its temporary dataset folder (issue 15). Returns whether
+    the handler was installed (not off the main thread, where handlers cannot be set) and
+    the previous one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return False, None
+    return True, signal.signal(signal.SIGTERM, _terminated)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the CLI; returns the exit status (0 ok, 2 bad input)."""
+    """Runs the CLI; returns the exit status (0 ok, 2 bad input, 1 a bug, 130 interrupted).
+
+    Bad input is one line (``MmrlError``, ``OSError``); so is an unexpected exception, unless
+    the environment sets ``MMRL_DEBUG`` (then it propagates with its traceback).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -542,7 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import importlib
 
     handler = getattr(importlib.import_module(module_name), func_name)
+    installed, previous = _exit_on_sigterm()
     try:
+        _check_seeds(args)
         return int(handler(args) or 0)
     except MmrlError as err:  # ConfigError, CheckpointError, DatasetError, UsageError, ...
         print(f"mmrl {args.command}: error: {err.cli_message()}", file=sys.stderr)
@@ -550,9 +595,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"mmrl {args.command}: error: file not found: {err.filename or err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only folder: the system's words, one line
+        where = f": {err.filename}" if err.filename else ""
+        reason = err.strerror or one_line(err)
+        print(f"mmrl {args.command}: error: {reason}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"mmrl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug, not bad input: one line, status 1
+        import os
+
+        if os.environ.get("MMRL_DEBUG"):
+            raise
+        print(
+            f"mmrl {args.command}: unexpected error, probably a bug ({type(err).__name__}: "
+            f"{one_line(err, 200)}); MMRL_DEBUG=1 shows the traceback",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if installed:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

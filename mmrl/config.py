@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from mmrl.errors import ConfigError
+from mmrl.errors import ConfigError, one_line
 
 T = TypeVar("T")
 
@@ -472,6 +473,10 @@ def find_preset(kind: str, name_or_path: str) -> Path:
     Raises:
         ConfigError: Unknown name (listing the available ones) or missing file.
     """
+    if not name_or_path.strip():
+        raise ConfigError(
+            f"empty {kind[:-1]} preset name; available: {', '.join(available_presets(kind))}"
+        )
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path or candidate.exists():
         if candidate.is_file():
@@ -488,13 +493,27 @@ def find_preset(kind: str, name_or_path: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Reads a YAML mapping, with errors naming the file."""
+    """Reads a YAML mapping, with errors naming the file.
+
+    Raises:
+        ConfigError: The file cannot be read, is not UTF-8, is not YAML, is empty (an empty
+            run ``config.yaml`` used to become the default config silently) or does not hold
+            a mapping.
+    """
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({err})") from None
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({one_line(err)})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty (expected a YAML mapping)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -552,10 +571,44 @@ def resolve_run_config(
     return config
 
 
+def max_torch_threads() -> int:
+    """Most ``torch_threads`` a run may ask for: the machine's cores (at least 1).
+
+    More OpenMP threads than cores never speeds PPO's small networks up, and a huge count
+    (``torch_threads=99999``) crashed the process with a segmentation fault (issue 15).
+    """
+    import os
+
+    return max(1, os.cpu_count() or 1)
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
 def validate_run_config(config: RunConfig) -> None:
-    """Range checks that types alone cannot express."""
+    """Range checks that types alone cannot express.
+
+    Every field SB3 or the extractor would refuse (or accept and then fail on mid-run, as
+    ``n_epochs=0`` did after the run folder was written) is checked here, so a bad value
+    fails before anything is written.
+    """
+    from mmrl.envs.config import MAX_SEED  # function level: keeps `import mmrl.config` light
+
+    ppo = config.agent.ppo
+    ext = config.agent.extractor
+    pol = config.agent.policy
+    threads = max_torch_threads()
     checks = [
         (config.steps >= 1, "steps must be >= 1"),
+        (
+            0 <= config.seed <= MAX_SEED - config.env.n_envs,
+            f"seed must be in [0, 2**32 - 1 - env.n_envs], got {config.seed}",
+        ),
+        (
+            0 <= config.eval_seed <= MAX_SEED - config.env.n_envs,
+            f"eval_seed must be in [0, 2**32 - 1 - env.n_envs], got {config.eval_seed}",
+        ),
         (config.env.n_envs >= 1, "env.n_envs must be >= 1"),
         (
             config.agent.algo in ALGORITHMS,
@@ -580,17 +633,63 @@ def validate_run_config(config: RunConfig) -> None:
         ),
         (config.agent.ppo.n_steps >= 1, "agent.ppo.n_steps must be >= 1"),
         (config.agent.ppo.batch_size >= 2, "agent.ppo.batch_size must be >= 2"),
-        (config.agent.ppo.learning_rate > 0, "agent.ppo.learning_rate must be > 0"),
+        (
+            0 < ppo.learning_rate <= 1,  # Adam's step; above 1 it only diverges (or overflows)
+            f"agent.ppo.learning_rate must be in (0, 1], got {ppo.learning_rate}",
+        ),
+        (ppo.n_epochs >= 1, f"agent.ppo.n_epochs must be >= 1, got {ppo.n_epochs}"),
+        (0 < ppo.gamma <= 1, f"agent.ppo.gamma must be in (0, 1], got {ppo.gamma}"),
+        (0 <= ppo.gae_lambda <= 1, f"agent.ppo.gae_lambda must be in [0, 1], got {ppo.gae_lambda}"),
+        (
+            ppo.clip_range > 0 and _finite(ppo.clip_range),
+            f"agent.ppo.clip_range must be a finite number > 0, got {ppo.clip_range}",
+        ),
+        (
+            _finite(ppo.ent_coef) and ppo.ent_coef >= 0,
+            f"agent.ppo.ent_coef must be a finite number >= 0, got {ppo.ent_coef}",
+        ),
+        (
+            _finite(ppo.vf_coef) and ppo.vf_coef >= 0,
+            f"agent.ppo.vf_coef must be a finite number >= 0, got {ppo.vf_coef}",
+        ),
+        (
+            ppo.max_grad_norm > 0,
+            f"agent.ppo.max_grad_norm must be > 0, got {ppo.max_grad_norm}",
+        ),
+        (
+            ppo.target_kl is None or (ppo.target_kl > 0 and _finite(ppo.target_kl)),
+            f"agent.ppo.target_kl must be a finite number > 0 or null, got {ppo.target_kl}",
+        ),
+        (
+            ext.features_dim >= 1,
+            f"agent.extractor.features_dim must be >= 1, got {ext.features_dim}",
+        ),
+        (
+            all(width >= 1 for width in [*pol.pi, *pol.vf]),
+            f"agent.policy.pi and .vf widths must be >= 1, got pi={pol.pi} vf={pol.vf}",
+        ),
+        (
+            len(set(config.agent.normalize.obs_keys)) == len(config.agent.normalize.obs_keys),
+            f"agent.normalize.obs_keys has duplicates: {config.agent.normalize.obs_keys}",
+        ),
         (
             config.agent.ppo.lr_schedule in ("constant", "linear"),
             "agent.ppo.lr_schedule must be 'constant' or 'linear'",
         ),
-        (0 <= config.agent.extractor.modality_dropout <= 1, "modality_dropout must be in [0, 1]"),
+        (
+            0 <= ext.modality_dropout < 1,
+            "agent.extractor.modality_dropout must be in [0, 1) (1 would drop every "
+            f"modality), got {ext.modality_dropout}",
+        ),
         (config.agent.policy.activation in ("tanh", "relu"), "policy.activation: tanh or relu"),
         (config.eval_freq >= 0, "eval_freq must be >= 0"),
         (config.eval_episodes >= 1, "eval_episodes must be >= 1"),
         (config.checkpoint_freq >= 1, "checkpoint_freq must be >= 1"),
-        (config.torch_threads >= 0, "torch_threads must be >= 0 (0 = torch's default)"),
+        (
+            0 <= config.torch_threads <= threads,
+            f"torch_threads must be in [0, {threads}] (0 = torch's default, at most this "
+            f"machine's cores), got {config.torch_threads}",
+        ),
         (
             config.stop_success is None or 0 <= config.stop_success <= 1,
             f"stop_success must be in [0, 1] or null, got {config.stop_success}",

@@ -77,11 +77,37 @@ class SpaceMismatchError(CheckpointError, DatasetError):
     """
 
 
+def _state_dict_summary(lines: list[str]) -> str:
+    """torch's ``load_state_dict`` error (one line per kind of difference) as one line that
+    names the tensors: what is missing, unexpected, and each size mismatch's two shapes."""
+    import re
+
+    parts = []
+    for line in lines[1:]:
+        kind, _, names = line.partition(" in state_dict: ")
+        if names:
+            listed = ", ".join(re.findall(r'"([^"]+)"', names))
+            parts.append(f"{kind.lower().replace('key(s)', 'tensors')}: {listed}")
+            continue
+        size = re.match(r"size mismatch for (\S+): .*?torch\.Size\((\[.*?\])\).*?"
+                        r"torch\.Size\((\[.*?\])\)", line)  # fmt: skip
+        if size:
+            name, saved, model = size.groups()
+            parts.append(f"size mismatch for {name}: {saved} in the file, {model} in the model")
+        else:
+            parts.append(line)
+    return f"{lines[0].rstrip(':')}: {'; '.join(parts)}"
+
+
 def one_line(err: BaseException, limit: int = 300) -> str:
-    """An exception message on one line: torch's state-dict errors list one line per tensor."""
+    """An exception message on one line: torch's state-dict errors list one line per tensor,
+    summarized as the tensors that differ."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     if not lines:
         return type(err).__name__
+    if lines[0].startswith("Error(s) in loading state_dict") and len(lines) > 1:
+        text = _state_dict_summary(lines)
+        return text if len(text) <= 2 * limit else text[: 2 * limit - 3] + "..."
     text = lines[0] if len(lines) == 1 else f"{lines[0]} {lines[1]}"
     if len(lines) > 2:
         text += f" (+{len(lines) - 2} more)"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
 
 from mmrl.config import ConfigError, EnvConfig, find_preset, load_env_preset
+from mmrl.errors import MmrlError, one_line
 
 ADAPTERS = {
     "minigrid": ("mmrl.adapters", "make_minigrid"),
@@ -56,13 +59,28 @@ def make_env(
     """
     config = resolve_env(name_or_id)
     kwargs = {**config.kwargs, **overrides}
-    if config.adapter is None:
-        env = gym.make(config.env_id, render_mode=render_mode, **kwargs)
-    else:
-        module, func = ADAPTERS[config.adapter]
-        factory = getattr(importlib.import_module(module), func)
-        env = factory(config.env_id, render_mode=render_mode, **kwargs)
-    return _apply_wrappers(env, config)
+    with _env_errors(config.env_id):
+        if config.adapter is None:
+            env = gym.make(config.env_id, render_mode=render_mode, **kwargs)
+        else:
+            module, func = ADAPTERS[config.adapter]
+            factory = getattr(importlib.import_module(module), func)
+            env = factory(config.env_id, render_mode=render_mode, **kwargs)
+        return _apply_wrappers(env, config)
+
+
+@contextlib.contextmanager
+def _env_errors(env_id: str) -> Iterator[None]:
+    """Environment keyword errors (out of range, wrong type, unknown; a wrapper's) as one
+    :class:`ConfigError` naming the env: the envs raise plain ``ValueError``/``TypeError``,
+    which reached the user as a traceback after the run folder was written (issue 15)."""
+    try:
+        yield
+    except MmrlError:
+        raise
+    except (ValueError, TypeError, gym.error.Error) as err:
+        text = one_line(err)
+        raise ConfigError(text if text.startswith(env_id) else f"env {env_id}: {text}") from None
 
 
 def make_training_vec_env(
@@ -91,7 +109,8 @@ def make_training_vec_env(
     n = config.n_envs if n_envs is None else n_envs
     kwargs = {**config.kwargs, **overrides}
     if config.adapter is None and not config.wrappers:
-        return make_vec_env(config.env_id, n_envs=n, seed=seed, monitor=monitor, **kwargs)
+        with _env_errors(config.env_id):
+            return make_vec_env(config.env_id, n_envs=n, seed=seed, monitor=monitor, **kwargs)
 
     def factory() -> gym.Env:
         return make_env(config, **kwargs)

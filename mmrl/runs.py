@@ -26,10 +26,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mmrl.checkpoint import MODEL_FILE, latest_checkpoint, read_state
-from mmrl.config import RunConfig, from_dict
+from mmrl.config import RunConfig, from_dict, read_yaml
 from mmrl.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -64,11 +62,9 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML ({err})") from None
-    return from_dict(RunConfig, data or {}, where=str(path))
+    # read_yaml refuses an empty, non-UTF-8 or unreadable file (an empty config.yaml used to
+    # become the default config silently, issue 15).
+    return from_dict(RunConfig, read_yaml(path), where=str(path))
 
 
 def parse_evaluations(text: str, where: str = EVALUATIONS_FILE) -> list[dict[str, Any]]:

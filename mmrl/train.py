@@ -24,9 +24,11 @@ from mmrl.agent import build_model, build_vec_env, policy_kwargs, resolve_device
 from mmrl.checkpoint import (
     MODEL_FILE,
     CheckpointError,
+    RunLock,
     atomic_save_model,
     atomic_write_bytes,
     check_model_file,
+    check_output_dir,
     read_state,
     rng_state,
     set_rng_state,
@@ -134,8 +136,8 @@ def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None
 
 
 def train(
-    env: str = "driving",
-    agent: str = "ppo-concat",
+    env: str | None = None,
+    agent: str | None = None,
     *,
     steps: int | None = None,
     seed: int | None = None,
@@ -155,15 +157,19 @@ def train(
     """Trains PPO with a multimodal extractor; returns the run folder.
 
     Args:
-        env: Environment preset name or YAML path (``driving``, ``navigation`` ...).
-        agent: Agent recipe name or YAML path (``ppo-attention`` ...).
+        env: Environment preset name or YAML path (``driving``, ``navigation`` ...; default
+            ``driving``). Not with ``resume``.
+        agent: Agent recipe name or YAML path (``ppo-attention`` ...; default
+            ``ppo-concat``). Not with ``resume``.
         steps: Total environment steps (default: the run config's).
         seed: Run seed.
         n_envs: Environment copies (default: the preset's).
         device: ``auto``, ``cpu`` or ``cuda``; the environment always steps on the CPU.
         out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
         overrides: ``dotted.key=value`` overrides of the run config.
-        resume: A run folder to continue from its latest checkpoint.
+        resume: A run folder to continue from its latest checkpoint. Its ``config.yaml`` is
+            fixed: ``env``, ``agent``, ``n_envs``, ``overrides``, ``out`` and another
+            ``seed`` are refused, not ignored.
         stop_success: Stop at the first evaluation with at least this success rate on
             ``stop_split`` (default: the run config's ``stop_success``). Like ``steps``, it
             may be changed when resuming.
@@ -199,6 +205,7 @@ def train(
                 f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
             )
         config = load_run_config(run_dir)
+        _refuse_resume_changes(config, run_dir, env, agent, n_envs, seed, out, overrides)
         for key, value in fields.items():
             if value is not None:
                 setattr(config, key, value)
@@ -206,7 +213,11 @@ def train(
         checkpoint = RunFolder(run_dir).latest_checkpoint()
         if checkpoint is None:
             raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
+        lock = RunLock(run_dir, field="resume")
+        lock.acquire()
     else:
+        env = "driving" if env is None else env
+        agent = "ppo-concat" if agent is None else agent
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:
@@ -218,6 +229,63 @@ def train(
         check_init(config)  # a bad --init-from fails before the run folder is touched
         _check_run_dir(run_dir, force)
         checkpoint = None
+        lock = RunLock(run_dir)
+        lock.check()  # --force must not wipe a folder another process trains in
+    try:
+        return _run(
+            config,
+            run_dir,
+            checkpoint,
+            lock,
+            force,
+            progress_bar,
+            verbose,
+            log_interval,
+            on_evaluation,
+        )
+    finally:
+        lock.release()
+
+
+def _refuse_resume_changes(
+    config: RunConfig,
+    run_dir: Path,
+    env: str | None,
+    agent: str | None,
+    n_envs: int | None,
+    seed: int | None,
+    out: str | Path | None,
+    overrides: list[str] | None,
+) -> None:
+    """A resumed run follows its config.yaml: options it would ignore are errors (issue 15)."""
+    fixed = {"env": env, "agent": agent, "n_envs": n_envs, "overrides": overrides or None}
+    for name, value in fixed.items():
+        if value is not None:
+            raise ConfigError(
+                f"cannot change a resumed run (its {CONFIG_FILE} fixes it); drop it or start "
+                "a new run",
+                field=name if name != "overrides" else "set",
+            )
+    if seed is not None and seed != config.seed:
+        raise ConfigError(
+            f"{seed} differs from the resumed run's seed {config.seed}; drop it", field="seed"
+        )
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        raise ConfigError(f"{out}: a resumed run writes to its own folder {run_dir}", field="out")
+
+
+def _run(
+    config: RunConfig,
+    run_dir: Path,
+    checkpoint: Path | None,
+    lock: RunLock,
+    force: bool,
+    progress_bar: bool,
+    verbose: int,
+    log_interval: float | None = None,
+    on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+) -> Path:
+    """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run)."""
     torch_device = resolve_device(config.device)
     folder = RunFolder(run_dir)
 
@@ -236,17 +304,21 @@ def train(
     venv = build_vec_env(config, seed=config.seed)
     if checkpoint is None:
         try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
+            if config.env.eval_kwargs:  # and so do the held-out split's env kwargs
+                build_vec_env(config, config.eval_seed, 1, "test").close()
             model = build_model(config, venv, torch_device, folder.tb_dir)
         except ConfigError:
             venv.close()
             raise
         _prepare_run_dir(run_dir, force)
+        lock.acquire()
         atomic_write_bytes(folder.config_path, yaml.safe_dump(to_dict(config)).encode())
         from mmrl.pretrain.finetune import load_pretrained
 
         load_pretrained(model, config, verbose=verbose)
+        resumed_state = None
     else:
-        model = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
+        model, resumed_state = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
 
     eval_envs = {
         "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
@@ -266,9 +338,12 @@ def train(
         stop_split=config.stop_split,
         on_evaluation=on_evaluation,
     )
+    if resumed_state is not None:
+        evaluator.restore(resumed_state.get("evaluation"), step=model.num_timesteps)
 
     def save(step: int) -> None:
-        write_checkpoint(folder.checkpoints_dir, step, model, _checkpoint_state(model, config))
+        state = _checkpoint_state(model, config, evaluator.state())
+        write_checkpoint(folder.checkpoints_dir, step, model, state)
 
     from mmrl.pretrain.finetune import init_callbacks
 
@@ -284,13 +359,24 @@ def train(
     remaining = config.steps - model.num_timesteps
     t0 = time.perf_counter()
     if remaining > 0:
-        model.learn(
-            total_timesteps=remaining,
-            callback=callbacks,
-            reset_num_timesteps=checkpoint is None,
-            tb_log_name=TB_NAME,
-            progress_bar=progress_bar,
-        )
+        try:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callbacks,
+                reset_num_timesteps=checkpoint is None,
+                tb_log_name=TB_NAME,
+                progress_bar=progress_bar,
+            )
+        except ValueError as err:
+            # torch.distributions refuses NaN outputs ("... found invalid values"): the
+            # policy diverged. The checkpoints written before it are intact.
+            if "invalid values" not in str(err):
+                raise
+            raise ConfigError(
+                f"training diverged at step {model.num_timesteps}: the policy's outputs "
+                "became NaN; lower agent.ppo.learning_rate (now "
+                f"{config.agent.ppo.learning_rate:g}) or agent.ppo.max_grad_norm"
+            ) from None
     elapsed = time.perf_counter() - t0
     save(model.num_timesteps)
     atomic_save_model(model, folder.model_path)
@@ -326,7 +412,9 @@ def _eval_copies(config: RunConfig) -> int:
 
 
 def _check_run_dir(run_dir: Path, force: bool) -> None:
-    """Refuses a non-empty run folder unless ``force`` (nothing is written here)."""
+    """Refuses a non-empty run folder unless ``force``, and one that cannot be written (a
+    file, below a file, read-only): nothing is written here."""
+    check_output_dir(run_dir, field="out")
     if run_dir.exists() and any(run_dir.iterdir()) and not force:
         finished = (run_dir / METRICS_FILE).exists()
         what = "a finished run" if finished else "files (an unfinished run? use --resume)"
@@ -342,7 +430,7 @@ def _prepare_run_dir(run_dir: Path, force: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
+def _checkpoint_state(model: Any, config: RunConfig, evaluation: dict[str, Any]) -> dict[str, Any]:
     return {
         "num_timesteps": int(model.num_timesteps),
         "rng": rng_state(),
@@ -354,8 +442,38 @@ def _checkpoint_state(model: Any, config: RunConfig) -> dict[str, Any]:
         "ep_success_buffer": list(model.ep_success_buffer or []),
         "env": env_state(model.get_env()),
         "config": to_dict(config),
+        "evaluation": evaluation,  # best score: best_model.zip survives a resume
         "mmrl_checkpoint": 1,
     }
+
+
+#: Run-config fields a resumed run may change (``train(resume=..., steps=...)``).
+RESUMABLE_FIELDS = ("steps", "device", "stop_success", "stop_split")
+
+
+def _check_checkpoint_config(checkpoint: Path, recorded: Any, config: RunConfig) -> None:
+    """Refuses a checkpoint written by another run config (another fusion's checkpoints
+    copied in): it would load, or fail deep inside SB3, as a model the config does not
+    describe (issue 15)."""
+    if not isinstance(recorded, dict):
+        return  # checkpoints before the config was recorded
+    from mmrl.pretrain.checkpoint import config_differences
+
+    current = to_dict(config)
+    for key in RESUMABLE_FIELDS:
+        recorded.pop(key, None)
+        current.pop(key, None)
+    # Keys only one side has are fields added or removed by an mmrl upgrade, not a mismatch.
+    diffs = [
+        d.replace("(policy)", f"({CONFIG_FILE})")
+        for d in config_differences(recorded, current)
+        if not d.endswith(("only in the checkpoint", "only in the policy"))
+    ]
+    if diffs:
+        shown = "; ".join(diffs[:4]) + (f"; ... ({len(diffs) - 4} more)" if len(diffs) > 4 else "")
+        raise CheckpointError(
+            f"{checkpoint} was written by another run config than {CONFIG_FILE}: {shown}"
+        )
 
 
 def _load_checkpoint(
@@ -368,6 +486,7 @@ def _load_checkpoint(
     model_path = checkpoint / MODEL_FILE
     check_model_file(model_path)
     state = read_state(checkpoint)
+    _check_checkpoint_config(checkpoint, state.get("config"), config)
     try:
         model = algorithm_class(config.agent.algo).load(
             model_path, env=venv, device=device, tensorboard_log=str(RunFolder(run_dir).tb_dir)
@@ -387,4 +506,4 @@ def _load_checkpoint(
             )
     model.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=100)
     model.ep_success_buffer = deque(state["ep_success_buffer"], maxlen=100)
-    return model
+    return model, state

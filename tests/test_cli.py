@@ -61,3 +61,24 @@ def test_envs_lists_v0_ids_without_gymnasium_noise():
     )
     assert "mmrl/Navigation-v0" in out.stdout and "superseded by v1" in out.stdout
     assert "out of date" not in out.stderr + out.stdout
+
+
+def test_an_unexpected_exception_is_one_line_unless_debugging(monkeypatch, capsys):
+    """Issue 15: a bug below the CLI reached the user as a traceback; it is one line with
+    status 1 (bad input is 2), and MMRL_DEBUG=1 lets it through for debugging."""
+    import mmrl.cli as cli
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(cli, "run_envs", broken)
+    monkeypatch.delenv("MMRL_DEBUG", raising=False)
+    assert main(["envs"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "mmrl envs: unexpected error, probably a bug (ZeroDivisionError: division by zero "
+        "second line); MMRL_DEBUG=1 shows the traceback\n"
+    )
+    monkeypatch.setenv("MMRL_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["envs"])

@@ -46,3 +46,21 @@ def test_cli_reports_any_mmrl_error_on_one_line_with_status_2(monkeypatch, capsy
     assert cli.main(["envs"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "mmrl envs: error: what is wrong; what is allowed"
+
+
+def test_one_line_names_the_tensors_of_a_state_dict_mismatch():
+    """Issue 15: torch's state-dict errors were cut after their first line."""
+    import torch as th
+
+    from mmrl.errors import one_line
+
+    saved = th.nn.Sequential(th.nn.Linear(2, 3), th.nn.Linear(3, 4)).state_dict()
+    model = th.nn.Sequential(th.nn.Linear(2, 5), th.nn.Linear(5, 4), th.nn.Linear(4, 1))
+    try:
+        model.load_state_dict(saved)
+    except RuntimeError as err:
+        text = one_line(err)
+    assert "\n" not in text
+    assert "missing tensors: 2.weight, 2.bias" in text
+    assert "size mismatch for 0.weight: [3, 2] in the file, [5, 2] in the model" in text
+    assert "size mismatch for 1.weight: [4, 3] in the file, [4, 5] in the model" in text

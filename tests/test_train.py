@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,3 +223,186 @@ def test_stop_split_watches_the_held_out_instructions(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["stopped_early_at"] == 512
     with pytest.raises(ConfigError, match="stop_split must be 'train' or 'test'"):
         train("driving", steps=512, out=tmp_path / "bad", stop_success=0.5, stop_split="val")
+
+
+def _policy_tensors(model_zip: Path) -> dict[str, th.Tensor]:
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(model_zip) as zf:
+        return th.load(io.BytesIO(zf.read("policy.pth")), map_location="cpu")
+
+
+def test_resume_keeps_best_model_and_evaluation_history(tmp_path):
+    """Issue 15: a resumed run restores the best score from its checkpoint (so a worse model
+    does not replace best_model.zip) and ends with the uninterrupted run's evaluations.jsonl
+    (the evaluations made after the checkpoint it resumed from are not repeated)."""
+    out = tmp_path / "run"
+    overrides = [*TINY[:-3], "eval_freq=256", "eval_episodes=2", "checkpoint_freq=256"]
+    train("driving", steps=1024, n_envs=4, seed=1, out=out, overrides=overrides, verbose=0)
+    history = (out / "evaluations.jsonl").read_text()
+    assert [json.loads(line)["step"] for line in history.splitlines()] == [256, 512, 768, 1024]
+    best = _policy_tensors(out / "best_model.zip")
+    # As if killed right after the evaluation at step 1024 with the checkpoint at 512 the
+    # latest one: resume from there.
+    (out / "checkpoints" / "latest").write_text("step_000000000512")
+    for name in ("step_000000000768", "step_000000001024"):
+        shutil.rmtree(out / "checkpoints" / name)
+    (out / "metrics.json").unlink()
+    train(resume=out, verbose=0)
+    assert (out / "evaluations.jsonl").read_text() == history
+    resumed_best = _policy_tensors(out / "best_model.zip")
+    assert resumed_best.keys() == best.keys()
+    assert all(th.equal(resumed_best[k], best[k]) for k in best)
+
+
+def test_resume_does_not_replace_a_better_best_model(tmp_path):
+    """Extending a finished run (``--resume --steps``): its evaluations are no better than
+    the recorded best score, so best_model.zip stays as it was."""
+    out = tmp_path / "run"
+    overrides = [*TINY[:-3], "eval_freq=256", "eval_episodes=1", "checkpoint_freq=256"]
+    train("driving", steps=256, n_envs=4, out=out, overrides=overrides, verbose=0)
+    from mmrl.checkpoint import read_state, write_checkpoint
+
+    # Record an unbeatable best score in the last checkpoint (a best model of the past).
+    ckpt = latest_checkpoint(out / "checkpoints")
+    state = read_state(ckpt)
+    state["evaluation"] = {"best_score": (2.0, 1e9)}
+    from stable_baselines3 import PPO
+
+    write_checkpoint(out / "checkpoints", 256, PPO.load(ckpt / "model.zip"), state)
+    before = (out / "best_model.zip").read_bytes()
+    train(resume=out, steps=768, verbose=0)
+    steps = [json.loads(line)["step"] for line in (out / "evaluations.jsonl").open()]
+    assert steps == [256, 512, 768]
+    assert (out / "best_model.zip").read_bytes() == before
+
+
+def test_full_disk_during_training_is_one_line_and_keeps_the_checkpoints(
+    tmp_path, capsys, monkeypatch
+):
+    """Issue 15: a full disk gave three chained tracebacks; now one line, exit 2, and the
+    checkpoints written before stay complete (a later --resume continues from them)."""
+    import errno
+
+    import mmrl.train as train_module
+    from mmrl.checkpoint import read_state
+
+    real = train_module.write_checkpoint
+    calls = []
+
+    def fills_the_disk(folder, step, *args, **kwargs):
+        calls.append(step)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "x"))
+        return real(folder, step, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "write_checkpoint", fills_the_disk)
+    out = tmp_path / "run"
+    args = ["train", "--steps", "1024", "--n-envs", "4", "--out", str(out), "--quiet",
+            "--set", "checkpoint_freq=256", "--set", "eval_freq=0"]  # fmt: skip
+    for item in TINY[:-3]:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("mmrl train: error: No space left on device: "), err
+    assert read_state(latest_checkpoint(out / "checkpoints"))["num_timesteps"] == calls[0]
+
+
+def _config_only_run(run_dir: Path, seed: int = 0) -> Path:
+    """A run folder holding only config.yaml (the resume checks come before the checkpoint)."""
+    import yaml
+
+    from mmrl.config import RunConfig, to_dict
+
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(RunConfig(seed=seed))))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--env", "navigation"], "--env cannot change a resumed run"),
+        (["--agent", "ppo-mean"], "--agent cannot change a resumed run"),
+        (["--n-envs", "3"], "--n-envs cannot change a resumed run"),
+        (["--seed", "5"], "--seed 5 differs from the resumed run's seed 2"),
+        (["--out", "elsewhere"], "a resumed run writes to its own folder"),
+    ],
+)
+def test_resume_refuses_options_it_would_ignore(tmp_path, capsys, extra, says):
+    """Issue 15: --resume silently ignored --env, --agent, --n-envs and a new --seed."""
+    run_dir = _config_only_run(tmp_path / "run", seed=2)
+    assert main(["train", "--resume", str(run_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err, err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
+    """Issue 15: two processes could write one run folder (a second --resume, or --force
+    into a running run's folder). The lock is held here as another process would hold it."""
+    from mmrl.checkpoint import RunLock
+
+    run_dir = _config_only_run(tmp_path / "run")
+    (run_dir / "checkpoints" / "step_000000000008").mkdir(parents=True)
+    for name in ("model.zip", "state.pkl"):
+        (run_dir / "checkpoints" / "step_000000000008" / name).write_bytes(b"x")
+    holder = RunLock(run_dir)
+    holder.acquire()
+    try:
+        assert main(["train", "--resume", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is in use by another mmrl process (pid " in err, err
+        args = ["train", "--steps", "8", "--n-envs", "2", "--out", str(run_dir), "--force",
+                "--quiet", "--set", "agent.ppo.n_steps=4",
+                "--set", "agent.ppo.batch_size=8"]  # fmt: skip
+        assert main(args) == 2
+        assert "is in use by another mmrl process" in capsys.readouterr().err
+        assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir()
+    finally:
+        holder.release()
+    # Released (as a killed process's lock is), the folder can be used again.
+    assert main(args) == 0
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path, capsys):
+    """Issue 15: another fusion's checkpoints copied into a run were loaded (or failed deep
+    inside SB3); the checkpoint's recorded config must match config.yaml."""
+    overrides = [*TINY[:-3], "eval_episodes=1"]
+    runs = {}
+    for fusion in ("concat", "mean"):
+        runs[fusion] = tmp_path / fusion
+        train("driving", steps=256, n_envs=4, out=runs[fusion], verbose=0,
+              overrides=[*overrides, f"agent.extractor.fusion={fusion}"])  # fmt: skip
+    shutil.rmtree(runs["concat"] / "checkpoints")
+    shutil.copytree(runs["mean"] / "checkpoints", runs["concat"] / "checkpoints")
+    (runs["concat"] / "metrics.json").unlink()
+    assert main(["train", "--resume", str(runs["concat"]), "--steps", "512"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "agent.extractor.fusion: 'mean' (checkpoint) vs 'concat' (config.yaml)" in err, err
+
+
+def test_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):
+    """Issue 15: NaN policy outputs (a diverged update) ended in SB3's ValueError traceback."""
+    import mmrl.train as train_module
+
+    real = train_module.build_model
+
+    def nan_model(*args, **kwargs):
+        model = real(*args, **kwargs)
+        with th.no_grad():
+            for p in model.policy.action_net.parameters():
+                p.fill_(float("nan"))
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", nan_model)
+    args = ["train", "--steps", "256", "--n-envs", "4", "--out", str(tmp_path / "run"),
+            "--quiet", "--set", "eval_freq=0"]  # fmt: skip
+    for item in TINY[:-3]:
+        args += ["--set", item]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "training diverged at step 0" in err, err

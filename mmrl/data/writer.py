@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import os
 import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -175,13 +176,111 @@ def _datasets_path(path: Path) -> Iterator[None]:
             os.environ["MINARI_DATASETS_PATH"] = old
 
 
+#: Free space a write must leave: :func:`episodes_nbytes` (HDF5's chunk padding counted
+#: exactly, :data:`DATASET_OVERHEAD` per dataset; Driving-v1 and Navigation-v1 chunks measured
+#: 2.8 KiB of metadata per dataset) times :data:`SPACE_FACTOR`, plus :data:`SPACE_MARGIN`
+#: (the final metadata update). HDF5 does not report a full disk to Python: it prints an
+#: error per object it frees and then crashes the process (issue 15), so a write that may
+#: not fit is refused before it starts.
+DATASET_OVERHEAD = 4096
+SPACE_FACTOR = 1.1
+SPACE_MARGIN = 16 * 2**20
+
+_TMP_PREFIX = ".mmrl-collect-"
+_TRASH_PREFIX = ".mmrl-trash-"
+#: Temporary folders whose name does not say which process made them (older mmrl, or another
+#: machine sharing the folder) are deleted once this old.
+STALE_SECONDS = 24 * 3600
+
+
+def _nbytes(value: Any) -> int:
+    """Bytes HDF5 allocates for a nested episode field: Minari writes each array as a chunked
+    dataset, so a partly filled last chunk counts whole, plus :data:`DATASET_OVERHEAD`."""
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, str | bytes):
+        return len(value) + 16  # a variable-length string: heap entry + reference
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(v) for v in value)
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return DATASET_OVERHEAD + sum(_nbytes(v) for v in value.flat)
+        if value.ndim == 0 or value.size == 0:
+            return DATASET_OVERHEAD + value.nbytes
+        from h5py._hl.filters import guess_chunk
+
+        maxshape = (None, *value.shape[1:])
+        chunk = guess_chunk(value.shape, maxshape, value.dtype.itemsize)
+        chunks = np.prod([-(-n // c) for n, c in zip(value.shape, chunk)])
+        return DATASET_OVERHEAD + int(chunks * np.prod(chunk) * value.dtype.itemsize)
+    return 8
+
+
+def episodes_nbytes(episodes: list[Any]) -> int:
+    """Bytes HDF5 allocates for the data of Minari ``EpisodeBuffer``s, metadata aside (at
+    most: JPEG-encoded images take less)."""
+    fields = ("observations", "actions", "rewards", "terminations", "truncations", "infos")
+    return sum(_nbytes(getattr(ep, name, None)) for ep in episodes for name in fields)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale_temporaries(root: Path) -> list[Path]:
+    """Deletes the temporary folders of ``collect`` runs that were killed (SIGKILL, SIGTERM,
+    power loss) before they could remove them; returns what was deleted.
+
+    A folder's name holds the host and process id that made it: it is stale when that process
+    is gone on this host. Folders without them are stale after :data:`STALE_SECONDS`.
+    """
+    host = socket.gethostname()
+    removed = []
+    for path in Path(root).glob(".mmrl-*"):
+        if not path.is_dir() or not path.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)):
+            continue
+        prefix = _TMP_PREFIX if path.name.startswith(_TMP_PREFIX) else _TRASH_PREFIX
+        owner = path.name[len(prefix) :]  # "<host>-<pid>-<random>", or "<random>" (older)
+        parts = owner.rsplit("-", 2)
+        if len(parts) == 3 and parts[1].isdigit() and parts[0] == host:
+            stale = not _process_alive(int(parts[1]))
+        else:
+            try:
+                stale = time.time() - path.stat().st_mtime > STALE_SECONDS
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _owned_prefix(prefix: str) -> str:
+    return f"{prefix}{socket.gethostname()}-{os.getpid()}-"
+
+
 class AtomicDatasetWriter:
-    """Writes episodes in chunks into a hidden temporary datasets root, then renames."""
+    """Writes episodes in chunks into a hidden temporary datasets root, then renames.
+
+    Raises:
+        DatasetError: The datasets folder cannot be written, or a chunk would not fit on its
+            disk (checked before each write, see :data:`SPACE_MARGIN`).
+    """
 
     def __init__(self, dataset_id: str, env_spec: Any, obs_space, action_space, **meta) -> None:
         self.dataset_id = dataset_id
         self.root = dataset_root()
-        self.tmp_root = Path(tempfile.mkdtemp(dir=self.root, prefix=".mmrl-collect-"))
+        clean_stale_temporaries(self.root)
+        try:
+            self.tmp_root = Path(tempfile.mkdtemp(dir=self.root, prefix=_owned_prefix(_TMP_PREFIX)))
+        except OSError as err:
+            raise self._error(err) from None
         self.env_spec = env_spec
         self.obs_space = obs_space
         self.action_space = action_space
@@ -195,10 +294,27 @@ class AtomicDatasetWriter:
             return
         t0, c0 = time.perf_counter(), time.process_time()
         try:
+            self._check_space(episodes)
             self._write(episodes)
+        except OSError as err:
+            raise self._error(err) from None
         finally:
             self.seconds += time.perf_counter() - t0
             self.cpu_seconds += time.process_time() - c0
+
+    def _error(self, err: OSError) -> DatasetError:
+        reason = err.strerror or str(err).splitlines()[0]
+        return DatasetError(f"cannot write dataset {self.dataset_id!r} in {self.root}: {reason}")
+
+    def _check_space(self, episodes: list[Any]) -> None:
+        need = int(SPACE_FACTOR * episodes_nbytes(episodes)) + SPACE_MARGIN
+        free = shutil.disk_usage(self.tmp_root).free
+        if free < need:
+            raise DatasetError(
+                f"cannot write dataset {self.dataset_id!r} in {self.root}: No space left on "
+                f"device (the next {len(episodes)} episodes need up to {need / 2**20:.0f} MiB, "
+                f"{free / 2**20:.0f} MiB free)"
+            )
 
     def _write(self, episodes: list[Any]) -> None:
         if self.dataset is None:
@@ -236,7 +352,7 @@ class AtomicDatasetWriter:
         if final.exists():
             if not force:
                 raise DatasetError(f"dataset {self.dataset_id!r} appeared at {final} meanwhile")
-            trash = Path(tempfile.mkdtemp(dir=self.root, prefix=".mmrl-trash-"))
+            trash = Path(tempfile.mkdtemp(dir=self.root, prefix=_owned_prefix(_TRASH_PREFIX)))
             os.replace(final, trash / "old")
         os.replace(self.tmp_root / self.dataset_id, final)
         if trash is not None:

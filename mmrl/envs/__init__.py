@@ -7,8 +7,10 @@ from typing import Any
 
 from mmrl._lazy import lazy_getattr
 from mmrl.envs.base import BatchedSimulator, MultimodalEnv, StepResult
+from mmrl.envs.config import MAX_SEED, check_seed
 from mmrl.envs.gym_vector import MultimodalVectorEnv
 from mmrl.envs.tokenizer import VOCAB, Tokenizer
+from mmrl.errors import ConfigError
 
 # The SB3 VecEnv loads SB3 and torch (~2.5 s), which ``import mmrl`` and ``gym.make`` do
 # without: imported on first use (issue 17).
@@ -65,6 +67,11 @@ def make_vec_env(
     register_envs()
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    check_seed("seed", seed)
+    if seed is not None and seed + n_envs - 1 > MAX_SEED:
+        raise ConfigError(
+            f"must be <= 2**32 - {n_envs} for {n_envs} copies, got {seed}", field="seed"
+        )
     entry = entry_for(env_id)
     if entry is None:
         from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.envs.config import SensorConfig
+from mmrl.envs.config import SensorConfig, check_seed
 from mmrl.envs.tokenizer import Tokenizer
 
 
@@ -158,7 +158,13 @@ class BatchedSimulator(abc.ABC):
 
     # ------------------------------------------------------------------ shared driver
     def seed(self, seeds: Sequence[int | None]) -> None:
-        """Re-seeds copy ``i`` with ``seeds[i]`` (``None`` leaves its generator as is)."""
+        """Re-seeds copy ``i`` with ``seeds[i]`` (``None`` leaves its generator as is).
+
+        Raises:
+            ConfigError: A seed is negative, above ``2**32 - 1`` or not an integer.
+        """
+        for seed in seeds:
+            check_seed("seed", seed)
         for i, seed in enumerate(seeds):
             if seed is not None:
                 self.rngs[i] = np.random.default_rng(seed)
@@ -324,8 +330,14 @@ class MultimodalEnv(gym.Env):
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step() (and after an episode ends)")
-        batched = np.asarray(action)[None]
-        reward, terminated, truncated, result = self.sim.step(batched)
+        arr = np.asarray(action)
+        expected = self.action_space.shape  # () for Discrete, which also takes shape (1,)
+        if arr.shape != expected and not (expected == () and arr.shape == (1,)):
+            # Checked here so the message shows the user's shape, not the batched (1, ...).
+            raise ValueError(
+                f"{self.sim.env_id}: expected an action of shape {expected}, got shape {arr.shape}"
+            )
+        reward, terminated, truncated, result = self.sim.step(arr[None])
         obs = self.sim.observe()
         info = self.sim.infos(result)[0]
         done = bool(terminated[0] or truncated[0])

@@ -14,7 +14,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from mmrl.errors import ConfigError
+
 C = TypeVar("C")
+
+#: Largest seed: NumPy's legacy generator and SB3's ``set_random_seed`` take 32-bit seeds.
+MAX_SEED = 2**32 - 1
 
 
 def build_config(config_cls: type[C], kwargs: Mapping[str, Any], owner: str) -> C:
@@ -56,6 +61,18 @@ def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
         raise ValueError(f"{name} must be in {bound}, got {value}")
 
 
+def check_seed(name: str, value: Any) -> None:
+    """Raises :class:`~mmrl.errors.ConfigError` naming ``name`` unless ``value`` is ``None``
+    or an integer seed in ``[0, 2**32 - 1]`` (a negative seed used to fail at the first reset,
+    deep inside NumPy, without saying which seed)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ConfigError(f"must be an integer seed, got {value!r}", field=name)
+    if not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"must be in [0, 2**32 - 1], got {value}", field=name)
+
+
 def check_float(
     name: str,
     value: Any,
@@ -65,6 +82,10 @@ def check_float(
     low_inclusive: bool = True,
 ) -> None:
     """Raises ``ValueError`` unless ``value`` is a finite real number in the given range."""
+    if isinstance(value, str | bytes):
+        # float("0.5") passes, but the config keeps the string and the simulator's
+        # arithmetic failed on it at the first reset (issue 15).
+        raise ValueError(f"{name} must be a number, got the string {value!r}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
             value = float(value)

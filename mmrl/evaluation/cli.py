@@ -117,6 +117,7 @@ def _video_path(base: str, label: str, several: bool) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``mmrl evaluate``: tables on the terminal, optional JSON, CSV and video."""
+    from mmrl.checkpoint import check_output_file
     from mmrl.evaluation.report import (
         csv_rows,
         print_report,
@@ -129,6 +130,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from mmrl.evaluation.video import VideoRecorder
     from mmrl.policies import load_policy
 
+    for field in ("json", "csv"):  # before the evaluation, not after it
+        if getattr(args, field):
+            check_output_file(getattr(args, field), field=field, parent_must_exist=True)
     splits = _splits(args.split)
     settings = EvalSettings(
         episodes=args.episodes,
@@ -221,17 +225,16 @@ def add_offline_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate_offline(args: argparse.Namespace) -> int:
     """``mmrl evaluate-offline``: agreement, log-likelihood, FQE and behaviour return."""
+    from mmrl.checkpoint import check_output_file
     from mmrl.evaluation.offline import evaluate_offline, load_logged_data
     from mmrl.evaluation.report import print_offline, write_csv, write_json
     from mmrl.policies import load_policy
 
     if not 0.0 < args.gamma <= 1.0:
         raise UsageError(f"--gamma must be in (0, 1], got {args.gamma}")
-    for flag, path in (("--json", args.json), ("--csv", args.csv)):
-        from pathlib import Path
-
-        if path and not Path(path).parent.is_dir():
-            raise UsageError(f"{flag} {path}: folder {Path(path).parent} does not exist")
+    for field in ("json", "csv"):
+        if getattr(args, field):
+            check_output_file(getattr(args, field), field=field, parent_must_exist=True)
     policy = load_policy(args.target, device=args.device)
     data = load_logged_data(args.dataset, args.max_episodes)
     result = evaluate_offline(

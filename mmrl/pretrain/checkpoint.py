@@ -160,7 +160,27 @@ def load_encoder_checkpoint(path: str | Path, option: str = "--init-from") -> di
     ]
     if missing:
         raise CheckpointError(f"{option} {path}: checkpoint lacks {missing}")
+    bad = _non_finite_tensors(payload)
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(
+            f"{option} {path}: NaN or infinite weights in {', '.join(bad[:3])}{more}; "
+            "the pretraining diverged (retrain with a lower --lr)"
+        )
     return payload
+
+
+def _non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:
+    """Names of the floating-point tensors in a nested payload holding NaN or infinity."""
+    if isinstance(tree, th.Tensor):
+        finite = not tree.is_floating_point() or bool(th.isfinite(tree).all())
+        return [] if finite else [prefix or "tensor"]
+    if isinstance(tree, Mapping):
+        found = []
+        for key, value in tree.items():
+            found += _non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+        return found
+    return []
 
 
 def config_differences(expected: Any, actual: Any, prefix: str = "") -> list[str]:

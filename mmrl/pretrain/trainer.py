@@ -20,6 +20,7 @@ from pathlib import Path
 import torch as th
 
 from mmrl.agent import resolve_device
+from mmrl.checkpoint import check_output_dir, check_output_file
 from mmrl.config import ConfigError
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
@@ -157,12 +158,28 @@ class Pretrainer:
             batches.pop()
         return batches
 
+    def _diverged(self, what: str) -> ConfigError:
+        lr = self.optimizer.param_groups[0]["lr"]
+        return ConfigError(
+            f"pretraining diverged: {what}; lower --lr (now {lr:g}) or the --weight values"
+        )
+
     def step(self, rows: th.Tensor) -> dict[str, float]:
         """One gradient update on ``rows``; returns losses and metrics as floats."""
         self.model.train()
         obs, actions, labels = self._batch(rows, train=True)
-        losses, metrics = self.model.losses(obs, actions, labels, self.generator)
+        try:
+            losses, metrics = self.model.losses(obs, actions, labels, self.generator)
+        except ValueError as err:
+            # torch.distributions refuses NaN logits ("... found invalid values").
+            if "invalid values" not in str(err):
+                raise
+            raise self._diverged("the policy's outputs became NaN") from None
         loss = self.total(losses)
+        if not bool(th.isfinite(loss)):
+            # Adam would spread the NaN into every weight: stop with what to change.
+            shown = ", ".join(f"{k} {float(v.detach()):.3g}" for k, v in losses.items())
+            raise self._diverged(f"the loss became {float(loss.detach())} ({shown})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         th.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
@@ -272,7 +289,7 @@ def pretrain(
     checks = [
         (epochs >= 1, f"--epochs must be >= 1, got {epochs}"),
         (batch_size >= 2, f"--batch-size must be >= 2, got {batch_size}"),
-        (lr > 0, f"--lr must be > 0, got {lr}"),
+        (0 < lr <= 1, f"--lr must be in (0, 1], got {lr}"),  # NaN and inf fail too
         (augment in AUGMENTATIONS, f"--augment must be one of {AUGMENTATIONS}, got {augment!r}"),
         (0 <= val_fraction < 1, f"--val-fraction must be in [0, 1), got {val_fraction}"),
         (patience >= 1, f"--patience must be >= 1, got {patience}"),
@@ -286,8 +303,14 @@ def pretrain(
         raise ConfigError(
             f"--monitor must be 'total' or a trained objective {names}, got {monitor!r}"
         )
+    check_output_file(out, field="out")  # a folder or a read-only place: before training
+    if log_dir is not None:
+        check_output_dir(log_dir, field="tb")
     if Path(out).exists() and not force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it", field="out")
+    bad_weights = {k: w for k, w in (weights or {}).items() if not (math.isfinite(w) and w >= 0)}
+    if bad_weights:
+        raise ConfigError(f"--weight values must be finite numbers >= 0, got {bad_weights}")
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
         raise ConfigError(f"--weight names objectives not trained: {unknown}; objectives: {names}")

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.envs.config import check_float
+from mmrl.envs.config import check_float, check_seed
 
 
 def require_dict_space(space: spaces.Space, owner: str) -> spaces.Dict:
@@ -45,4 +45,5 @@ def make_rng(seed: int | None, salt: int) -> np.random.Generator:
     """
     if seed is None:
         return np.random.default_rng()
+    check_seed("seed", seed)
     return np.random.default_rng(np.random.SeedSequence([int(seed), salt]))

@@ -276,3 +276,92 @@ def test_collect_from_a_dqn_model_zip(toy, datasets_path, tmp_path):
                      dataset_id="toy/dqn-v0", n_envs=2)  # fmt: skip
     assert result.episodes == 2
     assert minari.load_dataset("toy/dqn-v0").total_episodes == 2
+
+
+def test_full_disk_is_one_line_and_removes_the_temporary_folder(
+    toy, datasets_path, tmp_path, capsys, monkeypatch
+):
+    """Issue 15: HDF5 on a full disk printed thousands of lines, then crashed the process,
+    leaving the temporary dataset folder (and the disk full). A chunk that may not fit is
+    refused before HDF5 writes it; an OSError from the write itself is one line too."""
+    import errno
+    import shutil as shutil_module
+
+    from mmrl.cli import main
+    from mmrl.data import writer
+
+    env, _ = toy.write_presets(tmp_path)
+    args = ["collect", "--env", env, "--episodes", "3", "--dataset-id", "toy/full-v0", "--quiet"]
+    real = shutil_module.disk_usage
+
+    def almost_full(path):
+        return real(path)._replace(free=writer.SPACE_MARGIN // 2)
+
+    monkeypatch.setattr(writer.shutil, "disk_usage", almost_full)
+    assert main([*args, "--policy", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err, err
+    assert "cannot write dataset 'toy/full-v0'" in err
+    assert not list(datasets_path.iterdir())
+    monkeypatch.setattr(writer.shutil, "disk_usage", real)
+
+    def enospc(self, episodes):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.AtomicDatasetWriter, "_write", enospc)
+    assert main([*args, "--policy", "random"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "toy/full-v0" in err and "No space left" in err, err
+    assert not list(datasets_path.iterdir())
+
+
+def test_temporary_folders_of_killed_runs_are_cleaned_on_the_next_run(toy, datasets_path):
+    """A collect killed by SIGKILL leaves its hidden temporary folder; the next run deletes
+    the folders whose process is gone (and unnamed ones after a day), not live runs'."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    from mmrl.data.writer import STALE_SECONDS
+
+    host = socket.gethostname()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = datasets_path / f".mmrl-collect-{host}-{dead.pid}-abc123"
+    live = datasets_path / f".mmrl-collect-{host}-{os.getpid()}-def456"
+    other_host = datasets_path / f".mmrl-trash-elsewhere-{dead.pid}-ghi789"
+    old_unnamed = datasets_path / ".mmrl-collect-x1y2z3"
+    for path in (stale, live, other_host, old_unnamed):
+        (path / "data").mkdir(parents=True)
+    past = time.time() - STALE_SECONDS - 60
+    os.utime(old_unnamed, (past, past))
+    collect(policy="expert", episodes=2, dataset_id="toy/next-v0", venv=_venv(toy))
+    left = sorted(p.name for p in datasets_path.iterdir() if p.name.startswith(".mmrl-"))
+    assert left == sorted([live.name, other_host.name])
+
+
+def test_sigterm_during_collect_removes_the_temporary_folder(datasets_path):
+    """Issue 15: ``collect`` ended by SIGTERM left its hidden temporary folder forever; the
+    CLI turns SIGTERM into an exit through Python, so the folder is removed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmrl", "collect", "--env", "driving", "--n-envs", "2",
+         "--policy", "random", "--episodes", "100000", "--dataset-id", "tests/term-v0", "--quiet"],
+        env={**os.environ, "PYTHONPATH": str(repo)}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not list(datasets_path.glob(".mmrl-collect-*")) and time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    assert list(datasets_path.glob(".mmrl-collect-*")), proc.stderr.read() if proc.poll() else ""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
+    assert not list(datasets_path.glob(".mmrl-*"))

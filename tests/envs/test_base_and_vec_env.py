@@ -204,3 +204,36 @@ def test_vec_env_attribute_plumbing():
 def test_zero_copies_rejected():
     with pytest.raises(ValueError, match="num_envs"):
         WalkSimulator(0)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "3"])
+def test_bad_seeds_are_refused_naming_the_seed(seed):
+    """Issue 15: ``make_vec_env(seed=-1)`` was accepted and failed at the first reset, inside
+    NumPy, without saying which seed."""
+    import mmrl
+    from mmrl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^seed must be"):
+        mmrl.make_vec_env("mmrl/Driving-v1", 2, seed=seed)
+    venv = BatchedVecEnv(WalkSimulator(2))
+    venv.seed(seed if isinstance(seed, int) else None)
+    if isinstance(seed, int):
+        with pytest.raises(ConfigError, match=r"^seed must be"):
+            venv.reset()
+
+
+def test_single_env_action_errors_show_the_shape_given():
+    """Issue 15: the message showed the internal batched shape (1, 3), not the user's (3,)."""
+    import gymnasium as gym
+
+    import mmrl  # noqa: F401  (registers the ids)
+
+    env = gym.make("mmrl/Driving-v1")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"expected an action of shape \(\), got shape \(3,\)$"):
+        env.step(np.array([0, 1, 2]))
+    env.step(np.array([1]))  # a discrete action as a 1-element array still works
+    cont = gym.make("mmrl/Driving-v1", continuous=True)
+    cont.reset(seed=0)
+    with pytest.raises(ValueError, match=r"expected an action of shape \(2,\), got shape \(3,\)$"):
+        cont.step(np.zeros(3, np.float32))

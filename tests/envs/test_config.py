@@ -42,3 +42,16 @@ def test_unknown_parameter_lists_every_allowed_one_own_first(config_cls):
 def test_bad_sensor_settings_raise_at_construction(config_cls):
     with pytest.raises(ValueError, match=r"lidar_beams must be in \[4, 4096\], got 2"):
         config_cls(lidar_beams=2)
+
+
+@pytest.mark.parametrize("env_id", ["mmrl/Driving-v1", "mmrl/Navigation-v1"])
+def test_numbers_given_as_strings_fail_at_make(env_id):
+    """Issue 15: ``traffic_density="0.5"`` passed validation (``float("0.5")`` works) and
+    failed at the first reset, inside the simulator's arithmetic."""
+    import gymnasium as gym
+
+    import mmrl  # noqa: F401  (registers the ids)
+
+    name = "traffic_density" if "Driving" in env_id else "lidar_range"
+    with pytest.raises(ValueError, match=rf"{name} must be a number, got the string '0.5'"):
+        gym.make(env_id, **{name: "0.5"})

@@ -209,3 +209,14 @@ def test_cli_init_flags(setup, tmp_path, capsys):
     code = main(["train", "--env", setup.env, "--agent", setup.agent, "--init-from",
                  str(tmp_path / "none.pt"), "--out", str(tmp_path / "r"), "--quiet"])  # fmt: skip
     assert code == 2 and "file not found" in capsys.readouterr().err
+
+
+def test_checkpoint_with_nan_weights_is_refused(setup, tmp_path):
+    """Issue 15: NaN weights loaded silently and trained a NaN policy."""
+    payload = th.load(setup.checkpoint, map_location="cpu", weights_only=True)
+    name = next(k for k, v in payload["extractor"].items() if v.is_floating_point())
+    payload["extractor"][name] = th.full_like(payload["extractor"][name], float("nan"))
+    bad = tmp_path / "nan.pt"
+    th.save(payload, bad)
+    with pytest.raises(CheckpointError, match=rf"NaN or infinite weights in extractor\.{name}"):
+        check_init(_config(setup, path=bad))

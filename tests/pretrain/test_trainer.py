@@ -86,6 +86,9 @@ def test_recipe_naming_absent_keys_is_refused(setup):
         ({"batch_size": 100000}, "fewer than one batch"),
         ({"weights": {"masked": 2.0}, "objectives": "bc"}, "--weight names objectives"),
         ({"monitor": "masked", "objectives": "bc"}, r"--monitor must be 'total' or a trained"),
+        ({"weights": {"bc": -1.0}}, r"--weight values must be finite numbers >= 0"),
+        ({"weights": {"bc": float("inf")}}, r"--weight values must be finite numbers >= 0"),
+        ({"weights": {"bc": float("nan")}}, r"--weight values must be finite numbers >= 0"),
     ],
 )
 def test_bad_arguments(setup, kwargs, match):
@@ -159,3 +162,21 @@ def test_pretrain_then_train_init_from_with_default_recipes(setup, tmp_path):
                  "--set", "agent.ppo.batch_size=16", "--set", "eval_freq=0",
                  "--set", "eval_episodes=1"]) == 0  # fmt: skip
     assert (run / "model.zip").is_file()
+
+
+def test_diverging_loss_stops_with_a_clear_message(setup, tmp_path, monkeypatch):
+    """Issue 15: a diverged loss (``--lr 1e8`` did it) trained on NaN to the end and saved
+    NaN weights. The divergence is forced here: the bc loss of every batch becomes NaN."""
+    from mmrl.pretrain import trainer as trainer_module
+
+    real = trainer_module.Pretrainer.total
+
+    def nan_total(self, losses):
+        return real(self, {k: v * float("nan") for k, v in losses.items()})
+
+    monkeypatch.setattr(trainer_module.Pretrainer, "total", nan_total)
+    out = tmp_path / "nan.pt"
+    with pytest.raises(ConfigError, match=r"^pretraining diverged: the loss became nan .*--lr"):
+        pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc", epochs=3,
+                 batch_size=32, out=out, verbose=0)  # fmt: skip
+    assert not out.exists()

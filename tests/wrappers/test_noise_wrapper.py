@@ -233,3 +233,13 @@ def test_vocab_default_is_shared():
     assert TextNoise().vocab is None
     groups = TextNoise(synonym_swap=1.0)._id_groups
     assert VOCAB[int(groups[VOCAB.index("car")][0])] == "vehicle"
+
+
+def test_negative_seed_is_refused_naming_the_seed(make_toy):
+    """Issue 15: a negative reset seed failed inside NumPy ("expected non-negative integer")."""
+    from mmrl.errors import ConfigError
+    from mmrl.wrappers import ModalityMask
+
+    for wrapper in (SensorNoise(make_toy()), ModalityMask(make_toy(), keys=["camera"])):
+        with pytest.raises(ConfigError, match=r"^seed must be in \[0, 2\*\*32 - 1\], got -1$"):
+            wrapper.reset(seed=-1)
