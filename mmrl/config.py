@@ -626,9 +626,42 @@ def validate_run_config(config: RunConfig) -> None:
             "agent.off_policy.train_freq must be >= 1",
         ),
         (
+            config.agent.off_policy.learning_starts >= 0,
+            "agent.off_policy.learning_starts must be >= 0",
+        ),
+        (
+            config.agent.off_policy.gradient_steps >= 1,
+            "agent.off_policy.gradient_steps must be >= 1",
+        ),
+        (
+            config.agent.off_policy.target_update_interval >= 1,
+            "agent.off_policy.target_update_interval must be >= 1",
+        ),
+        (
+            config.agent.off_policy.tau is None
+            or (_finite(config.agent.off_policy.tau) and 0 < config.agent.off_policy.tau <= 1),
+            f"agent.off_policy.tau must be in (0, 1], got {config.agent.off_policy.tau}",
+        ),
+        (
+            _finite(config.agent.off_policy.exploration_fraction)
+            and 0 <= config.agent.off_policy.exploration_fraction <= 1,
+            "agent.off_policy.exploration_fraction must be in [0, 1], got "
+            f"{config.agent.off_policy.exploration_fraction}",
+        ),
+        (
+            _finite(config.agent.off_policy.exploration_final_eps)
+            and 0 <= config.agent.off_policy.exploration_final_eps <= 1,
+            "agent.off_policy.exploration_final_eps must be in [0, 1], got "
+            f"{config.agent.off_policy.exploration_final_eps}",
+        ),
+        (
             config.agent.off_policy.ent_coef == "auto"
-            or not isinstance(config.agent.off_policy.ent_coef, str),
-            f"agent.off_policy.ent_coef must be a number or 'auto', "
+            or (
+                not isinstance(config.agent.off_policy.ent_coef, str)
+                and _finite(config.agent.off_policy.ent_coef)
+                and config.agent.off_policy.ent_coef > 0
+            ),
+            f"agent.off_policy.ent_coef must be a number > 0 or 'auto', "
             f"got {config.agent.off_policy.ent_coef!r}",
         ),
         (config.agent.ppo.n_steps >= 1, "agent.ppo.n_steps must be >= 1"),
