@@ -141,6 +141,15 @@ def policy_outputs(
     )
 
 
+def agreement(outputs: PolicyOutputs, data: LoggedData) -> float:
+    """Accuracy of the greedy actions (discrete) or their mean absolute error (continuous)
+    against the logged actions."""
+    greedy = outputs.actions[data.state_idx]
+    if data.discrete:
+        return float(np.mean(greedy.reshape(-1) == data.actions))
+    return float(np.mean(np.abs(greedy.reshape(data.actions.shape) - data.actions)))
+
+
 # ---------------------------------------------------------------------------- FQE
 class RawEncoder(nn.Module):
     """Encodes raw Dict observations for ``--fqe-features raw``.
@@ -512,11 +521,6 @@ def evaluate_offline(
     if network is None:
         raise ConfigError(f"{policy.label}: has no network to evaluate offline (expert/random)")
     outputs = policy_outputs(network, data, observations, with_features=features == "policy")
-    greedy = outputs.actions[data.state_idx]
-    if data.discrete:
-        agreement = float(np.mean(greedy.reshape(-1) == data.actions))
-    else:
-        agreement = float(np.mean(np.abs(greedy.reshape(data.actions.shape) - data.actions)))
     fqe = fitted_q_evaluation(
         data,
         outputs,
@@ -537,7 +541,7 @@ def evaluate_offline(
         episodes=data.n_episodes,
         transitions=data.n_transitions,
         discrete=data.discrete,
-        agreement=agreement,
+        agreement=agreement(outputs, data),
         log_likelihood=float(ll.mean()) if ll is not None else None,
         fqe=fqe,
         behaviour_return=float(data.episode_returns(1.0).mean()),

@@ -353,6 +353,6 @@ def test_stochastic_needs_a_distribution(toy, datasets_path, tmp_path):
                 policy_kwargs={"features_extractor_class": MultimodalExtractor,
                                "features_extractor_kwargs": {"fusion": "concat"}})  # fmt: skip
     model.save(tmp_path / "dqn.zip")
-    with pytest.raises(ValueError, match="--stochastic: .*no action distribution"):
+    with pytest.raises(ValueError, match=r"--stochastic: .*no action distribution"):
         collect(env=env, policy=str(tmp_path / "dqn.zip"), episodes=1, dataset_id="toy/d-v0",
                 stochastic=True)  # fmt: skip
