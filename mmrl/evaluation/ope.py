@@ -236,6 +236,10 @@ def wpdis(
     """Weighted (self-normalized) per-decision importance sampling; arguments as :func:`pdis`."""
     w = cumulative_weights(layout.pad(log_ratio))
     num = w * layout.pad(rewards) * layout.discounts
+    if not w[:, -1].any():  # no episode consistent with the policy: 0 / 0, no estimate
+        nan = float("nan")
+        note = "every trajectory weight is 0: no logged episode follows the policy"
+        return Estimate("wpdis", nan, Interval(nan, nan, nan, layout.n_episodes), 0.0, [note])
     value = _ratio_sum(num.sum(axis=0), w.sum(axis=0))
     rng = np.random.default_rng(rng)
     samples = _ratio_samples(_counts(layout.n_episodes, n_resamples, rng), num, w)

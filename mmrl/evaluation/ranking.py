@@ -180,13 +180,17 @@ class Ranking:
 def _reference_outputs(policy: Policy, data: LoggedData) -> PolicyOutputs:
     """The ``expert`` (from the logged expert actions) or ``random`` policy's view of the data.
 
+    A reference policy with an ``epsilon`` attribute is the epsilon-mixture of it with
+    uniform random actions (discrete actions), as ``mmrl collect --epsilon`` runs it.
+
     Raises:
         ConfigError: ``expert`` on data without logged expert actions.
     """
     from mmrl.densities import uniform_log_prob
 
     space = data.action_space
-    if policy.label == "random":
+    epsilon = float(getattr(policy, "epsilon", 0.0))
+    if policy.kind == "random":
         if data.discrete:
             n = int(space.n)
             lp = np.full((data.n_states, n), -np.log(n), np.float32)
@@ -202,9 +206,12 @@ def _reference_outputs(policy: Policy, data: LoggedData) -> PolicyOutputs:
     expert = data.expert_actions.copy()
     if data.discrete:
         expert[expert < 0] = 0  # final states have no decision; their value is not used
-        onehot = np.eye(int(space.n), dtype=np.float32)[expert]
+        n = int(space.n)
+        probs = (1.0 - epsilon) * np.eye(n)[expert] + epsilon / n
         with np.errstate(divide="ignore"):
-            return PolicyOutputs(expert, np.log(onehot), None, None)
+            return PolicyOutputs(expert, np.log(probs).astype(np.float32), None, None)
+    if epsilon > 0.0:
+        raise ConfigError("a noisy expert is evaluated offline for discrete actions only")
     return PolicyOutputs(np.nan_to_num(expert), None, None, None)
 
 
@@ -297,7 +304,7 @@ def estimate_policy(
         )
         if "fqe" in estimators:
             estimates["fqe"] = ope.direct("fqe", fqe.initial_values, **boot)
-            if reference and not data.discrete and policy.label == "random":
+            if reference and not data.discrete and policy.kind == "random":
                 estimates["fqe"].notes.append(
                     "FQE evaluates the centre action for uniform continuous actions "
                     "(V(s) = Q(s, centre)), an approximation"

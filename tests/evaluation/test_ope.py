@@ -241,3 +241,9 @@ def test_deterministic_continuous_target_is_refused():
     layout = EpisodeMatrix.from_steps(np.array([0]), np.array([0]), 1, GAMMA)
     with pytest.raises(ValueError, match="point mass"):
         pdis(layout, np.array([1.0]), np.array([np.inf]))
+
+
+def test_weighted_is_without_any_consistent_episode_is_nan():
+    layout = EpisodeMatrix.from_steps(np.array([0, 1]), np.array([0, 0]), 2, GAMMA)
+    est = wpdis(layout, np.array([1.0, 2.0]), np.array([-np.inf, -np.inf]), n_resamples=10)
+    assert np.isnan(est.value) and est.ess == 0.0 and "weight is 0" in est.notes[0]
