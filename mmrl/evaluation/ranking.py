@@ -330,10 +330,11 @@ def estimate_policy(
                 )  # fmt: skip
             if behaviour.source == "estimated":
                 est.notes.append("behaviour policy estimated by behaviour cloning")
-            if est.ess is not None and est.ess < max(2.0, 0.01 * data.n_episodes):
+            # Below a tenth of the episodes, a handful of trajectories decide the estimate.
+            if est.ess is not None and est.ess < max(2.0, 0.1 * data.n_episodes):
                 est.notes.append(
-                    f"ESS {est.ess:.1f} of {data.n_episodes} episodes: a few episodes carry "
-                    "all the weight, the estimate is unreliable"
+                    f"{name}: ESS {est.ess:.1f} of {data.n_episodes} episodes: a few episodes "
+                    "carry most of the weight, the estimate is unreliable"
                 )
             estimates[name] = est
     if "value_head" in estimators:
