@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--fqe-steps", type=int, default=None)
     p.add_argument("--bootstrap", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results/bench_ope")
+    p.add_argument("--out", default="runs/bench_ope", help="results folder (git-ignored)")
     args = p.parse_args(argv)
     quick = {"envs": "navigation", "online_episodes": 50, "dataset_episodes": 100,
              "fqe_iters": 60, "fqe_steps": 10, "bootstrap": 200}  # fmt: skip
