@@ -141,3 +141,35 @@ def test_estimator_names():
     assert parse_estimators("fqe, wis,is,dr") == ["fqe", "wpdis", "pdis", "dr"]
     with pytest.raises(ConfigError, match="allowed: fqe, pdis"):
         parse_estimators("fqe,xx")
+
+
+def test_continuous_actions_stochastic_policy_and_estimated_gaussian_behaviour(
+    datasets, corridor, tmp_path
+):
+    from stable_baselines3 import PPO
+
+    from mmrl.envs.vec_env import BatchedVecEnv
+
+    sim = corridor.ContinuousSimulator(1)
+    corridor.write_dataset("test/corridor/cont-rank-v0",
+                           corridor.collect(30, 0.5, seed=3, continuous=True), sim)  # fmt: skip
+    data = load_logged_data("test/corridor/cont-rank-v0")
+    venv = BatchedVecEnv(corridor.ContinuousSimulator(2))
+    model = PPO("MultiInputPolicy", venv, policy_kwargs=corridor.policy_kwargs(), device="cpu")
+    model.save(tmp_path / "cont.zip")
+    policy = load_policy(tmp_path / "cont.zip")
+    kwargs = {"iterations": 3, "steps_per_iter": 3, "n_resamples": 50}
+    greedy = evaluate_policies([policy], data, ["fqe", "wis", "dr"], GAMMA, **kwargs)
+    report = greedy.reports[0]
+    assert "fqe" in report.estimates and set(report.skipped) == {"wpdis", "dr"}
+    assert "no density" in report.skipped["wpdis"]
+    sampled = evaluate_policies([policy], data, ["fqe", "wis", "dr"], GAMMA, stochastic=True,
+                                **kwargs)  # fmt: skip
+    assert sampled.behaviour.source == "estimated" and "Gaussian" in sampled.behaviour.description
+    estimates = sampled.reports[0].estimates
+    assert set(estimates) == {"fqe", "wpdis", "dr"}
+    assert all(np.isfinite(e.value) and e.ess > 0 for e in (estimates["wpdis"], estimates["dr"]))
+    # Self-normalized: each step's term is a weighted mean of that step's logged rewards.
+    largest = np.zeros(int(data.step_of.max()) + 1)
+    np.maximum.at(largest, data.step_of, np.abs(data.rewards))
+    assert abs(estimates["wpdis"].value) <= (largest * GAMMA ** np.arange(len(largest))).sum()
