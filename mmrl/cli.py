@@ -280,6 +280,9 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    help="Minari id, e.g. mmrl/driving/expert-v0")  # fmt: skip
     p.add_argument("--epsilon", type=float, default=0.0,
                    help="probability of a random action per step (state coverage)")  # fmt: skip
+    p.add_argument("--stochastic", action="store_true",
+                   help="sample a trained policy's actions from its distribution (default "
+                   "greedy); their probability is logged for off-policy evaluation")  # fmt: skip
     p.add_argument("--expert-labels", action="store_true",
                    help="also log the scripted expert's action in the visited states "
                    "(DAgger-style BC targets for a run's or random states)")  # fmt: skip
@@ -307,6 +310,7 @@ def run_collect(args: argparse.Namespace) -> int:
         progress=not args.quiet and sys.stderr.isatty(),
         jpeg=args.jpeg,
         expert_labels=args.expert_labels,
+        stochastic=args.stochastic,
     )
     if not args.quiet:
         print(

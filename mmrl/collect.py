@@ -13,10 +13,17 @@ Layout of each Minari episode (``T`` steps, Minari's own convention):
 * ``actions``, ``rewards``, ``terminations``, ``truncations``: ``T`` rows; actions are the
   ones executed (epsilon noise included);
 * ``infos`` (``T + 1`` rows, row ``t`` describes observation ``t``): ``instruction`` (str),
-  ``is_success``, ``collision``, ``rewards/<term>``, ``labels/<name>`` and, when the policy
+  ``is_success``, ``collision``, ``rewards/<term>``, ``labels/<name>``,
+  ``behaviour_log_prob`` (``log mu(a_t|s_t)`` of the executed action under the behaviour
+  policy, epsilon noise included, exact; a log-probability for discrete actions and a
+  log-density for continuous ones, ``+inf`` marking a deterministic policy's continuous
+  choice, see :mod:`mmrl.densities`; the final row NaN) and, when the policy
   is the expert or ``expert_labels`` is set, ``expert_action`` (the expert's choice at
   observation ``t`` even when noise replaced it; the final row, which has no decision, holds
   -1 / NaN).
+
+The metadata's ``mmrl.behaviour`` names the behaviour policy that produced the data
+(``policy``, ``epsilon``, ``stochastic``, and ``log_prob_key``), for ``mmrl evaluate-offline``.
 
 The dataset is built in a hidden temporary folder inside Minari's datasets folder and renamed
 into place, so readers never see a half-written dataset and an interrupted run leaves none.
@@ -31,10 +38,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 
 from mmrl.config import ConfigError, EnvConfig
-from mmrl.data.dataset import EXPERT_ACTION_KEY, DatasetError, dataset_root, validate_dataset_id
+from mmrl.data.dataset import (
+    BEHAVIOUR_LOG_PROB_KEY,
+    EXPERT_ACTION_KEY,
+    DatasetError,
+    dataset_root,
+    validate_dataset_id,
+)
 from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
+from mmrl.densities import epsilon_mixture, point_mass_log_prob
 from mmrl.envs.vec_env import BatchedVecEnv
 from mmrl.errors import CheckpointError
 from mmrl.policies import (
@@ -145,6 +160,7 @@ def collect(
     venv: Any = None,
     description: str | None = None,
     expert_labels: bool = False,
+    stochastic: bool = False,
 ) -> CollectResult:
     """Rolls ``policy`` out for ``episodes`` episodes and writes a Minari dataset.
 
@@ -172,6 +188,9 @@ def collect(
             visits (``infos["expert_action"]``, then the BC target): DAgger-style relabelling
             of a learner's own states, which behaviour cloning from expert trajectories
             never sees. Always on for ``policy="expert"``.
+        stochastic: Sample a trained policy's actions from its action distribution
+            (default: its greedy actions). Either way the probability of every executed
+            action is logged (``infos["behaviour_log_prob"]``).
 
     Returns:
         A :class:`CollectResult`.
@@ -229,7 +248,22 @@ def collect(
         _check_policy_exists(policy)
         actor = load_policy(policy, env=None if env_name == "custom" else env_name, seed=seed)
         actor.attach(venv, f"environment {env_name}")
+        if stochastic and policy != "random" and not hasattr(actor.policy, "get_distribution"):
+            raise ConfigError(
+                f"--stochastic: {actor.label} has no action distribution (a DQN or TD3 "
+                "policy); use its greedy actions with --epsilon noise"
+            )
+        if stochastic and actor.recurrent:
+            raise ConfigError(
+                f"--stochastic: {actor.label} is recurrent; its logged probabilities would need "
+                "the LSTM state per step: use its greedy actions with --epsilon noise"
+            )
         policy_fn = actor.act
+        if stochastic:
+
+            def policy_fn(o: dict[str, np.ndarray], starts: np.ndarray) -> np.ndarray:
+                return np.asarray(actor.predict(o, deterministic=False)[0])
+
     record_expert = policy == "expert" or expert_labels
 
     env_spec = None
@@ -275,13 +309,20 @@ def collect(
             rec.ensure_capacity()
             pos = rec.pos.copy()
             expert = expert_fn() if (record_expert or policy_fn is None) else None
-            actions = np.array(expert if policy_fn is None else policy_fn(obs, starts), copy=True)
+            base = np.array(expert if policy_fn is None else policy_fn(obs, starts), copy=True)
+            actions = base.copy()
             if record_expert:
                 rec.expert[pos, rec.cols] = expert
             if epsilon > 0.0:
                 noisy = rng.random(n) < epsilon
                 if noisy.any():
                     actions[noisy] = random_actions(action_space, n, rng)[noisy]
+            # log mu(a|s) of the executed action: the base policy's, mixed with the noise.
+            if policy_fn is None or not (stochastic or policy == "random"):
+                base_lp = point_mass_log_prob(action_space, actions, base)
+            else:
+                base_lp = actor.log_prob(obs, actions)
+            rec.behaviour_log_prob[pos, rec.cols] = epsilon_mixture(base_lp, action_space, epsilon)
             rec.actions[pos, rec.cols] = actions.reshape(rec.actions.shape[1:])
             obs, rewards, dones, infos = venv.step(actions)
             starts = dones  # a recurrent policy resets its state where an episode begins
@@ -340,6 +381,15 @@ def collect(
             "n_envs": n,
             "expert_labels": record_expert,
             "bc_target": EXPERT_ACTION_KEY if record_expert else "actions",
+            "behaviour": {
+                "policy": policy,
+                "epsilon": epsilon,
+                "stochastic": bool(stochastic and policy not in BUILTIN_POLICIES),
+                "log_prob_key": BEHAVIOUR_LOG_PROB_KEY,
+                "log_prob_kind": "probability"
+                if isinstance(action_space, spaces.Discrete)
+                else "density",
+            },
             "mean_return": float(np.mean(returns)),
             "success_rate": float(np.mean(successes)),
         }

@@ -34,6 +34,7 @@ from gymnasium import spaces
 
 from mmrl.checkpoint import check_model_file
 from mmrl.config import EnvConfig, RunConfig
+from mmrl.densities import finite_box, uniform_log_prob
 from mmrl.errors import CheckpointError, ConfigError, one_line
 from mmrl.runs import CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, RunFolder
 from mmrl.spaces import check, differences, policy_view
@@ -220,8 +221,7 @@ def random_actions(space: spaces.Space, n: int, rng: np.random.Generator) -> np.
     if isinstance(space, spaces.Discrete):
         return rng.integers(space.start, space.start + space.n, size=n, dtype=np.int64)
     if isinstance(space, spaces.Box):
-        low = np.where(np.isfinite(space.low), space.low, -1.0)
-        high = np.where(np.isfinite(space.high), space.high, 1.0)
+        low, high = finite_box(space)  # the bounds uniform_log_prob integrates over
         return rng.uniform(low, high, size=(n, *space.shape)).astype(np.float32)
     raise ConfigError(f"random actions for {space} are not supported (Discrete or Box only)")
 
@@ -385,6 +385,29 @@ class Policy:
         """Forgets the state :meth:`act` keeps for a recurrent policy."""
         self._act_state = None
 
+    def log_prob(
+        self, observation: Any, actions: np.ndarray, deterministic: bool = False
+    ) -> np.ndarray:
+        """``log pi(a|s)`` of ``actions`` in a batch of raw observations.
+
+        The convention of :mod:`mmrl.densities`: discrete actions get log-probabilities,
+        continuous ones log-densities, and a deterministic policy's own choice ``0``
+        (discrete) or ``+inf`` (continuous, a point mass).
+
+        Args:
+            observation: Batched raw observations (key -> ``(n, ...)``).
+            actions: ``(n,)`` int or ``(n, d)`` float actions.
+            deterministic: The greedy policy (a point mass at ``predict``'s action) rather
+                than the sampling one.
+
+        Returns:
+            ``(n,)`` float64.
+
+        Raises:
+            ConfigError: A policy whose probabilities are unknown (the scripted expert).
+        """
+        raise ConfigError(f"{self.label}: its action probabilities are unknown")
+
 
 class ModelPolicy(Policy):
     """A trained network: an SB3 model (``kind`` ``run`` or ``model``) or the BC policy of a
@@ -430,6 +453,38 @@ class ModelPolicy(Policy):
         return self.model.predict(
             self.normalize(observation), state, episode_start, deterministic=deterministic
         )
+
+    def log_prob(
+        self, observation: Any, actions: np.ndarray, deterministic: bool = False
+    ) -> np.ndarray:
+        """``log pi(a|s)`` under the network's action distribution (see :meth:`Policy.log_prob`).
+
+        Policies without a distribution (DQN, TD3) and ``deterministic=True`` are point masses
+        at the greedy action. SAC's squashed Gaussian includes the Jacobian of the rescaling
+        to the action bounds. PPO's Gaussian is evaluated at the logged action, which
+        ``predict`` clipped to the bounds, so the density is exact inside the bounds only.
+        """
+        import torch as th
+
+        from mmrl.densities import point_mass_log_prob
+
+        net = self.policy
+        actions = np.asarray(actions)
+        if deterministic or not hasattr(net, "get_distribution"):
+            return point_mass_log_prob(self.action_space, actions, self.act(observation))
+        obs_t, _ = net.obs_to_tensor(self.normalize(observation))
+        box = isinstance(self.action_space, spaces.Box)
+        act = actions.reshape(len(actions), *self.action_space.shape) if box else actions
+        jacobian = 0.0
+        if box and getattr(net, "squash_output", False):
+            act = net.scale_action(act)  # the distribution lives in [-1, 1]
+            low, high = self.action_space.low, self.action_space.high
+            jacobian = float(np.sum(np.log((high - low) / 2.0)))
+        with th.no_grad():
+            dist = net.get_distribution(obs_t)
+            act_t = th.as_tensor(act, device=net.device)
+            out = dist.log_prob(act_t if box else act_t.long()).double().cpu().numpy()
+        return out.reshape(-1) - jacobian
 
 
 class ReferencePolicy(Policy):
@@ -503,6 +558,18 @@ class ReferencePolicy(Policy):
                 "(collect_episodes(..., subset_rows=False))"
             )
         return actions, None
+
+    def log_prob(
+        self, observation: Any, actions: np.ndarray, deterministic: bool = False
+    ) -> np.ndarray:
+        """Uniform for ``random``; the expert acts from the simulator's state, so its
+        probabilities need that state: :meth:`Policy.log_prob` raises, and ``mmrl collect``
+        logs them from the expert's action instead."""
+        if self.name != "random":
+            return super().log_prob(observation, actions, deterministic)
+        if self.action_space is None:
+            raise RuntimeError(f"{self.name}: call attach(venv) before log_prob")
+        return np.full(len(actions), uniform_log_prob(self.action_space), dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------- references

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mmrl"
 #: is the Minari format; ``mmrl.collect`` sits above training because it loads trained
 #: policies). A module may import its own layer and the layers below it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("mmrl.errors", "mmrl.spaces", "mmrl._lazy", "mmrl._umask"),
+    ("mmrl.errors", "mmrl.spaces", "mmrl.densities", "mmrl._lazy", "mmrl._umask"),
     ("mmrl", "mmrl.registration", "mmrl.envs"),  # ``mmrl`` itself: registers the envs
     ("mmrl.wrappers", "mmrl.adapters"),  # observation wrappers, other suites' envs
     ("mmrl.encoders", "mmrl.fusion"),

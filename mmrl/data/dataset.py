@@ -30,6 +30,7 @@ from mmrl.errors import DatasetError, one_line
 from mmrl.spaces import check, differences, image_keys_to_transpose, policy_view
 
 __all__ = [
+    "BEHAVIOUR_LOG_PROB_KEY",
     "EXPERT_ACTION_KEY",
     "INSTRUCTION_KEY",
     "LABELS_KEY",
@@ -50,6 +51,10 @@ __all__ = [
 
 #: Info keys written by ``mmrl collect`` (see :mod:`mmrl.collect`).
 EXPERT_ACTION_KEY = "expert_action"
+#: ``log mu(a_t|s_t)`` of the executed action under the behaviour policy (``(T + 1,)`` float64,
+#: the final row NaN): a log-probability for discrete actions, a log-density for continuous
+#: ones, ``+inf`` for a deterministic policy's continuous choice (see :mod:`mmrl.densities`).
+BEHAVIOUR_LOG_PROB_KEY = "behaviour_log_prob"
 LABELS_KEY = "labels"
 INSTRUCTION_KEY = "instruction"
 

@@ -10,10 +10,12 @@ with the same :class:`~mmrl.errors.DatasetError`.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
+from mmrl.data.dataset import BEHAVIOUR_LOG_PROB_KEY, EXPERT_ACTION_KEY
 from mmrl.data.reader import open_dataset
 
 __all__ = ["LoggedData", "load_logged_data"]
@@ -39,6 +41,13 @@ class LoggedData:
         first_idx: ``(E,)`` int64 index of each episode's first state.
         episode_of: ``(N,)`` int64 episode of each transition.
         step_of: ``(N,)`` int64 step of each transition within its episode.
+        behaviour_log_prob: ``(N,)`` float64 ``log mu(a|s)`` of each logged action under the
+            behaviour policy (``infos["behaviour_log_prob"]``, see :mod:`mmrl.densities`), or
+            ``None`` when some episode did not log it (older datasets, other tools).
+        expert_actions: ``(S,)`` int64 or ``(S, d)`` float32 scripted-expert action at every
+            state (``infos["expert_action"]``; final states hold -1 / NaN), or ``None``.
+        metadata: The dataset's ``mmrl`` metadata (collection settings; ``behaviour`` names
+            the behaviour policy), empty for datasets other tools wrote.
     """
 
     dataset_id: str
@@ -52,6 +61,9 @@ class LoggedData:
     first_idx: np.ndarray
     episode_of: np.ndarray
     step_of: np.ndarray
+    behaviour_log_prob: np.ndarray | None = None
+    expert_actions: np.ndarray | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def n_transitions(self) -> int:
@@ -104,6 +116,8 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
     keys = list(reader.observation_space.spaces)
     obs_parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     actions, rewards, terminated, state_idx, first_idx, episode_of, step_of = ([] for _ in range(7))
+    behaviour: list[np.ndarray] | None = []
+    expert: list[np.ndarray] | None = []
     offset = 0
     for episode in reader.episodes():
         t, e = len(episode), episode.index
@@ -117,6 +131,16 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
         episode_of.append(np.full(t, e, dtype=np.int64))
         step_of.append(np.arange(t, dtype=np.int64))
         offset += t + 1
+        logged = episode.infos.get(BEHAVIOUR_LOG_PROB_KEY)
+        if behaviour is not None and logged is not None and len(logged) >= t:
+            behaviour.append(np.asarray(logged, dtype=np.float64)[:t])
+        else:
+            behaviour = None  # one episode without it: the behaviour policy is unknown
+        labels = episode.infos.get(EXPERT_ACTION_KEY)
+        if expert is not None and labels is not None and len(labels) == t + 1:
+            expert.append(np.asarray(labels))
+        else:
+            expert = None
     act_space = reader.action_space
     act = np.concatenate(actions)
     act = (
@@ -136,4 +160,14 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
         first_idx=np.asarray(first_idx, dtype=np.int64),
         episode_of=np.concatenate(episode_of),
         step_of=np.concatenate(step_of),
+        behaviour_log_prob=np.concatenate(behaviour) if behaviour else None,
+        expert_actions=_expert_actions(expert, act_space) if expert else None,
+        metadata=dict(reader.metadata.get("mmrl") or {}),
     )
+
+
+def _expert_actions(parts: list[np.ndarray], space: spaces.Space) -> np.ndarray:
+    joined = np.concatenate(parts)
+    if isinstance(space, spaces.Discrete):
+        return joined.astype(np.int64).reshape(-1)
+    return joined.astype(np.float32).reshape(-1, *space.shape)

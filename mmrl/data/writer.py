@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mmrl.data.dataset import (
+    BEHAVIOUR_LOG_PROB_KEY,
     EXPERT_ACTION_KEY,
     INSTRUCTION_KEY,
     LABELS_KEY,
@@ -64,6 +65,7 @@ class EpisodeRecorder:
         self.actions = np.zeros((cap, n, *act_shape), act_dtype)
         self.expert = np.zeros((cap, n, *act_shape), act_dtype) if with_expert else None
         self.rewards = np.zeros((cap, n), np.float32)
+        self.behaviour_log_prob = np.zeros((cap, n), np.float64)
         self.terminated = np.zeros((cap, n), bool)
         self.truncated = np.zeros((cap, n), bool)
         self.success = np.zeros((cap, n), bool)
@@ -78,7 +80,7 @@ class EpisodeRecorder:
             for key, arr in owner.items():
                 yield owner, key, arr
         for name in ("actions", "expert", "rewards", "terminated", "truncated", "success",
-                     "collision", "instruction"):  # fmt: skip
+                     "collision", "instruction", "behaviour_log_prob"):  # fmt: skip
             arr = getattr(self, name)
             if arr is not None:
                 yield self, name, arr
@@ -151,6 +153,9 @@ class EpisodeRecorder:
             expert = self.expert[: t + 1, i].copy()
             expert[t] = -1 if self.discrete else np.nan
             infos[EXPERT_ACTION_KEY] = expert
+        behaviour = self.behaviour_log_prob[: t + 1, i].copy()
+        behaviour[t] = np.nan  # the final observation has no decision
+        infos[BEHAVIOUR_LOG_PROB_KEY] = behaviour
         return EpisodeBuffer(
             seed=seed,
             observations={k: v[: t + 1, i].copy() for k, v in self.obs.items()},

@@ -190,16 +190,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def add_offline_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``mmrl evaluate-offline``."""
     p.add_argument(
-        "target",
-        metavar="RUN_DIR|MODEL.zip|ENCODER.pt",
-        help="run folder, SB3 model file or pretraining checkpoint (its BC policy)",
+        "targets",
+        nargs="+",
+        metavar="RUN_DIR|MODEL.zip|ENCODER.pt|expert|random",
+        help="run folders, SB3 model files, pretraining checkpoints (their BC policy), or the "
+        "scripted expert (from the logged expert actions) / uniform random; several are "
+        "estimated on the same data and ranked",
     )
     p.add_argument(
         "--dataset",
         required=True,
         help="Minari dataset id, e.g. mmrl/driving/expert-v0 (MINARI_DATASETS_PATH)",
     )
-    p.add_argument("--gamma", type=float, default=0.99, help="discount of the FQE estimate")
+    p.add_argument(
+        "--estimators",
+        default="fqe,wis,dr",
+        help="comma-separated: fqe, pdis (is), wpdis (wis), dr, wdr, value_head "
+        "(default fqe,wis,dr); the table is ranked by the first",
+    )
+    p.add_argument("--rank-by", help="estimator to rank by (default: the first of --estimators)")
+    p.add_argument(
+        "--behaviour",
+        choices=("auto", "logged", "estimated"),
+        default="auto",
+        help="behaviour probabilities for IS/DR: logged by mmrl collect, estimated by "
+        "behaviour cloning, or auto (logged when present)",
+    )
+    p.add_argument("--gamma", type=float, default=0.99, help="discount of the estimates")
     p.add_argument(
         "--fqe-iters",
         type=_positive,
@@ -208,26 +225,29 @@ def add_offline_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fqe-steps", type=_positive, default=25, help="Adam steps per iteration")
     p.add_argument(
         "--fqe-features",
-        choices=("policy", "raw"),
+        choices=("policy", "raw", "data"),
         default="policy",
-        help="Q-network inputs: the policy's features or raw observations",
+        help="Q-network inputs: the policy's features, raw observations, or fixed data "
+        "features shared by every policy",
     )
     p.add_argument("--max-episodes", type=_positive, help="use only the first N episodes")
     p.add_argument(
         "--stochastic", action="store_true", help="evaluate the stochastic policy (default: greedy)"
     )
-    p.add_argument("--seed", type=int, default=0, help="FQE initialization and minibatches")
+    p.add_argument("--bootstrap", type=_positive, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="FQE, behaviour cloning and bootstrap")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda or auto")
-    p.add_argument("--json", metavar="OUT.json", help="write the results as JSON")
-    p.add_argument("--csv", metavar="OUT.csv", help="write the results as one CSV row")
+    p.add_argument("--json", metavar="OUT.json", help="write the ranking as JSON")
+    p.add_argument("--csv", metavar="OUT.csv", help="write one CSV row per policy")
     p.add_argument("--quiet", action="store_true", help="no table on the terminal")
 
 
 def run_evaluate_offline(args: argparse.Namespace) -> int:
-    """``mmrl evaluate-offline``: agreement, log-likelihood, FQE and behaviour return."""
+    """``mmrl evaluate-offline``: every policy estimated on the same data, ranked."""
     from mmrl.checkpoint import check_output_file
-    from mmrl.evaluation.offline import evaluate_offline, load_logged_data
-    from mmrl.evaluation.report import print_offline, write_csv, write_json
+    from mmrl.evaluation.offline import load_logged_data
+    from mmrl.evaluation.ranking import evaluate_policies, parse_estimators, print_ranking
+    from mmrl.evaluation.report import write_csv, write_json
     from mmrl.policies import load_policy
 
     if not 0.0 < args.gamma <= 1.0:
@@ -235,38 +255,34 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
     for field in ("json", "csv"):
         if getattr(args, field):
             check_output_file(getattr(args, field), field=field, parent_must_exist=True)
-    policy = load_policy(args.target, device=args.device)
+    estimators = parse_estimators(args.estimators)
+    policies = [load_policy(ref, device=args.device, seed=args.seed) for ref in args.targets]
+    _unique_labels(policies)
     data = load_logged_data(args.dataset, args.max_episodes)
-    result = evaluate_offline(
-        policy,
+    t0 = time.perf_counter()
+    ranking = evaluate_policies(
+        policies,
         data,
+        estimators,
         args.gamma,
+        rank_by=args.rank_by,
+        behaviour=args.behaviour,
         features=args.fqe_features,
+        stochastic=args.stochastic,
         iterations=args.fqe_iters,
         steps_per_iter=args.fqe_steps,
-        stochastic=args.stochastic,
+        n_resamples=args.bootstrap,
         seed=args.seed,
     )
     if not args.quiet:
-        print_offline([result])
+        print_ranking(ranking)
     if args.json:
         meta = {
             "arguments": {k: v for k, v in vars(args).items() if k != "command"},
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(time.perf_counter() - t0, 3),
         }
-        write_json(args.json, {"meta": meta, "results": [result.to_dict()]})
+        write_json(args.json, {"meta": meta, **ranking.to_dict()})
     if args.csv:
-        row = result.to_dict()
-        fqe = row.pop("fqe")
-        agreement = row.pop("action_agreement")
-        row.update(
-            {
-                f"agreement_{agreement['metric']}": agreement["value"],
-                "fqe_value": fqe["value"],
-                "fqe_iterations": fqe["iterations"],
-                "fqe_td_rmse": fqe["td_rmse"],
-                "fqe_features": fqe["features"],
-            }
-        )
-        write_csv(args.csv, [row])
+        write_csv(args.csv, ranking.csv_rows())
     return 0

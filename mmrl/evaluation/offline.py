@@ -141,6 +141,15 @@ def policy_outputs(
     )
 
 
+def agreement(outputs: PolicyOutputs, data: LoggedData) -> float:
+    """Accuracy of the greedy actions (discrete) or their mean absolute error (continuous)
+    against the logged actions."""
+    greedy = outputs.actions[data.state_idx]
+    if data.discrete:
+        return float(np.mean(greedy.reshape(-1) == data.actions))
+    return float(np.mean(np.abs(greedy.reshape(data.actions.shape) - data.actions)))
+
+
 # ---------------------------------------------------------------------------- FQE
 class RawEncoder(nn.Module):
     """Encodes raw Dict observations for ``--fqe-features raw``.
@@ -248,6 +257,8 @@ class FQEResult:
         td_error: Root mean squared Bellman residual of the final Q on the logged data.
         history: Estimate after every iteration (convergence diagnostics).
         seconds: Wall-clock time.
+        q_taken: ``(N,)`` final ``Q(s_t, a_t)`` of every logged step (doubly robust's model).
+        state_values: ``(S,)`` final ``V(s) = E_pi Q(s, .)`` of every logged state.
     """
 
     value: float
@@ -256,6 +267,8 @@ class FQEResult:
     td_error: float
     history: list[float]
     seconds: float
+    q_taken: np.ndarray | None = None
+    state_values: np.ndarray | None = None
 
 
 def default_iterations(gamma: float, max_episode_length: int) -> int:
@@ -392,12 +405,14 @@ def fitted_q_evaluation(
         next_v = values(frozen, n_idx)
         history.append(float(values(frozen, first).mean()))
     with th.no_grad():
-        residual = []
+        residual, taken = [], []
         for chunk in th.split(th.arange(n, device=device), 4096):
             target = rewards[chunk] + gamma * cont[chunk] * values(net, n_idx[chunk])
-            residual.append(q_taken(net, chunk) - target)
+            taken.append(q_taken(net, chunk))
+            residual.append(taken[-1] - target)
         td = float(th.cat(residual).pow(2).mean().sqrt())
-    initial = values(net, first).cpu().numpy().astype(np.float64)
+    all_values = values(net, th.arange(data.n_states, device=device)).cpu().numpy()
+    initial = all_values[data.first_idx].astype(np.float64)
     return FQEResult(
         value=float(initial.mean()),
         initial_values=initial,
@@ -405,6 +420,8 @@ def fitted_q_evaluation(
         td_error=td,
         history=history,
         seconds=time.perf_counter() - t0,
+        q_taken=th.cat(taken).cpu().numpy().astype(np.float64),
+        state_values=all_values.astype(np.float64),
     )
 
 
@@ -504,11 +521,6 @@ def evaluate_offline(
     if network is None:
         raise ConfigError(f"{policy.label}: has no network to evaluate offline (expert/random)")
     outputs = policy_outputs(network, data, observations, with_features=features == "policy")
-    greedy = outputs.actions[data.state_idx]
-    if data.discrete:
-        agreement = float(np.mean(greedy.reshape(-1) == data.actions))
-    else:
-        agreement = float(np.mean(np.abs(greedy.reshape(data.actions.shape) - data.actions)))
     fqe = fitted_q_evaluation(
         data,
         outputs,
@@ -529,7 +541,7 @@ def evaluate_offline(
         episodes=data.n_episodes,
         transitions=data.n_transitions,
         discrete=data.discrete,
-        agreement=agreement,
+        agreement=agreement(outputs, data),
         log_likelihood=float(ll.mean()) if ll is not None else None,
         fqe=fqe,
         behaviour_return=float(data.episode_returns(1.0).mean()),

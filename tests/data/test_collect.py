@@ -365,3 +365,83 @@ def test_sigterm_during_collect_removes_the_temporary_folder(datasets_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, proc.stderr.read()
     assert not list(datasets_path.glob(".mmrl-*"))
+
+
+# ---------------------------------------------------------------------------- behaviour log-probs
+def _logged(dataset_id):
+    dataset = minari.load_dataset(dataset_id)
+    eps = list(dataset.iterate_episodes())
+    lp = np.concatenate([ep.infos["behaviour_log_prob"][:-1] for ep in eps])
+    assert all(np.isnan(ep.infos["behaviour_log_prob"][-1]) for ep in eps)
+    return dataset, eps, lp
+
+
+def test_expert_with_noise_logs_the_exact_mixture_probability(toy, datasets_path):
+    collect(policy="expert", episodes=6, dataset_id="toy/mu-v0", epsilon=0.3, seed=2,
+            venv=_venv(toy, n=3))  # fmt: skip
+    dataset, eps, lp = _logged("toy/mu-v0")
+    actions = np.concatenate([ep.actions for ep in eps])
+    expert = np.concatenate([ep.infos["expert_action"][:-1] for ep in eps])
+    expected = np.where(actions == expert, 0.7 + 0.1, 0.1)  # 3 actions: epsilon / 3 = 0.1
+    np.testing.assert_allclose(np.exp(lp), expected, rtol=1e-12)
+    assert (actions != expert).any()  # both branches are exercised
+    behaviour = dataset.storage.metadata["mmrl"]["behaviour"]
+    assert behaviour == {"policy": "expert", "epsilon": 0.3, "stochastic": False,
+                         "log_prob_key": "behaviour_log_prob",
+                         "log_prob_kind": "probability"}  # fmt: skip
+
+
+def test_continuous_behaviour_densities(toy, datasets_path):
+    collect(policy="random", episodes=3, dataset_id="toy/cr-v0",
+            venv=_venv(toy, n=2, continuous=True))  # fmt: skip
+    _, _, lp = _logged("toy/cr-v0")
+    np.testing.assert_allclose(lp, -np.log(2.0))  # uniform on [-1, 1]
+    collect(policy="expert", episodes=4, dataset_id="toy/ce-v0", epsilon=0.5, seed=1,
+            venv=_venv(toy, n=2, continuous=True))  # fmt: skip
+    _, eps, lp = _logged("toy/ce-v0")
+    actions = np.concatenate([ep.actions for ep in eps])[:, 0]
+    expert = np.concatenate([ep.infos["expert_action"][:-1] for ep in eps])[:, 0]
+    atom = actions == expert
+    assert atom.any() and (~atom).any()
+    assert np.all(lp[atom] == np.inf)  # the expert's own choice is a point mass
+    np.testing.assert_allclose(lp[~atom], np.log(0.5 / 2.0))
+
+
+def test_stochastic_policy_logs_its_distribution(toy, datasets_path, tmp_path):
+    from stable_baselines3 import PPO
+
+    from mmrl import MultimodalExtractor
+    from mmrl.densities import epsilon_mixture
+    from mmrl.policies import load_policy
+
+    env, _ = toy.write_presets(tmp_path)
+    kwargs = {"fusion": "concat", "features_dim": 16}
+    model = PPO("MultiInputPolicy", _venv(toy, n=1), n_steps=8, batch_size=8, seed=0,
+                policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                               "features_extractor_kwargs": kwargs})  # fmt: skip
+    model.save(tmp_path / "ppo.zip")
+    collect(env=env, policy=str(tmp_path / "ppo.zip"), episodes=3, dataset_id="toy/sto-v0",
+            n_envs=2, stochastic=True, epsilon=0.2)  # fmt: skip
+    dataset, eps, lp = _logged("toy/sto-v0")
+    assert dataset.storage.metadata["mmrl"]["behaviour"]["stochastic"] is True
+    policy = load_policy(tmp_path / "ppo.zip")
+    obs = {k: np.concatenate([ep.observations[k][:-1] for ep in eps]) for k in eps[0].observations}
+    actions = np.concatenate([ep.actions for ep in eps])
+    expected = epsilon_mixture(policy.log_prob(obs, actions), policy.action_space, 0.2)
+    np.testing.assert_allclose(lp, expected, rtol=1e-5)
+    assert len(np.unique(np.round(lp, 6))) > 2  # probabilities of a real distribution
+
+
+def test_stochastic_needs_a_distribution(toy, datasets_path, tmp_path):
+    from stable_baselines3 import DQN
+
+    from mmrl import MultimodalExtractor
+
+    env, _ = toy.write_presets(tmp_path)
+    model = DQN("MultiInputPolicy", _venv(toy, n=1), buffer_size=64, learning_starts=0,
+                policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                               "features_extractor_kwargs": {"fusion": "concat"}})  # fmt: skip
+    model.save(tmp_path / "dqn.zip")
+    with pytest.raises(ValueError, match=r"--stochastic: .*no action distribution"):
+        collect(env=env, policy=str(tmp_path / "dqn.zip"), episodes=1, dataset_id="toy/d-v0",
+                stochastic=True)  # fmt: skip

@@ -195,12 +195,18 @@ def behaviour_clone(model: Any, n_states: int = 256, steps: int = 60, seed: int 
 
 
 def collect_corridor(
-    n_episodes: int, epsilon: float, seed: int = 0, continuous: bool = False
+    n_episodes: int,
+    epsilon: float,
+    seed: int = 0,
+    continuous: bool = False,
+    log_behaviour: bool = False,
 ) -> list[Any]:
     """Episodes of the epsilon-greedy expert as Minari ``EpisodeBuffer`` s.
 
     With probability ``epsilon`` a uniformly random action replaces the expert's, so the data
     covers non-expert actions, which FQE needs to learn ``Q(s, a)`` off the expert's path.
+    ``log_behaviour`` also stores what ``mmrl collect`` logs: ``infos["behaviour_log_prob"]``
+    (the exact epsilon-mixture probability, discrete only) and ``infos["expert_action"]``.
     """
     from minari.data_collector import EpisodeBuffer
 
@@ -211,9 +217,10 @@ def collect_corridor(
         sim.seed([seed + e])
         sim.reset_envs()
         obs = [sim.observe()]
-        actions, rewards, terms, truncs = [], [], [], []
+        actions, rewards, terms, truncs, experts = [], [], [], [], []
         while True:
             action = sim.expert_action()
+            experts.append(action[0])
             if rng.random() < epsilon:
                 action = (
                     rng.uniform(-1, 1, size=(1, 1)).astype(np.float32)
@@ -236,10 +243,19 @@ def collect_corridor(
                 rewards=np.asarray(rewards, dtype=np.float64),
                 terminations=np.asarray(terms),
                 truncations=np.asarray(truncs),
-                infos={},
+                infos=_behaviour_infos(actions, experts, epsilon) if log_behaviour else {},
             )
         )
     return out
+
+
+def _behaviour_infos(actions: list, experts: list, epsilon: float) -> dict[str, np.ndarray]:
+    a, e = np.asarray(actions).reshape(-1), np.asarray(experts).reshape(-1)
+    prob = (1.0 - epsilon) * (a == e) + epsilon / 3.0
+    return {
+        "behaviour_log_prob": np.append(np.log(prob), np.nan),
+        "expert_action": np.append(e, -1).astype(np.int64),
+    }
 
 
 def write_dataset(dataset_id: str, episodes: list[Any], sim: Any | None = None) -> None:

@@ -1,0 +1,560 @@
+"""Several policies estimated on the same logged data and ranked (``mmrl evaluate-offline A B C``).
+
+For every policy: its view of every logged state (greedy action, action probabilities or the
+log-density of the logged action, features), one FQE fit, then the chosen estimators of
+:mod:`mmrl.evaluation.ope` with bootstrap intervals over episodes, the effective sample size
+of the importance weights and the support check. The behaviour probabilities the weighted
+estimators need are read from the data when ``mmrl collect`` logged them, and otherwise
+estimated once by behaviour cloning (:mod:`mmrl.evaluation.behaviour`), which the report says.
+Policies are ranked by one estimator; pairs whose intervals overlap are flagged, since their
+order is not established by the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mmrl.data.episodes import LoggedData
+from mmrl.errors import ConfigError, DatasetError
+from mmrl.evaluation import ope
+from mmrl.evaluation.behaviour import (
+    BehaviourModel,
+    data_features,
+    estimate_behaviour,
+    logged_behaviour,
+)
+from mmrl.evaluation.offline import (
+    FEATURE_MODES,
+    OfflineResult,
+    PolicyOutputs,
+    agreement,
+    fitted_q_evaluation,
+    policy_outputs,
+)
+from mmrl.policies import Policy, check_spaces
+
+__all__ = [
+    "ALIASES",
+    "PolicyReport",
+    "Ranking",
+    "check_logged_data",
+    "evaluate_policies",
+    "parse_estimators",
+]
+
+ALIASES = {"is": "pdis", "wis": "wpdis", "value": "value_head"}
+"""Other names ``--estimators`` accepts (the issue's ``wis``, the literature's ``is``)."""
+_WEIGHTED = ("pdis", "wpdis", "dr", "wdr")
+
+
+def parse_estimators(text: str) -> list[str]:
+    """``"fqe,wis,dr"`` -> ``["fqe", "wpdis", "dr"]``.
+
+    Raises:
+        ConfigError: An unknown name (naming the allowed ones) or an empty list.
+    """
+    names = [ALIASES.get(n.strip(), n.strip()) for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in ope.ESTIMATORS]
+    if not names or bad:
+        allowed = ", ".join([*ope.ESTIMATORS, *ALIASES])
+        raise ConfigError(f"unknown estimator(s) {bad or text!r}; allowed: {allowed}",
+                          field="estimators")  # fmt: skip
+    return list(dict.fromkeys(names))
+
+
+def check_logged_data(data: LoggedData) -> None:
+    """Refuses data the estimators cannot use, in one line.
+
+    Raises:
+        DatasetError: Fewer than two episodes (no interval over episodes), or rewards that
+            are missing (NaN).
+    """
+    if data.n_episodes < 2:
+        raise DatasetError(
+            f"dataset {data.dataset_id!r} has {data.n_episodes} episode; off-policy "
+            "estimates and their intervals over episodes need at least 2"
+        )
+    missing = int(np.isnan(data.rewards).sum())
+    if missing:
+        raise DatasetError(
+            f"dataset {data.dataset_id!r} has no reward in {missing} of {data.n_transitions} "
+            "steps (NaN); every estimator needs the logged rewards"
+        )
+
+
+@dataclasses.dataclass
+class PolicyReport:
+    """One policy's estimates.
+
+    Attributes:
+        label: The policy's name.
+        estimates: Estimator name -> :class:`~mmrl.evaluation.ope.Estimate` (those that apply).
+        skipped: Estimator name -> why it does not apply to this policy.
+        support: The support check (``None`` without behaviour probabilities).
+        offline: Agreement, log-likelihood and FQE diagnostics (``None`` for policies without
+            a network).
+        seconds: Wall time spent on this policy.
+    """
+
+    label: str
+    estimates: dict[str, ope.Estimate]
+    skipped: dict[str, str]
+    support: ope.SupportCheck | None
+    offline: OfflineResult | None
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = self.offline.to_dict() if self.offline is not None else {}
+        out.update(
+            {
+                "label": self.label,
+                "estimates": {k: v.to_dict() for k, v in self.estimates.items()},
+                "skipped": dict(self.skipped),
+                "support": dataclasses.asdict(self.support) if self.support else None,
+                "seconds": round(self.seconds, 3),
+            }
+        )
+        return out
+
+
+@dataclasses.dataclass
+class Ranking:
+    """Every policy's report, ranked by one estimator.
+
+    Attributes:
+        reports: Best first by ``rank_by`` (policies without that estimate last).
+        overlaps: Label pairs whose ``rank_by`` intervals overlap (order not established).
+    """
+
+    dataset_id: str
+    gamma: float
+    episodes: int
+    transitions: int
+    estimators: list[str]
+    rank_by: str
+    behaviour: BehaviourModel | None
+    reports: list[PolicyReport]
+    overlaps: list[tuple[str, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset_id,
+            "gamma": self.gamma,
+            "episodes": self.episodes,
+            "transitions": self.transitions,
+            "estimators": self.estimators,
+            "rank_by": self.rank_by,
+            "behaviour": self.behaviour.to_dict() if self.behaviour else None,
+            "ranking": [r.label for r in self.reports],
+            "overlapping_pairs": [list(p) for p in self.overlaps],
+            "results": [r.to_dict() for r in self.reports],
+        }
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One row per policy: rank, label, each estimator's value / low / high / ESS."""
+        rows = []
+        for rank, report in enumerate(self.reports, 1):
+            row: dict[str, Any] = {"rank": rank, "label": report.label}
+            for name in self.estimators:
+                est = report.estimates.get(name)
+                row[f"{name}_value"] = est.value if est else ""
+                row[f"{name}_low"] = est.interval.low if est else ""
+                row[f"{name}_high"] = est.interval.high if est else ""
+                row[f"{name}_ess"] = est.ess if est and est.ess is not None else ""
+            row["support_coverage"] = report.support.coverage if report.support else ""
+            row["support_mismatch"] = report.support.mismatch if report.support else ""
+            if report.offline is not None:
+                row["agreement"] = report.offline.agreement
+                row["fqe_td_rmse"] = report.offline.fqe.td_error
+            row["seconds"] = round(report.seconds, 3)
+            rows.append(row)
+        return rows
+
+
+# ---------------------------------------------------------------------------- one policy
+def _reference_outputs(policy: Policy, data: LoggedData) -> PolicyOutputs:
+    """The ``expert`` (from the logged expert actions) or ``random`` policy's view of the data.
+
+    A reference policy with an ``epsilon`` attribute is the epsilon-mixture of it with
+    uniform random actions (discrete actions), as ``mmrl collect --epsilon`` runs it.
+
+    Raises:
+        ConfigError: ``expert`` on data without logged expert actions.
+    """
+    from mmrl.densities import uniform_log_prob
+
+    space = data.action_space
+    epsilon = float(getattr(policy, "epsilon", 0.0))
+    if policy.kind == "random":
+        if data.discrete:
+            n = int(space.n)
+            lp = np.full((data.n_states, n), -np.log(n), np.float32)
+            return PolicyOutputs(np.zeros(data.n_states, np.int64), lp, None, None)
+        centre = ((space.low + space.high) / 2.0).astype(np.float32)
+        logged = np.full(data.n_transitions, uniform_log_prob(space))
+        return PolicyOutputs(np.tile(centre, (data.n_states, 1)), None, logged, None)
+    if data.expert_actions is None:
+        raise ConfigError(
+            f"expert: dataset {data.dataset_id!r} has no logged expert actions "
+            "(infos['expert_action']) to evaluate the scripted expert from"
+        )
+    expert = data.expert_actions.copy()
+    if data.discrete:
+        expert[expert < 0] = 0  # final states have no decision; their value is not used
+        n = int(space.n)
+        probs = (1.0 - epsilon) * np.eye(n)[expert] + epsilon / n
+        with np.errstate(divide="ignore"):
+            return PolicyOutputs(expert, np.log(probs).astype(np.float32), None, None)
+    if epsilon > 0.0:
+        raise ConfigError("a noisy expert is evaluated offline for discrete actions only")
+    return PolicyOutputs(np.nan_to_num(expert), None, None, None)
+
+
+def _target_log_ratio(
+    outputs: PolicyOutputs, data: LoggedData, stochastic: bool, reference: bool
+) -> np.ndarray | str:
+    """``log pi(a_t|s_t)`` of the logged actions, or why importance weights do not exist."""
+    if data.discrete:
+        if stochastic or reference:
+            if outputs.log_probs is None:
+                return "the policy has no action distribution (DQN): use the greedy policy"
+            return outputs.log_probs[data.state_idx, data.actions].astype(np.float64)
+        greedy = outputs.actions.reshape(-1)[data.state_idx]
+        return np.where(greedy == data.actions, 0.0, -np.inf)
+    if (stochastic or reference) and outputs.logged_log_prob is not None:
+        return outputs.logged_log_prob.astype(np.float64)
+    return (
+        "a deterministic policy with continuous actions has no density, so importance "
+        "weights are 0 almost surely; evaluate its stochastic form (--stochastic)"
+    )
+
+
+def _value_head(policy: Policy, data: LoggedData, observations: Any) -> np.ndarray | str:
+    """The policy's own value estimate of every logged initial state, or why there is none."""
+    import torch as th
+
+    net = policy.policy
+    first = {k: v[data.first_idx] for k, v in observations.items()}
+    with th.no_grad():
+        obs_t, _ = net.obs_to_tensor(first)
+        if hasattr(net, "predict_values"):
+            return net.predict_values(obs_t).reshape(-1).double().cpu().numpy()
+        if hasattr(net, "q_net"):  # DQN: V(s) = max_a Q(s, a) of its greedy policy
+            return net.q_net(obs_t).max(dim=1).values.double().cpu().numpy()
+    return f"{type(net).__name__} has no value head"
+
+
+def estimate_policy(
+    policy: Policy,
+    data: LoggedData,
+    estimators: Sequence[str],
+    gamma: float,
+    behaviour: BehaviourModel | None,
+    layout: ope.EpisodeMatrix,
+    *,
+    features: str = "policy",
+    shared_features: np.ndarray | None = None,
+    stochastic: bool = False,
+    iterations: int | None = None,
+    steps_per_iter: int = 25,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> PolicyReport:
+    """Every requested estimate of one policy on ``data`` (see :func:`evaluate_policies`)."""
+    t0 = time.perf_counter()
+    reference = policy.policy is None
+    skipped: dict[str, str] = {}
+    offline = None
+    if reference:
+        outputs = _reference_outputs(policy, data)
+        observations = data.observations
+        fqe_features = "data"
+    else:
+        check_spaces(
+            policy, data.observation_space, data.action_space, f"dataset {data.dataset_id}"
+        )
+        observations = policy.normalize(data.observations)
+        outputs = policy_outputs(
+            policy.policy, data, observations, with_features=features == "policy"
+        )
+        fqe_features = features
+    if fqe_features == "data":
+        outputs.features = shared_features
+    boot = {"n_resamples": n_resamples, "rng": seed}
+    estimates: dict[str, ope.Estimate] = {}
+    fqe = None
+    needs_model = {"fqe", "dr", "wdr"} & set(estimators)
+    if needs_model:
+        fqe = fitted_q_evaluation(
+            data,
+            outputs,
+            gamma,
+            features="policy" if fqe_features == "data" else fqe_features,
+            observations=observations,
+            iterations=iterations,
+            steps_per_iter=steps_per_iter,
+            stochastic=(stochastic or reference) and data.discrete,
+            seed=seed,
+            device=policy.policy.device if not reference else "cpu",
+        )
+        if "fqe" in estimators:
+            estimates["fqe"] = ope.direct("fqe", fqe.initial_values, **boot)
+            if reference and not data.discrete and policy.kind == "random":
+                estimates["fqe"].notes.append(
+                    "FQE evaluates the centre action for uniform continuous actions "
+                    "(V(s) = Q(s, centre)), an approximation"
+                )
+    log_pi = _target_log_ratio(outputs, data, stochastic, reference)
+    support = None
+    weighted = [n for n in estimators if n in _WEIGHTED]
+    if weighted and isinstance(log_pi, str):
+        skipped.update({n: log_pi for n in weighted})
+    elif weighted and behaviour is not None:
+        log_ratio = log_pi - behaviour.log_prob
+        support = ope.support_check(log_ratio)
+        for name in weighted:
+            if name == "pdis":
+                est = ope.pdis(layout, data.rewards, log_ratio, **boot)
+            elif name == "wpdis":
+                est = ope.wpdis(layout, data.rewards, log_ratio, **boot)
+            else:
+                v_state = fqe.state_values[data.state_idx]
+                est = ope.doubly_robust(
+                    layout, data.rewards, log_ratio, fqe.q_taken, v_state,
+                    weighted=name == "wdr", **boot,
+                )  # fmt: skip
+            if behaviour.source == "estimated":
+                est.notes.append("behaviour policy estimated by behaviour cloning")
+            # Below a tenth of the episodes, a handful of trajectories decide the estimate.
+            if est.ess is not None and est.ess < max(2.0, 0.1 * data.n_episodes):
+                est.notes.append(
+                    f"{name}: ESS {est.ess:.1f} of {data.n_episodes} episodes: a few episodes "
+                    "carry most of the weight, the estimate is unreliable"
+                )
+            estimates[name] = est
+    if "value_head" in estimators:
+        values = "no network (expert / random)" if reference else None
+        if values is None:
+            values = _value_head(policy, data, observations)
+        if isinstance(values, str):
+            skipped["value_head"] = values
+        else:
+            est = ope.direct("value_head", values, **boot)
+            gamma_trained = policy.gamma
+            est.notes.append(
+                f"the value head predicts returns at its training discount ({gamma_trained:g}) "
+                "and reward scale, not necessarily --gamma's"
+            )
+            estimates["value_head"] = est
+    note = support.note() if support is not None else None
+    if note:
+        for est in estimates.values():
+            est.notes.append(note)
+    if fqe is not None and not reference:
+        ll = outputs.logged_log_prob
+        offline = OfflineResult(
+            label=policy.label,
+            dataset_id=data.dataset_id,
+            gamma=gamma,
+            episodes=data.n_episodes,
+            transitions=data.n_transitions,
+            discrete=data.discrete,
+            agreement=agreement(outputs, data),
+            log_likelihood=float(ll.mean()) if ll is not None else None,
+            fqe=fqe,
+            behaviour_return=float(data.episode_returns(1.0).mean()),
+            behaviour_discounted_return=float(data.episode_returns(gamma).mean()),
+            features=fqe_features,
+            seconds=time.perf_counter() - t0,
+        )
+    return PolicyReport(
+        policy.label, estimates, skipped, support, offline, time.perf_counter() - t0
+    )
+
+
+# ---------------------------------------------------------------------------- many policies
+def _overlapping(reports: list[PolicyReport], by: str) -> list[tuple[str, str]]:
+    pairs = []
+    for i, a in enumerate(reports):
+        for b in reports[i + 1 :]:
+            ea, eb = a.estimates.get(by), b.estimates.get(by)
+            if (
+                ea
+                and eb
+                and ea.interval.low <= eb.interval.high
+                and eb.interval.low <= ea.interval.high
+            ):
+                pairs.append((a.label, b.label))
+    return pairs
+
+
+def evaluate_policies(
+    policies: Sequence[Policy],
+    data: LoggedData,
+    estimators: Sequence[str] = ("fqe", "wpdis", "dr"),
+    gamma: float = 0.99,
+    *,
+    rank_by: str | None = None,
+    behaviour: str = "auto",
+    features: str = "policy",
+    stochastic: bool = False,
+    iterations: int | None = None,
+    steps_per_iter: int = 25,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> Ranking:
+    """Estimates every policy on the same logged data and ranks them.
+
+    Args:
+        policies: What :func:`mmrl.policies.load_policy` returns (``expert`` is evaluated
+            from the logged expert actions, ``random`` exactly).
+        data: The logged data.
+        estimators: Names from :data:`mmrl.evaluation.ope.ESTIMATORS`.
+        gamma: Discount in ``(0, 1]``.
+        rank_by: Estimator to rank by (default the first of ``estimators``).
+        behaviour: ``auto`` (logged probabilities if present, else estimated), ``logged``
+            (refuse data without them) or ``estimated`` (always behaviour cloning).
+        features: FQE inputs: ``policy`` (each policy's features), ``raw`` or ``data``
+            (the same fixed features for every policy, :func:`data_features`).
+        stochastic: Evaluate the policies' stochastic forms (default greedy).
+        iterations, steps_per_iter: FQE settings.
+        n_resamples: Bootstrap resamples over episodes.
+        seed: FQE, behaviour cloning and bootstrap seed.
+
+    Raises:
+        SpaceMismatchError: A policy whose spaces differ from the dataset's, naming the keys.
+        DatasetError: Fewer than 2 episodes, missing rewards, or ``behaviour="logged"``
+            on data without behaviour probabilities.
+        ConfigError: Unknown estimator, feature mode or behaviour mode.
+    """
+    estimators = parse_estimators(",".join(estimators))
+    rank_by = ALIASES.get(rank_by, rank_by) if rank_by else estimators[0]
+    if rank_by not in estimators:
+        raise ConfigError(f"must be one of the estimators {estimators}, got {rank_by!r}",
+                          field="rank_by")  # fmt: skip
+    if features not in (*FEATURE_MODES, "data"):
+        raise ConfigError(f"must be one of {(*FEATURE_MODES, 'data')}, got {features!r}",
+                          field="fqe_features")  # fmt: skip
+    if behaviour not in ("auto", "logged", "estimated"):
+        raise ConfigError(f"must be auto, logged or estimated, got {behaviour!r}",
+                          field="behaviour")  # fmt: skip
+    if not 0.0 < gamma <= 1.0:
+        raise ConfigError(f"must be in (0, 1], got {gamma}", field="gamma")
+    check_logged_data(data)
+    for policy in policies:  # refuse a misfit before any fitting
+        if policy.policy is not None:
+            check_spaces(
+                policy, data.observation_space, data.action_space, f"dataset {data.dataset_id}"
+            )
+    layout = ope.EpisodeMatrix.from_steps(data.episode_of, data.step_of, data.n_episodes, gamma)
+    shared = None
+    reference = any(p.policy is None for p in policies)
+    if features == "data" or reference:
+        shared = data_features(data.observation_space, data.observations)
+    model = None
+    if any(n in _WEIGHTED for n in estimators):
+        model = None if behaviour == "estimated" else logged_behaviour(data)
+        if model is None and behaviour == "logged":
+            raise DatasetError(
+                f"dataset {data.dataset_id!r} has no logged behaviour probabilities "
+                "(infos['behaviour_log_prob'], written by mmrl collect); use --behaviour "
+                "estimated or auto"
+            )
+        if model is None:
+            if shared is None:
+                shared = data_features(data.observation_space, data.observations)
+            model = estimate_behaviour(data, shared, seed=seed)
+    reports = [
+        estimate_policy(
+            policy,
+            data,
+            estimators,
+            gamma,
+            model,
+            layout,
+            features=features,
+            shared_features=shared,
+            stochastic=stochastic,
+            iterations=iterations,
+            steps_per_iter=steps_per_iter,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        for policy in policies
+    ]
+
+    def key(report: PolicyReport) -> tuple[int, float]:
+        est = report.estimates.get(rank_by)
+        return (0, -est.value) if est is not None else (1, 0.0)
+
+    reports.sort(key=key)
+    return Ranking(
+        dataset_id=data.dataset_id,
+        gamma=gamma,
+        episodes=data.n_episodes,
+        transitions=data.n_transitions,
+        estimators=estimators,
+        rank_by=rank_by,
+        behaviour=model,
+        reports=reports,
+        overlaps=_overlapping(reports, rank_by),
+    )
+
+
+def print_ranking(ranking: Ranking, console: Any | None = None) -> None:
+    """The ranked table, then the behaviour policy line, overlaps and warnings."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(
+        title=f"off-policy evaluation on {ranking.dataset_id} ({ranking.episodes} episodes, "
+        f"{ranking.transitions} transitions, gamma {ranking.gamma:g}), ranked by "
+        f"{ranking.rank_by}",
+        title_justify="left",
+    )
+    table.add_column("rank", justify="right")
+    table.add_column("policy")
+    for name in ranking.estimators:
+        table.add_column(f"{name} value [95% CI]", justify="right")
+        if name in _WEIGHTED:
+            table.add_column(f"{name} ESS", justify="right")
+    table.add_column("support", justify="right")
+    table.add_column("seconds", justify="right")
+    overlapped = {label for pair in ranking.overlaps for label in pair}
+    for rank, report in enumerate(ranking.reports, 1):
+        cells = [f"{rank}{'~' if report.label in overlapped else ''}", escape(report.label)]
+        for name in ranking.estimators:
+            est = report.estimates.get(name)
+            cells.append(est.interval.fmt(3) if est else "n/a")
+            if name in _WEIGHTED:
+                cells.append(f"{est.ess:.1f}" if est and est.ess is not None else "-")
+        sup = report.support
+        cells.append("-" if sup is None else f"{sup.coverage:.2f}{' !' if sup.mismatch else ''}")
+        cells.append(f"{report.seconds:.1f}")
+        table.add_row(*cells)
+    console.print(table)
+    if ranking.behaviour is not None:
+        console.print(f"behaviour policy: {escape(ranking.behaviour.description)}")
+    offline = next((r.offline for r in ranking.reports if r.offline is not None), None)
+    if offline is not None:
+        console.print(
+            f"behaviour return of the logged episodes: {offline.behaviour_discounted_return:.3f} "
+            f"(gamma {ranking.gamma:g}), {offline.behaviour_return:.3f} undiscounted"
+        )
+    if ranking.overlaps:
+        pairs = ", ".join(f"{a} / {b}" for a, b in ranking.overlaps)
+        console.print(
+            f"~ intervals of {ranking.rank_by} overlap (order not established): {escape(pairs)}"
+        )
+    for report in ranking.reports:
+        notes = {n for est in report.estimates.values() for n in est.notes}
+        notes |= {f"{k}: {v}" for k, v in report.skipped.items()}
+        for note in sorted(notes):
+            console.print(f"  {escape(report.label)}: {escape(note)}")

@@ -1,0 +1,175 @@
+"""``mmrl evaluate-offline A B C``: several policies estimated on one corridor dataset, ranked.
+
+The corridor is deterministic, so the expert's discounted return from the logged starts is
+known exactly (``corridor.expert_mean_value``); the dataset is the epsilon-greedy (0.3)
+expert, logged with and without the behaviour probabilities ``mmrl collect`` records.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from mmrl.cli import main
+from mmrl.errors import ConfigError, DatasetError
+from mmrl.evaluation.offline import load_logged_data
+from mmrl.evaluation.ranking import evaluate_policies, parse_estimators
+from mmrl.policies import load_policy
+
+GAMMA = 0.9
+LOGGED = "test/corridor/logged-v0"
+PLAIN = "test/corridor/plain-v0"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, corridor):
+    root = tmp_path_factory.mktemp("minari")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MINARI_DATASETS_PATH", str(root))
+    corridor.write_dataset(LOGGED, corridor.collect(200, 0.3, seed=0, log_behaviour=True))
+    corridor.write_dataset(PLAIN, corridor.collect(200, 0.3, seed=0))
+    corridor.write_dataset("test/corridor/one-v0", corridor.collect(1, 0.3, seed=0))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture
+def datasets(root, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    return root
+
+
+def test_logged_behaviour_ranks_expert_above_random_with_sound_estimates(
+    expert_zip, random_zip, datasets, corridor
+):
+    data = load_logged_data(LOGGED)
+    assert data.behaviour_log_prob is not None and data.expert_actions is not None
+    policies = [load_policy(p) for p in (random_zip, expert_zip, "expert", "random")]
+    ranking = evaluate_policies(
+        policies, data, ["wis", "fqe", "pdis", "dr", "value_head"], GAMMA, n_resamples=300
+    )
+    assert ranking.behaviour.source == "logged" and ranking.rank_by == "wpdis"
+    by_label = {r.label: r for r in ranking.reports}
+    truth = corridor.expert_mean_value(GAMMA)
+    expert = by_label["expert"]
+    for name in ("pdis", "wpdis", "dr", "fqe"):
+        est = expert.estimates[name]
+        assert est.value == pytest.approx(truth, abs=0.1), (name, est.value, truth)
+    assert expert.estimates["wpdis"].interval.low < truth < expert.estimates["wpdis"].interval.high
+    assert 10 < expert.estimates["pdis"].ess < data.n_episodes
+    assert not expert.support.mismatch
+    # The two experts lead, the two random policies trail; labels are unique.
+    top = {r.label for r in ranking.reports[:2]}
+    assert "expert" in top and "random" not in top
+    assert ranking.reports[-1].estimates["wpdis"].value < truth - 0.3
+    # The value head of the (untrained-critic) clone is reported, with its caveat.
+    model_report = next(r for r in ranking.reports if r.offline is not None)
+    assert "value_head" in model_report.estimates
+    assert "value_head" in by_label["expert"].skipped
+    assert (ranking.reports[0].label, ranking.reports[1].label) in ranking.overlaps or any(
+        ranking.reports[0].label in pair for pair in ranking.overlaps
+    )
+
+
+def test_missing_behaviour_probabilities_fall_back_to_an_estimate(expert_zip, datasets, corridor):
+    data = load_logged_data(PLAIN)
+    assert data.behaviour_log_prob is None
+    ranking = evaluate_policies([load_policy(expert_zip)], data, ["wis", "dr"], GAMMA,
+                                n_resamples=200)  # fmt: skip
+    assert ranking.behaviour.source == "estimated"
+    assert "estimated by behaviour cloning" in ranking.behaviour.description
+    est = ranking.reports[0].estimates["wpdis"]
+    assert any("estimated by behaviour cloning" in n for n in est.notes)
+    assert est.value == pytest.approx(corridor.expert_mean_value(GAMMA), abs=0.15)
+    with pytest.raises(DatasetError, match="no logged behaviour probabilities"):
+        evaluate_policies([load_policy(expert_zip)], data, ["wis"], GAMMA, behaviour="logged")
+
+
+def test_cli_ranks_writes_json_and_csv(expert_zip, random_zip, datasets, tmp_path, capsys):
+    out, table = tmp_path / "rank.json", tmp_path / "rank.csv"
+    args = ["evaluate-offline", str(random_zip), str(expert_zip), "--dataset", LOGGED,
+            "--estimators", "wis,fqe", "--gamma", "0.9", "--fqe-iters", "10", "--fqe-steps",
+            "10", "--bootstrap", "200", "--json", str(out), "--csv", str(table)]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "ranked by wpdis" in text and "behaviour policy: logged by mmrl collect" in text
+    report = json.loads(out.read_text())
+    assert report["ranking"][0] == load_policy(expert_zip).label
+    assert report["rank_by"] == "wpdis"
+    first = report["results"][0]
+    assert set(first["estimates"]) == {"wpdis", "fqe"} and first["seconds"] > 0
+    assert {"value", "low", "high", "ess", "notes"} <= set(first["estimates"]["wpdis"])
+    rows = table.read_text().splitlines()
+    assert rows[0].startswith("rank,label,wpdis_value,wpdis_low,wpdis_high,wpdis_ess,fqe_value")
+    assert len(rows) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--dataset", "test/corridor/one-v0"], "has 1 episode"),
+        (["--dataset", LOGGED, "--estimators", "wis,magic"], "--estimators"),
+        (["--dataset", PLAIN, "--behaviour", "logged"], "no logged behaviour probabilities"),
+        (["--dataset", PLAIN, "--estimators", "fqe", "--rank-by", "dr"], "--rank-by"),
+    ],
+)
+def test_bad_input_is_one_line(args, needle, expert_zip, datasets, capsys):
+    assert main(["evaluate-offline", str(expert_zip), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and needle in err, err
+
+
+def test_expert_without_logged_expert_actions_is_one_line(datasets, capsys):
+    assert main(["evaluate-offline", "expert", "--dataset", PLAIN, "--estimators", "fqe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no logged expert actions" in err
+
+
+def test_missing_rewards_and_space_mismatch_are_refused(expert_zip, datasets, corridor):
+    data = load_logged_data(PLAIN)
+    data.rewards = data.rewards.copy()
+    data.rewards[3] = np.nan
+    with pytest.raises(DatasetError, match="no reward in 1 of"):
+        evaluate_policies([load_policy(expert_zip)], data, ["fqe"], GAMMA)
+    data = load_logged_data(PLAIN)
+    data.observation_space.spaces.pop("lidar")
+    with pytest.raises(DatasetError, match="lidar"):
+        evaluate_policies([load_policy(expert_zip)], data, ["fqe"], GAMMA)
+
+
+def test_estimator_names():
+    assert parse_estimators("fqe, wis,is,dr") == ["fqe", "wpdis", "pdis", "dr"]
+    with pytest.raises(ConfigError, match="allowed: fqe, pdis"):
+        parse_estimators("fqe,xx")
+
+
+def test_continuous_actions_stochastic_policy_and_estimated_gaussian_behaviour(
+    datasets, corridor, tmp_path
+):
+    from stable_baselines3 import PPO
+
+    from mmrl.envs.vec_env import BatchedVecEnv
+
+    sim = corridor.ContinuousSimulator(1)
+    corridor.write_dataset("test/corridor/cont-rank-v0",
+                           corridor.collect(30, 0.5, seed=3, continuous=True), sim)  # fmt: skip
+    data = load_logged_data("test/corridor/cont-rank-v0")
+    venv = BatchedVecEnv(corridor.ContinuousSimulator(2))
+    model = PPO("MultiInputPolicy", venv, policy_kwargs=corridor.policy_kwargs(), device="cpu")
+    model.save(tmp_path / "cont.zip")
+    policy = load_policy(tmp_path / "cont.zip")
+    kwargs = {"iterations": 3, "steps_per_iter": 3, "n_resamples": 50}
+    greedy = evaluate_policies([policy], data, ["fqe", "wis", "dr"], GAMMA, **kwargs)
+    report = greedy.reports[0]
+    assert "fqe" in report.estimates and set(report.skipped) == {"wpdis", "dr"}
+    assert "no density" in report.skipped["wpdis"]
+    sampled = evaluate_policies([policy], data, ["fqe", "wis", "dr"], GAMMA, stochastic=True,
+                                **kwargs)  # fmt: skip
+    assert sampled.behaviour.source == "estimated" and "Gaussian" in sampled.behaviour.description
+    estimates = sampled.reports[0].estimates
+    assert set(estimates) == {"fqe", "wpdis", "dr"}
+    assert all(np.isfinite(e.value) and e.ess > 0 for e in (estimates["wpdis"], estimates["dr"]))
+    # Self-normalized: each step's term is a weighted mean of that step's logged rewards.
+    largest = np.zeros(int(data.step_of.max()) + 1)
+    np.maximum.at(largest, data.step_of, np.abs(data.rewards))
+    assert abs(estimates["wpdis"].value) <= (largest * GAMMA ** np.arange(len(largest))).sum()
