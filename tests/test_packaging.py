@@ -111,4 +111,4 @@ def test_built_wheel_contains_py_typed(tmp_path):
     assert "mmrl/py.typed" in names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA")))
     assert b"Requires-Dist: minari[hdf5]" in metadata
-    assert b"h5py" not in metadata and b"rliable" not in metadata
+    assert b"Requires-Dist: h5py" in metadata and b"rliable" not in metadata
