@@ -55,8 +55,9 @@ def test_gymnasium_and_sb3_check_env(env_id: str, kwargs: dict) -> None:
 def test_registered_entry_points() -> None:
     env = gym.make("mmrl/Navigation-v1")
     assert isinstance(env.unwrapped, NavigationEnv)
-    assert env.spec is not None and env.spec.max_episode_steps == 200
-    assert env.unwrapped.sim.max_episode_steps == 200
+    assert env.spec is not None and env.spec.max_episode_steps == 100
+    assert env.unwrapped.sim.max_episode_steps == 100
+    assert gym.make("mmrl/Navigation-v0").unwrapped.sim.max_episode_steps == 200
     assert isinstance(env.action_space, gym.spaces.Discrete) and env.action_space.n == 4
     cont = gym.make("mmrl/NavigationContinuous-v1")
     assert cont.action_space.shape == (2,)
@@ -373,8 +374,9 @@ def test_wall_bump_is_penalized_not_terminal() -> None:
 
 
 def _clear_view_sim(shape: int | None = None) -> NavigationSimulator:
-    """One copy, no boxes, only the target left, robot 2 m west of it facing east."""
-    sim = NavigationSimulator(1)
+    """One copy, no boxes, only the target left, robot 2 m west of it facing east; a 3 m lamp
+    (v1's default 1.5 m would leave the target dark at 2 m)."""
+    sim = NavigationSimulator(1, lamp_range=3.0)
     sim.seed([11])
     sim.reset_envs()
     t = sim.target[0]
@@ -598,3 +600,29 @@ def test_smallest_room_with_most_objects_still_generates() -> None:
     sim.reset_envs()
     assert (sim.obj_valid.sum(axis=1) == 6).all()
     assert (sim.size <= 7.0).all() and (sim.size >= 5.25).all()
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_v1_starts_with_no_object_lit_and_the_expert_well_inside_the_step_limit(split) -> None:
+    """Navigation-v1's design: every object starts >= 2 m away, beyond the 1.5 m lamp, so the
+    first camera image shows no object (finding one is a search, which the lidar guides);
+    the privileged expert needs at most half of the 100-step limit."""
+    n = 200
+    sim = NavigationSimulator(n, instruction_split=split)
+    sim.seed(list(range(3000, 3000 + n)))
+    sim.reset_envs()
+    image = sim.observe()["camera"].reshape(n, -1, 3).astype(np.float32)
+    for colour in COLOR_RGB.astype(np.float32):
+        cos = image @ colour / (np.linalg.norm(image, axis=2) * np.linalg.norm(colour) + 1e-6)
+        assert not ((cos > 0.99) & (image.max(axis=2) > 30)).any()
+    done = np.zeros(n, bool)
+    length = np.zeros(n, int)
+    for t in range(1, sim.max_episode_steps + 1):
+        _, terminated, truncated, _ = sim.step(sim.expert_action())
+        finished = (terminated | truncated) & ~done
+        length[finished] = t
+        done |= finished
+        if done.all():
+            break
+    assert done.all() and sim.max_episode_steps == 100
+    assert length.max() <= 50

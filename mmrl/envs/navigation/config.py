@@ -37,7 +37,7 @@ class NavigationConfig(SensorConfig):
         lidar_range: The inherited sensor setting, with the navigation default of 8 m.
         lamp_range: ``0``: the room is lit. Otherwise the robot's lamp is the only light: the
             camera sees nothing beyond this many metres (the lidar still does). Navigation-v1
-            default 3 m; v0 default 0.
+            default 1.5 m; v0 default 0.
         stop_to_choose: ``True``: the robot chooses an object by stopping (discrete action 3;
             continuous: both commands below 0.1 in magnitude) within reach of it, and the
             episode ends with success only if it chose the target; coming near the target is

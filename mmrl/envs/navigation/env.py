@@ -18,7 +18,8 @@ class NavigationEnv(MultimodalEnv):
     cone, cylinder) on a round 0.8 m footprint. An instruction such as *"go to the red
     ball"*, *"navigate to the cube that is blue"* or *"head towards the yellow cone"* names
     one object; the robot must drive to it and *stop* next to it without touching any other
-    object. The room is dark: the robot's lamp lights only the nearest ``lamp_range`` (3 m).
+    object. The room is dark: the robot's lamp lights only the nearest ``lamp_range`` (1.5 m),
+    so at the start no object is lit and the robot has 100 steps to find the named one.
 
     The task needs every modality (see ``DESIGN.md``, "Why each modality matters"):
 
@@ -30,8 +31,10 @@ class NavigationEnv(MultimodalEnv):
       at chance), and all objects have the same round footprint, so the lidar cannot tell
       them apart;
     * **lidar** is the only sensor that sees beyond the lamp and behind and beside the robot,
-      with precise range (the camera covers a 90 degree cone and goes black past 3 m): where
-      the objects and walls of the room are has to be read from it;
+      with precise range (the camera covers a 90 degree cone and goes black past 1.5 m):
+      where the objects and walls of the room are has to be read from it, and a robot that
+      searches the dark room without it runs out of time (100 steps; the expert needs at
+      most 50);
     * the robot chooses an object by stopping next to it, so an agent that does not know the
       target (no text) or cannot tell objects apart (no camera) cannot win by visiting every
       object in turn;
@@ -52,7 +55,7 @@ class NavigationEnv(MultimodalEnv):
       field of view; walls grey, boxes brown, objects in their colour with shape
       silhouettes (ball round, cube flat-topped, cone pointed, cylinder tall and
       flat-topped); distance fog; lit by the robot's lamp only: walls, boxes, objects, floor
-      and ceiling fade to black over the last 0.75 m before ``lamp_range`` (3 m).
+      and ceiling fade to black over the last 0.75 m before ``lamp_range`` (1.5 m).
     * ``lidar`` (64 beams, 8 m): beam 0 straight ahead, angles counter-clockwise; sees walls,
       boxes and objects; optional Gaussian noise (``lidar_noise``) and dropout
       (``lidar_dropout``, a dropped beam reads 1).
@@ -111,7 +114,7 @@ class NavigationEnv(MultimodalEnv):
 
     Bumping into walls and boxes is penalized but not terminal (the move is refused).
 
-    Truncation: after 200 steps (``max_episode_steps`` of the registration).
+    Truncation: after 100 steps (``max_episode_steps`` of the registration; v0: 200).
 
     ## Arguments
 
@@ -122,7 +125,7 @@ class NavigationEnv(MultimodalEnv):
              progress_weight=0.1, success_reward=1.0, wrong_object_penalty=0.1,
              collision_penalty=0.02, time_penalty=0.001, camera_size=64, lidar_beams=64,
              lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16,
-             lamp_range=3.0, stop_to_choose=True)
+             lamp_range=1.5, stop_to_choose=True)
     ```
 
     * ``instruction_split``: ``"train"`` targets 18 colour-shape pairs with six templates
@@ -149,7 +152,10 @@ class NavigationEnv(MultimodalEnv):
       object by stopping next to it (``stop_to_choose``; in v0 coming within reach of the
       target won, so an agent could visit objects until one counted: a PPO agent with the
       text masked still succeeded in 63 % of rooms). The room is dark beyond the robot's
-      3 m lamp (``lamp_range``), so where objects and walls are must come from the lidar.
+      1.5 m lamp (``lamp_range``), so where objects and walls are must come from the lidar,
+      and episodes end after 100 steps (v0: 200; the expert needs at most 50), so a search
+      of the dark room without the lidar runs out of time. (A 3 m lamp with 200 steps, the
+      first v1 draft, left the lidar unnecessary: a trained agent lost 14 points without it.)
       The scene no longer gives the target away. v0 always placed one distractor with
       the target's colour and one with its shape, so the target was the one object whose
       colour and shape both recurred (a rule ignoring the instruction found it in 84 % of

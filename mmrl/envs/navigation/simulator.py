@@ -62,7 +62,7 @@ class NavigationSimulator(BatchedSimulator):
     env_id = "mmrl/Navigation-v1"
     scene_version = 1
     """Episode generator (see :func:`~mmrl.envs.navigation.room.generate_layout`)."""
-    config_defaults: dict[str, Any] = {"lamp_range": 3.0, "stop_to_choose": True}
+    config_defaults: dict[str, Any] = {"lamp_range": 1.5, "stop_to_choose": True}
     """Defaults of this version that differ from :class:`NavigationConfig`'s (v1: a dark room
     lit by the robot's lamp, and the robot chooses an object by stopping at it)."""
     reward_terms = ("progress", "success", "wrong_object", "collision", "time")
