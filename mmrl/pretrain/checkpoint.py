@@ -150,7 +150,12 @@ def load_encoder_checkpoint(path: str | Path, option: str = "--init-from") -> di
             f"{option} {path}: not an mmrl encoder checkpoint (expected one written by "
             "'mmrl pretrain'; a PPO model.zip continues with --resume instead)"
         )
-    if int(payload.get("version", 0)) > VERSION:
+    version = payload.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(
+            f"{option} {path}: malformed checkpoint: 'version' is {version!r}, not an integer"
+        )
+    if version > VERSION:
         raise CheckpointError(
             f"{option} {path}: checkpoint format v{payload['version']} is newer than this "
             f"mmrl reads (v{VERSION}); upgrade mmrl"
@@ -160,6 +165,9 @@ def load_encoder_checkpoint(path: str | Path, option: str = "--init-from") -> di
     ]
     if missing:
         raise CheckpointError(f"{option} {path}: checkpoint lacks {missing}")
+    problem = _malformed_field(payload)
+    if problem:
+        raise CheckpointError(f"{option} {path}: malformed checkpoint: {problem}")
     bad = _non_finite_tensors(payload)
     if bad:
         more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
@@ -168,6 +176,40 @@ def load_encoder_checkpoint(path: str | Path, option: str = "--init-from") -> di
             "the pretraining diverged (retrain with a lower --lr)"
         )
     return payload
+
+
+def _tensor_tree(tree: Any) -> bool:
+    """Whether ``tree`` is a tensor or a mapping of names to tensor trees."""
+    if isinstance(tree, th.Tensor):
+        return True
+    return isinstance(tree, Mapping) and all(
+        isinstance(k, str) and _tensor_tree(v) for k, v in tree.items()
+    )
+
+
+def _malformed_field(payload: Mapping[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's fields (``None``: nothing), checked before any is used,
+    so a damaged or hand-edited file is one clear error instead of a crash deep in the
+    loading code (issue 15)."""
+    config = payload["extractor_config"]
+    if not isinstance(config, Mapping):
+        return f"'extractor_config' is a {type(config).__name__}, not a mapping"
+    for key in ("observation_space", "action_space"):
+        if key not in payload:
+            continue
+        try:
+            space = deserialize_space(payload[key])
+        except Exception as err:  # Minari raises KeyError/TypeError/ValueError/JSON errors
+            return f"'{key}' is not a serialized Gymnasium space ({type(err).__name__}: {err})"
+        if key == "observation_space" and not isinstance(space, spaces.Dict):
+            return f"'observation_space' is {space}, not a Dict space"
+    for key in ("head_config", "info"):
+        if payload.get(key) is not None and not isinstance(payload[key], Mapping):
+            return f"'{key}' is a {type(payload[key]).__name__}, not a mapping"
+    for key in ("extractor", "head", "aux_heads"):
+        if key in payload and not _tensor_tree(payload[key]):
+            return f"'{key}' is not a mapping of parameter names to tensors"
+    return None
 
 
 def _non_finite_tensors(tree: Any, prefix: str = "") -> list[str]:

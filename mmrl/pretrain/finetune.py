@@ -28,6 +28,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from mmrl.checkpoint import CheckpointError
 from mmrl.config import ConfigError, InitConfig, RunConfig
+from mmrl.errors import one_line
 from mmrl.pretrain.checkpoint import (
     build_policy,
     extractor_differences,
@@ -105,7 +106,9 @@ def check_init(config: RunConfig) -> dict[str, Any] | None:
     if init.path is None:
         return None
     checkpoint = load_encoder_checkpoint(init.path)
-    check_compatible(checkpoint, env_policy(config), config)
+    # Load it into the policy PPO would build: a checkpoint whose layout matches but whose
+    # tensors do not fails here, before the run folder exists (issue 15).
+    load_pretrained_policy(env_policy(config), config, checkpoint=checkpoint)
     return checkpoint
 
 
@@ -162,8 +165,8 @@ def load_pretrained_policy(
             head = checkpoint["head"]
             policy.mlp_extractor.policy_net.load_state_dict(head["policy_net"])
             policy.action_net.load_state_dict(head["action_net"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{option} {init.path}: {str(err).splitlines()[0]}") from None
+    except (RuntimeError, KeyError, TypeError) as err:  # torch's shape / key mismatches
+        raise CheckpointError(f"{option} {init.path}: {one_line(err)}") from None
     if verbose:
         info = checkpoint.get("info", {})
         print(

@@ -220,3 +220,52 @@ def test_checkpoint_with_nan_weights_is_refused(setup, tmp_path):
     th.save(payload, bad)
     with pytest.raises(CheckpointError, match=rf"NaN or infinite weights in extractor\.{name}"):
         check_init(_config(setup, path=bad))
+
+
+def _damage(payload, case):
+    if case == "version":
+        payload["version"] = "abc"
+    elif case == "extractor_config":
+        payload["extractor_config"] = "x"
+    elif case == "observation_space":
+        payload["observation_space"] = "not json"
+    elif case == "action_space":
+        payload["action_space"] = "{}"
+    elif case == "extractor":
+        payload["extractor"] = "weights"
+    elif case == "info":
+        payload["info"] = [1, 2]
+    elif case == "head_shapes":
+        payload["head"]["action_net"] = {"weight": th.zeros(3, 3)}
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("version", r"'version' is 'abc', not an integer"),
+        ("extractor_config", r"'extractor_config' is a str, not a mapping"),
+        ("observation_space", r"'observation_space' is not a serialized Gymnasium space"),
+        ("action_space", r"'action_space' is not a serialized Gymnasium space"),
+        ("extractor", r"'extractor' is not a mapping of parameter names to tensors"),
+        ("info", r"'info' is a list, not a mapping"),
+        ("head_shapes", r"missing tensors: bias; size mismatch for weight: \[3, 3\] in the file"),
+    ],
+)
+def test_malformed_checkpoint_fields_are_one_error_before_the_run_folder(
+    setup, tmp_path, case, message
+):
+    """Issue 15: a damaged or hand-edited encoder checkpoint crashed with AttributeError,
+    KeyError or ValueError deep in the loading code (or, for mis-shaped head tensors, after
+    the run folder was written); now each is one CheckpointError naming the field."""
+    from mmrl.train import train
+
+    payload = th.load(setup.checkpoint, map_location="cpu", weights_only=True)
+    bad = tmp_path / f"{case}.pt"
+    th.save(_damage(payload, case), bad)
+    out = tmp_path / "run"
+    with pytest.raises(CheckpointError, match=message):
+        train(setup.env, setup.agent, steps=32, out=out,
+              overrides=[f"agent.init.path={json.dumps(str(bad))}",
+                         "agent.init.init_policy_head=true"])  # fmt: skip
+    assert not out.exists()
