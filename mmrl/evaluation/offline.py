@@ -533,9 +533,23 @@ def evaluate_offline(
         seed=seed,
         device=network.device,
     )
+    return offline_result(policy.label, data, outputs, fqe, gamma, features, t0)
+
+
+def offline_result(
+    label: str,
+    data: LoggedData,
+    outputs: PolicyOutputs,
+    fqe: Any,
+    gamma: float,
+    features: str,
+    t0: float,
+) -> OfflineResult:
+    """The :class:`OfflineResult` of a policy's outputs and FQE fit on ``data`` (``t0``: the
+    :func:`time.perf_counter` when its evaluation started)."""
     ll = outputs.logged_log_prob
     return OfflineResult(
-        label=policy.label,
+        label=label,
         dataset_id=data.dataset_id,
         gamma=gamma,
         episodes=data.n_episodes,

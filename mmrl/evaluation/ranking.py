@@ -32,8 +32,8 @@ from mmrl.evaluation.offline import (
     FEATURE_MODES,
     OfflineResult,
     PolicyOutputs,
-    agreement,
     fitted_q_evaluation,
+    offline_result,
     policy_outputs,
 )
 from mmrl.policies import Policy, check_spaces
@@ -356,22 +356,7 @@ def estimate_policy(
         for est in estimates.values():
             est.notes.append(note)
     if fqe is not None and not reference:
-        ll = outputs.logged_log_prob
-        offline = OfflineResult(
-            label=policy.label,
-            dataset_id=data.dataset_id,
-            gamma=gamma,
-            episodes=data.n_episodes,
-            transitions=data.n_transitions,
-            discrete=data.discrete,
-            agreement=agreement(outputs, data),
-            log_likelihood=float(ll.mean()) if ll is not None else None,
-            fqe=fqe,
-            behaviour_return=float(data.episode_returns(1.0).mean()),
-            behaviour_discounted_return=float(data.episode_returns(gamma).mean()),
-            features=fqe_features,
-            seconds=time.perf_counter() - t0,
-        )
+        offline = offline_result(policy.label, data, outputs, fqe, gamma, fqe_features, t0)
     return PolicyReport(
         policy.label, estimates, skipped, support, offline, time.perf_counter() - t0
     )
