@@ -45,11 +45,17 @@ def test_ctrl_c_stops_running_cells_and_reports_the_finished(fake, cell_fn, tmp_
             time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)  # a real signal: it interrupts the blocked wait
 
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps it ignored:
+    # install Python's own handler so the signal raises KeyboardInterrupt however we run.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_when_fast_cell_is_recorded, daemon=True).start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_bench(spec, tmp_path, LocalBackend(workers=2), cell_fn, check_envs=False,
-                  progress=False, report=True)  # fmt: skip
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_bench(spec, tmp_path, LocalBackend(workers=2), cell_fn, check_envs=False,
+                      progress=False, report=True)  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - t0 < 60  # the slow cell sleeps 120 s
     summary = (tmp_path / "summary.md").read_text()
     assert "finished cells: 1" in summary
