@@ -517,6 +517,25 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("replay", "render logged Minari dataset episodes into a video", "mmrl.cli:run_replay")
+def _replay_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET_ID", help="Minari id, e.g. mmrl/driving/expert-v0")
+    p.add_argument("--episodes", default="1",
+                   help="N (the first N episodes) or indices like 0,2,5 (5, for one)")  # fmt: skip
+    p.add_argument("--video", required=True, help="output .mp4 (H.264), .webm (VP9) or .gif")
+    p.add_argument("--fps", type=int, default=15, help="frames per second")
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """``mmrl replay``."""
+    from mmrl.evaluation.replay import replay_dataset
+
+    result = replay_dataset(args.dataset, args.video, args.episodes, args.fps)
+    shown = ",".join(str(i) for i in result.episodes)
+    print(f"wrote {result.path} ({result.codec}, {result.frames} frames, episodes {shown})")
+    return 0
+
+
 @command("evaluate", "evaluate runs or models: returns, success, robustness, video",
          "mmrl.evaluation.cli:run_evaluate")  # fmt: skip
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
