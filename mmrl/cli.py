@@ -25,6 +25,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows every option's default, like ``ArgumentDefaultsHelpFormatter``, except where the
+    help already says it or there is none to show (``None``: the preset decides), and keeps
+    the example epilog's line breaks (issue 16: ``--help`` shows defaults and an example)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            default is None
+            or default is argparse.SUPPRESS
+            or default == []
+            or "default" in text
+            or (not action.option_strings and action.nargs not in ("?", "*"))
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
 
 
@@ -553,6 +572,23 @@ def _evaluate_offline_args(p: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- entry point
+#: One example per command, shown at the end of its ``--help``.
+EXAMPLES: dict[str, str] = {
+    "envs": "mmrl envs --no-spaces",
+    "demo": "mmrl demo --env navigation --steps 20 --out nav.png",
+    "train": "mmrl train --env driving --agent ppo-attention --steps 200000 --out runs/driving",
+    "bench": "mmrl bench --envs driving --fusions concat,attention --seeds 3 --out bench/small",
+    "tune": "mmrl tune --env driving --study drive --trials 20 --steps 100000 --workers 2",
+    "collect": "mmrl collect --env driving --episodes 200 --dataset-id mmrl/driving/expert-v0",
+    "pretrain": "mmrl pretrain --dataset mmrl/driving/expert-v0 --out encoder.pt",
+    "plot": "mmrl plot runs/a runs/b --group-by agent --out curves.png",
+    "export": "mmrl export runs/driving --out share/driving",
+    "replay": "mmrl replay mmrl/driving/expert-v0 --episodes 0,2 --video episodes.mp4",
+    "evaluate": "mmrl evaluate runs/driving --episodes 100 --split train,test --video drive.mp4",
+    "evaluate-offline": "mmrl evaluate-offline runs/driving --dataset mmrl/driving/expert-v0",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``mmrl`` argument parser."""
     from mmrl import __version__
@@ -561,7 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mmrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        example = EXAMPLES.get(name)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=_HelpFormatter,
+            epilog=f"example:\n  {example}" if example else None,
+        )
         add_arguments(p)
     return parser
 

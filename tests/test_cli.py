@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrl.cli import main
+from mmrl.cli import COMMANDS, build_parser, main
 
 
 def _run(*args):
@@ -82,3 +82,32 @@ def test_an_unexpected_exception_is_one_line_unless_debugging(monkeypatch, capsy
     monkeypatch.setenv("MMRL_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["envs"])
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_help_shows_defaults_and_a_runnable_example(name, capsys):
+    import re
+    import shlex
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert re.search(r"\(default:? [^)]+\)", text.replace("\n", " ")), text
+    lines = text.rstrip().splitlines()
+    assert lines[-2] == "example:" and lines[-1].startswith(f"  mmrl {name} "), lines[-2:]
+    # The example parses: options and choices it uses exist.
+    args = build_parser().parse_args(shlex.split(lines[-1])[1:])
+    assert args.command == name
+
+
+def test_help_shows_option_defaults_without_repeating_ones_the_text_gives(capsys):
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "frames per second (default: 15)" in text
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default driving)" in text and "(default driving) (default:" not in text
+    assert "--steps STEPS total environment steps --seed" in text  # None: the preset decides
