@@ -164,9 +164,13 @@ def replay_dataset(
     chosen = parse_episodes(episodes, reader.n_episodes)
     # Read only up to the last episode asked for; keep just the chosen ones (a few episodes
     # of small observations) so frames come out in the order asked.
-    wanted = set(chosen)
-    reader = open_dataset(dataset_id, max(chosen) + 1)
-    by_index = {ep.index: ep for ep in reader.episodes() if ep.index in wanted}
+    wanted, last = set(chosen), max(chosen)
+    by_index: dict[int, Episode] = {}
+    for episode in reader.episodes():
+        if episode.index in wanted:
+            by_index[episode.index] = episode
+        if episode.index == last:
+            break
     ordered = [by_index[i] for i in chosen]
     height, width = _frame_size(ordered)
     writer = VideoFileWriter(path, fps, background=_BG)
