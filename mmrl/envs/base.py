@@ -62,6 +62,10 @@ class BatchedSimulator(abc.ABC):
     """Per integer label of ``info["labels"]``, the name of each value (value ``i`` is
     ``label_names[key][i]``), e.g. ``{"target_color": ("red", ...)}``: evaluation names
     instruction groups with them, whatever the environment (no per-env special cases)."""
+    action_names: ClassVar[tuple[str, ...] | None] = None
+    """Name of each discrete action (action ``i`` is ``action_names[i]``, e.g. ``"FASTER"``),
+    shown on video frames and replays; ``None`` where actions have no names. Used only while
+    ``action_space`` is ``Discrete`` (a continuous variant's actions stay numbers)."""
     unversioned_class: ClassVar[type | None] = None
     """The class a simulator pickled before env versions existed (no ``scene_version`` in
     its state, e.g. in an old run checkpoint) is restored as: its v0 class."""

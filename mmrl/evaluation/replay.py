@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from mmrl.data.reader import Episode, open_dataset
+from mmrl.data.reader import DatasetReader, Episode, open_dataset
 from mmrl.errors import ConfigError, DatasetError
 from mmrl.evaluation.encoding import VideoFileWriter, check_video_path
-from mmrl.evaluation.video import format_action
+from mmrl.evaluation.video import discrete_action_names, format_action
 
-__all__ = ["ReplayResult", "parse_episodes", "replay_dataset"]
+__all__ = ["ReplayResult", "frame_lines", "parse_episodes", "replay_dataset"]
 
 _BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
 
@@ -100,12 +100,29 @@ def _instructions(episode: Episode) -> list[str]:
     return [""] * rows
 
 
+def _action_names(reader: DatasetReader) -> tuple[str, ...] | None:
+    """Names of the dataset's discrete actions: the ``action_names`` of the simulator of the
+    env id ``mmrl collect`` logged in ``metadata["mmrl"]``; ``None`` (numbers) for datasets
+    of other or unknown envs and continuous actions."""
+    import importlib
+
+    from mmrl.data.dataset import mmrl_metadata
+    from mmrl.registration import entry_for
+
+    entry = entry_for(str(mmrl_metadata(reader.metadata).get("env_id", "")))
+    if entry is None:
+        return None
+    module, name = entry.simulator.split(":")
+    simulator = getattr(importlib.import_module(module), name)
+    return discrete_action_names(getattr(simulator, "action_names", None), reader.action_space)
+
+
 def _flag(infos: dict[str, Any], key: str, row: int) -> bool:
     values = infos.get(key)
     return values is not None and len(values) > row and bool(values[row])
 
 
-def _frames(episode: Episode, position: int, total: int):
+def _frames(episode: Episode, position: int, total: int, names: tuple[str, ...] | None = None):
     """Yields the ``T`` frames of one episode (``(H, W, 3)`` uint8, heights may differ)."""
     from mmrl.envs.visualize import compose_frame
 
@@ -114,22 +131,38 @@ def _frames(episode: Episode, position: int, total: int):
     ret = 0.0
     for t in range(t_max):
         obs = {k: v[t] for k, v in episode.observations.items()}
-        reward = float(episode.rewards[t])
-        ret += reward
-        lines = [
-            f"episode {episode.index} ({position + 1}/{total})   step {t + 1}/{t_max}",
-            f"action {format_action(episode.actions[t])}   reward {reward:+.3f}   "
-            f"return {ret:+.3f}",
+        ret += float(episode.rewards[t])
+        yield compose_frame(
+            obs, instructions[t], frame_lines(episode, position, total, t, ret, names)
+        )
+
+
+def frame_lines(
+    episode: Episode,
+    position: int,
+    total: int,
+    t: int,
+    ret: float,
+    names: tuple[str, ...] | None = None,
+) -> list[str]:
+    """The text lines drawn under frame ``t`` of an episode (``ret``: the return through
+    step ``t``; ``names``: discrete action names, else actions are numbers)."""
+    t_max = len(episode)
+    reward = float(episode.rewards[t])
+    lines = [
+        f"episode {episode.index} ({position + 1}/{total})   step {t + 1}/{t_max}",
+        f"action {format_action(episode.actions[t], names)}   reward {reward:+.3f}   "
+        f"return {ret:+.3f}",
+    ]
+    if t == t_max - 1:  # the outcome, from the info of the observation the step led to
+        outcome = [
+            name
+            for name, key in (("success", "is_success"), ("collision", "collision"))
+            if _flag(episode.infos, key, t + 1)
         ]
-        if t == t_max - 1:  # the outcome, from the info of the observation the step led to
-            outcome = [
-                name
-                for name, key in (("success", "is_success"), ("collision", "collision"))
-                if _flag(episode.infos, key, t + 1)
-            ]
-            ended = "terminated" if episode.terminations[t] else "truncated"
-            lines.append(f"{ended}" + (f": {', '.join(outcome)}" if outcome else ""))
-        yield compose_frame(obs, instructions[t], lines)
+        ended = "terminated" if episode.terminations[t] else "truncated"
+        lines.append(f"{ended}" + (f": {', '.join(outcome)}" if outcome else ""))
+    return lines
 
 
 def replay_dataset(
@@ -173,11 +206,12 @@ def replay_dataset(
             break
     ordered = [by_index[i] for i in chosen]
     height, width = _frame_size(ordered)
+    names = _action_names(reader)
     writer = VideoFileWriter(path, fps, background=_BG)
     try:
         with writer:
             for position, episode in enumerate(ordered):
-                for frame in _frames(episode, position, len(ordered)):
+                for frame in _frames(episode, position, len(ordered), names):
                     canvas = np.empty((height, width, 3), dtype=np.uint8)
                     canvas[:] = _BG
                     canvas[: frame.shape[0], : frame.shape[1]] = frame

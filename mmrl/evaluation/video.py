@@ -12,9 +12,12 @@ frames.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
@@ -48,12 +51,33 @@ def episode_slots(n_episodes: int, n_envs: int, n_videos: int) -> list[tuple[int
     return slots
 
 
-def format_action(action: np.ndarray) -> str:
-    """``"3"`` for a discrete action, ``"[0.5, -1.0]"`` (2 decimals) for a continuous one."""
+def format_action(action: np.ndarray, names: Sequence[str] | None = None) -> str:
+    """An action as frame text.
+
+    Args:
+        action: A discrete action (integer scalar) or a continuous one (any shape).
+        names: Name of each discrete action (a simulator's ``action_names``), or ``None``.
+
+    Returns:
+        ``"3 FASTER"`` for a discrete action with a name (``"3"`` without ``names`` or when
+        the id is outside them), ``"[0.50, -1.00]"`` (2 decimals) for a continuous one.
+    """
     action = np.asarray(action)
     if action.ndim == 0 and action.dtype.kind in "iub":
-        return str(int(action))
+        index = int(action)
+        if names is not None and 0 <= index < len(names):
+            return f"{index} {names[index]}"
+        return str(index)
     return "[" + ", ".join(f"{v:.2f}" for v in action.ravel().astype(float)) + "]"
+
+
+def discrete_action_names(names: Sequence[str] | None, space: Any) -> tuple[str, ...] | None:
+    """``names`` (a simulator's ``action_names``) while ``space`` is ``Discrete`` with that
+    many actions, else ``None``: continuous variants and unnamed or mismatched actions are
+    drawn as numbers."""
+    if names is None or not isinstance(space, spaces.Discrete) or len(names) != int(space.n):
+        return None
+    return tuple(names)
 
 
 class VideoRecorder:
@@ -74,6 +98,7 @@ class VideoRecorder:
         self.fps = int(fps)
         self.episodes: list[list[_Step]] = []
         self._wrapper: _RecordingVecEnv | None = None
+        self.action_names: tuple[str, ...] | None = None
 
     def wrap(self, venv: VecEnv, n_episodes: int | None = None) -> VecEnv:
         """Wraps the raw evaluation ``VecEnv``.
@@ -86,6 +111,11 @@ class VideoRecorder:
         total = n_episodes if n_episodes is not None else self.n_videos
         slots = episode_slots(total, venv.num_envs, self.n_videos)
         self._wrapper = _RecordingVecEnv(venv, slots)
+        # An mmrl ``BatchedVecEnv`` exposes its simulator; other VecEnvs draw numbers.
+        sim = getattr(venv, "sim", None)
+        self.action_names = discrete_action_names(
+            getattr(sim, "action_names", None), getattr(sim, "action_space", None)
+        )
         return self._wrapper
 
     @property
@@ -99,13 +129,18 @@ class VideoRecorder:
         """Frames the video will have (sum of recorded episode lengths)."""
         return sum(len(e) for e in self.recorded)
 
+    def frame_lines(self, step: _Step, index: int, t: int, ret: float, total: int) -> list[str]:
+        """The text lines drawn under one frame's panels."""
+        action = format_action(step.action, self.action_names)
+        return [
+            f"episode {index + 1}/{total}   step {t}",
+            f"action {action}   reward {step.reward:+.3f}   return {ret:+.3f}",
+        ]
+
     def _frame(self, step: _Step, index: int, t: int, ret: float, total: int) -> np.ndarray:
         from mmrl.envs.visualize import compose_frame
 
-        lines = [
-            f"episode {index + 1}/{total}   step {t}",
-            f"action {format_action(step.action)}   reward {step.reward:+.3f}   return {ret:+.3f}",
-        ]
+        lines = self.frame_lines(step, index, t, ret, total)
         return compose_frame(step.obs, step.instruction, lines)
 
     def write(self) -> Path:

@@ -132,6 +132,14 @@ class DrivingSimulator(BatchedSimulator):
         "instruction_type": TASKS,
         "target_color": COLORS,
     }
+    action_names: ClassVar[tuple[str, ...]] = (
+        "LANE_LEFT",
+        "IDLE",
+        "LANE_RIGHT",
+        "FASTER",
+        "SLOWER",
+    )
+    """Discrete meta-actions in id order (the expert's ``LANE_LEFT, ... = range(5)``)."""
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)
@@ -145,7 +153,7 @@ class DrivingSimulator(BatchedSimulator):
         if cfg.continuous:
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         else:
-            self.action_space = spaces.Discrete(5)
+            self.action_space = spaces.Discrete(len(self.action_names))
         self.slots = PER_LANE * MAX_LANES
         self.rows = np.arange(n)
         self._rows2 = self.rows[:, None]

@@ -67,6 +67,8 @@ class NavigationSimulator(BatchedSimulator):
     lit by the robot's lamp, and the robot chooses an object by stopping at it)."""
     reward_terms = ("progress", "success", "wrong_object", "collision", "time")
     label_names = {"target_shape": SHAPES, "target_color": COLORS}
+    action_names = ("FORWARD", "LEFT", "RIGHT", "STOP")
+    """Discrete actions in id order (``_DISCRETE_LINEAR`` / ``_DISCRETE_ANGULAR``)."""
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         from mmrl.registration import entry_for
@@ -83,7 +85,7 @@ class NavigationSimulator(BatchedSimulator):
         if cfg.continuous:
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         else:
-            self.action_space = spaces.Discrete(4)
+            self.action_space = spaces.Discrete(len(self.action_names))
         self.turn_rad = np.float32(np.radians(cfg.turn_speed))
         self.camera = ColumnCamera(
             cfg.camera_size, cfg.fov_deg, OBJECT_RADIUS, cfg.lamp_range or None
