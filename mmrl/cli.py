@@ -63,10 +63,12 @@ def _envs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-spaces", action="store_true", help="names only (no env construction)")
 
 
-@command("demo", "roll out the expert and save an image of every sensor", "mmrl.cli:run_demo")
+@command("demo", "roll out a policy and save an image of every sensor", "mmrl.cli:run_demo")
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="driving", help="env preset name or Gymnasium id")
-    p.add_argument("--steps", type=int, default=30, help="expert steps before the snapshot")
+    p.add_argument("--policy", metavar="expert|random|RUN|MODEL.zip|ENCODER.pt",
+                   help="what acts (default: expert if the env has one, else random)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=30, help="policy steps before the snapshot")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="demo.png", help="PNG file to write")
 
@@ -461,14 +463,13 @@ def run_envs(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """``mmrl demo``: expert rollout, then a PNG of camera, lidar polar plot and instruction."""
+    """``mmrl demo``: a policy's rollout, then a PNG of camera, lidar plot and instruction."""
     from pathlib import Path
 
     import cv2
 
     from mmrl.checkpoint import check_output_file
-    from mmrl.envs.visualize import compose_frame
-    from mmrl.make import make_env
+    from mmrl.evaluation.demo import demo_snapshot
 
     if args.steps < 0:
         raise UsageError(f"--steps must be >= 0, got {args.steps}")
@@ -476,21 +477,12 @@ def run_demo(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
         raise UsageError(f"--out {out}: an image name is needed (.png, .jpg or .bmp)")
     check_output_file(out, field="out", parent_must_exist=True)
-    env = make_env(args.env)
-    obs, info = env.reset(seed=args.seed)
-    unwrapped = env.unwrapped
-    if not hasattr(unwrapped, "expert_action"):
-        raise UsageError(f"{args.env}: no scripted expert; demo needs an mmrl environment")
-    total = 0.0
-    for _ in range(args.steps):
-        obs, reward, terminated, truncated, info = env.step(unwrapped.expert_action())
-        total += reward
-        if terminated or truncated:
-            break
-    frame = compose_frame(obs, info["instruction"], [f"return so far {total:+.2f}"])
+    shot = demo_snapshot(args.env, args.policy, args.steps, args.seed)
+    frame = shot.frame
     if not cv2.imwrite(str(out), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
         raise UsageError(f"--out: cannot write an image to {out} (use a .png name)")
-    print(f"instruction: {info['instruction']}")
+    print(f"policy: {shot.policy}, {shot.steps} steps, return {shot.total_reward:+.2f}")
+    print(f"instruction: {shot.instruction}")
     print(f"wrote {out} ({frame.shape[1]}x{frame.shape[0]})")
     return 0
 
