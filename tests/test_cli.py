@@ -111,3 +111,54 @@ def test_help_shows_option_defaults_without_repeating_ones_the_text_gives(capsys
     text = " ".join(capsys.readouterr().out.split())
     assert "(default driving)" in text and "(default driving) (default:" not in text
     assert "--steps STEPS total environment steps --seed" in text  # None: the preset decides
+
+
+def _decoded_png(path: Path) -> tuple[int, ...]:
+    import cv2
+
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} does not decode"
+    return image.shape
+
+
+def test_demo_on_the_highway_adapter_preset_acts_randomly(tmp_path, capsys):
+    """Issue 16: adapter presets have no scripted expert; the demo acts randomly there."""
+    pytest.importorskip("highway_env")
+    out = tmp_path / "hw.png"
+    assert main(["demo", "--env", "highway-fast", "--steps", "3", "--out", str(out)]) == 0
+    height, width, channels = _decoded_png(out)
+    assert height > 0 and width > 0 and channels == 3
+    assert "policy: random" in capsys.readouterr().out
+
+
+def test_demo_on_a_babyai_preset_writes_a_png(tmp_path, capsys):
+    pytest.importorskip("minigrid")
+    out = tmp_path / "baby.png"
+    assert main(["demo", "--env", "babyai-gotoredball", "--steps", "3", "--out", str(out)]) == 0
+    assert min(_decoded_png(out)) > 0
+    printed = capsys.readouterr().out
+    assert "policy: random" in printed and "instruction: go to the red ball" in printed
+
+
+def test_demo_random_policy_on_driving(tmp_path, capsys):
+    out = tmp_path / "drive.png"
+    argv = ["demo", "--env", "driving", "--policy", "random", "--steps", "4", "--out", str(out)]
+    assert main(argv) == 0
+    assert min(_decoded_png(out)) > 0
+    assert "policy: random, 4 steps" in capsys.readouterr().out
+
+
+def test_demo_expert_is_the_default_where_the_env_has_one(tmp_path, capsys):
+    out = tmp_path / "drive.png"
+    assert main(["demo", "--steps", "2", "--out", str(out)]) == 0
+    assert "policy: expert, 2 steps" in capsys.readouterr().out
+
+
+def test_demo_expert_on_an_adapter_preset_is_one_line_error(tmp_path, capsys):
+    pytest.importorskip("highway_env")
+    out = tmp_path / "x.png"
+    argv = ["demo", "--env", "highway-fast", "--policy", "expert", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no batched scripted expert" in err
+    assert not out.exists()
