@@ -162,3 +162,11 @@ def test_demo_expert_on_an_adapter_preset_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no batched scripted expert" in err
     assert not out.exists()
+
+
+def test_demo_missing_policy_file_is_one_line_error(tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert main(["demo", "--policy", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such run folder or model file" in err
+    assert not out.exists()
