@@ -27,6 +27,7 @@ crash. Needs the ``highway`` extra: ``pip install 'mmrl[highway]'``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,6 +156,12 @@ def make_highway(
         ImportError: If ``highway-env`` is not installed (``pip install 'mmrl[highway]'``).
         ValueError: On an unknown config key, a non-highway-env id or an argument out of range.
     """
+    # highway-env draws its camera with pygame; on a machine without a display SDL's video
+    # start-up prints "XDG_RUNTIME_DIR is invalid" to stderr (a second line next to mmrl's
+    # one-line errors). Off-screen drawing needs no display, so headless runs use SDL's dummy
+    # driver (same pixels); with a display, or SDL_VIDEODRIVER set, nothing changes.
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     require_extra("highway_env", "highway", "make_highway")
     height, width = camera_shape
     check_int("camera_shape[0]", height, 16, 512)

@@ -123,3 +123,28 @@ def test_missing_extra_names_the_pip_install(monkeypatch):
         make_highway("highway-fast-v0")
     with pytest.raises(ImportError, match=r"pip install 'mmrl\[highway\]'"):
         make_highway_vec_env("highway-fast-v0", n_envs=2)
+
+
+def test_headless_cli_error_is_one_line_without_sdl_noise(tmp_path):
+    """On a machine without a display, pygame's SDL start-up printed "XDG_RUNTIME_DIR is
+    invalid" next to mmrl's one-line error; headless runs now use SDL's dummy video driver."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER", "XDG_RUNTIME_DIR")
+    }
+    env["PYTHONPATH"] = str(repo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmrl", "demo", "--env", "highway-fast", "--policy", "expert",
+         "--out", str(tmp_path / "x.png")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "no batched scripted expert" in proc.stderr
