@@ -37,3 +37,16 @@ def test_unreadable_file_is_one_line_and_status_2(load_script, tmp_path, capsys)
     script = load_script("necessity_summary")
     assert script.main([f"A={tmp_path / 'missing.json'}"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_necessity_workflow_script_refuses_missing_arguments():
+    """scripts/necessity_workflow.sh (the workflow behind BENCHMARKS' necessity rows) says how
+    to call it and exits 2 instead of running with half its arguments."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "necessity_workflow.sh"
+    proc = subprocess.run(["bash", str(script), "navigation", "1000"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage:") and "ENV_PRESET STEPS SEED OUT" in proc.stderr
