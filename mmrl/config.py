@@ -598,6 +598,7 @@ def validate_run_config(config: RunConfig) -> None:
     ppo = config.agent.ppo
     ext = config.agent.extractor
     pol = config.agent.policy
+    off = config.agent.off_policy
     threads = max_torch_threads()
     checks = [
         (config.steps >= 1, "steps must be >= 1"),
@@ -619,50 +620,42 @@ def validate_run_config(config: RunConfig) -> None:
             "agent.recurrent.lstm_hidden_size must be >= 1",
         ),
         (config.agent.recurrent.n_lstm_layers >= 1, "agent.recurrent.n_lstm_layers must be >= 1"),
-        (config.agent.off_policy.buffer_size >= 1, "agent.off_policy.buffer_size must be >= 1"),
-        (config.agent.off_policy.batch_size >= 1, "agent.off_policy.batch_size must be >= 1"),
+        (off.buffer_size >= 1, "agent.off_policy.buffer_size must be >= 1"),
+        (off.batch_size >= 1, "agent.off_policy.batch_size must be >= 1"),
         (
-            config.agent.off_policy.train_freq is None or config.agent.off_policy.train_freq >= 1,
+            off.train_freq is None or off.train_freq >= 1,
             "agent.off_policy.train_freq must be >= 1",
         ),
         (
-            config.agent.off_policy.learning_starts >= 0,
+            off.learning_starts >= 0,
             "agent.off_policy.learning_starts must be >= 0",
         ),
         (
-            config.agent.off_policy.gradient_steps >= 1,
+            off.gradient_steps >= 1,
             "agent.off_policy.gradient_steps must be >= 1",
         ),
         (
-            config.agent.off_policy.target_update_interval >= 1,
+            off.target_update_interval >= 1,
             "agent.off_policy.target_update_interval must be >= 1",
         ),
         (
-            config.agent.off_policy.tau is None
-            or (_finite(config.agent.off_policy.tau) and 0 < config.agent.off_policy.tau <= 1),
-            f"agent.off_policy.tau must be in (0, 1], got {config.agent.off_policy.tau}",
+            off.tau is None or (_finite(off.tau) and 0 < off.tau <= 1),
+            f"agent.off_policy.tau must be in (0, 1], got {off.tau}",
         ),
         (
-            _finite(config.agent.off_policy.exploration_fraction)
-            and 0 <= config.agent.off_policy.exploration_fraction <= 1,
+            _finite(off.exploration_fraction) and 0 <= off.exploration_fraction <= 1,
             "agent.off_policy.exploration_fraction must be in [0, 1], got "
-            f"{config.agent.off_policy.exploration_fraction}",
+            f"{off.exploration_fraction}",
         ),
         (
-            _finite(config.agent.off_policy.exploration_final_eps)
-            and 0 <= config.agent.off_policy.exploration_final_eps <= 1,
+            _finite(off.exploration_final_eps) and 0 <= off.exploration_final_eps <= 1,
             "agent.off_policy.exploration_final_eps must be in [0, 1], got "
-            f"{config.agent.off_policy.exploration_final_eps}",
+            f"{off.exploration_final_eps}",
         ),
         (
-            config.agent.off_policy.ent_coef == "auto"
-            or (
-                not isinstance(config.agent.off_policy.ent_coef, str)
-                and _finite(config.agent.off_policy.ent_coef)
-                and config.agent.off_policy.ent_coef > 0
-            ),
-            f"agent.off_policy.ent_coef must be a number > 0 or 'auto', "
-            f"got {config.agent.off_policy.ent_coef!r}",
+            off.ent_coef == "auto"
+            or (not isinstance(off.ent_coef, str) and _finite(off.ent_coef) and off.ent_coef > 0),
+            f"agent.off_policy.ent_coef must be a number > 0 or 'auto', got {off.ent_coef!r}",
         ),
         (config.agent.ppo.n_steps >= 1, "agent.ppo.n_steps must be >= 1"),
         (config.agent.ppo.batch_size >= 2, "agent.ppo.batch_size must be >= 2"),
