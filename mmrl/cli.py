@@ -94,6 +94,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-interval", type=float, default=30.0, metavar="SECONDS",
                    help="when stdout is not a terminal: a progress line every SECONDS and "
                    "one per evaluation (default 30)")  # fmt: skip
+    _track_args(p)
     g = p.add_argument_group("initialization from mmrl pretrain")
     g.add_argument("--init-from", metavar="ENCODER.pt",
                    help="load a pretrained extractor (agent.init.path)")  # fmt: skip
@@ -103,6 +104,23 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="extractor lr multiplier after unfreezing, e.g. 0.1")  # fmt: skip
     g.add_argument("--init-policy-head", action="store_true",
                    help="also load the behaviour-cloning action head")  # fmt: skip
+
+
+def _track_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("experiment tracking (mmrl.tracking)")
+    g.add_argument("--track", choices=["wandb", "mlflow"],
+                   help="also log config, scalars and final files to W&B or MLflow")  # fmt: skip
+    g.add_argument("--track-project", default="mmrl", metavar="NAME",
+                   help="W&B project / MLflow experiment")  # fmt: skip
+
+
+def _tracking(args: argparse.Namespace, group: str | None = None) -> Any:
+    """``--track`` as a :class:`mmrl.tracking.Tracking` (``None`` when not given)."""
+    if args.track is None:
+        return None
+    from mmrl.tracking import Tracking
+
+    return Tracking(args.track, args.track_project, group)
 
 
 def _init_overrides(args: argparse.Namespace) -> list[str]:
@@ -161,6 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress_bar=not args.quiet and sys.stderr.isatty(),
         verbose=0 if args.quiet else 1,
         log_interval=None if args.quiet or sys.stdout.isatty() else args.log_interval,
+        track=_tracking(args),
     )
     if not args.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")

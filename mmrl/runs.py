@@ -10,6 +10,7 @@ Layout (every file name is defined here once; the checkpoint's own files, ``mode
     RUN_DIR/evaluations.jsonl  every periodic evaluation, one JSON object per line
     RUN_DIR/tb/run_1/          TensorBoard event files
     RUN_DIR/checkpoints/       atomic checkpoints + ``latest`` pointer
+    RUN_DIR/tracking.json      the W&B / MLflow run this run is tracked in (``--track``)
     RUN_DIR/vec_normalize.pkl  SB3 ``VecNormalize`` (statistics only; written by ``mmrl export``
                                for a folder without checkpoints, huggingface_sb3's name)
 
@@ -38,6 +39,7 @@ __all__ = [
     "METRICS_FILE",
     "MODEL_FILE",
     "TB_DIR",
+    "TRACKING_FILE",
     "VEC_NORMALIZE_FILE",
     "RunFolder",
     "load_run_config",
@@ -50,6 +52,7 @@ METRICS_FILE = "metrics.json"
 EVALUATIONS_FILE = "evaluations.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
+TRACKING_FILE = "tracking.json"
 VEC_NORMALIZE_FILE = "vec_normalize.pkl"
 
 
@@ -184,6 +187,21 @@ class RunFolder:
     def tb_dir(self) -> Path:
         """``tb/``: TensorBoard event files."""
         return self.path / TB_DIR
+
+    @property
+    def tracking_path(self) -> Path:
+        """``tracking.json``: the tracked run's service and id (:mod:`mmrl.tracking`)."""
+        return self.path / TRACKING_FILE
+
+    def tracking(self) -> dict[str, Any]:
+        """``tracking.json``'s content; empty when the run was never tracked."""
+        if not self.tracking_path.is_file():
+            return {}
+        try:
+            data = json.loads(self.tracking_path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{self.tracking_path} is corrupt ({err}); delete it") from None
+        return data if isinstance(data, dict) else {}
 
     @property
     def vec_normalize_path(self) -> Path:

@@ -11,6 +11,7 @@ resumed run continues this curve), ``checkpoints/``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -153,6 +154,7 @@ def train(
     verbose: int = 1,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    track: Any = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -183,6 +185,9 @@ def train(
         on_evaluation: Called with ``(step, {split: summary})`` after each periodic
             evaluation; returning ``False`` stops the run there (``metrics.json`` records
             the step as ``stopped_early_at``). ``mmrl tune`` prunes trials through it.
+        track: ``wandb``, ``mlflow`` or a :class:`mmrl.tracking.Tracking`: also send the
+            config, the logged scalars and the final files to that tracking service
+            (:mod:`mmrl.tracking`); ``None``: TensorBoard and the run folder only.
 
     Returns:
         The run folder.
@@ -190,7 +195,13 @@ def train(
     Raises:
         ConfigError: Bad presets, overrides, device or run folder (the CLI exits with 2).
         CheckpointError: A corrupt or foreign checkpoint on resume.
+        MissingDependencyError: ``track`` names a library that is not installed.
     """
+    if track is not None:
+        from mmrl.tracking import Tracking, require
+
+        track = Tracking(track) if isinstance(track, str) else track
+        require(track.kind)  # a missing library fails before the run folder is touched
     fields = {
         "steps": steps,
         "seed": seed,
@@ -231,7 +242,8 @@ def train(
         checkpoint = None
         lock = RunLock(run_dir)
         lock.check()  # --force must not wipe a folder another process trains in
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(lock.release)  # last out: after the tracked run is finished
         return _run(
             config,
             run_dir,
@@ -242,9 +254,9 @@ def train(
             verbose,
             log_interval,
             on_evaluation,
+            track=track,
+            stack=stack,
         )
-    finally:
-        lock.release()
 
 
 def _refuse_resume_changes(
@@ -284,8 +296,14 @@ def _run(
     verbose: int,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    track: Any = None,
+    stack: contextlib.ExitStack | None = None,
 ) -> Path:
-    """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run)."""
+    """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run).
+
+    A ``track``ed run is entered on the caller's ``stack``, so it is finished (as failed on
+    an exception) when ``train`` returns or raises, before the lock is released.
+    """
     torch_device = resolve_device(config.device)
     folder = RunFolder(run_dir)
 
@@ -347,6 +365,11 @@ def _run(
 
     from mmrl.pretrain.finetune import init_callbacks
 
+    tracker = None
+    if track is not None and stack is not None:
+        from mmrl.tracking import TrackingCallback, tracked
+
+        tracker = stack.enter_context(tracked(track, folder, to_dict(config)))
     callbacks = CallbackList(
         [
             MultimodalMetricsCallback(),
@@ -354,6 +377,7 @@ def _run(
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
+            *([TrackingCallback(tracker)] if tracker is not None else []),
         ]
     )
     remaining = config.steps - model.num_timesteps
@@ -398,6 +422,11 @@ def _run(
     }
     atomic_write_bytes(folder.metrics_path, json.dumps(metrics, indent=2).encode())
     venv.close()
+    if tracker is not None:
+        from mmrl.tracking import final_scalars, run_files
+
+        tracker.log_scalars(final_scalars(final), int(model.num_timesteps))
+        tracker.log_files(run_files(folder))
     if verbose:
         parts = [
             f"{split}: success {m['success_rate']:.2f} return {m['mean_return']:.2f}"

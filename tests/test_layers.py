@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.data",),  # the Minari format: reader and writer
     # runs: the run folder's file names and readers, shared by train (the writer) and above
     ("mmrl.config", "mmrl.make", "mmrl.checkpoint", "mmrl.rollout", "mmrl.agent", "mmrl.runs"),
-    ("mmrl.callbacks", "mmrl.progress", "mmrl.train", "mmrl.pretrain"),
+    ("mmrl.callbacks", "mmrl.progress", "mmrl.tracking", "mmrl.train", "mmrl.pretrain"),
     ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),

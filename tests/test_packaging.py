@@ -30,6 +30,8 @@ EXTRA_MODULES = {
     "ray": "ray",
     "optuna": "optuna",
     "sb3-contrib": "sb3_contrib",
+    "wandb": "wandb",
+    "mlflow-skinny": "mlflow",
 }
 
 
@@ -75,7 +77,7 @@ def test_h5py_is_declared_exactly_when_mmrl_imports_it():
 def test_every_extra_is_used_and_the_meta_extras_name_real_ones():
     extras = PROJECT["optional-dependencies"]
     used = _modules_mmrl_uses()
-    meta = {"peers", "all", "dev"}
+    meta = {"peers", "all", "dev", "track"}
     # The docs extra serves the site build (mkdocs.yml, docs/hooks.py), not the package.
     tools = {"docs"}
     for extra, requirements in extras.items():

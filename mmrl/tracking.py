@@ -1,0 +1,368 @@
+"""Experiment tracking: ``mmrl train --track wandb|mlflow``.
+
+A tracked run sends three things to Weights & Biases or MLflow:
+
+- the resolved run config (W&B ``config``; MLflow parameters, flattened to dotted keys);
+- every scalar SB3 logs, under the same tag as in TensorBoard and at the same step
+  (``rollout/success_rate``, ``eval/test/mean_return``, ``time/env_steps_per_s`` ...),
+  plus the final evaluation as ``final/<split>/<metric>``;
+- the run folder's files (``model.zip``, ``best_model.zip``, ``config.yaml``,
+  ``metrics.json``, ``evaluations.jsonl``) as an artifact once training ends.
+
+The scalars travel through SB3's own logger: :class:`TrackerOutput` is an SB3 ``KVWriter``
+appended to the model's logger beside the TensorBoard writer (by :class:`TrackingCallback`),
+so there is no second metrics path to keep in step with TensorBoard's (SB3's ``exclude``
+for ``tensorboard`` applies here too).
+
+Where the data goes is each library's own business, configured as usual: W&B honours
+``WANDB_MODE=offline`` (run files under ``RUN_DIR/wandb/``, uploaded later with ``wandb
+sync``), ``WANDB_PROJECT``/``WANDB_ENTITY`` and ``wandb login``; MLflow honours
+``MLFLOW_TRACKING_URI`` and otherwise uses its embedded default, a SQLite file
+``mlflow.db`` (artifacts under ``mlruns/``) in the working directory. The tracked run's id is
+kept in ``RUN_DIR/tracking.json`` so that ``mmrl train --resume RUN --track ...`` continues
+the same tracked run. Both libraries are optional extras (``mmrl[track-wandb]``,
+``mmrl[track-mlflow]``).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter
+
+from mmrl.errors import ConfigError, MissingDependencyError, UsageError, one_line
+from mmrl.runs import RunFolder
+
+__all__ = [
+    "TRACKERS",
+    "Tracker",
+    "TrackerOutput",
+    "Tracking",
+    "TrackingCallback",
+    "final_scalars",
+    "flatten",
+    "open_tracker",
+    "require",
+    "run_files",
+    "tracked",
+]
+
+TRACKERS = ("wandb", "mlflow")
+_INSTALL = {
+    "wandb": ("wandb", 'pip install "mmrl[track-wandb]"'),
+    "mlflow": ("mlflow", 'pip install "mmrl[track-mlflow]"'),
+}
+#: MLflow refuses more than 100 parameters in one ``log_batch`` call.
+_MLFLOW_PARAM_BATCH = 100
+
+
+@dataclasses.dataclass
+class Tracking:
+    """Where a run is tracked.
+
+    Attributes:
+        kind: ``wandb`` or ``mlflow``.
+        project: The W&B project / MLflow experiment (W&B: ``WANDB_PROJECT`` wins when set).
+        group: Runs that belong together (a tune study, a bench): W&B ``group``, MLflow tag
+            ``mmrl.group``.
+    """
+
+    kind: str
+    project: str = "mmrl"
+    group: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TRACKERS:
+            raise ConfigError(
+                f"must be one of {', '.join(TRACKERS)}, got {self.kind!r}", field="track"
+            )
+        if not self.project:
+            raise ConfigError("must be a non-empty name", field="track_project")
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys (``agent.ppo.learning_rate``)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class Tracker(abc.ABC):
+    """One tracked run in an experiment-tracking service.
+
+    Args:
+        spec: Where to track.
+        folder: The run folder (its name names the tracked run).
+    """
+
+    def __init__(self, spec: Tracking, folder: RunFolder) -> None:
+        self.spec = spec
+        self.folder = folder
+        self.run_id: str | None = None
+
+    @abc.abstractmethod
+    def start(self, config: Mapping[str, Any], resume_id: str | None) -> str:
+        """Opens the tracked run (continuing ``resume_id`` when given); returns its id."""
+
+    @abc.abstractmethod
+    def log_scalars(self, values: Mapping[str, float], step: int) -> None:
+        """Logs scalars at an environment step."""
+
+    @abc.abstractmethod
+    def log_files(self, files: Iterable[Path]) -> None:
+        """Uploads run-folder files as the run's artifact."""
+
+    @abc.abstractmethod
+    def finish(self, failed: bool = False) -> None:
+        """Closes the tracked run."""
+
+
+class WandbTracker(Tracker):
+    """Weights & Biases: ``wandb.init`` with the run folder as its ``dir``."""
+
+    def start(self, config: Mapping[str, Any], resume_id: str | None) -> str:
+        import wandb
+
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT") or self.spec.project,
+                group=self.spec.group,
+                name=self.folder.path.name,
+                dir=str(self.folder.path),
+                config=dict(config),
+                id=resume_id,
+                resume="allow" if resume_id else None,
+                # console capture would wrap sys.stdout (progress lines, pytest); SB3's
+                # scalars are what the run needs, not a copy of the terminal.
+                settings=wandb.Settings(console="off", save_code=False, x_disable_stats=True),
+            )
+        except Exception as err:  # wandb.errors.UsageError, CommError, ...
+            raise UsageError(
+                f"--track wandb: cannot start a W&B run ({one_line(err)}); run `wandb login` "
+                "or set WANDB_MODE=offline"
+            ) from None
+        # SB3's steps are environment steps; W&B's own step only counts log calls, which
+        # would refuse a resumed run's steps that go back to its last checkpoint.
+        self.run.define_metric("global_step")
+        self.run.define_metric("*", step_metric="global_step")
+        self.run_id = str(self.run.id)
+        return self.run_id
+
+    def log_scalars(self, values: Mapping[str, float], step: int) -> None:
+        self.run.log({**values, "global_step": step})
+
+    def log_files(self, files: Iterable[Path]) -> None:
+        import wandb
+
+        artifact = wandb.Artifact(f"run-{self.run_id}", type="model")
+        for path in files:
+            artifact.add_file(str(path), name=path.name)
+        self.run.log_artifact(artifact)
+
+    def finish(self, failed: bool = False) -> None:
+        self.run.finish(exit_code=1 if failed else 0)
+
+
+class MlflowTracker(Tracker):
+    """MLflow through ``MlflowClient`` (no global active run to leak into the caller's)."""
+
+    def start(self, config: Mapping[str, Any], resume_id: str | None) -> str:
+        import mlflow
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        uri = mlflow.get_tracking_uri()
+        # Table creation and migration notices are MLflow's start-up chatter, not the run's.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        try:
+            self.client = MlflowClient(uri)
+            if resume_id is not None:
+                self.run_id = self._reopen(resume_id)
+            if self.run_id is None:
+                experiment = self.client.get_experiment_by_name(self.spec.project)
+                experiment_id = (
+                    experiment.experiment_id
+                    if experiment is not None
+                    else self.client.create_experiment(self.spec.project)
+                )
+                tags = {"mmrl.run_dir": str(self.folder.path.resolve())}
+                if self.spec.group:
+                    tags["mmrl.group"] = self.spec.group
+                run = self.client.create_run(
+                    experiment_id, run_name=self.folder.path.name, tags=tags
+                )
+                self.run_id = run.info.run_id
+                params = [Param(k, str(v)) for k, v in flatten(config).items()]
+                for i in range(0, len(params), _MLFLOW_PARAM_BATCH):
+                    self.client.log_batch(self.run_id, params=params[i : i + _MLFLOW_PARAM_BATCH])
+        except Exception as err:  # MlflowException, SQLAlchemy errors
+            raise UsageError(
+                f"--track mlflow: cannot start an MLflow run at {uri} ({one_line(err)}); set "
+                "MLFLOW_TRACKING_URI (e.g. sqlite:///mlflow.db)"
+            ) from None
+        return self.run_id
+
+    def _reopen(self, run_id: str) -> str | None:
+        """The resumed run's id, or ``None`` when this tracking store does not hold it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            return None
+        self.client.update_run(run_id, status="RUNNING")
+        return run_id
+
+    def log_scalars(self, values: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), stamp, int(step)) for k, v in values.items()]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def log_files(self, files: Iterable[Path]) -> None:
+        for path in files:
+            self.client.log_artifact(self.run_id, str(path), artifact_path="run")
+
+    def finish(self, failed: bool = False) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+
+
+def require(kind: str) -> None:
+    """Raises :class:`MissingDependencyError` naming the extra when ``kind``'s library is
+    missing."""
+    module, hint = _INSTALL[kind]
+    try:
+        __import__(module)
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"--track {kind} needs {module} ({one_line(err)}): {hint}"
+        ) from None
+
+
+def open_tracker(spec: Tracking, folder: RunFolder, config: Mapping[str, Any]) -> Tracker:
+    """Starts the tracked run of ``folder`` (continuing the one ``tracking.json`` names).
+
+    Args:
+        spec: Where to track.
+        folder: The run folder (created if needed; ``tracking.json`` is written there).
+        config: The resolved run config as plain data.
+
+    Raises:
+        MissingDependencyError: The library is not installed (names the extra).
+        UsageError: The service refused the run (not logged in, unreachable store).
+    """
+    require(spec.kind)
+    previous = folder.tracking()
+    resume_id = previous.get("id") if previous.get("kind") == spec.kind else None
+    tracker: Tracker = (WandbTracker if spec.kind == "wandb" else MlflowTracker)(spec, folder)
+    run_id = tracker.start(config, resume_id)
+    record = {"kind": spec.kind, "id": run_id, "project": spec.project}
+    folder.tracking_path.write_text(json.dumps(record, indent=2) + "\n")
+    return tracker
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and np.isfinite(value)
+
+
+class TrackerOutput(KVWriter):
+    """An SB3 logger output format that forwards scalars to a :class:`Tracker`.
+
+    Keys SB3 excludes from ``tensorboard`` are excluded here too, so the tracker and
+    TensorBoard show the same scalars; non-scalars (strings, videos, figures) are skipped.
+    """
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def write(
+        self,
+        key_values: dict[str, Any],
+        key_excluded: dict[str, tuple[str, ...] | None],
+        step: int = 0,
+    ) -> None:
+        scalars = {
+            key: float(value)
+            for key, value in key_values.items()
+            if _scalar(value) and "tensorboard" not in (key_excluded.get(key) or ())
+        }
+        if scalars:
+            self.tracker.log_scalars(scalars, step)
+
+    def close(self) -> None:
+        """Nothing to close: the run is finished by whoever opened it (training may go on)."""
+
+
+class TrackingCallback(BaseCallback):
+    """Adds a :class:`TrackerOutput` to the model's logger when training starts.
+
+    SB3 builds a new logger inside every ``learn()`` call, so the writer is attached there
+    and not when the model is made.
+    """
+
+    def __init__(self, tracker: Tracker, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.output = TrackerOutput(tracker)
+
+    def _on_training_start(self) -> None:
+        if self.output not in self.logger.output_formats:
+            self.logger.output_formats.append(self.output)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def final_scalars(final: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """The final evaluation (``metrics.json``'s ``eval``) as ``final/<split>/<metric>``."""
+    return {
+        f"final/{split}/{key}": float(value)
+        for split, summary in final.items()
+        for key, value in summary.items()
+        if _scalar(value)
+    }
+
+
+@contextlib.contextmanager
+def tracked(
+    spec: Tracking | None, folder: RunFolder, config: Mapping[str, Any]
+) -> Iterator[Tracker | None]:
+    """The tracked run of a training session, finished (as failed on an exception) on exit.
+
+    Yields ``None`` when ``spec`` is ``None`` (an untracked run).
+    """
+    if spec is None:
+        yield None
+        return
+    tracker = open_tracker(spec, folder, config)
+    try:
+        yield tracker
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
+
+
+def run_files(folder: RunFolder) -> list[Path]:
+    """The run-folder files a tracked run uploads at its end (those that exist)."""
+    paths = (folder.model_path, folder.best_model_path, folder.config_path,
+             folder.metrics_path, folder.evaluations_path)  # fmt: skip
+    return [path for path in paths if path.is_file()]
