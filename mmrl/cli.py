@@ -254,7 +254,11 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=200_000, help="environment steps per trial")
     p.add_argument("--study", help="study name, required (an existing study resumes)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
-    p.add_argument("--workers", type=int, default=1, help="trial processes side by side")
+    p.add_argument("--workers", type=int, default=1,
+                   help="trials side by side: processes, or CPUs of a local Ray")  # fmt: skip
+    p.add_argument("--backend", default="local", choices=["local", "ray"],
+                   help="local processes or Ray tasks (either resumes a study)")  # fmt: skip
+    p.add_argument("--address", help="existing Ray cluster (auto, ray://host:10001)")
     p.add_argument("--space", metavar="FILE.yaml", help="search-space entries over the default")
     p.add_argument("--show-space", action="store_true", help="print the search space and exit")
     p.add_argument("--out", help="study folder (default tune/<study>)")
@@ -267,6 +271,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override every trial's run config, e.g. env.n_envs=8")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no line per trial")
+    _track_args(p)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -290,6 +295,8 @@ def run_tune(args: argparse.Namespace) -> int:
         study=args.study,
         storage=args.storage,
         workers=args.workers,
+        backend=args.backend,
+        address=args.address,
         space=args.space,
         out=args.out,
         overrides=args.overrides,
@@ -298,6 +305,7 @@ def run_tune(args: argparse.Namespace) -> int:
         evaluations=args.evaluations,
         device=args.device,
         verbose=0 if args.quiet else 1,
+        track=_tracking(args, group=args.study),
     )
     if not args.quiet:
         print(

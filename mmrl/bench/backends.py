@@ -15,6 +15,7 @@ pool and Ray, not only importable top-level functions.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -262,15 +263,25 @@ class RayBackend(Backend):
                     f"{flag} {need:g}: the Ray cluster has only {have:g} {what}(s) in total"
                 )
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Any]:
+        """Ray connected (or started) with the requested resources checked; yields the
+        ``ray`` module and shuts a local instance started here down on exit. ``mmrl tune
+        --backend ray`` runs its trials inside one too."""
+        owned = self._init()
+        try:
+            self._check_resources()
+            yield self.ray
+        finally:
+            if owned:
+                self.ray.shutdown()
+
     def run(
         self, cells: Sequence[Cell], fn: CellFn, spec: BenchSpec, out: Path
     ) -> Iterator[Outcome]:
         if not cells:
             return
-        ray = self.ray
-        owned = self._init()
-        try:
-            self._check_resources()
+        with self.session() as ray:
             task = ray.remote(
                 num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task, max_retries=0
             )(_guarded)
@@ -292,9 +303,6 @@ class RayBackend(Backend):
             finally:
                 for ref in pending:
                     ray.cancel(ref, force=True)
-        finally:
-            if owned:
-                ray.shutdown()
 
 
 def make_backend(

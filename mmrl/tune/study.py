@@ -9,10 +9,13 @@ rl-baselines3-zoo) stops a trial that trails the others at the same step.
 The study lives in an RDB storage: by default ``sqlite:///OUT/study.db``, a file in the
 study folder, so a killed study resumes by running the same command again and several
 ``mmrl tune`` processes (``--workers N`` starts them) share it; a server URL
-(``postgresql://...``) does the same across machines. ``--trials`` is the total of finished
-(complete or pruned) trials the study should hold, not the number this call adds. A trial
-still marked running after its process died is failed by Optuna's heartbeat once it is
-:data:`GRACE_S` seconds stale.
+(``postgresql://...``) does the same across machines. With ``--backend ray`` the ``N``
+trial streams are Ray tasks (on a local Ray started with ``N`` CPUs, or on the cluster at
+``--address``) against the same storage, so a study started by one backend is resumed by
+either (on a cluster, use a server URL or a SQLite file on a filesystem every node shares).
+``--trials`` is the total of finished (complete or pruned) trials the study should hold, not
+the number this call adds. A trial still marked running after its process died is failed by
+Optuna's heartbeat once it is :data:`GRACE_S` seconds stale.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import os
+import socket
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -31,9 +36,10 @@ from mmrl.errors import ConfigError, MissingDependencyError, MmrlError, one_line
 from mmrl.tune.report import TuneResult, write_report
 from mmrl.tune.space import ParamSpec, load_space, sample, space_to_dict
 
-__all__ = ["METRICS", "TuneResult", "tune"]
+__all__ = ["BACKENDS", "METRICS", "TuneResult", "tune"]
 
 METRICS = ("mean_return", "success_rate")
+BACKENDS = ("local", "ray")
 STUDY_DB = "study.db"
 TRIALS_DIR = "trials"
 HEARTBEAT_S = 30
@@ -89,6 +95,7 @@ class _Job:
     pruner: Any
     sampler_seed: int
     verbose: int
+    track: Any = None
 
 
 def _objective(job: _Job, trial: Any) -> float:
@@ -99,6 +106,8 @@ def _objective(job: _Job, trial: Any) -> float:
     params = sample(job.space, trial, job.algo)
     run_dir = Path(job.out) / TRIALS_DIR / f"trial-{trial.number:04d}"
     trial.set_user_attr("run", str(run_dir))
+    # Which machine and process ran it: on a Ray cluster, where its run folder lives.
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 
     def report(step: int, results: Mapping[str, Mapping[str, float]]) -> bool:
         trial.report(float(results[job.split][job.metric]), step)
@@ -115,6 +124,7 @@ def _objective(job: _Job, trial: Any) -> float:
         force=True,  # a folder left by a killed trial of the same number
         verbose=0,
         on_evaluation=report,
+        track=job.track,
     )
     metrics = RunFolder(run_dir).metrics() or {}
     stopped = metrics.get("stopped_early_at")
@@ -160,6 +170,23 @@ def _run_worker(job: _Job, index: int, n_trials: int) -> None:
     )
 
 
+def _run_on_ray(job: _Job, shares: list[int], address: str | None) -> None:
+    """Each share as a Ray task (one CPU; one GPU when trials train on CUDA)."""
+    from mmrl.bench.backends import RayBackend
+
+    gpus = 1.0 if job.device.startswith("cuda") else 0.0
+    with RayBackend(len(shares), address, 1.0, gpus).session() as ray:
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_run_worker)
+        pending = [task.remote(job, i, n) for i, n in enumerate(shares)]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                ray.get(done)  # a worker's error (not a failed trial) ends the study here
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+
+
 def _fingerprint(job: _Job) -> dict[str, Any]:
     """What must not change when a study resumes."""
     return {
@@ -183,6 +210,8 @@ def tune(
     study: str,
     storage: str | None = None,
     workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
     space: str | Path | None = None,
     out: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -192,6 +221,7 @@ def tune(
     device: str = "cpu",
     pruner: Any = None,
     verbose: int = 1,
+    track: Any = None,
 ) -> TuneResult:
     """Runs (or resumes) an Optuna study of ``agent`` on ``env``; writes the report.
 
@@ -202,7 +232,11 @@ def tune(
         steps: Environment steps per trial.
         study: Study name (in the storage).
         storage: Optuna storage URL (default ``sqlite:///OUT/study.db``).
-        workers: Processes running trials side by side on this machine.
+        workers: Trials running side by side: processes on this machine (``local``) or
+            Ray tasks (``ray``; a local Ray is started with this many CPUs).
+        backend: ``local`` (this process, or a process pool for ``workers > 1``) or
+            ``ray`` (Ray tasks, sharing the storage: either backend resumes a study).
+        address: An existing Ray cluster (``auto``, ``ray://host:10001``); ``ray`` only.
         space: A YAML file merged over the default search space.
         out: Study folder (default ``tune/<study>``).
         overrides: ``dotted.key=value`` overrides applied to every trial's run config.
@@ -214,7 +248,9 @@ def tune(
         device: Training device of every trial.
         pruner: An Optuna pruner (default: ``MedianPruner(n_startup_trials=5,
             n_warmup_steps=steps // 3)``).
-        verbose: 0 silent, 1 a line per trial.
+        verbose: 0 silent, 1 a line per trial (local backend; Ray keeps workers' output).
+        track: ``wandb``, ``mlflow`` or a :class:`mmrl.tracking.Tracking`: every trial is a
+            tracked run, grouped by the study name (:mod:`mmrl.tracking`).
 
     Returns:
         A :class:`TuneResult`.
@@ -222,7 +258,7 @@ def tune(
     Raises:
         ConfigError: Bad presets, overrides, space file, storage or numbers, or a study of
             that name in the storage made for another env/agent/steps/space.
-        MissingDependencyError: Optuna is not installed.
+        MissingDependencyError: Optuna (or Ray, or the tracking library) is not installed.
     """
     for name, value in (("trials", trials), ("steps", steps), ("workers", workers),
                         ("evaluations", evaluations)):  # fmt: skip
@@ -232,6 +268,19 @@ def tune(
         raise ConfigError(f"must be one of {', '.join(METRICS)}, got {metric!r}", field="metric")
     if not study or "/" in study:
         raise ConfigError(f"must be a non-empty name without '/', got {study!r}", field="study")
+    if backend not in BACKENDS:
+        raise ConfigError(f"must be one of {', '.join(BACKENDS)}, got {backend!r}", field="backend")
+    if address and backend != "ray":
+        raise ConfigError("applies to --backend ray only", field="address")
+    if backend == "ray":
+        from mmrl.bench.backends import import_ray
+
+        import_ray()  # a missing Ray fails before the study is opened
+    if track is not None:
+        from mmrl.tracking import Tracking, require
+
+        track = Tracking(track, group=study) if isinstance(track, str) else track
+        require(track.kind)
     optuna = _optuna()
     search = load_space(space)
     base = resolve_run_config(env, agent, overrides, steps=steps, seed=seed, device=device)
@@ -257,6 +306,7 @@ def tune(
         pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=steps // 3),
         sampler_seed=seed,
         verbose=verbose,
+        track=track,
     )
     handle = optuna.create_study(
         study_name=study, storage=_storage(url), direction="maximize", load_if_exists=True
@@ -277,7 +327,9 @@ def tune(
     # (a failed trial leaves one fewer: run the command again to top it up).
     shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
     shares = [n for n in shares if n > 0]
-    if len(shares) == 1:
+    if backend == "ray" and shares:
+        _run_on_ray(job, shares, address)
+    elif len(shares) == 1:
         _run_worker(job, 0, shares[0])
     elif shares:
         context = multiprocessing.get_context("spawn")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
+import sys
 
 import pytest
 import yaml
@@ -211,3 +213,61 @@ def test_two_worker_processes_share_one_study(tmp_path):
     assert (result.complete, result.pruned, result.failed) == (3, 0, 0)
     runs = {r["run"] for r in _rows(tmp_path / "w")}
     assert len(runs) == 3 and all((tmp_path / "w" / "trials").iterdir())
+
+
+def test_backend_options_are_checked_before_the_study(presets, tmp_path, capsys, monkeypatch):
+    env, agent, space = presets
+    out = tmp_path / "study"
+    base = ["tune", "--env", env, "--agent", agent, "--steps", "64", "--out", str(out),
+            "--space", space, "--quiet", "--study", "a"]  # fmt: skip
+    assert main([*base, "--address", "auto"]) == 2
+    assert "--address applies to --backend ray only" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert main([*base, "--backend", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and 'pip install "mmrl[ray]"' in err, err
+    assert not (out / "study.db").exists(), "nothing may be opened on bad input"
+
+
+def test_tracked_trials_are_grouped_by_study(presets, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    result = _tune(presets, tmp_path / "study", trials=1, track="mlflow")
+    assert result.complete == 1
+    (run,) = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_experiment_by_name("mmrl").experiment_id]
+    )
+    assert run.data.tags["mmrl.group"] == "toy" and run.info.run_name == "trial-0000"
+    assert "eval/train/mean_return" in run.data.metrics
+
+
+@pytest.mark.slow
+def test_ray_backend_resumes_a_study_the_local_backend_began(tmp_path):
+    """Two tiny trials: one in this process, the second as a Ray task on a local Ray with
+    one CPU, against the same SQLite study (and so either backend resumes the other's)."""
+    pytest.importorskip("ray")
+    space = tmp_path / "space.yaml"
+    space.write_text("extends: none\nlearning_rate: {path: agent.ppo.learning_rate, "
+                     "kind: float, low: 1.0e-4, high: 1.0e-2, log: true}\n")  # fmt: skip
+    small = ["env.n_envs=2", "agent.ppo.n_steps=16", "agent.ppo.batch_size=32",
+             "agent.ppo.n_epochs=1", "agent.extractor.features_dim=32", *FAST]  # fmt: skip
+    common = dict(steps=64, study="r", out=tmp_path / "r", space=space, overrides=small,
+                  evaluations=2, verbose=0, pruner=optuna.pruners.NopPruner())  # fmt: skip
+    first = tune("driving", "ppo-concat", trials=1, **common)
+    assert first.complete == 1
+    second = tune("driving", "ppo-concat", trials=2, backend="ray", workers=1, **common)
+    assert (second.complete, second.pruned, second.failed) == (2, 0, 0)
+    rows = _rows(tmp_path / "r")
+    assert [r["number"] for r in rows] == ["0", "1"]
+    trials = optuna.load_study(study_name="r", storage=second.storage).trials
+    pids = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in trials]
+    assert pids[0] == os.getpid() != pids[1], "the second trial must run in a Ray worker"
+    for r in rows:
+        metrics = json.loads((tmp_path / "r" / "trials" / f"trial-{int(r['number']):04d}" /
+                              "metrics.json").read_text())  # fmt: skip
+        assert metrics["steps"] == 64
+        assert float(r["value"]) == pytest.approx(metrics["eval"]["test"]["mean_return"])
