@@ -219,6 +219,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--cpus-per-task", type=float, default=1.0,
                    help="CPUs (torch threads) per cell")  # fmt: skip
     b.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs per Ray task")
+    _track_args(p)
 
 
 def run_bench(args: argparse.Namespace) -> int:

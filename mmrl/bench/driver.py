@@ -179,6 +179,12 @@ def spec_from_args(args: Any) -> BenchSpec:
     pretrained_dir = args.pretrained_dir
     if args.pretrained and pretrained_dir is None:
         pretrained_dir = "pretrained"
+    track = None
+    if getattr(args, "track", None):
+        from mmrl.tracking import Tracking, require
+
+        track = Tracking(args.track, args.track_project, group=Path(args.out).name)
+        require(track.kind)  # before any cell starts
     return BenchSpec(
         envs=envs,
         fusions=fusions,
@@ -190,6 +196,7 @@ def spec_from_args(args: Any) -> BenchSpec:
         ablate=not args.no_ablation,
         ablation_episodes=args.ablation_episodes,
         threads=max(1, int(args.cpus_per_task)),
+        track=track,
     )
 
 
@@ -215,6 +222,8 @@ def command_line(args: Any) -> str:
             parts += ["--address", args.address]
         parts += ["--cpus-per-task", f"{args.cpus_per_task:g}",
                   "--gpus-per-task", f"{args.gpus_per_task:g}"]  # fmt: skip
+    if getattr(args, "track", None):
+        parts += ["--track", args.track, "--track-project", args.track_project]
     for item in args.overrides:
         parts += ["--set", item]
     return " ".join(shlex.quote(p) for p in parts)

@@ -88,6 +88,8 @@ class BenchSpec:
         ablate: Evaluate with each modality removed in turn.
         ablation_episodes: Episodes per ablation (``None``: the run's ``eval_episodes``).
         threads: Torch CPU threads per cell (keeps parallel cells from oversubscribing).
+        track: A :class:`mmrl.tracking.Tracking`: every cell's training run is tracked
+            (not part of the protocol: tracking does not change results).
     """
 
     envs: list[str]
@@ -100,6 +102,7 @@ class BenchSpec:
     ablate: bool = True
     ablation_episodes: int | None = None
     threads: int = 1
+    track: Any = None
 
     def cells(self) -> list[Cell]:
         """Every cell, env-major then fusion then seed (the order they are scheduled in)."""

@@ -46,7 +46,7 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
         if previous is not None:
             return previous
     start = run.checkpoint_steps() if run_dir.is_dir() else None
-    common = {"steps": spec.steps, "device": spec.device, "verbose": 0}
+    common = {"steps": spec.steps, "device": spec.device, "verbose": 0, "track": spec.track}
     if start is not None and start < spec.steps and RunFolder.is_run(run_dir):
         # A killed cell: continue its run exactly instead of paying for the steps again.
         # (A run killed after its last checkpoint but before metrics.json is retrained:

@@ -160,3 +160,23 @@ def test_pretrained_encoders_reach_every_cell(tmp_path, monkeypatch):
     # A fusion without a checkpoint is refused before anything runs.
     args[args.index("concat")] = "concat,mean"
     assert main(args) == 2
+
+
+def test_tracked_cells_are_mlflow_runs_grouped_by_the_bench(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "tracked"
+    args = ["bench", "--envs", "driving", "--fusions", "concat", "--seeds", "1", "--steps",
+            "64", "--no-ablation", "--backend", "inline", "--out", str(out), "--quiet",
+            "--track", "mlflow", "--track-project", "bench-test"]  # fmt: skip
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0, capsys.readouterr().err
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("bench-test").experiment_id])
+    assert run.data.tags["mmrl.group"] == "tracked" and run.info.status == "FINISHED"
+    assert "eval/test/success_rate" in run.data.metrics
