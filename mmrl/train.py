@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch as th
 import yaml
@@ -42,7 +42,11 @@ from mmrl.config import (
     to_dict,
     validate_run_config,
 )
+from mmrl.errors import MmrlError
 from mmrl.runs import CONFIG_FILE, METRICS_FILE, RunFolder, load_run_config
+
+if TYPE_CHECKING:
+    from mmrl.tracking import Tracking
 
 __all__ = [
     "CONFIG_FILE",
@@ -154,7 +158,7 @@ def train(
     verbose: int = 1,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
-    track: Any = None,
+    track: str | Tracking | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -296,7 +300,7 @@ def _run(
     verbose: int,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
-    track: Any = None,
+    track: Tracking | None = None,
     stack: contextlib.ExitStack | None = None,
 ) -> Path:
     """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run).
@@ -369,7 +373,15 @@ def _run(
     if track is not None and stack is not None:
         from mmrl.tracking import TrackingCallback, tracked
 
-        tracker = stack.enter_context(tracked(track, folder, to_dict(config)))
+        try:
+            tracker = stack.enter_context(tracked(track, folder, to_dict(config)))
+        except MmrlError:
+            venv.close()
+            if checkpoint is None:  # a new run: leave no folder behind, like other refusals
+                import shutil
+
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     callbacks = CallbackList(
         [
             MultimodalMetricsCallback(),

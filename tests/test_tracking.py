@@ -135,7 +135,7 @@ def _wandb_run(run_dir: Path) -> dict:
 
 
 def test_wandb_offline_run_holds_config_tensorboard_scalars_and_files(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
     out = tmp_path / "run"
@@ -144,6 +144,9 @@ def test_wandb_offline_run_holds_config_tensorboard_scalars_and_files(tmp_path, 
     for item in TINY:
         args += ["--set", item]
     assert main(args) == 0
+    # W&B's service writes the run file on its own schedule and flushes it when it stops,
+    # which a CLI process does as it exits; here the test process stops it.
+    wandb.teardown()
     run = _wandb_run(out)
     assert run["config"]["agent"]["ppo"]["n_steps"] == 64
     assert run["config"]["env_name"] == "driving"
@@ -189,3 +192,19 @@ def test_mlflow_sqlite_run_holds_params_scalars_files_and_resumes(tmp_path, monk
     assert sorted(m.step for m in history) == [256, 512]
     assert client.get_run(first["id"]).info.status == "FINISHED"
     assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
+def test_a_refused_tracker_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
+    """W&B online without an API key: one line naming the fix, and no half-made run."""
+    wandb = pytest.importorskip("wandb")
+    wandb.teardown()  # W&B keeps the settings (an offline mode) of a run made earlier here
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc with a key
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    out = tmp_path / "run"
+    args = ["train", "--steps", "64", "--n-envs", "2", "--out", str(out), "--track", "wandb"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No API key configured" in err, err
+    assert "WANDB_MODE=offline" in err and not out.exists()
