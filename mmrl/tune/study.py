@@ -29,12 +29,15 @@ import warnings
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmrl.config import resolve_run_config
 from mmrl.errors import ConfigError, MissingDependencyError, MmrlError, one_line
 from mmrl.tune.report import TuneResult, write_report
 from mmrl.tune.space import ParamSpec, load_space, sample, space_to_dict
+
+if TYPE_CHECKING:
+    from mmrl.tracking import Tracking
 
 __all__ = ["BACKENDS", "METRICS", "TuneResult", "tune"]
 
@@ -95,7 +98,7 @@ class _Job:
     pruner: Any
     sampler_seed: int
     verbose: int
-    track: Any = None
+    track: Tracking | None = None
 
 
 def _objective(job: _Job, trial: Any) -> float:
@@ -221,7 +224,7 @@ def tune(
     device: str = "cpu",
     pruner: Any = None,
     verbose: int = 1,
-    track: Any = None,
+    track: str | Tracking | None = None,
 ) -> TuneResult:
     """Runs (or resumes) an Optuna study of ``agent`` on ``env``; writes the report.
 
