@@ -20,8 +20,9 @@ sync``), ``WANDB_PROJECT``/``WANDB_ENTITY`` and ``wandb login``; MLflow honours
 ``MLFLOW_TRACKING_URI`` and otherwise uses its embedded default, a SQLite file
 ``mlflow.db`` (artifacts under ``mlruns/``) in the working directory. The tracked run's id is
 kept in ``RUN_DIR/tracking.json`` so that ``mmrl train --resume RUN --track ...`` continues
-the same tracked run. Both libraries are optional extras (``mmrl[track-wandb]``,
-``mmrl[track-mlflow]``).
+the same tracked run (offline, W&B writes the resumed session as a second
+``offline-run-*`` folder with the same id; ``wandb sync`` both). Both libraries are
+optional extras (``mmrl[track-wandb]``, ``mmrl[track-mlflow]``).
 """
 
 from __future__ import annotations
