@@ -43,6 +43,77 @@ class StepResult:
     collision: np.ndarray
 
 
+def check_actions(actions: Any, space: spaces.Space, n: int, env_id: str) -> np.ndarray:
+    """Validates a batch of ``n`` actions of ``space`` and returns it in canonical form.
+
+    One function for every stepper of ``n`` copies (a simulator, or the worker pool that
+    splits one batch over processes), so the checks and messages are the same everywhere.
+
+    Discrete spaces give ``(n,)`` int64; Box spaces give ``(n, *shape)`` float32 clipped
+    to the bounds (clipping out-of-bound continuous actions is documented behaviour).
+
+    Raises:
+        ValueError: Wrong shape, NaN or infinite values, or discrete ids out of range.
+    """
+    arr = np.asarray(actions)
+    if isinstance(space, spaces.Discrete):
+        if arr.shape not in ((n,), (n, 1)):
+            raise ValueError(
+                f"{env_id}: expected {n} discrete action(s) of shape ({n},), "
+                f"got shape {arr.shape}"
+            )
+        arr = arr.reshape(n)
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{env_id}: action contains NaN or infinity: {arr}")
+            if not np.all(arr == np.round(arr)):
+                raise ValueError(f"{env_id}: discrete actions must be integers: {arr}")
+        elif arr.dtype.kind not in "iub":
+            raise ValueError(f"{env_id}: discrete actions must be integers, got {arr}")
+        arr = arr.astype(np.int64)
+        if (arr < 0).any() or (arr >= space.n).any():
+            raise ValueError(
+                f"{env_id}: discrete action out of range, allowed 0..{space.n - 1}, "
+                f"got {arr}"
+            )
+        return arr
+    assert isinstance(space, spaces.Box)
+    if arr.shape != (n, *space.shape):
+        raise ValueError(
+            f"{env_id}: expected actions of shape {(n, *space.shape)}, got {arr.shape}"
+        )
+    if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+        raise ValueError(f"{env_id}: action contains NaN or infinity: {arr}")
+    return np.clip(arr, space.low, space.high).astype(np.float32)
+
+
+def infos_from_arrays(arrays: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``info`` dict per copy from a step's batched info contents.
+
+    Args:
+        arrays: What :meth:`BatchedSimulator.info_arrays` returns for ``n`` copies (or the
+            worker pool's concatenation of its workers' ones).
+
+    Returns:
+        ``n`` dicts: ``instruction``, ``is_success``, ``collision``, ``rewards``, ``labels``.
+    """
+    instructions = arrays["instruction"]
+    rewards = {k: v.tolist() for k, v in arrays["rewards"].items()}
+    labels = {k: v.tolist() for k, v in arrays["labels"].items()}
+    success = arrays["is_success"].tolist()
+    collision = arrays["collision"].tolist()
+    return [
+        {
+            "instruction": instructions[i],
+            "is_success": success[i],
+            "collision": collision[i],
+            "rewards": {k: v[i] for k, v in rewards.items()},
+            "labels": {k: v[i] for k, v in labels.items()},
+        }
+        for i in range(len(instructions))
+    ]
+
+
 class BatchedSimulator(abc.ABC):
     """``n`` independent copies of one environment, advanced together.
 
@@ -182,46 +253,8 @@ class BatchedSimulator(abc.ABC):
             self._reset_envs(idx)
 
     def check_actions(self, actions: Any) -> np.ndarray:
-        """Validates a batch of actions and returns it in canonical form.
-
-        Discrete spaces give ``(n,)`` int64; Box spaces give ``(n, *shape)`` float32 clipped
-        to the bounds (clipping out-of-bound continuous actions is documented behaviour).
-
-        Raises:
-            ValueError: Wrong shape, NaN or infinite values, or discrete ids out of range.
-        """
-        arr = np.asarray(actions)
-        n = self.num_envs
-        space = self.action_space
-        if isinstance(space, spaces.Discrete):
-            if arr.shape not in ((n,), (n, 1)):
-                raise ValueError(
-                    f"{self.env_id}: expected {n} discrete action(s) of shape ({n},), "
-                    f"got shape {arr.shape}"
-                )
-            arr = arr.reshape(n)
-            if arr.dtype.kind == "f":
-                if not np.isfinite(arr).all():
-                    raise ValueError(f"{self.env_id}: action contains NaN or infinity: {arr}")
-                if not np.all(arr == np.round(arr)):
-                    raise ValueError(f"{self.env_id}: discrete actions must be integers: {arr}")
-            elif arr.dtype.kind not in "iub":
-                raise ValueError(f"{self.env_id}: discrete actions must be integers, got {arr}")
-            arr = arr.astype(np.int64)
-            if (arr < 0).any() or (arr >= space.n).any():
-                raise ValueError(
-                    f"{self.env_id}: discrete action out of range, allowed 0..{space.n - 1}, "
-                    f"got {arr}"
-                )
-            return arr
-        assert isinstance(space, spaces.Box)
-        if arr.shape != (n, *space.shape):
-            raise ValueError(
-                f"{self.env_id}: expected actions of shape {(n, *space.shape)}, got {arr.shape}"
-            )
-        if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
-            raise ValueError(f"{self.env_id}: action contains NaN or infinity: {arr}")
-        return np.clip(arr, space.low, space.high).astype(np.float32)
+        """Validates a batch of ``num_envs`` actions (see :func:`check_actions`)."""
+        return check_actions(actions, self.action_space, self.num_envs, self.env_id)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepResult]:
         """Validates ``actions`` and steps every copy.
@@ -261,22 +294,7 @@ class BatchedSimulator(abc.ABC):
     ) -> list[dict[str, Any]]:
         """One ``info`` dict per copy: instruction, is_success, collision, rewards, labels
         (from ``arrays`` = :meth:`info_arrays` when already computed)."""
-        arrays = self.info_arrays(result) if arrays is None else arrays
-        instructions = arrays["instruction"]
-        rewards = {k: v.tolist() for k, v in arrays["rewards"].items()}
-        labels = {k: v.tolist() for k, v in arrays["labels"].items()}
-        success = arrays["is_success"].tolist()
-        collision = arrays["collision"].tolist()
-        return [
-            {
-                "instruction": instructions[i],
-                "is_success": success[i],
-                "collision": collision[i],
-                "rewards": {k: v[i] for k, v in rewards.items()},
-                "labels": {k: v[i] for k, v in labels.items()},
-            }
-            for i in range(self.num_envs)
-        ]
+        return infos_from_arrays(self.info_arrays(result) if arrays is None else arrays)
 
     def reset_infos(self, idx: np.ndarray | None = None) -> list[dict[str, Any]]:
         """``info`` dicts returned by ``reset`` for copies ``idx``."""
