@@ -59,8 +59,7 @@ def check_actions(actions: Any, space: spaces.Space, n: int, env_id: str) -> np.
     if isinstance(space, spaces.Discrete):
         if arr.shape not in ((n,), (n, 1)):
             raise ValueError(
-                f"{env_id}: expected {n} discrete action(s) of shape ({n},), "
-                f"got shape {arr.shape}"
+                f"{env_id}: expected {n} discrete action(s) of shape ({n},), got shape {arr.shape}"
             )
         arr = arr.reshape(n)
         if arr.dtype.kind == "f":
@@ -73,8 +72,7 @@ def check_actions(actions: Any, space: spaces.Space, n: int, env_id: str) -> np.
         arr = arr.astype(np.int64)
         if (arr < 0).any() or (arr >= space.n).any():
             raise ValueError(
-                f"{env_id}: discrete action out of range, allowed 0..{space.n - 1}, "
-                f"got {arr}"
+                f"{env_id}: discrete action out of range, allowed 0..{space.n - 1}, got {arr}"
             )
         return arr
     assert isinstance(space, spaces.Box)
@@ -268,7 +266,8 @@ class BatchedSimulator(abc.ABC):
         reward = np.zeros(self.num_envs, dtype=np.float32)
         for term in result.rewards.values():
             reward += term
-        terminated = np.asarray(result.terminated, dtype=bool)
+        # A copy: a hook may return its own state array, which the auto-reset then rewrites.
+        terminated = np.array(result.terminated, dtype=bool)
         truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
         return reward, terminated, truncated, result
 
@@ -278,13 +277,14 @@ class BatchedSimulator(abc.ABC):
         Returns:
             ``instruction`` (list of n str), ``is_success`` and ``collision`` ((n,) bool),
             ``rewards`` and ``labels`` (name to (n,) array). A snapshot that outlives the
-            auto-reset of finished copies: ``success`` is copied because resets clear it in
-            place; ``_step``'s reward terms and :meth:`labels` are fresh arrays every call.
+            auto-reset of finished copies: ``success`` and ``collision`` are copied because
+            resets rewrite them in place (Navigation's ``collision`` is its ``bumped``
+            state); ``_step``'s reward terms and :meth:`labels` are fresh arrays every call.
         """
         return {
             "instruction": self.instructions(),
             "is_success": self.success.copy(),
-            "collision": np.asarray(result.collision, dtype=bool),
+            "collision": np.array(result.collision, dtype=bool),
             "rewards": result.rewards,
             "labels": self.labels(),
         }
