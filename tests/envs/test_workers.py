@@ -199,7 +199,7 @@ def test_silent_worker_times_out_instead_of_hanging() -> None:
     pool.timeout = 1.0
     os.kill(pids[0], signal.SIGSTOP)  # alive, but never answers
     start = time.monotonic()
-    with pytest.raises(WorkerError, match="worker 0 of 2 .*stopped answering.*within 1 s"):
+    with pytest.raises(WorkerError, match=r"worker 0 of 2 .*stopped answering.*within 1 s"):
         pool.step(np.zeros(5, np.int64))
     assert time.monotonic() - start < 10
     assert all(_gone(pid) for pid in pids)
