@@ -80,6 +80,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="total environment steps")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--n-envs", type=int, help="environment copies stepped together")
+    p.add_argument("--workers", "--n-workers", dest="n_workers", type=int, metavar="K",
+                   help="processes stepping the copies (default: the preset's, 1)")  # fmt: skip
     p.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
     p.add_argument("--out", help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -142,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
-    _require_positive(args, "steps", "n_envs")
+    _require_positive(args, "steps", "n_envs", "n_workers")
     if args.log_interval <= 0:
         raise UsageError(f"--log-interval must be > 0 seconds, got {args.log_interval}")
     run_dir = train(
@@ -151,6 +153,7 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         n_envs=args.n_envs,
+        n_workers=args.n_workers,
         device=args.device,
         out=args.out,
         overrides=args.overrides + _init_overrides(args),
@@ -309,6 +312,8 @@ def _collect_args(p: argparse.ArgumentParser) -> None:
                    "(DAgger-style BC targets for a run's or random states)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-envs", type=int, help="copies stepped together (default: the preset's)")
+    p.add_argument("--workers", "--n-workers", dest="n_workers", type=int, default=1, metavar="K",
+                   help="processes stepping the copies (default 1: this one)")  # fmt: skip
     p.add_argument("--jpeg", action="store_true", help="JPEG-encode images (smaller, lossy)")
     p.add_argument("--force", action="store_true", help="replace an existing dataset")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -318,7 +323,7 @@ def run_collect(args: argparse.Namespace) -> int:
     """``mmrl collect``."""
     from mmrl.collect import collect
 
-    _require_positive(args, "episodes", "n_envs")
+    _require_positive(args, "episodes", "n_envs", "n_workers")
     result = collect(
         env=args.env,
         policy=args.policy,
@@ -327,6 +332,7 @@ def run_collect(args: argparse.Namespace) -> int:
         epsilon=args.epsilon,
         seed=args.seed,
         n_envs=args.n_envs,
+        n_workers=args.n_workers,
         force=args.force,
         progress=not args.quiet and sys.stderr.isatty(),
         jpeg=args.jpeg,

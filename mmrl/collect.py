@@ -51,6 +51,7 @@ from mmrl.data.dataset import (
 from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
 from mmrl.densities import epsilon_mixture, point_mass_log_prob
 from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.envs.workers import WorkerVecEnv, check_n_workers
 from mmrl.errors import CheckpointError
 from mmrl.policies import (
     REFERENCE_POLICIES,
@@ -112,7 +113,9 @@ def _reset_infos(venv: Any) -> list[dict[str, Any]]:
 def _episode_rows(venv: Any) -> int:
     """Recorder rows for the longest episode of an mmrl vec env (its step limit + the
     final observation + one spare), or a small start that grows for other envs."""
-    limit = getattr(getattr(vec_env_layers(venv)[-1], "sim", None), "max_episode_steps", None)
+    layer = vec_env_layers(venv)[-1]
+    # BatchedVecEnv's simulator holds the limit; WorkerVecEnv holds it itself.
+    limit = getattr(getattr(layer, "sim", layer), "max_episode_steps", None)
     return int(limit) + 2 if isinstance(limit, int | np.integer) and limit > 0 else 64
 
 
@@ -153,6 +156,7 @@ def collect(
     epsilon: float = 0.0,
     seed: int = 0,
     n_envs: int | None = None,
+    n_workers: int = 1,
     force: bool = False,
     progress: bool = False,
     jpeg: bool = False,
@@ -177,6 +181,7 @@ def collect(
             still logged in ``infos["expert_action"]``).
         seed: Seeds the environment copies (copy ``i``: ``seed + i``) and the noise.
         n_envs: Copies stepped together (default: the preset's).
+        n_workers: Processes stepping the copies (1: this one); the same dataset either way.
         force: Replace an existing dataset with this id.
         progress: Show a tqdm progress bar.
         jpeg: Store images JPEG-encoded (Minari's option; smaller, lossy). Default: raw.
@@ -219,11 +224,16 @@ def collect(
         ("custom", EnvConfig()) if venv is not None else _resolve_env(env, policy)
     )
     own_venv = venv is None
+    if not own_venv and n_workers != 1:
+        raise ConfigError("must be 1 with a given venv (build it with workers)", field="n_workers")
     if own_venv:
         from mmrl.make import make_training_vec_env
 
+        check_n_workers(n_workers, env_config.n_envs if n_envs is None else n_envs)
         try:
-            venv = make_training_vec_env(env_config, n_envs=n_envs, seed=seed, monitor=False)
+            venv = make_training_vec_env(
+                env_config, n_envs=n_envs, seed=seed, monitor=False, n_workers=n_workers
+            )
         except ValueError as err:
             raise ConfigError(f"--env {env_name}: {err}") from None
     else:
@@ -299,7 +309,7 @@ def collect(
     t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
     # Unwrapped mmrl vec envs hand over their infos as arrays (no per-copy loop per step).
-    batched_infos = isinstance(venv, BatchedVecEnv)
+    batched_infos = isinstance(venv, BatchedVecEnv | WorkerVecEnv)
     try:
         obs = venv.reset()
         starts = np.ones(n, dtype=bool)

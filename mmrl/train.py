@@ -72,6 +72,7 @@ def env_state(venv: Any) -> list[dict[str, Any]]:
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from mmrl.envs.vec_env import BatchedVecEnv
+    from mmrl.envs.workers import WorkerVecEnv
 
     states: list[dict[str, Any]] = []
     for layer in _wrapper_chain(venv):
@@ -85,6 +86,8 @@ def env_state(venv: Any) -> list[dict[str, Any]]:
         elif isinstance(layer, BatchedVecEnv):
             states.append({"kind": "BatchedVecEnv", "sim": layer.sim, "obs": layer._obs,
                            "reset_infos": layer.reset_infos})  # fmt: skip
+        elif isinstance(layer, WorkerVecEnv):
+            states.append({"kind": "WorkerVecEnv", **layer.get_state()})
         else:
             states.append({"kind": type(layer).__name__})
     return states
@@ -112,6 +115,9 @@ def restore_env_state(venv: Any, states: list[dict[str, Any]]) -> bool:
         elif kind == "BatchedVecEnv":
             layer.sim, layer._obs, layer.reset_infos = (
                 state["sim"], state["obs"], state["reset_infos"])  # fmt: skip
+            exact = True
+        elif kind == "WorkerVecEnv":
+            layer.set_state(state)
             exact = True
     return exact
 
@@ -142,6 +148,7 @@ def train(
     steps: int | None = None,
     seed: int | None = None,
     n_envs: int | None = None,
+    n_workers: int | None = None,
     device: str | None = None,
     out: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -164,12 +171,14 @@ def train(
         steps: Total environment steps (default: the run config's).
         seed: Run seed.
         n_envs: Environment copies (default: the preset's).
+        n_workers: Processes stepping the training copies (default: the preset's
+            ``n_workers``, 1); the same results on more cores, see :mod:`mmrl.envs.workers`.
         device: ``auto``, ``cpu`` or ``cuda``; the environment always steps on the CPU.
         out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
         overrides: ``dotted.key=value`` overrides of the run config.
         resume: A run folder to continue from its latest checkpoint. Its ``config.yaml`` is
-            fixed: ``env``, ``agent``, ``n_envs``, ``overrides``, ``out`` and another
-            ``seed`` are refused, not ignored.
+            fixed: ``env``, ``agent``, ``n_envs``, ``n_workers``, ``overrides``, ``out`` and
+            another ``seed`` are refused, not ignored.
         stop_success: Stop at the first evaluation with at least this success rate on
             ``stop_split`` (default: the run config's ``stop_success``). Like ``steps``, it
             may be changed when resuming.
@@ -205,7 +214,7 @@ def train(
                 f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
             )
         config = load_run_config(run_dir)
-        _refuse_resume_changes(config, run_dir, env, agent, n_envs, seed, out, overrides)
+        _refuse_resume_changes(config, run_dir, env, agent, n_envs, n_workers, seed, out, overrides)
         for key, value in fields.items():
             if value is not None:
                 setattr(config, key, value)
@@ -223,6 +232,10 @@ def train(
             if n_envs < 1:
                 raise ConfigError(f"must be >= 1, got {n_envs}", field="n_envs")
             config.env.n_envs = n_envs
+        if n_workers is not None:
+            from mmrl.envs.workers import check_n_workers
+
+            config.env.n_workers = check_n_workers(n_workers, config.env.n_envs)
         run_dir = Path(out) if out is not None else _new_run_dir(config)
         from mmrl.pretrain.finetune import check_init
 
@@ -253,12 +266,19 @@ def _refuse_resume_changes(
     env: str | None,
     agent: str | None,
     n_envs: int | None,
+    n_workers: int | None,
     seed: int | None,
     out: str | Path | None,
     overrides: list[str] | None,
 ) -> None:
     """A resumed run follows its config.yaml: options it would ignore are errors (issue 15)."""
-    fixed = {"env": env, "agent": agent, "n_envs": n_envs, "overrides": overrides or None}
+    fixed = {
+        "env": env,
+        "agent": agent,
+        "n_envs": n_envs,
+        "n_workers": n_workers,
+        "overrides": overrides or None,
+    }
     for name, value in fixed.items():
         if value is not None:
             raise ConfigError(

@@ -124,6 +124,12 @@ class _Worker:
             reward, terminated, truncated, info_arrays, done_idx, terminal, reset_infos
         )
 
+    def get_state(self, _: Any) -> BatchedSimulator:
+        return self.sim  # pickled by the reply: a snapshot
+
+    def set_state(self, sim: BatchedSimulator) -> None:
+        self.sim = sim
+
     def render(self, _: Any) -> list[np.ndarray]:
         return self.sim.render_frames()
 
@@ -192,6 +198,8 @@ def run_worker(
     handlers = {
         "reset": worker.reset,
         "step": worker.step,
+        "get_state": worker.get_state,
+        "set_state": worker.set_state,
         "render": worker.render,
         "expert": worker.expert,
         "getattr": worker.getattr,

@@ -375,6 +375,33 @@ class WorkerVecEnv(VecEnv):
         replies = self._request("expert")
         return np.concatenate([replies[w] for w in range(self.n_workers)])
 
+    # ------------------------------------------------------------------ checkpoints
+    def get_state(self) -> dict[str, Any]:
+        """Picklable state of every copy: each worker's simulator (block order), the last
+        observations and the reset infos, for a run checkpoint that resumes exactly."""
+        replies = self._request("get_state")
+        return {
+            "sims": [replies[w] for w in range(self.n_workers)],
+            "obs": self._obs,
+            "reset_infos": list(self.reset_infos),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores :meth:`get_state` into a pool with the same blocks.
+
+        Raises:
+            ConfigError: The state was taken from a pool with other blocks of copies.
+        """
+        sizes = [stop - start for start, stop in self.blocks]
+        if [sim.num_envs for sim in state["sims"]] != sizes:
+            raise ConfigError(
+                f"the saved state holds blocks of {[s.num_envs for s in state['sims']]} "
+                f"copies, this pool {sizes}",
+                field="n_workers",
+            )
+        self._request("set_state", dict(enumerate(state["sims"])))
+        self._obs, self.reset_infos = state["obs"], list(state["reset_infos"])
+
     # ------------------------------------------------------------------ attribute plumbing
     def _targets(self, indices: VecEnvIndices) -> list[int]:
         return list(self._get_indices(indices))
