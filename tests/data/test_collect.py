@@ -501,3 +501,17 @@ def test_worker_processes_and_per_copy_infos_write_the_same_navigation_dataset(d
 def test_collect_refuses_bad_n_workers(datasets_path):
     with pytest.raises(ConfigError, match="n_workers must be between 1 and"):
         collect(env="driving", episodes=1, dataset_id="toy/workers-v0", n_envs=2, n_workers=3)
+
+
+def test_cli_collect_with_workers(datasets_path, capsys):
+    from mmrl.cli import main
+
+    args = ["collect", "--env", "driving", "--episodes", "2", "--n-envs", "2", "--quiet"]
+    assert main([*args, "--dataset-id", "drv/w-v0", "--workers", "2"]) == 0
+    assert main([*args, "--dataset-id", "drv/one-v0"]) == 0
+    a, b = (minari.load_dataset(f"drv/{name}-v0") for name in ("w", "one"))
+    assert a.total_steps == b.total_steps
+    for ea, eb in zip(a.iterate_episodes(), b.iterate_episodes()):
+        np.testing.assert_array_equal(ea.observations["camera"], eb.observations["camera"])
+    assert main([*args, "--dataset-id", "drv/x-v0", "--workers", "3"]) == 2
+    assert "--n-workers must be between 1 and the number of copies (2)" in capsys.readouterr().err

@@ -222,3 +222,32 @@ def test_ctrl_c_stops_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
         pool.step(np.zeros(5, np.int64))
     assert all(_gone(pid) for pid in pids)
     pool.close()
+
+
+def test_state_round_trip_resumes_exactly() -> None:
+    """What a run checkpoint stores: each worker's simulator, the last observations."""
+    pool, other = _make("mmrl/Driving-v1", 2), _make("mmrl/Driving-v1", 2, seed=99)
+    try:
+        pool.reset()
+        actions = np.ones(5, np.int64)
+        for _ in range(3):
+            pool.step(actions)
+        state = pool.get_state()
+        expected = [pool.step(actions) for _ in range(15)]  # past the 12-step episodes
+        other.reset()
+        other.set_state(state)
+        for obs, rew, done, infos in expected:
+            obs_b, rew_b, done_b, infos_b = other.step(actions)
+            _assert_obs_equal(obs, obs_b)
+            np.testing.assert_array_equal(rew, rew_b)
+            np.testing.assert_array_equal(done, done_b)
+            _assert_infos_equal(infos, infos_b)
+    finally:
+        other.close()
+    three = _make("mmrl/Driving-v1", 3)
+    try:
+        with pytest.raises(ConfigError, match=r"n_workers .*blocks of \[3, 2\] copies"):
+            three.set_state(state)
+    finally:
+        three.close()
+        pool.close()
