@@ -236,6 +236,8 @@ def train(
             from mmrl.envs.workers import check_n_workers
 
             config.env.n_workers = check_n_workers(n_workers, config.env.n_envs)
+        if n_envs is not None:
+            validate_run_config(config)  # env.n_workers (from --set) against the new n_envs
         run_dir = Path(out) if out is not None else _new_run_dir(config)
         from mmrl.pretrain.finetune import check_init
 
