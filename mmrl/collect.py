@@ -27,6 +27,8 @@ The metadata's ``mmrl.behaviour`` names the behaviour policy that produced the d
 
 The dataset is built in a hidden temporary folder inside Minari's datasets folder and renamed
 into place, so readers never see a half-written dataset and an interrupted run leaves none.
+Chunks of finished episodes are written on a background thread while the rollout goes on
+(:mod:`mmrl.data.background`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mmrl.config import ConfigError, EnvConfig
+from mmrl.data.background import BackgroundWriter
 from mmrl.data.dataset import (
     BEHAVIOUR_LOG_PROB_KEY,
     EXPERT_ACTION_KEY,
@@ -78,8 +81,11 @@ class CollectResult:
         episodes: Episodes written.
         steps: Transitions written.
         env_steps: Environment steps taken (includes discarded surplus episodes).
-        rollout_seconds: Wall time stepping the env and recording (HDF5 writes excluded).
-        write_seconds: Wall time writing HDF5 (Minari creates ~30 small datasets per episode).
+        rollout_seconds: Wall time stepping the env and recording, less the time spent
+            waiting for HDF5 writes (which overlap the rollout unless ``overlap_writes`` is
+            off).
+        write_seconds: Wall time of the HDF5 writes (Minari creates ~30 small datasets per
+            episode), overlapped or not.
         total_seconds: Wall time of everything.
         steps_per_second: ``env_steps / rollout_seconds`` (the rollout throughput).
         steps_per_cpu_second: ``env_steps`` per CPU-second of this process in the rollout
@@ -161,6 +167,7 @@ def collect(
     progress: bool = False,
     jpeg: bool = False,
     flush_every: int = 64,
+    overlap_writes: bool = True,
     venv: Any = None,
     description: str | None = None,
     expert_labels: bool = False,
@@ -186,6 +193,9 @@ def collect(
         progress: Show a tqdm progress bar.
         jpeg: Store images JPEG-encoded (Minari's option; smaller, lossy). Default: raw.
         flush_every: Episodes buffered in memory between HDF5 writes.
+        overlap_writes: Write each chunk on a background thread while stepping goes on
+            (:class:`~mmrl.data.background.BackgroundWriter`); ``False`` writes it before
+            stepping on. The dataset is the same either way.
         venv: Use this already-built SB3 ``VecEnv`` instead of building one from ``env``
             (``env`` then only names it in the metadata).
         description: Dataset description (default: generated).
@@ -299,6 +309,8 @@ def collect(
         jpeg_encoding=jpeg,
     )
     rec = EpisodeRecorder(n, obs_space, action_space, record_expert, _episode_rows(venv))
+    chunks = BackgroundWriter(writer) if overlap_writes else None
+    write_chunk = writer.write if chunks is None else chunks.write
     returns: list[float] = []
     successes: list[bool] = []
     pending: list[Any] = []
@@ -371,12 +383,17 @@ def collect(
                 rec.write_obs(rows, done_idx, {k: v[done_idx] for k, v in obs.items()})
                 rec.write_infos(rows, done_idx, [reset_infos[i] for i in done_idx])
                 if len(pending) >= flush_every:
-                    writer.write(pending)
+                    write_chunk(pending)
                     written += len(pending)
                     pending = []
                 elapsed = time.perf_counter() - t0
                 bar.set_postfix(steps_per_s=f"{env_steps / max(elapsed, 1e-9):.0f}")
-        rollout_seconds = time.perf_counter() - t0 - writer.seconds
+        if chunks is None:
+            rollout_seconds = time.perf_counter() - t0 - writer.seconds
+        else:  # the writes overlapped the rollout: only the time spent waiting for them
+            rollout_seconds = time.perf_counter() - t0 - chunks.wait_seconds
+            chunks.finish()
+        # The writer counts its own thread's CPU time, wherever it ran.
         rollout_cpu = time.process_time() - c0 - writer.cpu_seconds
         pending = pending[: episodes - written]
         writer.write(pending)
@@ -405,9 +422,13 @@ def collect(
         }
         path = writer.commit({"mmrl": meta}, force)
     except BaseException:
+        if chunks is not None:
+            chunks.close()  # the write in progress ends before its folder is removed
         writer.discard()
         raise
     finally:
+        if chunks is not None:
+            chunks.close()
         bar.close()
         if own_venv:
             venv.close()

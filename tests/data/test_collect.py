@@ -515,3 +515,43 @@ def test_cli_collect_with_workers(datasets_path, capsys):
         np.testing.assert_array_equal(ea.observations["camera"], eb.observations["camera"])
     assert main([*args, "--dataset-id", "drv/x-v0", "--workers", "3"]) == 2
     assert "--n-workers must be between 1 and the number of copies (2)" in capsys.readouterr().err
+
+
+def test_background_writes_make_the_sequential_dataset(toy, datasets_path):
+    """Chunks written on the writer thread while stepping goes on: the same dataset."""
+    args = {"policy": "expert", "episodes": 9, "epsilon": 0.3, "seed": 4, "flush_every": 2}
+    overlapped = collect(dataset_id="toy/overlap-v0", venv=_venv(toy), **args)
+    sequential = collect(
+        dataset_id="toy/sequential-v0", venv=_venv(toy), overlap_writes=False, **args
+    )
+    assert overlapped.episodes == sequential.episodes == 9
+    a, b = (minari.load_dataset(f"toy/{n}-v0") for n in ("overlap", "sequential"))
+    seeds = [a.storage.get_episode_metadata(range(9)), b.storage.get_episode_metadata(range(9))]
+    assert [m.get("seed") for m in seeds[0]] == [m.get("seed") for m in seeds[1]]
+    one, other = _episode_arrays(a), _episode_arrays(b)
+    assert len(one) == len(other) == 9
+    for ea, eb in zip(one, other):
+        assert set(ea) == set(eb)
+        for path, values in ea.items():
+            np.testing.assert_array_equal(values, eb[path], err_msg=path)
+    assert overlapped.write_seconds > 0 and overlapped.rollout_seconds > 0
+
+
+def test_a_failed_background_write_is_raised_and_leaves_nothing(toy, datasets_path, monkeypatch):
+    from mmrl.data.writer import AtomicDatasetWriter
+
+    calls = []
+    original = AtomicDatasetWriter._write
+
+    def failing(self, episodes):
+        calls.append(len(episodes))
+        if len(calls) == 2:  # the second chunk, on the writer thread
+            raise OSError(28, "No space left on device")
+        original(self, episodes)
+
+    monkeypatch.setattr(AtomicDatasetWriter, "_write", failing)
+    with pytest.raises(DatasetError, match="No space left on device"):
+        collect(policy="expert", episodes=8, dataset_id="toy/fail-v0", venv=_venv(toy),
+                flush_every=2)  # fmt: skip
+    assert len(calls) >= 2
+    assert sorted(p.name for p in datasets_path.iterdir()) == []
