@@ -94,22 +94,26 @@ class DrivingEnv(MultimodalEnv):
 
     ## Rewards
 
-    The scalar reward is the sum of named terms, each also in ``info["rewards"]``:
+    The scalar reward is the sum of named terms, each also in ``info["rewards"]``. Each term
+    is its weight in ``reward_weights`` (keyed by the same names; defaults in brackets) times
+    its unweighted value:
 
-    - ``progress``: distance driven divided by the route length (sums to 1 at the decision
-      point, whatever the speed, so it never fights a "drive slowly" instruction).
-    - ``instruction``: change of a potential (minus the normalized distance to the instructed
-      goal state: lateral distance to the goal lane (for ``overtake`` the named car's lane,
-      counted once past it), distance to the following window or to the window ahead of the
-      named car, distance to the speed band) + ``0.02`` per step while the
-      instruction's condition holds + ``1`` on success / ``-0.5`` on failure at the decision
-      point.
-    - ``collision``: ``-1`` when the ego hits a car.
-    - ``off_road``: ``-1`` when the ego's centre leaves the road.
-    - ``comfort``: ``-0.01`` per lane or speed change (continuous: times the mean absolute
-      command).
+    - ``progress`` (1): distance driven divided by the route length (sums to 1 at the
+      decision point, whatever the speed, so it never fights a "drive slowly" instruction).
+    - ``instruction`` (1): change of a potential (minus the normalized distance to the
+      instructed goal state: lateral distance to the goal lane (for ``overtake`` the named
+      car's lane, counted once past it), distance to the following window or to the window
+      ahead of the named car, distance to the speed band), times ``instruction_shaping``
+      (1), + ``instruction_on_task`` (0.02) per step while the instruction's condition holds
+      + ``instruction_success`` (1) on success / ``-instruction_failure`` (-0.5) on failure
+      at the decision point.
+    - ``collision`` (1): ``-1`` when the ego hits a car.
+    - ``off_road`` (1): ``-1`` when the ego's centre leaves the road.
+    - ``comfort`` (0.01): ``-1`` per lane or speed change (continuous: minus the mean
+      absolute command).
 
-    Weights are arguments (below).
+    E.g. ``gym.make("mmrl/Driving-v1", reward_weights={"comfort": 0.0})`` drops the comfort
+    term and keeps the other weights.
 
     ## Starting State
 
@@ -140,10 +144,19 @@ class DrivingEnv(MultimodalEnv):
     See :class:`mmrl.envs.driving.config.DrivingConfig` for every argument (unknown names
     or out-of-range values raise ``ValueError``)::
 
-        gym.make("mmrl/Driving-v0", continuous=False, instruction_split="train",
-                 tasks=TASKS, min_lanes=2, max_lanes=4, traffic_density=1.0,
+        gym.make("mmrl/Driving-v1", continuous=False, instruction_split="train",
+                 tasks=TASKS, min_lanes=3, max_lanes=4, traffic_density=1.0,
+                 reward_weights={"progress": 1.0, "instruction": 1.0, "collision": 1.0,
+                                 "off_road": 1.0, "comfort": 0.01},
+                 instruction_shaping=1.0, instruction_on_task=0.02,
+                 instruction_success=1.0, instruction_failure=0.5, lidar_kerbs=False,
                  camera_size=64, lidar_beams=64, lidar_range=50.0, lidar_noise=0.0,
                  lidar_dropout=0.0, max_text_len=16, render_mode=None)
+
+    (v0's defaults differ in ``min_lanes=2`` and ``lidar_kerbs=True``.) The reward
+    parameters' old names (``progress_weight``, ``shaping_weight``, ``on_task_reward``,
+    ``success_reward``, ``failure_penalty``, ``collision_penalty``, ``off_road_penalty``,
+    ``comfort_weight``) still work, with a ``DeprecationWarning``.
 
     ``info["labels"]`` holds privileged per-step labels for probing and auxiliary losses:
     ``lane_index`` (exit lane = ``n_lanes``), ``target_lane`` (-1 when none), ``n_lanes``,

@@ -13,7 +13,7 @@ from mmrl.envs.config import build_config
 from mmrl.envs.driving import expert as expert_mod
 from mmrl.envs.driving import tasks as task_mod
 from mmrl.envs.driving.camera import EGO_RGB, Camera
-from mmrl.envs.driving.config import DrivingConfig
+from mmrl.envs.driving.config import REWARD_WEIGHTS, DrivingConfig
 from mmrl.envs.driving.dynamics import (
     DT,
     PSI_MAX,
@@ -121,13 +121,8 @@ class DrivingSimulator(BatchedSimulator):
     camera_view: ClassVar[tuple[float, float]] = (76.0, 4.0)
     """Metres the camera shows ahead of and behind the ego (v1: looking forward, so only the
     lidar sees traffic behind; v0: 60 and 20)."""
-    reward_terms: ClassVar[tuple[str, ...]] = (
-        "progress",
-        "instruction",
-        "collision",
-        "off_road",
-        "comfort",
-    )
+    reward_terms: ClassVar[tuple[str, ...]] = tuple(REWARD_WEIGHTS)
+    """The config's ``reward_weights`` keys: ``info["rewards"]`` and the weights share names."""
     label_names: ClassVar[dict[str, tuple[str, ...]]] = {
         "instruction_type": TASKS,
         "target_color": COLORS,
@@ -394,17 +389,21 @@ class DrivingSimulator(BatchedSimulator):
         )
 
     def _rewards(self, ev: StepEvents) -> dict[str, np.ndarray]:
-        """Named reward terms of this step (highway-env style), each ``(n,)`` float32."""
+        """Named reward terms of this step (highway-env style), each ``(n,)`` float32: the
+        term's ``reward_weights`` entry times its unweighted value."""
         cfg = self.config
-        instruction = cfg.shaping_weight * ev.shaping + cfg.on_task_reward * ev.satisfied
-        instruction += ev.reached * np.where(ev.success, cfg.success_reward, -cfg.failure_penalty)
+        w = cfg.reward_weights
+        instruction = cfg.instruction_shaping * ev.shaping + cfg.instruction_on_task * ev.satisfied
+        instruction += ev.reached * np.where(
+            ev.success, cfg.instruction_success, -cfg.instruction_failure
+        )
         f32 = np.float32
         return {
-            "progress": (cfg.progress_weight * ev.progress).astype(f32),
-            "instruction": instruction.astype(f32),
-            "collision": (-cfg.collision_penalty * ev.crash).astype(f32),
-            "off_road": (-cfg.off_road_penalty * ev.offroad).astype(f32),
-            "comfort": (-cfg.comfort_weight * ev.effort).astype(f32),
+            "progress": (w["progress"] * ev.progress).astype(f32),
+            "instruction": (w["instruction"] * instruction).astype(f32),
+            "collision": (-w["collision"] * ev.crash).astype(f32),
+            "off_road": (-w["off_road"] * ev.offroad).astype(f32),
+            "comfort": (-w["comfort"] * ev.effort).astype(f32),
         }
 
     # ------------------------------------------------------------------ sensing
