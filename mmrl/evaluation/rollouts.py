@@ -32,7 +32,7 @@ from mmrl.envs.tokenizer import Tokenizer
 from mmrl.evaluation.conditions import CLEAN, Condition, ablation_context, condition_wrapper
 from mmrl.evaluation.stats import Interval, bootstrap_ci, wilson_interval
 from mmrl.policies import Policy
-from mmrl.rollout import Episode, collect_episodes
+from mmrl.rollout import Episode, collect_episodes, summarize_arrays
 
 __all__ = [
     "CLEAN",
@@ -268,6 +268,12 @@ class EvalResult:
     def steps(self) -> int:
         """Environment steps over all episodes."""
         return int(self.lengths.sum())
+
+    def summary(self) -> dict[str, float]:
+        """Plain means (:func:`mmrl.rollout.summarize`'s keys: ``episodes``, ``mean_return``,
+        ``std_return``, ``mean_length``, ``success_rate``, ``collision_rate``), the form of
+        ``mmrl train``'s periodic evaluations and of ``mmrl bench``'s ablation records."""
+        return summarize_arrays(self.returns, self.lengths, self.successes, self.collisions)
 
     def to_dict(self, per_episode: bool = True) -> dict[str, Any]:
         """Plain data for JSON; ``per_episode`` adds the raw per-episode arrays."""
