@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.commands.evaluate import EvaluateOfflineOptions
 from mmrl.data.episodes import LoggedData
 from mmrl.errors import ConfigError, DatasetError
 from mmrl.evaluation import ope
@@ -382,16 +383,16 @@ def evaluate_policies(
     policies: Sequence[Policy],
     data: LoggedData,
     estimators: Sequence[str] = ("fqe", "wpdis", "dr"),
-    gamma: float = 0.99,
+    gamma: float = EvaluateOfflineOptions.gamma,
     *,
     rank_by: str | None = None,
-    behaviour: str = "auto",
-    features: str = "policy",
+    behaviour: str = EvaluateOfflineOptions.behaviour,
+    features: str = EvaluateOfflineOptions.fqe_features,
     stochastic: bool = False,
     iterations: int | None = None,
-    steps_per_iter: int = 25,
-    n_resamples: int = 1000,
-    seed: int = 0,
+    steps_per_iter: int = EvaluateOfflineOptions.fqe_steps,
+    n_resamples: int = EvaluateOfflineOptions.bootstrap,
+    seed: int = EvaluateOfflineOptions.seed,
 ) -> Ranking:
     """Estimates every policy on the same logged data and ranks them.
 

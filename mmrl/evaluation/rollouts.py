@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.commands.evaluate import EvaluateOptions
 from mmrl.config import ConfigError, EnvConfig
 from mmrl.envs.tokenizer import Tokenizer
 from mmrl.evaluation.conditions import CLEAN, Condition, ablation_context, condition_wrapper
@@ -73,13 +74,14 @@ class EvalSettings:
         confidence: Coverage of every interval.
     """
 
-    episodes: int = 100
-    seed: int = 10_000
+    # The defaults are mmrl evaluate's (declared once, with their --help text).
+    episodes: int = EvaluateOptions.episodes
+    seed: int = EvaluateOptions.seed
     n_envs: int | None = None
     deterministic: bool = True
-    group_by: str = "auto"
-    ablate_mode: str = "auto"
-    n_resamples: int = 2000
+    group_by: str = EvaluateOptions.group_by
+    ablate_mode: str = EvaluateOptions.ablate_mode
+    n_resamples: int = EvaluateOptions.bootstrap
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
