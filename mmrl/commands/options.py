@@ -24,7 +24,15 @@ from typing import Any, TypeVar
 
 from mmrl.errors import ConfigError
 
-__all__ = ["add_options", "flag_of", "from_args", "option", "option_fields"]
+__all__ = [
+    "add_options",
+    "default_of",
+    "flag_of",
+    "from_args",
+    "option",
+    "option_fields",
+    "options_table",
+]
 
 T = TypeVar("T")
 
@@ -182,3 +190,36 @@ def from_args(cls: type[T], args: argparse.Namespace) -> T:
     for field in option_fields(cls):
         _check_minimum(field, values[field.name])
     return cls(**values)
+
+
+def _type_name(annotation: Any) -> str:
+    kind = _value_type(annotation)
+    if typing.get_origin(kind) is list:
+        return f"list of {typing.get_args(kind)[0].__name__}"
+    return getattr(kind, "__name__", str(kind))
+
+
+def options_table(cls: type) -> str:
+    """A Markdown table of a command's options (flag, type, default, allowed values, help),
+    for the configuration reference (``docs/hooks.py`` builds it from the same fields)."""
+    hints = typing.get_type_hints(cls)
+    rows = ["| option | type | default | help |", "| --- | --- | --- | --- |"]
+    for field in option_fields(cls):
+        spec = _spec(field)
+        default = default_of(field)
+        if default is dataclasses.MISSING:
+            shown = "required"
+        elif default is None or default is False or default == []:
+            shown = ""
+        else:
+            shown = f"`{default}`"
+        text = spec.help
+        if spec.choices:
+            text += "; one of " + ", ".join(f"`{c}`" for c in spec.choices)
+        if spec.minimum is not None:
+            text += f"; at least {spec.minimum:g}"
+        name = flag_of(field) if not spec.positional else f"{field.name.upper()}..."
+        kind = "switch" if _value_type(hints[field.name]) is bool else _type_name(hints[field.name])
+        text = text.replace("|", "&#124;").replace("<", "&lt;")  # Markdown, not HTML
+        rows.append(f"| `{name}` | {kind} | {shown} | {text} |")
+    return "\n".join(rows) + "\n"

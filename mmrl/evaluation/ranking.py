@@ -382,7 +382,7 @@ def _overlapping(reports: list[PolicyReport], by: str) -> list[tuple[str, str]]:
 def evaluate_policies(
     policies: Sequence[Policy],
     data: LoggedData,
-    estimators: Sequence[str] = ("fqe", "wpdis", "dr"),
+    estimators: str | Sequence[str] = EvaluateOfflineOptions.estimators,
     gamma: float = EvaluateOfflineOptions.gamma,
     *,
     rank_by: str | None = None,
@@ -400,7 +400,8 @@ def evaluate_policies(
         policies: What :func:`mmrl.policies.load_policy` returns (``expert`` is evaluated
             from the logged expert actions, ``random`` exactly).
         data: The logged data.
-        estimators: Names from :data:`mmrl.evaluation.ope.ESTIMATORS`.
+        estimators: Names from :data:`mmrl.evaluation.ope.ESTIMATORS` (or their aliases),
+            as a list or comma-separated.
         gamma: Discount in ``(0, 1]``.
         rank_by: Estimator to rank by (default the first of ``estimators``).
         behaviour: ``auto`` (logged probabilities if present, else estimated), ``logged``
@@ -418,7 +419,8 @@ def evaluate_policies(
             on data without behaviour probabilities.
         ConfigError: Unknown estimator, feature mode or behaviour mode.
     """
-    estimators = parse_estimators(",".join(estimators))
+    text = estimators if isinstance(estimators, str) else ",".join(estimators)
+    estimators = parse_estimators(text)
     rank_by = ALIASES.get(rank_by, rank_by) if rank_by else estimators[0]
     if rank_by not in estimators:
         raise ConfigError(f"must be one of the estimators {estimators}, got {rank_by!r}",
