@@ -216,8 +216,8 @@ def train(
         lock = RunLock(run_dir, field="resume")
         lock.acquire()
     else:
-        env = "driving" if env is None else env
-        agent = "ppo-concat" if agent is None else agent
+        env = RunConfig.env_name if env is None else env
+        agent = RunConfig.agent_name if agent is None else agent
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:

@@ -26,7 +26,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.extractor", "mmrl.testing"),  # testing: fake envs + extractor fitting helpers
     ("mmrl.data",),  # the Minari format: reader and writer
     # runs: the run folder's file names and readers, shared by train (the writer) and above
-    ("mmrl.config", "mmrl.make", "mmrl.checkpoint", "mmrl.rollout", "mmrl.agent", "mmrl.runs"),
+    # commands: each command's options (typed, declared once), read by the library below cli
+    (
+        "mmrl.config",
+        "mmrl.commands",
+        "mmrl.make",
+        "mmrl.checkpoint",
+        "mmrl.rollout",
+        "mmrl.agent",
+        "mmrl.runs",
+    ),
     ("mmrl.callbacks", "mmrl.progress", "mmrl.train", "mmrl.pretrain"),
     ("mmrl.policies",),
     ("mmrl.collect",),
