@@ -94,6 +94,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-interval", type=float, default=30.0, metavar="SECONDS",
                    help="when stdout is not a terminal: a progress line every SECONDS and "
                    "one per evaluation (default 30)")  # fmt: skip
+    p.add_argument("--video-every", type=int, metavar="STEPS",
+                   help="record one episode of the current policy every STEPS steps to "
+                   "RUN/videos/ and TensorBoard")  # fmt: skip
     g = p.add_argument_group("initialization from mmrl pretrain")
     g.add_argument("--init-from", metavar="ENCODER.pt",
                    help="load a pretrained extractor (agent.init.path)")  # fmt: skip
@@ -142,7 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.resume and args.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
-    _require_positive(args, "steps", "n_envs")
+    _require_positive(args, "steps", "n_envs", "video_every")
     if args.log_interval <= 0:
         raise UsageError(f"--log-interval must be > 0 seconds, got {args.log_interval}")
     run_dir = train(
@@ -161,6 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress_bar=not args.quiet and sys.stderr.isatty(),
         verbose=0 if args.quiet else 1,
         log_interval=None if args.quiet or sys.stdout.isatty() else args.log_interval,
+        video_every=args.video_every,
     )
     if not args.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")
