@@ -141,6 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
         progress_bar=not opts.quiet and sys.stderr.isatty(),
         verbose=0 if opts.quiet else 1,
         log_interval=None if opts.quiet or sys.stdout.isatty() else opts.log_interval,
+        video_every=opts.video_every,
     )
     if not opts.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")
@@ -395,6 +396,24 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("enjoy", "watch a policy play: live in a window, or into a video file",
+         "mmrl.evaluation.cli:run_enjoy")  # fmt: skip
+def _enjoy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("policy", metavar="RUN|MODEL.zip|ENCODER.pt|expert|random",
+                   help="what acts (as for mmrl evaluate)")  # fmt: skip
+    p.add_argument("--env", help="env preset or Gymnasium id (default: the run's own; "
+                   "required for a bare MODEL.zip, expert and random)")  # fmt: skip
+    p.add_argument("--episodes", type=int, default=3, help="episodes to play")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="playback speed: 1 is 15 frames/s, 2 twice as fast")  # fmt: skip
+    p.add_argument("--video", metavar="OUT.mp4",
+                   help="write a .mp4/.webm/.gif file instead of opening a window")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="environment seed")
+    p.add_argument("--split", default="train", choices=["train", "test"],
+                   help="instruction split (test: held-out combinations)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="torch device of a network policy")
+
+
 @command("plot", "learning curves of run or bench folders: IQM over seeds, bootstrap bands",
          "mmrl.cli:run_plot")  # fmt: skip
 def _plot_args(p: argparse.ArgumentParser) -> None:
@@ -481,6 +500,7 @@ EXAMPLES: dict[str, str] = {
     "tune": "mmrl tune --env driving --study drive --trials 20 --steps 100000 --workers 2",
     "collect": "mmrl collect --env driving --episodes 200 --dataset-id mmrl/driving/expert-v0",
     "pretrain": "mmrl pretrain --dataset mmrl/driving/expert-v0 --out encoder.pt",
+    "enjoy": "mmrl enjoy runs/driving --episodes 3 --speed 2",
     "plot": "mmrl plot runs/a runs/b --group-by agent --out curves.png",
     "export": "mmrl export runs/driving --out share/driving",
     "replay": "mmrl replay mmrl/driving/expert-v0 --episodes 0,2 --video episodes.mp4",

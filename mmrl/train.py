@@ -135,6 +135,20 @@ def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None
     ]
 
 
+def _videos(config: RunConfig, folder: RunFolder, every: int | None) -> list:
+    """The training-video callback of ``video_every`` (none when it is ``None``)."""
+    if every is None:
+        return []
+    from mmrl.make import make_training_vec_env
+    from mmrl.train_video import VideoCallback
+
+    def make_env() -> Any:
+        # The raw training distribution, one copy, seeded like the periodic evaluation.
+        return make_training_vec_env(config.env, n_envs=1, seed=config.eval_seed, monitor=False)
+
+    return [VideoCallback(every, make_env, folder.videos_dir, seed=config.eval_seed)]
+
+
 def train(
     env: str | None = None,
     agent: str | None = None,
@@ -153,6 +167,7 @@ def train(
     verbose: int = 1,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    video_every: int | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -183,6 +198,9 @@ def train(
         on_evaluation: Called with ``(step, {split: summary})`` after each periodic
             evaluation; returning ``False`` stops the run there (``metrics.json`` records
             the step as ``stopped_early_at``). ``mmrl tune`` prunes trials through it.
+        video_every: Every this many environment steps, record one episode of the current
+            policy to ``videos/step_<steps>.mp4`` and TensorBoard
+            (:mod:`mmrl.train_video`); ``None``: no videos. May be given when resuming.
 
     Returns:
         The run folder.
@@ -191,6 +209,10 @@ def train(
         ConfigError: Bad presets, overrides, device or run folder (the CLI exits with 2).
         CheckpointError: A corrupt or foreign checkpoint on resume.
     """
+    if video_every is not None and (
+        isinstance(video_every, bool) or not isinstance(video_every, int) or video_every < 1
+    ):
+        raise ConfigError(f"must be an integer >= 1, got {video_every!r}", field="video_every")
     fields = {
         "steps": steps,
         "seed": seed,
@@ -242,6 +264,7 @@ def train(
             verbose,
             log_interval,
             on_evaluation,
+            video_every,
         )
     finally:
         lock.release()
@@ -284,6 +307,7 @@ def _run(
     verbose: int,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    video_every: int | None = None,
 ) -> Path:
     """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run)."""
     torch_device = resolve_device(config.device)
@@ -354,6 +378,7 @@ def _run(
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
+            *_videos(config, folder, video_every),
         ]
     )
     remaining = config.steps - model.num_timesteps

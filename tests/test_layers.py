@@ -36,7 +36,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "mmrl.agent",
         "mmrl.runs",
     ),
-    ("mmrl.callbacks", "mmrl.progress", "mmrl.train", "mmrl.pretrain"),
+    # mmrl.evaluation's video recorder and file encoder need only envs, config and errors;
+    # they sit in this layer, below the rest of their package, as training records videos too.
+    (
+        "mmrl.callbacks",
+        "mmrl.progress",
+        "mmrl.train",
+        "mmrl.pretrain",
+        "mmrl.train_video",
+        "mmrl.evaluation.video",
+        "mmrl.evaluation.encoding",
+    ),
     ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),

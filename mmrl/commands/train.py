@@ -54,6 +54,13 @@ class TrainOptions:
         help="when stdout is not a terminal: a progress line every SECONDS and one per "
         "evaluation (default 30)",
     )
+    video_every: int | None = option(
+        None,
+        metavar="STEPS",
+        minimum=1,
+        help="record one episode of the current policy every STEPS steps to RUN/videos/ and "
+        "TensorBoard",
+    )
     init_from: str | None = option(
         None,
         group=_INIT,

@@ -1,4 +1,4 @@
-"""Arguments and handlers of ``mmrl evaluate`` and ``mmrl evaluate-offline``.
+"""Arguments and handlers of ``mmrl evaluate``, ``mmrl evaluate-offline`` and ``mmrl enjoy``.
 
 ``mmrl.cli`` registers the sub-commands and calls :func:`add_evaluate_arguments` /
 :func:`add_offline_arguments` when it builds the parser (only ``argparse`` is imported here at
@@ -120,6 +120,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
         for path in (opts.json, opts.csv):
             if path:
                 print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- enjoy
+def run_enjoy(args: argparse.Namespace) -> int:
+    """``mmrl enjoy``: a line per finished episode, then what was shown or written."""
+    from mmrl.evaluation.enjoy import enjoy
+
+    result = enjoy(
+        args.policy,
+        args.env,
+        episodes=args.episodes,
+        speed=args.speed,
+        video=args.video,
+        seed=args.seed,
+        split=args.split,
+        device=args.device,
+        on_episode=lambda episode: print(episode.line(args.episodes), flush=True),
+    )
+    if result.quit:
+        print(f"quit after {len(result.episodes)} of {args.episodes} episodes")
+    if result.video is not None:
+        print(f"wrote {result.video} ({result.codec}, {result.frames} frames)")
     return 0
 
 

@@ -34,17 +34,17 @@ class DrivingEnv(MultimodalEnv):
     (*) at the end and on at least half of the episode's steps.
 
     All tasks except ``take_exit`` also require not taking the exit, and every task requires
-    no collision. A *cut-in* counts as a collision (v1): for 3 s after the ego moves in front
-    of a car, that car's time gap to the ego must stay at least 0.6 s, so a lane change
-    needs room behind in the lane entered. A lane change off the road's edge (discrete
-    "lane left" in the leftmost lane, "lane right" in the rightmost one while no exit lane is
-    open) leaves the road (v1; v0 ignores it). Every episode, whatever its task, has ``min(3, lanes)`` *candidate* cars
-    placed by one rule (distinct lanes, 15-40 m ahead, 14-19 m/s, their lane cleared from
-    behind the ego up to them); they are the only cars whose colour no other car has, and
-    ``follow``/``overtake`` name one of them drawn uniformly, so only the instruction tells
-    which (a scene-only predictor in the test suite stays at chance).
-    ``instruction_split="test"`` draws only held-out task-colour pairs, template-lane pairs
-    and paraphrases (see :mod:`mmrl.envs.driving.instructions`).
+    no collision. A *cut-in* counts as a collision (v1): for 3 s after the ego moves in
+    front of a car, that car's time gap to the ego must stay at least 0.6 s, so a lane
+    change needs room behind in the lane entered. A lane change off the road's edge
+    (discrete "lane left" in the leftmost lane, "lane right" in the rightmost one while no
+    exit lane is open) leaves the road (v1; v0 ignores it). Every episode, whatever its
+    task, has ``min(3, lanes)`` *candidate* cars placed by one rule (distinct lanes, 15-40 m
+    ahead, 14-19 m/s, their lane cleared from behind the ego up to them); they are the only
+    cars whose colour no other car has, and ``follow``/``overtake`` name one of them drawn
+    uniformly, so only the instruction tells which (a scene-only predictor in the test suite
+    stays at chance). ``instruction_split="test"`` draws only held-out task-colour pairs,
+    template-lane pairs and paraphrases (see :mod:`mmrl.envs.driving.instructions`).
 
     What each modality is for: the **text** alone names the goal (the same scene asks for
     different behaviour under different instructions); only the **camera** sees car colours,
