@@ -50,10 +50,11 @@ class DrivingEnv(MultimodalEnv):
     different behaviour under different instructions); only the **camera** sees car colours,
     lane markings and road edges (hence which lane is which: the road's edges are paint, so
     the lidar cannot tell) and the painted exit chevrons that announce the ramp; only the
-    **lidar** sees all around with precise range: the camera looks
-    forward (76 m ahead, 4 m behind the ego's centre), so cars behind and alongside-behind,
-    which safe lane changes need (the faster traffic closing in from behind in the lane to
-    enter), are seen by the lidar alone; the **state** gives the ego's own motion, which
+    **lidar** sees all around with precise range: the camera looks forward (76 m ahead, 4 m
+    behind the ego's centre), so cars behind and alongside-behind, which safe lane changes
+    need (a trailer just behind in the lane to enter, the faster traffic closing in from
+    behind, the named car once the ego has passed it and must pull in ahead of it with a
+    safe gap), are seen by the lidar alone; the **state** gives the ego's own motion, which
     neither image shows precisely.
 
     ## Observation Space
