@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.config import ConfigError, EnvConfig
+from mmrl.commands.collect import CollectOptions
+from mmrl.config import ConfigError, EnvConfig, RunConfig
 from mmrl.data.background import BackgroundWriter
 from mmrl.data.dataset import (
     BEHAVIOUR_LOG_PROB_KEY,
@@ -149,20 +150,20 @@ def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConf
                 "environment from); pass --env"
             )
         return recorded
-    name = env if env is not None else "driving"
+    name = env if env is not None else RunConfig.env_name
     return (name if isinstance(name, str) else name.env_id), resolve_env(name)
 
 
 def collect(
-    env: str | EnvConfig | None = "driving",
-    policy: str = "expert",
-    episodes: int = 100,
+    env: str | EnvConfig | None = RunConfig.env_name,
+    policy: str = CollectOptions.policy,
+    episodes: int = CollectOptions.episodes,
     dataset_id: str = "mmrl/driving/expert-v0",
     *,
-    epsilon: float = 0.0,
-    seed: int = 0,
+    epsilon: float = CollectOptions.epsilon,
+    seed: int = CollectOptions.seed,
     n_envs: int | None = None,
-    n_workers: int = 1,
+    n_workers: int = CollectOptions.n_workers,
     force: bool = False,
     progress: bool = False,
     jpeg: bool = False,

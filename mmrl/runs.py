@@ -10,6 +10,7 @@ Layout (every file name is defined here once; the checkpoint's own files, ``mode
     RUN_DIR/evaluations.jsonl  every periodic evaluation, one JSON object per line
     RUN_DIR/tb/run_1/          TensorBoard event files
     RUN_DIR/checkpoints/       atomic checkpoints + ``latest`` pointer
+    RUN_DIR/videos/            ``mmrl train --video-every``: ``step_<steps>.mp4``, one episode
     RUN_DIR/vec_normalize.pkl  SB3 ``VecNormalize`` (statistics only; written by ``mmrl export``
                                for a folder without checkpoints, huggingface_sb3's name)
 
@@ -39,6 +40,7 @@ __all__ = [
     "MODEL_FILE",
     "TB_DIR",
     "VEC_NORMALIZE_FILE",
+    "VIDEOS_DIR",
     "RunFolder",
     "load_run_config",
     "parse_evaluations",
@@ -50,6 +52,7 @@ METRICS_FILE = "metrics.json"
 EVALUATIONS_FILE = "evaluations.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
+VIDEOS_DIR = "videos"
 VEC_NORMALIZE_FILE = "vec_normalize.pkl"
 
 
@@ -184,6 +187,11 @@ class RunFolder:
     def tb_dir(self) -> Path:
         """``tb/``: TensorBoard event files."""
         return self.path / TB_DIR
+
+    @property
+    def videos_dir(self) -> Path:
+        """``videos/``: the training-time videos of ``mmrl train --video-every``."""
+        return self.path / VIDEOS_DIR
 
     @property
     def vec_normalize_path(self) -> Path:

@@ -141,6 +141,20 @@ def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None
     ]
 
 
+def _videos(config: RunConfig, folder: RunFolder, every: int | None) -> list:
+    """The training-video callback of ``video_every`` (none when it is ``None``)."""
+    if every is None:
+        return []
+    from mmrl.make import make_training_vec_env
+    from mmrl.train_video import VideoCallback
+
+    def make_env() -> Any:
+        # The raw training distribution, one copy, seeded like the periodic evaluation.
+        return make_training_vec_env(config.env, n_envs=1, seed=config.eval_seed, monitor=False)
+
+    return [VideoCallback(every, make_env, folder.videos_dir, seed=config.eval_seed)]
+
+
 def train(
     env: str | None = None,
     agent: str | None = None,
@@ -160,6 +174,7 @@ def train(
     verbose: int = 1,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    video_every: int | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
 
@@ -192,6 +207,9 @@ def train(
         on_evaluation: Called with ``(step, {split: summary})`` after each periodic
             evaluation; returning ``False`` stops the run there (``metrics.json`` records
             the step as ``stopped_early_at``). ``mmrl tune`` prunes trials through it.
+        video_every: Every this many environment steps, record one episode of the current
+            policy to ``videos/step_<steps>.mp4`` and TensorBoard
+            (:mod:`mmrl.train_video`); ``None``: no videos. May be given when resuming.
 
     Returns:
         The run folder.
@@ -200,6 +218,10 @@ def train(
         ConfigError: Bad presets, overrides, device or run folder (the CLI exits with 2).
         CheckpointError: A corrupt or foreign checkpoint on resume.
     """
+    if video_every is not None and (
+        isinstance(video_every, bool) or not isinstance(video_every, int) or video_every < 1
+    ):
+        raise ConfigError(f"must be an integer >= 1, got {video_every!r}", field="video_every")
     fields = {
         "steps": steps,
         "seed": seed,
@@ -225,8 +247,8 @@ def train(
         lock = RunLock(run_dir, field="resume")
         lock.acquire()
     else:
-        env = "driving" if env is None else env
-        agent = "ppo-concat" if agent is None else agent
+        env = RunConfig.env_name if env is None else env
+        agent = RunConfig.agent_name if agent is None else agent
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:
@@ -257,6 +279,7 @@ def train(
             verbose,
             log_interval,
             on_evaluation,
+            video_every,
         )
     finally:
         lock.release()
@@ -306,6 +329,7 @@ def _run(
     verbose: int,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    video_every: int | None = None,
 ) -> Path:
     """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run)."""
     torch_device = resolve_device(config.device)
@@ -376,6 +400,7 @@ def _run(
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
+            *_videos(config, folder, video_every),
         ]
     )
     remaining = config.steps - model.num_timesteps

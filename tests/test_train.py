@@ -443,7 +443,7 @@ def test_workers_beyond_the_copies_is_one_line(tmp_path, capsys):
         and "--n-workers must be between 1 and the number of copies (2), got 3" in err
     )
     assert main(["train", "--workers", "0", "--out", str(tmp_path / "r")]) == 2
-    assert "--n-workers must be >= 1, got 0" in capsys.readouterr().err
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_checkpointed_worker_pool_resumes_exactly():

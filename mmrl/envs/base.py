@@ -317,12 +317,21 @@ class MultimodalEnv(gym.Env):
     Subclasses set ``simulator_cls`` and document the task (Gymnasium docstring sections).
 
     Args:
-        render_mode: ``None`` or ``"rgb_array"`` (camera, lidar polar plot and instruction).
+        render_mode: ``None``; ``"rgb_array"``: :meth:`render` returns the frame (camera,
+            lidar polar plot and instruction); ``"human"``: ``reset`` and ``step`` show that
+            frame in a window at ``metadata["render_fps"]`` (:mod:`mmrl.envs.viewer`, the
+            ``viewer`` extra) and :meth:`render` returns ``None``, as Gymnasium specifies.
         **kwargs: Passed to the simulator; unknown names raise ``ValueError``.
+
+    Raises:
+        MissingDependencyError: ``render_mode="human"`` without pygame-ce installed.
     """
 
     simulator_cls: ClassVar[type[BatchedSimulator]]
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["human", "rgb_array"],
+        "render_fps": 15,
+    }
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -331,6 +340,12 @@ class MultimodalEnv(gym.Env):
                 f"got {render_mode!r}"
             )
         self.render_mode = render_mode
+        self.viewer = None
+        if render_mode == "human":
+            # Opened here so a missing extra or display fails at make(), not mid-episode.
+            from mmrl.envs.viewer import Viewer
+
+            self.viewer = Viewer(f"mmrl {self.simulator_cls.env_id}", self.metadata["render_fps"])
         self._kwargs = dict(kwargs)
         self.sim = self.simulator_cls(1, **kwargs)
         self.observation_space = self.sim.observation_space
@@ -347,6 +362,8 @@ class MultimodalEnv(gym.Env):
         self.sim.reset_envs()
         self._needs_reset = False
         obs = self.sim.observe()
+        if self.render_mode == "human":
+            self.render()
         return {k: v[0] for k, v in obs.items()}, self.sim.reset_infos()[0]
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -364,6 +381,8 @@ class MultimodalEnv(gym.Env):
         info = self.sim.infos(result)[0]
         done = bool(terminated[0] or truncated[0])
         self._needs_reset = done
+        if self.render_mode == "human":
+            self.render()
         return (
             {k: v[0] for k, v in obs.items()},
             float(reward[0]),
@@ -378,7 +397,24 @@ class MultimodalEnv(gym.Env):
         return int(action) if isinstance(self.action_space, spaces.Discrete) else action
 
     def render(self) -> np.ndarray | None:
+        """The current frame (``rgb_array``), or ``None`` after showing it in the window
+        (``human``; ``reset`` and ``step`` call this themselves)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; use render_mode='rgb_array'")
             return None
-        return self.sim.render_frames()[0]
+        if self.render_mode == "rgb_array":
+            return self.sim.render_frames()[0]
+        if self.viewer is None:  # the window was closed
+            return None
+        self.viewer.show(self.sim.render_frames()[0])
+        if self.viewer.poll().quit:
+            # Closing the window ends the showing, not the episode: a script stepping this
+            # env keeps running, without a window (Gymnasium's envs behave alike).
+            self.close()
+        return None
+
+    def close(self) -> None:
+        """Closes the window of ``render_mode="human"`` (nothing else holds resources)."""
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer = None
