@@ -3,7 +3,9 @@
 * ``index.md`` and ``getting-started.md`` are sections of ``README.md``;
 * ``benchmarks.md`` is ``BENCHMARKS.md`` (its ``docs/`` links made relative to the site);
 * ``environments/<name>.md`` is each registered env class's Markdown docstring with a demo
-  image (``mmrl demo``'s frame after a few expert steps), drawn when the site is built.
+  image (``mmrl demo``'s frame after a few expert steps), drawn when the site is built;
+* ``commands.md`` lists every option of the commands with typed options
+  (:data:`mmrl.commands.COMMAND_OPTIONS`), from the fields the CLI's flags are made from.
 
 Referenced from ``mkdocs.yml`` (``hooks:``) and excluded from the pages themselves.
 """
@@ -76,12 +78,37 @@ def _env_page(name: str, env_id: str, target: str) -> str:
     )
 
 
+def commands_page() -> str:
+    """The command-options reference: one table per command, from its options class."""
+    import inspect
+
+    from mmrl.commands import COMMAND_OPTIONS
+    from mmrl.commands.options import options_table
+
+    parts = [
+        "# Command options\n\n"
+        "Each command below takes its options from one typed dataclass in `mmrl.commands`; "
+        "its `--help`, its handler and the library function behind it read the same fields, "
+        "so this table, `mmrl COMMAND --help` and the Python defaults cannot differ. Run "
+        "config fields (`--set key=value`) are in the [configuration reference]"
+        "(configuration.md).\n"
+    ]
+    for name, cls in COMMAND_OPTIONS.items():
+        summary = (inspect.getdoc(cls) or "").split("\n\n")[0]
+        parts.append(
+            f"\n## mmrl {name}\n\n{summary} (`mmrl.commands.{cls.__name__}`)\n\n"
+            f"{options_table(cls)}"
+        )
+    return "".join(parts)
+
+
 def on_files(files, config):
     """Adds the generated pages and images to the site's files."""
     from mkdocs.structure.files import File
 
     for page, (source, start, end) in SECTIONS.items():
         files.append(File.generated(config, page, content=_section(source, start, end)))
+    files.append(File.generated(config, "commands.md", content=commands_page()))
     for name, (env_id, target) in ENVS.items():
         page = _env_page(name, env_id, target)
         files.append(File.generated(config, f"environments/{name}.md", content=page))

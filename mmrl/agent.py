@@ -77,13 +77,19 @@ def build_vec_env(
         n_envs: Copies (default: the preset's).
         split: ``None`` for training; ``"train"``/``"test"`` for evaluation envs (``"test"``
             applies :func:`heldout_env_kwargs`).
+
+    The preset's ``n_workers`` applies to the training env at the preset's size only;
+    evaluation envs and other sizes step in this process.
     """
     from stable_baselines3.common.vec_env import VecNormalize
 
     from mmrl.make import make_training_vec_env
 
     overrides = heldout_env_kwargs(config.env, split) if split is not None else {}
-    venv = make_training_vec_env(config.env, n_envs=n_envs, seed=seed, **overrides)
+    n_workers = config.env.n_workers if split is None and n_envs is None else 1
+    venv = make_training_vec_env(
+        config.env, n_envs=n_envs, seed=seed, n_workers=n_workers, **overrides
+    )
     norm = config.agent.normalize
     if norm.obs_keys:
         try:

@@ -11,9 +11,12 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mmrl.errors import MmrlError, UsageError, one_line
+
+if TYPE_CHECKING:
+    from mmrl.commands import TrainOptions
 
 __all__ = ["MmrlError", "UsageError", "build_parser", "main"]
 
@@ -75,71 +78,38 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "train PPO with a multimodal extractor from presets", "mmrl.cli:run_train")
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", help="env preset name or YAML path (default driving)")
-    p.add_argument("--agent", help="agent recipe name or YAML path (default ppo-concat)")
-    p.add_argument("--steps", type=int, help="total environment steps")
-    p.add_argument("--seed", type=int, help="run seed")
-    p.add_argument("--n-envs", type=int, help="environment copies stepped together")
-    p.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--out", help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. agent.ppo.learning_rate=1e-4")  # fmt: skip
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    p.add_argument("--stop-success", type=float, metavar="RATE",
-                   help="stop at the first evaluation reaching this success rate")  # fmt: skip
-    p.add_argument("--stop-split", choices=["train", "test"],
-                   help="instruction split --stop-success watches (default train)")  # fmt: skip
-    p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    p.add_argument("--log-interval", type=float, default=30.0, metavar="SECONDS",
-                   help="when stdout is not a terminal: a progress line every SECONDS and "
-                   "one per evaluation (default 30)")  # fmt: skip
-    _track_args(p)
-    g = p.add_argument_group("initialization from mmrl pretrain")
-    g.add_argument("--init-from", metavar="ENCODER.pt",
-                   help="load a pretrained extractor (agent.init.path)")  # fmt: skip
-    g.add_argument("--freeze-encoders", type=int, metavar="STEPS",
-                   help="keep the loaded extractor frozen for STEPS env steps")  # fmt: skip
-    g.add_argument("--encoder-lr-scale", type=float, metavar="X",
-                   help="extractor lr multiplier after unfreezing, e.g. 0.1")  # fmt: skip
-    g.add_argument("--init-policy-head", action="store_true",
-                   help="also load the behaviour-cloning action head")  # fmt: skip
+    from mmrl.commands import TrainOptions, add_options
+
+    add_options(p, TrainOptions)
 
 
-def _track_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("experiment tracking (mmrl.tracking)")
-    g.add_argument("--track", choices=["wandb", "mlflow"],
-                   help="also log config, scalars and final files to W&B or MLflow")  # fmt: skip
-    g.add_argument("--track-project", default="mmrl", metavar="NAME",
-                   help="W&B project / MLflow experiment")  # fmt: skip
-
-
-def _tracking(args: argparse.Namespace, group: str | None = None) -> Any:
-    """``--track`` as a :class:`mmrl.tracking.Tracking` (``None`` when not given)."""
-    if args.track is None:
+def _tracking(opts: Any, group: str | None = None) -> Any:
+    """``--track`` (of :class:`mmrl.commands.TrackOptions` or a command's options holding its
+    fields) as a :class:`mmrl.tracking.Tracking`; ``None`` when not given."""
+    if opts.track is None:
         return None
     from mmrl.tracking import Tracking
 
-    return Tracking(args.track, args.track_project, group)
+    return Tracking(opts.track, opts.track_project, group)
 
 
-def _init_overrides(args: argparse.Namespace) -> list[str]:
+def _init_overrides(opts: TrainOptions) -> list[str]:
     """``--init-from`` & co. as ``agent.init.*`` overrides (values JSON-quoted, so any path
     stays a string when the override is parsed as YAML)."""
     import json
 
     pairs = [
-        ("path", args.init_from),
-        ("freeze_encoders_steps", args.freeze_encoders),
-        ("encoder_lr_scale", args.encoder_lr_scale),
-        ("init_policy_head", True if args.init_policy_head else None),
+        ("path", opts.init_from),
+        ("freeze_encoders_steps", opts.freeze_encoders),
+        ("encoder_lr_scale", opts.encoder_lr_scale),
+        ("init_policy_head", True if opts.init_policy_head else None),
     ]
     overrides = [
         f"agent.init.{key}={json.dumps(value)}" for key, value in pairs if value is not None
     ]
-    if overrides and args.resume:
+    if overrides and opts.resume:
         raise UsageError("--init-from/--freeze-encoders/... cannot change a resumed run")
-    if args.init_from is None and overrides:
+    if opts.init_from is None and overrides:
         raise UsageError(
             "--freeze-encoders, --encoder-lr-scale and --init-policy-head need --init-from"
         )
@@ -147,7 +117,8 @@ def _init_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _require_positive(args: argparse.Namespace, *names: str) -> None:
-    """Raises :class:`UsageError` when an integer option given as ``--name`` is below 1."""
+    """Raises :class:`UsageError` when an integer option given as ``--name`` is below 1 (for
+    the commands whose options are not yet a typed class: those declare ``minimum``)."""
     for name in names:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -156,95 +127,69 @@ def _require_positive(args: argparse.Namespace, *names: str) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """``mmrl train``."""
+    from mmrl.commands import TrainOptions, from_args
     from mmrl.train import train
 
-    if args.resume and args.overrides:
+    opts = from_args(TrainOptions, args)
+    if opts.resume and opts.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
-    _require_positive(args, "steps", "n_envs")
-    if args.log_interval <= 0:
-        raise UsageError(f"--log-interval must be > 0 seconds, got {args.log_interval}")
+    if not opts.log_interval > 0:
+        raise UsageError(f"--log-interval must be > 0 seconds, got {opts.log_interval}")
     run_dir = train(
-        env=args.env,
-        agent=args.agent,
-        steps=args.steps,
-        seed=args.seed,
-        n_envs=args.n_envs,
-        device=args.device,
-        out=args.out,
-        overrides=args.overrides + _init_overrides(args),
-        resume=args.resume,
-        stop_success=args.stop_success,
-        stop_split=args.stop_split,
-        force=args.force,
-        progress_bar=not args.quiet and sys.stderr.isatty(),
-        verbose=0 if args.quiet else 1,
-        log_interval=None if args.quiet or sys.stdout.isatty() else args.log_interval,
-        track=_tracking(args),
+        env=opts.env,
+        agent=opts.agent,
+        steps=opts.steps,
+        seed=opts.seed,
+        n_envs=opts.n_envs,
+        n_workers=opts.n_workers,
+        device=opts.device,
+        out=opts.out,
+        overrides=opts.overrides + _init_overrides(opts),
+        resume=opts.resume,
+        stop_success=opts.stop_success,
+        stop_split=opts.stop_split,
+        force=opts.force,
+        progress_bar=not opts.quiet and sys.stderr.isatty(),
+        verbose=0 if opts.quiet else 1,
+        log_interval=None if opts.quiet or sys.stdout.isatty() else opts.log_interval,
+        video_every=opts.video_every,
+        track=_tracking(opts),
     )
-    if not args.quiet:
+    if not opts.quiet:
         print(f"tensorboard --logdir {run_dir / 'tb'}")
     return 0
 
 
 @command("bench", "train and evaluate a grid of envs x fusions x seeds", "mmrl.cli:run_bench")
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("grid")
-    g.add_argument("--envs", default="driving,navigation", help="comma-separated env presets")
-    g.add_argument("--fusions", default="all",
-                   help="comma-separated fusions (recipes ppo-<fusion>) or 'all'")  # fmt: skip
-    g.add_argument("--seeds", type=int, default=3, help="seeds per env x fusion")
-    g.add_argument("--seed-start", type=int, default=0, help="first seed")
-    g.add_argument("--steps", type=int, default=300_000, help="environment steps per cell")
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override every cell's run config, e.g. eval_freq=10000")  # fmt: skip
-    g.add_argument("--pretrained", action="store_true",
-                   help="init from mmrl pretrain encoders (default dir: pretrained/)")  # fmt: skip
-    g.add_argument("--pretrained-dir", metavar="DIR", help="folder of <env>-<fusion>.pt files")
-    g.add_argument("--device", default="cpu", help="cpu, auto or cuda[:N] for every cell")
-    g.add_argument("--no-ablation", action="store_true", help="skip the modality ablations")
-    g.add_argument("--ablation-episodes", type=int,
-                   help="episodes per ablation (default: the run's eval_episodes)")  # fmt: skip
-    g.add_argument("--out", default="bench/default",
-                   help="bench folder; rerun with the same --out to resume")  # fmt: skip
-    g.add_argument("--report-only", action="store_true",
-                   help="only rewrite results.csv, summary.md and figures of --out")  # fmt: skip
-    g.add_argument("--quiet", action="store_true", help="no progress display")
-    b = p.add_argument_group("execution")
-    b.add_argument("--backend", default="local", choices=["local", "ray", "inline"],
-                   help="local process pool, Ray tasks, or inline (debugging)")  # fmt: skip
-    b.add_argument("--workers", type=int,
-                   help="parallel cells (local) or CPUs of a local Ray (default: cores / "
-                        "--cpus-per-task)")  # fmt: skip
-    b.add_argument("--address", help="existing Ray cluster (auto, ray://host:10001)")
-    b.add_argument("--cpus-per-task", type=float, default=1.0,
-                   help="CPUs (torch threads) per cell")  # fmt: skip
-    b.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs per Ray task")
-    _track_args(p)
+    from mmrl.commands import BenchOptions, add_options
+
+    add_options(p, BenchOptions)
 
 
 def run_bench(args: argparse.Namespace) -> int:
     """``mmrl bench``."""
+    import dataclasses
+    import math
+
     from mmrl.agent import resolve_device
     from mmrl.bench.driver import run_bench_command
     from mmrl.checkpoint import check_output_dir
+    from mmrl.commands import BenchOptions, from_args
 
-    check_output_dir(args.out, field="out")
-    resolve_device(args.device)  # a bad --device fails here, not in every cell
-    for name in ("seeds", "steps", "workers", "ablation_episodes"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    import math
-
-    if not (math.isfinite(args.cpus_per_task) and 0 < args.cpus_per_task <= 1024):
-        raise UsageError(f"--cpus-per-task must be in (0, 1024], got {args.cpus_per_task}")
-    if not (math.isfinite(args.gpus_per_task) and 0 <= args.gpus_per_task <= 64):
-        raise UsageError(f"--gpus-per-task must be in [0, 64], got {args.gpus_per_task}")
-    if args.workers is None:
+    opts = from_args(BenchOptions, args)
+    check_output_dir(opts.out, field="out")
+    resolve_device(opts.device)  # a bad --device fails here, not in every cell
+    if not (math.isfinite(opts.cpus_per_task) and 0 < opts.cpus_per_task <= 1024):
+        raise UsageError(f"--cpus-per-task must be in (0, 1024], got {opts.cpus_per_task}")
+    if not (math.isfinite(opts.gpus_per_task) and 0 <= opts.gpus_per_task <= 64):
+        raise UsageError(f"--gpus-per-task must be in [0, 64], got {opts.gpus_per_task}")
+    if opts.workers is None:
         import os
 
-        args.workers = max(1, int((os.cpu_count() or 1) // max(args.cpus_per_task, 1)))
-    return run_bench_command(args)
+        workers = max(1, int((os.cpu_count() or 1) // max(opts.cpus_per_task, 1)))
+        opts = dataclasses.replace(opts, workers=workers)
+    return run_bench_command(opts)
 
 
 @command("tune", "Optuna hyperparameter search over training runs", "mmrl.cli:run_tune")
@@ -272,7 +217,9 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override every trial's run config, e.g. env.n_envs=8")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no line per trial")
-    _track_args(p)
+    from mmrl.commands import TrackOptions, add_options
+
+    add_options(p, TrackOptions)  # the same --track flags as train and bench
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -286,6 +233,7 @@ def run_tune(args: argparse.Namespace) -> int:
         return 0
     if not args.study:
         raise UsageError("--study NAME is required (an existing study of that name resumes)")
+    from mmrl.commands import TrackOptions, from_args
     from mmrl.tune import tune
 
     result = tune(
@@ -306,7 +254,7 @@ def run_tune(args: argparse.Namespace) -> int:
         evaluations=args.evaluations,
         device=args.device,
         verbose=0 if args.quiet else 1,
-        track=_tracking(args, group=args.study),
+        track=_tracking(from_args(TrackOptions, args), group=args.study),
     )
     if not args.quiet:
         print(
@@ -320,48 +268,33 @@ def run_tune(args: argparse.Namespace) -> int:
 
 @command("collect", "roll out a policy into a Minari dataset", "mmrl.cli:run_collect")
 def _collect_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", help="env preset or Gymnasium id (default: driving, or the run's)")
-    p.add_argument("--policy", default="expert",
-                   help="expert, random, a training run folder / model.zip, or a "
-                   "pretraining checkpoint .pt (its BC policy)")  # fmt: skip
-    p.add_argument("--episodes", type=int, default=100, help="episodes to write")
-    p.add_argument("--dataset-id", required=True,
-                   help="Minari id, e.g. mmrl/driving/expert-v0")  # fmt: skip
-    p.add_argument("--epsilon", type=float, default=0.0,
-                   help="probability of a random action per step (state coverage)")  # fmt: skip
-    p.add_argument("--stochastic", action="store_true",
-                   help="sample a trained policy's actions from its distribution (default "
-                   "greedy); their probability is logged for off-policy evaluation")  # fmt: skip
-    p.add_argument("--expert-labels", action="store_true",
-                   help="also log the scripted expert's action in the visited states "
-                   "(DAgger-style BC targets for a run's or random states)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-envs", type=int, help="copies stepped together (default: the preset's)")
-    p.add_argument("--jpeg", action="store_true", help="JPEG-encode images (smaller, lossy)")
-    p.add_argument("--force", action="store_true", help="replace an existing dataset")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    from mmrl.commands import CollectOptions, add_options
+
+    add_options(p, CollectOptions)
 
 
 def run_collect(args: argparse.Namespace) -> int:
     """``mmrl collect``."""
     from mmrl.collect import collect
+    from mmrl.commands import CollectOptions, from_args
 
-    _require_positive(args, "episodes", "n_envs")
+    opts = from_args(CollectOptions, args)
     result = collect(
-        env=args.env,
-        policy=args.policy,
-        episodes=args.episodes,
-        dataset_id=args.dataset_id,
-        epsilon=args.epsilon,
-        seed=args.seed,
-        n_envs=args.n_envs,
-        force=args.force,
-        progress=not args.quiet and sys.stderr.isatty(),
-        jpeg=args.jpeg,
-        expert_labels=args.expert_labels,
-        stochastic=args.stochastic,
+        env=opts.env,
+        policy=opts.policy,
+        episodes=opts.episodes,
+        dataset_id=opts.dataset_id,
+        epsilon=opts.epsilon,
+        seed=opts.seed,
+        n_envs=opts.n_envs,
+        n_workers=opts.n_workers,
+        force=opts.force,
+        progress=not opts.quiet and sys.stderr.isatty(),
+        jpeg=opts.jpeg,
+        expert_labels=opts.expert_labels,
+        stochastic=opts.stochastic,
     )
-    if not args.quiet:
+    if not opts.quiet:
         print(
             f"wrote {result.dataset_id} ({result.episodes} episodes, {result.steps} steps) to "
             f"{result.path}: return {result.mean_return:.2f}, success {result.success_rate:.2f}, "
@@ -372,80 +305,52 @@ def run_collect(args: argparse.Namespace) -> int:
 
 @command("pretrain", "pretrain a recipe's encoders on a Minari dataset", "mmrl.cli:run_pretrain")
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True,
-                   help="Minari dataset id (see mmrl collect), or several comma-separated "
-                   "ids trained on together")  # fmt: skip
-    p.add_argument("--agent", default="ppo-concat",
-                   help="agent recipe whose extractor to train (as mmrl train)")  # fmt: skip
-    p.add_argument("--env", help="env preset (default: the one recorded in the dataset)")
-    p.add_argument("--objectives", default="bc,labels,contrastive,masked",
-                   help="comma-separated: bc, labels, contrastive, masked")  # fmt: skip
-    p.add_argument("--epochs", type=int, default=30, help="maximum passes over the data")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    p.add_argument("--augment", default="none", choices=["none", "shift"],
-                   help="shift: DrQ random shift of camera images")  # fmt: skip
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="episodes held out for early stopping")  # fmt: skip
-    p.add_argument("--patience", type=int, default=5, help="epochs without improvement to stop")
-    p.add_argument("--monitor", default="total",
-                   help="loss early stopping follows: total or an objective, e.g. bc")  # fmt: skip
-    p.add_argument("--max-updates", type=int, help="stop after this many updates")
-    p.add_argument("--weight", action="append", default=[], metavar="OBJ=W",
-                   help="loss weight of an objective, e.g. bc=2 (default 1 each)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="run-config override as for mmrl train")  # fmt: skip
-    p.add_argument("--out", default="encoder.pt", help="checkpoint file to write")
-    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    p.add_argument("--tb", help="TensorBoard folder (default <out stem>_tb next to --out)")
-    p.add_argument("--threads", type=int,
-                   help="torch CPU threads (1 is faster on a busy machine)")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    from mmrl.commands import PretrainOptions, add_options
+
+    add_options(p, PretrainOptions)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     """``mmrl pretrain``."""
     import torch as th
 
+    from mmrl.commands import PretrainOptions, from_args
     from mmrl.pretrain.trainer import pretrain, summarize_metrics
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        th.set_num_threads(args.threads)
+    opts = from_args(PretrainOptions, args)
+    if opts.threads is not None:
+        th.set_num_threads(opts.threads)
     weights = {}
-    for item in args.weight:
+    for item in opts.weight:
         name, _, value = item.partition("=")
         try:
             weights[name.strip()] = float(value)
         except ValueError:
             raise UsageError(f"--weight {item!r}: expected OBJECTIVE=NUMBER, e.g. bc=2") from None
     result = pretrain(
-        args.dataset,
-        args.agent,
-        env=args.env,
-        objectives=args.objectives,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        device=args.device,
-        augment=args.augment,
-        val_fraction=args.val_fraction,
-        patience=args.patience,
-        monitor=args.monitor,
-        seed=args.seed,
-        out=args.out,
-        force=args.force,
-        overrides=args.overrides,
+        opts.dataset,
+        opts.agent,
+        env=opts.env,
+        objectives=opts.objectives,
+        epochs=opts.epochs,
+        batch_size=opts.batch_size,
+        lr=opts.lr,
+        device=opts.device,
+        augment=opts.augment,
+        val_fraction=opts.val_fraction,
+        patience=opts.patience,
+        monitor=opts.monitor,
+        seed=opts.seed,
+        out=opts.out,
+        force=opts.force,
+        overrides=opts.overrides,
         weights=weights,
-        log_dir=args.tb,
-        max_updates=args.max_updates,
-        progress=not args.quiet and sys.stderr.isatty(),
-        verbose=0 if args.quiet else 1,
+        log_dir=opts.tb,
+        max_updates=opts.max_updates,
+        progress=not opts.quiet and sys.stderr.isatty(),
+        verbose=0 if opts.quiet else 1,
     )
-    if not args.quiet:
+    if not opts.quiet:
         print(
             f"wrote {result.out} (best epoch {result.best_epoch}/{result.epochs}, "
             f"{result.samples_per_second:.0f} samples/s): {summarize_metrics(result.val_metrics)}"
@@ -513,6 +418,24 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"instruction: {shot.instruction}")
     print(f"wrote {out} ({frame.shape[1]}x{frame.shape[0]})")
     return 0
+
+
+@command("enjoy", "watch a policy play: live in a window, or into a video file",
+         "mmrl.evaluation.cli:run_enjoy")  # fmt: skip
+def _enjoy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("policy", metavar="RUN|MODEL.zip|ENCODER.pt|expert|random",
+                   help="what acts (as for mmrl evaluate)")  # fmt: skip
+    p.add_argument("--env", help="env preset or Gymnasium id (default: the run's own; "
+                   "required for a bare MODEL.zip, expert and random)")  # fmt: skip
+    p.add_argument("--episodes", type=int, default=3, help="episodes to play")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="playback speed: 1 is 15 frames/s, 2 twice as fast")  # fmt: skip
+    p.add_argument("--video", metavar="OUT.mp4",
+                   help="write a .mp4/.webm/.gif file instead of opening a window")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="environment seed")
+    p.add_argument("--split", default="train", choices=["train", "test"],
+                   help="instruction split (test: held-out combinations)")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="torch device of a network policy")
 
 
 @command("plot", "learning curves of run or bench folders: IQM over seeds, bootstrap bands",
@@ -601,6 +524,7 @@ EXAMPLES: dict[str, str] = {
     "tune": "mmrl tune --env driving --study drive --trials 20 --steps 100000 --workers 2",
     "collect": "mmrl collect --env driving --episodes 200 --dataset-id mmrl/driving/expert-v0",
     "pretrain": "mmrl pretrain --dataset mmrl/driving/expert-v0 --out encoder.pt",
+    "enjoy": "mmrl enjoy runs/driving --episodes 3 --speed 2",
     "plot": "mmrl plot runs/a runs/b --group-by agent --out curves.png",
     "export": "mmrl export runs/driving --out share/driving",
     "replay": "mmrl replay mmrl/driving/expert-v0 --episodes 0,2 --video episodes.mp4",

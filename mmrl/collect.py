@@ -27,6 +27,8 @@ The metadata's ``mmrl.behaviour`` names the behaviour policy that produced the d
 
 The dataset is built in a hidden temporary folder inside Minari's datasets folder and renamed
 into place, so readers never see a half-written dataset and an interrupted run leaves none.
+Chunks of finished episodes are written on a background thread while the rollout goes on
+(:mod:`mmrl.data.background`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.config import ConfigError, EnvConfig
+from mmrl.commands.collect import CollectOptions
+from mmrl.config import ConfigError, EnvConfig, RunConfig
+from mmrl.data.background import BackgroundWriter
 from mmrl.data.dataset import (
     BEHAVIOUR_LOG_PROB_KEY,
     EXPERT_ACTION_KEY,
@@ -51,6 +55,7 @@ from mmrl.data.dataset import (
 from mmrl.data.writer import AtomicDatasetWriter, EpisodeRecorder
 from mmrl.densities import epsilon_mixture, point_mass_log_prob
 from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.envs.workers import WorkerVecEnv, check_n_workers
 from mmrl.errors import CheckpointError
 from mmrl.policies import (
     REFERENCE_POLICIES,
@@ -77,8 +82,11 @@ class CollectResult:
         episodes: Episodes written.
         steps: Transitions written.
         env_steps: Environment steps taken (includes discarded surplus episodes).
-        rollout_seconds: Wall time stepping the env and recording (HDF5 writes excluded).
-        write_seconds: Wall time writing HDF5 (Minari creates ~30 small datasets per episode).
+        rollout_seconds: Wall time stepping the env and recording, less the time spent
+            waiting for HDF5 writes (which overlap the rollout unless ``overlap_writes`` is
+            off).
+        write_seconds: Wall time of the HDF5 writes (Minari creates ~30 small datasets per
+            episode), overlapped or not.
         total_seconds: Wall time of everything.
         steps_per_second: ``env_steps / rollout_seconds`` (the rollout throughput).
         steps_per_cpu_second: ``env_steps`` per CPU-second of this process in the rollout
@@ -112,7 +120,9 @@ def _reset_infos(venv: Any) -> list[dict[str, Any]]:
 def _episode_rows(venv: Any) -> int:
     """Recorder rows for the longest episode of an mmrl vec env (its step limit + the
     final observation + one spare), or a small start that grows for other envs."""
-    limit = getattr(getattr(vec_env_layers(venv)[-1], "sim", None), "max_episode_steps", None)
+    layer = vec_env_layers(venv)[-1]
+    # BatchedVecEnv's simulator holds the limit; WorkerVecEnv holds it itself.
+    limit = getattr(getattr(layer, "sim", layer), "max_episode_steps", None)
     return int(limit) + 2 if isinstance(limit, int | np.integer) and limit > 0 else 64
 
 
@@ -140,23 +150,25 @@ def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConf
                 "environment from); pass --env"
             )
         return recorded
-    name = env if env is not None else "driving"
+    name = env if env is not None else RunConfig.env_name
     return (name if isinstance(name, str) else name.env_id), resolve_env(name)
 
 
 def collect(
-    env: str | EnvConfig | None = "driving",
-    policy: str = "expert",
-    episodes: int = 100,
+    env: str | EnvConfig | None = RunConfig.env_name,
+    policy: str = CollectOptions.policy,
+    episodes: int = CollectOptions.episodes,
     dataset_id: str = "mmrl/driving/expert-v0",
     *,
-    epsilon: float = 0.0,
-    seed: int = 0,
+    epsilon: float = CollectOptions.epsilon,
+    seed: int = CollectOptions.seed,
     n_envs: int | None = None,
+    n_workers: int = CollectOptions.n_workers,
     force: bool = False,
     progress: bool = False,
     jpeg: bool = False,
     flush_every: int = 64,
+    overlap_writes: bool = True,
     venv: Any = None,
     description: str | None = None,
     expert_labels: bool = False,
@@ -177,10 +189,14 @@ def collect(
             still logged in ``infos["expert_action"]``).
         seed: Seeds the environment copies (copy ``i``: ``seed + i``) and the noise.
         n_envs: Copies stepped together (default: the preset's).
+        n_workers: Processes stepping the copies (1: this one); the same dataset either way.
         force: Replace an existing dataset with this id.
         progress: Show a tqdm progress bar.
         jpeg: Store images JPEG-encoded (Minari's option; smaller, lossy). Default: raw.
         flush_every: Episodes buffered in memory between HDF5 writes.
+        overlap_writes: Write each chunk on a background thread while stepping goes on
+            (:class:`~mmrl.data.background.BackgroundWriter`); ``False`` writes it before
+            stepping on. The dataset is the same either way.
         venv: Use this already-built SB3 ``VecEnv`` instead of building one from ``env``
             (``env`` then only names it in the metadata).
         description: Dataset description (default: generated).
@@ -219,11 +235,16 @@ def collect(
         ("custom", EnvConfig()) if venv is not None else _resolve_env(env, policy)
     )
     own_venv = venv is None
+    if not own_venv and n_workers != 1:
+        raise ConfigError("must be 1 with a given venv (build it with workers)", field="n_workers")
     if own_venv:
         from mmrl.make import make_training_vec_env
 
+        check_n_workers(n_workers, env_config.n_envs if n_envs is None else n_envs)
         try:
-            venv = make_training_vec_env(env_config, n_envs=n_envs, seed=seed, monitor=False)
+            venv = make_training_vec_env(
+                env_config, n_envs=n_envs, seed=seed, monitor=False, n_workers=n_workers
+            )
         except ValueError as err:
             raise ConfigError(f"--env {env_name}: {err}") from None
     else:
@@ -289,6 +310,8 @@ def collect(
         jpeg_encoding=jpeg,
     )
     rec = EpisodeRecorder(n, obs_space, action_space, record_expert, _episode_rows(venv))
+    chunks = BackgroundWriter(writer) if overlap_writes else None
+    write_chunk = writer.write if chunks is None else chunks.write
     returns: list[float] = []
     successes: list[bool] = []
     pending: list[Any] = []
@@ -299,7 +322,7 @@ def collect(
     t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
     # Unwrapped mmrl vec envs hand over their infos as arrays (no per-copy loop per step).
-    batched_infos = isinstance(venv, BatchedVecEnv)
+    batched_infos = isinstance(venv, BatchedVecEnv | WorkerVecEnv)
     try:
         obs = venv.reset()
         starts = np.ones(n, dtype=bool)
@@ -361,12 +384,17 @@ def collect(
                 rec.write_obs(rows, done_idx, {k: v[done_idx] for k, v in obs.items()})
                 rec.write_infos(rows, done_idx, [reset_infos[i] for i in done_idx])
                 if len(pending) >= flush_every:
-                    writer.write(pending)
+                    write_chunk(pending)
                     written += len(pending)
                     pending = []
                 elapsed = time.perf_counter() - t0
                 bar.set_postfix(steps_per_s=f"{env_steps / max(elapsed, 1e-9):.0f}")
-        rollout_seconds = time.perf_counter() - t0 - writer.seconds
+        if chunks is None:
+            rollout_seconds = time.perf_counter() - t0 - writer.seconds
+        else:  # the writes overlapped the rollout: only the time spent waiting for them
+            rollout_seconds = time.perf_counter() - t0 - chunks.wait_seconds
+            chunks.finish()
+        # The writer counts its own thread's CPU time, wherever it ran.
         rollout_cpu = time.process_time() - c0 - writer.cpu_seconds
         pending = pending[: episodes - written]
         writer.write(pending)
@@ -395,9 +423,13 @@ def collect(
         }
         path = writer.commit({"mmrl": meta}, force)
     except BaseException:
+        if chunks is not None:
+            chunks.close()  # the write in progress ends before its folder is removed
         writer.discard()
         raise
     finally:
+        if chunks is not None:
+            chunks.close()
         bar.close()
         if own_venv:
             venv.close()

@@ -47,6 +47,9 @@ class EnvConfig:
         env_id: Gymnasium id (``mmrl/Driving-v1``) or, with ``adapter``, the id in that suite.
         kwargs: Environment keyword arguments.
         n_envs: Copies stepped together during training.
+        n_workers: Processes stepping the training copies (1: all in the training process;
+            ``K`` splits them into ``K`` blocks, see ``mmrl.envs.workers``). The same
+            results either way; more workers use more cores. Between 1 and ``n_envs``.
         adapter: ``None`` for mmrl ids, or ``"minigrid"`` / ``"highway"`` for other suites.
         wrappers: Observation wrappers applied in order (mmrl ids: applied per copy is not
             possible in the batched env, so only adapters accept wrappers).
@@ -57,6 +60,7 @@ class EnvConfig:
     env_id: str = "mmrl/Driving-v1"
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     n_envs: int = 16
+    n_workers: int = 1
     adapter: str | None = None
     wrappers: list[WrapperSpec] = dataclasses.field(default_factory=list)
     eval_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -611,6 +615,11 @@ def validate_run_config(config: RunConfig) -> None:
             f"eval_seed must be in [0, 2**32 - 1 - env.n_envs], got {config.eval_seed}",
         ),
         (config.env.n_envs >= 1, "env.n_envs must be >= 1"),
+        (
+            1 <= config.env.n_workers <= config.env.n_envs,
+            f"env.n_workers must be between 1 and env.n_envs ({config.env.n_envs}), "
+            f"got {config.env.n_workers}",
+        ),
         (
             config.agent.algo in ALGORITHMS,
             f"agent.algo must be one of {', '.join(ALGORITHMS)}, got {config.agent.algo!r}",

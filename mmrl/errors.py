@@ -17,6 +17,7 @@ __all__ = [
     "MmrlError",
     "SpaceMismatchError",
     "UsageError",
+    "WorkerError",
     "one_line",
 ]
 
@@ -75,6 +76,12 @@ class SpaceMismatchError(CheckpointError, DatasetError):
     :class:`DatasetError` (a dataset that does not fit), so callers that catch either kind
     keep catching it.
     """
+
+
+class WorkerError(MmrlError, RuntimeError):
+    """A worker process of a multi-process environment died, or stopped answering; the
+    message names the worker, its copies and its exit code. The other workers have been
+    stopped by the time it is raised (no orphan processes)."""
 
 
 def _state_dict_summary(lines: list[str]) -> str:

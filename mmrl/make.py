@@ -88,18 +88,23 @@ def make_training_vec_env(
     n_envs: int | None = None,
     seed: int | None = None,
     monitor: bool = True,
+    n_workers: int = 1,
     **overrides: Any,
 ):
     """The SB3 ``VecEnv`` a run trains or evaluates on.
 
-    mmrl ids become one batched :class:`~mmrl.envs.vec_env.BatchedVecEnv`; adapter suites
-    and wrapped envs become a ``DummyVecEnv`` of single envs, each wrapped in ``Monitor``.
+    mmrl ids become one batched :class:`~mmrl.envs.vec_env.BatchedVecEnv` (or, with
+    ``n_workers > 1``, a :class:`~mmrl.envs.workers.WorkerVecEnv`); adapter suites and
+    wrapped envs become a ``DummyVecEnv`` of single envs, each wrapped in ``Monitor``.
 
     Args:
         config: Environment preset.
         n_envs: Copies (default: the preset's ``n_envs``).
         seed: Base seed; copy ``i`` uses ``seed + i``.
         monitor: Record episode statistics (``VecMonitor``/``Monitor``).
+        n_workers: Worker processes (mmrl ids without wrappers only; not the preset's
+            ``n_workers``, which :func:`mmrl.agent.build_vec_env` applies to a run's
+            training env).
         **overrides: Environment kwargs on top of the preset's (e.g. ``instruction_split``).
     """
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
@@ -110,7 +115,16 @@ def make_training_vec_env(
     kwargs = {**config.kwargs, **overrides}
     if config.adapter is None and not config.wrappers:
         with _env_errors(config.env_id):
-            return make_vec_env(config.env_id, n_envs=n, seed=seed, monitor=monitor, **kwargs)
+            return make_vec_env(
+                config.env_id, n_envs=n, seed=seed, monitor=monitor, n_workers=n_workers, **kwargs
+            )
+    if n_workers != 1:
+        kind = "an adapter suite" if config.adapter else "with wrappers"
+        raise ConfigError(
+            f"must be 1 for {config.env_id} ({kind}): worker processes run unwrapped mmrl "
+            "environments only",
+            field="n_workers",
+        )
 
     def factory() -> gym.Env:
         return make_env(config, **kwargs)

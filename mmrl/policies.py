@@ -208,10 +208,12 @@ def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
 
     Returns:
         A function giving the expert's actions for every copy's current state, or ``None``
-        when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv`.
+        when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv` or
+        :class:`~mmrl.envs.workers.WorkerVecEnv`.
     """
     for layer in vec_env_layers(venv):
-        if hasattr(layer, "expert_action") and hasattr(layer, "sim"):
+        # A worker pool has no simulator here (``sim``); its blocks name the pool.
+        if hasattr(layer, "expert_action") and (hasattr(layer, "sim") or hasattr(layer, "blocks")):
             return layer.expert_action
     return None
 

@@ -141,11 +141,26 @@ def summarize(episodes: list[Episode]) -> dict[str, float]:
     """Means over episodes: return, length, success and collision rates."""
     if not episodes:
         return {"episodes": 0}
+    return summarize_arrays(
+        np.array([e.ret for e in episodes], dtype=np.float64),
+        np.array([e.length for e in episodes], dtype=np.int64),
+        np.array([e.success for e in episodes], dtype=bool),
+        np.array([e.collision for e in episodes], dtype=bool),
+    )
+
+
+def summarize_arrays(
+    returns: np.ndarray, lengths: np.ndarray, successes: np.ndarray, collisions: np.ndarray
+) -> dict[str, float]:
+    """:func:`summarize` of per-episode arrays (what an evaluation result keeps), so the
+    periodic evaluation, ``mmrl evaluate`` and bench records share one formula."""
+    if len(returns) == 0:
+        return {"episodes": 0}
     return {
-        "episodes": len(episodes),
-        "mean_return": float(np.mean([e.ret for e in episodes])),
-        "std_return": float(np.std([e.ret for e in episodes])),
-        "mean_length": float(np.mean([e.length for e in episodes])),
-        "success_rate": float(np.mean([e.success for e in episodes])),
-        "collision_rate": float(np.mean([e.collision for e in episodes])),
+        "episodes": len(returns),
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "mean_length": float(np.mean(lengths)),
+        "success_rate": float(np.mean(successes)),
+        "collision_rate": float(np.mean(collisions)),
     }

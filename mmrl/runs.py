@@ -11,6 +11,7 @@ Layout (every file name is defined here once; the checkpoint's own files, ``mode
     RUN_DIR/tb/run_1/          TensorBoard event files
     RUN_DIR/checkpoints/       atomic checkpoints + ``latest`` pointer
     RUN_DIR/tracking.json      the W&B / MLflow run this run is tracked in (``--track``)
+    RUN_DIR/videos/            ``mmrl train --video-every``: ``step_<steps>.mp4``, one episode
     RUN_DIR/vec_normalize.pkl  SB3 ``VecNormalize`` (statistics only; written by ``mmrl export``
                                for a folder without checkpoints, huggingface_sb3's name)
 
@@ -41,6 +42,7 @@ __all__ = [
     "TB_DIR",
     "TRACKING_FILE",
     "VEC_NORMALIZE_FILE",
+    "VIDEOS_DIR",
     "RunFolder",
     "load_run_config",
     "parse_evaluations",
@@ -53,6 +55,7 @@ EVALUATIONS_FILE = "evaluations.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
 TB_DIR = "tb"
 TRACKING_FILE = "tracking.json"
+VIDEOS_DIR = "videos"
 VEC_NORMALIZE_FILE = "vec_normalize.pkl"
 
 
@@ -202,6 +205,11 @@ class RunFolder:
         except json.JSONDecodeError as err:
             raise ConfigError(f"{self.tracking_path} is corrupt ({err}); delete it") from None
         return data if isinstance(data, dict) else {}
+
+    @property
+    def videos_dir(self) -> Path:
+        """``videos/``: the training-time videos of ``mmrl train --video-every``."""
+        return self.path / VIDEOS_DIR
 
     @property
     def vec_normalize_path(self) -> Path:

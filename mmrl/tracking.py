@@ -42,6 +42,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 
+from mmrl.commands.track import DEFAULT_PROJECT, TRACKERS
 from mmrl.errors import ConfigError, MissingDependencyError, UsageError, one_line
 from mmrl.runs import RunFolder
 
@@ -59,7 +60,6 @@ __all__ = [
     "tracked",
 ]
 
-TRACKERS = ("wandb", "mlflow")
 _INSTALL = {
     "wandb": ("wandb", 'pip install "mmrl[track-wandb]"'),
     "mlflow": ("mlflow", 'pip install "mmrl[track-mlflow]"'),
@@ -80,7 +80,7 @@ class Tracking:
     """
 
     kind: str
-    project: str = "mmrl"
+    project: str = DEFAULT_PROJECT
     group: str | None = None
 
     def __post_init__(self) -> None:

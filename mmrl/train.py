@@ -77,6 +77,7 @@ def env_state(venv: Any) -> list[dict[str, Any]]:
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from mmrl.envs.vec_env import BatchedVecEnv
+    from mmrl.envs.workers import WorkerVecEnv
 
     states: list[dict[str, Any]] = []
     for layer in _wrapper_chain(venv):
@@ -90,6 +91,8 @@ def env_state(venv: Any) -> list[dict[str, Any]]:
         elif isinstance(layer, BatchedVecEnv):
             states.append({"kind": "BatchedVecEnv", "sim": layer.sim, "obs": layer._obs,
                            "reset_infos": layer.reset_infos})  # fmt: skip
+        elif isinstance(layer, WorkerVecEnv):
+            states.append({"kind": "WorkerVecEnv", **layer.get_state()})
         else:
             states.append({"kind": type(layer).__name__})
     return states
@@ -118,6 +121,9 @@ def restore_env_state(venv: Any, states: list[dict[str, Any]]) -> bool:
             layer.sim, layer._obs, layer.reset_infos = (
                 state["sim"], state["obs"], state["reset_infos"])  # fmt: skip
             exact = True
+        elif kind == "WorkerVecEnv":
+            layer.set_state(state)
+            exact = True
     return exact
 
 
@@ -140,6 +146,20 @@ def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None
     ]
 
 
+def _videos(config: RunConfig, folder: RunFolder, every: int | None) -> list:
+    """The training-video callback of ``video_every`` (none when it is ``None``)."""
+    if every is None:
+        return []
+    from mmrl.make import make_training_vec_env
+    from mmrl.train_video import VideoCallback
+
+    def make_env() -> Any:
+        # The raw training distribution, one copy, seeded like the periodic evaluation.
+        return make_training_vec_env(config.env, n_envs=1, seed=config.eval_seed, monitor=False)
+
+    return [VideoCallback(every, make_env, folder.videos_dir, seed=config.eval_seed)]
+
+
 def train(
     env: str | None = None,
     agent: str | None = None,
@@ -147,6 +167,7 @@ def train(
     steps: int | None = None,
     seed: int | None = None,
     n_envs: int | None = None,
+    n_workers: int | None = None,
     device: str | None = None,
     out: str | Path | None = None,
     overrides: list[str] | None = None,
@@ -158,6 +179,7 @@ def train(
     verbose: int = 1,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    video_every: int | None = None,
     track: str | Tracking | None = None,
 ) -> Path:
     """Trains PPO with a multimodal extractor; returns the run folder.
@@ -170,12 +192,14 @@ def train(
         steps: Total environment steps (default: the run config's).
         seed: Run seed.
         n_envs: Environment copies (default: the preset's).
+        n_workers: Processes stepping the training copies (default: the preset's
+            ``n_workers``, 1); the same results on more cores, see :mod:`mmrl.envs.workers`.
         device: ``auto``, ``cpu`` or ``cuda``; the environment always steps on the CPU.
         out: Run folder (default ``runs/<env>-<agent>-s<seed>-<time>``).
         overrides: ``dotted.key=value`` overrides of the run config.
         resume: A run folder to continue from its latest checkpoint. Its ``config.yaml`` is
-            fixed: ``env``, ``agent``, ``n_envs``, ``overrides``, ``out`` and another
-            ``seed`` are refused, not ignored.
+            fixed: ``env``, ``agent``, ``n_envs``, ``n_workers``, ``overrides``, ``out`` and
+            another ``seed`` are refused, not ignored.
         stop_success: Stop at the first evaluation with at least this success rate on
             ``stop_split`` (default: the run config's ``stop_success``). Like ``steps``, it
             may be changed when resuming.
@@ -189,6 +213,9 @@ def train(
         on_evaluation: Called with ``(step, {split: summary})`` after each periodic
             evaluation; returning ``False`` stops the run there (``metrics.json`` records
             the step as ``stopped_early_at``). ``mmrl tune`` prunes trials through it.
+        video_every: Every this many environment steps, record one episode of the current
+            policy to ``videos/step_<steps>.mp4`` and TensorBoard
+            (:mod:`mmrl.train_video`); ``None``: no videos. May be given when resuming.
         track: ``wandb``, ``mlflow`` or a :class:`mmrl.tracking.Tracking`: also send the
             config, the logged scalars and the final files to that tracking service
             (:mod:`mmrl.tracking`); ``None``: TensorBoard and the run folder only.
@@ -201,6 +228,10 @@ def train(
         CheckpointError: A corrupt or foreign checkpoint on resume.
         MissingDependencyError: ``track`` names a library that is not installed.
     """
+    if video_every is not None and (
+        isinstance(video_every, bool) or not isinstance(video_every, int) or video_every < 1
+    ):
+        raise ConfigError(f"must be an integer >= 1, got {video_every!r}", field="video_every")
     if track is not None:
         from mmrl.tracking import Tracking, require
 
@@ -220,7 +251,7 @@ def train(
                 f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
             )
         config = load_run_config(run_dir)
-        _refuse_resume_changes(config, run_dir, env, agent, n_envs, seed, out, overrides)
+        _refuse_resume_changes(config, run_dir, env, agent, n_envs, n_workers, seed, out, overrides)
         for key, value in fields.items():
             if value is not None:
                 setattr(config, key, value)
@@ -231,13 +262,19 @@ def train(
         lock = RunLock(run_dir, field="resume")
         lock.acquire()
     else:
-        env = "driving" if env is None else env
-        agent = "ppo-concat" if agent is None else agent
+        env = RunConfig.env_name if env is None else env
+        agent = RunConfig.agent_name if agent is None else agent
         config = resolve_run_config(env, agent, overrides, **fields)
         if n_envs is not None:
             if n_envs < 1:
                 raise ConfigError(f"must be >= 1, got {n_envs}", field="n_envs")
             config.env.n_envs = n_envs
+        if n_workers is not None:
+            from mmrl.envs.workers import check_n_workers
+
+            config.env.n_workers = check_n_workers(n_workers, config.env.n_envs)
+        if n_envs is not None:
+            validate_run_config(config)  # env.n_workers (from --set) against the new n_envs
         run_dir = Path(out) if out is not None else _new_run_dir(config)
         from mmrl.pretrain.finetune import check_init
 
@@ -258,6 +295,7 @@ def train(
             verbose,
             log_interval,
             on_evaluation,
+            video_every,
             track=track,
             stack=stack,
         )
@@ -269,12 +307,19 @@ def _refuse_resume_changes(
     env: str | None,
     agent: str | None,
     n_envs: int | None,
+    n_workers: int | None,
     seed: int | None,
     out: str | Path | None,
     overrides: list[str] | None,
 ) -> None:
     """A resumed run follows its config.yaml: options it would ignore are errors (issue 15)."""
-    fixed = {"env": env, "agent": agent, "n_envs": n_envs, "overrides": overrides or None}
+    fixed = {
+        "env": env,
+        "agent": agent,
+        "n_envs": n_envs,
+        "n_workers": n_workers,
+        "overrides": overrides or None,
+    }
     for name, value in fixed.items():
         if value is not None:
             raise ConfigError(
@@ -300,6 +345,7 @@ def _run(
     verbose: int,
     log_interval: float | None = None,
     on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
+    video_every: int | None = None,
     track: Tracking | None = None,
     stack: contextlib.ExitStack | None = None,
 ) -> Path:
@@ -389,6 +435,7 @@ def _run(
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
+            *_videos(config, folder, video_every),
             *([TrackingCallback(tracker)] if tracker is not None else []),
         ]
     )

@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,7 +146,8 @@ def test_demo_random_policy_on_driving(tmp_path, capsys):
     argv = ["demo", "--env", "driving", "--policy", "random", "--steps", "4", "--out", str(out)]
     assert main(argv) == 0
     assert min(_decoded_png(out)) > 0
-    assert "policy: random, 4 steps" in capsys.readouterr().out
+    # At most 4 steps: a random lane change off the road's edge ends a Driving-v1 episode.
+    assert re.search(r"policy: random, [1-4] steps", capsys.readouterr().out)
 
 
 def test_demo_expert_is_the_default_where_the_env_has_one(tmp_path, capsys):

@@ -80,6 +80,7 @@ TRAIN_CASES = [
     ("seed negative", ["--seed", "-1"]),
     ("seed too big", ["--seed", str(2**32)]),
     ("learning_rate inf", ["--set", "agent.ppo.learning_rate=.inf"]),
+    ("workers beyond copies", ["--set", "env.n_workers=3"]),  # TRAIN has --n-envs 2
 ]
 
 

@@ -9,7 +9,7 @@ from mmrl import cli, errors
 
 def test_every_error_class_derives_from_mmrl_error():
     classes = [getattr(errors, name) for name in errors.__all__ if name[0].isupper()]
-    assert len(classes) == 7
+    assert len(classes) == 8
     for cls in classes:
         assert issubclass(cls, errors.MmrlError), cls
     # Kept from before so ``except ValueError`` / ``except ImportError`` callers still work.
@@ -18,6 +18,7 @@ def test_every_error_class_derives_from_mmrl_error():
     assert issubclass(errors.MissingDependencyError, ImportError)
     assert issubclass(errors.DatasetError, errors.ConfigError)
     assert issubclass(errors.SpaceMismatchError, errors.CheckpointError)
+    assert issubclass(errors.WorkerError, RuntimeError)
 
 
 def test_old_import_locations_are_the_same_classes():

@@ -26,8 +26,28 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl.extractor", "mmrl.testing"),  # testing: fake envs + extractor fitting helpers
     ("mmrl.data",),  # the Minari format: reader and writer
     # runs: the run folder's file names and readers, shared by train (the writer) and above
-    ("mmrl.config", "mmrl.make", "mmrl.checkpoint", "mmrl.rollout", "mmrl.agent", "mmrl.runs"),
-    ("mmrl.callbacks", "mmrl.progress", "mmrl.tracking", "mmrl.train", "mmrl.pretrain"),
+    # commands: each command's options (typed, declared once), read by the library below cli
+    (
+        "mmrl.config",
+        "mmrl.commands",
+        "mmrl.make",
+        "mmrl.checkpoint",
+        "mmrl.rollout",
+        "mmrl.agent",
+        "mmrl.runs",
+    ),
+    # mmrl.evaluation's video recorder and file encoder need only envs, config and errors;
+    # they sit in this layer, below the rest of their package, as training records videos too.
+    (
+        "mmrl.callbacks",
+        "mmrl.progress",
+        "mmrl.tracking",
+        "mmrl.train",
+        "mmrl.pretrain",
+        "mmrl.train_video",
+        "mmrl.evaluation.video",
+        "mmrl.evaluation.encoding",
+    ),
     ("mmrl.policies",),
     ("mmrl.collect",),
     ("mmrl.evaluation",),

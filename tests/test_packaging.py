@@ -30,6 +30,7 @@ EXTRA_MODULES = {
     "ray": "ray",
     "optuna": "optuna",
     "sb3-contrib": "sb3_contrib",
+    "pygame-ce": "pygame",
     "wandb": "wandb",
     "mlflow-skinny": "mlflow",
 }

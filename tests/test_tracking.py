@@ -67,6 +67,29 @@ def test_helpers_and_bad_names():
         Tracking("neptune")
 
 
+def test_train_bench_and_tune_share_one_track_flag_definition():
+    """``--track`` / ``--track-project``: typed fields of train and bench, the same two flags
+    (choices, default, help) added to tune's hand-written parser."""
+    import argparse
+
+    from mmrl.cli import build_parser
+    from mmrl.commands import BenchOptions, TrackOptions, TrainOptions
+    from mmrl.commands.track import TRACKERS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    seen = {}
+    for name in ("train", "bench", "tune"):
+        actions = {a.dest: a for a in sub.choices[name]._actions}
+        seen[name] = [(a.option_strings, a.choices, a.default, a.help)
+                      for a in (actions["track"], actions["track_project"])]  # fmt: skip
+    assert seen["train"] == seen["bench"] == seen["tune"]
+    assert tuple(seen["tune"][0][1]) == TRACKERS
+    for cls in (TrainOptions, BenchOptions):
+        assert cls().track is None and cls().track_project == TrackOptions().track_project
+    args = build_parser().parse_args(["tune", "--track", "mlflow", "--track-project", "p"])
+    assert (args.track, args.track_project) == ("mlflow", "p")
+
+
 @pytest.mark.parametrize(("kind", "module"), [("wandb", "wandb"), ("mlflow", "mlflow")])
 def test_missing_library_names_the_extra_before_the_run_folder(kind, module, tmp_path,
                                                                monkeypatch, capsys):  # fmt: skip

@@ -327,6 +327,7 @@ def _config_only_run(run_dir: Path, seed: int = 0) -> Path:
         (["--env", "navigation"], "--env cannot change a resumed run"),
         (["--agent", "ppo-mean"], "--agent cannot change a resumed run"),
         (["--n-envs", "3"], "--n-envs cannot change a resumed run"),
+        (["--workers", "2"], "--n-workers cannot change a resumed run"),
         (["--seed", "5"], "--seed 5 differs from the resumed run's seed 2"),
         (["--out", "elsewhere"], "a resumed run writes to its own folder"),
     ],
@@ -406,3 +407,66 @@ def test_diverged_training_is_one_line(tmp_path, capsys, monkeypatch):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "training diverged at step 0" in err, err
+
+
+def test_worker_processes_train_the_same_model(tmp_path):
+    """``--workers 2`` steps the same observations in two processes: the same weights, and
+    a checkpoint that holds the workers' simulators (exact resume)."""
+    from stable_baselines3 import PPO
+
+    from mmrl.checkpoint import read_state
+
+    models = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        args = ["train", "--env", "driving", "--steps", "512", "--n-envs", "4", "--seed", "1",
+                "--workers", str(workers), "--out", str(out), "--quiet"]  # fmt: skip
+        for item in [*TINY, "eval_freq=100000", "env.kwargs.camera_size=16"]:
+            args += ["--set", item]
+        assert main(args) == 0
+        models[workers] = PPO.load(out / "model.zip", device="cpu").policy.state_dict()
+        kinds = [
+            layer["kind"] for layer in read_state(latest_checkpoint(out / "checkpoints"))["env"]
+        ]
+        assert kinds[-1] == ("BatchedVecEnv" if workers == 1 else "WorkerVecEnv")
+    assert models[1].keys() == models[2].keys()
+    for name, tensor in models[1].items():
+        assert th.equal(tensor, models[2][name]), name
+
+
+def test_workers_beyond_the_copies_is_one_line(tmp_path, capsys):
+    args = ["train", "--n-envs", "2", "--workers", "3", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1
+        and "--n-workers must be between 1 and the number of copies (2), got 3" in err
+    )
+    assert main(["train", "--workers", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_checkpointed_worker_pool_resumes_exactly():
+    import numpy as np
+
+    from mmrl import make_vec_env
+    from mmrl.train import env_state, restore_env_state
+
+    def pool(seed):
+        return make_vec_env("mmrl/Driving-v1", n_envs=3, seed=seed, n_workers=2, camera_size=16)
+
+    a, b = pool(0), pool(1)
+    try:
+        a.reset()
+        a.step(np.zeros(3, np.int64))
+        states = env_state(a)
+        b.reset()
+        assert restore_env_state(b, states) is True
+        for _ in range(3):
+            obs_a, rew_a, *_ = a.step(np.ones(3, np.int64))
+            obs_b, rew_b, *_ = b.step(np.ones(3, np.int64))
+            np.testing.assert_array_equal(obs_a["camera"], obs_b["camera"])
+            np.testing.assert_array_equal(rew_a, rew_b)
+    finally:
+        a.close()
+        b.close()

@@ -36,7 +36,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mmrl.adapters._extras import adapter_vec_env, require_extra
-from mmrl.envs.config import check_choice, check_float, check_int
+from mmrl.envs.config import SensorConfig, check_choice, check_float, check_int
 
 KINEMATIC_FEATURES = ("presence", "x", "y", "vx", "vy")
 """Default ``Kinematics`` features (highway-env's own default)."""
@@ -140,8 +140,8 @@ def make_highway(
         camera_shape: Camera ``(height, width)`` in pixels, each in ``[16, 512]``.
         camera_channels: 3 (grey replicated to RGB, mmrl's camera contract) or 1.
         scaling: Camera pixels per metre (> 0); the default 1.75 shows about 73 m x 37 m.
-        lidar_beams: Number of lidar beams (>= 4).
-        lidar_range: Lidar range in metres (> 0); ranges are divided by it.
+        lidar_beams: Number of lidar beams, in ``[4, 4096]``.
+        lidar_range: Lidar range in metres, in ``(0, 10000]``; ranges are divided by it.
         vehicles_count: Cars in ``state``, the ego car included (>= 1).
         features: ``Kinematics`` features per car (see highway-env's ``KinematicObservation``).
         config: Other highway-env config entries (e.g. ``{"lanes_count": 3, "duration": 20}``);
@@ -168,8 +168,8 @@ def make_highway(
     check_int("camera_shape[1]", width, 16, 512)
     check_choice("camera_channels", camera_channels, (1, 3))
     check_float("scaling", scaling, 0.0, low_inclusive=False)
-    check_int("lidar_beams", lidar_beams, 4, 4096)
-    check_float("lidar_range", lidar_range, 0.0, low_inclusive=False)
+    # The lidar settings every mmrl env shares, checked by their one definition.
+    SensorConfig(lidar_beams=lidar_beams, lidar_range=lidar_range)
     check_int("vehicles_count", vehicles_count, 1, 1000)
     config = dict(config or {})
     _check_config(env_id, config)

@@ -180,7 +180,7 @@ def spec_from_args(args: Any) -> BenchSpec:
     if args.pretrained and pretrained_dir is None:
         pretrained_dir = "pretrained"
     track = None
-    if getattr(args, "track", None):
+    if args.track:
         from mmrl.tracking import Tracking, require
 
         track = Tracking(args.track, args.track_project, group=Path(args.out).name)
@@ -222,7 +222,7 @@ def command_line(args: Any) -> str:
             parts += ["--address", args.address]
         parts += ["--cpus-per-task", f"{args.cpus_per_task:g}",
                   "--gpus-per-task", f"{args.gpus_per_task:g}"]  # fmt: skip
-    if getattr(args, "track", None):
+    if args.track:
         parts += ["--track", args.track, "--track-project", args.track_project]
     for item in args.overrides:
         parts += ["--set", item]

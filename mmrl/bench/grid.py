@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mmrl.commands.bench import BenchOptions
 from mmrl.config import ConfigError, available_presets, find_preset, resolve_run_config
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class BenchSpec:
     seeds: list[int]
     steps: int
     overrides: list[str] = dataclasses.field(default_factory=list)
-    device: str = "cpu"
+    device: str = BenchOptions.device
     pretrained_dir: str | None = None
     ablate: bool = True
     ablation_episodes: int | None = None

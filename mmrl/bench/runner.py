@@ -76,10 +76,15 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
 def ablate_modalities(policy: Any, config: Any, episodes: int) -> dict[str, Any]:
     """Success and return with each modality removed in turn, on the held-out seeds.
 
-    The removed modality is replaced by the extractor's learned "missing" embedding
-    (:meth:`mmrl.extractor.MultimodalExtractor.set_modality_mask`), the same mechanism as
-    training-time modality dropout, so the ablation measures reliance on that sensor rather
-    than the policy's reaction to out-of-distribution zeros.
+    One call of :func:`mmrl.evaluation.rollouts.evaluate_model` (the engine of ``mmrl
+    evaluate --ablate``) with one :class:`~mmrl.evaluation.conditions.Condition` per
+    modality, so a bench figure and ``mmrl evaluate``'s for the same seeds are the same
+    number (issue 14: one evaluation loop). The removed modality is replaced by the
+    extractor's learned "missing" embedding (``ablate_mode="extractor"``: the same mechanism
+    as training-time modality dropout), so the ablation measures reliance on that sensor
+    rather than the policy's reaction to out-of-distribution zeros. Seeds and copies are the
+    run's periodic evaluation's (``eval_seed``, ``min(episodes, n_envs)`` copies), so the
+    ``"none"`` baseline replays the final evaluation's train-split episodes.
 
     Args:
         policy: The run's :class:`~mmrl.policies.Policy` (:func:`mmrl.policies.load_policy`:
@@ -91,30 +96,29 @@ def ablate_modalities(policy: Any, config: Any, episodes: int) -> dict[str, Any]
         ``{"none": summary, "<key>": summary, ...}`` with ``summary`` as in
         :func:`mmrl.rollout.summarize`; ``"none"`` is the unablated policy on the same
         episodes, the baseline the deltas are taken against.
-    """
-    from mmrl.extractor import multimodal_extractors, set_policy_modality_mask
-    from mmrl.rollout import collect_episodes, summarize
 
-    from mmrl.evaluation.rollouts import make_eval_vec_env
+    Raises:
+        RuntimeError: The policy has no MultimodalExtractor (nothing to mask).
+    """
+    from mmrl.evaluation.conditions import CLEAN, Condition
+    from mmrl.evaluation.rollouts import EvalSettings, evaluate_model
+    from mmrl.extractor import multimodal_extractors
 
     extractors = multimodal_extractors(policy.policy)
     if not extractors:
         raise RuntimeError(f"{policy.label}: the policy has no MultimodalExtractor to ablate")
     modalities = list(extractors[0].modalities)
-    copies = max(1, min(episodes, config.env.n_envs))
-    venv = make_eval_vec_env(config.env, "train", copies, config.eval_seed)
-    results: dict[str, Any] = {}
-    try:
-        policy.attach(venv, f"environment {config.env.env_id}")
-        for removed in [None, *modalities]:
-            set_policy_modality_mask(policy.policy, [removed] if removed else None)
-            venv.seed(config.eval_seed)
-            episodes_run = collect_episodes(policy.predict, venv, episodes)
-            results[removed or "none"] = summarize(episodes_run)
-    finally:
-        set_policy_modality_mask(policy.policy, None)
-        venv.close()
-    return results
+    settings = EvalSettings(
+        episodes=episodes,
+        seed=config.eval_seed,
+        n_envs=max(1, min(episodes, config.env.n_envs)),
+        group_by="none",  # bench records keep the plain means only
+        ablate_mode="extractor",
+    )
+    conditions = [CLEAN, *(Condition(name=f"-{key}", ablate=(key,)) for key in modalities)]
+    results = evaluate_model(policy, config.env, settings, conditions, ("train",))
+    names = ["none", *modalities]
+    return {name: result.summary() for name, result in zip(names, results)}
 
 
 def count_parameters(model: Any) -> dict[str, int]:

@@ -297,7 +297,9 @@ class AtomicDatasetWriter:
     def write(self, episodes: list[Any]) -> None:
         if not episodes:
             return
-        t0, c0 = time.perf_counter(), time.process_time()
+        # thread_time: the CPU time of the thread that writes, which is not the caller's
+        # when the write runs in the background (mmrl.data.background).
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             self._check_space(episodes)
             self._write(episodes)
@@ -305,7 +307,7 @@ class AtomicDatasetWriter:
             raise self._error(err) from None
         finally:
             self.seconds += time.perf_counter() - t0
-            self.cpu_seconds += time.process_time() - c0
+            self.cpu_seconds += time.thread_time() - c0
 
     def _error(self, err: OSError) -> DatasetError:
         reason = err.strerror or str(err).splitlines()[0]

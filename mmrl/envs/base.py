@@ -43,6 +43,75 @@ class StepResult:
     collision: np.ndarray
 
 
+def check_actions(actions: Any, space: spaces.Space, n: int, env_id: str) -> np.ndarray:
+    """Validates a batch of ``n`` actions of ``space`` and returns it in canonical form.
+
+    One function for every stepper of ``n`` copies (a simulator, or the worker pool that
+    splits one batch over processes), so the checks and messages are the same everywhere.
+
+    Discrete spaces give ``(n,)`` int64; Box spaces give ``(n, *shape)`` float32 clipped
+    to the bounds (clipping out-of-bound continuous actions is documented behaviour).
+
+    Raises:
+        ValueError: Wrong shape, NaN or infinite values, or discrete ids out of range.
+    """
+    arr = np.asarray(actions)
+    if isinstance(space, spaces.Discrete):
+        if arr.shape not in ((n,), (n, 1)):
+            raise ValueError(
+                f"{env_id}: expected {n} discrete action(s) of shape ({n},), got shape {arr.shape}"
+            )
+        arr = arr.reshape(n)
+        if arr.dtype.kind == "f":
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{env_id}: action contains NaN or infinity: {arr}")
+            if not np.all(arr == np.round(arr)):
+                raise ValueError(f"{env_id}: discrete actions must be integers: {arr}")
+        elif arr.dtype.kind not in "iub":
+            raise ValueError(f"{env_id}: discrete actions must be integers, got {arr}")
+        arr = arr.astype(np.int64)
+        if (arr < 0).any() or (arr >= space.n).any():
+            raise ValueError(
+                f"{env_id}: discrete action out of range, allowed 0..{space.n - 1}, got {arr}"
+            )
+        return arr
+    assert isinstance(space, spaces.Box)
+    if arr.shape != (n, *space.shape):
+        raise ValueError(
+            f"{env_id}: expected actions of shape {(n, *space.shape)}, got {arr.shape}"
+        )
+    if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
+        raise ValueError(f"{env_id}: action contains NaN or infinity: {arr}")
+    return np.clip(arr, space.low, space.high).astype(np.float32)
+
+
+def infos_from_arrays(arrays: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``info`` dict per copy from a step's batched info contents.
+
+    Args:
+        arrays: What :meth:`BatchedSimulator.info_arrays` returns for ``n`` copies (or the
+            worker pool's concatenation of its workers' ones).
+
+    Returns:
+        ``n`` dicts: ``instruction``, ``is_success``, ``collision``, ``rewards``, ``labels``.
+    """
+    instructions = arrays["instruction"]
+    rewards = {k: v.tolist() for k, v in arrays["rewards"].items()}
+    labels = {k: v.tolist() for k, v in arrays["labels"].items()}
+    success = arrays["is_success"].tolist()
+    collision = arrays["collision"].tolist()
+    return [
+        {
+            "instruction": instructions[i],
+            "is_success": success[i],
+            "collision": collision[i],
+            "rewards": {k: v[i] for k, v in rewards.items()},
+            "labels": {k: v[i] for k, v in labels.items()},
+        }
+        for i in range(len(instructions))
+    ]
+
+
 class BatchedSimulator(abc.ABC):
     """``n`` independent copies of one environment, advanced together.
 
@@ -182,46 +251,8 @@ class BatchedSimulator(abc.ABC):
             self._reset_envs(idx)
 
     def check_actions(self, actions: Any) -> np.ndarray:
-        """Validates a batch of actions and returns it in canonical form.
-
-        Discrete spaces give ``(n,)`` int64; Box spaces give ``(n, *shape)`` float32 clipped
-        to the bounds (clipping out-of-bound continuous actions is documented behaviour).
-
-        Raises:
-            ValueError: Wrong shape, NaN or infinite values, or discrete ids out of range.
-        """
-        arr = np.asarray(actions)
-        n = self.num_envs
-        space = self.action_space
-        if isinstance(space, spaces.Discrete):
-            if arr.shape not in ((n,), (n, 1)):
-                raise ValueError(
-                    f"{self.env_id}: expected {n} discrete action(s) of shape ({n},), "
-                    f"got shape {arr.shape}"
-                )
-            arr = arr.reshape(n)
-            if arr.dtype.kind == "f":
-                if not np.isfinite(arr).all():
-                    raise ValueError(f"{self.env_id}: action contains NaN or infinity: {arr}")
-                if not np.all(arr == np.round(arr)):
-                    raise ValueError(f"{self.env_id}: discrete actions must be integers: {arr}")
-            elif arr.dtype.kind not in "iub":
-                raise ValueError(f"{self.env_id}: discrete actions must be integers, got {arr}")
-            arr = arr.astype(np.int64)
-            if (arr < 0).any() or (arr >= space.n).any():
-                raise ValueError(
-                    f"{self.env_id}: discrete action out of range, allowed 0..{space.n - 1}, "
-                    f"got {arr}"
-                )
-            return arr
-        assert isinstance(space, spaces.Box)
-        if arr.shape != (n, *space.shape):
-            raise ValueError(
-                f"{self.env_id}: expected actions of shape {(n, *space.shape)}, got {arr.shape}"
-            )
-        if arr.dtype.kind not in "fiu" or not np.isfinite(arr).all():
-            raise ValueError(f"{self.env_id}: action contains NaN or infinity: {arr}")
-        return np.clip(arr, space.low, space.high).astype(np.float32)
+        """Validates a batch of ``num_envs`` actions (see :func:`check_actions`)."""
+        return check_actions(actions, self.action_space, self.num_envs, self.env_id)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepResult]:
         """Validates ``actions`` and steps every copy.
@@ -235,7 +266,8 @@ class BatchedSimulator(abc.ABC):
         reward = np.zeros(self.num_envs, dtype=np.float32)
         for term in result.rewards.values():
             reward += term
-        terminated = np.asarray(result.terminated, dtype=bool)
+        # A copy: a hook may return its own state array, which the auto-reset then rewrites.
+        terminated = np.array(result.terminated, dtype=bool)
         truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
         return reward, terminated, truncated, result
 
@@ -245,13 +277,14 @@ class BatchedSimulator(abc.ABC):
         Returns:
             ``instruction`` (list of n str), ``is_success`` and ``collision`` ((n,) bool),
             ``rewards`` and ``labels`` (name to (n,) array). A snapshot that outlives the
-            auto-reset of finished copies: ``success`` is copied because resets clear it in
-            place; ``_step``'s reward terms and :meth:`labels` are fresh arrays every call.
+            auto-reset of finished copies: ``success`` and ``collision`` are copied because
+            resets rewrite them in place (Navigation's ``collision`` is its ``bumped``
+            state); ``_step``'s reward terms and :meth:`labels` are fresh arrays every call.
         """
         return {
             "instruction": self.instructions(),
             "is_success": self.success.copy(),
-            "collision": np.asarray(result.collision, dtype=bool),
+            "collision": np.array(result.collision, dtype=bool),
             "rewards": result.rewards,
             "labels": self.labels(),
         }
@@ -261,22 +294,7 @@ class BatchedSimulator(abc.ABC):
     ) -> list[dict[str, Any]]:
         """One ``info`` dict per copy: instruction, is_success, collision, rewards, labels
         (from ``arrays`` = :meth:`info_arrays` when already computed)."""
-        arrays = self.info_arrays(result) if arrays is None else arrays
-        instructions = arrays["instruction"]
-        rewards = {k: v.tolist() for k, v in arrays["rewards"].items()}
-        labels = {k: v.tolist() for k, v in arrays["labels"].items()}
-        success = arrays["is_success"].tolist()
-        collision = arrays["collision"].tolist()
-        return [
-            {
-                "instruction": instructions[i],
-                "is_success": success[i],
-                "collision": collision[i],
-                "rewards": {k: v[i] for k, v in rewards.items()},
-                "labels": {k: v[i] for k, v in labels.items()},
-            }
-            for i in range(self.num_envs)
-        ]
+        return infos_from_arrays(self.info_arrays(result) if arrays is None else arrays)
 
     def reset_infos(self, idx: np.ndarray | None = None) -> list[dict[str, Any]]:
         """``info`` dicts returned by ``reset`` for copies ``idx``."""
@@ -299,12 +317,21 @@ class MultimodalEnv(gym.Env):
     Subclasses set ``simulator_cls`` and document the task (Gymnasium docstring sections).
 
     Args:
-        render_mode: ``None`` or ``"rgb_array"`` (camera, lidar polar plot and instruction).
+        render_mode: ``None``; ``"rgb_array"``: :meth:`render` returns the frame (camera,
+            lidar polar plot and instruction); ``"human"``: ``reset`` and ``step`` show that
+            frame in a window at ``metadata["render_fps"]`` (:mod:`mmrl.envs.viewer`, the
+            ``viewer`` extra) and :meth:`render` returns ``None``, as Gymnasium specifies.
         **kwargs: Passed to the simulator; unknown names raise ``ValueError``.
+
+    Raises:
+        MissingDependencyError: ``render_mode="human"`` without pygame-ce installed.
     """
 
     simulator_cls: ClassVar[type[BatchedSimulator]]
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["human", "rgb_array"],
+        "render_fps": 15,
+    }
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -313,6 +340,12 @@ class MultimodalEnv(gym.Env):
                 f"got {render_mode!r}"
             )
         self.render_mode = render_mode
+        self.viewer = None
+        if render_mode == "human":
+            # Opened here so a missing extra or display fails at make(), not mid-episode.
+            from mmrl.envs.viewer import Viewer
+
+            self.viewer = Viewer(f"mmrl {self.simulator_cls.env_id}", self.metadata["render_fps"])
         self._kwargs = dict(kwargs)
         self.sim = self.simulator_cls(1, **kwargs)
         self.observation_space = self.sim.observation_space
@@ -329,6 +362,8 @@ class MultimodalEnv(gym.Env):
         self.sim.reset_envs()
         self._needs_reset = False
         obs = self.sim.observe()
+        if self.render_mode == "human":
+            self.render()
         return {k: v[0] for k, v in obs.items()}, self.sim.reset_infos()[0]
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -346,6 +381,8 @@ class MultimodalEnv(gym.Env):
         info = self.sim.infos(result)[0]
         done = bool(terminated[0] or truncated[0])
         self._needs_reset = done
+        if self.render_mode == "human":
+            self.render()
         return (
             {k: v[0] for k, v in obs.items()},
             float(reward[0]),
@@ -360,7 +397,24 @@ class MultimodalEnv(gym.Env):
         return int(action) if isinstance(self.action_space, spaces.Discrete) else action
 
     def render(self) -> np.ndarray | None:
+        """The current frame (``rgb_array``), or ``None`` after showing it in the window
+        (``human``; ``reset`` and ``step`` call this themselves)."""
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; use render_mode='rgb_array'")
             return None
-        return self.sim.render_frames()[0]
+        if self.render_mode == "rgb_array":
+            return self.sim.render_frames()[0]
+        if self.viewer is None:  # the window was closed
+            return None
+        self.viewer.show(self.sim.render_frames()[0])
+        if self.viewer.poll().quit:
+            # Closing the window ends the showing, not the episode: a script stepping this
+            # env keeps running, without a window (Gymnasium's envs behave alike).
+            self.close()
+        return None
+
+    def close(self) -> None:
+        """Closes the window of ``render_mode="human"`` (nothing else holds resources)."""
+        if self.viewer is not None:
+            self.viewer.close()
+            self.viewer = None

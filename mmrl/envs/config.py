@@ -9,8 +9,9 @@ parameter and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -25,14 +26,19 @@ MAX_SEED = 2**32 - 1
 def build_config(config_cls: type[C], kwargs: Mapping[str, Any], owner: str) -> C:
     """Builds ``config_cls(**kwargs)`` after checking every key is a field.
 
+    A deprecated name listed in the class's ``renamed`` map is accepted with a
+    ``DeprecationWarning`` and its value moved to the new name.
+
     Args:
         config_cls: A dataclass whose ``__post_init__`` validates values.
         kwargs: User-supplied keyword arguments.
         owner: Name used in error messages (e.g. ``"mmrl/Driving-v0"``).
 
     Raises:
-        ValueError: On an unknown parameter, listing the allowed ones.
+        ValueError: On an unknown parameter, listing the allowed ones, or on a deprecated
+            name given together with its replacement.
     """
+    kwargs = _apply_renames(config_cls, kwargs, owner)
     names = [f.name for f in dataclasses.fields(config_cls)]  # type: ignore[arg-type]
     # The config's own parameters first, then the inherited ones (the shared sensor settings,
     # which a dataclass lists first).
@@ -50,6 +56,81 @@ def build_config(config_cls: type[C], kwargs: Mapping[str, Any], owner: str) -> 
             f"allowed parameters: {', '.join(allowed)}"
         )
     return config_cls(**kwargs)
+
+
+def _rename_target(new: str) -> str:
+    """``"reward_weights.comfort"`` -> ``"reward_weights={'comfort': ...}"`` for messages."""
+    field, _, key = new.partition(".")
+    return f"{field}={{{key!r}: ...}}" if key else new
+
+
+def _apply_renames(
+    config_cls: type, kwargs: Mapping[str, Any], owner: str | None
+) -> dict[str, Any]:
+    """Moves deprecated keyword names onto their replacements (see ``SensorConfig.renamed``).
+
+    Args:
+        config_cls: The config class (its ``renamed`` map; none means nothing to do).
+        kwargs: Keyword arguments, old names allowed.
+        owner: Name for warnings and errors; ``None`` renames silently (old pickles).
+    """
+    renamed: Mapping[str, str] = getattr(config_cls, "renamed", {})
+    prefix = f"{owner}: " if owner else ""
+    out = dict(kwargs)
+    for old in [k for k in kwargs if k in renamed]:
+        new = renamed[old]
+        field, _, key = new.partition(".")
+        value = out.pop(old)
+        if owner is not None:
+            warnings.warn(
+                f"{prefix}parameter {old!r} is deprecated; use {_rename_target(new)} "
+                "(same value and meaning)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        if not key:
+            if field in out:
+                raise ValueError(f"{prefix}give {field} or its old name {old}, not both")
+            out[field] = value
+            continue
+        entries = out.get(field, {})
+        if not isinstance(entries, Mapping):
+            raise ValueError(f"{field} must be a mapping, got {entries!r}")
+        if key in entries:
+            raise ValueError(f"{prefix}give {field}[{key!r}] or its old name {old}, not both")
+        out[field] = {**entries, key: value}
+    return out
+
+
+def check_weights(
+    name: str, value: Any, defaults: Mapping[str, float], high: float = 1000.0
+) -> dict[str, float]:
+    """Validates a mapping of weights keyed by name and fills the missing keys.
+
+    Args:
+        name: Field name for messages (e.g. ``"reward_weights"``).
+        value: The user's mapping; it may name only some keys.
+        defaults: Every allowed key with its default weight, in order.
+        high: Largest allowed weight.
+
+    Returns:
+        A new dict with every key of ``defaults`` in its order, each a ``float``.
+
+    Raises:
+        ValueError: ``value`` is not a mapping, names a key ``defaults`` lacks (listing the
+            allowed ones), or holds a weight that is not a finite number in ``[0, high]``.
+    """
+    allowed = ", ".join(defaults)
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping of {allowed} to weights, got {value!r}")
+    unknown = [k for k in value if k not in defaults]
+    if unknown:
+        raise ValueError(
+            f"{name}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {allowed}"
+        )
+    for key, weight in value.items():
+        check_float(f"{name}[{key!r}]", weight, 0.0, high)
+    return {k: float(value.get(k, default)) for k, default in defaults.items()}
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
@@ -120,6 +201,10 @@ class SensorConfig:
     keeps its place), e.g. Navigation's 8 m ``lidar_range``. A subclass's ``__post_init__``
     checks its own fields, then calls this one.
 
+    A subclass lists the parameters it renamed in ``renamed``: :func:`build_config` still
+    takes the old names (with a ``DeprecationWarning``), and a config pickled under them
+    (inside an old simulator or run checkpoint) loads with the new ones.
+
     Attributes:
         camera_size: Height and width of the square RGB camera image, pixels (>= 8).
         lidar_beams: Number of 360-degree lidar beams (>= 4).
@@ -136,8 +221,19 @@ class SensorConfig:
     lidar_dropout: float = 0.0
     max_text_len: int = 16
 
+    renamed: ClassVar[dict[str, str]] = {}
+    """Deprecated parameter name -> its replacement: a field, or ``"field.key"`` for an entry
+    of a dict field (``"reward_weights.comfort"``)."""
+
     def __post_init__(self) -> None:
         self.validate()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restores a pickled config through the constructor, so one pickled before a rename
+        or an added field loads with today's names and defaults (same values, validated)."""
+        state = _apply_renames(type(self), state, owner=None)
+        names = {f.name for f in dataclasses.fields(self) if f.init}
+        type(self).__init__(self, **{k: v for k, v in state.items() if k in names})
 
     def validate(self) -> None:
         """Checks every field, raising ``ValueError`` naming the first bad one."""

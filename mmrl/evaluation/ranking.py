@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.commands.evaluate import EvaluateOfflineOptions
 from mmrl.data.episodes import LoggedData
 from mmrl.errors import ConfigError, DatasetError
 from mmrl.evaluation import ope
@@ -381,17 +382,17 @@ def _overlapping(reports: list[PolicyReport], by: str) -> list[tuple[str, str]]:
 def evaluate_policies(
     policies: Sequence[Policy],
     data: LoggedData,
-    estimators: Sequence[str] = ("fqe", "wpdis", "dr"),
-    gamma: float = 0.99,
+    estimators: str | Sequence[str] = EvaluateOfflineOptions.estimators,
+    gamma: float = EvaluateOfflineOptions.gamma,
     *,
     rank_by: str | None = None,
-    behaviour: str = "auto",
-    features: str = "policy",
+    behaviour: str = EvaluateOfflineOptions.behaviour,
+    features: str = EvaluateOfflineOptions.fqe_features,
     stochastic: bool = False,
     iterations: int | None = None,
-    steps_per_iter: int = 25,
-    n_resamples: int = 1000,
-    seed: int = 0,
+    steps_per_iter: int = EvaluateOfflineOptions.fqe_steps,
+    n_resamples: int = EvaluateOfflineOptions.bootstrap,
+    seed: int = EvaluateOfflineOptions.seed,
 ) -> Ranking:
     """Estimates every policy on the same logged data and ranks them.
 
@@ -399,7 +400,8 @@ def evaluate_policies(
         policies: What :func:`mmrl.policies.load_policy` returns (``expert`` is evaluated
             from the logged expert actions, ``random`` exactly).
         data: The logged data.
-        estimators: Names from :data:`mmrl.evaluation.ope.ESTIMATORS`.
+        estimators: Names from :data:`mmrl.evaluation.ope.ESTIMATORS` (or their aliases),
+            as a list or comma-separated.
         gamma: Discount in ``(0, 1]``.
         rank_by: Estimator to rank by (default the first of ``estimators``).
         behaviour: ``auto`` (logged probabilities if present, else estimated), ``logged``
@@ -417,7 +419,8 @@ def evaluate_policies(
             on data without behaviour probabilities.
         ConfigError: Unknown estimator, feature mode or behaviour mode.
     """
-    estimators = parse_estimators(",".join(estimators))
+    text = estimators if isinstance(estimators, str) else ",".join(estimators)
+    estimators = parse_estimators(text)
     rank_by = ALIASES.get(rank_by, rank_by) if rank_by else estimators[0]
     if rank_by not in estimators:
         raise ConfigError(f"must be one of the estimators {estimators}, got {rank_by!r}",

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.commands.evaluate import EvaluateOptions
 from mmrl.config import ConfigError, EnvConfig
 from mmrl.envs.tokenizer import Tokenizer
 from mmrl.evaluation.conditions import CLEAN, Condition, ablation_context, condition_wrapper
 from mmrl.evaluation.stats import Interval, bootstrap_ci, wilson_interval
 from mmrl.policies import Policy
-from mmrl.rollout import Episode, collect_episodes
+from mmrl.rollout import Episode, collect_episodes, summarize_arrays
 
 __all__ = [
     "CLEAN",
@@ -73,13 +74,14 @@ class EvalSettings:
         confidence: Coverage of every interval.
     """
 
-    episodes: int = 100
-    seed: int = 10_000
+    # The defaults are mmrl evaluate's (declared once, with their --help text).
+    episodes: int = EvaluateOptions.episodes
+    seed: int = EvaluateOptions.seed
     n_envs: int | None = None
     deterministic: bool = True
-    group_by: str = "auto"
-    ablate_mode: str = "auto"
-    n_resamples: int = 2000
+    group_by: str = EvaluateOptions.group_by
+    ablate_mode: str = EvaluateOptions.ablate_mode
+    n_resamples: int = EvaluateOptions.bootstrap
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
@@ -268,6 +270,12 @@ class EvalResult:
     def steps(self) -> int:
         """Environment steps over all episodes."""
         return int(self.lengths.sum())
+
+    def summary(self) -> dict[str, float]:
+        """Plain means (:func:`mmrl.rollout.summarize`'s keys: ``episodes``, ``mean_return``,
+        ``std_return``, ``mean_length``, ``success_rate``, ``collision_rate``), the form of
+        ``mmrl train``'s periodic evaluations and of ``mmrl bench``'s ablation records."""
+        return summarize_arrays(self.returns, self.lengths, self.successes, self.collisions)
 
     def to_dict(self, per_episode: bool = True) -> dict[str, Any]:
         """Plain data for JSON; ``per_episode`` adds the raw per-episode arrays."""

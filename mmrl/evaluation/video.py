@@ -12,7 +12,8 @@ frames.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,9 @@ class VideoRecorder:
         lines = self.frame_lines(step, index, t, ret, total)
         return compose_frame(step.obs, step.instruction, lines)
 
-    def write(self) -> Path:
-        """Draws and writes the recorded episodes; returns the file written (a ``.webm``
-        beside an ``.mp4`` when this FFmpeg build has no H.264 encoder).
+    def frames(self) -> Iterator[np.ndarray]:
+        """Yields the video's frames, drawn and padded to one size, one at a time (what
+        :meth:`write` encodes; training videos also send them to TensorBoard).
 
         Raises:
             ConfigError: Nothing was recorded.
@@ -158,16 +159,33 @@ class VideoRecorder:
         firsts = [self._frame(e[0], 0, 0, 0.0, len(episodes)) for e in episodes]
         height = max(f.shape[0] for f in firsts)
         width = max(f.shape[1] for f in firsts)
+        for index, episode in enumerate(episodes):
+            ret = 0.0
+            for t, step in enumerate(episode):
+                ret += step.reward
+                frame = self._frame(step, index, t, ret, len(episodes))
+                canvas = np.empty((height, width, 3), dtype=np.uint8)
+                canvas[:] = _BG
+                canvas[: frame.shape[0], : frame.shape[1]] = frame
+                yield canvas
+
+    def write(self, also: Sequence[VideoFileWriter] = ()) -> Path:
+        """Writes the recorded episodes; returns the file written (a ``.webm`` beside an
+        ``.mp4`` when this FFmpeg build has no H.264 encoder).
+
+        Args:
+            also: More open writers that get every frame too (one drawing pass).
+
+        Raises:
+            ConfigError: Nothing was recorded.
+        """
+        frames = self.frames()
+        first = next(frames)  # raises ConfigError before the file is created
         with VideoFileWriter(self.path, self.fps, background=_BG) as writer:
-            for index, episode in enumerate(episodes):
-                ret = 0.0
-                for t, step in enumerate(episode):
-                    ret += step.reward
-                    frame = self._frame(step, index, t, ret, len(episodes))
-                    canvas = np.empty((height, width, 3), dtype=np.uint8)
-                    canvas[:] = _BG
-                    canvas[: frame.shape[0], : frame.shape[1]] = frame
-                    writer.write(canvas)
+            for frame in itertools.chain([first], frames):
+                writer.write(frame)
+                for other in also:
+                    other.write(frame)
         return writer.path
 
 

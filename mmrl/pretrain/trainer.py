@@ -21,6 +21,7 @@ import torch as th
 
 from mmrl.agent import resolve_device
 from mmrl.checkpoint import check_output_dir, check_output_file
+from mmrl.commands.pretrain import PretrainOptions
 from mmrl.config import ConfigError
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
@@ -207,20 +208,20 @@ class Pretrainer:
 
 def pretrain(
     dataset_id: str | Sequence[str],
-    agent: str = "ppo-concat",
+    agent: str = PretrainOptions.agent,
     *,
     env: str | None = None,
-    objectives: str | Sequence[str] = ("bc", "labels", "contrastive", "masked"),
-    epochs: int = 30,
-    batch_size: int = 256,
-    lr: float = 1e-3,
-    device: str = "auto",
-    augment: str = "none",
-    val_fraction: float = 0.1,
-    patience: int = 5,
-    monitor: str = "total",
-    seed: int = 0,
-    out: str | Path = "encoder.pt",
+    objectives: str | Sequence[str] = PretrainOptions.objectives,
+    epochs: int = PretrainOptions.epochs,
+    batch_size: int = PretrainOptions.batch_size,
+    lr: float = PretrainOptions.lr,
+    device: str = PretrainOptions.device,
+    augment: str = PretrainOptions.augment,
+    val_fraction: float = PretrainOptions.val_fraction,
+    patience: int = PretrainOptions.patience,
+    monitor: str = PretrainOptions.monitor,
+    seed: int = PretrainOptions.seed,
+    out: str | Path = PretrainOptions.out,
     force: bool = False,
     overrides: Sequence[str] | None = None,
     weights: Mapping[str, float] | None = None,

@@ -109,7 +109,8 @@ def test_ppo_with_multimodal_extractor():
         (dict(env_id="CartPole-v1"), "needs a highway-env id"),
         (dict(camera_shape=(8, 64)), r"camera_shape\[0\] must be in \[16, 512\]"),
         (dict(camera_channels=2), r"camera_channels must be one of \[1, 3\]"),
-        (dict(lidar_range=0.0), "lidar_range must be in"),
+        (dict(lidar_range=0.0), r"lidar_range must be in \(0.0, 10000.0\], got 0.0"),
+        (dict(lidar_beams=2), r"lidar_beams must be in \[4, 4096\], got 2"),
     ],
 )
 def test_bad_input_raises_value_error(kwargs, match):

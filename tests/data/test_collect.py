@@ -6,6 +6,7 @@ import minari
 import numpy as np
 import pytest
 
+from mmrl.config import ConfigError
 from mmrl.data import DatasetError, collect
 from mmrl.envs.vec_env import BatchedVecEnv
 
@@ -445,3 +446,112 @@ def test_stochastic_needs_a_distribution(toy, datasets_path, tmp_path):
     with pytest.raises(ValueError, match=r"--stochastic: .*no action distribution"):
         collect(env=env, policy=str(tmp_path / "dqn.zip"), episodes=1, dataset_id="toy/d-v0",
                 stochastic=True)  # fmt: skip
+
+
+def _episode_arrays(dataset) -> list[dict[str, np.ndarray]]:
+    """Every array of every episode, flattened to ``path -> array`` (infos included)."""
+
+    def flat(prefix: str, value, out: dict) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                flat(f"{prefix}/{key}", item, out)
+        else:
+            out[prefix] = np.asarray(value)
+
+    episodes = []
+    for ep in dataset.iterate_episodes():
+        out: dict[str, np.ndarray] = {}
+        for name in ("observations", "actions", "rewards", "terminations", "truncations"):
+            flat(name, getattr(ep, name), out)
+        flat("infos", ep.infos, out)
+        episodes.append(out)
+    return episodes
+
+
+def test_worker_processes_and_per_copy_infos_write_the_same_navigation_dataset(datasets_path):
+    """Navigation's auto-reset rewrites its collision flags in place: the batched info
+    snapshot must be taken before it, in one process and in the worker processes alike."""
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from mmrl.config import EnvConfig
+    from mmrl.envs import make_vec_env
+
+    small = {"camera_size": 16, "lidar_beams": 16}
+    config = EnvConfig(env_id="mmrl/Navigation-v1", kwargs=small, n_envs=4)
+    args = {"policy": "random", "episodes": 8, "seed": 5}
+    collect(env=config, dataset_id="nav/one-v0", **args)
+    collect(env=config, dataset_id="nav/workers-v0", n_workers=2, **args)
+    dicts = VecMonitor(make_vec_env("mmrl/Navigation-v1", n_envs=4, monitor=False, **small))
+    collect(dataset_id="nav/dicts-v0", venv=dicts, **args)
+    one, workers, per_copy = (
+        _episode_arrays(minari.load_dataset(f"nav/{name}-v0"))
+        for name in ("one", "workers", "dicts")
+    )
+    # The flags this is about: a collision on an episode's last step (seed 5 has two).
+    assert sum(bool(ep["infos/collision"][-1]) for ep in one) == 2
+    for other in (workers, per_copy):
+        assert len(other) == len(one)
+        for ea, eb in zip(one, other):
+            assert set(ea) == set(eb)
+            for path, values in ea.items():
+                assert values.dtype == eb[path].dtype, path
+                np.testing.assert_array_equal(values, eb[path], err_msg=path)
+
+
+def test_collect_refuses_bad_n_workers(datasets_path):
+    with pytest.raises(ConfigError, match="n_workers must be between 1 and"):
+        collect(env="driving", episodes=1, dataset_id="toy/workers-v0", n_envs=2, n_workers=3)
+
+
+def test_cli_collect_with_workers(datasets_path, capsys):
+    from mmrl.cli import main
+
+    args = ["collect", "--env", "driving", "--episodes", "2", "--n-envs", "2", "--quiet"]
+    assert main([*args, "--dataset-id", "drv/w-v0", "--workers", "2"]) == 0
+    assert main([*args, "--dataset-id", "drv/one-v0"]) == 0
+    a, b = (minari.load_dataset(f"drv/{name}-v0") for name in ("w", "one"))
+    assert a.total_steps == b.total_steps
+    for ea, eb in zip(a.iterate_episodes(), b.iterate_episodes()):
+        np.testing.assert_array_equal(ea.observations["camera"], eb.observations["camera"])
+    assert main([*args, "--dataset-id", "drv/x-v0", "--workers", "3"]) == 2
+    assert "--n-workers must be between 1 and the number of copies (2)" in capsys.readouterr().err
+
+
+def test_background_writes_make_the_sequential_dataset(toy, datasets_path):
+    """Chunks written on the writer thread while stepping goes on: the same dataset."""
+    args = {"policy": "expert", "episodes": 9, "epsilon": 0.3, "seed": 4, "flush_every": 2}
+    overlapped = collect(dataset_id="toy/overlap-v0", venv=_venv(toy), **args)
+    sequential = collect(
+        dataset_id="toy/sequential-v0", venv=_venv(toy), overlap_writes=False, **args
+    )
+    assert overlapped.episodes == sequential.episodes == 9
+    a, b = (minari.load_dataset(f"toy/{n}-v0") for n in ("overlap", "sequential"))
+    seeds = [a.storage.get_episode_metadata(range(9)), b.storage.get_episode_metadata(range(9))]
+    assert [m.get("seed") for m in seeds[0]] == [m.get("seed") for m in seeds[1]]
+    one, other = _episode_arrays(a), _episode_arrays(b)
+    assert len(one) == len(other) == 9
+    for ea, eb in zip(one, other):
+        assert set(ea) == set(eb)
+        for path, values in ea.items():
+            np.testing.assert_array_equal(values, eb[path], err_msg=path)
+    assert overlapped.write_seconds > 0 and overlapped.rollout_seconds > 0
+
+
+def test_a_failed_background_write_is_raised_and_leaves_nothing(toy, datasets_path, monkeypatch):
+    from mmrl.data.writer import AtomicDatasetWriter
+
+    calls = []
+    original = AtomicDatasetWriter._write
+
+    def failing(self, episodes):
+        calls.append(len(episodes))
+        if len(calls) == 2:  # the second chunk, on the writer thread
+            raise OSError(28, "No space left on device")
+        original(self, episodes)
+
+    monkeypatch.setattr(AtomicDatasetWriter, "_write", failing)
+    with pytest.raises(DatasetError, match="No space left on device"):
+        collect(policy="expert", episodes=8, dataset_id="toy/fail-v0", venv=_venv(toy),
+                flush_every=2)  # fmt: skip
+    assert len(calls) >= 2
+    assert sorted(p.name for p in datasets_path.iterdir()) == []

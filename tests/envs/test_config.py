@@ -55,3 +55,39 @@ def test_numbers_given_as_strings_fail_at_make(env_id):
     name = "traffic_density" if "Driving" in env_id else "lidar_range"
     with pytest.raises(ValueError, match=rf"{name} must be a number, got the string '0.5'"):
         gym.make(env_id, **{name: "0.5"})
+
+
+@pytest.mark.parametrize("env", ["driving", "navigation"])
+def test_documented_arguments_are_the_defaults(env):
+    """The ``gym.make(...)`` call in each env docstring's Arguments section shows the v1
+    defaults, sensor settings included: a copy in prose that the configs would outgrow."""
+    import ast
+    import inspect
+
+    from mmrl.envs.driving import DrivingEnv
+    from mmrl.envs.navigation import NavigationEnv
+
+    env_cls = DrivingEnv if env == "driving" else NavigationEnv
+    doc = inspect.getdoc(env_cls)
+    section = doc[doc.index("## Arguments") :]
+    start = section.index("gym.make(")
+    depth, end = 0, start
+    for end, char in enumerate(section[start:], start):  # noqa: B007 (end is read after)
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == ")" and depth == 0:
+            break
+    call = ast.parse(section[start : end + 1].replace("\n", " ")).body[0].value
+    config = env_cls().sim.sensors
+    documented = {
+        kw.arg: ast.literal_eval(kw.value)
+        for kw in call.keywords
+        if kw.arg != "render_mode" and not isinstance(kw.value, ast.Name)  # tasks=TASKS
+    }
+    assert documented, "no documented arguments found"
+    assert call.args[0].value == env_cls.simulator_cls.env_id
+    for name, value in documented.items():
+        assert getattr(config, name) == value, name
+    # gym.make takes max_episode_steps= for its own TimeLimit, so the call cannot show it.
+    fields = {f.name for f in dataclasses.fields(config)} - {"max_episode_steps"}
+    named = {kw.arg for kw in call.keywords} - {"render_mode"}
+    assert named == fields, f"undocumented: {fields - named}, unknown: {named - fields}"

@@ -282,8 +282,10 @@ def test_v0_success_and_wrong_object_termination() -> None:
     _, terminated, truncated, result = sim.step(np.array([0, 0]))
     assert terminated.tolist() == [True, True] and not truncated.any()
     assert result.success.tolist() == [True, False]
-    assert result.rewards["success"][0] == pytest.approx(sim.cfg.success_reward)
-    assert result.rewards["wrong_object"][1] == pytest.approx(-sim.cfg.wrong_object_penalty)
+    assert result.rewards["success"][0] == pytest.approx(sim.cfg.reward_weights["success"])
+    assert result.rewards["wrong_object"][1] == pytest.approx(
+        -sim.cfg.reward_weights["wrong_object"]
+    )
     assert result.rewards["success"][1] == 0.0 and result.rewards["wrong_object"][0] == 0.0
     assert sim.infos(result)[0]["is_success"] is True
 
@@ -318,8 +320,10 @@ def test_stopping_chooses_the_object_in_reach(continuous: bool) -> None:
     _, terminated, _, result = sim.step(actions)
     assert terminated.tolist() == [True, False, True, False]  # 3 stopped far from all
     assert result.success.tolist() == [True, False, False, False]
-    assert result.rewards["success"][0] == pytest.approx(sim.cfg.success_reward)
-    assert result.rewards["wrong_object"][2] == pytest.approx(-sim.cfg.wrong_object_penalty)
+    assert result.rewards["success"][0] == pytest.approx(sim.cfg.reward_weights["success"])
+    assert result.rewards["wrong_object"][2] == pytest.approx(
+        -sim.cfg.reward_weights["wrong_object"]
+    )
     assert result.rewards["wrong_object"][[0, 1, 3]].tolist() == [0.0, 0.0, 0.0]
 
 
@@ -332,7 +336,9 @@ def test_touching_a_distractor_fails_without_stopping() -> None:
     sim.heading[0] = 0.0
     _, terminated, _, result = sim.step(np.array([0]))
     assert terminated[0] and not result.success[0]
-    assert result.rewards["wrong_object"][0] == pytest.approx(-sim.cfg.wrong_object_penalty)
+    assert result.rewards["wrong_object"][0] == pytest.approx(
+        -sim.cfg.reward_weights["wrong_object"]
+    )
 
 
 def test_dark_room_hides_what_is_beyond_the_lamp() -> None:

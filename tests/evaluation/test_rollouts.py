@@ -80,6 +80,31 @@ def test_text_noise_hurts_and_is_reported_against_clean(expert_zip, corridor):
     assert compared["noise camera=0.05"].result.success_rate.value >= 0.8
 
 
+def test_bench_ablation_is_mmrl_evaluate_ablate_on_the_same_seeds(expert_zip, corridor):
+    """``mmrl bench``'s per-modality figures are ``evaluate_model``'s for the same seeds and
+    copies (issue 14: one evaluation loop), and masking the goal's only sensor changes them."""
+    from mmrl.bench.runner import ablate_modalities
+    from mmrl.config import RunConfig
+
+    model, results = _run(
+        expert_zip, corridor, ablate="camera,lidar,text,state", seed=77, ablate_mode="extractor"
+    )
+    env = resolve_env_config(resolve_target(expert_zip), corridor.ENV_ID)
+    env.n_envs = 6  # bench steps min(episodes, n_envs) copies, as _run does
+    record = ablate_modalities(model, RunConfig(env=env, eval_seed=77), 24)
+    by_name = {r.condition.name.lstrip("-").replace("clean", "none"): r for r in results}
+    assert set(record) == set(by_name) == {"none", "camera", "lidar", "text", "state"}
+    for key, summary in record.items():
+        result = by_name[key]
+        assert summary["episodes"] == 24
+        assert summary["mean_return"] == pytest.approx(result.mean_return.value, abs=1e-12)
+        assert summary["success_rate"] == pytest.approx(result.success_rate.value, abs=1e-12)
+        assert summary["mean_length"] == pytest.approx(result.mean_length.value, abs=1e-12)
+        assert summary["collision_rate"] == pytest.approx(result.collision_rate.value, abs=1e-12)
+    assert record["none"]["success_rate"] == 1.0
+    assert record["text"]["mean_return"] < record["none"]["mean_return"]
+
+
 def test_bad_ablation_and_noise_are_config_errors(expert_zip, corridor):
     with pytest.raises(ConfigError, match=r"unknown observation key\(s\) \['depth'\]"):
         _run(expert_zip, corridor, ablate="depth")

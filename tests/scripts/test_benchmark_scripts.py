@@ -27,3 +27,15 @@ def test_bench_vector_api_runs_every_case(capsys, load_script):
         assert f"N=2   {case}" in out
     assert len(re.findall(r"ratio +\d+\.\d+x", out)) == 3  # one per peer
     assert load_script("bench_vector_api").main(["--envs", "mmrl/Nope-v0"]) == 2
+
+
+def test_bench_workers_reports_speed_up_and_cpu(capsys, load_script):
+    argv = ["--envs", "mmrl/Driving-v1", "--n-envs", "4", "--seconds", "0.2", "--no-peer"]
+    assert load_script("bench_workers").main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"n=4 one process: +\d+\.\d env-steps/s, CPU \d+\.\d\d ms/step", out)
+    assert re.search(
+        r"n=4 K=2 workers: .*speed-up \d+\.\d\dx .*workers \[\d+\.\d\d, \d+\.\d\d\]", out
+    )
+    assert re.search(r"projected speed-up on 2 idle cores \d+\.\d\dx", out)
+    assert load_script("bench_workers").main(["--workers", "1", "--no-peer"]) == 2

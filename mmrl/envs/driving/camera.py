@@ -118,6 +118,7 @@ class Camera:
         size: int,
         view_ahead: float = VIEW_AHEAD,
         view_behind: float = VIEW_BEHIND,
+        max_ramp_end: float = RAMP_END_RANGE[1],
     ) -> None:
         if not (0.0 < view_ahead <= MAX_VIEW_AHEAD and view_behind >= 0.0):
             raise ValueError(
@@ -133,7 +134,7 @@ class Camera:
         # Row kinds are precomputed per episode along a strip of rows at the image's
         # longitudinal resolution (row q lies at x = X_TOP - (q + 0.5) * res_x); a step reads
         # the S consecutive entries in view. Cars are drawn on the same grid.
-        self.x_top = RAMP_END_RANGE[1] + 20.0 + self.view_ahead
+        self.x_top = float(max_ramp_end) + 20.0 + self.view_ahead
         x_bottom = -self.view_behind - 20.0
         self.n_q = math.ceil((self.x_top - x_bottom) / self.res_x)
         self._q_x = self.x_top - (np.arange(self.n_q) + 0.5) * self.res_x

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from mmrl.envs.config import SensorConfig, check_choice, check_float, check_int
+from mmrl.envs.config import SensorConfig, check_choice, check_float, check_int, check_weights
 from mmrl.envs.driving.instructions import SPLITS, TASKS
+
+REWARD_WEIGHTS: dict[str, float] = {
+    "progress": 1.0,
+    "instruction": 1.0,
+    "collision": 1.0,
+    "off_road": 1.0,
+    "comfort": 0.01,
+}
+"""Default weight of each reward term, keyed by the term's name in ``info["rewards"]``
+(the simulator's ``reward_terms`` are these keys, in this order)."""
 
 
 @dataclasses.dataclass
@@ -31,18 +42,23 @@ class DrivingConfig(SensorConfig):
         max_episode_steps: Steps (0.5 s each) after which the simulator truncates an
             episode (``make_vec_env`` uses it; ``gym.make`` adds its own ``TimeLimit`` from
             the registration, also 300, and takes ``max_episode_steps=`` for that one).
-        progress_weight: Reward for covering the whole route to the exit's decision point
-            (paid per step in proportion to the distance driven).
-        shaping_weight: Scale of the potential-based instruction shaping (change in the
-            normalized distance to the instructed goal state).
-        on_task_reward: Reward per step while the instruction's condition currently holds.
-        success_reward: Reward when the episode ends with the instruction carried out.
-        failure_penalty: Penalty (subtracted) when the decision point is reached without the
-            instruction carried out.
-        collision_penalty: Penalty (subtracted) for hitting another car (ends the episode).
-        off_road_penalty: Penalty (subtracted) for leaving the road (ends the episode).
-        comfort_weight: Penalty per step for lane changes / speed changes (discrete) or
-            for steering and acceleration effort (continuous).
+        reward_weights: Weight of each reward term, keyed by its name in
+            ``info["rewards"]`` (``progress``, ``instruction``, ``collision``, ``off_road``,
+            ``comfort``; see :data:`REWARD_WEIGHTS` for the defaults): each term is its weight
+            times the unweighted term. A mapping may name only some terms (the others keep
+            their defaults); weights are finite numbers in ``[0, 1000]``. Unweighted terms:
+            ``progress`` the fraction of the route to the exit's decision point driven this
+            step; ``instruction`` below; ``collision`` -1 on hitting a car; ``off_road`` -1
+            on leaving the road (both end the episode); ``comfort`` minus the lane/speed
+            changes (discrete) or the mean absolute command (continuous).
+        instruction_shaping: Scale, inside the ``instruction`` term, of the potential-based
+            shaping (change in the normalized distance to the instructed goal state).
+        instruction_on_task: Added to the ``instruction`` term per step while the
+            instruction's condition currently holds.
+        instruction_success: Added to the ``instruction`` term when the decision point is
+            reached with the instruction carried out.
+        instruction_failure: Subtracted from the ``instruction`` term when the decision point
+            is reached without the instruction carried out.
         lidar_kerbs: ``True``: the road is bounded by kerbs the lidar sees (their ranges
             tell the ego's lateral position on the road). ``False``: the road's edges are
             paint, like its lane lines, so the lidar sees only cars and where the ego is on
@@ -57,15 +73,26 @@ class DrivingConfig(SensorConfig):
     max_lanes: int = 4
     traffic_density: float = 1.0
     max_episode_steps: int = 300
-    progress_weight: float = 1.0
-    shaping_weight: float = 1.0
-    on_task_reward: float = 0.02
-    success_reward: float = 1.0
-    failure_penalty: float = 0.5
-    collision_penalty: float = 1.0
-    off_road_penalty: float = 1.0
-    comfort_weight: float = 0.01
+    reward_weights: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict(REWARD_WEIGHTS)
+    )
+    instruction_shaping: float = 1.0
+    instruction_on_task: float = 0.02
+    instruction_success: float = 1.0
+    instruction_failure: float = 0.5
     lidar_kerbs: bool = True
+
+    renamed: ClassVar[dict[str, str]] = {
+        "progress_weight": "reward_weights.progress",
+        "collision_penalty": "reward_weights.collision",
+        "off_road_penalty": "reward_weights.off_road",
+        "comfort_weight": "reward_weights.comfort",
+        "shaping_weight": "instruction_shaping",
+        "on_task_reward": "instruction_on_task",
+        "success_reward": "instruction_success",
+        "failure_penalty": "instruction_failure",
+    }
+    """The reward parameters' names before they were keyed by term (issue 13)."""
 
     def __post_init__(self) -> None:
         check_choice("continuous", self.continuous, [False, True])
@@ -91,15 +118,12 @@ class DrivingConfig(SensorConfig):
         check_float("traffic_density", self.traffic_density, 0.0, 2.0)
         check_int("max_episode_steps", self.max_episode_steps, 10, 100_000)
         check_choice("lidar_kerbs", self.lidar_kerbs, [False, True])
+        self.reward_weights = check_weights("reward_weights", self.reward_weights, REWARD_WEIGHTS)
         for name in (
-            "progress_weight",
-            "shaping_weight",
-            "on_task_reward",
-            "success_reward",
-            "failure_penalty",
-            "collision_penalty",
-            "off_road_penalty",
-            "comfort_weight",
+            "instruction_shaping",
+            "instruction_on_task",
+            "instruction_success",
+            "instruction_failure",
         ):
             check_float(name, getattr(self, name), 0.0, 1000.0)
         super().__post_init__()  # the sensor settings

@@ -13,9 +13,9 @@ import numpy as np
 
 from mmrl.envs.driving import tasks as T
 from mmrl.envs.driving.dynamics import SPEED_LEVELS, accel_to, steer_to
-from mmrl.envs.driving.road import exit_open, lane_center
+from mmrl.envs.driving.road import LANE_WIDTH, exit_open, lane_center
 from mmrl.envs.driving.state import DrivingState
-from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
+from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH, CUT_IN_HEADWAY
 
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
 CRUISE = 22.0
@@ -25,13 +25,19 @@ AHEAD_GOAL = 18.0
 """Distance (m) ahead of the named car the expert holds after overtaking it (v1)."""
 AHEAD_FAR = 27.0
 """Distance (m) ahead it moves to while a car in the lane to cross blocks the merge (v1)."""
+MERGE_TIME = 0.5
+"""Seconds (v1) the expert looks ahead when judging the gap behind in the lane to enter: the
+car behind closes in for that long (its driver model brakes for the ego only later)."""
+HEADWAY_MARGIN = 0.0
+"""Seconds (v1) of time gap the expert keeps beyond ``CUT_IN_HEADWAY``."""
 
 
 def _gaps(state: DrivingState, lane: np.ndarray) -> tuple[np.ndarray, ...]:
     """Bumper gaps and speeds of the nearest cars ahead of and behind the ego in ``lane``.
 
     Returns:
-        ``(front_gap, front_v, rear_gap, rear_v)``, each ``(n,)``; ``inf`` gaps when empty.
+        ``(front_gap, front_v, rear_gap, rear_v, rear_v0)``, each ``(n,)`` (``rear_v0``: the
+        rear car's desired speed); ``inf`` gaps when empty.
         A car alongside the ego gives negative gaps both ways.
     """
     t, ego = state.traffic, state.ego
@@ -47,12 +53,13 @@ def _gaps(state: DrivingState, lane: np.ndarray) -> tuple[np.ndarray, ...]:
         t.v[rows, jf],
         rear[rows, jr] - CAR_LENGTH,
         t.v[rows, jr],
+        t.v0[rows, jr],
     )
 
 
 def _lane_flow(state: DrivingState, lane: np.ndarray) -> np.ndarray:
     """Speed (m/s) traffic allows in ``lane``: the next car's speed within 80 m, else 30."""
-    fg, fv, _, _ = _gaps(state, lane)
+    fg, fv = _gaps(state, lane)[:2]
     return np.where(fg < 80.0, fv, 30.0)
 
 
@@ -64,10 +71,16 @@ def _safe(state: DrivingState, lane: np.ndarray) -> tuple[np.ndarray, np.ndarray
         of the car ahead in ``lane`` (m/s).
     """
     v = state.ego.v
-    fg, fv, rg, rv = _gaps(state, lane)
+    fg, fv, rg, rv, _ = _gaps(state, lane)
     is_exit = lane >= state.road.n_lanes  # nobody drives in the exit lane
     ok_front = is_exit | (fg >= 5.0 + 0.3 * v + 2.0 * np.maximum(v - fv, 0.0))
-    ok_rear = is_exit | (rg >= 5.0 + 0.3 * rv + 2.5 * np.maximum(rv - v, 0.0))
+    if state.scene_version >= 1:
+        # The simulator's cut-in rule with a margin: the time gap left to the car behind
+        # after it has closed in for MERGE_TIME seconds.
+        gap = rg - np.maximum(rv - v, 0.0) * MERGE_TIME
+        ok_rear = is_exit | (gap >= (CUT_IN_HEADWAY + HEADWAY_MARGIN) * rv)
+    else:
+        ok_rear = is_exit | (rg >= 5.0 + 0.3 * rv + 2.5 * np.maximum(rv - v, 0.0))
     return ok_front & ok_rear, ok_front, fv
 
 
@@ -90,7 +103,7 @@ def plan(state: DrivingState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
     # Lane goal.
     exit_ok = exit_open(ego.x, road) & (ego.x < road.ramp_end - 15.0)
-    fg, fv, _, _ = _gaps(state, stay)
+    fg, fv = _gaps(state, stay)[:2]
     left, right = np.maximum(stay - 1, 0), np.minimum(stay + 1, n - 1)
     fg_l = np.where(left != stay, _gaps(state, left)[0], -np.inf)
     fg_r = np.where(right != stay, _gaps(state, right)[0], -np.inf)
@@ -184,7 +197,19 @@ def act(state: DrivingState) -> np.ndarray:
         step = lane_now + np.sign(lane_goal - lane_now)
         # Mid-change (away from the lane centre) keep heading for the lane being entered.
         moving = np.abs(ego.y - lane_center(lane_now)) >= 0.6
-        lane = np.where(change_ok | (moving & (lane_goal != lane_now)), step, lane_now)
+        if state.scene_version >= 1:
+            # v1: the lane being entered is the next lane centre toward the goal, so a change
+            # ends in the first lane it reaches, and a second one needs its own safety check
+            # (v0's rule kept steering one lane further once the ego crossed a lane line).
+            half = 0.5 * LANE_WIDTH
+            toward = np.where(
+                lane_center(lane_goal) >= ego.y,
+                np.ceil((ego.y - half) / LANE_WIDTH - 1e-9),
+                np.floor((ego.y - half) / LANE_WIDTH + 1e-9),
+            ).astype(np.int64)
+            lane = np.where(change_ok, step, np.where(moving, toward, lane_now))
+        else:
+            lane = np.where(change_ok | (moving & (lane_goal != lane_now)), step, lane_now)
         steer = steer_to(ego, lane_center(lane))
         accel = accel_to(ego, np.clip(np.minimum(v_goal, v_cap), 0.0, 30.0))
         return np.stack([steer, accel], axis=1).astype(np.float32)

@@ -16,7 +16,8 @@ import numpy as np
 LANE_WIDTH = 4.0
 """Lane width in metres."""
 RAMP_END_RANGE = (300.0, 450.0)
-"""Range of the decision point (``ramp_end``) ahead of the ego's start, metres."""
+"""Range of the decision point (``ramp_end``) ahead of the ego's start, metres (v0; each
+simulator version names its own, see ``DrivingSimulator.ramp_end_range``)."""
 RAMP_LENGTH_RANGE = (100.0, 150.0)
 """Range of the exit lane's length, metres."""
 DIVERGE_SLOPE = 0.3
@@ -39,11 +40,15 @@ class RoadBatch:
 
 
 def sample_road(
-    rng: np.random.Generator, min_lanes: int, max_lanes: int
+    rng: np.random.Generator,
+    min_lanes: int,
+    max_lanes: int,
+    ramp_end_range: tuple[float, float] = RAMP_END_RANGE,
 ) -> tuple[int, float, float]:
-    """Draws ``(n_lanes, ramp_start, ramp_end)`` for one episode."""
+    """Draws ``(n_lanes, ramp_start, ramp_end)`` for one episode (``ramp_end`` in
+    ``ramp_end_range``, metres ahead of the ego's start)."""
     n_lanes = int(rng.integers(min_lanes, max_lanes + 1))
-    ramp_end = float(rng.uniform(*RAMP_END_RANGE))
+    ramp_end = float(rng.uniform(*ramp_end_range))
     ramp_start = ramp_end - float(rng.uniform(*RAMP_LENGTH_RANGE))
     return n_lanes, ramp_start, ramp_end
 

@@ -13,7 +13,7 @@ from mmrl.envs.config import build_config
 from mmrl.envs.driving import expert as expert_mod
 from mmrl.envs.driving import tasks as task_mod
 from mmrl.envs.driving.camera import EGO_RGB, Camera
-from mmrl.envs.driving.config import DrivingConfig
+from mmrl.envs.driving.config import REWARD_WEIGHTS, DrivingConfig
 from mmrl.envs.driving.dynamics import (
     DT,
     PSI_MAX,
@@ -35,6 +35,7 @@ from mmrl.envs.driving.lidar import Lidar
 from mmrl.envs.driving.road import (
     LANE_WIDTH,
     MAX_LANES,
+    RAMP_END_RANGE,
     RoadBatch,
     exit_open,
     lane_center,
@@ -44,6 +45,7 @@ from mmrl.envs.driving.state import TaskBatch
 from mmrl.envs.driving.traffic import (
     CAR_LENGTH,
     CAR_WIDTH,
+    CUT_IN_HEADWAY,
     PER_LANE,
     TrafficBatch,
     spawn,
@@ -72,6 +74,19 @@ CANDIDATE_SPEED = (14.0, 19.0)
 so each can be caught up with, followed and passed."""
 CANDIDATE_SEPARATION = 10.0
 """v1: smallest distance (m) along the road between two candidates."""
+TRAILER_WINDOW = (-22.0, -8.0)
+"""v1: start position (m, relative to the ego) of a candidate lane's *trailer*: a car behind
+the ego, where the camera (4 m behind) cannot see it and only the lidar does, driving at the
+candidate's speed (so it never closes in on the candidate and no car slips in between)."""
+TRAILER_PROBABILITY = 0.6
+"""v1: chance that a candidate lane other than the ego's gets a trailer. Entering that lane
+before the ego has pulled clear of it is a cut-in (see :data:`CUT_IN_STEPS`), so lane changes
+need to know what is behind, and only the lidar tells."""
+CUT_IN_STEPS = 6
+"""v1: for this many steps (3 s) after the ego moves in front of a car, the car's time gap to
+the ego must stay at least ``CUT_IN_HEADWAY`` (0.6 s); less is a cut-in and ends the episode
+as a collision. Cars already following the ego at the start do not count, and later the car's
+own driver model keeps its distance."""
 STATE_DIM = 6
 """Length of the ``state`` vector (see the env docstring)."""
 
@@ -118,16 +133,19 @@ class DrivingSimulator(BatchedSimulator):
     """Defaults of this version that differ from :class:`DrivingConfig`'s (v1: three lanes
     or more, so at least two candidate cars share the road beside the passing lane; road
     edges of paint, so the lidar sees only cars and lane identity comes from the camera)."""
+    ramp_end_range: ClassVar[tuple[float, float]] = (400.0, 550.0)
+    """Range (m) of the decision point ahead of the ego's start (v1: 400-550 m, room to pass a
+    car and pull in ahead of it with a safe gap; v0: 300-450 m)."""
+    start_levels: ClassVar[tuple[int, int]] = (2, 4)
+    """The ego starts at a cruise level drawn from ``range(*start_levels)`` (of
+    ``SPEED_LEVELS``: 2, 3 = 18, 22 m/s)."""
+    passing_density: ClassVar[float] = 1.0
+    """Factor on the passing lane's traffic density (v0: 1)."""
     camera_view: ClassVar[tuple[float, float]] = (76.0, 4.0)
     """Metres the camera shows ahead of and behind the ego (v1: looking forward, so only the
     lidar sees traffic behind; v0: 60 and 20)."""
-    reward_terms: ClassVar[tuple[str, ...]] = (
-        "progress",
-        "instruction",
-        "collision",
-        "off_road",
-        "comfort",
-    )
+    reward_terms: ClassVar[tuple[str, ...]] = tuple(REWARD_WEIGHTS)
+    """The config's ``reward_weights`` keys: ``info["rewards"]`` and the weights share names."""
     label_names: ClassVar[dict[str, tuple[str, ...]]] = {
         "instruction_type": TASKS,
         "target_color": COLORS,
@@ -161,7 +179,9 @@ class DrivingSimulator(BatchedSimulator):
         self.traffic = TrafficBatch.empty(n, self.slots)
         self.ego = EgoBatch.empty(n)
         self.tasks = TaskBatch.empty(n)
-        self.camera = Camera(n, cfg.camera_size, *self.camera_view)
+        self.camera = Camera(
+            n, cfg.camera_size, *self.camera_view, max_ramp_end=self.ramp_end_range[1]
+        )
         self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range, cfg.lidar_kerbs)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
         self._instructions = [""] * n
@@ -177,6 +197,8 @@ class DrivingSimulator(BatchedSimulator):
         self._noisy = cfg.lidar_noise > 0 or cfg.lidar_dropout > 0
         self._noise = np.zeros((n, cfg.lidar_beams), np.float32)
         self._drop = np.zeros((n, cfg.lidar_beams), bool)
+        # Steps each car has followed the ego (v1's cut-in rule).
+        self.behind_steps = np.zeros((n, self.slots), np.int64)
         self.derived = task_mod.derive(self)
 
     # ------------------------------------------------------------------ episodes
@@ -184,7 +206,9 @@ class DrivingSimulator(BatchedSimulator):
         cfg = self.config
         for i in idx:
             rng = self.rngs[i]
-            n_lanes, ramp_start, ramp_end = sample_road(rng, cfg.min_lanes, cfg.max_lanes)
+            n_lanes, ramp_start, ramp_end = sample_road(
+                rng, cfg.min_lanes, cfg.max_lanes, self.ramp_end_range
+            )
             self.road.n_lanes[i] = n_lanes
             self.road.ramp_start[i] = ramp_start
             self.road.ramp_end[i] = ramp_end
@@ -206,6 +230,15 @@ class DrivingSimulator(BatchedSimulator):
         self.sat_steps[idx] = 0
         self.sat_streak[idx] = 0
         self.steps[idx] = 0
+        # Cars already behind the ego in its lane at the start follow it: only later cut-ins
+        # count.
+        t, ego = self.traffic, self.ego
+        following = (
+            t.valid[idx]
+            & (t.x[idx] < ego.x[idx, None])
+            & (np.abs(t.y[idx] - ego.y[idx, None]) < 0.5 * (LANE_WIDTH + CAR_WIDTH))
+        )
+        self.behind_steps[idx] = np.where(following, CUT_IN_STEPS + 1, 0)
         self._draw_noise(idx)
         self.derived = task_mod.derive(self)
         self.phi[idx] = task_mod.potential(self, self.derived)[idx]
@@ -213,10 +246,10 @@ class DrivingSimulator(BatchedSimulator):
     def _start(self, i: int, rng: np.random.Generator, n_lanes: int) -> dict[str, np.ndarray]:
         """Places copy ``i``'s ego and spawns its traffic (before any named car)."""
         ego_lane = int(rng.integers(n_lanes))
-        level = int(rng.integers(2, 4))
+        level = int(rng.integers(*self.start_levels))
         self.ego.reset_one(i, lane_center(ego_lane), level)
         density = self.config.traffic_density * float(rng.uniform(0.6, 1.4))
-        return spawn(rng, n_lanes, ego_lane, density, self.slots)
+        return spawn(rng, n_lanes, ego_lane, density, self.slots, self.passing_density)
 
     def _draw_v0(
         self, i: int, rng: np.random.Generator, n_lanes: int
@@ -252,7 +285,8 @@ class DrivingSimulator(BatchedSimulator):
         k = min(CANDIDATES, n_lanes - 1)
         colours = rng.choice(palette or len(COLOR_RGB), size=k, replace=False)
         cars = self._start(i, rng, n_lanes)
-        cars, slots = self._place_candidates(rng, cars, n_lanes, colours.astype(np.int64))
+        ego_lane = int(self.ego.y[i] // LANE_WIDTH)
+        cars, slots = self._place_candidates(rng, cars, n_lanes, colours.astype(np.int64), ego_lane)
         target, arg = -1, NO_ARG
         if palette is not None:
             pick = int(rng.integers(k))
@@ -268,8 +302,12 @@ class DrivingSimulator(BatchedSimulator):
         cars: dict[str, np.ndarray],
         n_lanes: int,
         colours: np.ndarray,
+        ego_lane: int,
     ) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Adds one candidate car per colour, all placed by the same rule (v1).
+
+        Each candidate lane other than the ego's may also get a trailer behind the ego (see
+        :data:`TRAILER_WINDOW`), drawn the same way for every candidate.
 
         Returns:
             The cars with the candidates appended, and the candidates' indices in them.
@@ -289,6 +327,19 @@ class DrivingSimulator(BatchedSimulator):
         x = cars["x"][:, None]
         hit = ((cars["lane"][:, None] == lanes) & (x > -60.0) & (x < x_c + 15.0)).any(axis=1)
         cars = {key: v[~hit] for key, v in cars.items()}
+        trailer = (rng.random(k) < TRAILER_PROBABILITY) & (lanes != ego_lane)
+        x_tr = rng.uniform(*TRAILER_WINDOW, size=k)[trailer]
+        trailers = {
+            "x": x_tr,
+            "lane": lanes[trailer],
+            "v": v_c[trailer],
+            "v0": v_c[trailer].copy(),
+            "color": np.zeros(len(x_tr), np.int64),
+        }
+        cars = {
+            key: np.concatenate([cars[key], trailers[key]]).astype(v.dtype)
+            for key, v in cars.items()
+        }
         cars["color"] = _background_colours(rng, cars["color"], colours)
         room = self.slots - k
         if len(cars["x"]) > room:  # make room by dropping the farthest cars
@@ -344,16 +395,21 @@ class DrivingSimulator(BatchedSimulator):
             comfort = 0.5 * (np.abs(steer) + np.abs(accel))
             step_continuous(ego, steer, accel)
         else:
-            # The exit lane is a valid "lane right" target only while it is open.
             lane_t = ego.lane_target + (actions == LANE_RIGHT) - (actions == LANE_LEFT)
-            lane_t = np.minimum(np.maximum(lane_t, 0), road.n_lanes - 1 + exit_open(ego.x, road))
+            # The exit lane is a valid "lane right" target only while it is open. v0 ignores
+            # a lane change off the road; v1 carries it out (the ego leaves the road), so
+            # where the road ends is the camera's to see, not the action model's to enforce.
+            edge = 0 if self.scene_version == 0 else 1
+            lane_t = np.minimum(
+                np.maximum(lane_t, -edge), road.n_lanes - 1 + exit_open(ego.x, road) + edge
+            )
             level = ego.level + (actions == FASTER) - (actions == SLOWER)
             level = np.minimum(np.maximum(level, 0), len(SPEED_LEVELS) - 1)
             comfort = ((lane_t != ego.lane_target) | (level != ego.level)).astype(np.float64)
             ego.lane_target = lane_t
             ego.level = level
             step_discrete(ego)
-        step_traffic(t, ego.x, ego.y, ego.v, DT, self._rows2)
+        behind = step_traffic(t, ego.x, ego.y, ego.v, DT, self._rows2)
         self.steps += 1
         self._draw_noise(self.rows)
 
@@ -362,6 +418,13 @@ class DrivingSimulator(BatchedSimulator):
             & (np.abs(t.y - ego.y[:, None]) < CAR_WIDTH)
             & t.valid
         ).max(axis=1)
+        if self.scene_version >= 1:
+            behind &= t.valid
+            self.behind_steps = np.where(behind, self.behind_steps + 1, 0)
+            gap = ego.x[:, None] - t.x - CAR_LENGTH
+            close = gap < CUT_IN_HEADWAY * t.v
+            cut_off = behind & close & (self.behind_steps <= CUT_IN_STEPS)
+            crash |= cut_off.any(axis=1)
         # Reaching the decision point wins over "off road": the exit lane ends exactly there.
         at_end = ego.x >= road.ramp_end
         right = road.n_lanes * LANE_WIDTH + LANE_WIDTH * (ego.x >= road.ramp_start)
@@ -394,17 +457,21 @@ class DrivingSimulator(BatchedSimulator):
         )
 
     def _rewards(self, ev: StepEvents) -> dict[str, np.ndarray]:
-        """Named reward terms of this step (highway-env style), each ``(n,)`` float32."""
+        """Named reward terms of this step (highway-env style), each ``(n,)`` float32: the
+        term's ``reward_weights`` entry times its unweighted value."""
         cfg = self.config
-        instruction = cfg.shaping_weight * ev.shaping + cfg.on_task_reward * ev.satisfied
-        instruction += ev.reached * np.where(ev.success, cfg.success_reward, -cfg.failure_penalty)
+        w = cfg.reward_weights
+        instruction = cfg.instruction_shaping * ev.shaping + cfg.instruction_on_task * ev.satisfied
+        instruction += ev.reached * np.where(
+            ev.success, cfg.instruction_success, -cfg.instruction_failure
+        )
         f32 = np.float32
         return {
-            "progress": (cfg.progress_weight * ev.progress).astype(f32),
-            "instruction": instruction.astype(f32),
-            "collision": (-cfg.collision_penalty * ev.crash).astype(f32),
-            "off_road": (-cfg.off_road_penalty * ev.offroad).astype(f32),
-            "comfort": (-cfg.comfort_weight * ev.effort).astype(f32),
+            "progress": (w["progress"] * ev.progress).astype(f32),
+            "instruction": (w["instruction"] * instruction).astype(f32),
+            "collision": (-w["collision"] * ev.crash).astype(f32),
+            "off_road": (-w["off_road"] * ev.offroad).astype(f32),
+            "comfort": (-w["comfort"] * ev.effort).astype(f32),
         }
 
     # ------------------------------------------------------------------ sensing
@@ -507,6 +574,7 @@ class DrivingSimulatorV0(DrivingSimulator):
     env_id: ClassVar[str] = "mmrl/Driving-v0"
     scene_version: int = 0
     config_defaults: ClassVar[dict[str, Any]] = {}
+    ramp_end_range: ClassVar[tuple[float, float]] = RAMP_END_RANGE
     camera_view: ClassVar[tuple[float, float]] = (60.0, 20.0)
 
 

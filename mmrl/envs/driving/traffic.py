@@ -34,6 +34,9 @@ is to move left, which gives "drive fast" a clear strategy."""
 # comfortable deceleration b (m/s^2), the hard braking limit and the exponent.
 IDM_S0, IDM_T, IDM_A, IDM_B, IDM_BRAKE = 2.0, 1.2, 2.0, 3.0, 8.0
 _IDM_K = 1.0 / (2.0 * np.sqrt(IDM_A * IDM_B))
+CUT_IN_HEADWAY = 0.6
+"""Shortest time gap (s) the ego may leave to a car it has just moved in front of (v1): less
+is a cut-in, which ends the episode like a collision (see the env's description)."""
 
 
 @dataclasses.dataclass
@@ -110,8 +113,12 @@ def spawn(
     ego_lane: int,
     density: float,
     slots: int,
+    passing_density: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Draws one copy's traffic around an ego at ``x = 0`` in ``ego_lane``.
+
+    Args:
+        passing_density: Factor on the leftmost (passing) lane's density.
 
     Returns:
         Arrays ``x, lane, v, v0, color`` of length ``k <= slots`` (before any target car).
@@ -119,11 +126,12 @@ def spawn(
     if density > 0:
         # Each lane: a first car within one gap of the window's start, then gaps of 0.5-1.5
         # mean gaps, all drawn in one call (enough draws to always cross the window's end).
-        gap = max(MEAN_GAP / density, 12.0)
-        draws = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * gap))) + 1
+        gap = np.full((n_lanes, 1), max(MEAN_GAP / density, 12.0))
+        gap[0] = max(MEAN_GAP / (density * passing_density), 12.0)
+        draws = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * gap.min()))) + 1
         u = rng.random((n_lanes, draws))
         steps = (u + 0.5) * gap
-        steps[:, 0] = u[:, 0] * gap
+        steps[:, 0] = u[:, 0] * gap[:, 0]
         xs_all = np.cumsum(steps, axis=1) - SPAWN_BEHIND
         # Keep the ego's surroundings clear so no episode starts in a crash.
         clear = np.full((n_lanes, 1), 12.0)
@@ -166,7 +174,7 @@ def step_traffic(
     ego_v: np.ndarray,
     dt: float,
     rows: np.ndarray,
-) -> None:
+) -> np.ndarray:
     """Advances every car of every copy by ``dt`` seconds (in place, ballistic update).
 
     A car's leader is the next car in its lane or the ego, whichever is closer, the ego
@@ -177,6 +185,9 @@ def step_traffic(
         ego_x, ego_y, ego_v: ``(n,)`` ego state.
         dt: Step length (s).
         rows: ``(n, 1)`` copy indices (``arange(n)[:, None]``), reused to save work.
+
+    Returns:
+        ``(n, N)`` bool: the ego was the car each car followed this step (the cut-in check).
     """
     t = traffic
     lead = t.leader
@@ -192,3 +203,4 @@ def step_traffic(
     v_new = np.maximum(t.v + acc * dt, 0.0)
     t.x += 0.5 * (t.v + v_new) * dt
     t.v = v_new
+    return use_ego

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from mmrl.envs.config import SensorConfig, check_choice, check_float, check_int
+from mmrl.envs.config import SensorConfig, check_choice, check_float, check_int, check_weights
 from mmrl.envs.navigation.instructions import SPLITS
+
+# Rewards on the scale of 1 (success): SB3's PPO shares the feature extractor between policy
+# and value and does not normalize rewards, so returns of ~10 let value-loss gradients swamp
+# the encoders. A small wrong-object weight (the lost success is the real cost) avoids the
+# "touch nothing, time out" optimum that -5 produced in PPO runs.
+REWARD_WEIGHTS: dict[str, float] = {
+    "progress": 0.1,
+    "success": 1.0,
+    "wrong_object": 0.1,
+    "collision": 0.02,
+    "time": 0.001,
+}
+"""Default weight of each reward term, keyed by the term's name in ``info["rewards"]``
+(the simulator's ``reward_terms`` are these keys, in this order)."""
 
 
 @dataclasses.dataclass
@@ -29,11 +44,15 @@ class NavigationConfig(SensorConfig):
         forward_speed: Metres driven per step at full linear command.
         turn_speed: Degrees turned per step at full angular command.
         fov_deg: Horizontal (and vertical) field of view of the camera in degrees.
-        progress_weight: Reward per metre the robot gets closer to the target.
-        success_reward: Reward for reaching the named object.
-        wrong_object_penalty: Penalty (subtracted) for touching another object.
-        collision_penalty: Penalty (subtracted) per step that bumps into a wall or obstacle.
-        time_penalty: Penalty (subtracted) per step.
+        reward_weights: Weight of each reward term, keyed by its name in
+            ``info["rewards"]`` (``progress``, ``success``, ``wrong_object``, ``collision``,
+            ``time``; see :data:`REWARD_WEIGHTS` for the defaults): each term is its weight
+            times the unweighted term. A mapping may name only some terms (the others keep
+            their defaults); weights are finite numbers in ``[0, 1000]``. Unweighted terms:
+            ``progress`` the metres the robot got closer to the target this step;
+            ``success`` 1 for choosing (v0: reaching) the target; ``wrong_object`` -1 for
+            choosing or touching another object; ``collision`` -1 per step that bumps into a
+            wall or obstacle; ``time`` -1 per step.
         lidar_range: The inherited sensor setting, with the navigation default of 8 m.
         lamp_range: ``0``: the room is lit. Otherwise the robot's lamp is the only light: the
             camera sees nothing beyond this many metres (the lidar still does). Navigation-v1
@@ -53,18 +72,21 @@ class NavigationConfig(SensorConfig):
     forward_speed: float = 0.25
     turn_speed: float = 22.5
     fov_deg: float = 90.0
-    # Rewards on the scale of 1 (success): SB3's PPO shares the feature extractor between
-    # policy and value and does not normalize rewards, so returns of ~10 let value-loss
-    # gradients swamp the encoders. A small wrong-object penalty (the lost success is the
-    # real cost) avoids the "touch nothing, time out" optimum that -5 produced in PPO runs.
-    progress_weight: float = 0.1
-    success_reward: float = 1.0
-    wrong_object_penalty: float = 0.1
-    collision_penalty: float = 0.02
-    time_penalty: float = 0.001
+    reward_weights: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict(REWARD_WEIGHTS)
+    )
     lidar_range: float = 8.0  # redeclared for its default only: validated by SensorConfig
     lamp_range: float = 0.0
     stop_to_choose: bool = False
+
+    renamed: ClassVar[dict[str, str]] = {
+        "progress_weight": "reward_weights.progress",
+        "success_reward": "reward_weights.success",
+        "wrong_object_penalty": "reward_weights.wrong_object",
+        "collision_penalty": "reward_weights.collision",
+        "time_penalty": "reward_weights.time",
+    }
+    """The reward parameters' names before they were keyed by term (issue 13)."""
 
     def __post_init__(self) -> None:
         check_choice("continuous", self.continuous, [False, True])
@@ -81,11 +103,7 @@ class NavigationConfig(SensorConfig):
         check_float("forward_speed", self.forward_speed, 0.05, 0.5)
         check_float("turn_speed", self.turn_speed, 5.0, 90.0)
         check_float("fov_deg", self.fov_deg, 30.0, 150.0)
-        check_float("progress_weight", self.progress_weight, 0.0, 100.0)
-        check_float("success_reward", self.success_reward, 0.0, 1000.0)
-        check_float("wrong_object_penalty", self.wrong_object_penalty, 0.0, 1000.0)
-        check_float("collision_penalty", self.collision_penalty, 0.0, 100.0)
-        check_float("time_penalty", self.time_penalty, 0.0, 10.0)
+        self.reward_weights = check_weights("reward_weights", self.reward_weights, REWARD_WEIGHTS)
         if self.lamp_range != 0:
             try:
                 check_float("lamp_range", self.lamp_range, 1.0, 50.0)

@@ -81,16 +81,17 @@ class NavigationEnv(MultimodalEnv):
 
     ## Rewards
 
-    The scalar reward is the sum of the named terms in ``info["rewards"]``:
+    The scalar reward is the sum of the named terms in ``info["rewards"]``. Each term is its
+    weight in ``reward_weights`` (keyed by the same names; defaults in brackets) times its
+    unweighted value:
 
-    * ``progress``: ``progress_weight`` (0.1) times the decrease of the distance to the
-      target this step (dense shaping, potential-based, Ng et al. 1999);
-    * ``success``: ``+success_reward`` (1) on stopping at the target;
-    * ``wrong_object``: ``-wrong_object_penalty`` (0.1) on stopping at or touching another
-      object (the lost success is the real cost; a large penalty taught PPO to avoid all
-      objects);
-    * ``collision``: ``-collision_penalty`` (0.02) per step the robot bumps a wall or box;
-    * ``time``: ``-time_penalty`` (0.001) per step.
+    * ``progress`` (0.1): the decrease of the distance to the target this step, in metres
+      (dense shaping, potential-based, Ng et al. 1999);
+    * ``success`` (1): ``+1`` on stopping at the target;
+    * ``wrong_object`` (0.1): ``-1`` on stopping at or touching another object (the lost
+      success is the real cost; a large penalty taught PPO to avoid all objects);
+    * ``collision`` (0.02): ``-1`` per step the robot bumps a wall or box;
+    * ``time`` (0.001): ``-1`` per step.
 
     Returns lie in about ``[-0.3, 1.6]``, a scale PPO handles without reward normalization.
 
@@ -122,8 +123,9 @@ class NavigationEnv(MultimodalEnv):
     gym.make("mmrl/Navigation-v1", instruction_split="train", continuous=False,
              room_size=8.0, min_objects=3, max_objects=5, max_obstacles=3,
              forward_speed=0.25, turn_speed=22.5, fov_deg=90.0,
-             progress_weight=0.1, success_reward=1.0, wrong_object_penalty=0.1,
-             collision_penalty=0.02, time_penalty=0.001, camera_size=64, lidar_beams=64,
+             reward_weights={"progress": 0.1, "success": 1.0, "wrong_object": 0.1,
+                             "collision": 0.02, "time": 0.001},
+             camera_size=64, lidar_beams=64,
              lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16,
              lamp_range=1.5, stop_to_choose=True)
     ```
@@ -133,6 +135,10 @@ class NavigationEnv(MultimodalEnv):
       pairs (red cone, green cube, blue cylinder, yellow ball, purple cylinder, cyan cube)
       with the train templates plus three paraphrases.
     * ``mmrl/NavigationContinuous-v1`` is ``continuous=True``.
+    * ``reward_weights`` may name only some terms (``{"time": 0.0}``); the others keep their
+      defaults. The old names ``progress_weight``, ``success_reward``,
+      ``wrong_object_penalty``, ``collision_penalty`` and ``time_penalty`` still work, with a
+      ``DeprecationWarning``.
     * Unknown names and out-of-range values raise ``ValueError`` naming the parameter and
       what is allowed. Field documentation: :class:`~mmrl.envs.navigation.NavigationConfig`.
 

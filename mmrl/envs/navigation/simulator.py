@@ -16,7 +16,7 @@ from gymnasium import spaces
 from mmrl.envs.base import BatchedSimulator, StepResult
 from mmrl.envs.config import build_config
 from mmrl.envs.navigation.camera import ColumnCamera, cast_rays
-from mmrl.envs.navigation.config import NavigationConfig
+from mmrl.envs.navigation.config import REWARD_WEIGHTS, NavigationConfig
 from mmrl.envs.navigation.instructions import COLOR_RGB, COLORS, SHAPES, make_instruction
 from mmrl.envs.navigation.planner import plan_path, pursuit
 from mmrl.envs.navigation.room import OBJECT_RADIUS, ROBOT_RADIUS, generate_layout, nearest_static
@@ -65,7 +65,8 @@ class NavigationSimulator(BatchedSimulator):
     config_defaults: dict[str, Any] = {"lamp_range": 1.5, "stop_to_choose": True}
     """Defaults of this version that differ from :class:`NavigationConfig`'s (v1: a dark room
     lit by the robot's lamp, and the robot chooses an object by stopping at it)."""
-    reward_terms = ("progress", "success", "wrong_object", "collision", "time")
+    reward_terms = tuple(REWARD_WEIGHTS)
+    """The config's ``reward_weights`` keys: ``info["rewards"]`` and the weights share names."""
     label_names = {"target_shape": SHAPES, "target_color": COLORS}
     action_names = ("FORWARD", "LEFT", "RIGHT", "STOP")
     """Discrete actions in id order (``_DISCRETE_LINEAR`` / ``_DISCRETE_ANGULAR``)."""
@@ -232,12 +233,13 @@ class NavigationSimulator(BatchedSimulator):
         else:
             success = (d_target < SUCCESS_RADIUS) & ~wrong
         n = self.num_envs
+        w = cfg.reward_weights  # each term is its weight times the unweighted term
         rewards = {
-            "progress": (cfg.progress_weight * (self.prev_distance - d_target)).astype(np.float32),
-            "success": np.where(success, np.float32(cfg.success_reward), np.float32(0)),
-            "wrong_object": np.where(wrong, -np.float32(cfg.wrong_object_penalty), np.float32(0)),
-            "collision": np.where(blocked, -np.float32(cfg.collision_penalty), np.float32(0)),
-            "time": np.full(n, -cfg.time_penalty, np.float32),
+            "progress": (w["progress"] * (self.prev_distance - d_target)).astype(np.float32),
+            "success": np.where(success, np.float32(w["success"]), np.float32(0)),
+            "wrong_object": np.where(wrong, -np.float32(w["wrong_object"]), np.float32(0)),
+            "collision": np.where(blocked, -np.float32(w["collision"]), np.float32(0)),
+            "time": np.full(n, -w["time"], np.float32),
         }
         self.prev_distance = d_target
         return StepResult(rewards, success | wrong, success, blocked)

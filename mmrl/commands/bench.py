@@ -1,0 +1,71 @@
+"""Options of ``mmrl bench`` (:mod:`mmrl.bench.driver` reads them)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mmrl.commands.options import option
+from mmrl.commands.track import track_option, track_project_option
+
+_GRID = "grid"
+_EXECUTION = "execution"
+
+
+@dataclasses.dataclass(kw_only=True)
+class BenchOptions:
+    """``mmrl bench``: train and evaluate a grid of envs x fusions x seeds."""
+
+    envs: str = option("driving,navigation", group=_GRID, help="comma-separated env presets")
+    fusions: str = option(
+        "all", group=_GRID, help="comma-separated fusions (recipes ppo-<fusion>) or 'all'"
+    )
+    seeds: int = option(3, group=_GRID, help="seeds per env x fusion", minimum=1)
+    seed_start: int = option(0, group=_GRID, help="first seed")
+    steps: int = option(300_000, group=_GRID, help="environment steps per cell", minimum=1)
+    overrides: list[str] = option(
+        [],
+        group=_GRID,
+        flag="--set",
+        metavar="KEY=VALUE",
+        help="override every cell's run config, e.g. eval_freq=10000",
+    )
+    pretrained: bool = option(
+        False, group=_GRID, help="init from mmrl pretrain encoders (default dir: pretrained/)"
+    )
+    pretrained_dir: str | None = option(
+        None, group=_GRID, metavar="DIR", help="folder of <env>-<fusion>.pt files"
+    )
+    device: str = option("cpu", group=_GRID, help="cpu, auto or cuda[:N] for every cell")
+    no_ablation: bool = option(False, group=_GRID, help="skip the modality ablations")
+    ablation_episodes: int | None = option(
+        None,
+        group=_GRID,
+        help="episodes per ablation (default: the run's eval_episodes)",
+        minimum=1,
+    )
+    out: str = option(
+        "bench/default", group=_GRID, help="bench folder; rerun with the same --out to resume"
+    )
+    report_only: bool = option(
+        False, group=_GRID, help="only rewrite results.csv, summary.md and figures of --out"
+    )
+    quiet: bool = option(False, group=_GRID, help="no progress display")
+    backend: str = option(
+        "local",
+        group=_EXECUTION,
+        choices=("local", "ray", "inline"),
+        help="local process pool, Ray tasks, or inline (debugging)",
+    )
+    workers: int | None = option(
+        None,
+        group=_EXECUTION,
+        help="parallel cells (local) or CPUs of a local Ray (default: cores / --cpus-per-task)",
+        minimum=1,
+    )
+    address: str | None = option(
+        None, group=_EXECUTION, help="existing Ray cluster (auto, ray://host:10001)"
+    )
+    cpus_per_task: float = option(1.0, group=_EXECUTION, help="CPUs (torch threads) per cell")
+    gpus_per_task: float = option(0.0, group=_EXECUTION, help="GPUs per Ray task")
+    track: str | None = track_option()
+    track_project: str = track_project_option()

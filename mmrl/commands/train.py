@@ -1,0 +1,95 @@
+"""Options of ``mmrl train`` (:func:`mmrl.train.train`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mmrl.commands.options import option
+from mmrl.commands.track import track_option, track_project_option
+from mmrl.config import RunConfig
+
+_INIT = "initialization from mmrl pretrain"
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainOptions:
+    """``mmrl train``: PPO with a multimodal extractor from an env preset and a recipe.
+
+    ``None`` means the run config decides (the preset's, the recipe's or
+    :class:`~mmrl.config.RunConfig`'s default; a resumed run's ``config.yaml``).
+    """
+
+    env: str | None = option(
+        None, help=f"env preset name or YAML path (default {RunConfig.env_name})"
+    )
+    agent: str | None = option(
+        None, help=f"agent recipe name or YAML path (default {RunConfig.agent_name})"
+    )
+    steps: int | None = option(None, help="total environment steps", minimum=1)
+    seed: int | None = option(None, help="run seed")
+    n_envs: int | None = option(None, help="environment copies stepped together", minimum=1)
+    n_workers: int | None = option(
+        None,
+        flag="--workers",
+        aliases=("--n-workers",),
+        metavar="K",
+        help="processes stepping the copies, same results (default: the preset's, 1)",
+        minimum=1,
+    )
+    device: str | None = option(None, help="auto (CUDA when present), cpu or cuda[:N]")
+    out: str | None = option(None, help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
+    overrides: list[str] = option(
+        [],
+        flag="--set",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. agent.ppo.learning_rate=1e-4",
+    )
+    resume: str | None = option(
+        None, metavar="RUN_DIR", help="continue a run from its last checkpoint"
+    )
+    stop_success: float | None = option(
+        None, metavar="RATE", help="stop at the first evaluation reaching this success rate"
+    )
+    stop_split: str | None = option(
+        None,
+        choices=("train", "test"),
+        help="instruction split --stop-success watches (default train)",
+    )
+    force: bool = option(False, help="overwrite an existing run folder")
+    quiet: bool = option(False, help="no progress bar or summary")
+    log_interval: float = option(
+        30.0,
+        metavar="SECONDS",
+        help="when stdout is not a terminal: a progress line every SECONDS and one per "
+        "evaluation (default 30)",
+    )
+    video_every: int | None = option(
+        None,
+        metavar="STEPS",
+        minimum=1,
+        help="record one episode of the current policy every STEPS steps to RUN/videos/ and "
+        "TensorBoard",
+    )
+    track: str | None = track_option()
+    track_project: str = track_project_option()
+    init_from: str | None = option(
+        None,
+        group=_INIT,
+        metavar="ENCODER.pt",
+        help="load a pretrained extractor (agent.init.path)",
+    )
+    freeze_encoders: int | None = option(
+        None,
+        group=_INIT,
+        metavar="STEPS",
+        help="keep the loaded extractor frozen for STEPS env steps",
+    )
+    encoder_lr_scale: float | None = option(
+        None,
+        group=_INIT,
+        metavar="X",
+        help="extractor lr multiplier after unfreezing, e.g. 0.1",
+    )
+    init_policy_head: bool = option(
+        False, group=_INIT, help="also load the behaviour-cloning action head"
+    )

@@ -1,0 +1,226 @@
+"""The worker side of :class:`~mmrl.envs.workers.WorkerVecEnv`: one process, one block of copies.
+
+A worker owns a :class:`~mmrl.envs.base.BatchedSimulator` over a contiguous block
+``[start, stop)`` of the pool's copies. It writes that block's observations straight into
+the pool's shared observation buffers (one per key, ``(num_envs, ...)``) and answers every
+request with one pipe message, so a pool step costs one message each way per worker, not
+per copy. A step does here exactly what :meth:`BatchedVecEnv.step_wait
+<mmrl.envs.vec_env.BatchedVecEnv.step_wait>` does (step, observe, info snapshot, auto-reset
+of finished copies), so a copy's trajectory does not depend on the process it runs in.
+
+This module imports numpy and the simulator only: the spawned worker never loads torch or
+Stable-Baselines3, which keeps its start-up short and its memory small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mmrl.envs.base import BatchedSimulator
+
+__all__ = ["SharedBuffer", "StepReply", "concat_info_arrays", "run_worker"]
+
+
+@dataclasses.dataclass
+class SharedBuffer:
+    """One observation key's ``(num_envs, *shape)`` array in shared memory.
+
+    Attributes:
+        raw: A ``multiprocessing`` ``RawArray`` of bytes (inherited by spawned workers; its
+            memory is an unlinked file, so no name can outlive a killed process).
+        shape: ``(num_envs, *shape)`` of the whole pool.
+        dtype: The key's dtype (``uint8`` camera, ``float32`` lidar/state, ``int64`` text).
+    """
+
+    raw: Any
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def array(self) -> np.ndarray:
+        """A numpy view of the whole buffer (no copy)."""
+        return np.frombuffer(self.raw, dtype=self.dtype).reshape(self.shape)
+
+
+@dataclasses.dataclass
+class StepReply:
+    """What a worker reports for its block after one step (local copy indices).
+
+    Attributes:
+        reward: ``(k,)`` float32 summed reward.
+        terminated: ``(k,)`` bool.
+        truncated: ``(k,)`` bool.
+        info_arrays: The step's batched info contents, taken before any auto-reset
+            (:meth:`BatchedSimulator.info_arrays`).
+        done_idx: ``(d,)`` int64 block-local indices of the copies that finished.
+        terminal_obs: Key to ``(d, ...)``: the finished copies' last observations (the shared
+            buffers already hold their next episode's first ones).
+        reset_infos: ``d`` reset info dicts of the new episodes.
+    """
+
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info_arrays: dict[str, Any]
+    done_idx: np.ndarray
+    terminal_obs: dict[str, np.ndarray]
+    reset_infos: list[dict[str, Any]]
+
+
+def concat_info_arrays(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Joins the workers' batched info contents in copy order (lists chained, arrays
+    concatenated, nested dicts key by key): the single simulator's ``info_arrays``."""
+    first = parts[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [part[key] for part in parts]
+        if isinstance(value, dict):
+            out[key] = concat_info_arrays(values)
+        elif isinstance(value, list):
+            out[key] = [item for v in values for item in v]
+        else:
+            out[key] = np.concatenate(values)
+    return out
+
+
+class _Worker:
+    """The requests one worker serves; each method's return value is the reply payload."""
+
+    def __init__(self, sim: BatchedSimulator, views: dict[str, np.ndarray]) -> None:
+        self.sim = sim
+        self.views = views  # this block's rows of the shared buffers
+
+    def _publish(self, obs: dict[str, np.ndarray]) -> None:
+        for key, view in self.views.items():
+            view[...] = obs[key]
+
+    def reset(self, seeds: list[int | None]) -> list[dict[str, Any]]:
+        self.sim.seed(seeds)
+        self.sim.reset_envs()
+        self._publish(self.sim.observe())
+        return self.sim.reset_infos()
+
+    def step(self, actions: np.ndarray) -> StepReply:
+        # The order of BatchedVecEnv.step_wait, so every generator draws the same numbers.
+        reward, terminated, truncated, result = self.sim.step(actions)
+        obs = self.sim.observe()
+        info_arrays = self.sim.info_arrays(result)
+        done_idx = np.flatnonzero(terminated | truncated)
+        terminal: dict[str, np.ndarray] = {}
+        reset_infos: list[dict[str, Any]] = []
+        if done_idx.size:
+            terminal = {key: value[done_idx] for key, value in obs.items()}  # copies
+            self.sim.reset_envs(done_idx)
+            for key, value in self.sim.observe(done_idx).items():
+                obs[key][done_idx] = value
+            reset_infos = self.sim.reset_infos(done_idx)
+        self._publish(obs)
+        return StepReply(
+            reward, terminated, truncated, info_arrays, done_idx, terminal, reset_infos
+        )
+
+    def get_state(self, _: Any) -> BatchedSimulator:
+        return self.sim  # pickled by the reply: a snapshot
+
+    def set_state(self, sim: BatchedSimulator) -> None:
+        self.sim = sim
+
+    def render(self, _: Any) -> list[np.ndarray]:
+        return self.sim.render_frames()
+
+    def expert(self, _: Any) -> np.ndarray:
+        return self.sim.expert_action()
+
+    def getattr(self, name: str) -> Any:
+        return getattr(self.sim, name)
+
+    def setattr(self, name_value: tuple[str, Any]) -> None:
+        setattr(self.sim, *name_value)
+
+    def call(self, request: tuple[str, tuple, dict]) -> Any:
+        name, args, kwargs = request
+        return getattr(self.sim, name)(*args, **kwargs)
+
+
+def _portable(err: BaseException) -> BaseException:
+    """``err`` if it survives pickling (the parent re-raises it as is), else a
+    ``RuntimeError`` with its text; either way with the worker's traceback as a note."""
+    import pickle
+
+    text = "".join(traceback.format_exception(err))
+    try:
+        copy = pickle.loads(pickle.dumps(err))
+    except Exception:
+        copy = RuntimeError(f"{type(err).__name__}: {err}")
+    copy.add_note(f"in the worker process:\n{text}")
+    return copy
+
+
+def run_worker(
+    conn: Any,
+    simulator_cls: type[BatchedSimulator],
+    kwargs: dict[str, Any],
+    start: int,
+    stop: int,
+    buffers: dict[str, SharedBuffer],
+) -> None:
+    """Main function of a worker process: builds its simulator, then serves requests.
+
+    Protocol: the worker sends ``("ready", None)`` (or ``("error", exc)``) once built, then
+    answers every ``(command, argument)`` it receives with ``("ok", payload)`` or
+    ``("error", exception)``; ``("close", None)`` ends it. A closed pipe (the parent is gone)
+    ends it too, so a worker never outlives its parent's end of the pipe.
+
+    Args:
+        conn: This worker's end of its ``multiprocessing`` pipe.
+        simulator_cls: The simulator class (pickled by reference).
+        kwargs: Simulator keyword arguments.
+        start: First copy of this block in the pool.
+        stop: One past the last copy of this block.
+        buffers: The pool's shared observation buffers by key.
+    """
+    # Ctrl-C reaches the whole process group; the parent owns the shutdown (it stops the
+    # workers in order), so a worker must not die half-way through a reply on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sim = simulator_cls(stop - start, **kwargs)
+        views = {key: buf.array()[start:stop] for key, buf in buffers.items()}
+        worker = _Worker(sim, views)
+        conn.send(("ready", None))
+    except Exception as err:
+        conn.send(("error", _portable(err)))
+        return
+    handlers = {
+        "reset": worker.reset,
+        "step": worker.step,
+        "get_state": worker.get_state,
+        "set_state": worker.set_state,
+        "render": worker.render,
+        "expert": worker.expert,
+        "getattr": worker.getattr,
+        "setattr": worker.setattr,
+        "call": worker.call,
+    }
+    while True:
+        try:
+            command, argument = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if command == "close":
+            conn.send(("ok", None))
+            return
+        try:
+            reply = ("ok", handlers[command](argument))
+        except Exception as err:
+            reply = ("error", _portable(err))
+        try:
+            conn.send(reply)  # pickles first, so a failure here writes nothing
+        except OSError:
+            return  # the parent is gone
+        except Exception as err:  # a payload that cannot be pickled
+            conn.send(("error", _portable(err)))
