@@ -36,9 +36,8 @@ FLOOR_RGB = (95, 85, 75)
 _TAPER = np.array([0.0, 0.0, 1.0, 0.0], dtype=np.float32)
 _ROUND_SHADE = np.array([1.0, 0.0, 1.0, 1.0], dtype=np.float32)
 _FAR = np.float32(1e4)
-# Pixel labels: ceiling and floor (by row), then wall, far object and near object (by
-# column), painted in that order; 5 is unlit floor or ceiling beyond the lamp (by row).
-_N_LABELS = 6
+# Row labels of the background: ceiling 0, floor 1, and 5 for unlit floor or ceiling
+# beyond the lamp. Wall, far object and near object are painted over it (by column).
 _DARK = 5
 LAMP_FADE = 0.75
 """Metres over which the lamp's light fades to black before ``lamp_range``."""
@@ -169,8 +168,6 @@ class ColumnCamera:
         self.angles = np.arctan(offsets / self.focal).astype(np.float32)  # (W,)
         self.cos = np.cos(self.angles)
         self.radius = np.float32(object_radius)
-        self.row_dtype = np.uint8 if size < 255 else np.uint16
-        self.rows = np.arange(size, dtype=self.row_dtype)[None, None, :, None]  # (1,1,H,1)
         # Rows below the horizon are floor (label 1), above it ceiling (label 0); in the dark,
         # rows whose floor or ceiling point lies beyond the lamp are unlit.
         rows = np.arange(size)
@@ -183,7 +180,18 @@ class ColumnCamera:
             self.floor = self.floor.astype(np.uint8)
         # Index offsets, palettes and output buffers per batch shape: a vec env alternates
         # between all copies and the few it just reset, so one cached shape would thrash.
-        self._scratch: dict[tuple[int, int, int], _Scratch] = {}
+        self._buffers: dict[tuple[int, int, int], _Scratch] = {}
+
+    def __getstate__(self) -> dict:
+        # The buffers are caches (megabytes per batch shape): rebuilt on first use.
+        return {**self.__dict__, "_buffers": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        state.pop("_scratch", None)  # the pre-issue-20 cache, of another layout
+        state.pop("rows", None)
+        state.pop("row_dtype", None)
+        self.__dict__.update(state)
+        self._buffers = {}
 
     def render(
         self,
@@ -269,7 +277,7 @@ class ColumnCamera:
             light = light * self._lamp(t2)
         obj_col = np.take(obj_rgb.reshape(-1, 3), slot, axis=0) * light[..., None]  # (B,W,2,3)
 
-        # --- rows covered by wall, far object and near object: (3, B, 1, W) integer spans.
+        # --- rows covered by wall, far object and near object: (3, B, W) integer spans.
         horizon = np.float32(s / 2)
         spans = np.empty((2, 3, n, s), np.float32)  # [top/bottom, layer, copy, column]
         spans[0, 0] = horizon - self.focal * (WALL_HEIGHT - EYE_HEIGHT) / depth
@@ -278,30 +286,41 @@ class ColumnCamera:
         spans[1, 1:] = (horizon - self.focal * (z_bot - EYE_HEIGHT) / d_obj).transpose(2, 0, 1)
         # A layer without an object gets an empty span.
         spans[1, 1:] = np.where((t2 >= _FAR).transpose(2, 0, 1), spans[0, 1:], spans[1, 1:])
-        # Object layers that are empty in every column are skipped (the far layer usually is).
-        present = (t2 < _FAR).any(axis=(0, 1))
-        layers = [0] + [j + 1 for j in range(2) if present[j]]
-        if len(layers) < 3:
-            spans = spans[:, layers]
         # Pixel row i (centre i + 0.5) is covered when top <= i + 0.5 < bottom.
-        rows_i = np.minimum(np.maximum(np.ceil(spans - 0.5), 0), s).astype(self.row_dtype)
-        top_i = rows_i[0][:, :, None, :]
-        height = np.maximum(rows_i[1], rows_i[0])[:, :, None, :] - top_i
-        # Unsigned wrap-around: rows above the top become large, so one compare tests both ends.
-        inside = (self.rows - top_i) < height  # (layers, B, H, W)
-        label = np.where(inside[0], np.uint8(2), self.floor)
-        for j, layer in enumerate(layers[1:], start=1):
-            label = np.where(inside[j], np.uint8(2 + layer), label)
+        rows_i = np.minimum(np.maximum(np.ceil(spans - 0.5), 0), s).astype(np.int64)
+        np.maximum(rows_i[1], rows_i[0], out=rows_i[1])  # an inverted span is empty
 
-        # --- a palette of RGBA colours per (copy, column), then a single gather.
+        # --- each span as a bit mask over the column's rows (one uint64 per 64 rows), so the
+        # painter's algorithm runs on (B, W) words instead of (B, H, W) pixels (issue 20: the
+        # per-pixel compares and selects were ~45 % of a Navigation step).
+        words = scratch.word_rows  # (nw,) first row of each word
+        bounds = np.clip(rows_i[..., None] - words, 0, 64)  # (2, 3, B, W, nw)
+        masks = _PREFIX[bounds[1]] & ~_PREFIX[bounds[0]]  # (3, B, W, nw)
+        # Two bit planes of the visible layer (0 none, 1 wall, 2 far, 3 near): later layers
+        # are painted over earlier ones.
+        wall, far, near = masks[0], masks[1], masks[2]
+        plane0 = ((wall & ~far) | near).astype("<u8", copy=False).view(np.uint8)
+        plane1 = (far | near).astype("<u8", copy=False).view(np.uint8)
+        # Little-endian bytes put rows 8j .. 8j + 7 in byte j; a table turns each byte into
+        # its 8 per-row codes at once, giving (copy, column, row) codes, transposed as bytes.
+        codes = np.take(_SPREAD[0], plane0)
+        codes |= np.take(_SPREAD[1], plane1)
+        codes = codes.view(np.uint8).reshape(n, s, -1)[:, :, :s]
+        code = np.ascontiguousarray(codes.transpose(0, 2, 1))  # (B, H, W) layer code 0..3
+
+        # --- a palette of RGBA colours per (copy, column, background, layer), one gather.
+        # The background (ceiling, floor, unlit) depends on the row only, so it sits in the
+        # static part of the gather index (scratch.pixel_base) and the layer code is added.
+        colours = scratch.colours
+        colours[:, :, 0, :3] = np.minimum(wall_rgb, 255.0)
+        colours[:, :, 1:, :3] = np.minimum(obj_col, 255.0)  # far, near
         palette = scratch.palette
-        palette[:, :, 2, :3] = np.minimum(wall_rgb, 255.0)
-        palette[:, :, 3:5, :3] = np.minimum(obj_col, 255.0)
+        palette[:, :, :, 1:] = colours.view(np.uint32)[:, :, None, :, 0]
         # Reused intp buffers: numpy converts any other index dtype before gathering (int32
-        # took ~6x as long) and fresh multi-MB arrays cost page faults on every call. Labels
+        # took ~6x as long) and fresh multi-MB arrays cost page faults on every call. Codes
         # are always in range, so mode="clip" only skips the bounds check.
-        np.add(scratch.pixel_base, label, out=scratch.index)
-        np.take(palette.view(np.uint32), scratch.index, mode="clip", out=scratch.rgba)
+        np.add(scratch.pixel_base, code, out=scratch.index)
+        np.take(palette, scratch.index, mode="clip", out=scratch.rgba)
         rgb = cv2.cvtColor(scratch.rgba.view(np.uint8).reshape(n * s, s, 4), cv2.COLOR_RGBA2RGB)
         return rgb.reshape(n, s, s, 3)
 
@@ -312,12 +331,26 @@ class ColumnCamera:
     def _scratch_for(self, n: int, n_rays: int, k_obj: int) -> _Scratch:
         """The reusable :class:`_Scratch` of a batch of ``n`` copies (built on first use)."""
         key = (n, n_rays, k_obj)
-        scratch = self._scratch.get(key)
+        scratch = self._buffers.get(key)
         if scratch is None:
-            if len(self._scratch) >= 8:  # bounded: batch sizes of a run are few
-                self._scratch.clear()
-            scratch = self._scratch[key] = _Scratch.build(n, self.size, n_rays, k_obj)
+            if len(self._buffers) >= 8:  # bounded: batch sizes of a run are few
+                self._buffers.clear()
+            background = _BACKGROUND[self.floor[0, :, 0]]
+            scratch = self._buffers[key] = _Scratch.build(n, self.size, n_rays, k_obj, background)
         return scratch
+
+
+_PREFIX = np.array([(1 << k) - 1 for k in range(65)], dtype=np.uint64)
+"""``_PREFIX[k]`` has the low ``k`` bits set: rows ``[t, b)`` of a word are
+``_PREFIX[b] & ~_PREFIX[t]``."""
+_SPREAD = (
+    ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.uint8)[None]
+    * np.array([[[1]], [[2]]], np.uint8)
+).view(np.uint64)[..., 0]
+"""``_SPREAD[p][byte]``: 8 bytes, byte ``k`` is bit ``k`` of ``byte`` times ``1 << p`` (the
+code bit of plane ``p`` for 8 rows at once, in memory order whatever the byte order)."""
+_BACKGROUND = np.array([0, 1, 0, 0, 0, 2], dtype=np.intp)
+"""Background slot in the palette (ceiling, floor, unlit) of each row label (0, 1, 5)."""
 
 
 @dataclasses.dataclass
@@ -327,33 +360,43 @@ class _Scratch:
     Attributes:
         ray_base: ``(n, S, 1)`` flat offset of each (copy, column) into ``(n, N, K)`` hits.
         obj_base: ``(n, 1, 1)`` flat offset of each copy into ``(n, K)`` object arrays.
-        palette: ``(n, S, 5, 4)`` uint8 RGBA per (copy, column, label); ceiling and floor
-            preset, wall and object entries rewritten each call. Gathered as one 4-byte word
-            per pixel and viewed back as bytes, so the machine's byte order does not matter.
-        pixel_base: ``(n, 1, S)`` intp offset of each (copy, column) into the palette.
+        word_rows: ``(ceil(S / 64),)`` int64 first row of each 64-row mask word.
+        colours: ``(n, S, 3, 4)`` uint8 RGBA of wall, far and near object per (copy, column)
+            (alpha preset), rewritten each call.
+        palette: ``(n, S, 3, 4)`` uint32 RGBA per (copy, column, background, layer): layer 0
+            is the background (ceiling, floor, unlit; preset), layers 1-3 wall, far and near
+            object. Gathered as one 4-byte word per pixel and viewed back as bytes, so the
+            machine's byte order does not matter.
+        pixel_base: ``(n, S, S)`` intp offset of each pixel's (copy, column, background) into
+            the palette; the pixel's layer code is added to it.
         index: ``(n, S, S)`` intp gather indices (output buffer).
         rgba: ``(n, S, S)`` uint32 gathered pixels (output buffer).
     """
 
     ray_base: np.ndarray
     obj_base: np.ndarray
+    word_rows: np.ndarray
+    colours: np.ndarray
     palette: np.ndarray
     pixel_base: np.ndarray
     index: np.ndarray
     rgba: np.ndarray
 
     @classmethod
-    def build(cls, n: int, s: int, n_rays: int, k_obj: int) -> _Scratch:
+    def build(cls, n: int, s: int, n_rays: int, k_obj: int, background: np.ndarray) -> _Scratch:
         b = np.arange(n)[:, None, None]
-        palette = np.full((n, s, _N_LABELS, 4), 255, np.uint8)
-        palette[:, :, 0, :3] = CEILING_RGB
-        palette[:, :, 1, :3] = FLOOR_RGB
-        palette[:, :, _DARK, :3] = 0
+        bg = np.full((3, 4), 255, np.uint8)
+        bg[0, :3], bg[1, :3], bg[2, :3] = CEILING_RGB, FLOOR_RGB, 0
+        palette = np.empty((n, s, 3, 4), np.uint32)
+        palette[..., 0] = bg.view(np.uint32)[:, 0]
+        column = np.arange(n * s, dtype=np.intp).reshape(n, 1, s)
         return cls(
             ray_base=(b * n_rays + np.arange(s)[None, :, None]) * k_obj,
             obj_base=b * k_obj,
+            word_rows=64 * np.arange((s + 63) // 64),
+            colours=np.full((n, s, 3, 4), 255, np.uint8),
             palette=palette,
-            pixel_base=(_N_LABELS * np.arange(n * s, dtype=np.intp)).reshape(n, 1, s),
+            pixel_base=(column * 3 + background[None, :, None]) * 4,
             index=np.empty((n, s, s), np.intp),
             rgba=np.empty((n, s, s), np.uint32),
         )
