@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import mmrl
+from mmrl.envs.navigation import camera as camera_module
 from mmrl.envs.navigation.camera import (
     BOX_RGB,
     CEILING_RGB,
@@ -299,9 +300,15 @@ def test_driving_infos_match_frozen_code(env_id: str) -> None:
     assert resets > 0
 
 
-def test_navigation_camera_render_matches_frozen_shade_at_large_size() -> None:
-    """A 256-pixel camera (uint16 rows in the frozen code) on random rooms."""
-    sim = mmrl.make_vec_env("mmrl/Navigation-v1", n_envs=5, seed=3, camera_size=256).sim
+@pytest.mark.parametrize(("camera_size", "remap_rows"), [(256, None), (48, 100)])
+def test_navigation_camera_render_matches_frozen_shade(
+    camera_size: int, remap_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 256-pixel camera (four mask words per column; uint16 rows in the frozen code), and a
+    batch split over several ``cv2.remap`` calls, on random rooms."""
+    if remap_rows is not None:
+        monkeypatch.setattr(camera_module, "_REMAP_ROWS", remap_rows)  # 2 copies per call
+    sim = mmrl.make_vec_env("mmrl/Navigation-v1", n_envs=7, seed=3, camera_size=camera_size).sim
     sim.reset_envs()
     hits = frozen_cast_rays(
         sim.pos, sim.heading[:, None] + sim.camera.angles, sim.size, sim.boxes, sim.box_valid,
@@ -313,3 +320,5 @@ def test_navigation_camera_render_matches_frozen_shade_at_large_size() -> None:
         sim.obj_shape, sim.obj_valid,
     )  # fmt: skip
     assert got.dtype == np.uint8 and np.array_equal(got, expected)
+    if remap_rows is not None:
+        assert len(sim.camera._buffers[(7, camera_size, sim.cfg.max_objects)].chunks) == 4

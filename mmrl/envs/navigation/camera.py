@@ -53,10 +53,10 @@ class RayHits:
         t_solid: ``(B, N)`` float32 distance to the first wall or box face.
         x_face: ``(B, N)`` bool, that face has constant x (for shading).
         is_box: ``(B, N)`` bool, the face belongs to a box obstacle (not a room wall).
-        t_obj: ``(B, N, K)`` float32 distance to each object's footprint when it is hit in
+        t_obj: ``(K, B, N)`` float32 distance to each object's footprint when it is hit in
             front of ``t_solid``, else a large sentinel (1e4).
-        fwd: ``(B, N, K)`` float32 distance along the ray to each object centre's foot point.
-        lat: ``(B, N, K)`` float32 signed lateral offset of each object centre from the ray.
+        fwd: ``(K, B, N)`` float32 distance along the ray to each object centre's foot point.
+        lat: ``(K, B, N)`` float32 signed lateral offset of each object centre from the ray.
         t_nearest: ``(B, N)`` float32 ``t_obj`` of the nearest object (the sentinel if none).
     """
 
@@ -136,18 +136,18 @@ def cast_rays(
         t_solid = np.where(is_box, t_box, t_solid)
         x_face = np.where(is_box, x_box, x_face)
 
-    # Objects: ray / footprint-circle tests over (B, N, K).
-    rel = (objects - pos[:, None, :])[:, None]  # (B, 1, K, 2)
-    dxk, dyk = dx[..., None], dy[..., None]
-    fwd = rel[..., 0] * dxk + rel[..., 1] * dyk
-    lat = rel[..., 1] * dxk - rel[..., 0] * dyk
+    # Objects: ray / footprint-circle tests over (K, B, N): objects lead, so every operation
+    # runs over long rows of rays (with objects last, numpy's inner loops were K long and
+    # these lines cost 3x as much, issue 20).
+    rel = objects - pos[:, None, :]  # (B, K, 2)
+    rel_x, rel_y = rel[..., 0].T[:, :, None], rel[..., 1].T[:, :, None]  # (K, B, 1)
+    fwd = rel_x * dx + rel_y * dy
+    lat = rel_y * dx - rel_x * dy
     r = np.float32(radius)
     t_obj = fwd - np.sqrt(np.maximum(r * r - lat * lat, 0.0))
-    seen = (np.abs(lat) < r) & (t_obj > 0) & (t_obj < t_solid[..., None]) & obj_valid[:, None]
+    seen = (np.abs(lat) < r) & (t_obj > 0) & (t_obj < t_solid) & obj_valid.T[:, :, None]
     t_obj = np.where(seen, t_obj, _FAR)
-    # Elementwise minima over the few objects: a reduction over the short trailing axis
-    # runs one tiny loop per ray (~50x slower at 256 copies, issue 20).
-    t_nearest = functools.reduce(np.minimum, [t_obj[..., k] for k in range(t_obj.shape[-1])])
+    t_nearest = functools.reduce(np.minimum, list(t_obj))
     return RayHits(dx, dy, t_solid, x_face, is_box, t_obj, fwd, lat, t_nearest)
 
 
@@ -246,7 +246,7 @@ class ColumnCamera:
             ``(B, S, S, 3)`` uint8 RGB images.
         """
         n, s = len(pos), self.size
-        n_rays, k_obj = hits.t_obj.shape[1:]
+        k_obj, _, n_rays = hits.t_obj.shape
         dx, dy = hits.dx[:, :s], hits.dy[:, :s]
         t_solid, x_face, is_box = hits.t_solid[:, :s], hits.x_face[:, :s], hits.is_box[:, :s]
         ox, oy = pos[:, 0:1], pos[:, 1:2]
@@ -263,14 +263,13 @@ class ColumnCamera:
 
         # The two nearest objects per column (far one drawn first), so a low near object
         # does not hide the top of a taller one behind it; three in a column is very rare.
-        # Gathers use flat indices into the contiguous hit arrays (cheaper than
-        # take_along_axis on the column slice).
-        order = np.argsort(hits.t_obj[:, :s], axis=-1)[..., 1::-1]  # (B, W, 2)
+        # Gathers use flat indices into the contiguous (K, B, N) hit arrays.
+        far_k, near_k, t2 = _two_nearest(hits.t_obj[:, :, :s])
+        order = np.stack([far_k, near_k])  # (2, B, W)
         scratch = self._scratch_for(n, n_rays, k_obj)
-        flat = scratch.ray_base + order
-        t2 = np.take(hits.t_obj, flat)
+        flat = order * (n * n_rays) + scratch.ray_base
         u = np.minimum(np.abs(np.take(hits.lat, flat)) / self.radius, 1.0)
-        d_obj = np.maximum(np.take(hits.fwd, flat) * self.cos[:, None], 0.05)
+        d_obj = np.maximum(np.take(hits.fwd, flat) * self.cos, 0.05)
         slot = scratch.obj_base + order
         shape = np.take(obj_shape, slot)
         roundness = np.sqrt(1.0 - u * u)
@@ -285,17 +284,17 @@ class ColumnCamera:
         light = (0.9 * (1.0 - rs) + rs * (0.55 + 0.45 * roundness)) / (1.0 + 0.05 * t2)
         if self.lamp_range is not None:
             light = light * self._lamp(t2)
-        obj_col = np.take(obj_rgb.reshape(-1, 3), slot, axis=0) * light[..., None]  # (B,W,2,3)
+        obj_col = np.take(obj_rgb.reshape(-1, 3), slot, axis=0) * light[..., None]  # (2,B,W,3)
 
         # --- rows covered by wall, far object and near object: (3, B, W) integer spans.
         horizon = np.float32(s / 2)
         spans = np.empty((2, 3, n, s), np.float32)  # [top/bottom, layer, copy, column]
         spans[0, 0] = horizon - self.focal * (WALL_HEIGHT - EYE_HEIGHT) / depth
         spans[1, 0] = horizon + self.focal * EYE_HEIGHT / depth
-        spans[0, 1:] = (horizon - self.focal * (z_top - EYE_HEIGHT) / d_obj).transpose(2, 0, 1)
-        spans[1, 1:] = (horizon - self.focal * (z_bot - EYE_HEIGHT) / d_obj).transpose(2, 0, 1)
+        spans[0, 1:] = horizon - self.focal * (z_top - EYE_HEIGHT) / d_obj
+        spans[1, 1:] = horizon - self.focal * (z_bot - EYE_HEIGHT) / d_obj
         # A layer without an object gets an empty span.
-        spans[1, 1:] = np.where((t2 >= _FAR).transpose(2, 0, 1), spans[0, 1:], spans[1, 1:])
+        spans[1, 1:] = np.where(t2 >= _FAR, spans[0, 1:], spans[1, 1:])
         # Pixel row i (centre i + 0.5) is covered when top <= i + 0.5 < bottom.
         rows_i = np.minimum(np.maximum(np.ceil(spans - 0.5), 0), s).astype(np.int64)
         np.maximum(rows_i[1], rows_i[0], out=rows_i[1])  # an inverted span is empty
@@ -318,20 +317,20 @@ class ColumnCamera:
         codes = codes.view(np.uint8).reshape(n, s, -1)[:, :, :s]
         code = np.ascontiguousarray(codes.transpose(0, 2, 1))  # (B, H, W) layer code 0..3
 
-        # --- a palette of RGBA colours per (copy, column, background, layer), one gather.
-        # The background (ceiling, floor, unlit) depends on the row only, so it sits in the
-        # static part of the gather index (scratch.pixel_base) and the layer code is added.
-        colours = scratch.colours
-        colours[:, :, 0, :3] = np.minimum(wall_rgb, 255.0)
-        colours[:, :, 1:, :3] = np.minimum(obj_col, 255.0)  # far, near
-        palette = scratch.palette
-        palette[:, :, :, 1:] = colours.view(np.uint32)[:, :, None, :, 0]
-        # Reused intp buffers: numpy converts any other index dtype before gathering (int32
-        # took ~6x as long) and fresh multi-MB arrays cost page faults on every call. Codes
-        # are always in range, so mode="clip" only skips the bounds check.
-        np.add(scratch.pixel_base, code, out=scratch.index)
-        np.take(palette, scratch.index, mode="clip", out=scratch.rgba)
-        rgb = cv2.cvtColor(scratch.rgba.view(np.uint8).reshape(n * s, s, 4), cv2.COLOR_RGBA2RGB)
+        # --- a palette of colours per (copy, column) and (background, layer), then one
+        # table lookup per pixel by cv2.remap with 16-bit coordinates (issue 20: half the
+        # memory traffic of building an intp index for np.take, and RGB out directly).
+        # The background (ceiling, floor, unlit) depends on the row only, so it is the
+        # static part of the lookup column and the pixel's layer code is added to it.
+        palette = scratch.palette.reshape(n, s, 3, 4, 3)
+        palette[:, :, :, 1] = np.minimum(wall_rgb, 255.0)[:, :, None]
+        palette[:, :, :, 2:] = np.minimum(obj_col, 255.0).transpose(1, 2, 0, 3)[:, :, None]
+        np.add(scratch.code_base, code, out=scratch.lookup_x, casting="unsafe")
+        images = [
+            cv2.remap(scratch.palette[lo:hi], scratch.lookup[lo:hi], None, cv2.INTER_NEAREST)
+            for lo, hi in scratch.chunks
+        ]
+        rgb = images[0] if len(images) == 1 else np.concatenate(images)
         return rgb.reshape(n, s, s, 3)
 
     def _lamp(self, t: np.ndarray) -> np.ndarray:
@@ -350,6 +349,30 @@ class ColumnCamera:
         return scratch
 
 
+def _two_nearest(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two nearest of ``K`` objects per ray, as a stable sort of ``t`` would order them.
+
+    Args:
+        t: ``(K, B, W)`` float32 distances.
+
+    Returns:
+        ``(far_k, near_k, t2)``: ``(B, W)`` int64 indices of the second nearest and nearest
+        object and ``(2, B, W)`` float32 their distances (second nearest first). Elementwise
+        passes over (B, W) instead of an argsort over the short trailing axis (issue 20).
+    """
+    near_t, near_k = t[0], np.zeros(t.shape[1:], np.int64)
+    for k in range(1, len(t)):
+        closer = t[k] < near_t
+        near_t = np.where(closer, t[k], near_t)
+        near_k = np.where(closer, k, near_k)
+    far_t, far_k = np.full(t.shape[1:], np.inf, np.float32), np.zeros(t.shape[1:], np.int64)
+    for k in range(len(t)):
+        closer = (t[k] < far_t) & (near_k != k)
+        far_t = np.where(closer, t[k], far_t)
+        far_k = np.where(closer, k, far_k)
+    return far_k, near_k, np.stack([far_t, near_t])
+
+
 _PREFIX = np.array([(1 << k) - 1 for k in range(65)], dtype=np.uint64)
 """``_PREFIX[k]`` has the low ``k`` bits set: rows ``[t, b)`` of a word are
 ``_PREFIX[b] & ~_PREFIX[t]``."""
@@ -359,8 +382,10 @@ _SPREAD = (
 ).view(np.uint64)[..., 0]
 """``_SPREAD[p][byte]``: 8 bytes, byte ``k`` is bit ``k`` of ``byte`` times ``1 << p`` (the
 code bit of plane ``p`` for 8 rows at once, in memory order whatever the byte order)."""
-_BACKGROUND = np.array([0, 1, 0, 0, 0, 2], dtype=np.intp)
+_BACKGROUND = np.array([0, 1, 0, 0, 0, 2], dtype=np.int16)
 """Background slot in the palette (ceiling, floor, unlit) of each row label (0, 1, 5)."""
+_REMAP_ROWS = 32000
+"""Most palette rows per ``cv2.remap`` call (its coordinates are int16)."""
 
 
 @dataclasses.dataclass
@@ -368,45 +393,43 @@ class _Scratch:
     """Per-batch-shape constants and buffers of :meth:`ColumnCamera.shade`.
 
     Attributes:
-        ray_base: ``(n, S, 1)`` flat offset of each (copy, column) into ``(n, N, K)`` hits.
-        obj_base: ``(n, 1, 1)`` flat offset of each copy into ``(n, K)`` object arrays.
+        ray_base: ``(n, S)`` flat offset of each (copy, column) into ``(K, n, N)`` hits.
+        obj_base: ``(n, 1)`` flat offset of each copy into ``(n, K)`` object arrays.
         word_rows: ``(ceil(S / 64),)`` int64 first row of each 64-row mask word.
-        colours: ``(n, S, 3, 4)`` uint8 RGBA of wall, far and near object per (copy, column)
-            (alpha preset), rewritten each call.
-        palette: ``(n, S, 3, 4)`` uint32 RGBA per (copy, column, background, layer): layer 0
-            is the background (ceiling, floor, unlit; preset), layers 1-3 wall, far and near
-            object. Gathered as one 4-byte word per pixel and viewed back as bytes, so the
-            machine's byte order does not matter.
-        pixel_base: ``(n, S, S)`` intp offset of each pixel's (copy, column, background) into
-            the palette; the pixel's layer code is added to it.
-        index: ``(n, S, S)`` intp gather indices (output buffer).
-        rgba: ``(n, S, S)`` uint32 gathered pixels (output buffer).
+        palette: ``(n * S, 12, 3)`` uint8 RGB per (copy, column) row and ``4 * background
+            + layer`` column: layer 0 is the background (ceiling, floor, unlit; preset),
+            layers 1-3 wall, far and near object (rewritten each call).
+        code_base: ``(1, S, 1)`` int16 ``4 * background`` of each image row.
+        lookup: ``(n * S, S, 2)`` int16 remap coordinates ``(palette column, palette row)``
+            of every pixel; the rows are static (restarting at every chunk).
+        lookup_x: ``(n, S, S)`` view of the palette columns of ``lookup`` (written per call).
+        chunks: ``(lo, hi)`` row ranges of one ``cv2.remap`` call each.
     """
 
     ray_base: np.ndarray
     obj_base: np.ndarray
     word_rows: np.ndarray
-    colours: np.ndarray
     palette: np.ndarray
-    pixel_base: np.ndarray
-    index: np.ndarray
-    rgba: np.ndarray
+    code_base: np.ndarray
+    lookup: np.ndarray
+    lookup_x: np.ndarray
+    chunks: list[tuple[int, int]]
 
     @classmethod
     def build(cls, n: int, s: int, n_rays: int, k_obj: int, background: np.ndarray) -> _Scratch:
-        b = np.arange(n)[:, None, None]
-        bg = np.full((3, 4), 255, np.uint8)
-        bg[0, :3], bg[1, :3], bg[2, :3] = CEILING_RGB, FLOOR_RGB, 0
-        palette = np.empty((n, s, 3, 4), np.uint32)
-        palette[..., 0] = bg.view(np.uint32)[:, 0]
-        column = np.arange(n * s, dtype=np.intp).reshape(n, 1, s)
+        b = np.arange(n)[:, None]
+        palette = np.zeros((n * s, 3, 4, 3), np.uint8)
+        palette[:, 0, 0], palette[:, 1, 0] = CEILING_RGB, FLOOR_RGB  # unlit stays black
+        per_chunk = max(_REMAP_ROWS // s, 1)  # copies per remap call
+        lookup = np.empty((n, s, s, 2), np.int16)
+        lookup[..., 1] = (b % per_chunk)[:, :, None] * s + np.arange(s)  # (copy, row, column)
         return cls(
-            ray_base=(b * n_rays + np.arange(s)[None, :, None]) * k_obj,
+            ray_base=b * n_rays + np.arange(s),
             obj_base=b * k_obj,
             word_rows=64 * np.arange((s + 63) // 64),
-            colours=np.full((n, s, 3, 4), 255, np.uint8),
-            palette=palette,
-            pixel_base=(column * 3 + background[None, :, None]) * 4,
-            index=np.empty((n, s, s), np.intp),
-            rgba=np.empty((n, s, s), np.uint32),
+            palette=palette.reshape(n * s, 12, 3),
+            code_base=(4 * background)[None, :, None].astype(np.int16),
+            lookup=lookup.reshape(n * s, s, 2),
+            lookup_x=lookup[..., 0],
+            chunks=[(lo * s, min(lo + per_chunk, n) * s) for lo in range(0, n, per_chunk)],
         )
