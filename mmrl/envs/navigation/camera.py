@@ -311,21 +311,23 @@ class ColumnCamera:
         plane0 = ((wall & ~far) | near).astype("<u8", copy=False).view(np.uint8)
         plane1 = (far | near).astype("<u8", copy=False).view(np.uint8)
         # Little-endian bytes put rows 8j .. 8j + 7 in byte j; a table turns each byte into
-        # its 8 per-row codes at once, giving (copy, column, row) codes, transposed as bytes.
-        codes = np.take(_SPREAD[0], plane0)
-        codes |= np.take(_SPREAD[1], plane1)
-        codes = codes.view(np.uint8).reshape(n, s, -1)[:, :, :s]
-        code = np.ascontiguousarray(codes.transpose(0, 2, 1))  # (B, H, W) layer code 0..3
+        # its 8 per-row codes at once (one byte lane each, no carries), and the row's
+        # background (4 x ceiling, floor or unlit) is added per lane: the palette column of
+        # every pixel, as (copy, column, row) bytes.
+        lanes = np.take(_SPREAD[0], plane0)
+        lanes |= np.take(_SPREAD[1], plane1)
+        lanes += scratch.background_lanes
+        columns = lanes.view(np.uint8).reshape(n, s, -1)[:, :, :s]
 
         # --- a palette of colours per (copy, column) and (background, layer), then one
         # table lookup per pixel by cv2.remap with 16-bit coordinates (issue 20: half the
         # memory traffic of building an intp index for np.take, and RGB out directly).
-        # The background (ceiling, floor, unlit) depends on the row only, so it is the
-        # static part of the lookup column and the pixel's layer code is added to it.
-        palette = scratch.palette.reshape(n, s, 3, 4, 3)
-        palette[:, :, :, 1] = np.minimum(wall_rgb, 255.0)[:, :, None]
-        palette[:, :, :, 2:] = np.minimum(obj_col, 255.0).transpose(1, 2, 0, 3)[:, :, None]
-        np.add(scratch.code_base, code, out=scratch.lookup_x, casting="unsafe")
+        colours = scratch.colours  # (B, W, layer, RGB), cast to uint8 once
+        colours[:, :, 0] = np.minimum(wall_rgb, 255.0)
+        colours[:, :, 1:] = np.minimum(obj_col, 255.0).transpose(1, 2, 0, 3)
+        scratch.palette.reshape(n, s, 3, 4, 3)[:, :, :, 1:] = colours[:, :, None]
+        # The transpose to (copy, row, column) happens in this one strided copy.
+        np.copyto(scratch.lookup_x, columns.transpose(0, 2, 1), casting="unsafe")
         images = [
             cv2.remap(scratch.palette[lo:hi], scratch.lookup[lo:hi], None, cv2.INTER_NEAREST)
             for lo, hi in scratch.chunks
@@ -340,12 +342,16 @@ class ColumnCamera:
     def _scratch_for(self, n: int, n_rays: int, k_obj: int) -> _Scratch:
         """The reusable :class:`_Scratch` of a batch of ``n`` copies (built on first use)."""
         key = (n, n_rays, k_obj)
-        scratch = self._buffers.get(key)
+        scratch = self._buffers.pop(key, None)
         if scratch is None:
-            if len(self._buffers) >= 8:  # bounded: batch sizes of a run are few
-                self._buffers.clear()
+            # Least recently used out first: the full batch is used every step and stays,
+            # while the sizes of auto-reset subsets come and go (clearing the whole cache
+            # rebuilt the full batch's megabytes every few steps).
+            while len(self._buffers) >= 8:
+                del self._buffers[next(iter(self._buffers))]
             background = _BACKGROUND[self.floor[0, :, 0]]
-            scratch = self._buffers[key] = _Scratch.build(n, self.size, n_rays, k_obj, background)
+            scratch = _Scratch.build(n, self.size, n_rays, k_obj, background)
+        self._buffers[key] = scratch  # (re)inserted last: dicts keep insertion order
         return scratch
 
 
@@ -382,7 +388,7 @@ _SPREAD = (
 ).view(np.uint64)[..., 0]
 """``_SPREAD[p][byte]``: 8 bytes, byte ``k`` is bit ``k`` of ``byte`` times ``1 << p`` (the
 code bit of plane ``p`` for 8 rows at once, in memory order whatever the byte order)."""
-_BACKGROUND = np.array([0, 1, 0, 0, 0, 2], dtype=np.int16)
+_BACKGROUND = np.array([0, 1, 0, 0, 0, 2], dtype=np.uint8)
 """Background slot in the palette (ceiling, floor, unlit) of each row label (0, 1, 5)."""
 _REMAP_ROWS = 32000
 """Most palette rows per ``cv2.remap`` call (its coordinates are int16)."""
@@ -399,7 +405,10 @@ class _Scratch:
         palette: ``(n * S, 12, 3)`` uint8 RGB per (copy, column) row and ``4 * background
             + layer`` column: layer 0 is the background (ceiling, floor, unlit; preset),
             layers 1-3 wall, far and near object (rewritten each call).
-        code_base: ``(1, S, 1)`` int16 ``4 * background`` of each image row.
+        colours: ``(n, S, 3, 3)`` uint8 RGB of wall, far and near object per (copy, column)
+            (output buffer).
+        background_lanes: ``(ceil(S / 64) * 8,)`` uint64: byte ``k`` of entry ``j`` is
+            ``4 * background`` of row ``8 j + k`` (0 past the last row).
         lookup: ``(n * S, S, 2)`` int16 remap coordinates ``(palette column, palette row)``
             of every pixel; the rows are static (restarting at every chunk).
         lookup_x: ``(n, S, S)`` view of the palette columns of ``lookup`` (written per call).
@@ -410,7 +419,8 @@ class _Scratch:
     obj_base: np.ndarray
     word_rows: np.ndarray
     palette: np.ndarray
-    code_base: np.ndarray
+    colours: np.ndarray
+    background_lanes: np.ndarray
     lookup: np.ndarray
     lookup_x: np.ndarray
     chunks: list[tuple[int, int]]
@@ -420,15 +430,19 @@ class _Scratch:
         b = np.arange(n)[:, None]
         palette = np.zeros((n * s, 3, 4, 3), np.uint8)
         palette[:, 0, 0], palette[:, 1, 0] = CEILING_RGB, FLOOR_RGB  # unlit stays black
+        words = (s + 63) // 64
+        lanes = np.zeros(64 * words, np.uint8)
+        lanes[:s] = 4 * background
         per_chunk = max(_REMAP_ROWS // s, 1)  # copies per remap call
         lookup = np.empty((n, s, s, 2), np.int16)
         lookup[..., 1] = (b % per_chunk)[:, :, None] * s + np.arange(s)  # (copy, row, column)
         return cls(
             ray_base=b * n_rays + np.arange(s),
             obj_base=b * k_obj,
-            word_rows=64 * np.arange((s + 63) // 64),
+            word_rows=64 * np.arange(words),
             palette=palette.reshape(n * s, 12, 3),
-            code_base=(4 * background)[None, :, None].astype(np.int16),
+            colours=np.empty((n, s, 3, 3), np.uint8),
+            background_lanes=lanes.view(np.uint64),
             lookup=lookup.reshape(n * s, s, 2),
             lookup_x=lookup[..., 0],
             chunks=[(lo * s, min(lo + per_chunk, n) * s) for lo in range(0, n, per_chunk)],
