@@ -296,14 +296,17 @@ class ColumnCamera:
         # A layer without an object gets an empty span.
         spans[1, 1:] = np.where(t2 >= _FAR, spans[0, 1:], spans[1, 1:])
         # Pixel row i (centre i + 0.5) is covered when top <= i + 0.5 < bottom.
-        rows_i = np.minimum(np.maximum(np.ceil(spans - 0.5), 0), s).astype(np.int64)
-        np.maximum(rows_i[1], rows_i[0], out=rows_i[1])  # an inverted span is empty
+        rows = np.ceil(spans - 0.5)
+        rows_i = np.clip(rows, 0, s, out=rows).astype(np.intp)
 
         # --- each span as a bit mask over the column's rows (one uint64 per 64 rows), so the
         # painter's algorithm runs on (B, W) words instead of (B, H, W) pixels (issue 20: the
-        # per-pixel compares and selects were ~45 % of a Navigation step).
+        # per-pixel compares and selects were ~45 % of a Navigation step). An inverted span
+        # (bottom above top) gives an empty mask.
         words = scratch.word_rows  # (nw,) first row of each word
-        bounds = np.clip(rows_i[..., None] - words, 0, 64)  # (2, 3, B, W, nw)
+        # (2, 3, B, W, nw) span ends within each word; one word needs no clipping.
+        within = rows_i[..., None] - words
+        bounds = within if len(words) == 1 else np.clip(within, 0, 64)
         masks = _PREFIX[bounds[1]] & ~_PREFIX[bounds[0]]  # (3, B, W, nw)
         # Two bit planes of the visible layer (0 none, 1 wall, 2 far, 3 near): later layers
         # are painted over earlier ones.
@@ -322,9 +325,11 @@ class ColumnCamera:
         # --- a palette of colours per (copy, column) and (background, layer), then one
         # table lookup per pixel by cv2.remap with 16-bit coordinates (issue 20: half the
         # memory traffic of building an intp index for np.take, and RGB out directly).
+        # Colours are below 256 by construction (base colours <= 255 times shade and light
+        # <= 1), so the cast to uint8 needs no clipping.
         colours = scratch.colours  # (B, W, layer, RGB), cast to uint8 once
-        colours[:, :, 0] = np.minimum(wall_rgb, 255.0)
-        colours[:, :, 1:] = np.minimum(obj_col, 255.0).transpose(1, 2, 0, 3)
+        colours[:, :, 0] = wall_rgb
+        colours[:, :, 1:] = obj_col.transpose(1, 2, 0, 3)
         scratch.palette.reshape(n, s, 3, 4, 3)[:, :, :, 1:] = colours[:, :, None]
         # The transpose to (copy, row, column) happens in this one strided copy.
         np.copyto(scratch.lookup_x, columns.transpose(0, 2, 1), casting="unsafe")
