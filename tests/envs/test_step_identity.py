@@ -322,3 +322,20 @@ def test_navigation_camera_render_matches_frozen_shade(
     assert got.dtype == np.uint8 and np.array_equal(got, expected)
     if remap_rows is not None:
         assert len(sim.camera._buffers[(7, camera_size, sim.cfg.max_objects)].chunks) == 4
+
+
+def test_camera_pickled_before_issue_20_renders_the_same() -> None:
+    """A camera from an old checkpoint (its ``_scratch`` cache of another layout, ``rows``,
+    ``row_dtype``) restores without them and renders like a new one."""
+    sim = mmrl.make_vec_env("mmrl/Navigation-v1", n_envs=3, seed=4).sim
+    sim.reset_envs()
+    old_state = {k: v for k, v in vars(sim.camera).items() if k != "_buffers"}
+    old_state.update(_scratch={(3, 128, 5): object()}, rows=np.arange(64), row_dtype=np.uint8)
+    restored = ColumnCamera.__new__(ColumnCamera)
+    restored.__setstate__(old_state)
+    args = (
+        sim.pos, sim.heading, sim.size, sim.boxes, sim.box_valid, sim.objects, sim.obj_rgb,
+        sim.obj_shape, sim.obj_valid,
+    )  # fmt: skip
+    assert not hasattr(restored, "_scratch") and restored._buffers == {}
+    assert np.array_equal(restored.render(*args), sim.camera.render(*args))
