@@ -258,7 +258,6 @@ class ColumnCamera:
         shade = np.where((along % 1.0) < 0.04, 0.6 * shade, shade)
         if self.lamp_range is not None:
             shade = shade * self._lamp(t_solid)
-        wall_rgb = np.where(is_box[..., None], BOX_RGB, WALL_RGB) * shade[..., None]
         depth = np.maximum(t_solid * self.cos, 0.05)
 
         # The two nearest objects per column (far one drawn first), so a low near object
@@ -284,7 +283,6 @@ class ColumnCamera:
         light = (0.9 * (1.0 - rs) + rs * (0.55 + 0.45 * roundness)) / (1.0 + 0.05 * t2)
         if self.lamp_range is not None:
             light = light * self._lamp(t2)
-        obj_col = np.take(obj_rgb.reshape(-1, 3), slot, axis=0) * light[..., None]  # (2,B,W,3)
 
         # --- rows covered by wall, far object and near object: (3, B, W) integer spans.
         horizon = np.float32(s / 2)
@@ -327,9 +325,14 @@ class ColumnCamera:
         # memory traffic of building an intp index for np.take, and RGB out directly).
         # Colours are below 256 by construction (base colours <= 255 times shade and light
         # <= 1), so the cast to uint8 needs no clipping.
-        colours = scratch.colours  # (B, W, layer, RGB), cast to uint8 once
-        colours[:, :, 0] = wall_rgb
-        colours[:, :, 1:] = obj_col.transpose(1, 2, 0, 3)
+        # Products are written straight into the uint8 buffer (the same float32 products,
+        # cast as an assignment would).
+        colours = scratch.colours  # (B, W, layer, RGB)
+        wall_base = _WALL_BOX_RGB[is_box.view(np.uint8)]  # (B, W, 3)
+        np.multiply(wall_base, shade[..., None], out=colours[:, :, 0], casting="unsafe")
+        obj_base = np.take(obj_rgb.reshape(-1, 3), slot.transpose(1, 2, 0), axis=0)
+        light = light.transpose(1, 2, 0)[..., None]  # (B, W, 2, 1): far, near
+        np.multiply(obj_base, light, out=colours[:, :, 1:], casting="unsafe")
         scratch.palette.reshape(n, s, 3, 4, 3)[:, :, :, 1:] = colours[:, :, None]
         # The transpose to (copy, row, column) happens in this one strided copy.
         np.copyto(scratch.lookup_x, columns.transpose(0, 2, 1), casting="unsafe")
@@ -384,6 +387,8 @@ def _two_nearest(t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return far_k, near_k, np.stack([far_t, near_t])
 
 
+_WALL_BOX_RGB = np.stack([WALL_RGB, BOX_RGB])
+"""Colour of a room wall (row 0) and of a box obstacle (row 1)."""
 _PREFIX = np.array([(1 << k) - 1 for k in range(65)], dtype=np.uint64)
 """``_PREFIX[k]`` has the low ``k`` bits set: rows ``[t, b)`` of a word are
 ``_PREFIX[b] & ~_PREFIX[t]``."""
