@@ -200,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         "--clock", choices=["cpu", "wall"], default="cpu", help="thread CPU time or wall clock"
     )
     args = parser.parse_args(argv)
-    if args.clock == "cpu":
-        import cv2
+    import cv2
 
+    threads = cv2.getNumThreads()
+    if args.clock == "cpu":
         cv2.setNumThreads(1)  # OpenCV's workers would escape this thread's CPU clock
     try:
         import torch
@@ -218,8 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
     print(f"load average (1, 5, 15 min): {os.getloadavg()}; clock: {args.clock}")
-    for env_id in args.envs:
-        profile(env_id, args.n_envs, args.steps, args.warmup, args.clock)
+    try:
+        for env_id in args.envs:
+            profile(env_id, args.n_envs, args.steps, args.warmup, args.clock)
+    finally:
+        cv2.setNumThreads(threads)
     print("(shares are of the vec env step; '(self)' rows only where above 2 %)")
     return 0
 
