@@ -5,8 +5,11 @@ front of it. Heights are projected with a pinhole model (``row = horizon - f * (
 depth``, ``depth`` measured along the optical axis so straight walls stay straight). Objects
 keep their 3-D silhouettes across columns: a ball's vertical extent follows a circle, a cube
 and a cylinder have flat tops (the cylinder is taller and shaded round), a cone narrows to
-a tip. All work is array operations over ``(copies, columns, objects)`` and one pixel
-compositing pass over ``(copies, rows, columns)``.
+a tip. All work is array operations over ``(objects, copies, columns)``; each column's wall
+and object spans become 64-row bit masks, painted over each other as whole words, expanded
+8 rows at a time by a byte table, and one ``cv2.remap`` looks every pixel's colour up in a
+per-column palette (issue 20: ~1.8x the throughput of per-pixel compares and selects, with
+bit-identical images).
 """
 
 from __future__ import annotations
