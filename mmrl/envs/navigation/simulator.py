@@ -259,8 +259,8 @@ class NavigationSimulator(BatchedSimulator):
         cfg = self.cfg
         w = cfg.camera_size
         # Label: some camera column shows the target in front of everything else.
-        nearest_obj = hits.t_obj.min(axis=-1)  # (B', W + beams), one reduction for both uses
-        t_target = hits.t_obj[np.arange(len(pos)), :w, self.target[sel]]  # (B', W)
+        nearest_obj = hits.t_nearest  # (B', W + beams)
+        t_target = hits.t_obj[self.target[sel], np.arange(len(pos)), :w]  # (B', W)
         self.target_visible[sel] = ((t_target < 1e3) & (t_target <= nearest_obj[:, :w])).any(1)
         ranges = np.minimum(hits.t_solid[:, w:], nearest_obj[:, w:])
         lidar = np.minimum(ranges / np.float32(cfg.lidar_range), 1.0)
