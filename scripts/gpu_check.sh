@@ -19,6 +19,8 @@
 #   GPU_CHECK_BUDGET   seconds for the whole script (default 540; the tool stops a command at 600)
 #   GPU_CHECK_BASE     1 (default) runs phase 1; 0 skips it (the install still runs)
 #   STEPS              PPO steps per device in scripts/gpu_check.py (default 16384)
+#   GPU_N_ENVS         env copies for scripts/gpu_check.py (default 128), stepped in cores - 1
+#                      worker processes
 #   GPU_BENCH_STEPS    phase 2: env steps per bench cell; 0 (default) skips phase 2
 #   GPU_BENCH_ENVS     env presets (default driving,navigation)
 #   GPU_BENCH_FUSIONS  fusions or 'all' (default concat)
@@ -208,7 +210,8 @@ print("torch", torch.__version__, "on", torch.cuda.get_device_name(0))'
     # --- phase 1: CUDA tests and measurements ------------------------------------------
     if [[ $BASE == 1 ]]; then
         step cuda-tests 240 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests || true
-        step gpu_check.py 240 "$PY" scripts/gpu_check.py --steps "$PPO_STEPS" || true
+        step gpu_check.py 240 "$PY" scripts/gpu_check.py --steps "$PPO_STEPS" \
+            --n-envs "${GPU_N_ENVS:-128}" || true
         # Pretraining throughput (attention recipe, batch 256) on CPU and GPU (issue 6).
         step bench_pretrain.py 240 "$PY" scripts/bench_pretrain.py --envs driving \
             --n-envs 64 --episodes 64 --updates 30 --threads 1 --devices cpu,cuda \

@@ -4,9 +4,12 @@ import re
 
 
 def test_gpu_check_cpu_side_runs(capsys, load_script):
-    load_script("gpu_check").main(["--steps", "256", "--cpu-only"])
+    load_script("gpu_check").main(
+        ["--steps", "256", "--cpu-only", "--n-envs", "4", "--workers", "2"]
+    )
     out = capsys.readouterr().out
-    assert "PPO ppo-concat on driving: cpu" in out and "extractor fwd+bwd batch 256" in out
+    assert "PPO ppo-concat on driving, " in out and "env-steps/s (learner " in out
+    assert "extractor fwd+bwd batch 256" in out
 
 
 def test_bench_pretrain_runs_and_reports_each_device(capsys, tmp_path, monkeypatch, load_script):
