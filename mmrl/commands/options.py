@@ -273,8 +273,11 @@ def options_table(cls: type) -> str:
             text += "; one of " + ", ".join(f"`{c}`" for c in spec.choices)
         if spec.bounded():
             text += f"; {spec.range_text()}"
-        name = flag_of(field) if not spec.positional else f"{field.name.upper()}..."
-        kind = "switch" if _value_type(hints[field.name]) is bool else _type_name(hints[field.name])
+        kind = _value_type(hints[field.name])
+        name = flag_of(field)
+        if spec.positional:  # RUN (one value) or TARGETS... (one or more)
+            name = field.name.upper() + ("..." if typing.get_origin(kind) is list else "")
+        kind = "switch" if kind is bool else _type_name(hints[field.name])
         text = text.replace("|", "&#124;").replace("<", "&lt;")  # Markdown, not HTML
         rows.append(f"| `{name}` | {kind} | {shown} | {text} |")
     return "\n".join(rows) + "\n"

@@ -228,8 +228,9 @@ def tune(
     """Runs (or resumes) an Optuna study of ``agent`` on ``env``; writes the report.
 
     Args:
-        env: Environment preset name or YAML path.
-        agent: Agent recipe name or YAML path (the base every trial modifies).
+        env: Environment preset name or YAML path (default: ``mmrl train``'s).
+        agent: Agent recipe name or YAML path, the base every trial modifies (default:
+            ``mmrl train``'s). Every default here is :class:`~mmrl.commands.TuneOptions`'.
         trials: Total finished (complete or pruned) trials the study should hold.
         steps: Environment steps per trial.
         study: Study name (in the storage).
