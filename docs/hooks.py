@@ -4,8 +4,8 @@
 * ``benchmarks.md`` is ``BENCHMARKS.md`` (its ``docs/`` links made relative to the site);
 * ``environments/<name>.md`` is each registered env class's Markdown docstring with a demo
   image (``mmrl demo``'s frame after a few expert steps), drawn when the site is built;
-* ``commands.md`` lists every option of the commands with typed options
-  (:data:`mmrl.commands.COMMAND_OPTIONS`), from the fields the CLI's flags are made from.
+* ``commands.md`` lists every option of every command (:data:`mmrl.commands.COMMAND_OPTIONS`),
+  from the fields the CLI's flags are made from.
 
 Referenced from ``mkdocs.yml`` (``hooks:``) and excluded from the pages themselves.
 """

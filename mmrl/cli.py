@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from mmrl.errors import MmrlError, UsageError, one_line
@@ -47,45 +47,45 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
+#: Command name -> (one-line help, handler as ``module:function``, imported only when the
+#: command runs). Its flags come from its options class in
+#: :data:`mmrl.commands.COMMAND_OPTIONS` (a test checks that every command has one).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "envs": ("list registered environments and presets with their spaces", "mmrl.cli:run_envs"),
+    "demo": ("roll out a policy and save an image of every sensor", "mmrl.cli:run_demo"),
+    "train": ("train PPO with a multimodal extractor from presets", "mmrl.cli:run_train"),
+    "bench": ("train and evaluate a grid of envs x fusions x seeds", "mmrl.cli:run_bench"),
+    "tune": ("Optuna hyperparameter search over training runs", "mmrl.cli:run_tune"),
+    "collect": ("roll out a policy into a Minari dataset", "mmrl.cli:run_collect"),
+    "pretrain": ("pretrain a recipe's encoders on a Minari dataset", "mmrl.cli:run_pretrain"),
+    "enjoy": (
+        "watch a policy play: live in a window, or into a video file",
+        "mmrl.evaluation.cli:run_enjoy",
+    ),
+    "plot": (
+        "learning curves of run or bench folders: IQM over seeds, bootstrap bands",
+        "mmrl.cli:run_plot",
+    ),
+    "export": (
+        "a run as a self-contained folder: model, presets, model card",
+        "mmrl.cli:run_export",
+    ),
+    "replay": ("render logged Minari dataset episodes into a video", "mmrl.cli:run_replay"),
+    "evaluate": (
+        "evaluate runs or models: returns, success, robustness, video",
+        "mmrl.evaluation.cli:run_evaluate",
+    ),
+    "evaluate-offline": (
+        "off-policy evaluation of a model on a logged Minari dataset",
+        "mmrl.evaluation.cli:run_evaluate_offline",
+    ),
+}
 
 
-def command(name: str, help_text: str, handler_path: str):
-    """Registers a sub-command whose handler is imported lazily from ``module:function``."""
-
-    def decorator(add_arguments: Callable[[argparse.ArgumentParser], None]):
-        COMMANDS[name] = (help_text, add_arguments, handler_path)
-        return add_arguments
-
-    return decorator
-
-
-# ---------------------------------------------------------------------------- sub-commands
-@command("envs", "list registered environments and presets with their spaces", "mmrl.cli:run_envs")
-def _envs_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-spaces", action="store_true", help="names only (no env construction)")
-
-
-@command("demo", "roll out a policy and save an image of every sensor", "mmrl.cli:run_demo")
-def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", default="driving", help="env preset name or Gymnasium id")
-    p.add_argument("--policy", metavar="expert|random|RUN|MODEL.zip|ENCODER.pt",
-                   help="what acts (default: expert if the env has one, else random)")  # fmt: skip
-    p.add_argument("--steps", type=int, default=30, help="policy steps before the snapshot")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="demo.png", help="PNG file to write")
-
-
-@command("train", "train PPO with a multimodal extractor from presets", "mmrl.cli:run_train")
-def _train_args(p: argparse.ArgumentParser) -> None:
-    from mmrl.commands import TrainOptions, add_options
-
-    add_options(p, TrainOptions)
-
-
+# ---------------------------------------------------------------------------- handlers
 def _tracking(opts: Any, group: str | None = None) -> Any:
-    """``--track`` (of :class:`mmrl.commands.TrackOptions` or a command's options holding its
-    fields) as a :class:`mmrl.tracking.Tracking`; ``None`` when not given."""
+    """``--track`` (of a command's options holding the :mod:`mmrl.commands.track` fields) as
+    a :class:`mmrl.tracking.Tracking`; ``None`` when not given."""
     if opts.track is None:
         return None
     from mmrl.tracking import Tracking
@@ -116,15 +116,6 @@ def _init_overrides(opts: TrainOptions) -> list[str]:
     return overrides
 
 
-def _require_positive(args: argparse.Namespace, *names: str) -> None:
-    """Raises :class:`UsageError` when an integer option given as ``--name`` is below 1 (for
-    the commands whose options are not yet a typed class: those declare ``minimum``)."""
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-
-
 def run_train(args: argparse.Namespace) -> int:
     """``mmrl train``."""
     from mmrl.commands import TrainOptions, from_args
@@ -133,8 +124,6 @@ def run_train(args: argparse.Namespace) -> int:
     opts = from_args(TrainOptions, args)
     if opts.resume and opts.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
-    if not opts.log_interval > 0:
-        raise UsageError(f"--log-interval must be > 0 seconds, got {opts.log_interval}")
     run_dir = train(
         env=opts.env,
         agent=opts.agent,
@@ -160,17 +149,9 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("bench", "train and evaluate a grid of envs x fusions x seeds", "mmrl.cli:run_bench")
-def _bench_args(p: argparse.ArgumentParser) -> None:
-    from mmrl.commands import BenchOptions, add_options
-
-    add_options(p, BenchOptions)
-
-
 def run_bench(args: argparse.Namespace) -> int:
     """``mmrl bench``."""
     import dataclasses
-    import math
 
     from mmrl.agent import resolve_device
     from mmrl.bench.driver import run_bench_command
@@ -180,10 +161,6 @@ def run_bench(args: argparse.Namespace) -> int:
     opts = from_args(BenchOptions, args)
     check_output_dir(opts.out, field="out")
     resolve_device(opts.device)  # a bad --device fails here, not in every cell
-    if not (math.isfinite(opts.cpus_per_task) and 0 < opts.cpus_per_task <= 1024):
-        raise UsageError(f"--cpus-per-task must be in (0, 1024], got {opts.cpus_per_task}")
-    if not (math.isfinite(opts.gpus_per_task) and 0 <= opts.gpus_per_task <= 64):
-        raise UsageError(f"--gpus-per-task must be in [0, 64], got {opts.gpus_per_task}")
     if opts.workers is None:
         import os
 
@@ -192,85 +169,50 @@ def run_bench(args: argparse.Namespace) -> int:
     return run_bench_command(opts)
 
 
-@command("tune", "Optuna hyperparameter search over training runs", "mmrl.cli:run_tune")
-def _tune_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", default="driving", help="env preset name or YAML path")
-    p.add_argument("--agent", default="ppo-concat", help="base agent recipe name or YAML path")
-    p.add_argument("--trials", type=int, default=50, help="finished trials the study should hold")
-    p.add_argument("--steps", type=int, default=200_000, help="environment steps per trial")
-    p.add_argument("--study", help="study name, required (an existing study resumes)")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUT/study.db)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="trials side by side: processes, or CPUs of a local Ray")  # fmt: skip
-    p.add_argument("--backend", default="local", choices=["local", "ray"],
-                   help="local processes or Ray tasks (either resumes a study)")  # fmt: skip
-    p.add_argument("--address", help="existing Ray cluster (auto, ray://host:10001)")
-    p.add_argument("--space", metavar="FILE.yaml", help="search-space entries over the default")
-    p.add_argument("--show-space", action="store_true", help="print the search space and exit")
-    p.add_argument("--out", help="study folder (default tune/<study>)")
-    p.add_argument("--metric", default="mean_return", choices=["mean_return", "success_rate"],
-                   help="held-out objective (test split when the env has one)")  # fmt: skip
-    p.add_argument("--evaluations", type=int, default=4,
-                   help="periodic evaluations per trial, reported to the pruner")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="training seed of every trial")
-    p.add_argument("--device", default="cpu", help="cpu, auto or cuda[:N] for every trial")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override every trial's run config, e.g. env.n_envs=8")  # fmt: skip
-    p.add_argument("--quiet", action="store_true", help="no line per trial")
-    from mmrl.commands import TrackOptions, add_options
-
-    add_options(p, TrackOptions)  # the same --track flags as train and bench
-
-
 def run_tune(args: argparse.Namespace) -> int:
     """``mmrl tune``."""
-    if args.show_space:
+    from mmrl.commands import TuneOptions, from_args
+
+    opts = from_args(TuneOptions, args)
+    if opts.show_space:
         import yaml
 
         from mmrl.tune.space import load_space, space_to_dict
 
-        print(yaml.safe_dump(space_to_dict(load_space(args.space)), sort_keys=False), end="")
+        print(yaml.safe_dump(space_to_dict(load_space(opts.space)), sort_keys=False), end="")
         return 0
-    if not args.study:
+    if not opts.study:
         raise UsageError("--study NAME is required (an existing study of that name resumes)")
-    from mmrl.commands import TrackOptions, from_args
     from mmrl.tune import tune
 
     result = tune(
-        args.env,
-        args.agent,
-        trials=args.trials,
-        steps=args.steps,
-        study=args.study,
-        storage=args.storage,
-        workers=args.workers,
-        backend=args.backend,
-        address=args.address,
-        space=args.space,
-        out=args.out,
-        overrides=args.overrides,
-        seed=args.seed,
-        metric=args.metric,
-        evaluations=args.evaluations,
-        device=args.device,
-        verbose=0 if args.quiet else 1,
-        track=_tracking(from_args(TrackOptions, args), group=args.study),
+        opts.env,
+        opts.agent,
+        trials=opts.trials,
+        steps=opts.steps,
+        study=opts.study,
+        storage=opts.storage,
+        workers=opts.workers,
+        backend=opts.backend,
+        address=opts.address,
+        space=opts.space,
+        out=opts.out,
+        overrides=opts.overrides,
+        seed=opts.seed,
+        metric=opts.metric,
+        evaluations=opts.evaluations,
+        device=opts.device,
+        verbose=0 if opts.quiet else 1,
+        track=_tracking(opts, group=opts.study),
     )
-    if not args.quiet:
+    if not opts.quiet:
         print(
-            f"study {args.study}: {result.complete} complete, {result.pruned} pruned, "
+            f"study {opts.study}: {result.complete} complete, {result.pruned} pruned, "
             f"{result.failed} failed; report {result.files['summary']}"
         )
         if result.best_recipe is not None:
             print(f"best {result.best_value:.4g}: mmrl train --agent {result.best_recipe}")
     return 0
-
-
-@command("collect", "roll out a policy into a Minari dataset", "mmrl.cli:run_collect")
-def _collect_args(p: argparse.ArgumentParser) -> None:
-    from mmrl.commands import CollectOptions, add_options
-
-    add_options(p, CollectOptions)
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -301,13 +243,6 @@ def run_collect(args: argparse.Namespace) -> int:
             f"{result.steps_per_second:.0f} env steps/s"
         )
     return 0
-
-
-@command("pretrain", "pretrain a recipe's encoders on a Minari dataset", "mmrl.cli:run_pretrain")
-def _pretrain_args(p: argparse.ArgumentParser) -> None:
-    from mmrl.commands import PretrainOptions, add_options
-
-    add_options(p, PretrainOptions)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
@@ -363,17 +298,19 @@ def run_envs(args: argparse.Namespace) -> int:
     """``mmrl envs``: registered ids and presets with observation and action spaces."""
     import gymnasium as gym
 
+    from mmrl.commands import EnvsOptions, from_args
     from mmrl.config import available_presets, load_env_preset
     from mmrl.registration import ENV_ENTRIES, register_envs
     from mmrl.spaces import describe
 
+    opts = from_args(EnvsOptions, args)
     register_envs()
     print("Registered environments:")
     for entry in ENV_ENTRIES:
         if entry.env_id not in gym.registry:
             continue
         print(f"  {entry.env_id:<28} {entry.description}")
-        if not args.no_spaces:
+        if not opts.no_spaces:
             with warnings.catch_warnings():
                 # Gymnasium's "a newer version exists" notice for -v0: the listing says so.
                 warnings.filterwarnings("ignore", message=".*is out of date.*")
@@ -402,15 +339,15 @@ def run_demo(args: argparse.Namespace) -> int:
     import cv2
 
     from mmrl.checkpoint import check_output_file
+    from mmrl.commands import DemoOptions, from_args
     from mmrl.evaluation.demo import demo_snapshot
 
-    if args.steps < 0:
-        raise UsageError(f"--steps must be >= 0, got {args.steps}")
-    out = Path(args.out)
+    opts = from_args(DemoOptions, args)
+    out = Path(opts.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp"):
         raise UsageError(f"--out {out}: an image name is needed (.png, .jpg or .bmp)")
     check_output_file(out, field="out", parent_must_exist=True)
-    shot = demo_snapshot(args.env, args.policy, args.steps, args.seed)
+    shot = demo_snapshot(opts.env, opts.policy, opts.steps, opts.seed)
     frame = shot.frame
     if not cv2.imwrite(str(out), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
         raise UsageError(f"--out: cannot write an image to {out} (use a .png name)")
@@ -420,98 +357,38 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("enjoy", "watch a policy play: live in a window, or into a video file",
-         "mmrl.evaluation.cli:run_enjoy")  # fmt: skip
-def _enjoy_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("policy", metavar="RUN|MODEL.zip|ENCODER.pt|expert|random",
-                   help="what acts (as for mmrl evaluate)")  # fmt: skip
-    p.add_argument("--env", help="env preset or Gymnasium id (default: the run's own; "
-                   "required for a bare MODEL.zip, expert and random)")  # fmt: skip
-    p.add_argument("--episodes", type=int, default=3, help="episodes to play")
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="playback speed: 1 is 15 frames/s, 2 twice as fast")  # fmt: skip
-    p.add_argument("--video", metavar="OUT.mp4",
-                   help="write a .mp4/.webm/.gif file instead of opening a window")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="environment seed")
-    p.add_argument("--split", default="train", choices=["train", "test"],
-                   help="instruction split (test: held-out combinations)")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="torch device of a network policy")
-
-
-@command("plot", "learning curves of run or bench folders: IQM over seeds, bootstrap bands",
-         "mmrl.cli:run_plot")  # fmt: skip
-def _plot_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders or bench folders")
-    p.add_argument("--group-by", default="agent",
-                   help="a line per: agent (a panel per env), env, or seed")  # fmt: skip
-    p.add_argument("--metric", default="success", help="success (rate) or return")
-    p.add_argument("--out", default="curves.png", help="figure file: .png or .svg")
-    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples per point")
-
-
 def run_plot(args: argparse.Namespace) -> int:
     """``mmrl plot``."""
+    from mmrl.commands import PlotOptions, from_args
     from mmrl.evaluation.plots import plot_runs
 
-    _require_positive(args, "bootstrap")
-    path = plot_runs(args.runs, args.out, args.group_by, args.metric, args.bootstrap)
+    opts = from_args(PlotOptions, args)
+    path = plot_runs(opts.runs, opts.out, opts.group_by, opts.metric, opts.bootstrap)
     print(f"wrote {path}")
     return 0
 
 
-@command("export", "a run as a self-contained folder: model, presets, model card",
-         "mmrl.cli:run_export")  # fmt: skip
-def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", metavar="RUN", help="run folder (mmrl train --out)")
-    p.add_argument("--out", required=True, help="export folder (absent or empty)")
-    p.add_argument("--best", action="store_true", help="export best_model.zip, not model.zip")
-    p.add_argument("--preview-episodes", type=int, default=1,
-                   help="held-out episodes in replay.mp4 (0: no video)")  # fmt: skip
-    p.add_argument("--force", action="store_true", help="write into a non-empty --out")
-
-
 def run_export(args: argparse.Namespace) -> int:
     """``mmrl export``."""
+    from mmrl.commands import ExportOptions, from_args
     from mmrl.export import export_run
 
-    result = export_run(args.run, args.out, args.best, args.preview_episodes, args.force)
+    opts = from_args(ExportOptions, args)
+    result = export_run(opts.run, opts.out, opts.best, opts.preview_episodes, opts.force)
     print(f"wrote {result.path}: {', '.join(result.files)}")
     return 0
 
 
-@command("replay", "render logged Minari dataset episodes into a video", "mmrl.cli:run_replay")
-def _replay_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", metavar="DATASET_ID", help="Minari id, e.g. mmrl/driving/expert-v0")
-    p.add_argument("--episodes", default="1",
-                   help="N (the first N episodes) or indices like 0,2,5 (5, for one)")  # fmt: skip
-    p.add_argument("--video", required=True, help="output .mp4 (H.264), .webm (VP9) or .gif")
-    p.add_argument("--fps", type=int, default=15, help="frames per second")
-
-
 def run_replay(args: argparse.Namespace) -> int:
     """``mmrl replay``."""
+    from mmrl.commands import ReplayOptions, from_args
     from mmrl.evaluation.replay import replay_dataset
 
-    result = replay_dataset(args.dataset, args.video, args.episodes, args.fps)
+    opts = from_args(ReplayOptions, args)
+    result = replay_dataset(opts.dataset, opts.video, opts.episodes, opts.fps)
     shown = ",".join(str(i) for i in result.episodes)
     print(f"wrote {result.path} ({result.codec}, {result.frames} frames, episodes {shown})")
     return 0
-
-
-@command("evaluate", "evaluate runs or models: returns, success, robustness, video",
-         "mmrl.evaluation.cli:run_evaluate")  # fmt: skip
-def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    from mmrl.evaluation.cli import add_evaluate_arguments
-
-    add_evaluate_arguments(p)
-
-
-@command("evaluate-offline", "off-policy evaluation of a model on a logged Minari dataset",
-         "mmrl.evaluation.cli:run_evaluate_offline")  # fmt: skip
-def _evaluate_offline_args(p: argparse.ArgumentParser) -> None:
-    from mmrl.evaluation.cli import add_offline_arguments
-
-    add_offline_arguments(p)
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -536,11 +413,12 @@ EXAMPLES: dict[str, str] = {
 def build_parser() -> argparse.ArgumentParser:
     """The full ``mmrl`` argument parser."""
     from mmrl import __version__
+    from mmrl.commands import COMMAND_OPTIONS, add_options
 
     parser = _Parser(prog="mmrl", description="Multimodal reinforcement learning toolkit.")
     parser.add_argument("--version", action="version", version=f"mmrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, (help_text, add_arguments, _) in COMMANDS.items():
+    for name, (help_text, _) in COMMANDS.items():
         example = EXAMPLES.get(name)
         p = sub.add_parser(
             name,
@@ -549,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=_HelpFormatter,
             epilog=f"example:\n  {example}" if example else None,
         )
-        add_arguments(p)
+        add_options(p, COMMAND_OPTIONS[name])
     return parser
 
 
@@ -591,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    module_name, func_name = COMMANDS[args.command][2].split(":")
+    module_name, func_name = COMMANDS[args.command][1].split(":")
     import importlib
 
     handler = getattr(importlib.import_module(module_name), func_name)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mmrl.commands.export import ExportOptions
 from mmrl.config import RunConfig, to_dict
 from mmrl.errors import ConfigError
 from mmrl.evaluation.stats import wilson_interval
@@ -343,7 +344,7 @@ def export_run(
     run_dir: str | Path,
     out: str | Path,
     best: bool = False,
-    preview_episodes: int = 1,
+    preview_episodes: int = ExportOptions.preview_episodes,
     force: bool = False,
 ) -> ExportResult:
     """Writes the export folder of a run (see the module docstring).

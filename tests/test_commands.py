@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrl.cli import build_parser, main
+from mmrl.cli import COMMANDS, build_parser, main
 from mmrl.commands import COMMAND_OPTIONS, EvaluateOptions, PretrainOptions
 from mmrl.commands.options import (
     add_options,
@@ -27,12 +27,19 @@ from mmrl.errors import ConfigError
 
 #: What each command needs on its command line before it parses (required options).
 REQUIRED = {
+    "envs": [],
+    "demo": [],
     "train": [],
+    "bench": [],
+    "tune": [],
     "collect": ["--dataset-id", "a/b-v0"],
     "pretrain": ["--dataset", "a/b-v0"],
+    "enjoy": ["RUN"],
+    "plot": ["RUN"],
+    "export": ["RUN", "--out", "share"],
+    "replay": ["a/b-v0", "--video", "v.mp4"],
     "evaluate": ["RUN"],
     "evaluate-offline": ["RUN", "--dataset", "a/b-v0"],
-    "bench": [],
 }
 
 
@@ -41,8 +48,13 @@ def _subparser(name: str) -> argparse.ArgumentParser:
     return sub.choices[name]
 
 
-def test_every_converted_command_is_listed_here():
-    assert set(REQUIRED) == set(COMMAND_OPTIONS)
+def test_every_registered_command_has_an_options_class():
+    """No command declares flags by hand: each one in ``mmrl.cli.COMMANDS`` has its typed
+    options class, and the parser is built from it."""
+    assert list(COMMAND_OPTIONS) == list(COMMANDS)
+    assert set(REQUIRED) == set(COMMANDS)
+    for name, cls in COMMAND_OPTIONS.items():
+        assert dataclasses.is_dataclass(cls) and option_fields(cls), name
 
 
 @pytest.mark.parametrize("name", sorted(COMMAND_OPTIONS))
@@ -73,7 +85,8 @@ def test_every_field_has_a_flag_and_every_flag_a_field(name):
 
 
 @pytest.mark.parametrize("name", sorted(COMMAND_OPTIONS))
-def test_help_shows_each_non_trivial_default(name, capsys):
+def test_help_shows_each_non_trivial_default(name, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no line break inside a value ("ppo-" / "concat")
     with pytest.raises(SystemExit):
         main([name, "--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -90,10 +103,26 @@ def test_library_functions_take_the_command_defaults():
     """Every library parameter named like an option defaults to that option's default."""
     from mmrl.bench.grid import BenchSpec
     from mmrl.collect import collect
-    from mmrl.commands import BenchOptions, CollectOptions, EvaluateOfflineOptions
+    from mmrl.commands import (
+        BenchOptions,
+        CollectOptions,
+        DemoOptions,
+        EnjoyOptions,
+        EvaluateOfflineOptions,
+        ExportOptions,
+        PlotOptions,
+        ReplayOptions,
+        TuneOptions,
+    )
+    from mmrl.evaluation.demo import demo_snapshot
+    from mmrl.evaluation.enjoy import enjoy
+    from mmrl.evaluation.plots import plot_runs
     from mmrl.evaluation.ranking import evaluate_policies
+    from mmrl.evaluation.replay import replay_dataset
     from mmrl.evaluation.rollouts import EvalSettings
+    from mmrl.export import export_run
     from mmrl.pretrain.trainer import pretrain
+    from mmrl.tune import tune
 
     def defaults(func):
         return {
@@ -114,8 +143,14 @@ def test_library_functions_take_the_command_defaults():
         (field_defaults(EvalSettings), EvaluateOptions,
          {"n_resamples": "bootstrap"}),
         (field_defaults(BenchSpec), BenchOptions, {}),
+        (defaults(tune), TuneOptions, {}),
+        (defaults(enjoy), EnjoyOptions, {}),
+        (defaults(plot_runs), PlotOptions, {"n_resamples": "bootstrap"}),
+        (defaults(export_run), ExportOptions, {}),
+        (defaults(replay_dataset), ReplayOptions, {}),
+        (defaults(demo_snapshot), DemoOptions, {}),
     ]  # fmt: skip
-    checked = 0
+    checked = {}
     for library, cls, renamed in pairs:
         options = {f.name: default_of(f) for f in option_fields(cls)}
         for param, value in library.items():
@@ -123,8 +158,31 @@ def test_library_functions_take_the_command_defaults():
             # None, [] or required on the command line: no default to share
             if name in options and options[name] not in (None, [], dataclasses.MISSING):
                 assert value == options[name], (cls.__name__, param)
-                checked += 1
-    assert checked >= 20
+                checked[cls.__name__] = checked.get(cls.__name__, 0) + 1
+    assert sum(checked.values()) >= 40
+    # tune: the env, recipe, counts and choices; plot: grouping, metric and resamples
+    assert checked["TuneOptions"] >= 10 and checked["PlotOptions"] == 3, checked
+    assert checked["EnjoyOptions"] == 5 and checked["ReplayOptions"] == 2, checked
+
+
+def test_tune_takes_its_choices_and_the_train_defaults_from_its_options():
+    from mmrl.commands.tune import BACKENDS, METRICS, TuneOptions
+    from mmrl.config import RunConfig
+    from mmrl.tune import study
+
+    assert (study.BACKENDS, study.METRICS) == (BACKENDS, METRICS)
+    fields = {f.name: f for f in option_fields(TuneOptions)}
+    assert fields["backend"].metadata["mmrl_option"].choices == BACKENDS
+    assert fields["metric"].metadata["mmrl_option"].choices == METRICS
+    assert (TuneOptions.env, TuneOptions.agent) == (RunConfig.env_name, RunConfig.agent_name)
+
+
+def test_enjoy_help_states_the_frame_rate_the_player_uses():
+    from mmrl.commands.enjoy import BASE_FPS
+    from mmrl.evaluation import enjoy
+
+    assert enjoy.BASE_FPS is BASE_FPS
+    assert f"1 is {BASE_FPS} frames/s" in _subparser("enjoy").format_help()
 
 
 def test_pretrain_and_train_default_to_the_same_recipe():
@@ -144,9 +202,22 @@ def test_pretrain_and_train_default_to_the_same_recipe():
         (["bench", "--ablation-episodes", "-2"], "--ablation-episodes must be >= 1, got -2"),
         (["train", "--n-envs", "0"], "--n-envs must be >= 1, got 0"),
         (["pretrain", "--dataset", "a/b-v0", "--threads", "0"], "--threads must be >= 1, got 0"),
+        (["train", "--log-interval", "0"], "--log-interval must be > 0, got 0.0"),
+        (["train", "--log-interval", "inf"], "--log-interval must be a finite number > 0, got inf"),
+        (["bench", "--cpus-per-task", "0"], "--cpus-per-task must be in (0, 1024], got 0.0"),
+        (["bench", "--cpus-per-task", "2000"], "--cpus-per-task must be in (0, 1024], got 2000.0"),
+        (["bench", "--cpus-per-task", "nan"], "--cpus-per-task must be in (0, 1024], got nan"),
+        (["bench", "--gpus-per-task", "-1"], "--gpus-per-task must be in [0, 64], got -1.0"),
+        (["bench", "--gpus-per-task", "65"], "--gpus-per-task must be in [0, 64], got 65.0"),
+        (["evaluate-offline", "RUN", "--dataset", "a/b-v0", "--gamma", "0"],
+         "--gamma must be in (0, 1], got 0.0"),
+        (["evaluate-offline", "RUN", "--dataset", "a/b-v0", "--gamma", "1.5"],
+         "--gamma must be in (0, 1], got 1.5"),
+        (["demo", "--steps", "-1"], "--steps must be >= 0, got -1"),
+        (["plot", "RUN", "--bootstrap", "0"], "--bootstrap must be >= 1, got 0"),
     ],
-)
-def test_a_value_below_its_declared_minimum_is_one_line_naming_the_flag(argv, says, capsys):
+)  # fmt: skip
+def test_a_value_outside_its_declared_bounds_is_one_line_naming_the_flag(argv, says, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"mmrl {argv[0]}: error: {says}", err
@@ -204,6 +275,88 @@ def test_minimum_is_checked_and_named_by_the_flag():
     with pytest.raises(ConfigError) as err:
         from_args(_Toy, args)
     assert err.value.cli_message() == "--count must be >= 1, got 0"
+
+
+@dataclasses.dataclass(kw_only=True)
+class _Bounded:
+    rate: float = option(0.5, help="a rate", exclusive_minimum=0, maximum=1)
+    share: float = option(0.0, help="a share", minimum=0, maximum=2)
+    cap: int = option(3, help="a cap", maximum=5)
+    wait: float = option(1.0, help="a wait", exclusive_minimum=0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--rate", "0"], "--rate must be in (0, 1], got 0.0"),
+        (["--rate", "1.01"], "--rate must be in (0, 1], got 1.01"),
+        (["--rate", "nan"], "--rate must be in (0, 1], got nan"),
+        (["--share", "-0.5"], "--share must be in [0, 2], got -0.5"),
+        (["--share", "inf"], "--share must be in [0, 2], got inf"),
+        (["--cap", "6"], "--cap must be <= 5, got 6"),
+        (["--wait", "0"], "--wait must be > 0, got 0.0"),
+        (["--wait=-inf"], "--wait must be a finite number > 0, got -inf"),
+    ],
+)
+def test_exclusive_minimum_and_maximum_are_checked_and_named_by_the_flag(argv, says):
+    parser = argparse.ArgumentParser()
+    add_options(parser, _Bounded)
+    with pytest.raises(ConfigError) as err:
+        from_args(_Bounded, parser.parse_args(argv))
+    assert err.value.cli_message() == says
+
+
+def test_the_bounds_themselves_are_allowed():
+    parser = argparse.ArgumentParser()
+    add_options(parser, _Bounded)
+    argv = ["--rate", "1", "--share", "0", "--cap", "5", "--wait", "1e-9"]
+    assert from_args(_Bounded, parser.parse_args(argv)) == _Bounded(
+        rate=1.0, share=0.0, cap=5, wait=1e-9
+    )
+    table = options_table(_Bounded)
+    for row in ("a rate; in (0, 1]", "a share; in [0, 2]", "a cap; &lt;= 5", "a wait; > 0"):
+        assert row in table
+
+
+def test_a_single_positional_is_one_string():
+    @dataclasses.dataclass(kw_only=True)
+    class One:
+        path: str = option(positional=True, metavar="PATH", help="one input")
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, One)
+    assert from_args(One, parser.parse_args(["a"])) == One(path="a")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda: option(1, help="x", minimum=0, exclusive_minimum=0), "not both"),
+    ],
+)
+def test_contradictory_bounds_are_refused(make, says):
+    with pytest.raises(TypeError, match=says):
+        make()
+
+
+def test_bounds_on_a_field_that_is_not_a_number_are_refused():
+    @dataclasses.dataclass(kw_only=True)
+    class Bad:
+        name: str = option("a", help="a name", minimum=1)
+
+    with pytest.raises(TypeError, match="has bounds but is not an int or float"):
+        add_options(argparse.ArgumentParser(), Bad)
+
+
+def test_a_positional_that_is_not_a_string_is_refused():
+    @dataclasses.dataclass(kw_only=True)
+    class Bad:
+        count: int = option(positional=True, help="a number")
+
+    with pytest.raises(TypeError, match="must be a str or list"):
+        add_options(argparse.ArgumentParser(), Bad)
 
 
 def test_a_switch_that_defaults_to_on_is_refused():

@@ -68,13 +68,13 @@ def test_helpers_and_bad_names():
 
 
 def test_train_bench_and_tune_share_one_track_flag_definition():
-    """``--track`` / ``--track-project``: typed fields of train and bench, the same two flags
-    (choices, default, help) added to tune's hand-written parser."""
+    """``--track`` / ``--track-project``: typed fields of train, bench and tune, the same two
+    flags (choices, default, help) from :mod:`mmrl.commands.track`."""
     import argparse
 
     from mmrl.cli import build_parser
-    from mmrl.commands import BenchOptions, TrackOptions, TrainOptions
-    from mmrl.commands.track import TRACKERS
+    from mmrl.commands import BenchOptions, TrainOptions, TuneOptions
+    from mmrl.commands.track import DEFAULT_PROJECT, TRACKERS
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     seen = {}
@@ -84,8 +84,8 @@ def test_train_bench_and_tune_share_one_track_flag_definition():
                       for a in (actions["track"], actions["track_project"])]  # fmt: skip
     assert seen["train"] == seen["bench"] == seen["tune"]
     assert tuple(seen["tune"][0][1]) == TRACKERS
-    for cls in (TrainOptions, BenchOptions):
-        assert cls().track is None and cls().track_project == TrackOptions().track_project
+    for cls in (TrainOptions, BenchOptions, TuneOptions):
+        assert cls().track is None and cls().track_project == DEFAULT_PROJECT
     args = build_parser().parse_args(["tune", "--track", "mlflow", "--track-project", "p"])
     assert (args.track, args.track_project) == ("mlflow", "p")
 

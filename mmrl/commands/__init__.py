@@ -1,4 +1,4 @@
-"""The options of each workflow command, declared once as typed dataclasses.
+"""The options of every ``mmrl`` command, declared once as typed dataclasses.
 
 Each class is what one ``mmrl`` sub-command accepts: its ``--help`` flags are generated from
 the fields (:func:`mmrl.commands.options.add_options`), its handler reads them back
@@ -11,31 +11,51 @@ from __future__ import annotations
 
 from mmrl.commands.bench import BenchOptions
 from mmrl.commands.collect import CollectOptions
+from mmrl.commands.demo import DemoOptions
+from mmrl.commands.enjoy import EnjoyOptions
+from mmrl.commands.envs import EnvsOptions
 from mmrl.commands.evaluate import EvaluateOfflineOptions, EvaluateOptions
+from mmrl.commands.export import ExportOptions
 from mmrl.commands.options import add_options, flag_of, from_args, option, option_fields
+from mmrl.commands.plot import PlotOptions
 from mmrl.commands.pretrain import PretrainOptions
-from mmrl.commands.track import TrackOptions
+from mmrl.commands.replay import ReplayOptions
 from mmrl.commands.train import TrainOptions
+from mmrl.commands.tune import TuneOptions
 
-#: Command name -> its options class (the commands converted to typed options).
+#: Command name -> its options class: every ``mmrl`` command (``mmrl.cli`` adds each one's
+#: flags from here, and a test checks that no command is missing).
 COMMAND_OPTIONS: dict[str, type] = {
+    "envs": EnvsOptions,
+    "demo": DemoOptions,
     "train": TrainOptions,
+    "bench": BenchOptions,
+    "tune": TuneOptions,
     "collect": CollectOptions,
     "pretrain": PretrainOptions,
+    "enjoy": EnjoyOptions,
+    "plot": PlotOptions,
+    "export": ExportOptions,
+    "replay": ReplayOptions,
     "evaluate": EvaluateOptions,
     "evaluate-offline": EvaluateOfflineOptions,
-    "bench": BenchOptions,
 }
 
 __all__ = [
     "COMMAND_OPTIONS",
     "BenchOptions",
     "CollectOptions",
+    "DemoOptions",
+    "EnjoyOptions",
+    "EnvsOptions",
     "EvaluateOfflineOptions",
     "EvaluateOptions",
+    "ExportOptions",
+    "PlotOptions",
     "PretrainOptions",
-    "TrackOptions",
+    "ReplayOptions",
     "TrainOptions",
+    "TuneOptions",
     "add_options",
     "flag_of",
     "from_args",

@@ -65,7 +65,15 @@ class BenchOptions:
     address: str | None = option(
         None, group=_EXECUTION, help="existing Ray cluster (auto, ray://host:10001)"
     )
-    cpus_per_task: float = option(1.0, group=_EXECUTION, help="CPUs (torch threads) per cell")
-    gpus_per_task: float = option(0.0, group=_EXECUTION, help="GPUs per Ray task")
+    cpus_per_task: float = option(
+        1.0,
+        group=_EXECUTION,
+        help="CPUs (torch threads) per cell",
+        exclusive_minimum=0,
+        maximum=1024,
+    )
+    gpus_per_task: float = option(
+        0.0, group=_EXECUTION, help="GPUs per Ray task", minimum=0, maximum=64
+    )
     track: str | None = track_option()
     track_project: str = track_project_option()

@@ -99,7 +99,7 @@ class EvaluateOfflineOptions:
         help="behaviour probabilities for IS/DR: logged by mmrl collect, estimated by "
         "behaviour cloning, or auto (logged when present)",
     )
-    gamma: float = option(0.99, help="discount of the estimates")
+    gamma: float = option(0.99, help="discount of the estimates", exclusive_minimum=0, maximum=1)
     fqe_iters: int | None = option(
         None, help="FQE iterations (default ceil(3 / (1 - gamma)), at most 400)", minimum=1
     )

@@ -2,7 +2,7 @@
 
 A command's options are one ``@dataclasses.dataclass(kw_only=True)`` class whose fields are
 made with :func:`option`: the field's name, type annotation and default, plus the help text,
-allowed values and lower bound in the field's metadata. :func:`add_options` turns the class
+allowed values and bounds in the field's metadata. :func:`add_options` turns the class
 into argparse flags (``n_envs`` -> ``--n-envs``, ``bool`` -> a switch, ``list[str]`` -> a
 repeatable option), and :func:`from_args` reads the parsed namespace back into the class,
 checking every declared bound. Library functions take their defaults from the same class,
@@ -51,8 +51,26 @@ class _Spec:
     metavar: str | None
     choices: tuple[Any, ...] | None
     minimum: float | None
+    exclusive_minimum: float | None
+    maximum: float | None
     group: str | None
     positional: bool
+
+    def bounded(self) -> bool:
+        return (self.minimum, self.exclusive_minimum, self.maximum) != (None, None, None)
+
+    def range_text(self) -> str:
+        """The allowed range as the errors and the options table say it: ``>= 1``,
+        ``> 0``, ``<= 64``, ``in [0, 64]`` or ``in (0, 1]``."""
+        low, high = self.minimum, self.maximum
+        open_low = self.exclusive_minimum is not None
+        if open_low:
+            low = self.exclusive_minimum
+        if low is not None and high is not None:
+            return f"in {'(' if open_low else '['}{low:g}, {high:g}]"
+        if high is not None:
+            return f"<= {high:g}"
+        return f"{'>' if open_low else '>='} {low:g}"
 
 
 def option(
@@ -64,6 +82,8 @@ def option(
     metavar: str | None = None,
     choices: Sequence[Any] | None = None,
     minimum: float | None = None,
+    exclusive_minimum: float | None = None,
+    maximum: float | None = None,
     group: str | None = None,
     positional: bool = False,
 ) -> Any:
@@ -80,11 +100,20 @@ def option(
         metavar: argparse's name of the value in ``--help``.
         choices: The allowed values (argparse refuses others in one line).
         minimum: The smallest allowed number (inclusive); :func:`from_args` checks it.
+        exclusive_minimum: A bound the number must exceed (``0``: positive seconds, rates);
+            not together with ``minimum``.
+        maximum: The largest allowed number (inclusive).
         group: Title of the ``--help`` section the flag is listed in.
-        positional: A positional argument taking one or more values (a ``list[str]`` field).
+        positional: A positional argument: one value (a ``str`` field) or one or more (a
+            ``list[str]`` field).
+
+    Raises:
+        TypeError: Both ``minimum`` and ``exclusive_minimum`` (a declaration bug).
     """
+    if minimum is not None and exclusive_minimum is not None:
+        raise TypeError("declare minimum or exclusive_minimum, not both")
     spec = _Spec(help, flag, tuple(aliases), metavar, tuple(choices) if choices else None,
-                 minimum, group, positional)  # fmt: skip
+                 minimum, exclusive_minimum, maximum, group, positional)  # fmt: skip
     metadata = {_KEY: spec}
     if isinstance(default, list):
         items = list(default)
@@ -139,6 +168,11 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
 
     ``bool`` fields (default ``False``) become switches, ``list[str]`` fields repeatable
     options (or, positional, ``nargs="+"``), ``int`` and ``float`` fields typed options.
+
+    Raises:
+        TypeError: A declaration argparse cannot express: a switch defaulting to on, a
+            bound on a field that is not a number, a positional that is not ``str`` or
+            ``list[str]``.
     """
     hints = typing.get_type_hints(cls)
     groups: dict[str, Any] = {}
@@ -151,13 +185,17 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
             target = groups[spec.group]
         kind = _value_type(hints[field.name])
         default = default_of(field)
+        if spec.bounded() and kind not in (int, float):
+            raise TypeError(f"option {field.name!r} has bounds but is not an int or float")
         kwargs: dict[str, Any] = {"help": spec.help}
         if spec.metavar is not None:
             kwargs["metavar"] = spec.metavar
         if spec.positional:
-            if typing.get_origin(kind) is not list:
-                raise TypeError(f"positional option {field.name!r} must be a list[str]")
-            target.add_argument(field.name, nargs="+", **kwargs)
+            if typing.get_origin(kind) is list:
+                kwargs["nargs"] = "+"
+            elif kind is not str:
+                raise TypeError(f"positional option {field.name!r} must be a str or list[str]")
+            target.add_argument(field.name, **kwargs)
             continue
         kwargs["dest"] = field.name
         if kind is bool:
@@ -178,27 +216,34 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         target.add_argument(*flags_of(field), **kwargs)
 
 
-def _check_minimum(field: dataclasses.Field, value: Any) -> None:
-    minimum = _spec(field).minimum
-    if minimum is None or value is None:
+def _check_range(field: dataclasses.Field, value: Any) -> None:
+    spec = _spec(field)
+    if not spec.bounded() or value is None:
         return
     flag = flag_of(field).lstrip("-").replace("-", "_")
+    allowed = spec.range_text()
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"must be a finite number >= {minimum:g}, got {value}", field=flag)
-    if value < minimum:
-        raise ConfigError(f"must be >= {minimum:g}, got {value}", field=flag)
+        # An interval says "finite" already; ">= 1" alone would let a reader think inf passes.
+        what = allowed if allowed.startswith("in ") else f"a finite number {allowed}"
+        raise ConfigError(f"must be {what}, got {value}", field=flag)
+    too_low = (spec.minimum is not None and value < spec.minimum) or (
+        spec.exclusive_minimum is not None and value <= spec.exclusive_minimum
+    )
+    if too_low or (spec.maximum is not None and value > spec.maximum):
+        raise ConfigError(f"must be {allowed}, got {value}", field=flag)
 
 
 def from_args(cls: type[T], args: argparse.Namespace) -> T:
     """The options of ``cls`` read from a parsed namespace, every declared bound checked.
 
     Raises:
-        ConfigError: A value below its ``minimum``, named by its flag's field
-            (``--n-envs must be >= 1, got 0`` on the command line).
+        ConfigError: A value outside its declared bounds, named by its flag's field
+            (``--n-envs must be >= 1, got 0``, ``--gamma must be in (0, 1], got 2`` on the
+            command line).
     """
     values = {f.name: getattr(args, f.name) for f in option_fields(cls)}
     for field in option_fields(cls):
-        _check_minimum(field, values[field.name])
+        _check_range(field, values[field.name])
     return cls(**values)
 
 
@@ -226,10 +271,13 @@ def options_table(cls: type) -> str:
         text = spec.help
         if spec.choices:
             text += "; one of " + ", ".join(f"`{c}`" for c in spec.choices)
-        if spec.minimum is not None:
-            text += f"; at least {spec.minimum:g}"
-        name = flag_of(field) if not spec.positional else f"{field.name.upper()}..."
-        kind = "switch" if _value_type(hints[field.name]) is bool else _type_name(hints[field.name])
+        if spec.bounded():
+            text += f"; {spec.range_text()}"
+        kind = _value_type(hints[field.name])
+        name = flag_of(field)
+        if spec.positional:  # RUN (one value) or TARGETS... (one or more)
+            name = field.name.upper() + ("..." if typing.get_origin(kind) is list else "")
+        kind = "switch" if kind is bool else _type_name(hints[field.name])
         text = text.replace("|", "&#124;").replace("<", "&lt;")  # Markdown, not HTML
         rows.append(f"| `{name}` | {kind} | {shown} | {text} |")
     return "\n".join(rows) + "\n"

@@ -1,19 +1,17 @@
 """Options of experiment tracking (``--track``, ``--track-project``; :mod:`mmrl.tracking`).
 
-Declared once here and shared: :class:`~mmrl.commands.TrainOptions` and
-:class:`~mmrl.commands.BenchOptions` declare their fields with :func:`track_option` and
-:func:`track_project_option`, and ``mmrl tune`` (whose flags are still written by hand) adds
-:class:`TrackOptions`' two flags with :func:`~mmrl.commands.options.add_options`.
+Declared once here and shared: :class:`~mmrl.commands.TrainOptions`,
+:class:`~mmrl.commands.BenchOptions` and :class:`~mmrl.commands.TuneOptions` declare their
+fields with :func:`track_option` and :func:`track_project_option`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from mmrl.commands.options import option
 
-__all__ = ["DEFAULT_PROJECT", "TRACKERS", "TrackOptions", "track_option", "track_project_option"]
+__all__ = ["DEFAULT_PROJECT", "TRACKERS", "track_option", "track_project_option"]
 
 #: The tracking services ``--track`` accepts (:class:`mmrl.tracking.Tracking` checks the same).
 TRACKERS = ("wandb", "mlflow")
@@ -38,11 +36,3 @@ def track_project_option() -> Any:
     return option(
         DEFAULT_PROJECT, group=_TRACKING, metavar="NAME", help="W&B project / MLflow experiment"
     )
-
-
-@dataclasses.dataclass(kw_only=True)
-class TrackOptions:
-    """The tracking options alone (``mmrl tune`` adds its ``--track`` flags from here)."""
-
-    track: str | None = track_option()
-    track_project: str = track_project_option()

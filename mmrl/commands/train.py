@@ -62,6 +62,7 @@ class TrainOptions:
         metavar="SECONDS",
         help="when stdout is not a terminal: a progress line every SECONDS and one per "
         "evaluation (default 30)",
+        exclusive_minimum=0,
     )
     video_every: int | None = option(
         None,

@@ -1,8 +1,8 @@
-"""Arguments and handlers of ``mmrl evaluate``, ``mmrl evaluate-offline`` and ``mmrl enjoy``.
+"""Handlers of ``mmrl evaluate``, ``mmrl evaluate-offline`` and ``mmrl enjoy``.
 
-``mmrl.cli`` registers the sub-commands and calls :func:`add_evaluate_arguments` /
-:func:`add_offline_arguments` when it builds the parser (only ``argparse`` is imported here at
-module level, so ``mmrl --help`` stays fast); the handlers import torch and SB3 when run.
+``mmrl.cli`` registers the sub-commands, their flags come from
+:class:`~mmrl.commands.EvaluateOptions`, :class:`~mmrl.commands.EvaluateOfflineOptions` and
+:class:`~mmrl.commands.EnjoyOptions`; the handlers import torch and SB3 when run.
 """
 
 from __future__ import annotations
@@ -12,13 +12,6 @@ import dataclasses
 import time
 
 from mmrl.errors import UsageError
-
-
-def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``mmrl evaluate``: :class:`~mmrl.commands.EvaluateOptions`."""
-    from mmrl.commands import EvaluateOptions, add_options
-
-    add_options(p, EvaluateOptions)
 
 
 def _splits(text: str) -> list[str]:
@@ -126,34 +119,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- enjoy
 def run_enjoy(args: argparse.Namespace) -> int:
     """``mmrl enjoy``: a line per finished episode, then what was shown or written."""
+    from mmrl.commands import EnjoyOptions, from_args
     from mmrl.evaluation.enjoy import enjoy
 
+    opts = from_args(EnjoyOptions, args)
     result = enjoy(
-        args.policy,
-        args.env,
-        episodes=args.episodes,
-        speed=args.speed,
-        video=args.video,
-        seed=args.seed,
-        split=args.split,
-        device=args.device,
-        on_episode=lambda episode: print(episode.line(args.episodes), flush=True),
+        opts.policy,
+        opts.env,
+        episodes=opts.episodes,
+        speed=opts.speed,
+        video=opts.video,
+        seed=opts.seed,
+        split=opts.split,
+        device=opts.device,
+        on_episode=lambda episode: print(episode.line(opts.episodes), flush=True),
     )
     if result.quit:
-        print(f"quit after {len(result.episodes)} of {args.episodes} episodes")
+        print(f"quit after {len(result.episodes)} of {opts.episodes} episodes")
     if result.video is not None:
         print(f"wrote {result.video} ({result.codec}, {result.frames} frames)")
     return 0
 
 
 # ---------------------------------------------------------------------------- evaluate-offline
-def add_offline_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``mmrl evaluate-offline``: :class:`~mmrl.commands.EvaluateOfflineOptions`."""
-    from mmrl.commands import EvaluateOfflineOptions, add_options
-
-    add_options(p, EvaluateOfflineOptions)
-
-
 def run_evaluate_offline(args: argparse.Namespace) -> int:
     """``mmrl evaluate-offline``: every policy estimated on the same data, ranked."""
     from mmrl.checkpoint import check_output_file
@@ -164,8 +152,6 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
     from mmrl.policies import load_policy
 
     opts = from_args(EvaluateOfflineOptions, args)
-    if not 0.0 < opts.gamma <= 1.0:
-        raise UsageError(f"--gamma must be in (0, 1], got {opts.gamma}")
     for field in ("json", "csv"):
         if getattr(opts, field):
             check_output_file(getattr(opts, field), field=field, parent_must_exist=True)

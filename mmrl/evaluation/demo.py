@@ -12,6 +12,7 @@ import dataclasses
 
 import numpy as np
 
+from mmrl.commands.demo import DemoOptions
 from mmrl.make import make_training_vec_env, resolve_env
 from mmrl.policies import find_expert, load_policy
 
@@ -38,7 +39,10 @@ class DemoSnapshot:
 
 
 def demo_snapshot(
-    env: str, policy: str | None = None, steps: int = 30, seed: int = 0
+    env: str,
+    policy: str | None = None,
+    steps: int = DemoOptions.steps,
+    seed: int = DemoOptions.seed,
 ) -> DemoSnapshot:
     """Rolls ``policy`` out for up to ``steps`` steps and draws the last observation.
 

@@ -21,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.commands.enjoy import BASE_FPS, EnjoyOptions
 from mmrl.errors import ConfigError
 
 __all__ = ["BASE_FPS", "EnjoyEpisode", "EnjoyResult", "enjoy"]
 
-#: Frames per second at ``speed=1``: the environments' ``metadata["render_fps"]``.
-BASE_FPS = 15
 _BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
 _HEADROOM = 60  # px: three more text lines than the first frame (longer instructions)
 
@@ -186,12 +185,12 @@ def enjoy(
     policy: str | Path,
     env: str | None = None,
     *,
-    episodes: int = 3,
-    speed: float = 1.0,
+    episodes: int = EnjoyOptions.episodes,
+    speed: float = EnjoyOptions.speed,
     video: str | Path | None = None,
-    seed: int = 0,
-    split: str = "train",
-    device: str = "cpu",
+    seed: int = EnjoyOptions.seed,
+    split: str = EnjoyOptions.split,
+    device: str = EnjoyOptions.device,
     viewer: Any = None,
     on_episode: Callable[[EnjoyEpisode], None] | None = None,
 ) -> EnjoyResult:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmrl.commands.plot import PlotOptions
 from mmrl.errors import ConfigError
 from mmrl.evaluation.stats import Interval, bootstrap_ci
 from mmrl.runs import RunFolder
@@ -210,9 +211,9 @@ def check_figure_path(out: str | Path) -> Path:
 def plot_runs(
     paths: Sequence[str | Path],
     out: str | Path,
-    group_by: str = "agent",
-    metric: str = "success",
-    n_resamples: int = 2000,
+    group_by: str = PlotOptions.group_by,
+    metric: str = PlotOptions.metric,
+    n_resamples: int = PlotOptions.bootstrap,
     dpi: int = 100,
 ) -> Path:
     """Draws learning curves of run folders (or folders of them) into a PNG or SVG.

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrl.commands.replay import ReplayOptions
 from mmrl.data.reader import DatasetReader, Episode, open_dataset
 from mmrl.errors import ConfigError, DatasetError
 from mmrl.evaluation.encoding import VideoFileWriter, check_video_path
@@ -166,7 +167,10 @@ def frame_lines(
 
 
 def replay_dataset(
-    dataset_id: str, video: str | Path, episodes: str = "1", fps: int = 15
+    dataset_id: str,
+    video: str | Path,
+    episodes: str = ReplayOptions.episodes,
+    fps: int = ReplayOptions.fps,
 ) -> ReplayResult:
     """Renders logged episodes of a Minari dataset into one video.
 

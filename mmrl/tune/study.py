@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmrl.commands.tune import BACKENDS, METRICS, TuneOptions
 from mmrl.config import resolve_run_config
 from mmrl.errors import ConfigError, MissingDependencyError, MmrlError, one_line
 from mmrl.tune.report import TuneResult, write_report
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BACKENDS", "METRICS", "TuneResult", "tune"]
 
-METRICS = ("mean_return", "success_rate")
-BACKENDS = ("local", "ray")
 STUDY_DB = "study.db"
 TRIALS_DIR = "trials"
 HEARTBEAT_S = 30
@@ -205,23 +204,23 @@ def _fingerprint(job: _Job) -> dict[str, Any]:
 
 
 def tune(
-    env: str,
-    agent: str,
+    env: str = TuneOptions.env,
+    agent: str = TuneOptions.agent,
     *,
-    trials: int,
-    steps: int,
+    trials: int = TuneOptions.trials,
+    steps: int = TuneOptions.steps,
     study: str,
     storage: str | None = None,
-    workers: int = 1,
-    backend: str = "local",
+    workers: int = TuneOptions.workers,
+    backend: str = TuneOptions.backend,
     address: str | None = None,
     space: str | Path | None = None,
     out: str | Path | None = None,
     overrides: list[str] | None = None,
-    seed: int = 0,
-    metric: str = "mean_return",
-    evaluations: int = 4,
-    device: str = "cpu",
+    seed: int = TuneOptions.seed,
+    metric: str = TuneOptions.metric,
+    evaluations: int = TuneOptions.evaluations,
+    device: str = TuneOptions.device,
     pruner: Any = None,
     verbose: int = 1,
     track: str | Tracking | None = None,
@@ -229,8 +228,9 @@ def tune(
     """Runs (or resumes) an Optuna study of ``agent`` on ``env``; writes the report.
 
     Args:
-        env: Environment preset name or YAML path.
-        agent: Agent recipe name or YAML path (the base every trial modifies).
+        env: Environment preset name or YAML path (default: ``mmrl train``'s).
+        agent: Agent recipe name or YAML path, the base every trial modifies (default:
+            ``mmrl train``'s). Every default here is :class:`~mmrl.commands.TuneOptions`'.
         trials: Total finished (complete or pruned) trials the study should hold.
         steps: Environment steps per trial.
         study: Study name (in the storage).
