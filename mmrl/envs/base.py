@@ -236,9 +236,9 @@ class BatchedSimulator(abc.ABC):
         painter's extra panels), instruction, step, the last step's reward terms, success and
         collision, and the named state entries (:func:`mmrl.envs.visualize.compose_frame`).
 
-        Extra panels see the scenes of every frame rendered in the episode so far (the
-        Navigation map draws the path from them); they are read here, on the rendering path
-        only, so ``step`` pays nothing for them.
+        Extra panels see the scenes of the episode so far that were rendered or noted
+        (:meth:`note_scenes`; the Navigation map draws the path from them). They are read on
+        the rendering path only, so a ``step`` without rendering pays nothing for them.
         """
         from mmrl.envs.visualize import compose_frame
 
@@ -262,6 +262,14 @@ class BatchedSimulator(abc.ABC):
                 )
             )
         return frames
+
+    def note_scenes(self) -> None:
+        """Adds every copy's current scene to its episode's trail without drawing (a
+        ``render_mode="rgb_array"`` env calls this each reset and step, so a frame rendered
+        now and then still shows the whole path; nothing for painters without scenes)."""
+        if self.painter.scene is not FramePainter.scene:
+            for i in range(self.num_envs):
+                self._frame_trail(i)
 
     def _frame_trail(self, i: int) -> list[Scene]:
         """Copy ``i``'s scenes of this episode's rendered frames, the current one appended
@@ -413,8 +421,7 @@ class MultimodalEnv(gym.Env):
         self.sim.reset_envs()
         self._needs_reset = False
         obs = self.sim.observe()
-        if self.render_mode == "human":
-            self.render()
+        self._show_or_note()
         return {k: v[0] for k, v in obs.items()}, self.sim.reset_infos()[0]
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -432,8 +439,7 @@ class MultimodalEnv(gym.Env):
         info = self.sim.infos(result)[0]
         done = bool(terminated[0] or truncated[0])
         self._needs_reset = done
-        if self.render_mode == "human":
-            self.render()
+        self._show_or_note()
         return (
             {k: v[0] for k, v in obs.items()},
             float(reward[0]),
@@ -441,6 +447,14 @@ class MultimodalEnv(gym.Env):
             bool(truncated[0]),
             info,
         )
+
+    def _show_or_note(self) -> None:
+        """After a reset or step: ``human`` shows the frame; ``rgb_array`` notes the scene
+        (a later :meth:`render` then draws the whole path so far, as the window does)."""
+        if self.render_mode == "human":
+            self.render()
+        elif self.render_mode == "rgb_array":
+            self.sim.note_scenes()
 
     def expert_action(self) -> Any:
         """The scripted expert's action for the current state (privileged information)."""
