@@ -47,15 +47,15 @@ def _demo_image(env_id: str) -> bytes:
     import gymnasium as gym
 
     import mmrl  # noqa: F401  (registers the ids)
-    from mmrl.envs.visualize import compose_frame
 
-    env = gym.make(env_id)
-    obs, info = env.reset(seed=0)
+    # render()'s frame: titled panels, named state, the env's own panels (Navigation's map).
+    env = gym.make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
     for _ in range(25):
-        obs, _, terminated, truncated, info = env.step(env.unwrapped.expert_action())
+        _, _, terminated, truncated, _ = env.step(env.unwrapped.expert_action())
         if terminated or truncated:
             break
-    frame = compose_frame(obs, info["instruction"], [f"{env_id}, expert, seed 0"])
+    frame = env.render()
     env.close()
     ok, png = cv2.imencode(".png", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     assert ok, "PNG encoding failed"

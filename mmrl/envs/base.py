@@ -23,6 +23,7 @@ import numpy as np
 from gymnasium import spaces
 
 from mmrl.envs.config import SensorConfig, check_seed
+from mmrl.envs.frames import FramePainter, Scene, status_lines
 from mmrl.envs.tokenizer import Tokenizer
 
 
@@ -135,6 +136,12 @@ class BatchedSimulator(abc.ABC):
     """Name of each discrete action (action ``i`` is ``action_names[i]``, e.g. ``"FASTER"``),
     shown on video frames and replays; ``None`` where actions have no names. Used only while
     ``action_space`` is ``Discrete`` (a continuous variant's actions stay numbers)."""
+    state_names: ClassVar[tuple[str, ...]] = ()
+    """Name of each ``state`` entry (entry ``i`` is ``state_names[i]``, e.g. ``"speed"``),
+    printed beside its value on frames; ``()`` where entries have no names."""
+    painter: ClassVar[type[FramePainter]] = FramePainter
+    """How frames of this env are drawn: panel titles from the config, camera marks, extra
+    panels (see :mod:`mmrl.envs.frames`)."""
     unversioned_class: ClassVar[type | None] = None
     """The class a simulator pickled before env versions existed (no ``scene_version`` in
     its state, e.g. in an old run checkpoint) is restored as: its v0 class."""
@@ -142,6 +149,12 @@ class BatchedSimulator(abc.ABC):
     observation_space: spaces.Dict
     action_space: spaces.Space
     max_episode_steps: int
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The simulator's state without what only rendering keeps (frame trails)."""
+        state = dict(self.__dict__)
+        state.pop("_frame_trails", None)
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restores a pickled simulator; one from before versions resumes as v0, exactly."""
@@ -219,15 +232,59 @@ class BatchedSimulator(abc.ABC):
         """Actions of the scripted expert for every copy (batched like ``step``'s input)."""
 
     def render_frames(self) -> list[np.ndarray]:
-        """RGB frames (H, W, 3) uint8 for humans, one per copy: camera, lidar and text."""
+        """RGB frames (H, W, 3) uint8 for humans, one per copy: titled sensor panels (and the
+        painter's extra panels), instruction, step, the last step's reward terms, success and
+        collision, and the named state entries (:func:`mmrl.envs.visualize.compose_frame`).
+
+        Extra panels see the scenes of the episode so far that were rendered or noted
+        (:meth:`note_scenes`; the Navigation map draws the path from them). They are read on
+        the rendering path only, so a ``step`` without rendering pays nothing for them.
+        """
         from mmrl.envs.visualize import compose_frame
 
         obs = self.observe()
         instructions = self.instructions()
-        return [
-            compose_frame({k: v[i] for k, v in obs.items()}, instructions[i])
-            for i in range(self.num_envs)
-        ]
+        spec = self.painter.spec(self)
+        last: dict[str, Any] = getattr(self, "_last_step", {})
+        frames = []
+        for i in range(self.num_envs):
+            t = int(self.elapsed[i])
+            terms = {k: float(v[i]) for k, v in last.get("rewards", {}).items()} if t else {}
+            collision = bool(t and last.get("collision", np.zeros(i + 1, bool))[i])
+            lines = [f"step {t}", *status_lines(terms, bool(self.success[i]), collision)]
+            frames.append(
+                compose_frame(
+                    {k: v[i] for k, v in obs.items()},
+                    instructions[i],
+                    lines,
+                    spec,
+                    self.painter.panels(self._frame_trail(i)),
+                )
+            )
+        return frames
+
+    def note_scenes(self) -> None:
+        """Adds every copy's current scene to its episode's trail without drawing (a
+        ``render_mode="rgb_array"`` env calls this each reset and step, so a frame rendered
+        now and then still shows the whole path; nothing for painters without scenes)."""
+        if self.painter.scene is not FramePainter.scene:
+            for i in range(self.num_envs):
+                self._frame_trail(i)
+
+    def _frame_trail(self, i: int) -> list[Scene]:
+        """Copy ``i``'s scenes of this episode's rendered frames, the current one appended
+        (empty for painters without scenes)."""
+        scene = self.painter.scene(self, i)
+        if scene is None:
+            return []
+        trails: list[list[tuple[int, Scene]]] = self.__dict__.setdefault(
+            "_frame_trails", [[] for _ in range(self.num_envs)]
+        )
+        t = int(self.elapsed[i])
+        if trails[i] and trails[i][-1][0] >= t:  # a new episode (or a repeated render)
+            trails[i] = [entry for entry in trails[i] if entry[0] < t] if t else []
+        trails[i].append((t, scene))
+        return [entry[1] for entry in trails[i]]
 
     # ------------------------------------------------------------------ shared driver
     def seed(self, seeds: Sequence[int | None]) -> None:
@@ -262,6 +319,8 @@ class BatchedSimulator(abc.ABC):
         """
         result = self._step(self.check_actions(actions))
         self.elapsed += 1
+        # Kept for frames (reward terms, collision): references, nothing computed.
+        self._last_step = {"rewards": result.rewards, "collision": result.collision}
         self.success |= result.success
         reward = np.zeros(self.num_envs, dtype=np.float32)
         for term in result.rewards.values():
@@ -362,8 +421,7 @@ class MultimodalEnv(gym.Env):
         self.sim.reset_envs()
         self._needs_reset = False
         obs = self.sim.observe()
-        if self.render_mode == "human":
-            self.render()
+        self._show_or_note()
         return {k: v[0] for k, v in obs.items()}, self.sim.reset_infos()[0]
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -381,8 +439,7 @@ class MultimodalEnv(gym.Env):
         info = self.sim.infos(result)[0]
         done = bool(terminated[0] or truncated[0])
         self._needs_reset = done
-        if self.render_mode == "human":
-            self.render()
+        self._show_or_note()
         return (
             {k: v[0] for k, v in obs.items()},
             float(reward[0]),
@@ -390,6 +447,14 @@ class MultimodalEnv(gym.Env):
             bool(truncated[0]),
             info,
         )
+
+    def _show_or_note(self) -> None:
+        """After a reset or step: ``human`` shows the frame; ``rgb_array`` notes the scene
+        (a later :meth:`render` then draws the whole path so far, as the window does)."""
+        if self.render_mode == "human":
+            self.render()
+        elif self.render_mode == "rgb_array":
+            self.sim.note_scenes()
 
     def expert_action(self) -> Any:
         """The scripted expert's action for the current state (privileged information)."""

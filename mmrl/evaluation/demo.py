@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from mmrl.commands.demo import DemoOptions
+from mmrl.envs.frames import FrameSource, Scene, status_lines
 from mmrl.make import make_training_vec_env, resolve_env
 from mmrl.policies import find_expert, load_policy
 
@@ -24,7 +25,9 @@ class DemoSnapshot:
     """What :func:`demo_snapshot` drew.
 
     Attributes:
-        frame: ``(H, W, 3)`` uint8 RGB image of the last observation's sensors.
+        frame: ``(H, W, 3)`` uint8 RGB image of the last observation: titled sensor panels
+            (and the env's extra panels, e.g. Navigation's map with the path driven), the
+            instruction, the last step's reward terms and outcome, the named state.
         instruction: The episode's instruction (``""`` where the environment has none).
         policy: The policy's label (``expert``, ``random``, a run folder's name, ...).
         steps: Steps taken (fewer than asked when the episode ended first).
@@ -71,7 +74,9 @@ def demo_snapshot(
             policy = "expert" if find_expert(venv) is not None else "random"
         actor = load_policy(policy, env=config, seed=seed)
         actor.attach(venv, f"environment {config.env_id}")
+        source = FrameSource(getattr(venv, "sim", None))
         obs = venv.reset()
+        scenes: list[Scene | None] = [source.scene(0)]
         info = dict(venv.reset_infos[0]) if getattr(venv, "reset_infos", None) else {}
         total, taken = 0.0, 0
         episode_start = np.ones(1, dtype=bool)
@@ -83,14 +88,22 @@ def demo_snapshot(
             taken += 1
             episode_start = np.asarray(dones, dtype=bool)
             if dones[0]:
-                # The VecEnv already reset this copy: draw the episode's final observation.
+                # The VecEnv already reset this copy: draw the episode's final observation
+                # (its map shows the scene one step before, the last one read).
                 obs = {k: np.asarray(v)[None] for k, v in info["terminal_observation"].items()}
                 break
+            scenes.append(source.scene(0))
     finally:
         venv.close()
     if not isinstance(obs, dict):  # a plain Gymnasium id: its one array, listed as state
         obs = {"state": obs}
     single = {key: np.asarray(value)[0] for key, value in obs.items()}
     instruction = str(info.get("instruction", ""))
-    frame = compose_frame(single, instruction, [f"{actor.label}: return so far {total:+.2f}"])
+    lines = [
+        f"{actor.label}: {taken} steps, return so far {total:+.2f}",
+        *status_lines(
+            info.get("rewards"), bool(info.get("is_success")), bool(info.get("collision"))
+        ),
+    ]
+    frame = compose_frame(single, instruction, lines, source.spec, source.panels(scenes))
     return DemoSnapshot(frame, instruction, actor.label, taken, total)

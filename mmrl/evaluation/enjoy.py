@@ -3,8 +3,9 @@
 rl-baselines3-zoo's ``enjoy`` for mmrl: any :func:`mmrl.policies.load_policy` reference (a
 run folder, ``model.zip``, a pretraining checkpoint's BC policy, the scripted expert or random
 actions) plays whole episodes in one environment copy. Each frame is
-:func:`mmrl.envs.visualize.compose_frame`'s sensors plus the episode, step, action, reward and
-return; an episode's last frame names its outcome and is held for half a second. Live, the
+:func:`mmrl.envs.visualize.compose_frame`'s titled sensors (and the env's extra panels, such as
+Navigation's map) plus the episode, step, action, reward, return and the reward's terms; an
+episode's last frame names its outcome and is held for half a second. Live, the
 window is :class:`mmrl.envs.viewer.Viewer` (space pauses, right arrow or ``n`` steps while
 paused, ``q``/Escape quits); with ``video`` the same frames go to a browser-playable file
 (:mod:`mmrl.evaluation.encoding`) and no window opens.
@@ -22,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from mmrl.commands.enjoy import BASE_FPS, EnjoyOptions
+from mmrl.envs.frames import BG, FrameSource, Scene, status_lines
 from mmrl.errors import ConfigError
 
 __all__ = ["BASE_FPS", "EnjoyEpisode", "EnjoyResult", "enjoy"]
 
-_BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
 _HEADROOM = 60  # px: three more text lines than the first frame (longer instructions)
 
 
@@ -121,7 +122,7 @@ class _Canvas:
             new = (max(1, int(frame.shape[1] * scale)), max(1, int(frame.shape[0] * scale)))
             frame = cv2.resize(frame, new, interpolation=cv2.INTER_AREA)
         canvas = np.empty((height, width, 3), dtype=np.uint8)
-        canvas[:] = _BG
+        canvas[:] = BG
         canvas[: frame.shape[0], : frame.shape[1]] = frame
         return canvas
 
@@ -251,11 +252,20 @@ def enjoy(
     names = discrete_action_names(
         getattr(sim, "action_names", None), getattr(sim, "action_space", None)
     )
+    source = FrameSource(sim)
+    scenes: list[Scene | None] = []
+
+    def frame(observation: Any, instruction: str, lines: list[str]) -> np.ndarray:
+        image = compose_frame(
+            _single(observation), instruction, lines, source.spec, source.panels(scenes)
+        )
+        return canvas(image)
+
     canvas = _Canvas()
     played: list[EnjoyEpisode] = []
     sink: Any
     if video is not None:
-        writer = VideoFileWriter(video, fps=max(1, round(fps)), background=_BG)
+        writer = VideoFileWriter(video, fps=max(1, round(fps)), background=BG)
         sink = writer.write
     else:
         sink = _LiveSink(viewer)
@@ -266,7 +276,8 @@ def enjoy(
             instruction = _reset_instruction(venv)
             ret, t, collided = 0.0, 0, False
             head = f"{actor.label}   episode {index + 1}/{episodes}   {split} split"
-            sink(canvas(compose_frame(_single(obs), instruction, [f"{head}   step 0", "", ""])))
+            scenes[:] = [source.scene(0)]
+            sink(frame(obs, instruction, [f"{head}   step 0", "", "", *status_lines()]))
             episode_start = np.ones(1, dtype=bool)
             while not getattr(sink, "quit", False):
                 action = actor.act(obs, episode_start)
@@ -277,19 +288,23 @@ def enjoy(
                 ret += float(rewards[0])
                 collided |= bool(info.get("collision", False))
                 episode_start = np.asarray(dones, dtype=bool)
+                success = bool(info.get("is_success", False))
                 lines = [
                     f"{head}   step {t}",
                     f"action {format_action(np.asarray(action)[0], names)}   reward "
                     f"{float(rewards[0]):+.3f}   return {ret:+.3f}",
                     "",
+                    *status_lines(info.get("rewards"), success, bool(info.get("collision", False))),
                 ]
                 if not dones[0]:
-                    sink(canvas(compose_frame(_single(obs), instruction, lines)))
+                    scenes.append(source.scene(0))
+                    sink(frame(obs, instruction, lines))
                     continue
-                success = bool(info.get("is_success", False))
                 episode = EnjoyEpisode(index, ret, t, success, collided, instruction)
                 lines[2] = episode.outcome.upper()
-                last = canvas(compose_frame(_single(_terminal(info)), instruction, lines))
+                # The copy was already reset: its last scene (one step before the end) is
+                # the latest the map can show.
+                last = frame(_terminal(info), instruction, lines)
                 for _ in range(hold):
                     sink(last)
                 played.append(episode)

@@ -3,7 +3,9 @@
 Episodes are read through the one dataset reader (:func:`mmrl.data.reader.open_dataset`, so a
 missing or damaged dataset gets the same one-line :class:`~mmrl.errors.DatasetError` as
 ``mmrl pretrain``), drawn with :func:`mmrl.envs.visualize.compose_frame` (camera, lidar polar
-plot, instruction, state) and written through :class:`~mmrl.evaluation.encoding.VideoFileWriter`.
+plot, instruction, state; for a dataset of an mmrl env, its panel titles and state names, from
+a simulator built with the logged env arguments) and written through
+:class:`~mmrl.evaluation.encoding.VideoFileWriter`.
 
 Like the evaluation videos (:mod:`mmrl.evaluation.video`), frame ``t`` shows observation ``t``,
 the action logged there and the reward it earned, so an episode of ``T`` steps gives ``T``
@@ -20,13 +22,12 @@ import numpy as np
 
 from mmrl.commands.replay import ReplayOptions
 from mmrl.data.reader import DatasetReader, Episode, open_dataset
+from mmrl.envs.frames import BG, FrameSpec
 from mmrl.errors import ConfigError, DatasetError
 from mmrl.evaluation.encoding import VideoFileWriter, check_video_path
 from mmrl.evaluation.video import discrete_action_names, format_action
 
 __all__ = ["ReplayResult", "frame_lines", "parse_episodes", "replay_dataset"]
-
-_BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
 
 
 @dataclasses.dataclass
@@ -101,10 +102,9 @@ def _instructions(episode: Episode) -> list[str]:
     return [""] * rows
 
 
-def _action_names(reader: DatasetReader) -> tuple[str, ...] | None:
-    """Names of the dataset's discrete actions: the ``action_names`` of the simulator of the
-    env id ``mmrl collect`` logged in ``metadata["mmrl"]``; ``None`` (numbers) for datasets
-    of other or unknown envs and continuous actions."""
+def _simulator_class(reader: DatasetReader) -> type | None:
+    """The simulator class of the env id ``mmrl collect`` logged in ``metadata["mmrl"]``
+    (``None`` for datasets of other or unknown envs)."""
     import importlib
 
     from mmrl.data.dataset import mmrl_metadata
@@ -114,8 +114,34 @@ def _action_names(reader: DatasetReader) -> tuple[str, ...] | None:
     if entry is None:
         return None
     module, name = entry.simulator.split(":")
-    simulator = getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), name)
+
+
+def _action_names(reader: DatasetReader) -> tuple[str, ...] | None:
+    """Names of the dataset's discrete actions: the ``action_names`` of the logged env's
+    simulator; ``None`` (numbers) for datasets of other or unknown envs and continuous
+    actions."""
+    simulator = _simulator_class(reader)
     return discrete_action_names(getattr(simulator, "action_names", None), reader.action_space)
+
+
+def _frame_spec(reader: DatasetReader) -> FrameSpec | None:
+    """Panel titles and state names of the logged env: its painter's spec of one simulator
+    copy built with the logged ``env_kwargs``; ``None`` (generic titles) for other envs, or
+    when that simulator's spaces are not the dataset's (arguments not logged)."""
+    from mmrl.data.dataset import mmrl_metadata
+
+    simulator = _simulator_class(reader)
+    if simulator is None:
+        return None
+    kwargs = mmrl_metadata(reader.metadata).get("env_kwargs") or {}
+    try:
+        sim = simulator(1, **dict(kwargs))
+    except (TypeError, ValueError):
+        return None
+    if sim.observation_space != reader.observation_space:
+        return None  # titles would state sizes and ranges the data do not have
+    return sim.painter.spec(sim)
 
 
 def _flag(infos: dict[str, Any], key: str, row: int) -> bool:
@@ -123,7 +149,13 @@ def _flag(infos: dict[str, Any], key: str, row: int) -> bool:
     return values is not None and len(values) > row and bool(values[row])
 
 
-def _frames(episode: Episode, position: int, total: int, names: tuple[str, ...] | None = None):
+def _frames(
+    episode: Episode,
+    position: int,
+    total: int,
+    names: tuple[str, ...] | None = None,
+    spec: FrameSpec | None = None,
+):
     """Yields the ``T`` frames of one episode (``(H, W, 3)`` uint8, heights may differ)."""
     from mmrl.envs.visualize import compose_frame
 
@@ -134,7 +166,7 @@ def _frames(episode: Episode, position: int, total: int, names: tuple[str, ...] 
         obs = {k: v[t] for k, v in episode.observations.items()}
         ret += float(episode.rewards[t])
         yield compose_frame(
-            obs, instructions[t], frame_lines(episode, position, total, t, ret, names)
+            obs, instructions[t], frame_lines(episode, position, total, t, ret, names), spec
         )
 
 
@@ -209,15 +241,16 @@ def replay_dataset(
         if episode.index == last:
             break
     ordered = [by_index[i] for i in chosen]
-    height, width = _frame_size(ordered)
+    spec = _frame_spec(reader)
+    height, width = _frame_size(ordered, spec)
     names = _action_names(reader)
-    writer = VideoFileWriter(path, fps, background=_BG)
+    writer = VideoFileWriter(path, fps, background=BG)
     try:
         with writer:
             for position, episode in enumerate(ordered):
-                for frame in _frames(episode, position, len(ordered), names):
+                for frame in _frames(episode, position, len(ordered), names, spec):
                     canvas = np.empty((height, width, 3), dtype=np.uint8)
-                    canvas[:] = _BG
+                    canvas[:] = BG
                     canvas[: frame.shape[0], : frame.shape[1]] = frame
                     writer.write(canvas)
     except BaseException:
@@ -226,7 +259,7 @@ def replay_dataset(
     return ReplayResult(path=writer.path, codec=writer.codec, episodes=chosen, frames=writer.frames)
 
 
-def _frame_size(episodes: list[Episode]) -> tuple[int, int]:
+def _frame_size(episodes: list[Episode], spec: FrameSpec | None = None) -> tuple[int, int]:
     """One size for the whole video: the frame of the longest instruction (the text area
     grows with the lines it wraps to) and the outcome line of a last step."""
     from mmrl.envs.visualize import compose_frame
@@ -235,6 +268,6 @@ def _frame_size(episodes: list[Episode]) -> tuple[int, int]:
     for episode in episodes:
         obs = {k: v[0] for k, v in episode.observations.items()}
         for instruction in set(_instructions(episode)):
-            frame = compose_frame(obs, instruction, ["", "", ""])
+            frame = compose_frame(obs, instruction, ["", "", ""], spec)
             height, width = max(height, frame.shape[0]), max(width, frame.shape[1])
     return height, width

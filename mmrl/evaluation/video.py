@@ -1,12 +1,14 @@
-"""Evaluation videos: camera, lidar polar plot, instruction, action and reward per frame.
+"""Evaluation videos: titled sensor panels, instruction, action, reward terms, outcome.
 
 :class:`VideoRecorder` watches chosen episodes of a batched evaluation as a ``VecEnv``
 wrapper placed directly over the raw environment (below noise and normalization, so frames
 show the true sensors). It keeps only the few small observations of the recorded episodes and
 draws the frames with :func:`mmrl.envs.visualize.compose_frame` when writing, so recording
 costs almost nothing during the rollout. Each frame shows the observation the action was
-chosen from, that action and the reward it earned; an episode of length ``T`` gives ``T``
-frames.
+chosen from, that action, the reward it earned with its named terms, success and collision;
+an episode of length ``T`` gives ``T`` frames. Over an mmrl simulator the frames also carry
+its panel titles, state names and extra panels (Navigation's map, from a small scene kept
+per recorded step; see :mod:`mmrl.envs.frames`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from mmrl.config import ConfigError
+from mmrl.envs.frames import BG, FrameSource, Scene, status_lines
 from mmrl.evaluation.encoding import VideoFileWriter, check_video_path
-
-_BG = (24, 24, 28)  # compose_frame's background, for padding frames to one size
 
 
 @dataclasses.dataclass
@@ -34,6 +35,10 @@ class _Step:
     action: np.ndarray
     reward: float
     instruction: str
+    terms: dict[str, float] = dataclasses.field(default_factory=dict)
+    success: bool = False
+    collision: bool = False
+    scene: Scene | None = None
 
 
 def episode_slots(n_episodes: int, n_envs: int, n_videos: int) -> list[tuple[int, int]]:
@@ -100,6 +105,7 @@ class VideoRecorder:
         self.episodes: list[list[_Step]] = []
         self._wrapper: _RecordingVecEnv | None = None
         self.action_names: tuple[str, ...] | None = None
+        self.source = FrameSource()
 
     def wrap(self, venv: VecEnv, n_episodes: int | None = None) -> VecEnv:
         """Wraps the raw evaluation ``VecEnv``.
@@ -111,9 +117,10 @@ class VideoRecorder:
         """
         total = n_episodes if n_episodes is not None else self.n_videos
         slots = episode_slots(total, venv.num_envs, self.n_videos)
-        self._wrapper = _RecordingVecEnv(venv, slots)
-        # An mmrl ``BatchedVecEnv`` exposes its simulator; other VecEnvs draw numbers.
+        # An mmrl ``BatchedVecEnv`` exposes its simulator; other VecEnvs draw generic frames.
         sim = getattr(venv, "sim", None)
+        self.source = FrameSource(sim)
+        self._wrapper = _RecordingVecEnv(venv, slots, self.source)
         self.action_names = discrete_action_names(
             getattr(sim, "action_names", None), getattr(sim, "action_space", None)
         )
@@ -131,18 +138,25 @@ class VideoRecorder:
         return sum(len(e) for e in self.recorded)
 
     def frame_lines(self, step: _Step, index: int, t: int, ret: float, total: int) -> list[str]:
-        """The text lines drawn under one frame's panels."""
+        """The text lines drawn under one frame's panels: episode and step, action, reward
+        and return, the reward's terms, and ``SUCCESS``/``COLLISION`` when the step had them
+        (always four lines, so frames keep one height)."""
         action = format_action(step.action, self.action_names)
         return [
             f"episode {index + 1}/{total}   step {t}",
             f"action {action}   reward {step.reward:+.3f}   return {ret:+.3f}",
+            *status_lines(step.terms, step.success, step.collision),
         ]
 
-    def _frame(self, step: _Step, index: int, t: int, ret: float, total: int) -> np.ndarray:
+    def _frame(
+        self, episode: list[_Step], index: int, t: int, ret: float, total: int
+    ) -> np.ndarray:
         from mmrl.envs.visualize import compose_frame
 
+        step = episode[t]
         lines = self.frame_lines(step, index, t, ret, total)
-        return compose_frame(step.obs, step.instruction, lines)
+        panels = self.source.panels([s.scene for s in episode[: t + 1]])
+        return compose_frame(step.obs, step.instruction, lines, self.source.spec, panels)
 
     def frames(self) -> Iterator[np.ndarray]:
         """Yields the video's frames, drawn and padded to one size, one at a time (what
@@ -156,16 +170,16 @@ class VideoRecorder:
             raise ConfigError(f"--video {self.path}: no episode was recorded")
         # Frame height depends on how many lines the instruction wraps to; one size per video
         # (the encoder pads it to even sizes).
-        firsts = [self._frame(e[0], 0, 0, 0.0, len(episodes)) for e in episodes]
+        firsts = [self._frame(e, 0, 0, 0.0, len(episodes)) for e in episodes]
         height = max(f.shape[0] for f in firsts)
         width = max(f.shape[1] for f in firsts)
         for index, episode in enumerate(episodes):
             ret = 0.0
             for t, step in enumerate(episode):
                 ret += step.reward
-                frame = self._frame(step, index, t, ret, len(episodes))
+                frame = self._frame(episode, index, t, ret, len(episodes))
                 canvas = np.empty((height, width, 3), dtype=np.uint8)
-                canvas[:] = _BG
+                canvas[:] = BG
                 canvas[: frame.shape[0], : frame.shape[1]] = frame
                 yield canvas
 
@@ -181,7 +195,7 @@ class VideoRecorder:
         """
         frames = self.frames()
         first = next(frames)  # raises ConfigError before the file is created
-        with VideoFileWriter(self.path, self.fps, background=_BG) as writer:
+        with VideoFileWriter(self.path, self.fps, background=BG) as writer:
             for frame in itertools.chain([first], frames):
                 writer.write(frame)
                 for other in also:
@@ -190,10 +204,15 @@ class VideoRecorder:
 
 
 class _RecordingVecEnv(VecEnvWrapper):
-    """Keeps ``(obs, action, reward, instruction)`` of the chosen ``(copy, episode)`` slots."""
+    """Keeps each step of the chosen ``(copy, episode)`` slots: observation, action, reward,
+    its terms and flags, and the copy's scene before the step (for extra panels)."""
 
-    def __init__(self, venv: VecEnv, slots: list[tuple[int, int]]) -> None:
+    def __init__(
+        self, venv: VecEnv, slots: list[tuple[int, int]], source: FrameSource | None = None
+    ) -> None:
         super().__init__(venv)
+        self.source = source or FrameSource()
+        self._scenes: dict[int, Scene | None] = {}
         self.slots = list(slots)
         self._wanted = {c for c, _ in self.slots}
         self._episode_index = np.zeros(self.num_envs, dtype=np.int64)
@@ -208,7 +227,13 @@ class _RecordingVecEnv(VecEnvWrapper):
         self._current.clear()
         self._done.clear()
         self._obs = obs
+        self._read_scenes()
         return obs
+
+    def _read_scenes(self) -> None:
+        """The scenes of the watched copies as of ``self._obs`` (read on their own, after the
+        step: the next step's frame draws them)."""
+        self._scenes = {c: self.source.scene(c) for c in self._wanted}
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
@@ -222,17 +247,23 @@ class _RecordingVecEnv(VecEnvWrapper):
             slot = (c, int(self._episode_index[c]))
             if slot not in self.slots:
                 continue
+            info = infos[c]
             step = _Step(
                 obs={k: np.array(v[c]) for k, v in prev.items()},
                 action=np.array(actions[c]),
                 reward=float(rewards[c]),
-                instruction=str(infos[c].get("instruction", "")),
+                instruction=str(info.get("instruction", "")),
+                terms={k: float(v) for k, v in dict(info.get("rewards", {})).items()},
+                success=bool(info.get("is_success", False)),
+                collision=bool(info.get("collision", False)),
+                scene=self._scenes.get(c),
             )
             self._current.setdefault(slot, []).append(step)
             if dones[c]:
                 self._done[slot] = self._current.pop(slot)
         self._episode_index += np.asarray(dones, dtype=np.int64)
         self._obs = obs
+        self._read_scenes()
         return obs, rewards, dones, infos
 
     def finished(self) -> list[list[_Step]]:

@@ -81,7 +81,14 @@ class DrivingEnv(MultimodalEnv):
     - ``text``: :class:`mmrl.envs.Tokenizer` ids of the instruction (``V`` = vocabulary
       size).
     - ``state``: speed / 30 m/s, last steer command, heading / 0.3 rad, offset from the
-      lane centre / 2 m, acceleration / 6 m/s^2, cruise speed / 30 m/s (continuous: speed).
+      lane centre / 2 m, acceleration / 6 m/s^2, cruise speed / 30 m/s (continuous: speed);
+      named ``speed``, ``steer``, ``heading``, ``lane_offset``, ``accel``, ``cruise_speed``
+      (the simulator's ``state_names``, printed beside the values on frames).
+
+    Frames (``render_mode="rgb_array"``, videos, ``mmrl demo``/``enjoy``) title the camera
+    with its pixels and footprint (``camera 64x64, 80 m x 40 m``) and the lidar with its beams
+    and range (``lidar 64 beams, 50 m``), box the ego in magenta, and print the instruction,
+    step, the last reward's terms, success and collision, and the named state.
 
     The raw instruction is in ``info["instruction"]``.
 

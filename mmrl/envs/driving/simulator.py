@@ -22,6 +22,7 @@ from mmrl.envs.driving.dynamics import (
     step_continuous,
     step_discrete,
 )
+from mmrl.envs.driving.frames import DrivingPainter
 from mmrl.envs.driving.instructions import (
     COLOR_RGB,
     COLORS,
@@ -51,6 +52,7 @@ from mmrl.envs.driving.traffic import (
     spawn,
     step_traffic,
 )
+from mmrl.envs.frames import FramePainter
 
 # Discrete meta-action ids (documented in DrivingEnv).
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
@@ -158,6 +160,11 @@ class DrivingSimulator(BatchedSimulator):
         "SLOWER",
     )
     """Discrete meta-actions in id order (the expert's ``LANE_LEFT, ... = range(5)``)."""
+    state_names: ClassVar[tuple[str, ...]] = (
+        "speed", "steer", "heading", "lane_offset", "accel", "cruise_speed",
+    )  # fmt: skip
+    """``state`` entries in order (see ``_state`` and the env docstring)."""
+    painter: ClassVar[type[FramePainter]] = DrivingPainter
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         self.config = build_config(DrivingConfig, {**self.config_defaults, **kwargs}, self.env_id)

@@ -63,7 +63,16 @@ class NavigationEnv(MultimodalEnv):
       the raw string is ``info["instruction"]``.
     * ``state``: achieved linear and angular velocity (normalized by full speed), last
       commanded linear and angular action, bumped-on-last-step flag, elapsed fraction of
-      the episode.
+      the episode; named ``velocity``, ``turn_rate``, ``forward_cmd``, ``turn_cmd``,
+      ``bumped``, ``elapsed`` (the simulator's ``state_names``, printed on frames).
+
+    Frames (``render_mode="rgb_array"``, videos, ``mmrl demo``/``enjoy``) title the camera
+    with its pixels and field of view (``camera 64x64, 90 deg FOV, lamp 1.5 m``) and the
+    lidar with its beams and range (``lidar 64 beams, 8 m``), and add a top-down map: the
+    room, boxes, every object in its colour and shape, the target ringed in white, the robot
+    in orange with its heading, field of view and the path driven so far, so a failed
+    episode shows where the target was. Text: instruction, step, the last reward's terms,
+    success and collision, and the named state.
 
     The state holds no goal information.
 

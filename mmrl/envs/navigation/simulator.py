@@ -17,6 +17,7 @@ from mmrl.envs.base import BatchedSimulator, StepResult
 from mmrl.envs.config import build_config
 from mmrl.envs.navigation.camera import ColumnCamera, cast_rays
 from mmrl.envs.navigation.config import REWARD_WEIGHTS, NavigationConfig
+from mmrl.envs.navigation.frames import NavigationPainter
 from mmrl.envs.navigation.instructions import COLOR_RGB, COLORS, SHAPES, make_instruction
 from mmrl.envs.navigation.planner import plan_path, pursuit
 from mmrl.envs.navigation.room import OBJECT_RADIUS, ROBOT_RADIUS, generate_layout, nearest_static
@@ -70,6 +71,9 @@ class NavigationSimulator(BatchedSimulator):
     label_names = {"target_shape": SHAPES, "target_color": COLORS}
     action_names = ("FORWARD", "LEFT", "RIGHT", "STOP")
     """Discrete actions in id order (``_DISCRETE_LINEAR`` / ``_DISCRETE_ANGULAR``)."""
+    state_names = ("velocity", "turn_rate", "forward_cmd", "turn_cmd", "bumped", "elapsed")
+    """``state`` entries in order (see ``observe`` and the env docstring)."""
+    painter = NavigationPainter
 
     def __init__(self, num_envs: int, **kwargs: Any) -> None:
         from mmrl.registration import entry_for
