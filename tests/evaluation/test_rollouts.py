@@ -216,7 +216,7 @@ def test_train_and_evaluate_hold_out_the_same_split(monkeypatch, eval_kwargs):
 
     seen = []
     monkeypatch.setattr(mmrl.make, "make_training_vec_env",
-                        lambda env, n_envs=None, seed=None, **kw: seen.append(kw))  # fmt: skip
+                        lambda env, n_envs=None, seed=None, n_workers=1, **kw: seen.append(kw))  # fmt: skip
     config = resolve_run_config("driving", "ppo-concat")
     config.env.eval_kwargs = dict(eval_kwargs)
     build_vec_env(config, 0, 1, "test")
