@@ -215,8 +215,11 @@ def test_train_and_evaluate_hold_out_the_same_split(monkeypatch, eval_kwargs):
     from mmrl.evaluation.rollouts import make_eval_vec_env
 
     seen = []
-    monkeypatch.setattr(mmrl.make, "make_training_vec_env",
-                        lambda env, n_envs=None, seed=None, n_workers=1, **kw: seen.append(kw))  # fmt: skip
+
+    def record(env, n_envs=None, seed=None, n_workers=1, **kw):
+        seen.append(kw)  # n_workers: the training env's, not an env kwarg
+
+    monkeypatch.setattr(mmrl.make, "make_training_vec_env", record)
     config = resolve_run_config("driving", "ppo-concat")
     config.env.eval_kwargs = dict(eval_kwargs)
     build_vec_env(config, 0, 1, "test")
