@@ -119,11 +119,13 @@ def _init_overrides(opts: TrainOptions) -> list[str]:
 def run_train(args: argparse.Namespace) -> int:
     """``mmrl train``."""
     from mmrl.commands import TrainOptions, from_args
+    from mmrl.commands.progress import progress_interval
     from mmrl.train import train
 
     opts = from_args(TrainOptions, args)
     if opts.resume and opts.overrides:
         raise UsageError("--set cannot change a resumed run (its config.yaml is fixed)")
+    log_interval = progress_interval(opts.log_interval, opts.quiet)
     run_dir = train(
         env=opts.env,
         agent=opts.agent,
@@ -140,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
         force=opts.force,
         progress_bar=not opts.quiet and sys.stderr.isatty(),
         verbose=0 if opts.quiet else 1,
-        log_interval=None if opts.quiet or sys.stdout.isatty() else opts.log_interval,
+        log_interval=log_interval,
         video_every=opts.video_every,
         track=_tracking(opts),
     )
@@ -157,8 +159,10 @@ def run_bench(args: argparse.Namespace) -> int:
     from mmrl.bench.driver import run_bench_command
     from mmrl.checkpoint import check_output_dir
     from mmrl.commands import BenchOptions, from_args
+    from mmrl.commands.progress import progress_interval
 
     opts = from_args(BenchOptions, args)
+    progress_interval(opts.log_interval, opts.quiet)  # a bad value fails before any cell
     check_output_dir(opts.out, field="out")
     resolve_device(opts.device)  # a bad --device fails here, not in every cell
     if opts.workers is None:
@@ -219,8 +223,10 @@ def run_collect(args: argparse.Namespace) -> int:
     """``mmrl collect``."""
     from mmrl.collect import collect
     from mmrl.commands import CollectOptions, from_args
+    from mmrl.commands.progress import progress_interval
 
     opts = from_args(CollectOptions, args)
+    log_interval = progress_interval(opts.log_interval, opts.quiet)
     result = collect(
         env=opts.env,
         policy=opts.policy,
@@ -235,6 +241,7 @@ def run_collect(args: argparse.Namespace) -> int:
         jpeg=opts.jpeg,
         expert_labels=opts.expert_labels,
         stochastic=opts.stochastic,
+        log_interval=log_interval,
     )
     if not opts.quiet:
         print(
@@ -250,9 +257,11 @@ def run_pretrain(args: argparse.Namespace) -> int:
     import torch as th
 
     from mmrl.commands import PretrainOptions, from_args
+    from mmrl.commands.progress import progress_interval
     from mmrl.pretrain.trainer import pretrain, summarize_metrics
 
     opts = from_args(PretrainOptions, args)
+    log_interval = progress_interval(opts.log_interval, opts.quiet)
     if opts.threads is not None:
         th.set_num_threads(opts.threads)
     weights = {}
@@ -284,6 +293,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         max_updates=opts.max_updates,
         progress=not opts.quiet and sys.stderr.isatty(),
         verbose=0 if opts.quiet else 1,
+        log_interval=log_interval,
     )
     if not opts.quiet:
         print(

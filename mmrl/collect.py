@@ -65,6 +65,7 @@ from mmrl.policies import (
     recorded_env,
     vec_env_layers,
 )
+from mmrl.progress import ProgressLines
 
 __all__ = ["BUILTIN_POLICIES", "CollectResult", "collect", "find_expert", "random_actions"]
 
@@ -173,6 +174,7 @@ def collect(
     description: str | None = None,
     expert_labels: bool = False,
     stochastic: bool = False,
+    log_interval: float | None = None,
 ) -> CollectResult:
     """Rolls ``policy`` out for ``episodes`` episodes and writes a Minari dataset.
 
@@ -207,6 +209,9 @@ def collect(
         stochastic: Sample a trained policy's actions from its action distribution
             (default: its greedy actions). Either way the probability of every executed
             action is logged (``infos["behaviour_log_prob"]``).
+        log_interval: Print a progress line (episodes and steps done, steps/s, ETA, success
+            and return so far) every ``log_interval`` seconds and a last one when done, for
+            logs that are not a terminal (:mod:`mmrl.progress`); ``None``: no lines.
 
     Returns:
         A :class:`CollectResult`.
@@ -321,6 +326,20 @@ def collect(
     first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
     t0, c0 = time.perf_counter(), time.process_time()
     bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
+    lines = None
+    if log_interval is not None:
+        lines = ProgressLines(episodes, "episodes", log_interval, "[collect]")
+        lines.say(f"{dataset_id}: {episodes:,} episodes of {policy} on {env_name}, {n} copies")
+
+    def progress_line() -> str:
+        assert lines is not None
+        text = f"{lines.count(len(returns))}  {env_steps:,} steps  "
+        text += f"{lines.rate(env_steps, 'steps')}  "
+        text += lines.eta(len(returns))
+        if returns:
+            text += f"  success {np.mean(successes):.2f}  return {np.mean(returns):.2f}"
+        return text
+
     # Unwrapped mmrl vec envs hand over their infos as arrays (no per-copy loop per step).
     batched_infos = isinstance(venv, BatchedVecEnv | WorkerVecEnv)
     try:
@@ -389,6 +408,8 @@ def collect(
                     pending = []
                 elapsed = time.perf_counter() - t0
                 bar.set_postfix(steps_per_s=f"{env_steps / max(elapsed, 1e-9):.0f}")
+            if lines is not None and lines.due():
+                lines.say(progress_line())
         if chunks is None:
             rollout_seconds = time.perf_counter() - t0 - writer.seconds
         else:  # the writes overlapped the rollout: only the time spent waiting for them
@@ -399,6 +420,8 @@ def collect(
         pending = pending[: episodes - written]
         writer.write(pending)
         written += len(pending)
+        if lines is not None:
+            lines.say(progress_line())
         meta = {
             "env": env_name,
             "env_id": env_config.env_id if own_venv else "custom",

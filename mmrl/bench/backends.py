@@ -102,6 +102,10 @@ class Backend(abc.ABC):
         """One line for the progress header."""
         return self.name
 
+    def slots(self) -> int | None:
+        """Cells that run at the same time (``None``: unknown, a Ray cluster schedules)."""
+        return None
+
 
 class InlineBackend(Backend):
     """Runs cells one after another in this process (debuggers and profilers work)."""
@@ -113,6 +117,9 @@ class InlineBackend(Backend):
     ) -> Iterator[Outcome]:
         for cell in cells:
             yield _outcome(cell, _guarded(fn, cell, spec, str(out)))
+
+    def slots(self) -> int | None:
+        return 1
 
 
 class LocalBackend(Backend):
@@ -136,6 +143,9 @@ class LocalBackend(Backend):
 
     def describe(self) -> str:
         return f"local process pool, {self.workers} worker(s)"
+
+    def slots(self) -> int | None:
+        return self.workers
 
     def run(
         self, cells: Sequence[Cell], fn: CellFn, spec: BenchSpec, out: Path

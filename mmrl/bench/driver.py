@@ -11,6 +11,8 @@ import dataclasses
 import shlex
 import sys
 import time
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from mmrl.bench.grid import (
     write_record,
 )
 from mmrl.errors import ConfigError, UsageError
+from mmrl.progress import ProgressLines
 
 
 @dataclasses.dataclass
@@ -99,6 +102,7 @@ def run_bench(
     check_envs: bool = True,
     progress: bool = True,
     command: str | None = None,
+    log_interval: float | None = None,
 ) -> BenchResult:
     """Runs every unfinished cell of ``spec`` and writes the report.
 
@@ -112,6 +116,9 @@ def run_bench(
         check_envs: Build each environment once before scheduling (see :func:`preflight`).
         progress: Show a progress bar and one line per finished cell.
         command: The command line, recorded in ``summary.md``.
+        log_interval: Also print a progress line (cells done, running, ETA, the last
+            cell's result) every ``log_interval`` seconds, for logs that are not a terminal
+            (:mod:`mmrl.progress`); ``None``: no lines.
 
     Raises:
         ConfigError: An invalid grid or a folder holding another protocol.
@@ -138,22 +145,47 @@ def run_bench(
     )
     finished: list[Cell] = []
     failed: list[Cell] = []
-    bar = tqdm(total=total, initial=len(done), unit="cell", disable=not progress, file=sys.stderr)
+    last_cell: list[str] = []  # the newest finished cell's line, for the progress lines
+    # A bar redrawn with carriage returns is noise in a log file: progress lines say it there.
+    bar = tqdm(total=total, initial=len(done), unit="cell", file=sys.stderr,
+               disable=not progress or not sys.stderr.isatty())  # fmt: skip
+    lines = ProgressLines(total, "cells", log_interval or 1.0, "[bench]")
+    lines.start(len(done))
+
+    def progress_line() -> str:
+        finished_now = len(done) + len(finished) + len(failed)
+        slots = backend.slots()
+        left = total - finished_now
+        running = f"{min(slots, left)} running" if slots is not None else f"{left} to go"
+        text = f"{lines.count(finished_now)}  {running}  {lines.eta(finished_now)}"
+        if failed:
+            text += f"  {len(failed)} failed"
+        return text + (f"  last {last_cell[-1]}" if last_cell else "")
+
+    ticking: Any = nullcontext()
+    if log_interval is not None:
+        ticking = lines.ticking(progress_line)
+        if progress:  # through the lines' lock: a cell's line and a progress line never mix
+            say = partial(lines.say, bare=True)
     try:
         # Absolute: worker processes and Ray tasks may run in another working directory.
-        for outcome in backend.run(todo, cell_fn, spec, out.resolve()):
-            if outcome.record is not None:
-                write_record(out, outcome.record)
-                finished.append(outcome.cell)
-                say(f"[{len(done) + len(finished)}/{total}] {cell_line(outcome.record)}")
-            else:
-                path = write_error(out, outcome.cell, outcome.error or "unknown error")
-                failed.append(outcome.cell)
-                last = (outcome.error or "").strip().splitlines()[-1:] or ["?"]
-                say(f"[failed] {outcome.cell.cell_id}: {last[0]} (full traceback: {path})")
-            bar.update(1)
+        with ticking:
+            for outcome in backend.run(todo, cell_fn, spec, out.resolve()):
+                if outcome.record is not None:
+                    write_record(out, outcome.record)
+                    finished.append(outcome.cell)
+                    last_cell.append(cell_line(outcome.record))
+                    say(f"[{len(done) + len(finished)}/{total}] {last_cell[-1]}")
+                else:
+                    path = write_error(out, outcome.cell, outcome.error or "unknown error")
+                    failed.append(outcome.cell)
+                    last = (outcome.error or "").strip().splitlines()[-1:] or ["?"]
+                    say(f"[failed] {outcome.cell.cell_id}: {last[0]} (full traceback: {path})")
+                bar.update(1)
     finally:
         bar.close()
+        if log_interval is not None:
+            lines.say(progress_line())
         if report:
             # Written even after Ctrl-C: the finished cells' numbers are still valid.
             from mmrl.bench.report import write_report
@@ -255,7 +287,12 @@ def run_bench_command(args: Any) -> int:
         cpus_per_task=args.cpus_per_task,
         gpus_per_task=args.gpus_per_task,
     )
-    result = run_bench(spec, out, backend, progress=not args.quiet, command=command)
+    from mmrl.commands.progress import progress_interval
+
+    log_interval = progress_interval(args.log_interval, args.quiet)
+    result = run_bench(
+        spec, out, backend, progress=not args.quiet, command=command, log_interval=log_interval
+    )
     if result.failed:
         print(
             f"mmrl bench: {len(result.failed)} cell(s) failed "

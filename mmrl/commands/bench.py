@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from mmrl.commands.options import option
+from mmrl.commands.progress import log_interval_option
 from mmrl.commands.track import track_option, track_project_option
 
 _GRID = "grid"
@@ -49,7 +50,8 @@ class BenchOptions:
     report_only: bool = option(
         False, group=_GRID, help="only rewrite results.csv, summary.md and figures of --out"
     )
-    quiet: bool = option(False, group=_GRID, help="no progress display")
+    quiet: bool = option(False, group=_GRID, help="no progress display or lines")
+    log_interval: float = log_interval_option("one per cell")
     backend: str = option(
         "local",
         group=_EXECUTION,

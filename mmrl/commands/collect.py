@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from mmrl.commands.options import option
+from mmrl.commands.progress import log_interval_option
 from mmrl.config import RunConfig
 
 
@@ -47,4 +48,5 @@ class CollectOptions:
     )
     jpeg: bool = option(False, help="JPEG-encode images (smaller, lossy)")
     force: bool = option(False, help="replace an existing dataset")
-    quiet: bool = option(False, help="no progress bar or summary")
+    quiet: bool = option(False, help="no progress bar, progress lines or summary")
+    log_interval: float = log_interval_option("a last one when done")

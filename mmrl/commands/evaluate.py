@@ -7,10 +7,23 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from mmrl.commands.options import option
 
 _TARGETS = "RUN_DIR|MODEL.zip|ENCODER.pt|expert|random"
+#: ``--format``'s values (:func:`mmrl.evaluation.tables.print_tables` renders them).
+FORMATS = ("table", "markdown", "csv")
+
+
+def format_option(what: str) -> Any:
+    """The ``--format table|markdown|csv`` field of the evaluation commands."""
+    return option(
+        "table",
+        choices=FORMATS,
+        help=f"{what} on stdout: table (fits the terminal, 80 columns in a file), markdown "
+        "(pipe tables) or csv (the --csv rows)",
+    )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -69,6 +82,7 @@ class EvaluateOptions:
     bootstrap: int = option(2000, help="bootstrap resamples", minimum=1)
     device: str = option("cpu", help="policy device: cpu, cuda or auto")
     quiet: bool = option(False, help="no tables on the terminal")
+    format: str = format_option("the tables")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -118,3 +132,4 @@ class EvaluateOfflineOptions:
     json: str | None = option(None, metavar="OUT.json", help="write the ranking as JSON")
     csv: str | None = option(None, metavar="OUT.csv", help="write one CSV row per policy")
     quiet: bool = option(False, help="no table on the terminal")
+    format: str = format_option("the ranking")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from mmrl.commands.options import option
+from mmrl.commands.progress import log_interval_option
 from mmrl.config import RunConfig
 
 
@@ -53,4 +54,5 @@ class PretrainOptions:
     threads: int | None = option(
         None, help="torch CPU threads (1 is faster on a busy machine)", minimum=1
     )
-    quiet: bool = option(False, help="no progress bar or per-epoch lines")
+    quiet: bool = option(False, help="no progress bar, progress lines or per-epoch lines")
+    log_interval: float = log_interval_option("one per epoch")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from mmrl.commands.options import option
+from mmrl.commands.progress import log_interval_option
 from mmrl.commands.track import track_option, track_project_option
 from mmrl.config import RunConfig
 
@@ -57,13 +58,7 @@ class TrainOptions:
     )
     force: bool = option(False, help="overwrite an existing run folder")
     quiet: bool = option(False, help="no progress bar or summary")
-    log_interval: float = option(
-        30.0,
-        metavar="SECONDS",
-        help="when stdout is not a terminal: a progress line every SECONDS and one per "
-        "evaluation (default 30)",
-        exclusive_minimum=0,
-    )
+    log_interval: float = log_interval_option("one per evaluation")
     video_every: int | None = option(
         None,
         metavar="STEPS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
 
 from mmrl.errors import UsageError
@@ -24,13 +25,12 @@ def _splits(text: str) -> list[str]:
     return list(dict.fromkeys(splits))
 
 
-def _unique_labels(targets: list) -> None:
-    seen: dict[str, int] = {}
-    for t in targets:
-        n = seen.get(t.label, 0)
-        seen[t.label] = n + 1
-        if n:
-            t.label = f"{t.label}#{n + 1}"
+def _unique_labels(targets: list, refs: list[str]) -> None:
+    """Distinct row labels (:func:`mmrl.evaluation.labels.distinct_labels`)."""
+    from mmrl.evaluation.labels import distinct_labels
+
+    for target, label in zip(targets, distinct_labels([t.label for t in targets], refs)):
+        target.label = label
 
 
 def _video_path(base: str, label: str, several: bool) -> str:
@@ -79,7 +79,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     targets = [
         load_policy(path, env=opts.env, device=opts.device, seed=opts.seed) for path in opts.targets
     ]
-    _unique_labels(targets)
+    _unique_labels(targets, opts.targets)
     envs = [t.require_env() for t in targets]
     if opts.video:
         VideoRecorder(opts.video, opts.video_episodes)  # validates the path up front
@@ -96,7 +96,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             videos.append(recorder.write())
     compared = comparisons(results)
     if not opts.quiet:
-        print_report(results, compared)
+        print_report(results, compared, fmt=opts.format)
     meta = {
         "arguments": dataclasses.asdict(opts),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -108,11 +108,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if opts.csv:
         write_csv(opts.csv, csv_rows(results, compared))
     if not opts.quiet:
+        # Markdown and CSV on stdout are for a file or a script: the rest goes to stderr.
+        where = sys.stdout if opts.format == "table" else sys.stderr
         for path in videos:
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=where)
         for path in (opts.json, opts.csv):
             if path:
-                print(f"wrote {path}")
+                print(f"wrote {path}", file=where)
     return 0
 
 
@@ -157,7 +159,7 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
             check_output_file(getattr(opts, field), field=field, parent_must_exist=True)
     estimators = parse_estimators(opts.estimators)
     policies = [load_policy(ref, device=opts.device, seed=opts.seed) for ref in opts.targets]
-    _unique_labels(policies)
+    _unique_labels(policies, opts.targets)
     data = load_logged_data(opts.dataset, opts.max_episodes)
     t0 = time.perf_counter()
     ranking = evaluate_policies(
@@ -175,7 +177,7 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
         seed=opts.seed,
     )
     if not opts.quiet:
-        print_ranking(ranking)
+        print_ranking(ranking, fmt=opts.format)
     if opts.json:
         meta = {
             "arguments": dataclasses.asdict(opts),

@@ -37,6 +37,7 @@ from mmrl.evaluation.offline import (
     offline_result,
     policy_outputs,
 )
+from mmrl.evaluation.tables import Cell, TextTable, print_tables
 from mmrl.policies import Policy, check_spaces
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "check_logged_data",
     "evaluate_policies",
     "parse_estimators",
+    "print_ranking",
+    "ranking_table",
 ]
 
 ALIASES = {"is": "pdis", "wis": "wpdis", "value": "value_head"}
@@ -494,55 +497,63 @@ def evaluate_policies(
     )
 
 
-def print_ranking(ranking: Ranking, console: Any | None = None) -> None:
-    """The ranked table, then the behaviour policy line, overlaps and warnings."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+def _estimate_cell(est: ope.Estimate | None) -> Cell:
+    """``("0.812", "[0.790, 0.830]")``: value and interval, stacked in a terminal table."""
+    if est is None or np.isnan(est.interval.value):
+        return "n/a"
+    iv = est.interval
+    return f"{iv.value:.3f}", f"[{iv.low:.3f}, {iv.high:.3f}]"
 
-    console = console or Console()
-    table = Table(
-        title=f"off-policy evaluation on {ranking.dataset_id} ({ranking.episodes} episodes, "
+
+def ranking_table(ranking: Ranking) -> TextTable:
+    """The ranked table, with the behaviour policy, overlaps and warnings as its notes."""
+    columns = ["rank", "policy"]
+    for name in ranking.estimators:
+        columns.append(name)
+        if name in _WEIGHTED:
+            columns.append(f"{name} ESS")
+    table = TextTable(
+        f"off-policy evaluation on {ranking.dataset_id} ({ranking.episodes} episodes, "
         f"{ranking.transitions} transitions, gamma {ranking.gamma:g}), ranked by "
         f"{ranking.rank_by}",
-        title_justify="left",
+        [*columns, "support", "s"],
+        left=2,
+        notes=["intervals: 95% bootstrap CI of each estimate"],
     )
-    table.add_column("rank", justify="right")
-    table.add_column("policy")
-    for name in ranking.estimators:
-        table.add_column(f"{name} value [95% CI]", justify="right")
-        if name in _WEIGHTED:
-            table.add_column(f"{name} ESS", justify="right")
-    table.add_column("support", justify="right")
-    table.add_column("seconds", justify="right")
     overlapped = {label for pair in ranking.overlaps for label in pair}
     for rank, report in enumerate(ranking.reports, 1):
-        cells = [f"{rank}{'~' if report.label in overlapped else ''}", escape(report.label)]
+        cells: list[Cell] = [f"{rank}{'~' if report.label in overlapped else ''}", report.label]
         for name in ranking.estimators:
             est = report.estimates.get(name)
-            cells.append(est.interval.fmt(3) if est else "n/a")
+            cells.append(_estimate_cell(est))
             if name in _WEIGHTED:
                 cells.append(f"{est.ess:.1f}" if est and est.ess is not None else "-")
         sup = report.support
         cells.append("-" if sup is None else f"{sup.coverage:.2f}{' !' if sup.mismatch else ''}")
         cells.append(f"{report.seconds:.1f}")
-        table.add_row(*cells)
-    console.print(table)
+        table.rows.append(cells)
     if ranking.behaviour is not None:
-        console.print(f"behaviour policy: {escape(ranking.behaviour.description)}")
+        table.notes.append(f"behaviour policy: {ranking.behaviour.description}")
     offline = next((r.offline for r in ranking.reports if r.offline is not None), None)
     if offline is not None:
-        console.print(
+        table.notes.append(
             f"behaviour return of the logged episodes: {offline.behaviour_discounted_return:.3f} "
             f"(gamma {ranking.gamma:g}), {offline.behaviour_return:.3f} undiscounted"
         )
     if ranking.overlaps:
         pairs = ", ".join(f"{a} / {b}" for a, b in ranking.overlaps)
-        console.print(
-            f"~ intervals of {ranking.rank_by} overlap (order not established): {escape(pairs)}"
+        table.notes.append(
+            f"~ intervals of {ranking.rank_by} overlap (order not established): {pairs}"
         )
     for report in ranking.reports:
         notes = {n for est in report.estimates.values() for n in est.notes}
         notes |= {f"{k}: {v}" for k, v in report.skipped.items()}
-        for note in sorted(notes):
-            console.print(f"  {escape(report.label)}: {escape(note)}")
+        table.notes.extend(f"  {report.label}: {note}" for note in sorted(notes))
+    return table
+
+
+def print_ranking(ranking: Ranking, console: Any | None = None, fmt: str = "table") -> None:
+    """The ranked table and its notes in ``fmt`` (``table``, ``markdown``, or ``csv``:
+    :meth:`Ranking.csv_rows`; see :mod:`mmrl.evaluation.tables`)."""
+    rows = ranking.csv_rows() if fmt == "csv" else ()
+    print_tables([ranking_table(ranking)], fmt, rows, console)

@@ -14,8 +14,6 @@ groups as ``success[<group>]`` and ``episodes[<group>]``.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,17 +24,28 @@ from mmrl.config import ConfigError
 from mmrl.evaluation.robustness import DELTA_METRICS, Comparison
 from mmrl.evaluation.rollouts import EvalResult
 from mmrl.evaluation.stats import Interval
+from mmrl.evaluation.tables import Cell, TextTable, csv_text, print_tables
 
 _INTERVAL_METRICS = ("mean_return", "iqm_return", "success_rate", "collision_rate", "mean_length")
 _RATES = ("success_rate", "collision_rate")
+#: Column names of the metrics in the robustness table (short: it has eight columns).
+_SHORT = {"mean_return": "return", "iqm_return": "IQM", "success_rate": "success",
+          "collision_rate": "collision", "mean_length": "length"}  # fmt: skip
 
 
 def fmt_interval(iv: Interval, percent: bool = False, signed: bool = False) -> str:
     """``"0.85 [0.80, 0.90]"``, or ``"85% [78, 91]"`` with ``percent``."""
+    return " ".join(_interval_cell(iv, percent, signed))
+
+
+def _interval_cell(iv: Interval, percent: bool = False, signed: bool = False) -> tuple[str, str]:
+    """``("0.85", "[0.80, 0.90]")``, or ``("85%", "[78, 91]")`` with ``percent``: a table
+    stacks the two, so an interval never breaks in the middle."""
     sign = "+" if signed else ""
     if percent:
-        return f"{iv.value * 100:{sign}.0f}% [{iv.low * 100:{sign}.0f}, {iv.high * 100:{sign}.0f}]"
-    return f"{iv.value:{sign}.2f} [{iv.low:{sign}.2f}, {iv.high:{sign}.2f}]"
+        low, high = iv.low * 100, iv.high * 100
+        return f"{iv.value * 100:{sign}.0f}%", f"[{low:{sign}.0f}, {high:{sign}.0f}]"
+    return f"{iv.value:{sign}.2f}", f"[{iv.low:{sign}.2f}, {iv.high:{sign}.2f}]"
 
 
 def _console(console: Any | None) -> Any:
@@ -50,24 +59,17 @@ def _console(console: Any | None) -> Any:
 
 
 def _row_name(r: EvalResult, several_splits: bool) -> str:
-    from rich.markup import escape
-
-    # Labels are file names: "[" must not start rich markup.
-    return escape(f"{r.label} [{r.split}]" if several_splits else r.label)
+    return f"{r.label} [{r.split}]" if several_splits else r.label
 
 
-def print_report(
-    results: Sequence[EvalResult],
-    comparisons: Sequence[Comparison] = (),
-    console: Any | None = None,
-) -> None:
-    """Prints the main, per-group and robustness tables."""
-    from rich.table import Table
-
-    console = _console(console)
+def evaluation_tables(
+    results: Sequence[EvalResult], comparisons: Sequence[Comparison] = ()
+) -> list[TextTable]:
+    """The main, per-group and robustness tables of ``mmrl evaluate`` (see the module
+    docstring); none when there is no result."""
     clean = [r for r in results if r.condition.is_clean] or list(results)
     if not clean:
-        return
+        return []
     several_splits = len({r.split for r in clean}) > 1
     conf = clean[0].settings.confidence
     pct = f"{conf * 100:.0f}%"
@@ -77,72 +79,75 @@ def print_report(
         f"{first.env_id}: {first.episodes} episodes, {mode}, seeds {first.settings.seed}+, "
         f"{first.settings.copies} copies, split {', '.join(dict.fromkeys(r.split for r in clean))}"
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column("model")
-    columns = (
-        f"return mean [{pct} CI]",
-        f"return IQM [{pct} CI]",
-        f"success [{pct} Wilson]",
-        f"collision [{pct} Wilson]",
-        "length",
-        "s",
+    main = TextTable(
+        title,
+        ["model", "return mean", "return IQM", "success", "collision", "length", "s"],
+        notes=[f"intervals: {pct} bootstrap CI for returns, {pct} Wilson for rates"],
     )
-    for name in columns:
-        table.add_column(name, justify="right")
     for r in clean:
-        table.add_row(
-            _row_name(r, several_splits),
-            fmt_interval(r.mean_return),
-            fmt_interval(r.iqm_return),
-            fmt_interval(r.success_rate, percent=True),
-            fmt_interval(r.collision_rate, percent=True),
-            f"{r.mean_length.value:.1f}",
-            f"{r.seconds:.1f}",
+        main.rows.append(
+            [
+                _row_name(r, several_splits),
+                _interval_cell(r.mean_return),
+                _interval_cell(r.iqm_return),
+                _interval_cell(r.success_rate, percent=True),
+                _interval_cell(r.collision_rate, percent=True),
+                f"{r.mean_length.value:.1f}",
+                f"{r.seconds:.1f}",
+            ]
         )
-    console.print(table)
+    tables = [main]
 
     groups = sorted({g for r in clean for g in r.by_group})
     if len(groups) > 1 or (groups and groups != ["all"]):
-        gtable = Table(title="success per instruction group (episodes)", title_justify="left")
-        gtable.add_column("model")
-        for g in groups:
-            gtable.add_column(g, justify="right")
+        by_group = TextTable("success per instruction group (episodes)", ["model", *groups])
         for r in clean:
-            cells = []
+            cells: list[Cell] = [_row_name(r, several_splits)]
             for g in groups:
                 stats = r.by_group.get(g)
                 cells.append(
                     "-"
                     if stats is None
-                    else f"{stats.success_rate.value * 100:.0f}% ({stats.episodes})"
+                    else (f"{stats.success_rate.value * 100:.0f}%", f"({stats.episodes})")
                 )
-            gtable.add_row(_row_name(r, several_splits), *cells)
-        console.print(gtable)
+            by_group.rows.append(cells)
+        tables.append(by_group)
 
     if comparisons:
-        from rich.markup import escape
-
-        rtable = Table(
-            title=f"robustness: change against clean observations [{pct} bootstrap CI]",
-            title_justify="left",
+        robustness = TextTable(
+            f"robustness: change against clean observations [{pct} bootstrap CI]",
+            ["model", "condition", "success"]
+            + [f"Δ {_SHORT[name]}" for name, _, _ in DELTA_METRICS],
+            left=2,
+            group=True,  # eight columns: the model as a heading row keeps it in 80
         )
-        rtable.add_column("model")
-        rtable.add_column("condition")
-        rtable.add_column("success", justify="right")
-        for name, _, _ in DELTA_METRICS:
-            rtable.add_column(f"Δ {name.replace('_', ' ')}", justify="right")
         for c in comparisons:
-            cells = [
-                fmt_interval(c.deltas[name], percent=name in _RATES, signed=True)
-                for name, _, _ in DELTA_METRICS
-            ]
-            rtable.add_row(
-                _row_name(c.result, several_splits),
-                escape(c.result.condition.name),
-                f"{c.result.success_rate.value * 100:.0f}%",
-                *cells,
+            robustness.rows.append(
+                [
+                    _row_name(c.result, several_splits),
+                    c.result.condition.name,
+                    f"{c.result.success_rate.value * 100:.0f}%",
+                    *[
+                        _interval_cell(c.deltas[name], percent=name in _RATES, signed=True)
+                        for name, _, _ in DELTA_METRICS
+                    ],
+                ]
             )
-        console.print(rtable)
+        tables.append(robustness)
+    return tables
+
+
+def print_report(
+    results: Sequence[EvalResult],
+    comparisons: Sequence[Comparison] = (),
+    console: Any | None = None,
+    fmt: str = "table",
+) -> None:
+    """Prints the main, per-group and robustness tables in ``fmt`` (``table``,
+    ``markdown``, or ``csv``: :func:`csv_rows`; see :mod:`mmrl.evaluation.tables`)."""
+    tables = evaluation_tables(results, comparisons)
+    rows = csv_rows(results, comparisons) if fmt == "csv" else ()
+    print_tables(tables, fmt, rows, console)
 
 
 def report_dict(
@@ -211,14 +216,7 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]], flag: str = "--c
     """Writes rows as CSV; columns are the union of the rows' keys, in first-seen order."""
     path = Path(path)
     _check_parent(path, flag)
-    columns: dict[str, None] = {}
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
+    atomic_write_bytes(path, csv_text(rows).encode())
     return path
 
 

@@ -33,6 +33,7 @@ from mmrl.pretrain.objectives import (
     shift_pad,
 )
 from mmrl.pretrain.resolve import resolve_pretrain_config
+from mmrl.progress import ProgressLines
 
 AUGMENTATIONS = ("none", "shift")
 
@@ -231,6 +232,7 @@ def pretrain(
     max_updates: int | None = None,
     progress: bool = False,
     verbose: int = 1,
+    log_interval: float | None = None,
 ) -> PretrainResult:
     """Pretrains the recipe's extractor (and BC head) on a Minari dataset.
 
@@ -269,6 +271,9 @@ def pretrain(
         max_updates: Stop after this many updates (a budget; ``None``: epochs decide).
         progress: tqdm bar over updates.
         verbose: 0 silent, 1 one line per epoch.
+        log_interval: Print a progress line (epoch, batches, samples/s, ETA, the epoch's
+            losses so far) every ``log_interval`` seconds, for logs that are not a terminal
+            (:mod:`mmrl.progress`); ``None``: no lines.
 
     Returns:
         A :class:`PretrainResult`.
@@ -357,7 +362,16 @@ def pretrain(
     batches_per_epoch = len(trainer.epoch_batches())
     total_updates = min(epochs * batches_per_epoch, max_updates or math.inf)
     bar = tqdm(total=int(total_updates), unit="upd", disable=not progress, desc="pretrain")
+    # Early stopping may end sooner than the epochs' batches: the ETA is an upper bound.
+    lines = None
+    if log_interval is not None:
+        lines = ProgressLines(total_updates, "batches", log_interval, "[pretrain]", bound=True)
+        lines.say(
+            f"{len(train_rows):,} training transitions, {len(val_rows):,} validation; up to "
+            f"{epochs} epochs of {batches_per_epoch:,} batches of {batch_size}"
+        )
     epoch = 0
+    avg = _Averager()
     try:
         for epoch in range(1, epochs + 1):
             avg = _Averager()
@@ -372,6 +386,8 @@ def pretrain(
                     for key, value in values.items():
                         writer.add_scalar(f"pretrain/train/{key}", value, updates)
                 bar.update(1)
+                if lines is not None and lines.due():
+                    lines.say(_progress_line(lines, epoch, epochs, updates, samples, avg))
                 if max_updates is not None and updates >= max_updates:
                     break
             train_metrics = avg.means()
@@ -407,6 +423,8 @@ def pretrain(
                 break
     finally:
         bar.close()
+        if lines is not None:
+            lines.say(_progress_line(lines, epoch, epochs, updates, samples, avg))
         writer.flush()
         writer.close()
 
@@ -457,6 +475,19 @@ def pretrain(
         val_metrics=dict(best_metrics),
         train_size=len(train_rows),
         val_size=len(val_rows),
+    )
+
+
+def _progress_line(
+    lines: ProgressLines, epoch: int, epochs: int, updates: int, samples: int, avg: _Averager
+) -> str:
+    """``"epoch 3/30  1,200/12,000 batches (10%)  5,120 samples/s  ETA ≤1m10s  loss total
+    0.531, bc 0.210"``: the running epoch's mean losses so far (training batches)."""
+    losses = {k.removeprefix("loss/"): v for k, v in avg.means().items() if k.startswith("loss/")}
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
+    return (
+        f"epoch {epoch}/{epochs}  {lines.count(updates)}  {lines.rate(samples, 'samples')}  "
+        f"{lines.eta(updates)}" + (f"  loss {shown}" if shown else "")
     )
 
 
