@@ -33,7 +33,8 @@ exact, as the noisy experts' are (the expert's from the logged expert action).
 
 Everything built is cached in ``--out`` and reused on a rerun, so the full run resumes
 where it stopped: datasets in ``datasets/``, BC checkpoints and the PPO run in
-``pool/ENV-nD/``, true returns in ``truth/ENV.json`` (keyed by policy, episodes and gamma).
+``pool/ENV-nD/`` (``bc-eN.pt``, ``ppo-S-from-bc-eN/``), true returns in ``truth/ENV.json``
+(keyed by policy, episodes and gamma).
 
 Usage::
 
@@ -138,7 +139,7 @@ def build_ppo(env: str, bc: Member, folder: Path, args: argparse.Namespace) -> l
     from mmrl.runs import RunFolder
     from mmrl.train import train
 
-    run = folder / f"ppo-{args.ppo_steps}"
+    run = folder / f"ppo-{args.ppo_steps}-from-{bc.label}"  # another BC start: another run
     if not RunFolder(run).finished:
         print(f"   PPO from {bc.label}, {args.ppo_steps} steps", flush=True)
         if RunFolder.is_run(run):
