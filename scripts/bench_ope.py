@@ -10,36 +10,52 @@ and the offline estimates are scored in the DOPE protocol (Fu et al., ICLR 2021)
 * ``regret_at_1``: ``(best true return - true return of the policy the estimator ranks
   first) / range``.
 
-The pool (built by this script, nothing to download): the environment's scripted expert
-mixed with uniform random actions at several noise levels ``epsilon`` (``expert-eps0.3``
-acts randomly 30 % of the time; ``epsilon = 1`` is the random policy). Their action
-probabilities are exact given the logged expert action, so the estimators' errors come from
-the estimators and the data, not from a mis-specified target. The logged datasets are
-``mmrl collect --policy expert --epsilon E``: a *broad* one (``E = 0.5``: every action well
-covered) and a *narrow* one (``E = 0.05``: nearly the expert only, the hard case for
-importance weights of the noisier policies). Both log the exact behaviour probabilities.
+The logged datasets are ``mmrl collect --policy expert --epsilon E``: a *broad* one
+(``E = 0.5``: every action well covered) and a *narrow* one (``E = 0.05``: nearly the expert
+only, the hard case for importance weights of the noisier policies). Both log the exact
+behaviour probabilities.
 
-Not (yet) in the pool: PPO checkpoints, BC policies and modality-masked policies, which
-the issue's full benchmark asks for; see BENCHMARKS.md.
+The pool, built by this script from a fresh checkout (nothing to download), per env:
+
+* ``expert-epsE``: the scripted expert mixed with uniform random actions at several noise
+  levels (``expert-eps0.3`` acts randomly 30 % of the time; ``epsilon = 1`` is random);
+* ``bc-eN``: behaviour-cloning policies, ``mmrl pretrain --objectives bc`` on the broad
+  dataset (whose expert labels are clean) for ``N`` epochs each (``--bc-epochs``);
+* ``ppo-S``: the checkpoints at step ``S`` of one short PPO run started from the longest
+  BC checkpoint (``--init-from`` with its policy head), ``--ppo-steps`` in all;
+* ``BEST-no-KEY``: the learned policy with the highest true return, with one modality
+  masked inside its extractor (the missing-modality embedding ``mmrl evaluate --ablate``
+  uses).
+
+Every learned policy is evaluated in its stochastic form, online (sampled actions) and
+offline (its action distribution), so the target probabilities the estimators use are
+exact, as the noisy experts' are (the expert's from the logged expert action).
+
+Everything built is cached in ``--out`` and reused on a rerun, so the full run resumes
+where it stopped: datasets in ``datasets/``, BC checkpoints and the PPO run in
+``pool/ENV-nD/`` (``bc-eN.pt``, ``ppo-S-from-bc-eN/``), true returns in ``truth/ENV.json``
+(keyed by policy, episodes and gamma).
 
 Usage::
 
     python scripts/bench_ope.py --quick            # minutes: Navigation, small sizes
-    python scripts/bench_ope.py --envs navigation,driving --online-episodes 200
+    python scripts/bench_ope.py                    # the issue's protocol, both envs
 
 Writes ``ope.json`` (``{env: {dataset: {estimator: {"spearman", "regret_at_1",
-"abs_error"}}}}``), ``details.json`` (every estimate and true return), ``summary.md`` and
-``ope.png`` (offline estimate vs online return) into ``--out``; datasets are cached in
-``--out/datasets`` and reused.
+"abs_error"}}}}``), ``details.json`` (the pool, every estimate and true return, the wall
+time of every phase), ``summary.md`` and ``ope.png`` (offline estimate vs online return)
+into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,32 +64,140 @@ import numpy as np
 ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr")
 POOL_EPSILONS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
 DATASETS = {"broad": 0.5, "narrow": 0.05}
+KINDS = ("expert", "bc", "ppo", "masked")
+
+
+# ---------------------------------------------------------------------------- the pool
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One policy of the pool.
+
+    Attributes:
+        label: Its name in tables (``expert-eps0.2``, ``bc-e10``, ``ppo-8192``,
+            ``ppo-8192-no-camera``).
+        kind: One of :data:`KINDS`.
+        epsilon: The noise level of an ``expert`` member.
+        ref: What :func:`mmrl.policies.load_policy` loads (a BC ``.pt`` or a PPO
+            checkpoint folder); ``None`` for the expert.
+        mask: Observation keys masked inside the extractor.
+    """
+
+    label: str
+    kind: str
+    epsilon: float = 0.0
+    ref: str | None = None
+    mask: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """What its true return depends on (the truth cache's key, with sizes)."""
+        return f"{self.label}|{self.ref}|{','.join(self.mask)}|{self.epsilon:g}"
+
+    def load(self, env: str) -> Any:
+        """The :class:`mmrl.policies.Policy` that acts (and is estimated) for this member."""
+        from mmrl.extractor import set_policy_modality_mask
+        from mmrl.policies import ReferencePolicy, load_policy
+
+        if self.kind == "expert":
+            policy = ReferencePolicy("expert")
+            policy.epsilon = self.epsilon  # evaluated as the epsilon-mixture (ranking docs)
+        else:
+            policy = load_policy(self.ref, env=env)
+            if self.mask:  # persists on the network: online and offline see the same mask
+                set_policy_modality_mask(policy.policy, self.mask)
+        policy.label = self.label
+        return policy
+
+
+def expert_members() -> list[Member]:
+    return [Member(f"expert-eps{e:g}", "expert", epsilon=e) for e in POOL_EPSILONS]
+
+
+def build_bc(env: str, dataset_id: str, folder: Path, args: argparse.Namespace) -> list[Member]:
+    """BC policies pretrained on ``dataset_id`` for each of ``--bc-epochs`` (cached)."""
+    from mmrl.pretrain import pretrain
+
+    members = []
+    for epochs in args.bc_epochs:
+        path = folder / f"bc-e{epochs}.pt"
+        if not path.is_file():
+            print(f"   pretraining bc-e{epochs}", flush=True)
+            # patience = epochs: the epoch count, not early stopping, sets the quality.
+            pretrain(dataset_id, env=env, objectives="bc", epochs=epochs, patience=epochs,
+                     batch_size=args.bc_batch_size, monitor="bc", out=path, seed=args.seed,
+                     device="cpu", verbose=0)  # fmt: skip
+        members.append(Member(f"bc-e{epochs}", "bc", ref=str(path)))
+    return members
+
+
+def build_ppo(env: str, bc: Member, folder: Path, args: argparse.Namespace) -> list[Member]:
+    """One PPO run from ``bc``'s encoder and head; its kept checkpoints (resumed if killed).
+
+    ``mmrl train`` keeps the three newest checkpoints; a checkpoint every third of the
+    steps keeps three points along the run (the last one written at the end).
+    """
+    from mmrl.runs import RunFolder
+    from mmrl.train import train
+
+    run = folder / f"ppo-{args.ppo_steps}-from-{bc.label}"  # another BC start: another run
+    if not RunFolder(run).finished:
+        print(f"   PPO from {bc.label}, {args.ppo_steps} steps", flush=True)
+        if RunFolder.is_run(run):
+            train(resume=run, verbose=0)
+        else:
+            overrides = [f"agent.init.path={json.dumps(str(Path(bc.ref).resolve()))}",
+                         "agent.init.init_policy_head=true", "eval_freq=0", "eval_episodes=4",
+                         f"checkpoint_freq={max(1, args.ppo_steps // 3)}"]  # fmt: skip
+            train(env, steps=args.ppo_steps, seed=args.seed, out=run, device="cpu",
+                  overrides=overrides, verbose=0)  # fmt: skip
+    checkpoints = sorted(RunFolder(run).checkpoints_dir.glob("step_*"))
+    return [Member(f"ppo-{int(c.name.split('_')[1])}", "ppo", ref=str(c)) for c in checkpoints]
+
+
+def masked_members(best: Member, keys: list[str]) -> list[Member]:
+    return [Member(f"{best.label}-no-{k}", "masked", ref=best.ref, mask=(k,)) for k in keys if k]
 
 
 # ---------------------------------------------------------------------------- online truth
-def online_returns(env: str, epsilon: float, episodes: int, gamma: float, seed: int) -> np.ndarray:
-    """Discounted returns of the first ``episodes`` episodes of the noisy expert, online.
+def online_returns(env: str, member: Member, episodes: int, gamma: float, seed: int) -> np.ndarray:
+    """Discounted returns of the first ``episodes`` episodes of ``member``, online.
 
     Episodes are counted when they start (as ``mmrl collect`` counts them), so short
-    episodes are not over-represented.
+    episodes are not over-represented. Learned policies sample their actions.
     """
+    import torch as th
+
     from mmrl.make import make_training_vec_env, resolve_env
     from mmrl.policies import find_expert, random_actions
 
     n = min(16, episodes)
     venv = make_training_vec_env(resolve_env(env), n_envs=n, seed=seed, monitor=False)
-    expert = find_expert(venv)
     rng = np.random.default_rng(seed + 1)
-    venv.reset()
+    act: Callable[[Any], np.ndarray]
+    if member.kind == "expert":
+        expert = find_expert(venv)
+
+        def act(obs: Any) -> np.ndarray:
+            actions = np.asarray(expert()).copy()
+            noisy = rng.random(n) < member.epsilon
+            if noisy.any():
+                actions[noisy] = random_actions(venv.action_space, n, rng)[noisy]
+            return actions
+
+    else:
+        policy = member.load(env)
+        policy.attach(venv, f"environment {env}")
+        th.manual_seed(seed)  # the sampled actions
+
+        def act(obs: Any) -> np.ndarray:
+            return np.asarray(policy.predict(obs, deterministic=False)[0])
+
+    obs = venv.reset()
     ret, disc = np.zeros(n), np.ones(n)
     active = np.arange(n) < episodes
     started, done_returns = n, []
     while len(done_returns) < episodes:
-        actions = np.asarray(expert()).copy()
-        noisy = rng.random(n) < epsilon
-        if noisy.any():
-            actions[noisy] = random_actions(venv.action_space, n, rng)[noisy]
-        _, rewards, dones, _ = venv.step(actions)
+        obs, rewards, dones, _ = venv.step(act(obs))
         ret += disc * rewards
         disc *= gamma
         for i in np.flatnonzero(dones):
@@ -84,6 +208,30 @@ def online_returns(env: str, epsilon: float, episodes: int, gamma: float, seed: 
             ret[i], disc[i] = 0.0, 1.0
     venv.close()
     return np.asarray(done_returns[:episodes])
+
+
+class Truth:
+    """True returns per member, cached in ``path`` (a rerun skips the measured ones)."""
+
+    def __init__(self, env: str, path: Path, args: argparse.Namespace) -> None:
+        self.env, self.path, self.args = env, path, args
+        self.cache = json.loads(path.read_text()) if path.is_file() else {}
+        self.returns: dict[str, np.ndarray] = {}
+
+    def measure(self, members: list[Member]) -> None:
+        for member in members:
+            key = f"{member.key}|{self.args.online_episodes}|{self.args.gamma:g}"
+            if key not in self.cache:
+                # A seed per label: the same episodes whatever else is in the pool.
+                seed = 50_000 + sum(map(ord, member.label)) * 97
+                returns = online_returns(self.env, member, self.args.online_episodes,
+                                         self.args.gamma, seed)  # fmt: skip
+                self.cache[key] = returns.tolist()
+                self.path.write_text(json.dumps(self.cache) + "\n")  # after each: resumable
+            returns = np.asarray(self.cache[key])
+            self.returns[member.label] = returns
+            print(f"   {member.label}: {returns.mean():.3f} +- "
+                  f"{returns.std() / np.sqrt(len(returns)):.3f}", flush=True)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- scores
@@ -103,50 +251,91 @@ def dope_scores(estimates: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- one env
-def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
+def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> str:
+    """The id of dataset ``name`` of ``env``, collected on first use."""
     from mmrl.collect import collect
+
+    eps = DATASETS[name]
+    dataset_id = f"bench/{env}/{name}-e{round(100 * eps)}-n{args.dataset_episodes}-v0"
+    if not (out / "datasets" / dataset_id).exists():
+        collect(env=env, policy="expert", episodes=args.dataset_episodes,
+                dataset_id=dataset_id, epsilon=eps, seed=args.seed)  # fmt: skip
+    return dataset_id
+
+
+def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> tuple:
+    """Every member of ``env``'s pool and their true returns, timing each phase."""
+
+    def phase(name: str, t0: float) -> float:
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        print(f"   ({name}: {seconds[name]:.0f} s)", flush=True)
+        return time.perf_counter()
+
+    t = time.perf_counter()
+    truth = Truth(env, out / "truth" / f"{env}.json", args)
+    truth.path.parent.mkdir(parents=True, exist_ok=True)
+    pool = expert_members()
+    print(f"== {env}: true returns, {args.online_episodes} online episodes per policy")
+    truth.measure(pool)
+    t = phase("truth_expert", t)
+    broad = _dataset(env, "broad", args, out)
+    t = phase("dataset_broad", t)
+    folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
+    folder.mkdir(parents=True, exist_ok=True)
+    bc = build_bc(env, broad, folder, args) if args.bc_epochs else []
+    t = phase("bc", t)
+    ppo = build_ppo(env, bc[-1], folder, args) if bc and args.ppo_steps else []
+    t = phase("ppo", t)
+    truth.measure(bc + ppo)
+    t = phase("truth_learned", t)
+    learned = bc + ppo
+    masked = []
+    if learned and args.mask:
+        best = max(learned, key=lambda m: truth.returns[m.label].mean())
+        masked = masked_members(best, args.mask)
+        truth.measure(masked)
+        t = phase("truth_masked", t)
+    return pool + learned + masked, truth.returns
+
+
+def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
     from mmrl.evaluation.offline import load_logged_data
     from mmrl.evaluation.ranking import evaluate_policies
-    from mmrl.policies import ReferencePolicy
 
-    print(f"== {env}: true returns of {len(POOL_EPSILONS)} policies, "
-          f"{args.online_episodes} online episodes each")  # fmt: skip
-    t0 = time.perf_counter()
-    truth = {}
-    for k, eps in enumerate(POOL_EPSILONS):
-        returns = online_returns(env, eps, args.online_episodes, args.gamma, 50_000 + 97 * k)
-        truth[f"expert-eps{eps:g}"] = returns
-        print(f"   expert-eps{eps:g}: {returns.mean():.3f} +- "
-              f"{returns.std() / np.sqrt(len(returns)):.3f}")  # fmt: skip
-    print(f"   ({time.perf_counter() - t0:.0f} s)")
-    labels = list(truth)
+    seconds: dict[str, float] = {}
+    pool, truth = build_pool(env, args, out, seconds)
+    labels = [m.label for m in pool]
     true = np.array([truth[label].mean() for label in labels])
     scores: dict[str, Any] = {}
-    details: dict[str, Any] = {"true_returns": {k: float(v.mean()) for k, v in truth.items()}}
+    details: dict[str, Any] = {
+        "pool": {m.label: {"kind": m.kind, "ref": m.ref, "mask": list(m.mask),
+                           **({"epsilon": m.epsilon} if m.kind == "expert" else {})}
+                 for m in pool},
+        "true_returns": {k: float(v.mean()) for k, v in truth.items() if k in labels},
+        "true_return_sem": {k: float(v.std() / np.sqrt(len(v))) for k, v in truth.items()
+                            if k in labels},
+        "seconds": seconds,
+    }  # fmt: skip
     for name, eps in DATASETS.items():
-        dataset_id = f"bench/{env}/{name}-e{round(100 * eps)}-n{args.dataset_episodes}-v0"
-        if not (out / "datasets" / dataset_id).exists():
-            collect(env=env, policy="expert", episodes=args.dataset_episodes,
-                    dataset_id=dataset_id, epsilon=eps, seed=args.seed)  # fmt: skip
+        t0 = time.perf_counter()
+        dataset_id = _dataset(env, name, args, out)
         data = load_logged_data(dataset_id)
-        policies = []
-        for eps_pool in POOL_EPSILONS:
-            policy = ReferencePolicy("expert")
-            policy.epsilon = eps_pool  # evaluated as the epsilon-mixture (ranking docs)
-            policy.label = f"expert-eps{eps_pool:g}"
-            policies.append(policy)
+        policies = [m.load(env) for m in pool]
         t1 = time.perf_counter()
+        # stochastic: learned policies are estimated by their action distribution, as they
+        # acted online; the expert members are their epsilon-mixtures either way.
         ranking = evaluate_policies(
-            policies, data, ESTIMATORS, args.gamma, features="data",
+            policies, data, ESTIMATORS, args.gamma, features="data", stochastic=True,
             iterations=args.fqe_iters, steps_per_iter=args.fqe_steps,
             n_resamples=args.bootstrap, seed=args.seed,
         )  # fmt: skip
-        seconds = time.perf_counter() - t1
+        seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
         by_label = {r.label: r for r in ranking.reports}
         scores[name] = {}
         details[name] = {"dataset": dataset_id, "behaviour_epsilon": eps,
                          "episodes": data.n_episodes, "transitions": data.n_transitions,
-                         "seconds": round(seconds, 1), "estimates": {}}  # fmt: skip
+                         "estimator_seconds": round(time.perf_counter() - t1, 1),
+                         "estimates": {}}  # fmt: skip
         for est in ESTIMATORS:
             values = np.array([
                 by_label[label].estimates[est].value if est in by_label[label].estimates
@@ -160,7 +349,8 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         details[name]["support_coverage"] = {
             label: by_label[label].support.coverage for label in labels if by_label[label].support
         }
-        print(f"   {name} (epsilon {eps}, {data.n_episodes} episodes, {seconds:.0f} s):")
+        print(f"   {name} (epsilon {eps}, {data.n_episodes} episodes, "
+              f"{seconds[f'ope_{name}']:.0f} s):")  # fmt: skip
         for est, s in scores[name].items():
             print(f"     {est:<6} spearman {s['spearman']:+.2f}  regret@1 "
                   f"{s['regret_at_1']:.2f}  abs_error {s['abs_error']:.2f}")  # fmt: skip
@@ -175,17 +365,23 @@ def _figure(details: dict, out: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    markers = dict(zip(KINDS, "os^x"))
     panels = [(env, name) for env, d in details.items() for name in DATASETS if name in d]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
     for ax, (env, name) in zip(axes[0], panels):
-        true = details[env]["true_returns"]
-        for est, values in details[env][name]["estimates"].items():
-            xs = [true[label] for label in values]
-            ax.plot(xs, [v["value"] for v in values.values()], "o", label=est, alpha=0.7)
+        true, kind = details[env]["true_returns"], details[env]["pool"]
+        for k, (est, values) in enumerate(details[env][name]["estimates"].items()):
+            for m in KINDS:
+                labels = [label for label in values if kind[label]["kind"] == m]
+                ax.plot([true[label] for label in labels],
+                        [values[label]["value"] for label in labels], markers[m], color=f"C{k}",
+                        alpha=0.7, label=est if m == "expert" else None)  # fmt: skip
+        for m in KINDS:  # marker legend: the policy kinds
+            ax.plot([], [], markers[m], color="gray", label=m)
         lo, hi = min(true.values()), max(true.values())
         ax.plot([lo, hi], [lo, hi], "k--", lw=1)
         ax.set(title=f"{env} / {name}", xlabel="online return", ylabel="offline estimate")
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend(fontsize=7, ncol=2)
     fig.tight_layout()
     path = out / "ope.png"
     fig.savefig(path, dpi=100)
@@ -200,27 +396,43 @@ def _summary(scores: dict, details: dict, args: argparse.Namespace, command: str
         f"Date: {time.strftime('%Y-%m-%d')}, machine: {platform.machine()} "
         f"{os.cpu_count()} CPUs, gamma {args.gamma}, {args.online_episodes} online episodes "
         f"per policy, {args.dataset_episodes} logged episodes per dataset.", "",
-        f"Pool: the scripted expert at epsilon {', '.join(f'{e:g}' for e in POOL_EPSILONS)}. "
-        "Scores as in DOPE: abs_error and regret@1 normalized by the pool's return range.", "",
+        f"Pool: the scripted expert at epsilon {', '.join(f'{e:g}' for e in POOL_EPSILONS)}; "
+        f"BC policies pretrained for {', '.join(map(str, args.bc_epochs))} epochs on the broad "
+        f"data; the checkpoints of a {args.ppo_steps}-step PPO run from the last BC policy; the "
+        f"best learned policy with {', '.join(args.mask)} masked. Learned policies act and are "
+        "estimated stochastically. Scores as in DOPE: abs_error and regret@1 normalized by the "
+        "pool's return range.", "",
     ]  # fmt: skip
     for env, per_dataset in scores.items():
+        d = details[env]
         lines += [f"## {env}", "", "| dataset | estimator | spearman | regret@1 | abs error |",
                   "|---|---|---:|---:|---:|"]  # fmt: skip
         for name, per_est in per_dataset.items():
             for est, s in per_est.items():
                 lines.append(f"| {name} | {est} | {s['spearman']:+.2f} | "
                              f"{s['regret_at_1']:.2f} | {s['abs_error']:.2f} |")  # fmt: skip
-        lines.append("")
-        true = details[env]["true_returns"]
-        lines.append("True returns: " + ", ".join(f"{k} {v:.3f}" for k, v in true.items()))
+        lines += ["", "| policy | kind | true return (± s.e.) | " + " | ".join(
+            f"{name} fqe" for name in per_dataset) + " |",
+            "|---|---|---:|" + "---:|" * len(per_dataset)]  # fmt: skip
+        for label, value in d["true_returns"].items():
+            fqe = [d[name]["estimates"]["fqe"].get(label, {}).get("value") for name in per_dataset]
+            lines.append(f"| {label} | {d['pool'][label]['kind']} | {value:.3f} ± "
+                         f"{d['true_return_sem'][label]:.3f} | " + " | ".join(
+                         "-" if v is None else f"{v:.3f}" for v in fqe) + " |")  # fmt: skip
         for name in per_dataset:
-            cov = details[env][name]["support_coverage"]
-            ess = {k: v["ess"] for k, v in details[env][name]["estimates"]["pdis"].items()}
+            cov = d[name]["support_coverage"]
+            ess = {k: v["ess"] for k, v in d[name]["estimates"]["pdis"].items()}
             lines.append(f"\n{name}: support coverage " + ", ".join(
                 f"{k} {v:.2f}" for k, v in cov.items()) + "; PDIS ESS " + ", ".join(
                 f"{k} {v:.0f}" for k, v in ess.items()))  # fmt: skip
+        lines.append("\nWall time per phase (s): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in d["seconds"].items()))  # fmt: skip
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -230,6 +442,13 @@ def main(argv: list[str] | None = None) -> dict:
                    "driving; --quick: navigation)")  # fmt: skip
     p.add_argument("--online-episodes", type=int, default=None)
     p.add_argument("--dataset-episodes", type=int, default=None)
+    p.add_argument("--bc-epochs", type=_ints, default=None,
+                   help="comma-separated: one BC policy per epoch count (empty: none)")  # fmt: skip
+    p.add_argument("--bc-batch-size", type=int, default=256, help="BC minibatch (transitions)")
+    p.add_argument("--ppo-steps", type=int, default=None,
+                   help="PPO steps from the last BC policy (0: no PPO members)")  # fmt: skip
+    p.add_argument("--mask", default="camera,lidar,text",
+                   help="keys masked, one member each, in the best learned policy")  # fmt: skip
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--fqe-iters", type=int, default=None)
     p.add_argument("--fqe-steps", type=int, default=None)
@@ -238,12 +457,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="runs/bench_ope", help="results folder (git-ignored)")
     args = p.parse_args(argv)
     quick = {"envs": "navigation", "online_episodes": 50, "dataset_episodes": 100,
-             "fqe_iters": 60, "fqe_steps": 10, "bootstrap": 200}  # fmt: skip
+             "bc_epochs": [1, 5], "ppo_steps": 6144, "fqe_iters": 60, "fqe_steps": 10,
+             "bootstrap": 200}  # fmt: skip
     full = {"envs": "navigation,driving", "online_episodes": 200, "dataset_episodes": 300,
-            "fqe_iters": None, "fqe_steps": 25, "bootstrap": 1000}  # fmt: skip
+            "bc_epochs": [1, 10], "ppo_steps": 49152, "fqe_iters": None, "fqe_steps": 25,
+            "bootstrap": 1000}  # fmt: skip
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.mask = [k.strip() for k in args.mask.split(",") if k.strip()]
     import torch as th
 
     # The Q-networks and behaviour models are small MLPs: one thread is ~4x faster than

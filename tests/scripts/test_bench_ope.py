@@ -8,13 +8,15 @@ import pytest
 
 @pytest.mark.slow
 def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
+    """Builds the whole pool on tiny sizes (BC, PPO checkpoints, masked) and scores it."""
     bench = load_script("bench_ope")
     out = tmp_path / "ope"
     # The script points MINARI_DATASETS_PATH at its cache; restore it after the test.
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    scores = bench.main(["--quick", "--online-episodes", "3", "--dataset-episodes", "4",
-                         "--fqe-iters", "2", "--fqe-steps", "2", "--bootstrap", "10",
-                         "--out", str(out)])  # fmt: skip
+    argv = ["--quick", "--online-episodes", "3", "--dataset-episodes", "4", "--fqe-iters", "2",
+            "--fqe-steps", "2", "--bootstrap", "10", "--bc-epochs", "1,2", "--bc-batch-size",
+            "32", "--ppo-steps", "4096", "--mask", "camera,text", "--out", str(out)]  # fmt: skip
+    scores = bench.main(argv)
     written = json.loads((out / "ope.json").read_text())
     assert written == json.loads(json.dumps(scores))
     assert set(written) == {"navigation"} and set(written["navigation"]) == {"broad", "narrow"}
@@ -23,8 +25,35 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
         for s in per_est.values():
             assert set(s) == {"spearman", "regret_at_1", "abs_error"}
             assert 0.0 <= s["regret_at_1"] <= 1.0
-    assert "| broad | fqe |" in (out / "summary.md").read_text()
+    details = json.loads((out / "details.json").read_text())["navigation"]
+    pool = details["pool"]
+    kinds = [m["kind"] for m in pool.values()]
+    assert kinds.count("expert") == len(bench.POOL_EPSILONS)
+    assert kinds.count("bc") == 2
+    # 4096 steps, a checkpoint every third: at the rollout after 1365 steps (2048) and the end.
+    assert [label for label in pool if pool[label]["kind"] == "ppo"] == ["ppo-2048", "ppo-4096"]
+    masked = [label for label in pool if pool[label]["kind"] == "masked"]
+    learned = [label for label in pool if pool[label]["kind"] in ("bc", "ppo")]
+    best = max(learned, key=details["true_returns"].get)
+    assert masked == [f"{best}-no-camera", f"{best}-no-text"]
+    for name in ("broad", "narrow"):
+        for est in bench.ESTIMATORS:
+            values = details[name]["estimates"][est]
+            # Every learned member has exact target probabilities: every estimate exists.
+            for label in learned + masked:
+                assert np.isfinite(values[label]["value"]), (name, est, label)
+    summary = (out / "summary.md").read_text()
+    assert "| broad | fqe |" in summary and f"| {best}-no-camera | masked |" in summary
     assert "spearman" in capsys.readouterr().out
+
+    # A rerun reuses everything built: no pretraining, training or online episodes again.
+    def no_online(*args, **kwargs):
+        raise AssertionError("the rerun measured a true return again instead of its cache")
+
+    monkeypatch.setattr(bench, "online_returns", no_online)
+    assert json.dumps(bench.main(argv)) == json.dumps(scores)  # same data, same seeds
+    printed = capsys.readouterr().out
+    assert "pretraining" not in printed and "PPO from" not in printed
 
 
 def test_dope_scores(load_script):
