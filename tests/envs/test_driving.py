@@ -15,7 +15,7 @@ import mmrl
 from mmrl.envs.driving import DrivingEnv, DrivingSimulator
 from mmrl.envs.driving.camera import EGO_RGB
 from mmrl.envs.driving.instructions import COLOR_RGB, COLORS, TASKS
-from mmrl.envs.driving.simulator import FASTER, IDLE, LANE_LEFT, LANE_RIGHT
+from mmrl.envs.driving.simulator import FASTER, IDLE, LANE_LEFT, LANE_RIGHT, DrivingSimulatorV0
 
 IDS = ("mmrl/Driving-v1", "mmrl/DrivingContinuous-v1")
 SENSOR_CONFIGS = (
@@ -244,7 +244,8 @@ def test_labels_agree_with_instruction():
             assert labels["target_color"] == -1
         if task == "take_exit":
             assert labels["target_lane"] == labels["n_lanes"]
-        assert 0 <= labels["lane_index"] < labels["n_lanes"]
+        # A main lane, or (v1) the on-ramp, which has the exit lane's index.
+        assert 0 <= labels["lane_index"] <= labels["n_lanes"]
     assert seen == set(TASKS)
 
 
@@ -389,13 +390,16 @@ def test_lidar_matches_generic_ray_casting():
     dirs[..., 1] *= -1
     main = road.n_lanes * LANE_WIDTH
     far = 1e4
+    onramp = road.onramp_end  # v1: the on-ramp's kerb and its end
     seg_a = np.stack(
         [
             np.stack([ego.x - far, np.zeros(n)], 1),
-            np.stack([ego.x - far, main], 1),
+            np.stack([onramp, main], 1),
             np.stack([road.ramp_end, main], 1),
             np.stack([road.ramp_start, main + LANE_WIDTH], 1),
             np.stack([road.ramp_start, main], 1),
+            np.stack([ego.x - far, main + LANE_WIDTH], 1),
+            np.stack([onramp, main], 1),
         ],
         axis=1,
     ).astype(np.float32)
@@ -406,6 +410,8 @@ def test_lidar_matches_generic_ray_casting():
             np.stack([ego.x + far, main], 1),
             np.stack([road.ramp_end, main + LANE_WIDTH], 1),
             np.stack([road.ramp_start, main + LANE_WIDTH], 1),
+            np.stack([onramp, main + LANE_WIDTH], 1),
+            np.stack([onramp, main + LANE_WIDTH], 1),
         ],
         axis=1,
     ).astype(np.float32)
@@ -427,8 +433,9 @@ def test_lane_change_and_exit_on_an_empty_road():
     env.sim.traffic.valid[0] = False  # no background traffic; remove the candidate cars too
     env.sim.traffic.x[0] = -1e4
     n = info["labels"]["n_lanes"]
-    for _ in range(n - 1 - info["labels"]["lane_index"]):
-        info = env.step(LANE_RIGHT)[4]
+    lane = info["labels"]["lane_index"]  # v1: maybe the on-ramp (index n): merge left
+    for _ in range(abs(n - 1 - lane)):
+        info = env.step(LANE_RIGHT if lane < n - 1 else LANE_LEFT)[4]
     for _ in range(4):
         info = env.step(IDLE)[4]
     assert info["labels"]["lane_index"] == n - 1
@@ -675,3 +682,27 @@ def test_v1_candidate_lanes_get_trailers_behind_the_ego_only_the_lidar_sees():
     trailer &= (t.lane != ego_lane[:, None]) & (t.lane >= 1)  # not the passing lane
     assert 0.3 < trailer.any(axis=1).mean() < 1.0
     assert (t.v[trailer] <= 19.0).all()  # at a candidate's speed (14-19 m/s)
+
+
+def test_v1_episodes_start_on_an_on_ramp_that_ends():
+    # Most v1 episodes start on the on-ramp (lane index n_lanes); staying on it leaves the
+    # road where it ends, so every such episode begins with a merge. v0 has no on-ramp.
+    sim = DrivingSimulator(200)
+    sim.seed(list(range(200)))
+    sim.reset_envs()
+    on_ramp = sim.derived.lane == sim.road.n_lanes
+    assert 0.6 < on_ramp.mean() < 0.9
+    assert ((sim.road.onramp_end >= 100.0) & (sim.road.onramp_end <= 160.0)).all()
+    assert DrivingSimulatorV0(4).road.onramp_end is None
+
+    env, info = _empty_road()
+    while info["labels"]["lane_index"] != info["labels"]["n_lanes"]:  # a seed on the ramp
+        _, info = env.reset()
+        env.sim.traffic.valid[0] = False
+    end = env.sim.road.onramp_end[0]
+    terminated = False
+    while not terminated:
+        _, _, terminated, truncated, info = env.step(IDLE)
+        assert not truncated
+    assert info["rewards"]["off_road"] < 0
+    assert end <= env.sim.ego.x[0] <= end + 30.0

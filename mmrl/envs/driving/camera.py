@@ -164,10 +164,17 @@ class Camera:
         return self._windows_cache
 
     def paint_roads(
-        self, idx: np.ndarray, n_lanes: np.ndarray, ramp_start: np.ndarray, ramp_end: np.ndarray
+        self,
+        idx: np.ndarray,
+        n_lanes: np.ndarray,
+        ramp_start: np.ndarray,
+        ramp_end: np.ndarray,
+        onramp_end: np.ndarray | None = None,
     ) -> None:
         """Computes the row kinds of copies ``idx`` (``(k,)``) for new episodes on the given
-        ``(k,)`` roads."""
+        ``(k,)`` roads (``onramp_end``: where each road's on-ramp ends, v1; ``None``: none).
+        The on-ramp is drawn like the exit lane: a lane right of the rightmost one, behind
+        short dense dashes."""
         self._windows  # noqa: B018  (makes sure the table and layout exist)
         lay = self._layout
         x = self._q_x[None, :]
@@ -175,6 +182,8 @@ class Camera:
         rel = x - ramp_end[:, None]
         dash = (np.mod(rel, DASH_PERIOD) < max(DASH_LENGTH, self.res_x)).astype(np.int64)
         in_exit = (x >= rs) & (rel <= 0)
+        if onramp_end is not None:
+            in_exit |= x <= onramp_end[:, None]
         exd = np.mod(rel, EXIT_DASH_PERIOD) < max(EXIT_DASH_LENGTH, self.res_x)
         kind = np.where(in_exit, 2 + 2 * dash + exd, dash)
         u = x - (rs - ARROW_LEAD)

@@ -127,7 +127,8 @@ def plan(state: DrivingState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     lane_goal = np.choose(
         task,
         [
-            np.where(exit_ok | (base == n), n, n - 1),
+            # In the exit lane, stay; on the on-ramp (v1, the same lane index), merge.
+            np.where(exit_ok | ((base == n) & exit_open(ego.x, road)), n, n - 1),
             stay,
             np.maximum(state.tasks.arg, 0),
             t_lane,
@@ -173,6 +174,9 @@ def plan(state: DrivingState) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
             np.full_like(ego.v, 30.0),
         ],
     )
+    # On the on-ramp (v1), keep up with traffic until merged, whatever the task asks.
+    on_ramp = (lane_now == n) & ~exit_open(ego.x, road)
+    v_goal = np.where(on_ramp, np.maximum(v_goal, CRUISE), v_goal)
     v_goal = np.where(drop_back, np.minimum(v_goal, front_v - 4.0), v_goal)
     # Keep a short headway to anything overlapping the ego's body laterally (both lanes while
     # changing lanes).

@@ -41,8 +41,18 @@ class Lidar:
 
     kerbs = True  # class default: lidars pickled before the option saw kerbs
 
-    def __init__(self, num_envs: int, n_beams: int, max_range: float, kerbs: bool = True) -> None:
+    onramp = False  # class default: lidars pickled before on-ramps had none
+
+    def __init__(
+        self,
+        num_envs: int,
+        n_beams: int,
+        max_range: float,
+        kerbs: bool = True,
+        onramp: bool = False,
+    ) -> None:
         self.kerbs = bool(kerbs)
+        self.onramp = bool(onramp)
         self.angles = beam_angles(n_beams).astype(np.float64)
         self.max_range = float(max_range)
         # Straight-ahead beam geometry, reused whenever no copy is turned (most steps).
@@ -54,32 +64,49 @@ class Lidar:
         # float32 throughout: half the memory traffic of float64 on the (K, n, R) arrays, and
         # positions (< 1 km) keep millimetre precision.
         f32 = np.float32
-        self.h_c = np.zeros((4, num_envs, 1), f32)
-        self.h_lo = np.zeros((4, num_envs, 1), f32)
-        self.h_hi = np.zeros((4, num_envs, 1), f32)
-        self.v_c = np.zeros((num_envs, 1), f32)
-        self.v_lo = np.zeros((num_envs, 1), f32)
-        self.v_hi = np.zeros((num_envs, 1), f32)
+        # With an on-ramp (v1): a fifth along-road kerb (the ramp's) and a second across-road
+        # one (where the ramp ends).
+        rows, steps = (5, 2) if self.onramp else (4, 1)
+        self.h_c = np.zeros((rows, num_envs, 1), f32)
+        self.h_lo = np.zeros((rows, num_envs, 1), f32)
+        self.h_hi = np.zeros((rows, num_envs, 1), f32)
+        self.v_c = np.zeros((steps, num_envs, 1), f32)
+        self.v_lo = np.zeros((steps, num_envs, 1), f32)
+        self.v_hi = np.zeros((steps, num_envs, 1), f32)
 
     def set_roads(
-        self, idx: np.ndarray, n_lanes: np.ndarray, ramp_start: np.ndarray, ramp_end: np.ndarray
+        self,
+        idx: np.ndarray,
+        n_lanes: np.ndarray,
+        ramp_start: np.ndarray,
+        ramp_end: np.ndarray,
+        onramp_end: np.ndarray | None = None,
     ) -> None:
-        """Stores the kerbs of copies ``idx`` (``(k,)``) for new episodes on the given roads."""
+        """Stores the kerbs of copies ``idx`` (``(k,)``) for new episodes on the given roads
+        (``onramp_end``: where each on-ramp ends; only for a lidar made with ``onramp``)."""
         main = n_lanes * LANE_WIDTH
-        for row, (c, lo, hi) in enumerate(
-            [
-                (0.0, -_BIG, _BIG),
-                (main, -_BIG, ramp_start),
-                (main, ramp_end, _BIG),
-                (main + LANE_WIDTH, ramp_start, ramp_end),
-            ]
-        ):
+        start = -_BIG if onramp_end is None else onramp_end
+        kerbs = [
+            (0.0, -_BIG, _BIG),
+            (main, start, ramp_start),
+            (main, ramp_end, _BIG),
+            (main + LANE_WIDTH, ramp_start, ramp_end),
+        ]
+        steps = [ramp_start]
+        if self.h_c.shape[0] == 5:  # made with onramp (pickles from before have 4 rows)
+            kerbs.append((main + LANE_WIDTH, -_BIG, start))
+            steps.append(start)
+        for row, (c, lo, hi) in enumerate(kerbs):
             self.h_c[row, idx, 0] = c
             self.h_lo[row, idx, 0] = lo
             self.h_hi[row, idx, 0] = hi
-        self.v_c[idx, 0] = ramp_start
-        self.v_lo[idx, 0] = main
-        self.v_hi[idx, 0] = main + LANE_WIDTH
+        v_c = self.v_c if self.v_c.ndim == 3 else self.v_c[None]  # pickles: (n, 1)
+        v_lo = self.v_lo if self.v_lo.ndim == 3 else self.v_lo[None]
+        v_hi = self.v_hi if self.v_hi.ndim == 3 else self.v_hi[None]
+        for row, c in enumerate(steps):
+            v_c[row, idx, 0] = c
+            v_lo[row, idx, 0] = main
+            v_hi[row, idx, 0] = main + LANE_WIDTH
 
     def _beams(self, heading: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per-beam constants ``(dx, dy, 1/dx, 1/dy, HX/|dx|, HY/|dy|)``, each ``(k, R)``."""
@@ -121,10 +148,14 @@ class Lidar:
             xh = ox + t * dx
             hit = (t >= 0) & (xh >= self.h_lo[:, idx]) & (xh <= self.h_hi[:, idx])
             dist = np.where(hit, t, r_max).min(axis=0)
-            t = (self.v_c[idx] - ox) * ix
-            yh = oy + t * dy
-            hit = (t >= 0) & (yh >= self.v_lo[idx]) & (yh <= self.v_hi[idx])
-            dist = np.where(hit & (t < dist), t, dist)
+            v_c, v_lo, v_hi = self.v_c, self.v_lo, self.v_hi
+            if v_c.ndim == 2:  # pickled before on-ramps: one step, (n, 1)
+                v_c, v_lo, v_hi = v_c[None], v_lo[None], v_hi[None]
+            for row in range(v_c.shape[0]):
+                t = (v_c[row, idx] - ox) * ix
+                yh = oy + t * dy
+                hit = (t >= 0) & (yh >= v_lo[row, idx]) & (yh <= v_hi[row, idx])
+                dist = np.where(hit & (t < dist), t, dist)
         else:
             dist = r_max
 

@@ -5,6 +5,8 @@ Coordinates are road-aligned metres: ``x`` along the road (the ego starts at ``x
 ``[k * LANE_WIDTH, (k + 1) * LANE_WIDTH]``. The exit lane (index ``n_lanes``) is a
 deceleration lane right of the rightmost lane for ``x`` in ``[ramp_start, ramp_end]``; at
 ``ramp_end`` (the *decision point*) it diverges to the right and every episode ends there.
+Driving-v1 roads also start with an on-ramp: the same lane index, an acceleration lane for
+``x <= onramp_end``, which ends there (the ego on it must merge before).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class RoadBatch:
     n_lanes: np.ndarray  # int64
     ramp_start: np.ndarray  # float64
     ramp_end: np.ndarray  # float64
+    onramp_end: np.ndarray | None = None
+    """End (m) of the on-ramp (v1), ``(n,)`` float64; ``None``: no on-ramp (v0, and roads
+    pickled before on-ramps)."""
 
     @classmethod
     def empty(cls, n: int) -> RoadBatch:
@@ -56,6 +61,14 @@ def sample_road(
 def lane_center(lane: np.ndarray) -> np.ndarray:
     """Lateral centre (m) of lane index ``lane`` (the exit lane is ``n_lanes``)."""
     return (np.asarray(lane) + 0.5) * LANE_WIDTH
+
+
+def extra_lane_open(x: np.ndarray, road: RoadBatch) -> np.ndarray:
+    """Whether lane ``n_lanes`` exists at ``x``: the exit lane, or the on-ramp before its end."""
+    open_ = exit_open(x, road)
+    if road.onramp_end is not None:
+        open_ = open_ | (x <= road.onramp_end)
+    return open_
 
 
 def exit_open(x: np.ndarray, road: RoadBatch) -> np.ndarray:

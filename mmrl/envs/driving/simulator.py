@@ -38,7 +38,7 @@ from mmrl.envs.driving.road import (
     MAX_LANES,
     RAMP_END_RANGE,
     RoadBatch,
-    exit_open,
+    extra_lane_open,
     lane_center,
     sample_road,
 )
@@ -78,8 +78,12 @@ CANDIDATE_SEPARATION = 10.0
 """v1: smallest distance (m) along the road between two candidates."""
 TRAILER_WINDOW = (-22.0, -8.0)
 """v1: start position (m, relative to the ego) of a candidate lane's *trailer*: a car behind
-the ego, where the camera (4 m behind) cannot see it and only the lidar does, driving at the
-candidate's speed (so it never closes in on the candidate and no car slips in between)."""
+the ego, where the camera (4 m behind) cannot see it and only the lidar does, driving a
+little slower than the candidate (so it never closes in on it and no car slips in
+between)."""
+TRAILER_SLOWER = (1.0, 3.0)
+"""v1: a trailer drives this much (m/s) slower than its candidate, so the gap between them
+opens and the ego can always get in behind the candidate."""
 TRAILER_PROBABILITY = 0.6
 """v1: chance that a candidate lane other than the ego's gets a trailer. Entering that lane
 before the ego has pulled clear of it is a cut-in (see :data:`CUT_IN_STEPS`), so lane changes
@@ -141,6 +145,12 @@ class DrivingSimulator(BatchedSimulator):
     start_levels: ClassVar[tuple[int, int]] = (2, 4)
     """The ego starts at a cruise level drawn from ``range(*start_levels)`` (of
     ``SPEED_LEVELS``: 2, 3 = 18, 22 m/s)."""
+    onramp_length: ClassVar[tuple[float, float] | None] = (100.0, 160.0)
+    """v1: range (m) of the on-ramp's end ahead of the ego's start (``None``: no on-ramp, v0).
+    An ego on it must merge into the rightmost lane before it ends, where the trailers and
+    the traffic behind are only the lidar's to see."""
+    onramp_start: ClassVar[float] = 0.75
+    """v1: chance that the ego starts on the on-ramp (else in a random main lane)."""
     passing_density: ClassVar[float] = 1.0
     """Factor on the passing lane's traffic density (v0: 1)."""
     camera_view: ClassVar[tuple[float, float]] = (76.0, 4.0)
@@ -183,13 +193,21 @@ class DrivingSimulator(BatchedSimulator):
         self.rows = np.arange(n)
         self._rows2 = self.rows[:, None]
         self.road = RoadBatch.empty(n)
+        if self.onramp_length is not None:
+            self.road.onramp_end = np.full(n, -1e4)
         self.traffic = TrafficBatch.empty(n, self.slots)
         self.ego = EgoBatch.empty(n)
         self.tasks = TaskBatch.empty(n)
         self.camera = Camera(
             n, cfg.camera_size, *self.camera_view, max_ramp_end=self.ramp_end_range[1]
         )
-        self.lidar = Lidar(n, cfg.lidar_beams, cfg.lidar_range, cfg.lidar_kerbs)
+        self.lidar = Lidar(
+            n,
+            cfg.lidar_beams,
+            cfg.lidar_range,
+            cfg.lidar_kerbs,
+            onramp=self.onramp_length is not None,
+        )
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
         self._instructions = [""] * n
         self.phi = np.zeros(n)
@@ -219,6 +237,8 @@ class DrivingSimulator(BatchedSimulator):
             self.road.n_lanes[i] = n_lanes
             self.road.ramp_start[i] = ramp_start
             self.road.ramp_end[i] = ramp_end
+            if self.onramp_length is not None:
+                self.road.onramp_end[i] = rng.uniform(*self.onramp_length)
             draw = self._draw_v0 if self.scene_version == 0 else self._draw_v1
             task, arg, text, cars, target = draw(i, rng, n_lanes)
             self._instructions[i] = text
@@ -230,8 +250,9 @@ class DrivingSimulator(BatchedSimulator):
         self.tasks.refresh()
         road = self.road
         args = (idx, road.n_lanes[idx], road.ramp_start[idx], road.ramp_end[idx])
-        self.camera.paint_roads(*args)
-        self.lidar.set_roads(*args)
+        onramp = None if road.onramp_end is None else road.onramp_end[idx]
+        self.camera.paint_roads(*args, onramp_end=onramp)
+        self.lidar.set_roads(*args, onramp_end=onramp)
         self._cam_rgb[idx, :-1] = COLOR_RGB[self.traffic.color[idx]]
         self._cam_vis[idx, :-1] = self.traffic.valid[idx]
         self.sat_steps[idx] = 0
@@ -253,10 +274,13 @@ class DrivingSimulator(BatchedSimulator):
     def _start(self, i: int, rng: np.random.Generator, n_lanes: int) -> dict[str, np.ndarray]:
         """Places copy ``i``'s ego and spawns its traffic (before any named car)."""
         ego_lane = int(rng.integers(n_lanes))
+        on_ramp = self.onramp_length is not None and rng.random() < self.onramp_start
         level = int(rng.integers(*self.start_levels))
-        self.ego.reset_one(i, lane_center(ego_lane), level)
+        self.ego.reset_one(i, lane_center(n_lanes if on_ramp else ego_lane), level)
         density = self.config.traffic_density * float(rng.uniform(0.6, 1.4))
-        return spawn(rng, n_lanes, ego_lane, density, self.slots, self.passing_density)
+        # On the ramp, traffic keeps the rightmost lane's clearance (25 m) around the ego.
+        lane = n_lanes - 1 if on_ramp else ego_lane
+        return spawn(rng, n_lanes, lane, density, self.slots, self.passing_density)
 
     def _draw_v0(
         self, i: int, rng: np.random.Generator, n_lanes: int
@@ -336,11 +360,12 @@ class DrivingSimulator(BatchedSimulator):
         cars = {key: v[~hit] for key, v in cars.items()}
         trailer = (rng.random(k) < TRAILER_PROBABILITY) & (lanes != ego_lane)
         x_tr = rng.uniform(*TRAILER_WINDOW, size=k)[trailer]
+        v_tr = (v_c - rng.uniform(*TRAILER_SLOWER, size=k))[trailer]
         trailers = {
             "x": x_tr,
             "lane": lanes[trailer],
-            "v": v_c[trailer],
-            "v0": v_c[trailer].copy(),
+            "v": v_tr,
+            "v0": v_tr.copy(),
             "color": np.zeros(len(x_tr), np.int64),
         }
         cars = {
@@ -408,7 +433,8 @@ class DrivingSimulator(BatchedSimulator):
             # where the road ends is the camera's to see, not the action model's to enforce.
             edge = 0 if self.scene_version == 0 else 1
             lane_t = np.minimum(
-                np.maximum(lane_t, -edge), road.n_lanes - 1 + exit_open(ego.x, road) + edge
+                np.maximum(lane_t, -edge),
+                road.n_lanes - 1 + extra_lane_open(ego.x, road) + edge,
             )
             level = ego.level + (actions == FASTER) - (actions == SLOWER)
             level = np.minimum(np.maximum(level, 0), len(SPEED_LEVELS) - 1)
@@ -434,7 +460,11 @@ class DrivingSimulator(BatchedSimulator):
             crash |= cut_off.any(axis=1)
         # Reaching the decision point wins over "off road": the exit lane ends exactly there.
         at_end = ego.x >= road.ramp_end
-        right = road.n_lanes * LANE_WIDTH + LANE_WIDTH * (ego.x >= road.ramp_start)
+        right = road.n_lanes * LANE_WIDTH + LANE_WIDTH * (
+            (ego.x >= road.ramp_start)
+            if road.onramp_end is None
+            else (ego.x >= road.ramp_start) | (ego.x <= road.onramp_end)
+        )
         offroad = ((ego.y < 0.0) | (ego.y > right)) & ~crash & ~at_end
         reached = at_end & ~crash
         terminated = crash | offroad | reached
@@ -582,6 +612,7 @@ class DrivingSimulatorV0(DrivingSimulator):
     scene_version: int = 0
     config_defaults: ClassVar[dict[str, Any]] = {}
     ramp_end_range: ClassVar[tuple[float, float]] = RAMP_END_RANGE
+    onramp_length: ClassVar[tuple[float, float] | None] = None
     camera_view: ClassVar[tuple[float, float]] = (60.0, 20.0)
 
 
