@@ -133,16 +133,16 @@ class DrivingEnv(MultimodalEnv):
     (drawn like the exit lane, with the exit lane's index ``lanes``) that ends 100-160 m
     ahead; staying on it past its end leaves the road. The ego starts at ``x = 0``, centred,
     heading along the road, at 18 or 22 m/s, on the on-ramp in 3 of 4 episodes (v1) and
-    otherwise in a random main lane (v0: always a main lane). Cars occupy 60 m behind to 230 m ahead, none within 25 m in the ego's lane
-    or 12 m in other lanes. The ``min(3, lanes - 1)`` candidate cars start 15-40 m ahead, at
-    least 10 m apart, one per lane right of the passing lane, at 14-19 m/s, with their lane
-    cleared from 60 m behind the ego up to them; a car instruction names one of them. Each
-    candidate lane other than the ego's gets, with probability 0.6, a *trailer*: a car
-    8-22 m behind the ego at 1-3 m/s below its candidate's speed, out of the camera's view
-    and in the lidar's (so it never catches up with the candidate, and no car slips in
-    between). (v0:
-    the named car starts 20-60 m, 20-50 m for ``overtake``, ahead in a random lane at
-    17-21 m/s, 13-17 m/s for ``overtake``.)
+    otherwise in a random main lane (v0: always a main lane). Cars occupy 60 m behind to 230
+    m ahead, none within 25 m in the ego's lane or 12 m in other lanes. The ``min(3, lanes -
+    1)`` candidate cars start 15-40 m ahead, at least 10 m apart, one per lane right of the
+    passing lane, at 14-19 m/s, with their lane cleared from 60 m behind the ego up to them;
+    a car instruction names one of them. Each candidate lane other than the ego's gets, with
+    probability 0.6, a *trailer*: a car 8-22 m behind the ego at 1-3 m/s below its
+    candidate's speed, out of the camera's view and in the lidar's (so it never catches up
+    with the candidate, and no car slips in between). (v0: the named car starts 20-60 m,
+    20-50 m for ``overtake``, ahead in a random lane at 17-21 m/s, 13-17 m/s for
+    ``overtake``.)
 
     ## Episode End
 
