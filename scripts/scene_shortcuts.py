@@ -5,7 +5,7 @@ instruction's referent from per-candidate scene features alone (no text), next t
 See :mod:`mmrl.envs.shortcuts`; the test suite asserts the current versions stay within
 5 points of chance.
 
-    python scripts/scene_shortcuts.py [--episodes 9000]
+    python scripts/scene_shortcuts.py [--episodes 9000] [--envs mmrl/Driving-v1,...]
 """
 
 from __future__ import annotations
@@ -23,14 +23,25 @@ from mmrl.envs.shortcuts import fit_and_score, scene_candidates
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=9000, help="episodes per row")
+    sims = (NavigationSimulator, NavigationSimulatorV0, DrivingSimulator, DrivingSimulatorV0)
+    ids = [sim.env_id for sim in sims]
+    parser.add_argument(
+        "--envs", default=",".join(ids), help=f"comma-separated env ids (default: {','.join(ids)})"
+    )
     args = parser.parse_args()
+    wanted = [e.strip() for e in args.envs.split(",") if e.strip()]
+    if not wanted or any(e not in ids for e in wanted):
+        parser.error(f"--envs must name some of {ids}, got {args.envs!r}")
+    sims = tuple(sim for sim in sims if sim.env_id in wanted)
     if args.episodes < 30:
         parser.error("--episodes must be >= 30")
     print(f"# scene_shortcuts {datetime.date.today()} {platform.node()} ({platform.machine()})")
-    print(f"command: python scripts/scene_shortcuts.py --episodes {args.episodes}\n")
+    print(
+        f"command: python scripts/scene_shortcuts.py --episodes {args.episodes} "
+        f"--envs {','.join(wanted)}\n"
+    )
     print("| simulator | split | held-out episodes | accuracy | chance | accuracy - chance |")
     print("|---|---|---:|---:|---:|---:|")
-    sims = (NavigationSimulator, NavigationSimulatorV0, DrivingSimulator, DrivingSimulatorV0)
     for sim_cls in sims:
         for split in ("train", "test"):
             t0 = time.perf_counter()
