@@ -314,22 +314,28 @@ def collect(
         or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
         jpeg_encoding=jpeg,
     )
-    rec = EpisodeRecorder(n, obs_space, action_space, record_expert, _episode_rows(venv))
-    chunks = BackgroundWriter(writer) if overlap_writes else None
-    write_chunk = writer.write if chunks is None else chunks.write
-    returns: list[float] = []
-    successes: list[bool] = []
-    pending: list[Any] = []
-    written = env_steps = steps = 0
-    started = min(n, episodes)
-    active = np.arange(n) < episodes
-    first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
-    t0, c0 = time.perf_counter(), time.process_time()
-    bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
-    lines = None
-    if log_interval is not None:
-        lines = ProgressLines(episodes, "episodes", log_interval, "[collect]")
-        lines.say(f"{dataset_id}: {episodes:,} episodes of {policy} on {env_name}, {n} copies")
+    # The writer's temporary folder exists from here: an interrupt (SIGTERM) anywhere after
+    # it, even before the rollout's own try below, must remove it.
+    try:
+        rec = EpisodeRecorder(n, obs_space, action_space, record_expert, _episode_rows(venv))
+        chunks = BackgroundWriter(writer) if overlap_writes else None
+        write_chunk = writer.write if chunks is None else chunks.write
+        returns: list[float] = []
+        successes: list[bool] = []
+        pending: list[Any] = []
+        written = env_steps = steps = 0
+        started = min(n, episodes)
+        active = np.arange(n) < episodes
+        first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
+        t0, c0 = time.perf_counter(), time.process_time()
+        bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
+        lines = None
+        if log_interval is not None:
+            lines = ProgressLines(episodes, "episodes", log_interval, "[collect]")
+            lines.say(f"{dataset_id}: {episodes:,} episodes of {policy} on {env_name}, {n} copies")
+    except BaseException:
+        writer.discard()
+        raise
 
     def progress_line() -> str:
         assert lines is not None
