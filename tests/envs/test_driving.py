@@ -706,3 +706,20 @@ def test_v1_episodes_start_on_an_on_ramp_that_ends():
         assert not truncated
     assert info["rewards"]["off_road"] < 0
     assert end <= env.sim.ego.x[0] <= end + 30.0
+
+
+def test_a_lidar_pickled_before_on_ramps_scans_the_same():
+    # Before on-ramps the across-road kerb arrays were (n, 1); __setstate__ upgrades them.
+    from mmrl.envs.driving.lidar import Lidar
+
+    lidar = Lidar(3, 16, 50.0, kerbs=True)
+    idx = np.arange(3)
+    lidar.set_roads(
+        idx, np.array([3, 3, 4]), np.array([200.0, 250, 300]), np.array([330.0, 380, 420])
+    )
+    args = (slice(None), np.array([190.0, 10, 290]), np.array([6.0, 10, 14]), np.zeros(3),
+            np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((3, 2), bool))  # fmt: skip
+    old_state = {k: (v[0] if k in ("v_c", "v_lo", "v_hi") else v) for k, v in vars(lidar).items()}
+    old = Lidar.__new__(Lidar)
+    old.__setstate__(old_state)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(old)).scan(*args), lidar.scan(*args))

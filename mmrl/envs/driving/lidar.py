@@ -74,6 +74,13 @@ class Lidar:
         self.v_lo = np.zeros((steps, num_envs, 1), f32)
         self.v_hi = np.zeros((steps, num_envs, 1), f32)
 
+    def __setstate__(self, state: dict) -> None:
+        # Lidars pickled before on-ramps kept their one across-road kerb as (n, 1) arrays.
+        for key in ("v_c", "v_lo", "v_hi"):
+            if state[key].ndim == 2:
+                state[key] = state[key][None]
+        self.__dict__.update(state)
+
     def set_roads(
         self,
         idx: np.ndarray,
@@ -100,13 +107,10 @@ class Lidar:
             self.h_c[row, idx, 0] = c
             self.h_lo[row, idx, 0] = lo
             self.h_hi[row, idx, 0] = hi
-        v_c = self.v_c if self.v_c.ndim == 3 else self.v_c[None]  # pickles: (n, 1)
-        v_lo = self.v_lo if self.v_lo.ndim == 3 else self.v_lo[None]
-        v_hi = self.v_hi if self.v_hi.ndim == 3 else self.v_hi[None]
         for row, c in enumerate(steps):
-            v_c[row, idx, 0] = c
-            v_lo[row, idx, 0] = main
-            v_hi[row, idx, 0] = main + LANE_WIDTH
+            self.v_c[row, idx, 0] = c
+            self.v_lo[row, idx, 0] = main
+            self.v_hi[row, idx, 0] = main + LANE_WIDTH
 
     def _beams(self, heading: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per-beam constants ``(dx, dy, 1/dx, 1/dy, HX/|dx|, HY/|dy|)``, each ``(k, R)``."""
@@ -149,8 +153,6 @@ class Lidar:
             hit = (t >= 0) & (xh >= self.h_lo[:, idx]) & (xh <= self.h_hi[:, idx])
             dist = np.where(hit, t, r_max).min(axis=0)
             v_c, v_lo, v_hi = self.v_c, self.v_lo, self.v_hi
-            if v_c.ndim == 2:  # pickled before on-ramps: one step, (n, 1)
-                v_c, v_lo, v_hi = v_c[None], v_lo[None], v_hi[None]
             for row in range(v_c.shape[0]):
                 t = (v_c[row, idx] - ox) * ix
                 yh = oy + t * dy

@@ -49,6 +49,7 @@ from mmrl.envs.driving.traffic import (
     CUT_IN_HEADWAY,
     PER_LANE,
     TrafficBatch,
+    behind_ego,
     spawn,
     step_traffic,
 )
@@ -261,11 +262,7 @@ class DrivingSimulator(BatchedSimulator):
         # Cars already behind the ego in its lane at the start follow it: only later cut-ins
         # count.
         t, ego = self.traffic, self.ego
-        following = (
-            t.valid[idx]
-            & (t.x[idx] < ego.x[idx, None])
-            & (np.abs(t.y[idx] - ego.y[idx, None]) < 0.5 * (LANE_WIDTH + CAR_WIDTH))
-        )
+        following = behind_ego(t.x[idx], t.y[idx], ego.x[idx], ego.y[idx])[0] & t.valid[idx]
         self.behind_steps[idx] = np.where(following, CUT_IN_STEPS + 1, 0)
         self._draw_noise(idx)
         self.derived = task_mod.derive(self)
@@ -460,11 +457,8 @@ class DrivingSimulator(BatchedSimulator):
             crash |= cut_off.any(axis=1)
         # Reaching the decision point wins over "off road": the exit lane ends exactly there.
         at_end = ego.x >= road.ramp_end
-        right = road.n_lanes * LANE_WIDTH + LANE_WIDTH * (
-            (ego.x >= road.ramp_start)
-            if road.onramp_end is None
-            else (ego.x >= road.ramp_start) | (ego.x <= road.onramp_end)
-        )
+        # Past the decision point the episode ends (at_end), so the exit lane's end is moot.
+        right = road.n_lanes * LANE_WIDTH + LANE_WIDTH * extra_lane_open(ego.x, road)
         offroad = ((ego.y < 0.0) | (ego.y > right)) & ~crash & ~at_end
         reached = at_end & ~crash
         terminated = crash | offroad | reached

@@ -167,6 +167,23 @@ def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, v_lead: np.ndarray
     return np.maximum(acc, -IDM_BRAKE)
 
 
+def behind_ego(
+    car_x: np.ndarray, car_y: np.ndarray, ego_x: np.ndarray, ego_y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which cars have the ego ahead of them in their lane (it overlaps the lane laterally).
+
+    Args:
+        car_x, car_y: ``(n, N)`` car positions (m).
+        ego_x, ego_y: ``(n,)`` ego positions (m).
+
+    Returns:
+        ``(behind, ego_dx)``: ``(n, N)`` bool, and the ego's distance ahead of each car (m).
+    """
+    ego_dx = ego_x[:, None] - car_x
+    overlap = np.abs(ego_y[:, None] - car_y) < 0.5 * (LANE_WIDTH + CAR_WIDTH)
+    return overlap & (ego_dx > 0), ego_dx
+
+
 def step_traffic(
     traffic: TrafficBatch,
     ego_x: np.ndarray,
@@ -193,9 +210,8 @@ def step_traffic(
     lead = t.leader
     gap = np.where(t.has_leader, t.x[rows, lead] - t.x - CAR_LENGTH, np.inf)
     v_lead = t.v[rows, lead]
-    ego_dx = ego_x[:, None] - t.x
-    overlap = np.abs(ego_y[:, None] - t.y) < 0.5 * (LANE_WIDTH + CAR_WIDTH)
-    ego_gap = np.where(overlap & (ego_dx > 0), ego_dx - CAR_LENGTH, np.inf)
+    ahead, ego_dx = behind_ego(t.x, t.y, ego_x, ego_y)
+    ego_gap = np.where(ahead, ego_dx - CAR_LENGTH, np.inf)
     use_ego = ego_gap < gap
     gap = np.where(use_ego, ego_gap, gap)
     v_lead = np.where(use_ego, ego_v[:, None], v_lead)
