@@ -116,6 +116,15 @@ def _init_overrides(opts: TrainOptions) -> list[str]:
     return overrides
 
 
+def _guidance_overrides(opts: TrainOptions) -> list[str]:
+    """``--expert-guidance``/``--guidance-decay`` as ``agent.guidance.*`` overrides."""
+    pairs = [("weight", opts.expert_guidance), ("decay_steps", opts.guidance_decay)]
+    overrides = [f"agent.guidance.{key}={value}" for key, value in pairs if value is not None]
+    if overrides and opts.resume:
+        raise UsageError("--expert-guidance/--guidance-decay cannot change a resumed run")
+    return overrides
+
+
 def run_train(args: argparse.Namespace) -> int:
     """``mmrl train``."""
     from mmrl.commands import TrainOptions, from_args
@@ -135,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
         n_workers=opts.n_workers,
         device=opts.device,
         out=opts.out,
-        overrides=opts.overrides + _init_overrides(opts),
+        overrides=opts.overrides + _init_overrides(opts) + _guidance_overrides(opts),
         resume=opts.resume,
         stop_success=opts.stop_success,
         stop_split=opts.stop_split,

@@ -112,6 +112,8 @@ class PolicyConfig:
 ALGORITHMS = ("ppo", "a2c", "recurrent-ppo", "dqn", "sac")
 #: Those that learn from rollouts (they read ``ppo``); the others read ``off_policy``.
 ON_POLICY = ("ppo", "a2c", "recurrent-ppo")
+#: Those ``agent.guidance`` works with (its imitation pass needs no recurrent state).
+GUIDED_ALGORITHMS = ("ppo", "a2c")
 
 
 @dataclasses.dataclass
@@ -235,6 +237,23 @@ class InitConfig:
 
 
 @dataclasses.dataclass
+class GuidanceConfig:
+    """Expert guidance while training (:mod:`mmrl.guidance`): an imitation loss on the
+    states the agent visits, labelled by the environment's scripted expert.
+
+    Attributes:
+        weight: Weight of the imitation loss (0: off). Needs ``ppo`` or ``a2c`` and an
+            environment with a scripted expert (mmrl's own envs).
+        decay_steps: Env steps over which the weight falls linearly to 0 (0: constant).
+        epochs: Passes over each rollout per update.
+    """
+
+    weight: float = 0.0
+    decay_steps: int = 0
+    epochs: int = 1
+
+
+@dataclasses.dataclass
 class AgentConfig:
     """An agent recipe.
 
@@ -250,6 +269,7 @@ class AgentConfig:
         off_policy: Replay-buffer settings of ``dqn`` and ``sac``.
         normalize: Observation/reward normalization.
         init: Pretrained-weight initialization.
+        guidance: Expert guidance (an imitation loss on the agent's own states).
         env_overrides: Per environment preset name, a partial agent config merged on top.
         description: One line shown by ``mmrl envs``.
     """
@@ -262,6 +282,7 @@ class AgentConfig:
     off_policy: OffPolicyConfig = dataclasses.field(default_factory=OffPolicyConfig)
     normalize: NormalizeConfig = dataclasses.field(default_factory=NormalizeConfig)
     init: InitConfig = dataclasses.field(default_factory=InitConfig)
+    guidance: GuidanceConfig = dataclasses.field(default_factory=GuidanceConfig)
     env_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     description: str = ""
 
@@ -603,6 +624,7 @@ def validate_run_config(config: RunConfig) -> None:
     ext = config.agent.extractor
     pol = config.agent.policy
     off = config.agent.off_policy
+    guide = config.agent.guidance
     threads = max_torch_threads()
     checks = [
         (config.steps >= 1, "steps must be >= 1"),
@@ -717,6 +739,20 @@ def validate_run_config(config: RunConfig) -> None:
             f"modality), got {ext.modality_dropout}",
         ),
         (config.agent.policy.activation in ("tanh", "relu"), "policy.activation: tanh or relu"),
+        (
+            _finite(guide.weight) and 0 <= guide.weight <= 1000,
+            f"agent.guidance.weight must be a number in [0, 1000], got {guide.weight}",
+        ),
+        (
+            guide.decay_steps >= 0,
+            f"agent.guidance.decay_steps must be >= 0, got {guide.decay_steps}",
+        ),
+        (guide.epochs >= 1, f"agent.guidance.epochs must be >= 1, got {guide.epochs}"),
+        (
+            guide.weight == 0 or config.agent.algo in GUIDED_ALGORITHMS,
+            f"agent.guidance needs agent.algo {' or '.join(GUIDED_ALGORITHMS)} (an on-policy "
+            f"algorithm without recurrent state), got {config.agent.algo!r}",
+        ),
         (config.eval_freq >= 0, "eval_freq must be >= 0"),
         (config.eval_episodes >= 1, "eval_episodes must be >= 1"),
         (config.checkpoint_freq >= 1, "checkpoint_freq must be >= 1"),

@@ -35,6 +35,7 @@ from gymnasium import spaces
 from mmrl.checkpoint import check_model_file
 from mmrl.config import EnvConfig, RunConfig
 from mmrl.densities import finite_box, uniform_log_prob
+from mmrl.envs.vec_env import find_expert, vec_env_layers
 from mmrl.errors import CheckpointError, ConfigError, one_line
 from mmrl.runs import CHECKPOINTS_DIR, CONFIG_FILE, MODEL_FILE, RunFolder
 from mmrl.spaces import check, differences, policy_view
@@ -195,29 +196,6 @@ def normalize_observations(
 
 
 # ---------------------------------------------------------------------------- built-in actors
-def vec_env_layers(venv: Any) -> list[Any]:
-    """``venv`` and the VecEnvs it wraps, outermost first."""
-    layers = [venv]
-    while getattr(layers[-1], "venv", None) is not None:
-        layers.append(layers[-1].venv)
-    return layers
-
-
-def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
-    """The batched scripted expert of an mmrl ``VecEnv`` (found through its wrappers).
-
-    Returns:
-        A function giving the expert's actions for every copy's current state, or ``None``
-        when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv` or
-        :class:`~mmrl.envs.workers.WorkerVecEnv`.
-    """
-    for layer in vec_env_layers(venv):
-        # A worker pool has no simulator here (``sim``); its blocks name the pool.
-        if hasattr(layer, "expert_action") and (hasattr(layer, "sim") or hasattr(layer, "blocks")):
-            return layer.expert_action
-    return None
-
-
 def random_actions(space: spaces.Space, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` uniform random actions as one batch (``(n,)`` int64 or ``(n, *shape)`` float32)."""
     if isinstance(space, spaces.Discrete):

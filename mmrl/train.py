@@ -370,11 +370,14 @@ def _run(
         th.set_num_threads(config.torch_threads)
     set_random_seed(config.seed, using_cuda=torch_device.type == "cuda")
     venv = build_vec_env(config, seed=config.seed)
+    from mmrl.guidance import check_guidance
+
     if checkpoint is None:
         try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
             if config.env.eval_kwargs:  # and so do the held-out split's env kwargs
                 build_vec_env(config, config.eval_seed, 1, "test").close()
             model = build_model(config, venv, torch_device, folder.tb_dir)
+            check_guidance(config, venv)
         except ConfigError:
             venv.close()
             raise
@@ -413,6 +416,7 @@ def _run(
         state = _checkpoint_state(model, config, evaluator.state())
         write_checkpoint(folder.checkpoints_dir, step, model, state)
 
+    from mmrl.guidance import guidance_callbacks
     from mmrl.pretrain.finetune import init_callbacks
 
     tracker = None
@@ -434,6 +438,7 @@ def _run(
             evaluator,
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
+            *guidance_callbacks(config),
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
             *_videos(config, folder, video_every),
             *([TrackingCallback(tracker)] if tracker is not None else []),

@@ -12,6 +12,8 @@
 #
 # ENCODER: reuse a pretrained encoder (other fine-tuning seeds of the same pretraining) instead
 # of collecting and pretraining again. One torch thread, as the recorded figures.
+# Environment: TRAIN_ARGS adds `mmrl train` options to a new run (e.g. "--expert-guidance 1");
+# EPISODES sets the necessity episodes per condition (default 200).
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: $0 ENV_PRESET STEPS SEED OUT [ENCODER.pt]" >&2
@@ -35,6 +37,7 @@ if [ -d "$run/checkpoints" ]; then
     mmrl train --resume "$run" --steps "$steps" --quiet
 else
     mmrl train --env "$env" --agent ppo-concat --init-from "$encoder" --init-policy-head \
-        --steps "$steps" --seed "$seed" --out "$run" --quiet
+        --steps "$steps" --seed "$seed" --out "$run" --quiet ${TRAIN_ARGS:-}
 fi
-python scripts/modality_necessity.py "$run" --episodes 200 --threads 1 --out "$out/necessity"
+python scripts/modality_necessity.py "$run" --episodes "${EPISODES:-200}" --threads 1 \
+    --out "$out/necessity"

@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # they sit in this layer, below the rest of their package, as training records videos too.
     (
         "mmrl.callbacks",
+        "mmrl.guidance",
         "mmrl.progress",
         "mmrl.tracking",
         "mmrl.train",

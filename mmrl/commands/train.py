@@ -10,6 +10,7 @@ from mmrl.commands.track import track_option, track_project_option
 from mmrl.config import RunConfig
 
 _INIT = "initialization from mmrl pretrain"
+_GUIDE = "expert guidance (an imitation loss on the agent's own states, mmrl's envs)"
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -88,4 +89,18 @@ class TrainOptions:
     )
     init_policy_head: bool = option(
         False, group=_INIT, help="also load the behaviour-cloning action head"
+    )
+    expert_guidance: float | None = option(
+        None,
+        group=_GUIDE,
+        metavar="W",
+        minimum=0.0,
+        help="weight of the loss towards the scripted expert's actions (agent.guidance.weight)",
+    )
+    guidance_decay: int | None = option(
+        None,
+        group=_GUIDE,
+        metavar="STEPS",
+        minimum=0,
+        help="env steps over which that weight falls to 0 (agent.guidance.decay_steps)",
     )

@@ -9,7 +9,7 @@ truncation from termination.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -114,3 +114,26 @@ class BatchedVecEnv(VecEnv):
         self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
     ) -> list[bool]:
         return [False for _ in self._targets(indices)]
+
+
+def vec_env_layers(venv: Any) -> list[Any]:
+    """``venv`` and the VecEnvs it wraps, outermost first."""
+    layers = [venv]
+    while getattr(layers[-1], "venv", None) is not None:
+        layers.append(layers[-1].venv)
+    return layers
+
+
+def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
+    """The batched scripted expert of an mmrl ``VecEnv`` (found through its wrappers).
+
+    Returns:
+        A function giving the expert's actions for every copy's current state, or ``None``
+        when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv` or
+        :class:`~mmrl.envs.workers.WorkerVecEnv`.
+    """
+    for layer in vec_env_layers(venv):
+        # A worker pool has no simulator here (``sim``); its blocks name the pool.
+        if hasattr(layer, "expert_action") and (hasattr(layer, "sim") or hasattr(layer, "blocks")):
+            return layer.expert_action
+    return None
