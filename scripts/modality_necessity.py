@@ -457,6 +457,7 @@ def plot(report: Mapping[str, Any], path: Path, title: str) -> None:
             xs = x[[j for j, _ in rows]] - 0.4 + width * (i + 0.5)
             values = np.array([r["success"] for _, r in rows])
             err = np.array([[v - r["ci"][0], r["ci"][1] - v] for v, (_, r) in zip(values, rows)])
+            err = np.maximum(err, 0.0)  # a Wilson bound at 0 or 1 can round past the value
             ax.bar(xs, values, width, yerr=err.T, capsize=2, label=p)
         ax.set_xticks(x, conditions, rotation=30, ha="right", fontsize=8)
         ax.set(ylabel="success rate", ylim=(0, 1.2), title=f"{title} — split {split}")
