@@ -128,33 +128,6 @@ def _episode_rows(venv: Any) -> int:
 
 
 # ---------------------------------------------------------------------------- the command
-def _check_policy_exists(policy: str) -> None:
-    if policy not in BUILTIN_POLICIES and not Path(policy).exists():
-        raise ConfigError(
-            f"--policy {policy!r}: not 'expert', 'random', or an existing run folder / "
-            "model.zip / pretraining checkpoint (.pt)"
-        )
-
-
-def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConfig]:
-    from mmrl.make import resolve_env
-
-    if env is None and policy not in BUILTIN_POLICIES:
-        _check_policy_exists(policy)
-        try:
-            recorded = recorded_env(policy)
-        except CheckpointError as err:
-            raise ConfigError(f"--policy {err}") from None
-        if recorded is None:
-            raise ConfigError(
-                f"--policy {policy}: a bare model file (no run folder around it to take the "
-                "environment from); pass --env"
-            )
-        return recorded
-    name = env if env is not None else RunConfig.env_name
-    return (name if isinstance(name, str) else name.env_id), resolve_env(name)
-
-
 def collect(
     env: str | EnvConfig | None = RunConfig.env_name,
     policy: str = CollectOptions.policy,
@@ -220,8 +193,51 @@ def collect(
         DatasetError: Existing id without ``force``, malformed id, model/env mismatch.
         ConfigError: Bad arguments, unknown preset, or no expert in this environment.
     """
-    from tqdm import tqdm
+    _check_arguments(dataset_id, episodes, epsilon, n_envs)
+    _refuse_existing_dataset(dataset_id, force)
+    own_venv = venv is None
+    env_name, env_config = _resolve_env(env, policy) if own_venv else ("custom", EnvConfig())
+    venv = _open_venv(venv, env_name, env_config, n_envs, n_workers, seed)
+    behaviour = _behaviour(policy, venv, env_name, epsilon, expert_labels, stochastic, seed)
+    writer = AtomicDatasetWriter(
+        dataset_id,
+        _env_spec(env_config) if own_venv else None,
+        venv.observation_space,
+        venv.action_space,
+        algorithm_name=f"mmrl-{policy if policy in BUILTIN_POLICIES else 'run'}",
+        author="mmrl",
+        description=description
+        or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
+        jpeg_encoding=jpeg,
+    )
+    # The writer's temporary folder exists from here: an interrupt (SIGTERM) anywhere after
+    # it, even before the rollout's own try below, must remove it.
+    try:
+        rollout = _Rollout(
+            venv, writer, behaviour, episodes, seed, flush_every=flush_every,
+            overlap_writes=overlap_writes, progress=progress, log_interval=log_interval,
+            dataset_id=dataset_id, env_name=env_name,
+        )  # fmt: skip
+    except BaseException:
+        writer.discard()
+        raise
+    try:
+        rollout.run()
+        meta = _metadata(env_name, env_config, own_venv, behaviour, seed, rollout)
+        path = writer.commit({"mmrl": meta}, force)
+    except BaseException:
+        rollout.stop_writes()  # the write in progress ends before its folder is removed
+        writer.discard()
+        raise
+    finally:
+        rollout.close()
+        if own_venv:
+            venv.close()
+    return rollout.result(dataset_id, path)
 
+
+# ---------------------------------------------------------------------------- its steps
+def _check_arguments(dataset_id: str, episodes: int, epsilon: float, n_envs: int | None) -> None:
     validate_dataset_id(dataset_id)
     if episodes < 1:
         raise ConfigError(f"--episodes must be >= 1, got {episodes}")
@@ -229,6 +245,9 @@ def collect(
         raise ConfigError(f"--epsilon must be in [0, 1], got {epsilon}")
     if n_envs is not None and n_envs < 1:
         raise ConfigError(f"--n-envs must be >= 1, got {n_envs}")
+
+
+def _refuse_existing_dataset(dataset_id: str, force: bool) -> None:
     root = dataset_root()
     if (root / dataset_id).exists() and not force:
         raise DatasetError(
@@ -236,29 +255,121 @@ def collect(
             "replace it or use a new version (e.g. -v1)"
         )
 
-    env_name, env_config = (
-        ("custom", EnvConfig()) if venv is not None else _resolve_env(env, policy)
-    )
-    own_venv = venv is None
-    if not own_venv and n_workers != 1:
-        raise ConfigError("must be 1 with a given venv (build it with workers)", field="n_workers")
-    if own_venv:
-        from mmrl.make import make_training_vec_env
 
-        check_n_workers(n_workers, env_config.n_envs if n_envs is None else n_envs)
+def _check_policy_exists(policy: str) -> None:
+    if policy not in BUILTIN_POLICIES and not Path(policy).exists():
+        raise ConfigError(
+            f"--policy {policy!r}: not 'expert', 'random', or an existing run folder / "
+            "model.zip / pretraining checkpoint (.pt)"
+        )
+
+
+def _resolve_env(env: str | EnvConfig | None, policy: str) -> tuple[str, EnvConfig]:
+    from mmrl.make import resolve_env
+
+    if env is None and policy not in BUILTIN_POLICIES:
+        _check_policy_exists(policy)
         try:
-            venv = make_training_vec_env(
-                env_config, n_envs=n_envs, seed=seed, monitor=False, n_workers=n_workers
+            recorded = recorded_env(policy)
+        except CheckpointError as err:
+            raise ConfigError(f"--policy {err}") from None
+        if recorded is None:
+            raise ConfigError(
+                f"--policy {policy}: a bare model file (no run folder around it to take the "
+                "environment from); pass --env"
             )
-        except ValueError as err:
-            raise ConfigError(f"--env {env_name}: {err}") from None
-    else:
-        venv.seed(seed)
-    n = venv.num_envs
-    obs_space, action_space = venv.observation_space, venv.action_space
-    rng = np.random.default_rng(seed)
+        return recorded
+    name = env if env is not None else RunConfig.env_name
+    return (name if isinstance(name, str) else name.env_id), resolve_env(name)
 
+
+def _open_venv(
+    venv: Any,
+    env_name: str,
+    env_config: EnvConfig,
+    n_envs: int | None,
+    n_workers: int,
+    seed: int,
+) -> Any:
+    """The vec env stepped, seeded: ``venv`` when given, else built from ``env_config``."""
+    if venv is not None:
+        if n_workers != 1:
+            raise ConfigError(
+                "must be 1 with a given venv (build it with workers)", field="n_workers"
+            )
+        venv.seed(seed)
+        return venv
+    from mmrl.make import make_training_vec_env
+
+    check_n_workers(n_workers, env_config.n_envs if n_envs is None else n_envs)
+    try:
+        return make_training_vec_env(
+            env_config, n_envs=n_envs, seed=seed, monitor=False, n_workers=n_workers
+        )
+    except ValueError as err:
+        raise ConfigError(f"--env {env_name}: {err}") from None
+
+
+@dataclasses.dataclass
+class _Behaviour:
+    """The behaviour policy: how each step's actions are chosen, and their probability.
+
+    Attributes:
+        name: ``policy`` as given (``expert``, ``random``, a path).
+        action_space: The vec env's action space.
+        epsilon: Probability per copy and step of a uniform random action instead.
+        stochastic: Sample a trained policy's actions (else its greedy ones).
+        record_expert: Also log the scripted expert's choice.
+        expert_fn: The scripted expert of the env's current states (``None``: none).
+        policy_fn: ``(obs, episode_starts) -> actions``; ``None``: the scripted expert.
+        actor: The loaded policy behind ``policy_fn`` (``None`` for the expert).
+    """
+
+    name: str
+    action_space: spaces.Space
+    epsilon: float
+    stochastic: bool
+    record_expert: bool
+    expert_fn: Callable[[], np.ndarray] | None
+    policy_fn: PolicyFn | None
+    actor: Any
+
+    def act(
+        self, obs: dict[str, np.ndarray], starts: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``(executed actions, the expert's actions or None, log mu(a|s))`` of one step,
+        for ``n`` copies: actions ``(n, *action_shape)``, ``log mu`` ``(n,)`` float64."""
+        n = len(starts)
+        wants_expert = self.record_expert or self.policy_fn is None
+        expert = self.expert_fn() if wants_expert else None
+        base = np.array(
+            expert if self.policy_fn is None else self.policy_fn(obs, starts), copy=True
+        )
+        actions = base.copy()
+        if self.epsilon > 0.0:
+            noisy = rng.random(n) < self.epsilon
+            if noisy.any():
+                actions[noisy] = random_actions(self.action_space, n, rng)[noisy]
+        # log mu(a|s) of the executed action: the base policy's, mixed with the noise.
+        if self.policy_fn is None or not (self.stochastic or self.name == "random"):
+            base_lp = point_mass_log_prob(self.action_space, actions, base)
+        else:
+            base_lp = self.actor.log_prob(obs, actions)
+        return actions, expert, epsilon_mixture(base_lp, self.action_space, self.epsilon)
+
+
+def _behaviour(
+    policy: str,
+    venv: Any,
+    env_name: str,
+    epsilon: float,
+    expert_labels: bool,
+    stochastic: bool,
+    seed: int,
+) -> _Behaviour:
+    """The scripted expert or the loaded ``policy``, attached to ``venv`` and checked."""
     expert_fn = find_expert(venv)
+    actor: Any = None
     if policy == "expert":
         if expert_fn is None:
             raise ConfigError(
@@ -290,191 +401,262 @@ def collect(
             def policy_fn(o: dict[str, np.ndarray], starts: np.ndarray) -> np.ndarray:
                 return np.asarray(actor.predict(o, deterministic=False)[0])
 
-    record_expert = policy == "expert" or expert_labels
-
-    env_spec = None
-    if isinstance(env_config, EnvConfig) and env_config.adapter is None and own_venv:
-        import gymnasium as gym
-
-        if env_config.env_id in gym.registry:
-            spec = gym.spec(env_config.env_id)
-            env_spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **env_config.kwargs})
-            try:  # Minari stores the spec as JSON; envs registered with a callable cannot be
-                env_spec.to_json()
-            except (ValueError, TypeError):
-                env_spec = None
-    writer = AtomicDatasetWriter(
-        dataset_id,
-        env_spec,
-        obs_space,
-        action_space,
-        algorithm_name=f"mmrl-{policy if policy in BUILTIN_POLICIES else 'run'}",
-        author="mmrl",
-        description=description
-        or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
-        jpeg_encoding=jpeg,
+    return _Behaviour(
+        name=policy,
+        action_space=venv.action_space,
+        epsilon=epsilon,
+        stochastic=stochastic,
+        record_expert=policy == "expert" or expert_labels,
+        expert_fn=expert_fn,
+        policy_fn=policy_fn,
+        actor=actor,
     )
-    # The writer's temporary folder exists from here: an interrupt (SIGTERM) anywhere after
-    # it, even before the rollout's own try below, must remove it.
-    try:
-        rec = EpisodeRecorder(n, obs_space, action_space, record_expert, _episode_rows(venv))
-        chunks = BackgroundWriter(writer) if overlap_writes else None
-        write_chunk = writer.write if chunks is None else chunks.write
-        returns: list[float] = []
-        successes: list[bool] = []
-        pending: list[Any] = []
-        written = env_steps = steps = 0
-        started = min(n, episodes)
-        active = np.arange(n) < episodes
-        first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
-        t0, c0 = time.perf_counter(), time.process_time()
-        bar = tqdm(total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}")
-        lines = None
+
+
+def _env_spec(env_config: Any) -> Any:
+    """The Gymnasium spec Minari records (registration kwargs + the preset's), or ``None``
+    for an adapter, an unregistered id or a spec that is not JSON."""
+    if not isinstance(env_config, EnvConfig) or env_config.adapter is not None:
+        return None
+    import gymnasium as gym
+
+    if env_config.env_id not in gym.registry:
+        return None
+    spec = gym.spec(env_config.env_id)
+    env_spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **env_config.kwargs})
+    try:  # Minari stores the spec as JSON; envs registered with a callable cannot be
+        env_spec.to_json()
+    except (ValueError, TypeError):
+        return None
+    return env_spec
+
+
+class _Rollout:
+    """Steps every copy until ``episodes`` episodes are written; keeps the counts and times.
+
+    Episodes are counted when they start (see the module docstring); finished ones are
+    written in chunks of ``flush_every``, on a background thread with ``overlap_writes``.
+    """
+
+    def __init__(
+        self,
+        venv: Any,
+        writer: AtomicDatasetWriter,
+        behaviour: _Behaviour,
+        episodes: int,
+        seed: int,
+        *,
+        flush_every: int,
+        overlap_writes: bool,
+        progress: bool,
+        log_interval: float | None,
+        dataset_id: str,
+        env_name: str,
+    ) -> None:
+        from tqdm import tqdm
+
+        n = venv.num_envs
+        self.venv, self.writer, self.behaviour = venv, writer, behaviour
+        self.episodes, self.seed, self.flush_every = episodes, seed, flush_every
+        self.rng = np.random.default_rng(seed)
+        self.rec = EpisodeRecorder(
+            n, venv.observation_space, venv.action_space, behaviour.record_expert,
+            _episode_rows(venv),
+        )  # fmt: skip
+        self.chunks = BackgroundWriter(writer) if overlap_writes else None
+        self.write_chunk = writer.write if self.chunks is None else self.chunks.write
+        self.returns: list[float] = []
+        self.successes: list[bool] = []
+        self.pending: list[Any] = []
+        self.written = self.env_steps = self.steps = 0
+        self.started = min(n, episodes)
+        self.active = np.arange(n) < episodes
+        self.first = np.ones(n, bool)  # copy i's first episode was reset with seed + i
+        self.rollout_seconds = self.rollout_cpu = 0.0
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.bar = tqdm(
+            total=episodes, unit="ep", disable=not progress, desc=f"collect {dataset_id}"
+        )
+        self.lines = None
         if log_interval is not None:
-            lines = ProgressLines(episodes, "episodes", log_interval, "[collect]")
-            lines.say(f"{dataset_id}: {episodes:,} episodes of {policy} on {env_name}, {n} copies")
-    except BaseException:
-        writer.discard()
-        raise
+            self.lines = ProgressLines(episodes, "episodes", log_interval, "[collect]")
+            self.lines.say(
+                f"{dataset_id}: {episodes:,} episodes of {behaviour.name} on {env_name}, {n} copies"
+            )
 
-    def progress_line() -> str:
-        assert lines is not None
-        text = f"{lines.count(len(returns))}  {env_steps:,} steps  "
-        text += f"{lines.rate(env_steps, 'steps')}  "
-        text += lines.eta(len(returns))
-        if returns:
-            text += f"  success {np.mean(successes):.2f}  return {np.mean(returns):.2f}"
-        return text
-
-    # Unwrapped mmrl vec envs hand over their infos as arrays (no per-copy loop per step).
-    batched_infos = isinstance(venv, BatchedVecEnv | WorkerVecEnv)
-    try:
+    def run(self) -> None:
+        """Steps until enough episodes are buffered, then writes the last chunk."""
+        venv, rec, n = self.venv, self.rec, self.venv.num_envs
+        # Unwrapped mmrl vec envs hand over their infos as arrays (no per-copy loop per step).
+        batched_infos = isinstance(venv, BatchedVecEnv | WorkerVecEnv)
         obs = venv.reset()
         starts = np.ones(n, dtype=bool)
         rec.write_obs(np.zeros(n, np.int64), rec.cols, obs)
         rec.write_infos(np.zeros(n, np.int64), rec.cols, _reset_infos(venv))
-        while written + len(pending) < episodes:
+        while self.written + len(self.pending) < self.episodes:
             rec.ensure_capacity()
             pos = rec.pos.copy()
-            expert = expert_fn() if (record_expert or policy_fn is None) else None
-            base = np.array(expert if policy_fn is None else policy_fn(obs, starts), copy=True)
-            actions = base.copy()
-            if record_expert:
-                rec.expert[pos, rec.cols] = expert
-            if epsilon > 0.0:
-                noisy = rng.random(n) < epsilon
-                if noisy.any():
-                    actions[noisy] = random_actions(action_space, n, rng)[noisy]
-            # log mu(a|s) of the executed action: the base policy's, mixed with the noise.
-            if policy_fn is None or not (stochastic or policy == "random"):
-                base_lp = point_mass_log_prob(action_space, actions, base)
-            else:
-                base_lp = actor.log_prob(obs, actions)
-            rec.behaviour_log_prob[pos, rec.cols] = epsilon_mixture(base_lp, action_space, epsilon)
-            rec.actions[pos, rec.cols] = actions.reshape(rec.actions.shape[1:])
+            actions = self._act(obs, starts, pos)
             obs, rewards, dones, infos = venv.step(actions)
             starts = dones  # a recurrent policy resets its state where an episode begins
-            env_steps += n
-            done_idx = np.flatnonzero(dones)
-            truncated = np.zeros(n, bool)
-            for i in done_idx:
-                truncated[i] = bool(infos[i].get("TimeLimit.truncated", False))
-            rec.rewards[pos, rec.cols] = rewards
-            rec.terminated[pos, rec.cols] = dones & ~truncated
-            rec.truncated[pos, rec.cols] = truncated
-            rec.write_obs(pos + 1, rec.cols, obs)
-            for i in done_idx:  # the observation after a done is the next episode's first
-                for key, buf in rec.obs.items():
-                    buf[pos[i] + 1, i] = infos[i]["terminal_observation"][key]
-            if batched_infos:
-                rec.write_info_arrays(pos + 1, rec.cols, venv.step_info_arrays)
-            else:
-                rec.write_infos(pos + 1, rec.cols, infos)
-            rec.pos += 1
+            self.env_steps += n
+            done_idx = self._record_step(pos, obs, rewards, dones, infos, batched_infos)
             if done_idx.size:
-                reset_infos = _reset_infos(venv)
-                for i in done_idx:
-                    if active[i]:
-                        t = int(rec.pos[i])
-                        returns.append(float(rec.rewards[:t, i].sum()))
-                        successes.append(bool(rec.success[t, i]))
-                        steps += t
-                        pending.append(rec.episode(i, seed + int(i) if first[i] else None))
-                        bar.update(1)
-                    first[i] = False
-                    active[i] = started < episodes
-                    started += int(active[i])
-                    rec.pos[i] = 0
-                rows = np.zeros(done_idx.size, np.int64)
-                rec.write_obs(rows, done_idx, {k: v[done_idx] for k, v in obs.items()})
-                rec.write_infos(rows, done_idx, [reset_infos[i] for i in done_idx])
-                if len(pending) >= flush_every:
-                    write_chunk(pending)
-                    written += len(pending)
-                    pending = []
-                elapsed = time.perf_counter() - t0
-                bar.set_postfix(steps_per_s=f"{env_steps / max(elapsed, 1e-9):.0f}")
-            if lines is not None and lines.due():
-                lines.say(progress_line())
-        if chunks is None:
-            rollout_seconds = time.perf_counter() - t0 - writer.seconds
+                self._end_episodes(done_idx, obs)
+            if self.lines is not None and self.lines.due():
+                self.lines.say(self.progress_line())
+        self._finish()
+
+    def _act(self, obs: dict[str, np.ndarray], starts: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """The behaviour policy's actions, recorded at row ``pos`` of each copy."""
+        rec = self.rec
+        actions, expert, log_mu = self.behaviour.act(obs, starts, self.rng)
+        if self.behaviour.record_expert:
+            rec.expert[pos, rec.cols] = expert
+        rec.behaviour_log_prob[pos, rec.cols] = log_mu
+        rec.actions[pos, rec.cols] = actions.reshape(rec.actions.shape[1:])
+        return actions
+
+    def _record_step(
+        self,
+        pos: np.ndarray,
+        obs: dict[str, np.ndarray],
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+        batched_infos: bool,
+    ) -> np.ndarray:
+        """Records a step's outcome after row ``pos``; returns the copies whose episode ended."""
+        rec, n = self.rec, len(dones)
+        done_idx = np.flatnonzero(dones)
+        truncated = np.zeros(n, bool)
+        for i in done_idx:
+            truncated[i] = bool(infos[i].get("TimeLimit.truncated", False))
+        rec.rewards[pos, rec.cols] = rewards
+        rec.terminated[pos, rec.cols] = dones & ~truncated
+        rec.truncated[pos, rec.cols] = truncated
+        rec.write_obs(pos + 1, rec.cols, obs)
+        for i in done_idx:  # the observation after a done is the next episode's first
+            for key, buf in rec.obs.items():
+                buf[pos[i] + 1, i] = infos[i]["terminal_observation"][key]
+        if batched_infos:
+            rec.write_info_arrays(pos + 1, rec.cols, self.venv.step_info_arrays)
+        else:
+            rec.write_infos(pos + 1, rec.cols, infos)
+        rec.pos += 1
+        return done_idx
+
+    def _end_episodes(self, done_idx: np.ndarray, obs: dict[str, np.ndarray]) -> None:
+        """Buffers the ended episodes that count, starts the copies' next ones, and writes a
+        chunk when ``flush_every`` are buffered."""
+        rec = self.rec
+        reset_infos = _reset_infos(self.venv)
+        for i in done_idx:
+            if self.active[i]:
+                t = int(rec.pos[i])
+                self.returns.append(float(rec.rewards[:t, i].sum()))
+                self.successes.append(bool(rec.success[t, i]))
+                self.steps += t
+                self.pending.append(rec.episode(i, self.seed + int(i) if self.first[i] else None))
+                self.bar.update(1)
+            self.first[i] = False
+            self.active[i] = self.started < self.episodes
+            self.started += int(self.active[i])
+            rec.pos[i] = 0
+        rows = np.zeros(done_idx.size, np.int64)
+        rec.write_obs(rows, done_idx, {k: v[done_idx] for k, v in obs.items()})
+        rec.write_infos(rows, done_idx, [reset_infos[i] for i in done_idx])
+        if len(self.pending) >= self.flush_every:
+            self.write_chunk(self.pending)
+            self.written += len(self.pending)
+            self.pending = []
+        elapsed = time.perf_counter() - self.t0
+        self.bar.set_postfix(steps_per_s=f"{self.env_steps / max(elapsed, 1e-9):.0f}")
+
+    def _finish(self) -> None:
+        """Times the rollout and writes the buffered episodes still wanted."""
+        if self.chunks is None:
+            self.rollout_seconds = time.perf_counter() - self.t0 - self.writer.seconds
         else:  # the writes overlapped the rollout: only the time spent waiting for them
-            rollout_seconds = time.perf_counter() - t0 - chunks.wait_seconds
-            chunks.finish()
+            self.rollout_seconds = time.perf_counter() - self.t0 - self.chunks.wait_seconds
+            self.chunks.finish()
         # The writer counts its own thread's CPU time, wherever it ran.
-        rollout_cpu = time.process_time() - c0 - writer.cpu_seconds
-        pending = pending[: episodes - written]
-        writer.write(pending)
-        written += len(pending)
-        if lines is not None:
-            lines.say(progress_line())
-        meta = {
-            "env": env_name,
-            "env_id": env_config.env_id if own_venv else "custom",
-            "env_kwargs": dict(env_config.kwargs) if own_venv else {},
+        self.rollout_cpu = time.process_time() - self.c0 - self.writer.cpu_seconds
+        self.pending = self.pending[: self.episodes - self.written]
+        self.writer.write(self.pending)
+        self.written += len(self.pending)
+        if self.lines is not None:
+            self.lines.say(self.progress_line())
+
+    def progress_line(self) -> str:
+        lines = self.lines
+        assert lines is not None
+        done = len(self.returns)
+        text = f"{lines.count(done)}  {self.env_steps:,} steps  "
+        text += f"{lines.rate(self.env_steps, 'steps')}  "
+        text += lines.eta(done)
+        if self.returns:
+            text += f"  success {np.mean(self.successes):.2f}  return {np.mean(self.returns):.2f}"
+        return text
+
+    def stop_writes(self) -> None:
+        """Waits for the background write in progress (on a failure, before discarding)."""
+        if self.chunks is not None:
+            self.chunks.close()
+
+    def close(self) -> None:
+        self.stop_writes()
+        self.bar.close()
+
+    def result(self, dataset_id: str, path: Path) -> CollectResult:
+        total = time.perf_counter() - self.t0
+        env_steps = self.env_steps
+        return CollectResult(
+            dataset_id=dataset_id,
+            path=path,
+            episodes=self.written,
+            steps=self.steps,
+            env_steps=env_steps,
+            rollout_seconds=self.rollout_seconds,
+            write_seconds=self.writer.seconds,
+            total_seconds=total,
+            steps_per_second=env_steps / max(self.rollout_seconds, 1e-9),
+            steps_per_cpu_second=env_steps / max(self.rollout_cpu, 1e-9),
+            end_to_end_steps_per_second=env_steps / max(total, 1e-9),
+            mean_return=float(np.mean(self.returns)),
+            success_rate=float(np.mean(self.successes)),
+        )
+
+
+def _metadata(
+    env_name: str,
+    env_config: EnvConfig,
+    own_venv: bool,
+    behaviour: _Behaviour,
+    seed: int,
+    rollout: _Rollout,
+) -> dict[str, Any]:
+    """The dataset's ``mmrl`` metadata: where it came from and its behaviour policy."""
+    policy, epsilon, record_expert = behaviour.name, behaviour.epsilon, behaviour.record_expert
+    return {
+        "env": env_name,
+        "env_id": env_config.env_id if own_venv else "custom",
+        "env_kwargs": dict(env_config.kwargs) if own_venv else {},
+        "policy": policy,
+        "epsilon": epsilon,
+        "seed": seed,
+        "n_envs": rollout.venv.num_envs,
+        "expert_labels": record_expert,
+        "bc_target": EXPERT_ACTION_KEY if record_expert else "actions",
+        "behaviour": {
             "policy": policy,
             "epsilon": epsilon,
-            "seed": seed,
-            "n_envs": n,
-            "expert_labels": record_expert,
-            "bc_target": EXPERT_ACTION_KEY if record_expert else "actions",
-            "behaviour": {
-                "policy": policy,
-                "epsilon": epsilon,
-                "stochastic": bool(stochastic and policy not in BUILTIN_POLICIES),
-                "log_prob_key": BEHAVIOUR_LOG_PROB_KEY,
-                "log_prob_kind": "probability"
-                if isinstance(action_space, spaces.Discrete)
-                else "density",
-            },
-            "mean_return": float(np.mean(returns)),
-            "success_rate": float(np.mean(successes)),
-        }
-        path = writer.commit({"mmrl": meta}, force)
-    except BaseException:
-        if chunks is not None:
-            chunks.close()  # the write in progress ends before its folder is removed
-        writer.discard()
-        raise
-    finally:
-        if chunks is not None:
-            chunks.close()
-        bar.close()
-        if own_venv:
-            venv.close()
-    total = time.perf_counter() - t0
-    return CollectResult(
-        dataset_id=dataset_id,
-        path=path,
-        episodes=written,
-        steps=steps,
-        env_steps=env_steps,
-        rollout_seconds=rollout_seconds,
-        write_seconds=writer.seconds,
-        total_seconds=total,
-        steps_per_second=env_steps / max(rollout_seconds, 1e-9),
-        steps_per_cpu_second=env_steps / max(rollout_cpu, 1e-9),
-        end_to_end_steps_per_second=env_steps / max(total, 1e-9),
-        mean_return=float(np.mean(returns)),
-        success_rate=float(np.mean(successes)),
-    )
+            "stochastic": bool(behaviour.stochastic and policy not in BUILTIN_POLICIES),
+            "log_prob_key": BEHAVIOUR_LOG_PROB_KEY,
+            "log_prob_kind": "probability"
+            if isinstance(behaviour.action_space, spaces.Discrete)
+            else "density",
+        },
+        "mean_return": float(np.mean(rollout.returns)),
+        "success_rate": float(np.mean(rollout.successes)),
+    }

@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch as th
 import yaml
@@ -46,6 +46,8 @@ from mmrl.errors import MmrlError
 from mmrl.runs import CONFIG_FILE, METRICS_FILE, RunFolder, load_run_config
 
 if TYPE_CHECKING:
+    from stable_baselines3.common.callbacks import CallbackList
+
     from mmrl.tracking import Tracking
 
 __all__ = [
@@ -128,36 +130,13 @@ def restore_env_state(venv: Any, states: list[dict[str, Any]]) -> bool:
 
 
 # ---------------------------------------------------------------------------- the run
-def _new_run_dir(config: RunConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    env = Path(config.env_name).stem
-    agent = Path(config.agent_name).stem
-    return Path("runs") / f"{env}-{agent}-s{config.seed}-{stamp}"
+class _Start(NamedTuple):
+    """Where a run starts: its config, folder, checkpoint (``None``: a new run) and lock."""
 
-
-def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None) -> list:
-    """The log-line callback of ``log_interval`` (none when it is ``None``)."""
-    if interval is None:
-        return []
-    from mmrl.progress import ProgressLinesCallback
-
-    return [
-        ProgressLinesCallback(config.steps, interval, config.eval_freq, folder.evaluations_path)
-    ]
-
-
-def _videos(config: RunConfig, folder: RunFolder, every: int | None) -> list:
-    """The training-video callback of ``video_every`` (none when it is ``None``)."""
-    if every is None:
-        return []
-    from mmrl.make import make_training_vec_env
-    from mmrl.train_video import VideoCallback
-
-    def make_env() -> Any:
-        # The raw training distribution, one copy, seeded like the periodic evaluation.
-        return make_training_vec_env(config.env, n_envs=1, seed=config.eval_seed, monitor=False)
-
-    return [VideoCallback(every, make_env, folder.videos_dir, seed=config.eval_seed)]
+    config: RunConfig
+    run_dir: Path
+    checkpoint: Path | None
+    lock: RunLock
 
 
 def train(
@@ -228,15 +207,8 @@ def train(
         CheckpointError: A corrupt or foreign checkpoint on resume.
         MissingDependencyError: ``track`` names a library that is not installed.
     """
-    if video_every is not None and (
-        isinstance(video_every, bool) or not isinstance(video_every, int) or video_every < 1
-    ):
-        raise ConfigError(f"must be an integer >= 1, got {video_every!r}", field="video_every")
-    if track is not None:
-        from mmrl.tracking import Tracking, require
-
-        track = Tracking(track) if isinstance(track, str) else track
-        require(track.kind)  # a missing library fails before the run folder is touched
+    _check_video_every(video_every)
+    track = _tracking_service(track)
     fields = {
         "steps": steps,
         "seed": seed,
@@ -245,60 +217,120 @@ def train(
         "stop_split": stop_split,
     }
     if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise ConfigError(
-                f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
-            )
-        config = load_run_config(run_dir)
-        _refuse_resume_changes(config, run_dir, env, agent, n_envs, n_workers, seed, out, overrides)
-        for key, value in fields.items():
-            if value is not None:
-                setattr(config, key, value)
-        validate_run_config(config)
-        checkpoint = RunFolder(run_dir).latest_checkpoint()
-        if checkpoint is None:
-            raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
-        lock = RunLock(run_dir, field="resume")
-        lock.acquire()
+        fixed = {"env": env, "agent": agent, "n_envs": n_envs, "n_workers": n_workers}
+        start = _resumed_run(Path(resume), fields, **fixed, seed=seed, out=out, overrides=overrides)
     else:
-        env = RunConfig.env_name if env is None else env
-        agent = RunConfig.agent_name if agent is None else agent
-        config = resolve_run_config(env, agent, overrides, **fields)
-        if n_envs is not None:
-            if n_envs < 1:
-                raise ConfigError(f"must be >= 1, got {n_envs}", field="n_envs")
-            config.env.n_envs = n_envs
-        if n_workers is not None:
-            from mmrl.envs.workers import check_n_workers
-
-            config.env.n_workers = check_n_workers(n_workers, config.env.n_envs)
-        if n_envs is not None:
-            validate_run_config(config)  # env.n_workers (from --set) against the new n_envs
-        run_dir = Path(out) if out is not None else _new_run_dir(config)
-        from mmrl.pretrain.finetune import check_init
-
-        check_init(config)  # a bad --init-from fails before the run folder is touched
-        _check_run_dir(run_dir, force)
-        checkpoint = None
-        lock = RunLock(run_dir)
-        lock.check()  # --force must not wipe a folder another process trains in
+        start = _new_run(env, agent, overrides, fields, n_envs, n_workers, out, force)
+    config, run_dir, checkpoint, lock = start
+    folder = RunFolder(run_dir)
     with contextlib.ExitStack() as stack:
         stack.callback(lock.release)  # last out: after the tracked run is finished
-        return _run(
-            config,
-            run_dir,
-            checkpoint,
-            lock,
-            force,
-            progress_bar,
-            verbose,
-            log_interval,
-            on_evaluation,
-            video_every,
-            track=track,
-            stack=stack,
+        torch_device = _seed_process(config)
+        venv = build_vec_env(config, seed=config.seed)
+        if checkpoint is None:
+            model = _build_new_model(config, venv, torch_device, folder)
+            _create_run_folder(folder, config, force, lock)
+            _load_pretrained(model, config, verbose)
+            resumed = None
+        else:
+            model, resumed = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
+        evaluator = _evaluator(config, folder, model, resumed, on_evaluation)
+        tracker = _start_tracking(track, stack, folder, config, venv, new_run=checkpoint is None)
+        callbacks = _callbacks(config, folder, model, evaluator, log_interval, video_every, tracker)
+        elapsed = _learn(model, config, callbacks, new_run=checkpoint is None, bar=progress_bar)
+        _save_checkpoint(folder, model, config, evaluator, model.num_timesteps)
+        atomic_save_model(model, folder.model_path)
+        final = _final_evaluation(evaluator, model, config)
+        _write_metrics(folder, config, model, torch_device, elapsed, evaluator, final)
+        venv.close()
+        if tracker is not None:
+            _finish_tracking(tracker, folder, final, int(model.num_timesteps))
+        if verbose:
+            _print_summary(run_dir, model.num_timesteps, final)
+        return run_dir
+
+
+# ---------------------------------------------------------------------------- its steps
+def _check_video_every(video_every: int | None) -> None:
+    if video_every is not None and (
+        isinstance(video_every, bool) or not isinstance(video_every, int) or video_every < 1
+    ):
+        raise ConfigError(f"must be an integer >= 1, got {video_every!r}", field="video_every")
+
+
+def _tracking_service(track: str | Tracking | None) -> Tracking | None:
+    """``track`` as a :class:`~mmrl.tracking.Tracking`, its library checked: a missing one
+    fails before the run folder is touched."""
+    if track is None:
+        return None
+    from mmrl.tracking import Tracking, require
+
+    track = Tracking(track) if isinstance(track, str) else track
+    require(track.kind)
+    return track
+
+
+def _resumed_run(run_dir: Path, fields: dict[str, Any], **options: Any) -> _Start:
+    """The run config of ``run_dir`` with the resumable ``fields`` changed, its latest
+    complete checkpoint and its lock, taken; ``options`` it would ignore are refused."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"{run_dir}: no {CONFIG_FILE} there (not an mmrl run folder)", field="resume"
         )
+    config = load_run_config(run_dir)
+    _refuse_resume_changes(config, run_dir, **options)
+    for key, value in fields.items():
+        if value is not None:
+            setattr(config, key, value)
+    validate_run_config(config)
+    checkpoint = RunFolder(run_dir).latest_checkpoint()
+    if checkpoint is None:
+        raise CheckpointError(f"--resume {run_dir}: no complete checkpoint in checkpoints/")
+    lock = RunLock(run_dir, field="resume")
+    lock.acquire()
+    return _Start(config, run_dir, checkpoint, lock)
+
+
+def _new_run(
+    env: str | None,
+    agent: str | None,
+    overrides: list[str] | None,
+    fields: dict[str, Any],
+    n_envs: int | None,
+    n_workers: int | None,
+    out: str | Path | None,
+    force: bool,
+) -> _Start:
+    """The resolved run config of a new run and its folder, checked (nothing written yet);
+    the lock is only checked: it is taken once the folder is prepared."""
+    env = RunConfig.env_name if env is None else env
+    agent = RunConfig.agent_name if agent is None else agent
+    config = resolve_run_config(env, agent, overrides, **fields)
+    if n_envs is not None:
+        if n_envs < 1:
+            raise ConfigError(f"must be >= 1, got {n_envs}", field="n_envs")
+        config.env.n_envs = n_envs
+    if n_workers is not None:
+        from mmrl.envs.workers import check_n_workers
+
+        config.env.n_workers = check_n_workers(n_workers, config.env.n_envs)
+    if n_envs is not None:
+        validate_run_config(config)  # env.n_workers (from --set) against the new n_envs
+    run_dir = Path(out) if out is not None else _new_run_dir(config)
+    from mmrl.pretrain.finetune import check_init
+
+    check_init(config)  # a bad --init-from fails before the run folder is touched
+    _check_run_dir(run_dir, force)
+    lock = RunLock(run_dir)
+    lock.check()  # --force must not wipe a folder another process trains in
+    return _Start(config, run_dir, None, lock)
+
+
+def _new_run_dir(config: RunConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    env = Path(config.env_name).stem
+    agent = Path(config.agent_name).stem
+    return Path("runs") / f"{env}-{agent}-s{config.seed}-{stamp}"
 
 
 def _refuse_resume_changes(
@@ -335,61 +367,57 @@ def _refuse_resume_changes(
         raise ConfigError(f"{out}: a resumed run writes to its own folder {run_dir}", field="out")
 
 
-def _run(
-    config: RunConfig,
-    run_dir: Path,
-    checkpoint: Path | None,
-    lock: RunLock,
-    force: bool,
-    progress_bar: bool,
-    verbose: int,
-    log_interval: float | None = None,
-    on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None = None,
-    video_every: int | None = None,
-    track: Tracking | None = None,
-    stack: contextlib.ExitStack | None = None,
-) -> Path:
-    """Trains a resolved, validated run; ``lock`` is held (resume) or taken here (new run).
-
-    A ``track``ed run is entered on the caller's ``stack``, so it is finished (as failed on
-    an exception) when ``train`` returns or raises, before the lock is released.
-    """
-    torch_device = resolve_device(config.device)
-    folder = RunFolder(run_dir)
-
-    from stable_baselines3.common.callbacks import CallbackList
+def _seed_process(config: RunConfig) -> th.device:
+    """Resolves the run's device, sets torch's threads and seeds every generator."""
     from stable_baselines3.common.utils import set_random_seed
 
-    from mmrl.callbacks import (
-        CheckpointCallback,
-        HeldOutEvalCallback,
-        MultimodalMetricsCallback,
-    )
-
+    torch_device = resolve_device(config.device)
     if config.torch_threads > 0:
         th.set_num_threads(config.torch_threads)
     set_random_seed(config.seed, using_cuda=torch_device.type == "cuda")
-    venv = build_vec_env(config, seed=config.seed)
+    return torch_device
+
+
+def _build_new_model(config: RunConfig, venv: Any, device: th.device, folder: RunFolder) -> Any:
+    """A new run's model; a recipe SB3 or the extractor refuses fails before the run folder
+    is written, and so do the held-out split's env kwargs and guidance without an expert."""
     from mmrl.guidance import check_guidance
 
-    if checkpoint is None:
-        try:  # a recipe SB3 or the extractor refuses fails before the run folder is written
-            if config.env.eval_kwargs:  # and so do the held-out split's env kwargs
-                build_vec_env(config, config.eval_seed, 1, "test").close()
-            model = build_model(config, venv, torch_device, folder.tb_dir)
-            check_guidance(config, venv)
-        except ConfigError:
-            venv.close()
-            raise
-        _prepare_run_dir(run_dir, force)
-        lock.acquire()
-        atomic_write_bytes(folder.config_path, yaml.safe_dump(to_dict(config)).encode())
-        from mmrl.pretrain.finetune import load_pretrained
+    try:
+        if config.env.eval_kwargs:
+            build_vec_env(config, config.eval_seed, 1, "test").close()
+        model = build_model(config, venv, device, folder.tb_dir)
+        check_guidance(config, venv)
+        return model
+    except ConfigError:
+        venv.close()
+        raise
 
-        load_pretrained(model, config, verbose=verbose)
-        resumed_state = None
-    else:
-        model, resumed_state = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
+
+def _create_run_folder(folder: RunFolder, config: RunConfig, force: bool, lock: RunLock) -> None:
+    """Empties (``force``) or creates the folder, takes its lock and writes ``config.yaml``."""
+    _prepare_run_dir(folder.path, force)
+    lock.acquire()
+    atomic_write_bytes(folder.config_path, yaml.safe_dump(to_dict(config)).encode())
+
+
+def _load_pretrained(model: Any, config: RunConfig, verbose: int) -> None:
+    """The recipe's ``init`` (``--init-from``) weights, into a new run's model."""
+    from mmrl.pretrain.finetune import load_pretrained
+
+    load_pretrained(model, config, verbose=verbose)
+
+
+def _evaluator(
+    config: RunConfig,
+    folder: RunFolder,
+    model: Any,
+    resumed: dict[str, Any] | None,
+    on_evaluation: Callable[[int, dict[str, dict[str, float]]], bool] | None,
+) -> Any:
+    """The periodic held-out evaluation, on the train split and (with the preset's
+    ``eval_kwargs``) the test split; a resumed run continues its best score and history."""
+    from mmrl.callbacks import HeldOutEvalCallback
 
     eval_envs = {
         "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
@@ -409,30 +437,63 @@ def _run(
         stop_split=config.stop_split,
         on_evaluation=on_evaluation,
     )
-    if resumed_state is not None:
-        evaluator.restore(resumed_state.get("evaluation"), step=model.num_timesteps)
+    if resumed is not None:
+        evaluator.restore(resumed.get("evaluation"), step=model.num_timesteps)
+    return evaluator
 
-    def save(step: int) -> None:
-        state = _checkpoint_state(model, config, evaluator.state())
-        write_checkpoint(folder.checkpoints_dir, step, model, state)
 
+def _eval_copies(config: RunConfig) -> int:
+    return max(1, min(config.eval_episodes, config.env.n_envs))
+
+
+def _start_tracking(
+    track: Tracking | None,
+    stack: contextlib.ExitStack,
+    folder: RunFolder,
+    config: RunConfig,
+    venv: Any,
+    new_run: bool,
+) -> Any:
+    """The tracked run, entered on ``stack`` so that it is finished (as failed on an
+    exception) before the lock is released; ``None`` without ``track``."""
+    if track is None:
+        return None
+    from mmrl.tracking import tracked
+
+    try:
+        return stack.enter_context(tracked(track, folder, to_dict(config)))
+    except MmrlError:
+        venv.close()
+        if new_run:  # leave no folder behind, like other refusals
+            import shutil
+
+            shutil.rmtree(folder.path, ignore_errors=True)
+        raise
+
+
+def _callbacks(
+    config: RunConfig,
+    folder: RunFolder,
+    model: Any,
+    evaluator: Any,
+    log_interval: float | None,
+    video_every: int | None,
+    tracker: Any,
+) -> CallbackList:
+    """The run's SB3 callbacks, in the order SB3 calls them after each step.
+
+    The one place that lists them: a new callback is one more line here.
+    """
+    from stable_baselines3.common.callbacks import CallbackList
+
+    from mmrl.callbacks import CheckpointCallback, MultimodalMetricsCallback
     from mmrl.guidance import guidance_callbacks
     from mmrl.pretrain.finetune import init_callbacks
 
-    tracker = None
-    if track is not None and stack is not None:
-        from mmrl.tracking import TrackingCallback, tracked
+    def save(step: int) -> None:
+        _save_checkpoint(folder, model, config, evaluator, step)
 
-        try:
-            tracker = stack.enter_context(tracked(track, folder, to_dict(config)))
-        except MmrlError:
-            venv.close()
-            if checkpoint is None:  # a new run: leave no folder behind, like other refusals
-                import shutil
-
-                shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-    callbacks = CallbackList(
+    return CallbackList(
         [
             MultimodalMetricsCallback(),
             evaluator,
@@ -441,9 +502,49 @@ def _run(
             *guidance_callbacks(config),
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
             *_videos(config, folder, video_every),
-            *([TrackingCallback(tracker)] if tracker is not None else []),
+            *_tracking_callbacks(tracker),
         ]
     )
+
+
+def _progress_lines(config: RunConfig, folder: RunFolder, interval: float | None) -> list:
+    """The log-line callback of ``log_interval`` (none when it is ``None``)."""
+    if interval is None:
+        return []
+    from mmrl.progress import ProgressLinesCallback
+
+    return [
+        ProgressLinesCallback(config.steps, interval, config.eval_freq, folder.evaluations_path)
+    ]
+
+
+def _videos(config: RunConfig, folder: RunFolder, every: int | None) -> list:
+    """The training-video callback of ``video_every`` (none when it is ``None``)."""
+    if every is None:
+        return []
+    from mmrl.make import make_training_vec_env
+    from mmrl.train_video import VideoCallback
+
+    def make_env() -> Any:
+        # The raw training distribution, one copy, seeded like the periodic evaluation.
+        return make_training_vec_env(config.env, n_envs=1, seed=config.eval_seed, monitor=False)
+
+    return [VideoCallback(every, make_env, folder.videos_dir, seed=config.eval_seed)]
+
+
+def _tracking_callbacks(tracker: Any) -> list:
+    """The callback sending logged scalars to the tracked run (none when not tracked)."""
+    if tracker is None:
+        return []
+    from mmrl.tracking import TrackingCallback
+
+    return [TrackingCallback(tracker)]
+
+
+def _learn(
+    model: Any, config: RunConfig, callbacks: CallbackList, new_run: bool, bar: bool
+) -> float:
+    """Trains the steps left (none: a resumed run that had them all); returns the seconds."""
     remaining = config.steps - model.num_timesteps
     t0 = time.perf_counter()
     if remaining > 0:
@@ -451,9 +552,9 @@ def _run(
             model.learn(
                 total_timesteps=remaining,
                 callback=callbacks,
-                reset_num_timesteps=checkpoint is None,
+                reset_num_timesteps=new_run,
                 tb_log_name=TB_NAME,
-                progress_bar=progress_bar,
+                progress_bar=bar,
             )
         except ValueError as err:
             # torch.distributions refuses NaN outputs ("... found invalid values"): the
@@ -465,43 +566,61 @@ def _run(
                 "became NaN; lower agent.ppo.learning_rate (now "
                 f"{config.agent.ppo.learning_rate:g}) or agent.ppo.max_grad_norm"
             ) from None
-    elapsed = time.perf_counter() - t0
-    save(model.num_timesteps)
-    atomic_save_model(model, folder.model_path)
+    return time.perf_counter() - t0
 
+
+def _save_checkpoint(
+    folder: RunFolder, model: Any, config: RunConfig, evaluator: Any, step: int
+) -> None:
+    state = _checkpoint_state(model, config, evaluator.state())
+    write_checkpoint(folder.checkpoints_dir, step, model, state)
+
+
+def _final_evaluation(evaluator: Any, model: Any, config: RunConfig) -> dict[str, Any]:
+    """``{split: summary}`` of the final model (empty with ``eval_episodes`` 0)."""
     if getattr(evaluator, "model", None) is None:
         # learn() never ran: a resumed run whose checkpoint already held every step.
         evaluator.init_callback(model)
-    final = evaluator.evaluate() if config.eval_episodes else {}
+    return evaluator.evaluate() if config.eval_episodes else {}
+
+
+def _write_metrics(
+    folder: RunFolder,
+    config: RunConfig,
+    model: Any,
+    device: th.device,
+    elapsed: float,
+    evaluator: Any,
+    final: dict[str, Any],
+) -> None:
     metrics = {
         "env": config.env_name,
         "agent": config.agent_name,
         "seed": config.seed,
         "steps": int(model.num_timesteps),
-        "device": str(torch_device),
+        "device": str(device),
         "train_seconds_this_session": round(elapsed, 2),
         "stopped_early_at": evaluator.stopped_at,
         "eval_seed": config.eval_seed,
         "eval": final,
     }
     atomic_write_bytes(folder.metrics_path, json.dumps(metrics, indent=2).encode())
-    venv.close()
-    if tracker is not None:
-        from mmrl.tracking import final_scalars, run_files
-
-        tracker.log_scalars(final_scalars(final), int(model.num_timesteps))
-        tracker.log_files(run_files(folder))
-    if verbose:
-        parts = [
-            f"{split}: success {m['success_rate']:.2f} return {m['mean_return']:.2f}"
-            for split, m in final.items()
-        ]
-        print(f"run {run_dir}: {model.num_timesteps} steps; " + "; ".join(parts))
-    return run_dir
 
 
-def _eval_copies(config: RunConfig) -> int:
-    return max(1, min(config.eval_episodes, config.env.n_envs))
+def _finish_tracking(tracker: Any, folder: RunFolder, final: dict[str, Any], step: int) -> None:
+    """Sends the final evaluation and the run folder's files to the tracked run."""
+    from mmrl.tracking import final_scalars, run_files
+
+    tracker.log_scalars(final_scalars(final), step)
+    tracker.log_files(run_files(folder))
+
+
+def _print_summary(run_dir: Path, steps: int, final: dict[str, Any]) -> None:
+    parts = [
+        f"{split}: success {m['success_rate']:.2f} return {m['mean_return']:.2f}"
+        for split, m in final.items()
+    ]
+    print(f"run {run_dir}: {steps} steps; " + "; ".join(parts))
 
 
 def _check_run_dir(run_dir: Path, force: bool) -> None:

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch as th
 
@@ -26,6 +27,7 @@ from mmrl.config import ConfigError
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
 from mmrl.pretrain.objectives import (
+    LabelSpec,
     PretrainModel,
     infer_label_specs,
     parse_objectives,
@@ -34,6 +36,9 @@ from mmrl.pretrain.objectives import (
 )
 from mmrl.pretrain.resolve import resolve_pretrain_config
 from mmrl.progress import ProgressLines
+
+if TYPE_CHECKING:
+    from mmrl.config import RunConfig
 
 AUGMENTATIONS = ("none", "shift")
 
@@ -283,11 +288,87 @@ def pretrain(
             environment or recipe.
         ConfigError: Bad arguments.
     """
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
-
     from mmrl.data.dataset import load_offline_datasets
 
+    names = _check_arguments(
+        objectives, epochs, batch_size, lr, augment, val_fraction, patience, mask_ratio,
+        max_updates, monitor, out, log_dir, force, weights,
+    )  # fmt: skip
+    torch_device = resolve_device(device)
+    data = load_offline_datasets(dataset_id, max_episodes=max_episodes)
+    dataset_id = data.dataset_id  # the ids joined by commas
+    config = resolve_pretrain_config(data, agent, env, overrides)
+    train_rows, val_rows = _split(data, val_fraction, seed, batch_size)
+    specs = _label_specs(data, names, train_rows)
+    model = _pretrain_model(data, config, names, specs, mask_ratio, seed, torch_device)
+    trainer = Pretrainer(
+        data, model, train_rows, val_rows, batch_size=batch_size, lr=lr, weights=weights,
+        augment=augment, device=torch_device, seed=seed,
+    )  # fmt: skip
+    out = Path(out)
+    log_dir = Path(log_dir) if log_dir is not None else out.parent / f"{out.stem}_tb"
+    fit = _fit(
+        trainer, log_dir, f"dataset {dataset_id}, agent {agent}, objectives {names}",
+        epochs=epochs, patience=patience, monitor=monitor, max_updates=max_updates,
+        progress=progress, verbose=verbose, log_interval=log_interval,
+    )  # fmt: skip
+    assert fit.best_state is not None
+    model.load_state_dict(fit.best_state)
+    info = {
+        "objectives": names,
+        "weights": trainer.weights,
+        "agent": config.agent_name,
+        "env": config.env_name,
+        "env_id": config.env.env_id,
+        "dataset_id": dataset_id,
+        "dataset_episodes": data.num_episodes,
+        "train_size": len(train_rows),
+        "val_size": len(val_rows),
+        "augment": augment,
+        "monitor": monitor,
+        "epochs": fit.epoch,
+        "best_epoch": fit.best_epoch,
+        "updates": fit.updates,
+        "metrics": fit.best_metrics,
+        "label_specs": [dataclasses.asdict(s) for s in specs],
+        "overrides": list(overrides or []),
+        "seed": seed,
+    }
+    _save_checkpoint(out, model, config, data, "bc" in names, info)
+    return PretrainResult(
+        out=out,
+        log_dir=log_dir,
+        epochs=fit.epoch,
+        updates=fit.updates,
+        best_epoch=fit.best_epoch,
+        best_loss=float(fit.best_loss),
+        stopped_early=fit.stopped_early,
+        samples_per_second=fit.samples / max(fit.train_seconds, 1e-9),
+        train_seconds=fit.train_seconds,
+        val_metrics=dict(fit.best_metrics),
+        train_size=len(train_rows),
+        val_size=len(val_rows),
+    )
+
+
+# ---------------------------------------------------------------------------- its steps
+def _check_arguments(
+    objectives: str | Sequence[str],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    augment: str,
+    val_fraction: float,
+    patience: int,
+    mask_ratio: float,
+    max_updates: int | None,
+    monitor: str,
+    out: str | Path,
+    log_dir: str | Path | None,
+    force: bool,
+    weights: Mapping[str, float] | None,
+) -> list[str]:
+    """Refuses bad arguments and outputs before any data is read; returns the objectives."""
     try:
         names = parse_objectives(objectives)
     except ValueError as err:
@@ -320,45 +401,88 @@ def pretrain(
     unknown = sorted(set(weights or {}) - set(names))
     if unknown:
         raise ConfigError(f"--weight names objectives not trained: {unknown}; objectives: {names}")
-    torch_device = resolve_device(device)
+    return names
 
-    data = load_offline_datasets(dataset_id, max_episodes=max_episodes)
-    dataset_id = data.dataset_id  # the ids joined by commas
-    config = resolve_pretrain_config(data, agent, env, overrides)
+
+def _split(
+    data: OfflineData, val_fraction: float, seed: int, batch_size: int
+) -> tuple[th.Tensor, th.Tensor]:
+    """Training and validation row ids (whole episodes each); at least one training batch."""
     train_rows, val_rows = data.split(val_fraction, seed)
     if len(train_rows) < batch_size:
         raise DatasetError(
-            f"dataset {dataset_id!r}: {len(train_rows)} training transitions, fewer than one "
-            f"batch ({batch_size}); collect more episodes or lower --batch-size"
+            f"dataset {data.dataset_id!r}: {len(train_rows)} training transitions, fewer than "
+            f"one batch ({batch_size}); collect more episodes or lower --batch-size"
         )
-    specs = []
-    if "labels" in names:
-        if not data.labels:
-            raise DatasetError(f"dataset {dataset_id!r} has no info['labels']; drop 'labels'")
-        specs = infer_label_specs(data.labels, train_rows)
+    return train_rows, val_rows
 
+
+def _label_specs(data: OfflineData, names: list[str], train_rows: th.Tensor) -> list[LabelSpec]:
+    """The privileged labels the ``labels`` objective predicts (none without it)."""
+    if "labels" not in names:
+        return []
+    if not data.labels:
+        raise DatasetError(f"dataset {data.dataset_id!r} has no info['labels']; drop 'labels'")
+    return infer_label_specs(data.labels, train_rows)
+
+
+def _pretrain_model(
+    data: OfflineData,
+    config: RunConfig,
+    names: list[str],
+    specs: list[LabelSpec],
+    mask_ratio: float,
+    seed: int,
+    device: th.device,
+) -> PretrainModel:
+    """The recipe's SB3 policy, built exactly as PPO would, with the objectives' heads."""
     th.manual_seed(seed)
     policy = build_policy(data.observation_space, data.action_space, config)
     try:
-        model = PretrainModel(policy, names, specs, mask_ratio=mask_ratio).to(torch_device)
+        return PretrainModel(policy, names, specs, mask_ratio=mask_ratio).to(device)
     except ValueError as err:
         raise ConfigError(f"--objectives: {err}") from None
-    trainer = Pretrainer(
-        data, model, train_rows, val_rows, batch_size=batch_size, lr=lr, weights=weights,
-        augment=augment, device=torch_device, seed=seed,
-    )  # fmt: skip
 
-    out = Path(out)
-    log_dir = Path(log_dir) if log_dir is not None else out.parent / f"{out.stem}_tb"
+
+@dataclasses.dataclass
+class _Fit:
+    """The epoch loop's record: counts, time, and the best weights so far."""
+
+    epoch: int = 0
+    updates: int = 0
+    samples: int = 0
+    train_seconds: float = 0.0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict[str, th.Tensor] | None = None
+    best_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    stale: int = 0
+    stopped_early: bool = False
+    avg: _Averager = dataclasses.field(default_factory=_Averager)  # the epoch's batches
+
+
+def _fit(
+    trainer: Pretrainer,
+    log_dir: Path,
+    description: str,
+    *,
+    epochs: int,
+    patience: int,
+    monitor: str,
+    max_updates: int | None,
+    progress: bool,
+    verbose: int,
+    log_interval: float | None,
+) -> _Fit:
+    """Trains epoch after epoch until ``patience`` epochs bring no improvement of the
+    monitored loss, ``epochs`` or ``max_updates`` run out; logs to TensorBoard in ``log_dir``."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
     writer = SummaryWriter(str(log_dir))
-    writer.add_text("pretrain/config", f"dataset {dataset_id}, agent {agent}, objectives {names}")
-    has_val = len(val_rows) > 0
-    best_loss, best_epoch, best_state, best_metrics = math.inf, 0, None, {}
-    stale = updates = 0
-    stopped_early = False
-    train_seconds = 0.0
-    samples = 0
-    history = []
+    writer.add_text("pretrain/config", description)
+    has_val = len(trainer.val_rows) > 0
+    fit = _Fit()
     batches_per_epoch = len(trainer.epoch_batches())
     total_updates = min(epochs * batches_per_epoch, max_updates or math.inf)
     bar = tqdm(total=int(total_updates), unit="upd", disable=not progress, desc="pretrain")
@@ -367,114 +491,117 @@ def pretrain(
     if log_interval is not None:
         lines = ProgressLines(total_updates, "batches", log_interval, "[pretrain]", bound=True)
         lines.say(
-            f"{len(train_rows):,} training transitions, {len(val_rows):,} validation; up to "
-            f"{epochs} epochs of {batches_per_epoch:,} batches of {batch_size}"
+            f"{len(trainer.train_rows):,} training transitions, {len(trainer.val_rows):,} "
+            f"validation; up to {epochs} epochs of {batches_per_epoch:,} batches of "
+            f"{trainer.batch_size}"
         )
-    epoch = 0
-    avg = _Averager()
     try:
         for epoch in range(1, epochs + 1):
-            avg = _Averager()
-            for rows in trainer.epoch_batches():
-                t0 = time.perf_counter()
-                values = trainer.step(rows)
-                train_seconds += time.perf_counter() - t0
-                samples += len(rows)
-                updates += 1
-                avg.add(values, len(rows))
-                if updates % 20 == 0:
-                    for key, value in values.items():
-                        writer.add_scalar(f"pretrain/train/{key}", value, updates)
-                bar.update(1)
-                if lines is not None and lines.due():
-                    lines.say(_progress_line(lines, epoch, epochs, updates, samples, avg))
-                if max_updates is not None and updates >= max_updates:
-                    break
-            train_metrics = avg.means()
-            val_metrics = trainer.evaluate(val_rows) if has_val else {}
+            fit.epoch = epoch
+            _train_epoch(trainer, fit, writer, bar, lines, epochs, max_updates)
+            train_metrics = fit.avg.means()
+            val_metrics = trainer.evaluate(trainer.val_rows) if has_val else {}
             for key, value in val_metrics.items():
-                writer.add_scalar(f"pretrain/val/{key}", value, updates)
-            writer.add_scalar("pretrain/samples_per_second", samples / train_seconds, updates)
+                writer.add_scalar(f"pretrain/val/{key}", value, fit.updates)
+            writer.add_scalar(
+                "pretrain/samples_per_second", fit.samples / fit.train_seconds, fit.updates
+            )
             monitored = (val_metrics if has_val else train_metrics)[f"loss/{monitor}"]
-            history.append({"epoch": epoch, "train": train_metrics, "val": val_metrics})
-            improved = not math.isfinite(best_loss) or monitored < best_loss - 1e-4 * abs(best_loss)
-            if improved:
-                best_loss, best_epoch = monitored, epoch
-                best_state = copy.deepcopy(model.state_dict())
-                best_metrics = val_metrics or train_metrics
-                stale = 0
-            else:
-                stale += 1
+            improved = _keep_if_best(fit, trainer.model, monitored, val_metrics or train_metrics)
             if verbose:
-                shown = ", ".join(
-                    f"{k.removeprefix('loss/')} {v:.3f}"
-                    for k, v in (val_metrics or train_metrics).items()
-                    if k.startswith("loss/") or k in ("bc_accuracy", "contrastive_top1")
-                )
-                print(
-                    f"epoch {epoch}: {'val' if has_val else 'train'} {shown}"
-                    f"{'' if improved else ' (no improvement)'}"
-                    f" [{samples / max(train_seconds, 1e-9):.0f} samples/s]"
-                )
-            if stale >= patience:
-                stopped_early = True
+                _print_epoch(fit, val_metrics or train_metrics, has_val, improved)
+            if fit.stale >= patience:
+                fit.stopped_early = True
                 break
-            if max_updates is not None and updates >= max_updates:
+            if max_updates is not None and fit.updates >= max_updates:
                 break
     finally:
         bar.close()
         if lines is not None:
-            lines.say(_progress_line(lines, epoch, epochs, updates, samples, avg))
+            lines.say(_progress_line(lines, fit.epoch, epochs, fit.updates, fit.samples, fit.avg))
         writer.flush()
         writer.close()
+    return fit
 
-    assert best_state is not None
-    model.load_state_dict(best_state)
+
+def _train_epoch(
+    trainer: Pretrainer,
+    fit: _Fit,
+    writer: Any,
+    bar: Any,
+    lines: ProgressLines | None,
+    epochs: int,
+    max_updates: int | None,
+) -> None:
+    """One pass over the shuffled training batches (fewer when ``max_updates`` is reached)."""
+    fit.avg = _Averager()
+    for rows in trainer.epoch_batches():
+        t0 = time.perf_counter()
+        values = trainer.step(rows)
+        fit.train_seconds += time.perf_counter() - t0
+        fit.samples += len(rows)
+        fit.updates += 1
+        fit.avg.add(values, len(rows))
+        if fit.updates % 20 == 0:
+            for key, value in values.items():
+                writer.add_scalar(f"pretrain/train/{key}", value, fit.updates)
+        bar.update(1)
+        if lines is not None and lines.due():
+            lines.say(_progress_line(lines, fit.epoch, epochs, fit.updates, fit.samples, fit.avg))
+        if max_updates is not None and fit.updates >= max_updates:
+            break
+
+
+def _keep_if_best(
+    fit: _Fit, model: PretrainModel, monitored: float, metrics: dict[str, float]
+) -> bool:
+    """Keeps a copy of the weights when the monitored loss improved (by more than a 1e-4
+    fraction); returns whether it did."""
+    best = fit.best_loss
+    improved = not math.isfinite(best) or monitored < best - 1e-4 * abs(best)
+    if improved:
+        fit.best_loss, fit.best_epoch = monitored, fit.epoch
+        fit.best_state = copy.deepcopy(model.state_dict())
+        fit.best_metrics = metrics
+        fit.stale = 0
+    else:
+        fit.stale += 1
+    return improved
+
+
+def _print_epoch(fit: _Fit, metrics: dict[str, float], has_val: bool, improved: bool) -> None:
+    shown = ", ".join(
+        f"{k.removeprefix('loss/')} {v:.3f}"
+        for k, v in metrics.items()
+        if k.startswith("loss/") or k in ("bc_accuracy", "contrastive_top1")
+    )
+    print(
+        f"epoch {fit.epoch}: {'val' if has_val else 'train'} {shown}"
+        f"{'' if improved else ' (no improvement)'}"
+        f" [{fit.samples / max(fit.train_seconds, 1e-9):.0f} samples/s]"
+    )
+
+
+def _save_checkpoint(
+    out: Path,
+    model: PretrainModel,
+    config: RunConfig,
+    data: OfflineData,
+    with_head: bool,
+    info: dict[str, Any],
+) -> None:
+    """The encoder checkpoint: extractor, BC head (``with_head``), auxiliary heads, ``info``."""
     aux = {
         k: v for k, v in model.state_dict().items() if not k.startswith(("policy.", "extractor."))
-    }
-    info = {
-        "objectives": names,
-        "weights": trainer.weights,
-        "agent": config.agent_name,
-        "env": config.env_name,
-        "env_id": config.env.env_id,
-        "dataset_id": dataset_id,
-        "dataset_episodes": data.num_episodes,
-        "train_size": len(train_rows),
-        "val_size": len(val_rows),
-        "augment": augment,
-        "monitor": monitor,
-        "epochs": epoch,
-        "best_epoch": best_epoch,
-        "updates": updates,
-        "metrics": best_metrics,
-        "label_specs": [dataclasses.asdict(s) for s in specs],
-        "overrides": list(overrides or []),
-        "seed": seed,
     }
     save_encoder_checkpoint(
         out,
         extractor=model.extractor,
-        head=model.head_state() if "bc" in names else {},  # an untrained head is no BC head
+        head=model.head_state() if with_head else {},  # an untrained head is no BC head
         head_layout=head_config(config),
         action_space=data.action_space,
         aux_heads=aux,
         info=info,
-    )
-    return PretrainResult(
-        out=out,
-        log_dir=log_dir,
-        epochs=epoch,
-        updates=updates,
-        best_epoch=best_epoch,
-        best_loss=float(best_loss),
-        stopped_early=stopped_early,
-        samples_per_second=samples / max(train_seconds, 1e-9),
-        train_seconds=train_seconds,
-        val_metrics=dict(best_metrics),
-        train_size=len(train_rows),
-        val_size=len(val_rows),
     )
 
 

@@ -123,6 +123,8 @@ def test_interrupted_collection_leaves_no_dataset(toy, datasets_path):
         ({"episodes": 0}, "episodes must be >= 1"),
         ({"epsilon": 1.5}, "epsilon must be in"),
         ({"policy": "no/such/run"}, "not 'expert', 'random'"),
+        ({"n_envs": 0}, "--n-envs must be >= 1, got 0"),
+        ({"n_workers": 2}, "must be 1 with a given venv"),
     ],
 )
 def test_bad_arguments_are_refused(toy, datasets_path, kwargs, match):
