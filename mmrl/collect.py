@@ -33,6 +33,7 @@ Chunks of finished episodes are written on a background thread while the rollout
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -198,41 +199,41 @@ def collect(
     own_venv = venv is None
     env_name, env_config = _resolve_env(env, policy) if own_venv else ("custom", EnvConfig())
     venv = _open_venv(venv, env_name, env_config, n_envs, n_workers, seed)
-    behaviour = _behaviour(policy, venv, env_name, epsilon, expert_labels, stochastic, seed)
-    writer = AtomicDatasetWriter(
-        dataset_id,
-        _env_spec(env_config) if own_venv else None,
-        venv.observation_space,
-        venv.action_space,
-        algorithm_name=f"mmrl-{policy if policy in BUILTIN_POLICIES else 'run'}",
-        author="mmrl",
-        description=description
-        or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
-        jpeg_encoding=jpeg,
-    )
-    # The writer's temporary folder exists from here: an interrupt (SIGTERM) anywhere after
-    # it, even before the rollout's own try below, must remove it.
-    try:
-        rollout = _Rollout(
-            venv, writer, behaviour, episodes, seed, flush_every=flush_every,
-            overlap_writes=overlap_writes, progress=progress, log_interval=log_interval,
-            dataset_id=dataset_id, env_name=env_name,
-        )  # fmt: skip
-    except BaseException:
-        writer.discard()
-        raise
-    try:
-        rollout.run()
-        meta = _metadata(env_name, env_config, own_venv, behaviour, seed, rollout)
-        path = writer.commit({"mmrl": meta}, force)
-    except BaseException:
-        rollout.stop_writes()  # the write in progress ends before its folder is removed
-        writer.discard()
-        raise
-    finally:
-        rollout.close()
-        if own_venv:
-            venv.close()
+    with contextlib.ExitStack() as stack:
+        if own_venv:  # closed however collection ends, refusals of the policy included
+            stack.callback(venv.close)
+        behaviour = _behaviour(policy, venv, env_name, epsilon, expert_labels, stochastic, seed)
+        writer = AtomicDatasetWriter(
+            dataset_id,
+            _env_spec(env_config) if own_venv else None,
+            venv.observation_space,
+            venv.action_space,
+            algorithm_name=f"mmrl-{policy if policy in BUILTIN_POLICIES else 'run'}",
+            author="mmrl",
+            description=description
+            or f"{env_name}: {episodes} episodes of the {policy} policy (epsilon {epsilon})",
+            jpeg_encoding=jpeg,
+        )
+        # The writer's temporary folder exists from here: an interrupt (SIGTERM) anywhere
+        # after it, even before the rollout's own try below, must remove it.
+        try:
+            rollout = _Rollout(
+                venv, writer, behaviour, episodes, seed, flush_every=flush_every,
+                overlap_writes=overlap_writes, progress=progress, log_interval=log_interval,
+                dataset_id=dataset_id, env_name=env_name,
+            )  # fmt: skip
+        except BaseException:
+            writer.discard()
+            raise
+        stack.callback(rollout.close)  # before the venv's close
+        try:
+            rollout.run()
+            meta = _metadata(env_name, env_config, own_venv, behaviour, seed, rollout)
+            path = writer.commit({"mmrl": meta}, force)
+        except BaseException:
+            rollout.stop_writes()  # the write in progress ends before its folder is removed
+            writer.discard()
+            raise
     return rollout.result(dataset_id, path)
 
 

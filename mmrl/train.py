@@ -227,6 +227,7 @@ def train(
         stack.callback(lock.release)  # last out: after the tracked run is finished
         torch_device = _seed_process(config)
         venv = build_vec_env(config, seed=config.seed)
+        stack.callback(venv.close)  # also when learning raises (worker processes end)
         if checkpoint is None:
             model = _build_new_model(config, venv, torch_device, folder)
             _create_run_folder(folder, config, force, lock)

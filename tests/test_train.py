@@ -470,3 +470,22 @@ def test_checkpointed_worker_pool_resumes_exactly():
     finally:
         a.close()
         b.close()
+
+
+def test_the_training_env_is_closed_when_learning_raises(tmp_path, monkeypatch):
+    import mmrl.train as train_module
+    from mmrl.envs.vec_env import BatchedVecEnv, vec_env_layers
+
+    closed, training = [], []
+    original = BatchedVecEnv.close
+    monkeypatch.setattr(BatchedVecEnv, "close", lambda self: closed.append(self) or original(self))
+
+    def fail(model, *args, **kwargs):
+        training.append(vec_env_layers(model.get_env())[-1])
+        raise RuntimeError("learning failed")
+
+    monkeypatch.setattr(train_module, "_learn", fail)
+    with pytest.raises(RuntimeError, match="learning failed"):
+        train("driving", steps=64, n_envs=2, out=tmp_path / "run", overrides=TINY, verbose=0)
+    # The training env (its worker processes, with n_workers) is not left to the collector.
+    assert any(venv is training[0] for venv in closed)

@@ -557,3 +557,13 @@ def test_a_failed_background_write_is_raised_and_leaves_nothing(toy, datasets_pa
                 flush_every=2)  # fmt: skip
     assert len(calls) >= 2
     assert sorted(p.name for p in datasets_path.iterdir()) == []
+
+
+def test_a_refused_policy_closes_the_env(datasets_path, tmp_path, monkeypatch):
+    closed = []
+    original = BatchedVecEnv.close
+    monkeypatch.setattr(BatchedVecEnv, "close", lambda self: closed.append(1) or original(self))
+    with pytest.raises(Exception, match="typo"):
+        collect(env="driving", policy=str(tmp_path / "typo"), episodes=1, n_envs=2,
+                dataset_id="drv/refused-v0")  # fmt: skip
+    assert closed == [1]  # not left to the garbage collector (worker processes, files)
