@@ -303,6 +303,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         progress=not opts.quiet and sys.stderr.isatty(),
         verbose=0 if opts.quiet else 1,
         log_interval=log_interval,
+        track=_tracking(opts),
     )
     if not opts.quiet:
         print(

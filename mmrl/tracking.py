@@ -1,18 +1,25 @@
-"""Experiment tracking: ``mmrl train --track wandb|mlflow``.
+"""Experiment tracking: ``mmrl train|pretrain|bench|tune --track wandb|mlflow``.
 
-A tracked run sends three things to Weights & Biases or MLflow:
+A tracked training run sends four things to Weights & Biases or MLflow:
 
 - the resolved run config (W&B ``config``; MLflow parameters, flattened to dotted keys);
 - every scalar SB3 logs, under the same tag as in TensorBoard and at the same step
   (``rollout/success_rate``, ``eval/test/mean_return``, ``time/env_steps_per_s`` ...),
   plus the final evaluation as ``final/<split>/<metric>``;
+- the training videos of ``--video-every`` (:mod:`mmrl.train_video`) as they are written
+  (W&B: a ``wandb.Video`` under ``eval/video``; MLflow: artifacts under ``videos/``);
 - the run folder's files (``model.zip``, ``best_model.zip``, ``config.yaml``,
   ``metrics.json``, ``evaluations.jsonl``) as an artifact once training ends.
 
-The scalars travel through SB3's own logger: :class:`TrackerOutput` is an SB3 ``KVWriter``
-appended to the model's logger beside the TensorBoard writer (by :class:`TrackingCallback`),
-so there is no second metrics path to keep in step with TensorBoard's (SB3's ``exclude``
-for ``tensorboard`` applies here too).
+The scalars and videos travel through SB3's own logger: :class:`TrackerOutput` is an SB3
+``KVWriter`` appended to the model's logger beside the TensorBoard writer (by
+:class:`TrackingCallback`), so there is no second metrics path to keep in step with
+TensorBoard's (SB3's ``exclude`` for ``tensorboard`` applies here too).
+
+A tracked pretraining run (``mmrl pretrain --track``, :mod:`mmrl.pretrain.trainer`) sends
+its options and architecture, every scalar it writes to TensorBoard (``pretrain/train/*``,
+``pretrain/val/*``, ``pretrain/samples_per_second``, at the same update count), the saved
+weights' metrics as ``final/*`` and the encoder checkpoint as an artifact (``encoder``).
 
 Where the data goes is each library's own business, configured as usual: W&B honours
 ``WANDB_MODE=offline`` (run files under ``RUN_DIR/wandb/``, uploaded later with ``wandb
@@ -45,18 +52,22 @@ from stable_baselines3.common.logger import KVWriter
 from mmrl.commands.track import DEFAULT_PROJECT, TRACKERS
 from mmrl.errors import ConfigError, MissingDependencyError, UsageError, one_line
 from mmrl.runs import RunFolder
+from mmrl.train_video import VideoFile
 
 __all__ = [
     "TRACKERS",
+    "VIDEOS_ARTIFACT",
     "Tracker",
     "TrackerOutput",
     "Tracking",
     "TrackingCallback",
     "final_scalars",
+    "finishing",
     "flatten",
     "open_tracker",
     "require",
     "run_files",
+    "start_tracker",
     "tracked",
 ]
 
@@ -66,6 +77,8 @@ _INSTALL = {
 }
 #: MLflow refuses more than 100 parameters in one ``log_batch`` call.
 _MLFLOW_PARAM_BATCH = 100
+#: The MLflow artifact folder of the training videos.
+VIDEOS_ARTIFACT = "videos"
 
 
 @dataclasses.dataclass
@@ -109,12 +122,18 @@ class Tracker(abc.ABC):
 
     Args:
         spec: Where to track.
-        folder: The run folder (its name names the tracked run).
+        path: The folder of the run's local files (W&B's ``dir``; created when started).
+        name: The tracked run's display name.
+        tags: MLflow run tags (where the run's files are).
     """
 
-    def __init__(self, spec: Tracking, folder: RunFolder) -> None:
+    def __init__(
+        self, spec: Tracking, path: Path, name: str, tags: Mapping[str, str] | None = None
+    ) -> None:
         self.spec = spec
-        self.folder = folder
+        self.path = Path(path)
+        self.name = name
+        self.tags = dict(tags or {})
         self.run_id: str | None = None
 
     @abc.abstractmethod
@@ -126,8 +145,13 @@ class Tracker(abc.ABC):
         """Logs scalars at an environment step."""
 
     @abc.abstractmethod
-    def log_files(self, files: Iterable[Path]) -> None:
-        """Uploads run-folder files as the run's artifact."""
+    def log_files(self, files: Iterable[Path], name: str = "run") -> None:
+        """Uploads files as one artifact of the run (W&B: ``<name>-<run id>``; MLflow: the
+        artifact folder ``<name>/``)."""
+
+    @abc.abstractmethod
+    def log_video(self, path: Path, key: str, step: int) -> None:
+        """Uploads a video file (MP4) logged at an environment step under ``key``."""
 
     @abc.abstractmethod
     def finish(self, failed: bool = False) -> None:
@@ -140,13 +164,13 @@ class WandbTracker(Tracker):
     def start(self, config: Mapping[str, Any], resume_id: str | None) -> str:
         import wandb
 
-        self.folder.path.mkdir(parents=True, exist_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
         try:
             self.run = wandb.init(
                 project=os.environ.get("WANDB_PROJECT") or self.spec.project,
                 group=self.spec.group,
-                name=self.folder.path.name,
-                dir=str(self.folder.path),
+                name=self.name,
+                dir=str(self.path),
                 config=dict(config),
                 id=resume_id,
                 resume="allow" if resume_id else None,
@@ -169,13 +193,19 @@ class WandbTracker(Tracker):
     def log_scalars(self, values: Mapping[str, float], step: int) -> None:
         self.run.log({**values, "global_step": step})
 
-    def log_files(self, files: Iterable[Path]) -> None:
+    def log_files(self, files: Iterable[Path], name: str = "run") -> None:
         import wandb
 
-        artifact = wandb.Artifact(f"run-{self.run_id}", type="model")
+        artifact = wandb.Artifact(f"{name}-{self.run_id}", type="model")
         for path in files:
             artifact.add_file(str(path), name=path.name)
         self.run.log_artifact(artifact)
+
+    def log_video(self, path: Path, key: str, step: int) -> None:
+        import wandb
+
+        # From the file: W&B copies the MP4 as written (no re-encoding, no moviepy).
+        self.run.log({key: wandb.Video(str(path), format="mp4"), "global_step": step})
 
     def finish(self, failed: bool = False) -> None:
         self.run.finish(exit_code=1 if failed else 0)
@@ -204,12 +234,10 @@ class MlflowTracker(Tracker):
                     if experiment is not None
                     else self.client.create_experiment(self.spec.project)
                 )
-                tags = {"mmrl.run_dir": str(self.folder.path.resolve())}
+                tags = dict(self.tags)
                 if self.spec.group:
                     tags["mmrl.group"] = self.spec.group
-                run = self.client.create_run(
-                    experiment_id, run_name=self.folder.path.name, tags=tags
-                )
+                run = self.client.create_run(experiment_id, run_name=self.name, tags=tags)
                 self.run_id = run.info.run_id
                 params = [Param(k, str(v)) for k, v in flatten(config).items()]
                 for i in range(0, len(params), _MLFLOW_PARAM_BATCH):
@@ -239,9 +267,14 @@ class MlflowTracker(Tracker):
         metrics = [Metric(k, float(v), stamp, int(step)) for k, v in values.items()]
         self.client.log_batch(self.run_id, metrics=metrics)
 
-    def log_files(self, files: Iterable[Path]) -> None:
+    def log_files(self, files: Iterable[Path], name: str = "run") -> None:
         for path in files:
-            self.client.log_artifact(self.run_id, str(path), artifact_path="run")
+            self.client.log_artifact(self.run_id, str(path), artifact_path=name)
+
+    def log_video(self, path: Path, key: str, step: int) -> None:
+        # MLflow has no media type: the file is an artifact, named by its step already
+        # (``step_<steps>.mp4``); ``key`` is W&B's panel name.
+        self.client.log_artifact(self.run_id, str(path), artifact_path=VIDEOS_ARTIFACT)
 
     def finish(self, failed: bool = False) -> None:
         self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
@@ -259,6 +292,36 @@ def require(kind: str) -> None:
         ) from None
 
 
+def start_tracker(
+    spec: Tracking,
+    path: Path,
+    name: str,
+    config: Mapping[str, Any],
+    *,
+    resume_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Tracker:
+    """Starts a tracked run (a new one, or ``resume_id`` continued).
+
+    Args:
+        spec: Where to track.
+        path: The folder of the run's local files (W&B writes ``wandb/`` there).
+        name: The tracked run's display name.
+        config: The run's configuration as plain data.
+        resume_id: The tracked run to continue, if any.
+        tags: MLflow run tags.
+
+    Raises:
+        MissingDependencyError: The library is not installed (names the extra).
+        UsageError: The service refused the run (not logged in, unreachable store).
+    """
+    require(spec.kind)
+    cls = WandbTracker if spec.kind == "wandb" else MlflowTracker
+    tracker: Tracker = cls(spec, Path(path), name, tags)
+    tracker.start(config, resume_id)
+    return tracker
+
+
 def open_tracker(spec: Tracking, folder: RunFolder, config: Mapping[str, Any]) -> Tracker:
     """Starts the tracked run of ``folder`` (continuing the one ``tracking.json`` names).
 
@@ -274,9 +337,11 @@ def open_tracker(spec: Tracking, folder: RunFolder, config: Mapping[str, Any]) -
     require(spec.kind)
     previous = folder.tracking()
     resume_id = previous.get("id") if previous.get("kind") == spec.kind else None
-    tracker: Tracker = (WandbTracker if spec.kind == "wandb" else MlflowTracker)(spec, folder)
-    run_id = tracker.start(config, resume_id)
-    record = {"kind": spec.kind, "id": run_id, "project": spec.project}
+    tags = {"mmrl.run_dir": str(folder.path.resolve())}
+    tracker = start_tracker(
+        spec, folder.path, folder.path.name, config, resume_id=resume_id, tags=tags
+    )
+    record = {"kind": spec.kind, "id": tracker.run_id, "project": spec.project}
     folder.tracking_path.write_text(json.dumps(record, indent=2) + "\n")
     return tracker
 
@@ -286,10 +351,13 @@ def _scalar(value: Any) -> bool:
 
 
 class TrackerOutput(KVWriter):
-    """An SB3 logger output format that forwards scalars to a :class:`Tracker`.
+    """An SB3 logger output format that forwards scalars and video files to a
+    :class:`Tracker`.
 
     Keys SB3 excludes from ``tensorboard`` are excluded here too, so the tracker and
-    TensorBoard show the same scalars; non-scalars (strings, videos, figures) are skipped.
+    TensorBoard show the same scalars. A :class:`~mmrl.train_video.VideoFile` is uploaded
+    at its own step (TensorBoard gets those frames from the video callback itself); other
+    non-scalars (strings, SB3 videos, figures) are skipped.
     """
 
     def __init__(self, tracker: Tracker) -> None:
@@ -301,13 +369,17 @@ class TrackerOutput(KVWriter):
         key_excluded: dict[str, tuple[str, ...] | None],
         step: int = 0,
     ) -> None:
-        scalars = {
-            key: float(value)
+        shown = {
+            key: value
             for key, value in key_values.items()
-            if _scalar(value) and "tensorboard" not in (key_excluded.get(key) or ())
+            if "tensorboard" not in (key_excluded.get(key) or ())
         }
+        scalars = {key: float(value) for key, value in shown.items() if _scalar(value)}
         if scalars:
             self.tracker.log_scalars(scalars, step)
+        for key, value in shown.items():
+            if isinstance(value, VideoFile):
+                self.tracker.log_video(value.path, key, value.step)
 
     def close(self) -> None:
         """Nothing to close: the run is finished by whoever opened it (training may go on)."""
@@ -331,6 +403,15 @@ class TrackingCallback(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
+    def _on_training_end(self) -> None:
+        # A video recorded after the last dump (an off-policy run logs every few episodes)
+        # would never reach the writer; its file is already written, so upload it now.
+        pending = self.logger.name_to_value
+        for key in [k for k, v in pending.items() if isinstance(v, VideoFile)]:
+            video = pending.pop(key)
+            self.logger.name_to_excluded.pop(key, None)
+            self.output.tracker.log_video(video.path, key, video.step)
+
 
 def final_scalars(final: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     """The final evaluation (``metrics.json``'s ``eval``) as ``final/<split>/<metric>``."""
@@ -343,6 +424,20 @@ def final_scalars(final: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
+def finishing(tracker: Tracker | None) -> Iterator[Tracker | None]:
+    """Finishes ``tracker`` on exit, as failed on an exception (nothing when ``None``)."""
+    if tracker is None:
+        yield None
+        return
+    try:
+        yield tracker
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
+
+
+@contextlib.contextmanager
 def tracked(
     spec: Tracking | None, folder: RunFolder, config: Mapping[str, Any]
 ) -> Iterator[Tracker | None]:
@@ -350,16 +445,9 @@ def tracked(
 
     Yields ``None`` when ``spec`` is ``None`` (an untracked run).
     """
-    if spec is None:
-        yield None
-        return
-    tracker = open_tracker(spec, folder, config)
-    try:
+    tracker = None if spec is None else open_tracker(spec, folder, config)
+    with finishing(tracker):
         yield tracker
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    tracker.finish()
 
 
 def run_files(folder: RunFolder) -> list[Path]:

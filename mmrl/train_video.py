@@ -12,10 +12,15 @@ summary (tag ``eval/video``, under IMAGES). That is exactly what ``SummaryWriter
 without moviepy it prints "add_video needs package moviepy" and logs nothing, and it imports
 ``moviepy.editor``, which moviepy 2 removed. Here PyAV (already a dependency) encodes the GIF,
 so videos reach TensorBoard with no further package.
+
+Each video is also recorded in the model's SB3 logger as a :class:`VideoFile` (the file, not
+its frames), excluded from the text outputs and ignored by TensorBoard's; a tracked run's
+writer (:class:`mmrl.tracking.TrackerOutput`) uploads it to W&B or MLflow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +33,26 @@ from stable_baselines3.common.vec_env import VecEnv
 from mmrl.callbacks import find_vec_normalize
 from mmrl.errors import ConfigError
 
-__all__ = ["VIDEO_TAG", "VideoCallback", "gif_summary", "tensorboard_writer"]
+__all__ = ["VIDEO_TAG", "VideoCallback", "VideoFile", "gif_summary", "tensorboard_writer"]
 
-#: TensorBoard tag of the training videos.
+#: TensorBoard tag of the training videos (and their key in a tracked run).
 VIDEO_TAG = "eval/video"
+#: SB3 logger outputs that cannot show a :class:`VideoFile` (``tensorboard``'s skips it by
+#: type, and gets the frames as a GIF summary instead).
+_NOT_SHOWN = ("stdout", "log", "json", "csv")
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoFile:
+    """A video written to disk, as a value of the SB3 logger.
+
+    Attributes:
+        path: The MP4 file.
+        step: Environment steps when it was recorded.
+    """
+
+    path: Path
+    step: int
 
 
 def tensorboard_writer(logger: Any) -> Any | None:
@@ -148,6 +169,9 @@ class VideoCallback(BaseCallback):
             writer._get_file_writer().add_summary(gif_summary(VIDEO_TAG, data, height, width), step)
             writer.flush()
         self.written.append(path)
+        logger = getattr(self.model, "_logger", None)  # set up by learn()
+        if logger is not None:
+            logger.record(VIDEO_TAG, VideoFile(Path(path), step), exclude=_NOT_SHOWN)
         if self.verbose:
             print(f"wrote {path}")
         return path

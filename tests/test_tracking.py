@@ -1,8 +1,10 @@
-"""``mmrl train --track``: the SB3 writer, missing extras, and real W&B (offline) and MLflow
-(SQLite) runs whose stored records are read back and compared with TensorBoard's tags."""
+"""``mmrl train|pretrain --track``: the SB3 writer, missing extras, and real W&B (offline)
+and MLflow (SQLite) runs whose stored records (config, scalars, videos, artifacts) are read
+back and compared with TensorBoard's tags and the files on disk."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import sys
@@ -13,8 +15,17 @@ import pytest
 from mmrl.cli import main
 from mmrl.errors import ConfigError, MissingDependencyError
 from mmrl.runs import RunFolder
-from mmrl.tracking import Tracker, TrackerOutput, Tracking, final_scalars, flatten
+from mmrl.tracking import (
+    VIDEOS_ARTIFACT,
+    Tracker,
+    TrackerOutput,
+    Tracking,
+    TrackingCallback,
+    final_scalars,
+    flatten,
+)
 from mmrl.train import train
+from mmrl.train_video import _NOT_SHOWN, VIDEO_TAG, VideoFile
 
 TINY = [
     "agent.ppo.n_steps=64",
@@ -30,6 +41,7 @@ TINY = [
 class _Recorder(Tracker):
     def __init__(self) -> None:
         self.logged: list[tuple[dict[str, float], int]] = []
+        self.videos: list[tuple[Path, str, int]] = []
 
     def start(self, config, resume_id):
         return "x"
@@ -37,8 +49,11 @@ class _Recorder(Tracker):
     def log_scalars(self, values, step):
         self.logged.append((dict(values), step))
 
-    def log_files(self, files):
+    def log_files(self, files, name="run"):
         pass
+
+    def log_video(self, path, key, step):
+        self.videos.append((path, key, step))
 
     def finish(self, failed=False):
         pass
@@ -58,6 +73,35 @@ def test_writer_forwards_what_tensorboard_gets():
                                  "json/only": 2.0}, 128)]  # fmt: skip
 
 
+def test_video_files_pass_sb3_logger_to_the_tracker_only(tmp_path):
+    """The video callback's logger record: the text outputs skip it (SB3 raises on values
+    they cannot show), TensorBoard's ignores it, the tracker uploads it at its own step; one
+    still pending when training ends is uploaded then."""
+    import io
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import HumanOutputFormat, Logger, TensorBoardOutputFormat
+
+    recorder, text = _Recorder(), io.StringIO()
+    tb = TensorBoardOutputFormat(str(tmp_path / "tb"))
+    logger = Logger(None, [HumanOutputFormat(text), tb, TrackerOutput(recorder)])
+    logger.record("rollout/ep_rew_mean", 1.5)
+    logger.record(VIDEO_TAG, VideoFile(tmp_path / "step_32.mp4", 32), exclude=_NOT_SHOWN)
+    logger.dump(step=64)
+    tb.close()
+    assert recorder.logged == [({"rollout/ep_rew_mean": 1.5}, 64)]
+    assert recorder.videos == [(tmp_path / "step_32.mp4", VIDEO_TAG, 32)]
+    assert "ep_rew_mean" in text.getvalue() and "video" not in text.getvalue()
+    assert _tb_scalar_tags(tmp_path / "tb") == {"rollout/ep_rew_mean"}
+
+    callback = TrackingCallback(recorder)
+    callback.init_callback(SimpleNamespace(logger=logger))
+    logger.record(VIDEO_TAG, VideoFile(tmp_path / "step_96.mp4", 96), exclude=_NOT_SHOWN)
+    callback.on_training_end()
+    assert recorder.videos[-1] == (tmp_path / "step_96.mp4", VIDEO_TAG, 96)
+    assert VIDEO_TAG not in logger.name_to_value
+
+
 def test_helpers_and_bad_names():
     assert flatten({"a": {"b": 1, "c": {}}, "d": [1]}) == {"a.b": 1, "a.c": {}, "d": [1]}
     assert final_scalars({"test": {"success_rate": 1.0, "episodes": [1]}}) == {
@@ -67,25 +111,27 @@ def test_helpers_and_bad_names():
         Tracking("neptune")
 
 
-def test_train_bench_and_tune_share_one_track_flag_definition():
-    """``--track`` / ``--track-project``: typed fields of train, bench and tune, the same two
-    flags (choices, default, help) from :mod:`mmrl.commands.track`."""
+def test_train_pretrain_bench_and_tune_share_one_track_flag_definition():
+    """``--track`` / ``--track-project``: typed fields of train, pretrain, bench and tune, the
+    same two flags (choices, default, help) from :mod:`mmrl.commands.track`."""
     import argparse
+    import dataclasses
 
     from mmrl.cli import build_parser
-    from mmrl.commands import BenchOptions, TrainOptions, TuneOptions
+    from mmrl.commands import BenchOptions, PretrainOptions, TrainOptions, TuneOptions
     from mmrl.commands.track import DEFAULT_PROJECT, TRACKERS
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     seen = {}
-    for name in ("train", "bench", "tune"):
+    for name in ("train", "pretrain", "bench", "tune"):
         actions = {a.dest: a for a in sub.choices[name]._actions}
         seen[name] = [(a.option_strings, a.choices, a.default, a.help)
                       for a in (actions["track"], actions["track_project"])]  # fmt: skip
-    assert seen["train"] == seen["bench"] == seen["tune"]
+    assert seen["train"] == seen["pretrain"] == seen["bench"] == seen["tune"]
     assert tuple(seen["tune"][0][1]) == TRACKERS
-    for cls in (TrainOptions, BenchOptions, TuneOptions):
-        assert cls().track is None and cls().track_project == DEFAULT_PROJECT
+    for cls in (TrainOptions, PretrainOptions, BenchOptions, TuneOptions):
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert defaults["track"] is None and defaults["track_project"] == DEFAULT_PROJECT
     args = build_parser().parse_args(["tune", "--track", "mlflow", "--track-project", "p"])
     assert (args.track, args.track_project) == ("mlflow", "p")
 
@@ -101,15 +147,30 @@ def test_missing_library_names_the_extra_before_the_run_folder(kind, module, tmp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"mmrl[track-{kind}]" in err, err
     assert not out.exists() and not (tmp_path / "lib").exists()
+    # pretrain: refused before the dataset is read (this one does not exist) or a file written
+    from mmrl.pretrain import pretrain
+
+    with pytest.raises(MissingDependencyError, match=rf'pip install "mmrl\[track-{kind}\]"'):
+        pretrain("no/such-v0", out=tmp_path / "enc.pt", verbose=0, track=kind)
+    args = ["pretrain", "--dataset", "no/such-v0", "--out", str(tmp_path / "enc.pt")]
+    assert main([*args, "--track", kind]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"mmrl[track-{kind}]" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _tb_scalar_tags(folder: Path) -> set[str]:
+    """The scalar tags of the TensorBoard event files in ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return set(acc.Tags()["scalars"])
 
 
 def _tb_tags(run_dir: Path) -> set[str]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     (run,) = sorted((run_dir / "tb").iterdir())
-    acc = EventAccumulator(str(run))
-    acc.Reload()
-    return set(acc.Tags()["scalars"])
+    return _tb_scalar_tags(run)
 
 
 def _wandb_records(path: Path) -> list:
@@ -152,15 +213,26 @@ def _wandb_run(run_dir: Path) -> dict:
             )
         elif kind == "artifact":
             found["artifacts"].append([e.path for e in record.artifact.manifest.contents])
+            found.setdefault("artifact_names", []).append(record.artifact.name)
         elif kind == "exit":
             found["exit"] = record.exit.exit_code
     return found
 
 
-def test_wandb_offline_run_holds_config_tensorboard_scalars_and_files(tmp_path, monkeypatch):
+@pytest.fixture
+def wandb_offline(monkeypatch):
+    """W&B in offline mode with fresh settings: W&B keeps the settings of the first run made
+    in a process (a refused online one too) until ``wandb.teardown()``."""
     wandb = pytest.importorskip("wandb")
+    wandb.teardown()
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    yield wandb
+    wandb.teardown()
+
+
+def test_wandb_offline_run_holds_config_tensorboard_scalars_and_files(tmp_path, wandb_offline):
+    wandb = wandb_offline
     out = tmp_path / "run"
     args = ["train", "--env", "driving", "--steps", "512", "--n-envs", "4", "--out", str(out),
             "--quiet", "--track", "wandb", "--track-project", "mmrl-test"]  # fmt: skip
@@ -231,3 +303,121 @@ def test_a_refused_tracker_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "No API key configured" in err, err
     assert "WANDB_MODE=offline" in err and not out.exists()
+
+
+def _video_run(toy, root: Path, kind: str) -> Path:
+    """64 steps of the toy task with a video every 32 steps, tracked in ``kind``."""
+    env, agent = toy.write_presets(root)
+    overrides = ["eval_freq=0", "eval_episodes=1", "checkpoint_freq=1000",
+                 "agent.extractor.features_dim=16"]  # fmt: skip
+    return train(env, agent, steps=64, seed=0, out=root / "run", verbose=0, device="cpu",
+                 overrides=overrides, video_every=32, track=kind)  # fmt: skip
+
+
+def test_training_videos_and_model_reach_wandb(toy, tmp_path, wandb_offline):
+    wandb = wandb_offline
+    out = _video_run(toy, tmp_path, "wandb")
+    wandb.teardown()
+    run = _wandb_run(out)
+    # W&B stores a media value as nested keys under its own: eval/video/{_type,path,sha256}
+    videos = [h for h in run["history"] if h.get(f"{VIDEO_TAG}/_type") == "video-file"]
+    assert [h["global_step"] for h in videos] == [32, 64]
+    (offline,) = (out / "wandb").glob("offline-run-*")
+    written = sorted(RunFolder(out).videos_dir.glob("*.mp4"))
+    for entry, mp4 in zip(videos, written, strict=True):
+        # the MP4 as written (not re-encoded), copied into the run's media files
+        data = (offline / "files" / entry[f"{VIDEO_TAG}/path"]).read_bytes()
+        assert data == mp4.read_bytes()
+        assert entry[f"{VIDEO_TAG}/sha256"] == hashlib.sha256(data).hexdigest()
+    assert "model.zip" in run["artifacts"][0] and run["exit"] == 0
+
+
+def test_training_videos_and_model_reach_mlflow(toy, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    out = _video_run(toy, tmp_path, "mlflow")
+    client = MlflowClient(uri)
+    run_id = RunFolder(out).tracking()["id"]
+    videos = {a.path for a in client.list_artifacts(run_id, VIDEOS_ARTIFACT)}
+    assert videos == {f"videos/step_{s:09d}.mp4" for s in (32, 64)}
+    local = Path(client.download_artifacts(run_id, "videos/step_000000032.mp4", str(tmp_path)))
+    assert local.read_bytes() == (RunFolder(out).videos_dir / "step_000000032.mp4").read_bytes()
+    assert "run/model.zip" in {a.path for a in client.list_artifacts(run_id, "run")}
+
+
+@pytest.fixture(scope="module")
+def toy_data(toy, tmp_path_factory):
+    """Toy presets and an expert toy dataset (``MINARI_DATASETS_PATH`` set for the module)."""
+    from mmrl.data import collect
+    from mmrl.envs.vec_env import BatchedVecEnv
+
+    root = tmp_path_factory.mktemp("track-pretrain")
+    env, agent = toy.write_presets(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(root / "datasets"))
+        collect(policy="expert", episodes=40, dataset_id="toy/expert-v0", epsilon=0.2, seed=0,
+                venv=BatchedVecEnv(toy.ToySimulator(8)))  # fmt: skip
+        yield env, agent, "toy/expert-v0"
+
+
+def test_pretrain_wandb_offline_run_holds_config_tensorboard_scalars_and_checkpoint(
+    toy_data, tmp_path, wandb_offline
+):
+    from mmrl.pretrain import pretrain
+
+    wandb = wandb_offline
+    env, agent, dataset = toy_data
+    result = pretrain(dataset, agent, env=env, epochs=3, batch_size=16, out=tmp_path / "enc.pt",
+                      val_fraction=0.2, patience=3, verbose=0, track="wandb")  # fmt: skip
+    wandb.teardown()
+    assert result.updates >= 20  # so training scalars (every 20 updates) were written
+    run = _wandb_run(result.log_dir)
+    assert run["config"]["pretrain"]["objectives"] == ["bc", "labels", "contrastive", "masked"]
+    assert run["config"]["pretrain"]["dataset_id"] == dataset
+    assert run["config"]["agent"]["extractor"]["fusion"] == "attention"
+    keys = {k for k in set().union(*run["history"]) if not k.startswith("_")} - {"global_step"}
+    tags = _tb_scalar_tags(result.log_dir)
+    assert {"pretrain/train/loss/total", "pretrain/val/loss/bc"} <= tags
+    assert {k for k in keys if not k.startswith("final/")} == tags
+    epochs = [h["global_step"] for h in run["history"] if "pretrain/val/loss/total" in h]
+    assert len(epochs) == result.epochs and epochs[-1] == result.updates
+    final = next(h for h in run["history"] if "final/best_epoch" in h)
+    assert final["final/best_epoch"] == result.best_epoch
+    assert final["final/loss/total"] == pytest.approx(result.val_metrics["loss/total"])
+    assert run["artifacts"] == [["enc.pt"]] and run["artifact_names"][0].startswith("encoder-")
+    assert run["exit"] == 0
+
+
+def test_pretrain_cli_mlflow_run_holds_params_scalars_and_checkpoint(toy_data, tmp_path,
+                                                                      monkeypatch):  # fmt: skip
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    env, agent, dataset = toy_data
+    out, tb = tmp_path / "enc.pt", tmp_path / "curves"
+    args = ["pretrain", "--dataset", dataset, "--agent", agent, "--env", env, "--objectives",
+            "bc,masked", "--epochs", "3", "--patience", "3", "--batch-size", "16", "--out",
+            str(out), "--tb", str(tb), "--quiet", "--track", "mlflow", "--track-project",
+            "mmrl-pre"]  # fmt: skip
+    assert main(args) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("mmrl-pre")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "enc"
+    assert run.data.tags["mmrl.checkpoint"] == str(out.resolve())
+    assert run.data.params["pretrain.objectives"] == "['bc', 'masked']"
+    assert run.data.params["pretrain.batch_size"] == "16"
+    tags = _tb_scalar_tags(tb)
+    assert "pretrain/train/loss/bc" in tags
+    assert tags | {"final/best_epoch", "final/bc_accuracy"} <= set(run.data.metrics)
+    history = client.get_metric_history(run.info.run_id, "pretrain/val/loss/total")
+    assert len(history) == 3
+    (artifact,) = client.list_artifacts(run.info.run_id, "encoder")
+    assert artifact.path == "encoder/enc.pt" and artifact.file_size == out.stat().st_size

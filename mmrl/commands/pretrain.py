@@ -6,6 +6,7 @@ import dataclasses
 
 from mmrl.commands.options import option
 from mmrl.commands.progress import log_interval_option
+from mmrl.commands.track import track_option, track_project_option
 from mmrl.config import RunConfig
 
 
@@ -56,3 +57,5 @@ class PretrainOptions:
     )
     quiet: bool = option(False, help="no progress bar, progress lines or per-epoch lines")
     log_interval: float = log_interval_option("one per epoch")
+    track: str | None = track_option()
+    track_project: str = track_project_option()

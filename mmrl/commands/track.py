@@ -1,8 +1,9 @@
 """Options of experiment tracking (``--track``, ``--track-project``; :mod:`mmrl.tracking`).
 
 Declared once here and shared: :class:`~mmrl.commands.TrainOptions`,
-:class:`~mmrl.commands.BenchOptions` and :class:`~mmrl.commands.TuneOptions` declare their
-fields with :func:`track_option` and :func:`track_project_option`.
+:class:`~mmrl.commands.PretrainOptions`, :class:`~mmrl.commands.BenchOptions` and
+:class:`~mmrl.commands.TuneOptions` declare their fields with :func:`track_option` and
+:func:`track_project_option`.
 """
 
 from __future__ import annotations
