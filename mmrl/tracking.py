@@ -62,7 +62,6 @@ __all__ = [
     "Tracking",
     "TrackingCallback",
     "final_scalars",
-    "finishing",
     "flatten",
     "open_tracker",
     "require",
@@ -424,20 +423,6 @@ def final_scalars(final: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def finishing(tracker: Tracker | None) -> Iterator[Tracker | None]:
-    """Finishes ``tracker`` on exit, as failed on an exception (nothing when ``None``)."""
-    if tracker is None:
-        yield None
-        return
-    try:
-        yield tracker
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    tracker.finish()
-
-
-@contextlib.contextmanager
 def tracked(
     spec: Tracking | None, folder: RunFolder, config: Mapping[str, Any]
 ) -> Iterator[Tracker | None]:
@@ -445,9 +430,16 @@ def tracked(
 
     Yields ``None`` when ``spec`` is ``None`` (an untracked run).
     """
-    tracker = None if spec is None else open_tracker(spec, folder, config)
-    with finishing(tracker):
+    if spec is None:
+        yield None
+        return
+    tracker = open_tracker(spec, folder, config)
+    try:
         yield tracker
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
 
 
 def run_files(folder: RunFolder) -> list[Path]:

@@ -421,3 +421,29 @@ def test_pretrain_cli_mlflow_run_holds_params_scalars_and_checkpoint(toy_data, t
     assert len(history) == 3
     (artifact,) = client.list_artifacts(run.info.run_id, "encoder")
     assert artifact.path == "encoder/enc.pt" and artifact.file_size == out.stat().st_size
+
+
+def test_pretrain_that_fails_after_starting_marks_the_tracked_run_failed(toy_data, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    import mmrl.pretrain.trainer as trainer
+    from mmrl.pretrain import pretrain
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(trainer, "save_encoder_checkpoint", disk_full)
+    env, agent, dataset = toy_data
+    with pytest.raises(OSError, match="no space left"):
+        pretrain(dataset, agent, env=env, objectives="bc", epochs=1, batch_size=16,
+                 out=tmp_path / "enc.pt", verbose=0, track="mlflow")  # fmt: skip
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mmrl").experiment_id])
+    assert run.info.status == "FAILED"
+    assert "pretrain/val/loss/bc" in run.data.metrics and not client.list_artifacts(run.info.run_id)
