@@ -62,6 +62,7 @@ __all__ = [
     "Tracking",
     "TrackingCallback",
     "final_scalars",
+    "finishing",
     "flatten",
     "open_tracker",
     "require",
@@ -423,6 +424,20 @@ def final_scalars(final: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
+def finishing(tracker: Tracker | None) -> Iterator[Tracker | None]:
+    """Finishes ``tracker`` on exit, as failed on an exception (nothing when ``None``)."""
+    if tracker is None:
+        yield None
+        return
+    try:
+        yield tracker
+    except BaseException:
+        tracker.finish(failed=True)
+        raise
+    tracker.finish()
+
+
+@contextlib.contextmanager
 def tracked(
     spec: Tracking | None, folder: RunFolder, config: Mapping[str, Any]
 ) -> Iterator[Tracker | None]:
@@ -430,16 +445,9 @@ def tracked(
 
     Yields ``None`` when ``spec`` is ``None`` (an untracked run).
     """
-    if spec is None:
-        yield None
-        return
-    tracker = open_tracker(spec, folder, config)
-    try:
+    tracker = None if spec is None else open_tracker(spec, folder, config)
+    with finishing(tracker):
         yield tracker
-    except BaseException:
-        tracker.finish(failed=True)
-        raise
-    tracker.finish()
 
 
 def run_files(folder: RunFolder) -> list[Path]:

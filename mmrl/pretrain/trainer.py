@@ -3,8 +3,9 @@
 Top to bottom: load the dataset into contiguous tensors; resolve the agent recipe for the
 dataset's environment and refuse mismatched spaces before any training; build the SB3 policy
 exactly as PPO would (so weights transfer one to one); split episodes into train/validation;
-train the multi-task objectives with Adam, logging TensorBoard curves; stop early when the
-validation loss stops improving; save the best weights atomically.
+train the multi-task objectives with Adam, logging TensorBoard curves (and, with ``track``,
+the same scalars to W&B or MLflow, :mod:`mmrl.tracking`); stop early when the validation
+loss stops improving; save the best weights atomically.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import dataclasses
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ import torch as th
 from mmrl.agent import resolve_device
 from mmrl.checkpoint import check_output_dir, check_output_file
 from mmrl.commands.pretrain import PretrainOptions
-from mmrl.config import ConfigError
+from mmrl.config import ConfigError, to_dict
 from mmrl.data.dataset import DatasetError, OfflineData
 from mmrl.pretrain.checkpoint import build_policy, head_config, save_encoder_checkpoint
 from mmrl.pretrain.objectives import (
@@ -39,6 +40,7 @@ from mmrl.progress import ProgressLines
 
 if TYPE_CHECKING:
     from mmrl.config import RunConfig
+    from mmrl.tracking import Tracker, Tracking
 
 AUGMENTATIONS = ("none", "shift")
 
@@ -238,6 +240,7 @@ def pretrain(
     progress: bool = False,
     verbose: int = 1,
     log_interval: float | None = None,
+    track: str | Tracking | None = None,
 ) -> PretrainResult:
     """Pretrains the recipe's extractor (and BC head) on a Minari dataset.
 
@@ -279,6 +282,11 @@ def pretrain(
         log_interval: Print a progress line (epoch, batches, samples/s, ETA, the epoch's
             losses so far) every ``log_interval`` seconds, for logs that are not a terminal
             (:mod:`mmrl.progress`); ``None``: no lines.
+        track: ``wandb``, ``mlflow`` or a :class:`mmrl.tracking.Tracking`: also send the
+            options and architecture, the TensorBoard scalars (at the same update counts),
+            the kept epoch's metrics (``final/*``) and the checkpoint (artifact
+            ``encoder``) to that service; its local files go to ``log_dir``. ``None``:
+            TensorBoard only.
 
     Returns:
         A :class:`PretrainResult`.
@@ -287,14 +295,22 @@ def pretrain(
         DatasetError: Missing/empty/corrupt dataset, or spaces that differ from the
             environment or recipe.
         ConfigError: Bad arguments.
+        MissingDependencyError: ``track`` names a library that is not installed.
+        UsageError: The tracking service refused the run.
     """
     from mmrl.data.dataset import load_offline_datasets
+    from mmrl.tracking import finishing
 
     names = _check_arguments(
         objectives, epochs, batch_size, lr, augment, val_fraction, patience, mask_ratio,
         max_updates, monitor, out, log_dir, force, weights,
     )  # fmt: skip
     torch_device = resolve_device(device)
+    if track is not None:
+        from mmrl.tracking import Tracking, require
+
+        track = Tracking(track) if isinstance(track, str) else track
+        require(track.kind)  # a missing library fails before the data is read
     data = load_offline_datasets(dataset_id, max_episodes=max_episodes)
     dataset_id = data.dataset_id  # the ids joined by commas
     config = resolve_pretrain_config(data, agent, env, overrides)
@@ -307,34 +323,48 @@ def pretrain(
     )  # fmt: skip
     out = Path(out)
     log_dir = Path(log_dir) if log_dir is not None else out.parent / f"{out.stem}_tb"
-    fit = _fit(
-        trainer, log_dir, f"dataset {dataset_id}, agent {agent}, objectives {names}",
-        epochs=epochs, patience=patience, monitor=monitor, max_updates=max_updates,
-        progress=progress, verbose=verbose, log_interval=log_interval,
-    )  # fmt: skip
-    assert fit.best_state is not None
-    model.load_state_dict(fit.best_state)
-    info = {
-        "objectives": names,
-        "weights": trainer.weights,
-        "agent": config.agent_name,
-        "env": config.env_name,
-        "env_id": config.env.env_id,
-        "dataset_id": dataset_id,
-        "dataset_episodes": data.num_episodes,
-        "train_size": len(train_rows),
-        "val_size": len(val_rows),
-        "augment": augment,
-        "monitor": monitor,
-        "epochs": fit.epoch,
-        "best_epoch": fit.best_epoch,
-        "updates": fit.updates,
-        "metrics": fit.best_metrics,
-        "label_specs": [dataclasses.asdict(s) for s in specs],
-        "overrides": list(overrides or []),
-        "seed": seed,
-    }
-    _save_checkpoint(out, model, config, data, "bc" in names, info)
+    tracker = None
+    if track is not None:
+        options = {"dataset_id": dataset_id, "objectives": names, "weights": trainer.weights,
+                   "epochs": epochs, "batch_size": batch_size, "lr": lr, "augment": augment,
+                   "val_fraction": val_fraction, "patience": patience, "monitor": monitor,
+                   "mask_ratio": mask_ratio, "max_updates": max_updates,
+                   "max_episodes": max_episodes, "seed": seed, "out": str(out)}  # fmt: skip
+        tracker = _start_tracking(track, log_dir, out, config, options)
+    with finishing(tracker):  # a failure below marks the tracked run failed
+        fit = _fit(
+            trainer, log_dir, f"dataset {dataset_id}, agent {agent}, objectives {names}",
+            epochs=epochs, patience=patience, monitor=monitor, max_updates=max_updates,
+            progress=progress, verbose=verbose, log_interval=log_interval, tracker=tracker,
+        )  # fmt: skip
+        assert fit.best_state is not None
+        model.load_state_dict(fit.best_state)
+        info = {
+            "objectives": names,
+            "weights": trainer.weights,
+            "agent": config.agent_name,
+            "env": config.env_name,
+            "env_id": config.env.env_id,
+            "dataset_id": dataset_id,
+            "dataset_episodes": data.num_episodes,
+            "train_size": len(train_rows),
+            "val_size": len(val_rows),
+            "augment": augment,
+            "monitor": monitor,
+            "epochs": fit.epoch,
+            "best_epoch": fit.best_epoch,
+            "updates": fit.updates,
+            "metrics": fit.best_metrics,
+            "label_specs": [dataclasses.asdict(s) for s in specs],
+            "overrides": list(overrides or []),
+            "seed": seed,
+        }
+        _save_checkpoint(out, model, config, data, "bc" in names, info)
+        if tracker is not None:
+            final = {"final/best_epoch": float(fit.best_epoch)}
+            final.update({f"final/{k}": v for k, v in fit.best_metrics.items()})
+            tracker.log_scalars(final, fit.updates)
+            tracker.log_files([out], name="encoder")
     return PretrainResult(
         out=out,
         log_dir=log_dir,
@@ -473,14 +503,24 @@ def _fit(
     progress: bool,
     verbose: int,
     log_interval: float | None,
+    tracker: Tracker | None = None,
 ) -> _Fit:
     """Trains epoch after epoch until ``patience`` epochs bring no improvement of the
-    monitored loss, ``epochs`` or ``max_updates`` run out; logs to TensorBoard in ``log_dir``."""
+    monitored loss, ``epochs`` or ``max_updates`` run out; logs to TensorBoard in ``log_dir``
+    (and the same scalars to ``tracker``)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     writer = SummaryWriter(str(log_dir))
     writer.add_text("pretrain/config", description)
+
+    def log(values: Mapping[str, float], step: int) -> None:
+        """Scalars to TensorBoard and, when tracked, the same tags to the tracked run."""
+        for key, value in values.items():
+            writer.add_scalar(key, value, step)
+        if tracker is not None:
+            tracker.log_scalars(values, step)
+
     has_val = len(trainer.val_rows) > 0
     fit = _Fit()
     batches_per_epoch = len(trainer.epoch_batches())
@@ -498,14 +538,12 @@ def _fit(
     try:
         for epoch in range(1, epochs + 1):
             fit.epoch = epoch
-            _train_epoch(trainer, fit, writer, bar, lines, epochs, max_updates)
+            _train_epoch(trainer, fit, log, bar, lines, epochs, max_updates)
             train_metrics = fit.avg.means()
             val_metrics = trainer.evaluate(trainer.val_rows) if has_val else {}
-            for key, value in val_metrics.items():
-                writer.add_scalar(f"pretrain/val/{key}", value, fit.updates)
-            writer.add_scalar(
-                "pretrain/samples_per_second", fit.samples / fit.train_seconds, fit.updates
-            )
+            scalars = {f"pretrain/val/{k}": v for k, v in val_metrics.items()}
+            scalars["pretrain/samples_per_second"] = fit.samples / fit.train_seconds
+            log(scalars, fit.updates)
             monitored = (val_metrics if has_val else train_metrics)[f"loss/{monitor}"]
             improved = _keep_if_best(fit, trainer.model, monitored, val_metrics or train_metrics)
             if verbose:
@@ -527,7 +565,7 @@ def _fit(
 def _train_epoch(
     trainer: Pretrainer,
     fit: _Fit,
-    writer: Any,
+    log: Callable[[Mapping[str, float], int], None],
     bar: Any,
     lines: ProgressLines | None,
     epochs: int,
@@ -543,8 +581,7 @@ def _train_epoch(
         fit.updates += 1
         fit.avg.add(values, len(rows))
         if fit.updates % 20 == 0:
-            for key, value in values.items():
-                writer.add_scalar(f"pretrain/train/{key}", value, fit.updates)
+            log({f"pretrain/train/{k}": v for k, v in values.items()}, fit.updates)
         bar.update(1)
         if lines is not None and lines.due():
             lines.say(_progress_line(lines, fit.epoch, epochs, fit.updates, fit.samples, fit.avg))
@@ -580,6 +617,22 @@ def _print_epoch(fit: _Fit, metrics: dict[str, float], has_val: bool, improved: 
         f"{'' if improved else ' (no improvement)'}"
         f" [{fit.samples / max(fit.train_seconds, 1e-9):.0f} samples/s]"
     )
+
+
+def _start_tracking(
+    track: Tracking, log_dir: Path, out: Path, config: RunConfig, options: Mapping[str, Any]
+) -> Tracker:
+    """The tracked run of a pretraining, named after the checkpoint, its local files in
+    ``log_dir``. Its config: the architecture trained (env and agent of the resolved run
+    config; the training-run fields do not apply) and the options under ``pretrain``."""
+    from mmrl.tracking import start_tracker
+
+    resolved = to_dict(config)
+    tracked = {key: resolved[key] for key in ("env_name", "agent_name", "env", "agent")}
+    return start_tracker(
+        track, log_dir, out.stem, {**tracked, "pretrain": dict(options)},
+        tags={"mmrl.checkpoint": str(out.resolve())},
+    )  # fmt: skip
 
 
 def _save_checkpoint(
