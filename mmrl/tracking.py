@@ -292,6 +292,21 @@ def require(kind: str) -> None:
         ) from None
 
 
+def tracking_service(track: str | Tracking | None) -> Tracking | None:
+    """``track`` (a service name or a :class:`Tracking`) as a :class:`Tracking` whose library
+    is installed, so that a missing one fails before a run touches any file; ``None`` stays
+    ``None``.
+
+    Raises:
+        MissingDependencyError: The service's library is not installed (naming the extra).
+    """
+    if track is None:
+        return None
+    track = Tracking(track) if isinstance(track, str) else track
+    require(track.kind)
+    return track
+
+
 def start_tracker(
     spec: Tracking,
     path: Path,

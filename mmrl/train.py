@@ -208,7 +208,9 @@ def train(
         MissingDependencyError: ``track`` names a library that is not installed.
     """
     _check_video_every(video_every)
-    track = _tracking_service(track)
+    from mmrl.tracking import tracking_service
+
+    track = tracking_service(track)  # a missing library fails before the run folder is touched
     fields = {
         "steps": steps,
         "seed": seed,
@@ -257,18 +259,6 @@ def _check_video_every(video_every: int | None) -> None:
         isinstance(video_every, bool) or not isinstance(video_every, int) or video_every < 1
     ):
         raise ConfigError(f"must be an integer >= 1, got {video_every!r}", field="video_every")
-
-
-def _tracking_service(track: str | Tracking | None) -> Tracking | None:
-    """``track`` as a :class:`~mmrl.tracking.Tracking`, its library checked: a missing one
-    fails before the run folder is touched."""
-    if track is None:
-        return None
-    from mmrl.tracking import Tracking, require
-
-    track = Tracking(track) if isinstance(track, str) else track
-    require(track.kind)
-    return track
 
 
 def _resumed_run(run_dir: Path, fields: dict[str, Any], **options: Any) -> _Start:

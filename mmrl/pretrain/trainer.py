@@ -299,18 +299,14 @@ def pretrain(
         UsageError: The tracking service refused the run.
     """
     from mmrl.data.dataset import load_offline_datasets
-    from mmrl.tracking import finishing
+    from mmrl.tracking import finishing, tracking_service
 
     names = _check_arguments(
         objectives, epochs, batch_size, lr, augment, val_fraction, patience, mask_ratio,
         max_updates, monitor, out, log_dir, force, weights,
     )  # fmt: skip
     torch_device = resolve_device(device)
-    if track is not None:
-        from mmrl.tracking import Tracking, require
-
-        track = Tracking(track) if isinstance(track, str) else track
-        require(track.kind)  # a missing library fails before the data is read
+    track = tracking_service(track)  # a missing library fails before the data is read
     data = load_offline_datasets(dataset_id, max_episodes=max_episodes)
     dataset_id = data.dataset_id  # the ids joined by commas
     config = resolve_pretrain_config(data, agent, env, overrides)
