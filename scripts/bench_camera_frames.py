@@ -46,14 +46,14 @@ def bench(env_id: str, frames: int, n_envs: int, seconds: float, seed: int = 0):
     return steps / wall, steps / cpu
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["mmrl/Driving-v1", "mmrl/Navigation-v1"])
     parser.add_argument("--frames", nargs="+", type=int, default=[4])
     parser.add_argument("--n-envs", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     settings = [1, *[k for k in args.frames if k != 1]]
     print(
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}, load {os.getloadavg()[0]:.1f}, "
@@ -74,7 +74,8 @@ def main() -> None:
                 f"{env_id:20s} camera_frames={k}: {wall:9,.0f} env-steps/s [{cpu:9,.0f} CPU]"
                 f"  cost x{base_cpu / cpu:.2f}"
             )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
