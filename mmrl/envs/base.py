@@ -6,9 +6,10 @@ with array operations. The Gymnasium env (:class:`MultimodalEnv`) is that simula
 behind SB3's ``VecEnv`` API. Each copy owns its random generator, so copy ``i`` of a vec env
 seeded with ``s`` follows exactly the trajectory of a single env reset with seed ``s + i``.
 
-Subclasses implement the hooks ``_reset_envs``, ``_step``, ``observe``, ``instructions``,
+Subclasses implement the hooks ``_reset_envs``, ``_step``, ``_observe``, ``instructions``,
 ``labels`` and ``expert_action``; action checking, step counting, truncation, reward
-summation and the ``info`` dictionaries live here, once.
+summation, the ``info`` dictionaries and the camera frame stack (``camera_frames``) live
+here, once.
 """
 
 from __future__ import annotations
@@ -178,6 +179,20 @@ class BatchedSimulator(abc.ABC):
         self.rngs: list[np.random.Generator] = [np.random.default_rng() for _ in range(num_envs)]
         self.elapsed = np.zeros(num_envs, dtype=np.int64)
         self.success = np.zeros(num_envs, dtype=bool)
+        if sensors.camera_frames > 1:
+            self._init_frame_stack(sensors.camera_size, sensors.camera_frames)
+
+    def _init_frame_stack(self, size: int, frames: int) -> None:
+        """Allocates the camera history of ``camera_frames > 1`` (see :meth:`observe`).
+
+        ``_frames`` is ``(n, S, S, 3k)`` uint8, oldest frame first. Its last slot holds a
+        copy's current frame once :meth:`observe` has rendered it (``_frame_current``); a
+        copy reset since (``_frame_first``) gets the first frame in every slot instead.
+        """
+        n = self.num_envs
+        self._frames = np.zeros((n, size, size, 3 * frames), dtype=np.uint8)
+        self._frame_current = np.zeros(n, dtype=bool)
+        self._frame_first = np.ones(n, dtype=bool)
 
     def contract_observation_space(self, state_dim: int, state_bound: float) -> spaces.Dict:
         """The observation space every mmrl environment shares, from the sensor config.
@@ -187,14 +202,15 @@ class BatchedSimulator(abc.ABC):
             state_bound: ``state`` values lie in ``[-state_bound, state_bound]``.
 
         Returns:
-            ``Dict(camera (S, S, 3) uint8, lidar (beams,) float32 in [0, 1], text (L,) int64,
-            state (state_dim,) float32)`` in that key order.
+            ``Dict(camera (S, S, 3k) uint8, lidar (beams,) float32 in [0, 1], text (L,) int64,
+            state (state_dim,) float32)`` in that key order; ``k`` is ``camera_frames``.
         """
         size = self.sensors.camera_size
+        channels = 3 * self.sensors.camera_frames
         # A list of pairs keeps the contract's key order (a plain dict would be sorted).
         return spaces.Dict(
             [
-                ("camera", spaces.Box(0, 255, (size, size, 3), np.uint8)),
+                ("camera", spaces.Box(0, 255, (size, size, channels), np.uint8)),
                 ("lidar", spaces.Box(0.0, 1.0, (self.sensors.lidar_beams,), np.float32)),
                 (
                     "text",
@@ -216,8 +232,12 @@ class BatchedSimulator(abc.ABC):
         """Advances every copy by one step with already-validated ``actions``."""
 
     @abc.abstractmethod
-    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Batched observation of copies ``idx`` (all when ``None``), each key ``(k, ...)``."""
+    def _observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Batched observation of copies ``idx`` (all when ``None``), each key ``(m, ...)``,
+        with the current camera frame only (``(m, S, S, 3)``; :meth:`observe` stacks frames).
+
+        A pure function of the state: calling it twice gives the same arrays.
+        """
 
     @abc.abstractmethod
     def instructions(self) -> list[str]:
@@ -299,6 +319,55 @@ class BatchedSimulator(abc.ABC):
             if seed is not None:
                 self.rngs[i] = np.random.default_rng(seed)
 
+    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Batched observation of copies ``idx`` (all when ``None``), each key ``(m, ...)``.
+
+        With ``camera_frames = k > 1`` the ``camera`` key is ``(m, S, S, 3k)`` uint8: the
+        copy's last ``k`` frames along the channels, oldest first, the current one last; a
+        copy observed for the first time since its reset shows its first frame in every slot
+        (nothing of the previous episode). Observing again without a step gives the same
+        arrays. All keys are new arrays the caller may write to.
+        """
+        obs = self._observe(idx)
+        k = self.sensors.camera_frames
+        if k == 1:
+            return obs
+        sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
+        # Viewed with one 3-byte item per pixel, a frame slot is a plain (n, S, S) array, so
+        # NumPy copies whole pixels instead of looping over 3-byte channel runs (3x faster).
+        frames = self._frames.view("V3")  # (n, S, S, k)
+        camera = np.ascontiguousarray(obs["camera"]).view("V3")[..., 0]  # (m, S, S)
+        frames[sel, ..., -1] = camera
+        first = self._frame_first[sel]
+        if first.any():
+            rows = np.arange(self.num_envs)[sel][first]
+            for slot in range(k - 1):  # k <= 8 slots, each written for all those copies at once
+                frames[rows, ..., slot] = camera[first]
+        self._frame_current[sel] = True
+        self._frame_first[sel] = False
+        # Fancy indexing copies; a full slice must be copied so later shifts leave it alone.
+        obs["camera"] = self._frames.copy() if idx is None else self._frames[sel]
+        return obs
+
+    def _record_frames(self) -> None:
+        """Before a step (``k > 1``): observes the copies whose current frame is not in the
+        history yet (stepped right after a reset, or twice without an observation), so the
+        history skips no frame whoever drives the simulator."""
+        unseen = np.flatnonzero(~self._frame_current)
+        if unseen.size:
+            self.observe(unseen)
+
+    def _shift_frames(self) -> None:
+        """After a step (``k > 1``): moves every copy's history one slot older; the last
+        slot is rewritten by the next :meth:`observe` with the new frame."""
+        # One memmove of the whole buffer, 3 bytes down (20x faster than the strided
+        # frames[..., :-3] = frames[..., 3:]; NumPy handles the overlap): every slot gets its
+        # successor's frame, and each pixel's last slot gets the next pixel's oldest one,
+        # which no one reads: observe writes the new frame there first (_frame_current).
+        flat = self._frames.reshape(-1)  # a view: the buffer is C-contiguous
+        flat[:-3] = flat[3:]
+        self._frame_current[:] = False
+
     def reset_envs(self, idx: np.ndarray | None = None) -> None:
         """Starts new episodes in copies ``idx`` (all when ``None``)."""
         idx = np.arange(self.num_envs) if idx is None else np.asarray(idx, dtype=np.int64)
@@ -306,6 +375,9 @@ class BatchedSimulator(abc.ABC):
             self.elapsed[idx] = 0
             self.success[idx] = False
             self._reset_envs(idx)
+            if self.sensors.camera_frames > 1:
+                self._frame_current[idx] = False
+                self._frame_first[idx] = True
 
     def check_actions(self, actions: Any) -> np.ndarray:
         """Validates a batch of ``num_envs`` actions (see :func:`check_actions`)."""
@@ -317,7 +389,13 @@ class BatchedSimulator(abc.ABC):
         Returns:
             ``(reward (n,) float32, terminated (n,) bool, truncated (n,) bool, result)``.
         """
-        result = self._step(self.check_actions(actions))
+        actions = self.check_actions(actions)
+        stacked = self.sensors.camera_frames > 1
+        if stacked:
+            self._record_frames()
+        result = self._step(actions)
+        if stacked:
+            self._shift_frames()
         self.elapsed += 1
         # Kept for frames (reward terms, collision): references, nothing computed.
         self._last_step = {"rewards": result.rewards, "collision": result.collision}

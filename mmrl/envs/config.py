@@ -19,6 +19,9 @@ from mmrl.errors import ConfigError
 
 C = TypeVar("C")
 
+#: Most camera frames an observation may stack (``SensorConfig.camera_frames``).
+MAX_CAMERA_FRAMES = 8
+
 #: Largest seed: NumPy's legacy generator and SB3's ``set_random_seed`` take 32-bit seeds.
 MAX_SEED = 2**32 - 1
 
@@ -207,6 +210,11 @@ class SensorConfig:
 
     Attributes:
         camera_size: Height and width of the square RGB camera image, pixels (>= 8).
+        camera_frames: Camera frames stacked along the channel axis, in ``[1, 8]``: with
+            ``k > 1`` the ``camera`` key is ``(S, S, 3k)``, the last ``k`` frames oldest
+            first (the newest in the last 3 channels); at a reset every slot holds the new
+            episode's first frame. ``3k`` must stay below ``camera_size`` so SB3 (which takes
+            the smallest axis for the channels) reads the image as channels-last.
         lidar_beams: Number of 360-degree lidar beams (>= 4).
         lidar_range: Maximum lidar range in metres; readings are divided by it.
         lidar_noise: Standard deviation of Gaussian noise on normalized ranges.
@@ -215,6 +223,7 @@ class SensorConfig:
     """
 
     camera_size: int = 64
+    camera_frames: int = 1
     lidar_beams: int = 64
     lidar_range: float = 50.0
     lidar_noise: float = 0.0
@@ -238,6 +247,16 @@ class SensorConfig:
     def validate(self) -> None:
         """Checks every field, raising ``ValueError`` naming the first bad one."""
         check_int("camera_size", self.camera_size, 8, 512)
+        check_int("camera_frames", self.camera_frames, 1, MAX_CAMERA_FRAMES)
+        if 3 * self.camera_frames >= self.camera_size:
+            # SB3's is_image_space_channels_first takes the smallest axis for the channels:
+            # (S, S, 3k) with 3k >= S would be read as channels-first (or be ambiguous).
+            raise ValueError(
+                f"camera_frames={self.camera_frames} gives {3 * self.camera_frames} camera "
+                f"channels, which must be fewer than camera_size={self.camera_size} (SB3 "
+                "reads the smallest image axis as the channels); use camera_frames <= "
+                f"{(self.camera_size - 1) // 3} or a larger camera_size"
+            )
         check_int("lidar_beams", self.lidar_beams, 4, 4096)
         check_float("lidar_range", self.lidar_range, 0.0, 1e4, low_inclusive=False)
         check_float("lidar_noise", self.lidar_noise, 0.0, 1.0)

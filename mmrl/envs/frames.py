@@ -62,6 +62,21 @@ class FrameSpec:
     camera_marks: tuple[Mark, ...] = ()
 
 
+def camera_title(sensors: Any, *details: str) -> str:
+    """The camera panel's title: ``"camera SxS"``, then ``details`` (the view, e.g.
+    ``"80 m x 40 m"``), then ``"newest of k frames"`` when ``camera_frames`` stacks ``k > 1``
+    (the panel shows only the newest).
+
+    Args:
+        sensors: A :class:`~mmrl.envs.config.SensorConfig` (an env's config).
+        details: More comma-separated parts, in order.
+    """
+    size = sensors.camera_size
+    frames = getattr(sensors, "camera_frames", 1)  # a config pickled before stacking
+    stack = (f"newest of {frames} frames",) if frames > 1 else ()
+    return ", ".join((f"camera {size}x{size}", *details, *stack))
+
+
 class FramePainter:
     """How a simulator's frames are drawn; this default suits any
     :class:`~mmrl.envs.base.BatchedSimulator` (titles from its ``sensors`` config, no extra
@@ -75,7 +90,7 @@ class FramePainter:
         """The frame spec of ``sim`` (a ``BatchedSimulator``)."""
         s = sim.sensors
         return FrameSpec(
-            camera_title=f"camera {s.camera_size}x{s.camera_size}",
+            camera_title=camera_title(s),
             lidar_title=f"lidar {s.lidar_beams} beams, {s.lidar_range:g} m",
             state_names=tuple(getattr(sim, "state_names", ())),
         )

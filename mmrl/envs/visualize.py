@@ -114,13 +114,18 @@ def _chars(width: int) -> int:
 
 
 def _camera_image(camera: np.ndarray) -> np.ndarray:
+    """A camera observation as one ``(H, W, 3)`` uint8 image: channels-first is transposed
+    (SB3's rule: the channels are the smallest axis), grey is repeated, and a stack of
+    ``camera_frames`` RGB frames (``3k`` channels, oldest first) shows its newest frame."""
     cam = np.asarray(camera)
-    if cam.ndim == 3 and cam.shape[0] in (1, 3) and cam.shape[-1] not in (1, 3):
+    if cam.ndim == 3 and cam.shape[0] < min(cam.shape[1:]):
         cam = np.transpose(cam, (1, 2, 0))
     if cam.ndim == 2:
         cam = cam[:, :, None]
     if cam.shape[-1] == 1:
         cam = np.repeat(cam, 3, axis=-1)
+    elif cam.shape[-1] > 3 and cam.shape[-1] % 3 == 0:
+        cam = cam[..., -3:]
     return np.ascontiguousarray(cam.astype(np.uint8))
 
 
@@ -182,8 +187,9 @@ def compose_frame(
     """One RGB frame showing every sensor of a single observation, each panel titled.
 
     Args:
-        obs: A single (unbatched) observation with any of ``camera`` (H, W, 3) uint8 and
-            ``lidar`` (N,) float32; ``state`` is listed as text (named by the spec).
+        obs: A single (unbatched) observation with any of ``camera`` (H, W, 3) uint8 (or
+            ``(H, W, 3k)``, ``k`` stacked frames: the newest is shown) and ``lidar`` (N,)
+            float32; ``state`` is listed as text (named by the spec).
         instruction: The instruction string to print.
         extra_lines: More text lines (e.g. step, action, reward terms in videos).
         spec: The env's titles, state names and camera marks (default: titles from the

@@ -66,7 +66,7 @@ class ToySimulator(BatchedSimulator):
             terminated=reached, success=reached, collision=np.zeros(self.num_envs, bool),
         )  # fmt: skip
 
-    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
         idx = np.arange(self.num_envs) if idx is None else np.asarray(idx)
         k, s = len(idx), self.size
         camera = np.zeros((k, s, s, 3), np.uint8)

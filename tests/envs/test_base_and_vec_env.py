@@ -53,7 +53,7 @@ class WalkSimulator(BatchedSimulator):
             terminated=reached, success=reached, collision=np.zeros(self.num_envs, bool),
         )  # fmt: skip
 
-    def observe(self, idx=None):
+    def _observe(self, idx=None):
         idx = np.arange(self.num_envs) if idx is None else idx
         k = len(idx)
         camera = np.zeros((k, 8, 8, 3), np.uint8)

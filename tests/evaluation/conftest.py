@@ -80,7 +80,7 @@ class CorridorSimulator(BatchedSimulator):
             collision=at_wrong,
         )
 
-    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
         idx = np.arange(self.num_envs) if idx is None else np.asarray(idx)
         k = len(idx)
         pos = self.pos[idx]

@@ -42,3 +42,13 @@ def test_bench_workers_reports_speed_up_and_cpu(capsys, load_script):
     )
     assert re.search(r"projected speed-up on 2 idle cores \d+\.\d\dx", out)
     assert load_script("bench_workers").main(["--workers", "1", "--no-peer"]) == 2
+
+
+def test_bench_camera_frames_reports_each_setting_against_one_frame(capsys, load_script):
+    argv = ["--envs", "mmrl/Navigation-v1", "--frames", "1", "3", "--n-envs", "2",
+            "--seconds", "0.1", "--rounds", "1"]  # fmt: skip
+    assert load_script("bench_camera_frames").main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"camera_frames=1: .* env-steps/s \[ *[\d,]+ CPU\]  cost x1\.00", out)
+    assert re.search(r"camera_frames=3: .* cost x\d+\.\d\d", out)
+    assert "camera_frames=4" not in out  # --frames replaces the default

@@ -23,8 +23,8 @@ REWARD_WEIGHTS: dict[str, float] = {
 class DrivingConfig(SensorConfig):
     """Parameters of the driving task; every field is a keyword argument of the env.
 
-    The sensor settings (``camera_size``, ``lidar_beams``, ``lidar_range`` (50 m),
-    ``lidar_noise``, ``lidar_dropout``, ``max_text_len``) are inherited from
+    The sensor settings (``camera_size``, ``camera_frames``, ``lidar_beams``, ``lidar_range``
+    (50 m), ``lidar_noise``, ``lidar_dropout``, ``max_text_len``) are inherited from
     :class:`~mmrl.envs.config.SensorConfig`, with its defaults.
 
     Attributes:

@@ -63,7 +63,7 @@ class DrivingEnv(MultimodalEnv):
 
     | key | space | content |
     |---|---|---|
-    | ``camera`` | ``Box(0, 255, (64, 64, 3), uint8)`` | top-down RGB view ahead of the ego |
+    | ``camera`` | ``Box(0, 255, (64, 64, 3k), uint8)`` | top-down RGB view ahead, ``k`` frames |
     | ``lidar`` | ``Box(0, 1, (64,), float32)`` | 360-degree ranges / ``lidar_range`` |
     | ``text`` | ``Box(0, V - 1, (16,), int64)`` | instruction token ids, 0 = padding |
     | ``state`` | ``Box(-2, 2, (6,), float32)`` | ego proprioception |
@@ -74,6 +74,10 @@ class DrivingEnv(MultimodalEnv):
       grass, asphalt, white dashed lane lines, yellow edge lines, short dense dashes between
       the rightmost and the exit lane, white chevrons in the rightmost lane over the 150 m
       before the exit lane opens, cars in their colours, the ego near-black.
+      ``camera_frames=k`` (default 1) stacks the last ``k`` frames along the channels,
+      oldest first (the current frame is ``camera[..., -3:]``; after a reset every slot
+      holds the first frame): the camera sees little behind, so a memoryless agent has lost
+      sight of the car it passed by the time ``overtake`` asks it to pull in ahead of it.
     - ``lidar``: ranges to cars from the ego's centre (v0, or ``lidar_kerbs=True``: also to
       the road's kerbs, which tell the ego's place across the road); beam 0 points along the
       ego's heading, angles grow counter-clockwise; optional Gaussian noise
@@ -86,7 +90,8 @@ class DrivingEnv(MultimodalEnv):
       (the simulator's ``state_names``, printed beside the values on frames).
 
     Frames (``render_mode="rgb_array"``, videos, ``mmrl demo``/``enjoy``) title the camera
-    with its pixels and footprint (``camera 64x64, 80 m x 40 m``) and the lidar with its beams
+    with its pixels and footprint (``camera 64x64, 80 m x 40 m``; with stacked frames they
+    show the newest, ``..., newest of 4 frames``) and the lidar with its beams
     and range (``lidar 64 beams, 50 m``), box the ego in magenta, and print the instruction,
     step, the last reward's terms, success and collision, and the named state.
 
@@ -171,8 +176,8 @@ class DrivingEnv(MultimodalEnv):
                                  "off_road": 1.0, "comfort": 0.01},
                  instruction_shaping=1.0, instruction_on_task=0.02,
                  instruction_success=1.0, instruction_failure=0.5, lidar_kerbs=False,
-                 camera_size=64, lidar_beams=64, lidar_range=50.0, lidar_noise=0.0,
-                 lidar_dropout=0.0, max_text_len=16, render_mode=None)
+                 camera_size=64, camera_frames=1, lidar_beams=64, lidar_range=50.0,
+                 lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16, render_mode=None)
 
     (v0's defaults differ in ``min_lanes=2`` and ``lidar_kerbs=True``.) The reward
     parameters' old names (``progress_weight``, ``shaping_weight``, ``on_task_reward``,

@@ -11,7 +11,7 @@ from typing import Any
 
 from mmrl.envs.driving.camera import VIEW_WIDTH
 from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
-from mmrl.envs.frames import FramePainter, FrameSpec, Mark
+from mmrl.envs.frames import FramePainter, FrameSpec, Mark, camera_title
 
 
 class DrivingPainter(FramePainter):
@@ -21,14 +21,13 @@ class DrivingPainter(FramePainter):
     def spec(sim: Any) -> FrameSpec:
         """The spec of a ``DrivingSimulator`` (its camera's view and its config)."""
         camera, cfg = sim.camera, sim.config
-        size = cfg.camera_size
         # Rows: fraction of the image's length from the top (far ahead) to the ego's centre.
         along = camera.view_ahead / camera.length
         half_l = 0.5 * CAR_LENGTH / camera.length
         half_w = 0.5 * CAR_WIDTH / VIEW_WIDTH
         ego = Mark("ego", (0.5 - half_w, along - half_l, 0.5 + half_w, along + half_l))
         return FrameSpec(
-            camera_title=f"camera {size}x{size}, {camera.length:g} m x {VIEW_WIDTH:g} m",
+            camera_title=camera_title(cfg, f"{camera.length:g} m x {VIEW_WIDTH:g} m"),
             lidar_title=f"lidar {cfg.lidar_beams} beams, {cfg.lidar_range:g} m",
             state_names=tuple(sim.state_names),
             camera_marks=(ego,),

@@ -506,7 +506,7 @@ class DrivingSimulator(BatchedSimulator):
         }
 
     # ------------------------------------------------------------------ sensing
-    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
         cfg = self.config
         ego, t = self.ego, self.traffic
         if idx is None:

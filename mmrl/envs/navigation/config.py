@@ -27,8 +27,8 @@ REWARD_WEIGHTS: dict[str, float] = {
 class NavigationConfig(SensorConfig):
     """Parameters of the navigation task; every field is a keyword argument of the env.
 
-    The sensor settings (``camera_size``, ``lidar_beams``, ``lidar_range``, ``lidar_noise``,
-    ``lidar_dropout``, ``max_text_len``) are inherited from
+    The sensor settings (``camera_size``, ``camera_frames``, ``lidar_beams``, ``lidar_range``,
+    ``lidar_noise``, ``lidar_dropout``, ``max_text_len``) are inherited from
     :class:`~mmrl.envs.config.SensorConfig`, with its defaults except ``lidar_range``.
 
     Attributes:

@@ -46,7 +46,7 @@ class NavigationEnv(MultimodalEnv):
 
     | Key | Space | Content |
     |-----|-------|---------|
-    | ``camera`` | ``Box(0, 255, (S, S, 3), uint8)`` | first-person RGB, ``S = camera_size`` |
+    | ``camera`` | ``Box(0, 255, (S, S, 3k), uint8)`` | first-person RGB, ``S = camera_size`` |
     | ``lidar`` | ``Box(0, 1, (lidar_beams,), float32)`` | 360 degree ranges / ``lidar_range`` |
     | ``text`` | ``Box(0, V - 1, (max_text_len,), int64)`` | instruction token ids, 0-padded |
     | ``state`` | ``Box(-1, 1, (6,), float32)`` | proprioception (below) |
@@ -56,6 +56,9 @@ class NavigationEnv(MultimodalEnv):
       silhouettes (ball round, cube flat-topped, cone pointed, cylinder tall and
       flat-topped); distance fog; lit by the robot's lamp only: walls, boxes, objects, floor
       and ceiling fade to black over the last 0.75 m before ``lamp_range`` (1.5 m).
+      ``camera_frames=k`` (default 1) stacks the last ``k`` frames along the channels,
+      oldest first (the current frame is ``camera[..., -3:]``; after a reset every slot
+      holds the first frame).
     * ``lidar`` (64 beams, 8 m): beam 0 straight ahead, angles counter-clockwise; sees walls,
       boxes and objects; optional Gaussian noise (``lidar_noise``) and dropout
       (``lidar_dropout``, a dropped beam reads 1).
@@ -67,7 +70,8 @@ class NavigationEnv(MultimodalEnv):
       ``bumped``, ``elapsed`` (the simulator's ``state_names``, printed on frames).
 
     Frames (``render_mode="rgb_array"``, videos, ``mmrl demo``/``enjoy``) title the camera
-    with its pixels and field of view (``camera 64x64, 90 deg FOV, lamp 1.5 m``) and the
+    with its pixels and field of view (``camera 64x64, 90 deg FOV, lamp 1.5 m``; with
+    stacked frames they show the newest, ``..., newest of 4 frames``) and the
     lidar with its beams and range (``lidar 64 beams, 8 m``), and add a top-down map: the
     room, boxes, every object in its colour and shape, the target ringed in white, the robot
     in orange with its heading, field of view and the path driven so far, so a failed
@@ -134,7 +138,7 @@ class NavigationEnv(MultimodalEnv):
              forward_speed=0.25, turn_speed=22.5, fov_deg=90.0,
              reward_weights={"progress": 0.1, "success": 1.0, "wrong_object": 0.1,
                              "collision": 0.02, "time": 0.001},
-             camera_size=64, lidar_beams=64,
+             camera_size=64, camera_frames=1, lidar_beams=64,
              lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16,
              lamp_range=1.5, stop_to_choose=True)
     ```

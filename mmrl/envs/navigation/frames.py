@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrl.envs.frames import BG, FramePainter, FrameSpec, Scene
+from mmrl.envs.frames import BG, FramePainter, FrameSpec, Scene, camera_title
 from mmrl.envs.navigation.room import OBJECT_RADIUS, ROBOT_RADIUS
 
 MAP_SIZE = 256
@@ -115,10 +115,9 @@ class NavigationPainter(FramePainter):
     def spec(sim: Any) -> FrameSpec:
         """The spec of a ``NavigationSimulator`` (from its config)."""
         cfg = sim.cfg
-        size = cfg.camera_size
         lamp = f", lamp {cfg.lamp_range:g} m" if cfg.lamp_range else ""
         return FrameSpec(
-            camera_title=f"camera {size}x{size}, {cfg.fov_deg:g} deg FOV{lamp}",
+            camera_title=camera_title(cfg, f"{cfg.fov_deg:g} deg FOV{lamp}"),
             lidar_title=f"lidar {cfg.lidar_beams} beams, {cfg.lidar_range:g} m",
             state_names=tuple(sim.state_names),
         )

@@ -249,7 +249,7 @@ class NavigationSimulator(BatchedSimulator):
         return StepResult(rewards, success | wrong, success, blocked)
 
     # ------------------------------------------------------------------ sensors
-    def observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _observe(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
         sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
         pos, heading = self.pos[sel], self.heading[sel]
         boxes, box_valid = self.boxes[sel], self.box_valid[sel]
