@@ -20,7 +20,6 @@ them, since that order decides which random number goes to which car.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Protocol
 
 import numpy as np
@@ -289,11 +288,10 @@ def _spawn_positions(
         & some[:, None, None]
     )
     flat = keep.reshape(m, -1)
-    lane = np.broadcast_to(lanes[None, :, None], xs.shape).reshape(m, -1)
-    zeros = np.zeros(flat.shape)
-    padded = CarLists(xs.reshape(m, -1), lane, zeros, zeros, zeros.astype(np.int64),
-                      np.full(m, flat.shape[1]))  # fmt: skip
-    return padded.select(flat)
+    data = np.zeros((5, *flat.shape))
+    data[0] = xs.reshape(m, -1)
+    data[1] = np.repeat(lanes, xs.shape[2])  # lane of each flattened (lane, draw)
+    return CarLists(data, np.full(m, flat.shape[1])).select(flat)
 
 
 def _place_target_0(
@@ -336,8 +334,8 @@ def _place_target_0(
         drop = (np.arange(cars.x.shape[1]) == far[:, None]) & full[:, None]
         cars = cars.select(cars.valid & ~drop)
     target = np.where(named, cars.count, -1)
-    new = {"x": x_t, "lane": lane_t, "v": v_t, "v0": v_t, "color": arg}
-    cars = cars.append({k: v[:, None] for k, v in new.items()}, named[:, None])
+    new = CarLists.stack(x_t, lane_t, v_t, v_t, arg)[:, :, None]
+    cars = cars.append(new, named[:, None])
     return cars, target
 
 
@@ -371,7 +369,7 @@ def _place_candidates_1(
     ).any(axis=2)
     trailer = (trailer_u < TRAILER_PROBABILITY) & (lanes != ego_lane[:, None]) & cand_valid
     v_tr = v_c - trailer_dv
-    new = {"x": trailer_x, "lane": lanes, "v": v_tr, "v0": v_tr, "color": np.zeros_like(lanes)}
+    new = CarLists.stack(trailer_x, lanes, v_tr, v_tr, np.zeros_like(v_tr))
     return cars.append(new, trailer, keep=cars.valid & ~hit), x_c
 
 
@@ -379,16 +377,14 @@ def _candidate_positions(xs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The first of each copy's ``CANDIDATE_TRIES`` position sets (``xs``, ``(m, tries,
     CANDIDATES)``) whose candidates are ``CANDIDATE_SEPARATION`` apart, else the first set
     sorted (never overlapping lanes then); ``(m, CANDIDATES)``."""
-    # Smallest distance over the pairs of valid candidates (inf with fewer than two).
-    closest = np.full(xs.shape[:2], np.inf)
-    for a, b in itertools.combinations(range(xs.shape[2]), 2):
-        both = (valid[:, a] & valid[:, b])[:, None]
-        closest = np.minimum(closest, np.where(both, np.abs(xs[:, :, a] - xs[:, :, b]), np.inf))
-    ok = closest >= CANDIDATE_SEPARATION
-    first = np.argmax(ok, axis=1)
-    chosen = xs[np.arange(len(xs)), first]
-    fallback = np.sort(np.where(valid, xs[:, 0], np.inf), axis=1)
-    fallback = np.where(valid, fallback, 0.0)
+    # Smallest distance between valid candidates: sorted, the nearest pair is adjacent, and
+    # the rounded differences keep their order, so this is the per-copy minimum over all
+    # pairs exactly. Missing candidates sit far apart, out of every pair's way.
+    far = 1e6 * np.arange(1, xs.shape[2] + 1)
+    srt = np.sort(np.where(valid[:, None, :], xs, far), axis=2)
+    ok = np.diff(srt, axis=2).min(axis=2, initial=np.inf) >= CANDIDATE_SEPARATION
+    chosen = xs[np.arange(len(xs)), np.argmax(ok, axis=1)]
+    fallback = np.where(valid, srt[:, 0], 0.0)  # the first set, sorted
     return np.where(ok.any(axis=1)[:, None], chosen, fallback)
 
 
@@ -437,9 +433,7 @@ def _finish_v1(
     cars.color = _background_colours(cars, draw, colours, cand_valid)
     cars = cars.nearest(sim.slots - n_cand)  # make room by dropping the farthest cars
     target = np.where(pick >= 0, cars.count + pick, -1)
-    new = {"x": x_c, "lane": cand_lanes, "v": cand_v,
-           "v0": cand_v, "color": colours}  # fmt: skip
-    cars = cars.append(new, cand_valid)
+    cars = cars.append(CarLists.stack(x_c, cand_lanes, cand_v, cand_v, colours), cand_valid)
     return Scenes(n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task, arg, texts,
                   cars, target)  # fmt: skip
 
@@ -465,11 +459,12 @@ def _background_colours(
     usable[rows[reserved_valid], reserved[reserved_valid]] = False
     free = np.argsort(~usable, axis=1, kind="stable")  # free colours first, ascending
     valid = cars.valid
-    colour = np.where(valid, np.take_along_axis(free, draw, axis=1), cars.color)
-    flat = (np.arange(m)[:, None] * _N_COLORS + colour)[valid]
+    by_row = np.arange(m)[:, None]
+    colour = np.where(valid, free[by_row, draw], cars.color.astype(np.int64))
+    flat = (by_row * _N_COLORS + colour)[valid]
     counts = np.bincount(flat, minlength=m * _N_COLORS).reshape(m, _N_COLORS)
     lone = counts == 1
     fix = (cars.count > 1) & lone.any(axis=1)
     # Lone cars take the most common colour (itself shared, or then shared by them).
-    alone = np.take_along_axis(lone, colour, axis=1) & valid & fix[:, None]
-    return np.where(alone, np.argmax(counts, axis=1)[:, None], colour).astype(np.int64)
+    alone = lone[by_row, colour] & valid & fix[:, None]
+    return np.where(alone, np.argmax(counts, axis=1)[:, None], colour)

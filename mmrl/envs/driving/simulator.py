@@ -204,9 +204,9 @@ class DrivingSimulator(BatchedSimulator):
         self.text[idx] = self.tokenizer.encode_batch(new.texts)
         slot_of = self.traffic.load(idx, new.cars)
         named = new.target >= 0
-        column = np.maximum(new.target, 0)[:, None]
-        slot = np.where(named, np.take_along_axis(slot_of, column, axis=1)[:, 0], -1)
-        lane = np.where(named, np.take_along_axis(new.cars.lane, column, axis=1)[:, 0], -1)
+        rows, column = np.arange(len(idx)), np.maximum(new.target, 0)
+        slot = np.where(named, slot_of[rows, column], -1)
+        lane = np.where(named, new.cars.lane[rows, column], -1).astype(np.int64)
         self.tasks.set_rows(idx, new.task, new.arg, new.n_lanes, slot, lane, self.scene_version)
         self.tasks.refresh()
         road = self.road

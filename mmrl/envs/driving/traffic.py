@@ -40,29 +40,48 @@ CUT_IN_HEADWAY = 0.6
 is a cut-in, which ends the episode like a collision (see the env's description)."""
 
 
+def _field(i: int, doc: str) -> property:
+    def get(self: CarLists) -> np.ndarray:
+        return self.data[i]
+
+    def put(self: CarLists, value: np.ndarray) -> None:
+        self.data[i] = value
+
+    return property(get, put, doc=doc)
+
+
 @dataclasses.dataclass
 class CarLists:
     """Padded car lists of ``m`` copies: row ``j``'s cars are its first ``count[j]`` columns.
 
+    The five fields share one float64 array (lane and colour ids are small integers, exact in
+    float64), so selecting, appending and sorting cars is one indexing operation for all of
+    them: at a few copies a reset is bound by the number of NumPy calls, not their size.
+
     Attributes:
-        x: ``(m, C)`` float64 positions (m).  lane: ``(m, C)`` int64 lanes.
-        v: ``(m, C)`` float64 speeds.  v0: ``(m, C)`` float64 desired speeds.
-        color: ``(m, C)`` int64 colour ids.  count: ``(m,)`` int64 cars per copy.
+        data: ``(5, m, C)`` float64: ``x, lane, v, v0, color`` (the properties' rows).
+        count: ``(m,)`` int64 cars per copy.
     """
 
-    x: np.ndarray
-    lane: np.ndarray
-    v: np.ndarray
-    v0: np.ndarray
-    color: np.ndarray
+    data: np.ndarray
     count: np.ndarray
 
-    _FIELDS = ("x", "lane", "v", "v0", "color")
+    x = _field(0, "``(m, C)`` positions (m).")
+    lane = _field(1, "``(m, C)`` lane ids.")
+    v = _field(2, "``(m, C)`` speeds (m/s).")
+    v0 = _field(3, "``(m, C)`` desired speeds (m/s).")
+    color = _field(4, "``(m, C)`` colour ids.")
+
+    @staticmethod
+    def stack(x: np.ndarray, lane: np.ndarray, v: np.ndarray, v0: np.ndarray,
+              color: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The ``(5, m, K)`` ``data`` of cars given field by field (each ``(m, K)``)."""
+        return np.stack([x, lane, v, v0, color]).astype(np.float64, copy=False)
 
     @property
     def valid(self) -> np.ndarray:
         """``(m, C)`` bool: the column holds a car."""
-        return np.arange(self.x.shape[1]) < self.count[:, None]
+        return np.arange(self.data.shape[2]) < self.count[:, None]
 
     def select(self, keep: np.ndarray) -> CarLists:
         """The cars in ``keep`` (``(m, C)`` bool, within ``valid``), in their order."""
@@ -70,9 +89,7 @@ class CarLists:
         width = max(int(count.max(initial=0)), 1)  # one padding column at least: no (m, 0)
         # A stable sort of "dropped" moves the kept cars to the front, in their order.
         order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
-        rows = np.arange(len(keep))[:, None]  # plain fancy indexing: take_along_axis costs
-        fields = {k: getattr(self, k)[rows, order] for k in self._FIELDS}  # ~10 us a call
-        return CarLists(**fields, count=count)
+        return CarLists(self.data[:, np.arange(len(keep))[:, None], order], count)
 
     def nearest(self, room: np.ndarray | int) -> CarLists:
         """Each copy's ``room`` cars nearest ``x = 0`` (ties: the earlier car), in order: the
@@ -87,35 +104,22 @@ class CarLists:
         return self.select(valid & (rank < room))
 
     def append(
-        self, new: dict[str, np.ndarray], valid: np.ndarray, keep: np.ndarray | None = None
+        self, new: np.ndarray, valid: np.ndarray, keep: np.ndarray | None = None
     ) -> CarLists:
-        """The cars in ``keep`` (default: all), then ``new`` (field to ``(m, K)``) where
-        ``valid`` (``(m, K)`` bool), each in order."""
+        """The cars in ``keep`` (default: all), then the cars ``new`` (``(5, m, K)``, see
+        :meth:`stack`) where ``valid`` (``(m, K)`` bool), each in order."""
         if keep is None and bool((valid[:, :-1] >= valid[:, 1:]).all()):
             # Each row's new cars lead its row of new: write them after the row's cars.
-            n_new = valid.sum(axis=1)
-            width = max(int((self.count + n_new).max()), 1)
+            count = self.count + valid.sum(axis=1)
+            width = max(int(count.max()), 1)
+            c = min(width, self.data.shape[2])
+            data = np.zeros((5, len(count), width))
+            data[:, :, :c] = self.data[:, :, :c]
             rows, cols = np.nonzero(valid)
-            out = CarLists(**{k: _widen(getattr(self, k), width) for k in self._FIELDS},
-                           count=self.count + n_new)  # fmt: skip
-            at = self.count[rows] + cols
-            for k in self._FIELDS:
-                getattr(out, k)[rows, at] = new[k][rows, cols]
-            return out
-        fields = {
-            k: np.concatenate([getattr(self, k), new[k].astype(getattr(self, k).dtype)], axis=1)
-            for k in self._FIELDS
-        }
-        both = CarLists(**fields, count=self.count)
+            data[:, rows, self.count[rows] + cols] = new[:, rows, cols]
+            return CarLists(data, count)
+        both = CarLists(np.concatenate([self.data, new], axis=2), self.count)
         return both.select(np.concatenate([self.valid if keep is None else keep, valid], axis=1))
-
-
-def _widen(values: np.ndarray, width: int) -> np.ndarray:
-    """``values`` (``(m, C)``) cut or zero-padded to ``(m, width)`` (a new array)."""
-    out = np.zeros((len(values), width), values.dtype)
-    c = min(width, values.shape[1])
-    out[:, :c] = values[:, :c]
-    return out
 
 
 @dataclasses.dataclass
@@ -173,21 +177,18 @@ class TrafficBatch:
         slot_of = np.empty((m, width), np.int64)
         slot_of[rows, order] = np.arange(width)
         ok = np.arange(slots) < cars.count[:, None]  # the cars fill the first slots
-        ok_w = ok[:, :width]
-
-        def sorted_(values: np.ndarray, fill: float) -> np.ndarray:
-            out = np.full((m, slots), fill, values.dtype)
-            out[:, :width] = np.where(ok_w, values[rows, order], fill)
-            return out
-
-        lane = sorted_(cars.lane, 0)
+        # Empty slots: parked far behind (never seen, never a leader), standing, colour 0.
+        fill = np.array([-1e4, 0.0, 0.0, 20.0, 0.0])[:, None, None]
+        out = np.repeat(fill, m, axis=1).repeat(slots, axis=2)
+        out[:, :, :width] = np.where(ok[:, :width], cars.data[:, rows, order], fill)
+        x, lane, v, v0, color = out
         self.valid[idx] = ok
-        self.x[idx] = sorted_(cars.x, -1e4)  # parked far behind: never seen, never a leader
+        self.x[idx] = x
         self.lane[idx] = lane
         self.y[idx] = np.where(ok, (lane + 0.5) * LANE_WIDTH, 0.0)
-        self.v[idx] = sorted_(cars.v, 0.0)
-        self.v0[idx] = sorted_(cars.v0, 20.0)
-        self.color[idx] = sorted_(cars.color, 0)
+        self.v[idx] = v
+        self.v0[idx] = v0
+        self.color[idx] = color
         self.leader[idx] = np.arange(1, slots + 1) % slots
         has = np.zeros((m, slots), bool)
         has[:, :-1] = ok[:, 1:] & (lane[:, 1:] == lane[:, :-1])
