@@ -77,8 +77,8 @@ COMPONENTS: dict[str, list[tuple[str, str, str]]] = {
         ("sim.camera", "render", "camera"),
         ("sim.lidar", "scan", "lidar"),
         ("sim", "_state", "state vector"),
-        ("sim", "_draw_v1", "episode draw"),
-        ("sim", "_draw_v0", "episode draw"),
+        ("mmrl.envs.driving.simulator", "draw_scenes", "episode draw (scenes)"),
+        ("sim.traffic", "load", "cars into slots"),
         ("sim.camera", "paint_roads", "camera road rows"),
     ],
 }

@@ -114,6 +114,20 @@ def infos_from_arrays(arrays: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def reset_infos_from_arrays(arrays: dict[str, Any]) -> list[dict[str, Any]]:
+    """One reset ``info`` dict per copy (``instruction``, ``is_success`` False, ``labels``)
+    from :meth:`BatchedSimulator.reset_info_arrays`."""
+    labels = {k: v.tolist() for k, v in arrays["labels"].items()}
+    return [
+        {
+            "instruction": text,
+            "is_success": False,
+            "labels": {k: v[i] for k, v in labels.items()},
+        }
+        for i, text in enumerate(arrays["instruction"])
+    ]
+
+
 class BatchedSimulator(abc.ABC):
     """``n`` independent copies of one environment, advanced together.
 
@@ -433,19 +447,21 @@ class BatchedSimulator(abc.ABC):
         (from ``arrays`` = :meth:`info_arrays` when already computed)."""
         return infos_from_arrays(self.info_arrays(result) if arrays is None else arrays)
 
+    def reset_info_arrays(self, idx: np.ndarray | None = None) -> dict[str, Any]:
+        """The reset ``info`` contents of copies ``idx`` (all when ``None``), batched:
+        ``instruction`` (list of str) and ``labels`` (name to ``(k,)`` array)."""
+        instructions = self.instructions()
+        labels = self.labels()
+        if idx is None:
+            return {"instruction": instructions, "labels": labels}
+        return {
+            "instruction": [instructions[i] for i in idx],
+            "labels": {k: v[idx] for k, v in labels.items()},
+        }
+
     def reset_infos(self, idx: np.ndarray | None = None) -> list[dict[str, Any]]:
         """``info`` dicts returned by ``reset`` for copies ``idx``."""
-        idx = np.arange(self.num_envs) if idx is None else idx
-        instructions = self.instructions()
-        labels = {k: v.tolist() for k, v in self.labels().items()}
-        return [
-            {
-                "instruction": instructions[i],
-                "is_success": False,
-                "labels": {k: v[i] for k, v in labels.items()},
-            }
-            for i in idx
-        ]
+        return reset_infos_from_arrays(self.reset_info_arrays(idx))
 
 
 class MultimodalEnv(gym.Env):

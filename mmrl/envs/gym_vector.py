@@ -21,6 +21,12 @@ each copy), infos are Gymnasium's dict of arrays with ``_key`` masks (for a copy
 this step the top-level info is its reset info, as Gymnasium does), rewards are float64 and
 the episode time limit is the registration's ``max_episode_steps`` (``TimeLimit`` in
 ``gym.make``).
+
+Worker processes: ``gym.make_vec(id, num_envs=N, n_workers=K)`` steps the copies in ``K``
+processes (a :class:`~mmrl.envs.worker_pool.WorkerPool`, the one behind
+``mmrl.make_vec_env(..., n_workers=K)``; observations in shared memory, one message per
+worker and step) with the same results as ``n_workers=1``: both step with
+:func:`~mmrl.envs.block.step_block`. ``close()`` stops the workers.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from mmrl.envs.base import BatchedSimulator
+from mmrl.envs.block import StepReply, step_block
 from mmrl.errors import ConfigError
 
 __all__ = ["MultimodalVectorEnv"]
@@ -78,6 +85,70 @@ def _masked(info: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
     return out
 
 
+class _InProcess:
+    """Every copy stepped in this process, by one simulator (``n_workers=1``)."""
+
+    def __init__(self, sim: BatchedSimulator, time_limit: int | None) -> None:
+        self.sim = sim
+        self.time_limit = time_limit
+
+    def reset(
+        self, seeds: list[int | None], idx: np.ndarray, previous: dict[str, np.ndarray] | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Seeds, resets copies ``idx``; returns every copy's observation (``previous``
+        with the reset rows replaced, new arrays) and reset info contents."""
+        self.sim.seed(seeds)
+        self.sim.reset_envs(idx)
+        if previous is None or len(idx) == self.sim.num_envs:
+            obs = self.sim.observe()
+        else:
+            # New arrays: observations already returned to the caller stay as they were.
+            obs = {key: value.copy() for key, value in previous.items()}
+            for key, value in self.sim.observe(idx).items():
+                obs[key][idx] = value
+        return obs, self.sim.reset_info_arrays()
+
+    def step(self, actions: Any) -> tuple[dict[str, np.ndarray], StepReply]:
+        return step_block(self.sim, actions, self.time_limit)
+
+    def render_frames(self) -> list[np.ndarray]:
+        return self.sim.render_frames()
+
+    def expert_action(self) -> np.ndarray:
+        return self.sim.expert_action()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _InWorkers:
+    """The copies stepped by a :class:`~mmrl.envs.worker_pool.WorkerPool` (``n_workers > 1``)."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    def reset(
+        self, seeds: list[int | None], idx: np.ndarray, previous: dict[str, np.ndarray] | None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        # The shared buffers hold every copy's current observation, the reset rows renewed.
+        arrays = self.pool.reset(seeds, idx)
+        return self.pool.observations(), arrays
+
+    def step(self, actions: Any) -> tuple[dict[str, np.ndarray], StepReply]:
+        self.pool.step_async(actions)
+        reply = self.pool.step_wait()
+        return self.pool.observations(), reply
+
+    def render_frames(self) -> list[np.ndarray]:
+        return self.pool.render_frames()
+
+    def expert_action(self) -> np.ndarray:
+        return self.pool.expert_action()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 class MultimodalVectorEnv(VectorEnv):
     """``num_envs`` copies of an mmrl environment as one Gymnasium ``VectorEnv``.
 
@@ -96,6 +167,8 @@ class MultimodalVectorEnv(VectorEnv):
         max_episode_steps: Steps after which an episode is truncated (what ``gym.make`` wraps
             the single env's ``TimeLimit`` with; ``make_vec`` passes the registration's).
             ``None`` keeps the simulator's own limit only.
+        n_workers: Processes stepping the copies (1 <= ``n_workers`` <= ``num_envs``), each a
+            contiguous block of them; 1 steps them in this process. Same results either way.
         **kwargs: Environment parameters, as for ``gym.make`` (unknown names raise
             ``ValueError`` listing the allowed ones).
     """
@@ -112,6 +185,7 @@ class MultimodalVectorEnv(VectorEnv):
         num_envs: int = 1,
         render_mode: str | None = None,
         max_episode_steps: int | None = None,
+        n_workers: int = 1,
         **kwargs: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -130,13 +204,33 @@ class MultimodalVectorEnv(VectorEnv):
                 f"must be a positive integer or None, got {max_episode_steps!r}",
                 field="max_episode_steps",
             )
-        self.sim = self.simulator_cls(num_envs, **kwargs)
+        if not (type(n_workers) is int and n_workers == 1):
+            from mmrl.envs.worker_pool import check_n_workers
+
+            n_workers = check_n_workers(n_workers, num_envs)
+        self.sim: BatchedSimulator | None = None
+        self.pool = None
+        if n_workers == 1:  # the common case checks nothing more and imports no pool
+            self.sim = self.simulator_cls(num_envs, **kwargs)
+            self._copies: _InProcess | _InWorkers = _InProcess(self.sim, max_episode_steps)
+            source: Any = self.sim
+        else:
+            # Imported here: ``import mmrl`` loads this module, and most users never start
+            # worker processes.
+            from mmrl.envs.worker_pool import WorkerPool
+
+            self.pool = WorkerPool(
+                self.simulator_cls, num_envs, n_workers, kwargs, time_limit=max_episode_steps
+            )
+            self._copies = _InWorkers(self.pool)
+            source = self.pool
+        self._obs: dict[str, np.ndarray] | None = None
         self.metadata = dict(type(self).metadata)  # an instance's own, as SyncVectorEnv's
         self.num_envs = num_envs
         self.render_mode = render_mode
         self.max_episode_steps = max_episode_steps
-        self.single_observation_space = self.sim.observation_space
-        self.single_action_space = self.sim.action_space
+        self.single_observation_space = source.observation_space
+        self.single_action_space = source.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self._needs_reset = True
@@ -174,18 +268,16 @@ class MultimodalVectorEnv(VectorEnv):
         if self._needs_reset and not mask.all():
             raise RuntimeError("call reset() on every copy before a partial reset_mask reset")
         idx = np.flatnonzero(mask)
-        self.sim.seed([seeds[i] if mask[i] else None for i in range(n)])
-        self.sim.reset_envs(idx)
-        if mask.all():
-            self._obs = self.sim.observe()
-        else:
-            # New arrays: observations already returned to the caller stay as they were.
-            obs = {key: value.copy() for key, value in self._obs.items()}
-            for key, value in self.sim.observe(idx).items():
-                obs[key][idx] = value
-            self._obs = obs
+        self._obs, arrays = self._copies.reset(
+            [seeds[i] if mask[i] else None for i in range(n)], idx, self._obs
+        )
         self._needs_reset = False
-        return dict(self._obs), _masked(self._reset_info(), mask)
+        reset_info = {
+            "instruction": arrays["instruction"],
+            "is_success": np.zeros(n, dtype=bool),
+            "labels": arrays["labels"],
+        }
+        return dict(self._obs), _masked(reset_info, mask)
 
     def step(
         self, actions: Any
@@ -204,46 +296,47 @@ class MultimodalVectorEnv(VectorEnv):
         self._check_open()
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        reward, terminated, truncated, result = self.sim.step(actions)
-        if self.max_episode_steps is not None:
-            # gym.make's TimeLimit: truncated at the limit even when also terminated.
-            truncated = truncated | (self.sim.elapsed >= self.max_episode_steps)
-        obs = self.sim.observe()
-        step_info = self.sim.info_arrays(result)  # a snapshot from before any reset
+        # Step, info snapshot and same-step auto-reset (gym.make's TimeLimit included: at
+        # the limit truncated even when also terminated), in this process or the workers.
+        obs, reply = self._copies.step(actions)
+        terminated, truncated = reply.terminated, reply.truncated
+        step_info = reply.info_arrays  # a snapshot from before any reset
         done = terminated | truncated
         live = ~done
         infos: dict[str, Any] = {}
-        if done.any():
-            idx = np.flatnonzero(done)
+        if reply.reset_info_arrays is not None:
+            idx = reply.done_idx
             final_obs = np.full(self.num_envs, None, dtype=object)
-            for i in idx:
-                final_obs[i] = {key: value[i].copy() for key, value in obs.items()}
+            for j, i in enumerate(idx.tolist()):
+                final_obs[i] = {key: value[j].copy() for key, value in reply.terminal_obs.items()}
             infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
             infos["final_info"], infos["_final_info"] = _masked(step_info, done), done.copy()
-            self.sim.reset_envs(idx)
-            for key, value in self.sim.observe(idx).items():
-                obs[key][idx] = value
-            fresh = self._reset_info()
+            fresh = reply.reset_info_arrays
             instructions = list(step_info["instruction"])
-            for i in idx:
-                instructions[i] = fresh["instruction"][i]
+            for j, i in enumerate(idx.tolist()):
+                instructions[i] = fresh["instruction"][j]
+            labels = {}
+            for key, value in step_info["labels"].items():
+                labels[key] = value.copy()
+                labels[key][idx] = fresh["labels"][key]
             step_info = {
                 "instruction": instructions,
                 "is_success": step_info["is_success"] & live,
-                "labels": {
-                    key: np.where(done, fresh["labels"][key], value)
-                    for key, value in step_info["labels"].items()
-                },
+                "labels": labels,
             }
             # Step-only entries are absent for the copies reset (their info is a reset info).
             infos.update(_masked(step_info, np.ones(self.num_envs, dtype=bool)))
-            infos.update(_masked({"collision": result.collision, "rewards": result.rewards}, live))
+            rest = {
+                "collision": reply.info_arrays["collision"],
+                "rewards": reply.info_arrays["rewards"],
+            }
+            infos.update(_masked(rest, live))
         else:
             infos.update(_masked(step_info, np.ones(self.num_envs, dtype=bool)))
         self._obs = obs
         return (
             dict(obs),
-            reward.astype(np.float64),
+            reply.reward.astype(np.float64),
             np.asarray(terminated, dtype=bool).copy(),
             np.asarray(truncated, dtype=bool).copy(),
             infos,
@@ -254,14 +347,16 @@ class MultimodalVectorEnv(VectorEnv):
         if self.render_mode is None:
             gym.logger.warn("render() called without render_mode; use render_mode='rgb_array'")
             return None
-        return tuple(self.sim.render_frames())
+        return tuple(self._copies.render_frames())
 
     def close_extras(self, **kwargs: Any) -> None:
+        """Stops the worker processes, if any (the pool also stops them when collected)."""
         self._needs_reset = True
+        self._copies.close()
 
     def expert_action(self) -> np.ndarray:
         """Batched actions of the scripted expert for the current states (privileged)."""
-        return self.sim.expert_action()
+        return self._copies.expert_action()
 
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
@@ -294,11 +389,3 @@ class MultimodalVectorEnv(VectorEnv):
         if not mask.any():
             raise ConfigError("must select at least one copy", field="reset_mask")
         return mask
-
-    def _reset_info(self) -> dict[str, Any]:
-        """The reset info contents of every copy, batched (``instruction`` a list)."""
-        return {
-            "instruction": self.sim.instructions(),
-            "is_success": np.zeros(self.num_envs, dtype=bool),
-            "labels": self.sim.labels(),
-        }

@@ -21,7 +21,24 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from mmrl.envs.base import BatchedSimulator
+from mmrl.envs.base import BatchedSimulator, infos_from_arrays, reset_infos_from_arrays
+from mmrl.envs.block import StepReply, step_block
+
+
+def sb3_step_infos(reply: StepReply, reset_infos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SB3's per-copy ``info`` dicts of a step (a :class:`~mmrl.envs.block.StepReply` of all
+    copies): a finished copy's holds ``terminal_observation`` and ``TimeLimit.truncated``,
+    and its new episode's reset info replaces its entry of ``reset_infos`` (in place)."""
+    infos = infos_from_arrays(reply.info_arrays)
+    if reply.reset_info_arrays is not None:
+        fresh = reset_infos_from_arrays(reply.reset_info_arrays)
+        for j, i in enumerate(reply.done_idx.tolist()):
+            infos[i]["terminal_observation"] = {
+                key: value[j].copy() for key, value in reply.terminal_obs.items()
+            }
+            infos[i]["TimeLimit.truncated"] = bool(reply.truncated[i])
+            reset_infos[i] = fresh[j]
+    return infos
 
 
 class BatchedVecEnv(VecEnv):
@@ -55,26 +72,13 @@ class BatchedVecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        reward, terminated, truncated, result = self.sim.step(self._actions)
-        obs = self.sim.observe()
+        obs, reply = step_block(self.sim, self._actions)
         # Batched info contents, kept for consumers that want arrays (the dataset recorder)
         # instead of re-collecting them from the per-copy dicts SB3's API requires.
-        self.step_info_arrays = self.sim.info_arrays(result)
-        infos = self.sim.infos(result, self.step_info_arrays)
-        dones = terminated | truncated
-        done_idx = np.flatnonzero(dones)
-        if done_idx.size:
-            for i in done_idx:
-                infos[i]["terminal_observation"] = {k: v[i].copy() for k, v in obs.items()}
-                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
-            self.sim.reset_envs(done_idx)
-            fresh = self.sim.observe(done_idx)
-            for k, v in fresh.items():
-                obs[k][done_idx] = v
-            for i, reset_info in zip(done_idx, self.sim.reset_infos(done_idx)):
-                self.reset_infos[i] = reset_info
+        self.step_info_arrays = reply.info_arrays
+        infos = sb3_step_infos(reply, self.reset_infos)
         self._obs = obs
-        return obs, reward, dones, infos
+        return obs, reply.reward, reply.terminated | reply.truncated, infos
 
     def close(self) -> None:
         self._obs = None

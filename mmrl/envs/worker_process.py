@@ -1,12 +1,12 @@
-"""The worker side of :class:`~mmrl.envs.workers.WorkerVecEnv`: one process, one block of copies.
+"""The worker side of :class:`~mmrl.envs.worker_pool.WorkerPool`: one process, one block of copies.
 
 A worker owns a :class:`~mmrl.envs.base.BatchedSimulator` over a contiguous block
 ``[start, stop)`` of the pool's copies. It writes that block's observations straight into
 the pool's shared observation buffers (one per key, ``(num_envs, ...)``) and answers every
 request with one pipe message, so a pool step costs one message each way per worker, not
-per copy. A step does here exactly what :meth:`BatchedVecEnv.step_wait
-<mmrl.envs.vec_env.BatchedVecEnv.step_wait>` does (step, observe, info snapshot, auto-reset
-of finished copies), so a copy's trajectory does not depend on the process it runs in.
+per copy. A step is :func:`~mmrl.envs.block.step_block`, as in the one-process envs (step,
+observe, info snapshot, auto-reset of finished copies), so a copy's trajectory does not
+depend on the process it runs in.
 
 This module imports numpy and the simulator only: the spawned worker never loads torch or
 Stable-Baselines3, which keeps its start-up short and its memory small.
@@ -17,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 import signal
 import traceback
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from mmrl.envs.base import BatchedSimulator
+from mmrl.envs.block import StepReply, step_block
 
-__all__ = ["SharedBuffer", "StepReply", "concat_info_arrays", "run_worker"]
+__all__ = ["SharedBuffer", "run_worker"]
 
 
 @dataclasses.dataclass
@@ -47,82 +47,39 @@ class SharedBuffer:
         return np.frombuffer(self.raw, dtype=self.dtype).reshape(self.shape)
 
 
-@dataclasses.dataclass
-class StepReply:
-    """What a worker reports for its block after one step (local copy indices).
-
-    Attributes:
-        reward: ``(k,)`` float32 summed reward.
-        terminated: ``(k,)`` bool.
-        truncated: ``(k,)`` bool.
-        info_arrays: The step's batched info contents, taken before any auto-reset
-            (:meth:`BatchedSimulator.info_arrays`).
-        done_idx: ``(d,)`` int64 block-local indices of the copies that finished.
-        terminal_obs: Key to ``(d, ...)``: the finished copies' last observations (the shared
-            buffers already hold their next episode's first ones).
-        reset_infos: ``d`` reset info dicts of the new episodes.
-    """
-
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    info_arrays: dict[str, Any]
-    done_idx: np.ndarray
-    terminal_obs: dict[str, np.ndarray]
-    reset_infos: list[dict[str, Any]]
-
-
-def concat_info_arrays(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Joins the workers' batched info contents in copy order (lists chained, arrays
-    concatenated, nested dicts key by key): the single simulator's ``info_arrays``."""
-    first = parts[0]
-    out: dict[str, Any] = {}
-    for key, value in first.items():
-        values = [part[key] for part in parts]
-        if isinstance(value, dict):
-            out[key] = concat_info_arrays(values)
-        elif isinstance(value, list):
-            out[key] = [item for v in values for item in v]
-        else:
-            out[key] = np.concatenate(values)
-    return out
-
-
 class _Worker:
     """The requests one worker serves; each method's return value is the reply payload."""
 
-    def __init__(self, sim: BatchedSimulator, views: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self, sim: BatchedSimulator, views: dict[str, np.ndarray], time_limit: int | None
+    ) -> None:
         self.sim = sim
         self.views = views  # this block's rows of the shared buffers
+        self.time_limit = time_limit
+
+    def reset(self, request: tuple[list[int | None], np.ndarray | None]) -> dict[str, Any]:
+        """Seeds (``None``: keeps a generator) and resets the block's copies ``idx`` (all
+        when ``None``), publishes their observations; replies with the reset info contents
+        of every copy of the block."""
+        seeds, idx = request
+        self.sim.seed(seeds)
+        self.sim.reset_envs(idx)
+        if idx is None:
+            self._publish(self.sim.observe())
+        elif len(idx):
+            for key, value in self.sim.observe(idx).items():
+                self.views[key][idx] = value
+        return self.sim.reset_info_arrays()
 
     def _publish(self, obs: dict[str, np.ndarray]) -> None:
         for key, view in self.views.items():
             view[...] = obs[key]
 
-    def reset(self, seeds: list[int | None]) -> list[dict[str, Any]]:
-        self.sim.seed(seeds)
-        self.sim.reset_envs()
-        self._publish(self.sim.observe())
-        return self.sim.reset_infos()
-
     def step(self, actions: np.ndarray) -> StepReply:
-        # The order of BatchedVecEnv.step_wait, so every generator draws the same numbers.
-        reward, terminated, truncated, result = self.sim.step(actions)
-        obs = self.sim.observe()
-        info_arrays = self.sim.info_arrays(result)
-        done_idx = np.flatnonzero(terminated | truncated)
-        terminal: dict[str, np.ndarray] = {}
-        reset_infos: list[dict[str, Any]] = []
-        if done_idx.size:
-            terminal = {key: value[done_idx] for key, value in obs.items()}  # copies
-            self.sim.reset_envs(done_idx)
-            for key, value in self.sim.observe(done_idx).items():
-                obs[key][done_idx] = value
-            reset_infos = self.sim.reset_infos(done_idx)
+        # The same sequence as every other stepper, so every generator draws the same numbers.
+        obs, reply = step_block(self.sim, actions, self.time_limit)
         self._publish(obs)
-        return StepReply(
-            reward, terminated, truncated, info_arrays, done_idx, terminal, reset_infos
-        )
+        return reply
 
     def get_state(self, _: Any) -> BatchedSimulator:
         return self.sim  # pickled by the reply: a snapshot
@@ -168,6 +125,7 @@ def run_worker(
     start: int,
     stop: int,
     buffers: dict[str, SharedBuffer],
+    time_limit: int | None = None,
 ) -> None:
     """Main function of a worker process: builds its simulator, then serves requests.
 
@@ -183,6 +141,8 @@ def run_worker(
         start: First copy of this block in the pool.
         stop: One past the last copy of this block.
         buffers: The pool's shared observation buffers by key.
+        time_limit: Steps after which every step truncates, terminated or not (the
+            Gymnasium vector env's ``max_episode_steps``); ``None``: the simulator's own.
     """
     # Ctrl-C reaches the whole process group; the parent owns the shutdown (it stops the
     # workers in order), so a worker must not die half-way through a reply on its own.
@@ -190,7 +150,7 @@ def run_worker(
     try:
         sim = simulator_cls(stop - start, **kwargs)
         views = {key: buf.array()[start:stop] for key, buf in buffers.items()}
-        worker = _Worker(sim, views)
+        worker = _Worker(sim, views, time_limit)
         conn.send(("ready", None))
     except Exception as err:
         conn.send(("error", _portable(err)))

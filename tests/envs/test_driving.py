@@ -670,7 +670,7 @@ def test_expert_never_collides_or_cuts_in(continuous):
 def test_v1_candidate_lanes_get_trailers_behind_the_ego_only_the_lidar_sees():
     # Every candidate lane but the ego's may get a car 8-22 m behind the ego at its
     # candidate's speed: out of the camera's view (4 m behind), within the lidar's range.
-    from mmrl.envs.driving.simulator import TRAILER_WINDOW
+    from mmrl.envs.driving.scenes import TRAILER_WINDOW
 
     sim = DrivingSimulator(200)
     sim.seed(list(range(200)))

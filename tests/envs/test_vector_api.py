@@ -210,3 +210,62 @@ def test_bad_seeds_actions_and_order_raise():
     with pytest.raises(ValueError, match="out of range"):
         envs.step(np.array([0, 9]))
     assert mmrl.registration.entry_for("mmrl/Driving-v1").vector_entry_point
+
+
+def _gone(pid):
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("env_id", ["mmrl/Driving-v1", "mmrl/Navigation-v1"])
+def test_worker_processes_give_the_one_process_results(env_id):
+    """``n_workers=2``: the same observations, rewards, flags and infos (final_obs and
+    final_info included) as ``n_workers=1``, through auto-resets, a time limit shorter than
+    the simulator's, partial resets, the expert and rendering; close stops the workers."""
+    n, limit = 5, 6  # blocks of 3 + 2 copies; every copy auto-resets at least twice
+    kwargs = dict(num_envs=n, max_episode_steps=limit, render_mode="rgb_array", **SMALL)
+    one = gym.make_vec(env_id, vectorization_mode="vector_entry_point", **kwargs)
+    two = gym.make_vec(env_id, vectorization_mode="vector_entry_point", n_workers=2, **kwargs)
+    try:
+        assert two.sim is None and two.pool.n_workers == 2 and two.pool.blocks == [(0, 3), (3, 5)]
+        assert two.single_observation_space == one.single_observation_space
+        assert two.single_action_space == one.single_action_space
+        assert_same(one.reset(seed=11), two.reset(seed=11), "reset")
+        saw_final = 0
+        for actions in actions_for(one.action_space, np.random.default_rng(4), 2 * limit + 3):
+            a, b = one.step(actions), two.step(actions)
+            for name, x, y in zip(("obs", "reward", "terminated", "truncated", "infos"), a, b):
+                assert_same(x, y, name)
+            saw_final += int(a[4].get("_final_obs", np.zeros(n, bool)).sum())
+        assert saw_final >= 2 * n
+        # Partial reset: copies of both workers, one reseeded and one continuing its stream.
+        mask = np.array([False, True, False, True, False])
+        seeds = [None, 21, None, None, None]
+        assert_same(
+            one.reset(seed=seeds, options={"reset_mask": mask}),
+            two.reset(seed=seeds, options={"reset_mask": mask}),
+            "partial reset",
+        )
+        np.testing.assert_array_equal(one.expert_action(), two.expert_action())
+        assert_same(one.render(), two.render(), "render")
+        a, b = one.step(one.expert_action()), two.step(two.expert_action())
+        assert_same(a, b, "step after the partial reset")
+        pids = two.pool.worker_pids
+    finally:
+        one.close()
+        two.close()
+    assert all(_gone(pid) for pid in pids)
+    two.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        two.step(np.zeros(n, np.int64))
+
+
+@pytest.mark.parametrize("n_workers", [0, 4, 1.5, True, "2"])
+def test_bad_n_workers_in_make_vec(n_workers):
+    with pytest.raises(ConfigError, match="n_workers"):
+        gym.make_vec("mmrl/Driving-v1", num_envs=3, n_workers=n_workers, **SMALL)

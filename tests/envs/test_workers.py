@@ -217,7 +217,7 @@ def test_ctrl_c_stops_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
         raise KeyboardInterrupt
 
     # Ctrl-C lands while the parent waits for the workers' replies.
-    monkeypatch.setattr("mmrl.envs.workers.wait", interrupted)
+    monkeypatch.setattr("mmrl.envs.worker_pool.wait", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pool.step(np.zeros(5, np.int64))
     assert all(_gone(pid) for pid in pids)

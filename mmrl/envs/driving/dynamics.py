@@ -54,13 +54,14 @@ class EgoBatch:
         return cls(z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(),
                    np.zeros(n, np.int64), np.zeros(n, np.int64))  # fmt: skip
 
-    def reset_one(self, i: int, y: float, level: int) -> None:
-        """Puts copy ``i``'s ego at ``x = 0``, lateral ``y``, cruising at ``level``."""
-        self.x[i], self.y[i], self.psi[i] = 0.0, y, 0.0
-        self.v[i] = SPEED_LEVELS[level]
-        self.steer[i] = self.accel[i] = 0.0
-        self.lane_target[i] = int(np.floor(y / LANE_WIDTH))
-        self.level[i] = level
+    def reset_rows(self, idx: np.ndarray, y: np.ndarray, level: np.ndarray) -> None:
+        """Puts the egos of copies ``idx`` at ``x = 0``, lateral ``y`` (m), cruising at
+        ``level`` (all ``(m,)``)."""
+        self.x[idx], self.y[idx], self.psi[idx] = 0.0, y, 0.0
+        self.v[idx] = SPEED_LEVELS[level]
+        self.steer[idx] = self.accel[idx] = 0.0
+        self.lane_target[idx] = np.floor(y / LANE_WIDTH).astype(np.int64)
+        self.level[idx] = level
 
     @property
     def setpoint(self) -> np.ndarray:

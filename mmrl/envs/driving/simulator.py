@@ -23,15 +23,7 @@ from mmrl.envs.driving.dynamics import (
     step_discrete,
 )
 from mmrl.envs.driving.frames import DrivingPainter
-from mmrl.envs.driving.instructions import (
-    COLOR_RGB,
-    COLORS,
-    NO_ARG,
-    TASKS,
-    allowed_args,
-    phrase,
-    sample_instruction,
-)
+from mmrl.envs.driving.instructions import COLOR_RGB, COLORS, TASKS
 from mmrl.envs.driving.lidar import Lidar
 from mmrl.envs.driving.road import (
     LANE_WIDTH,
@@ -39,9 +31,8 @@ from mmrl.envs.driving.road import (
     RAMP_END_RANGE,
     RoadBatch,
     extra_lane_open,
-    lane_center,
-    sample_road,
 )
+from mmrl.envs.driving.scenes import draw_scenes
 from mmrl.envs.driving.state import TaskBatch
 from mmrl.envs.driving.traffic import (
     CAR_LENGTH,
@@ -50,7 +41,6 @@ from mmrl.envs.driving.traffic import (
     PER_LANE,
     TrafficBatch,
     behind_ego,
-    spawn,
     step_traffic,
 )
 from mmrl.envs.frames import FramePainter
@@ -58,37 +48,6 @@ from mmrl.envs.frames import FramePainter
 # Discrete meta-action ids (documented in DrivingEnv).
 LANE_LEFT, IDLE, LANE_RIGHT, FASTER, SLOWER = range(5)
 
-FOLLOW_WINDOW = (20.0, 60.0)
-"""Start distance ahead of the ego (m) of the car to follow."""
-OVERTAKE_WINDOW = (20.0, 50.0)
-"""Start distance ahead of the ego (m) of the car to overtake."""
-FOLLOW_SPEED = (17.0, 21.0)
-"""Speed (m/s) of the car to follow: slower than the ego can drive, so it can catch up."""
-OVERTAKE_SPEED = (13.0, 17.0)
-"""Speed (m/s) of the car to overtake: slower than traffic, so passing it is feasible."""
-CANDIDATES = 3
-"""v1: cars an instruction could name, one per lane right of the passing lane (fewer on
-narrower roads): the passing lane stays free of them, so "drive fast" and "overtake" always
-have a way past."""
-CANDIDATE_WINDOW = (15.0, 40.0)
-"""v1: start distance ahead of the ego (m) of every candidate car."""
-CANDIDATE_SPEED = (14.0, 19.0)
-"""v1: speed (m/s) of every candidate car: slower than traffic and than the ego can drive,
-so each can be caught up with, followed and passed."""
-CANDIDATE_SEPARATION = 10.0
-"""v1: smallest distance (m) along the road between two candidates."""
-TRAILER_WINDOW = (-22.0, -8.0)
-"""v1: start position (m, relative to the ego) of a candidate lane's *trailer*: a car behind
-the ego, where the camera (4 m behind) cannot see it and only the lidar does, driving a
-little slower than the candidate (so it never closes in on it and no car slips in
-between)."""
-TRAILER_SLOWER = (1.0, 3.0)
-"""v1: a trailer drives this much (m/s) slower than its candidate, so the gap between them
-opens and the ego can always get in behind the candidate."""
-TRAILER_PROBABILITY = 0.6
-"""v1: chance that a candidate lane other than the ego's gets a trailer. Entering that lane
-before the ego has pulled clear of it is a cut-in (see :data:`CUT_IN_STEPS`), so lane changes
-need to know what is behind, and only the lidar tells."""
 CUT_IN_STEPS = 6
 """v1: for this many steps (3 s) after the ego moves in front of a car, the car's time gap to
 the ego must stay at least ``CUT_IN_HEADWAY`` (0.6 s); less is a cut-in and ends the episode
@@ -229,25 +188,26 @@ class DrivingSimulator(BatchedSimulator):
 
     # ------------------------------------------------------------------ episodes
     def _reset_envs(self, idx: np.ndarray) -> None:
-        cfg = self.config
-        for i in idx:
-            rng = self.rngs[i]
-            n_lanes, ramp_start, ramp_end = sample_road(
-                rng, cfg.min_lanes, cfg.max_lanes, self.ramp_end_range
-            )
-            self.road.n_lanes[i] = n_lanes
-            self.road.ramp_start[i] = ramp_start
-            self.road.ramp_end[i] = ramp_end
-            if self.onramp_length is not None:
-                self.road.onramp_end[i] = rng.uniform(*self.onramp_length)
-            draw = self._draw_v0 if self.scene_version == 0 else self._draw_v1
-            task, arg, text, cars, target = draw(i, rng, n_lanes)
+        # Per-copy generator calls, everything else over all copies (see scenes).
+        new = draw_scenes(self, idx)
+        road = self.road
+        road.n_lanes[idx], road.ramp_start[idx], road.ramp_end[idx] = (
+            new.n_lanes,
+            new.ramp_start,
+            new.ramp_end,
+        )
+        if new.onramp_end is not None:
+            road.onramp_end[idx] = new.onramp_end
+        self.ego.reset_rows(idx, new.ego_y, new.level)
+        for i, text in zip(idx.tolist(), new.texts):
             self._instructions[i] = text
-            self.text[i] = self.tokenizer.encode(text)
-            slot_of = self.traffic.load(i, cars)
-            target_lane = int(cars["lane"][target]) if target >= 0 else -1
-            slot = int(slot_of[target]) if target >= 0 else -1
-            self.tasks.set(i, task, arg, n_lanes, slot, target_lane, self.scene_version)
+        self.text[idx] = self.tokenizer.encode_batch(new.texts)
+        slot_of = self.traffic.load(idx, new.cars)
+        named = new.target >= 0
+        rows, column = np.arange(len(idx)), np.maximum(new.target, 0)
+        slot = np.where(named, slot_of[rows, column], -1)
+        lane = np.where(named, new.cars.lane[rows, column], -1).astype(np.int64)
+        self.tasks.set_rows(idx, new.task, new.arg, new.n_lanes, slot, lane, self.scene_version)
         self.tasks.refresh()
         road = self.road
         args = (idx, road.n_lanes[idx], road.ramp_start[idx], road.ramp_end[idx])
@@ -267,151 +227,6 @@ class DrivingSimulator(BatchedSimulator):
         self._draw_noise(idx)
         self.derived = task_mod.derive(self)
         self.phi[idx] = task_mod.potential(self, self.derived)[idx]
-
-    def _start(self, i: int, rng: np.random.Generator, n_lanes: int) -> dict[str, np.ndarray]:
-        """Places copy ``i``'s ego and spawns its traffic (before any named car)."""
-        ego_lane = int(rng.integers(n_lanes))
-        on_ramp = self.onramp_length is not None and rng.random() < self.onramp_start
-        level = int(rng.integers(*self.start_levels))
-        self.ego.reset_one(i, lane_center(n_lanes if on_ramp else ego_lane), level)
-        density = self.config.traffic_density * float(rng.uniform(0.6, 1.4))
-        # On the ramp, traffic keeps the rightmost lane's clearance (25 m) around the ego.
-        lane = n_lanes - 1 if on_ramp else ego_lane
-        return spawn(rng, n_lanes, lane, density, self.slots, self.passing_density)
-
-    def _draw_v0(
-        self, i: int, rng: np.random.Generator, n_lanes: int
-    ) -> tuple[int, int, str, dict[str, np.ndarray], int]:
-        """Driving-v0's episode: instruction first, then the named car made unique."""
-        cfg = self.config
-        task, arg, text = sample_instruction(rng, cfg.instruction_split, cfg.tasks, n_lanes)
-        cars = self._start(i, rng, n_lanes)
-        target = -1
-        if TASKS[task] in ("follow", "overtake"):
-            cars, target = self._place_target(rng, cars, n_lanes, TASKS[task], arg)
-        return task, arg, text, cars, target
-
-    def _draw_v1(
-        self, i: int, rng: np.random.Generator, n_lanes: int
-    ) -> tuple[int, int, str, dict[str, np.ndarray], int]:
-        """Driving-v1's episode: the scene first, then the referent uniformly from it.
-
-        Every episode, whatever its task, gets ``min(CANDIDATES, n_lanes - 1)`` candidate
-        cars placed by one rule (distinct lanes right of the passing lane, the same window,
-        speeds and cleared stretch behind each) with colours no other car has; background
-        colours always occur at least twice, so exactly the candidates can be named by
-        colour. A car task then names a candidate drawn uniformly; a lane task names a lane
-        drawn uniformly among those its split can phrase. Only the candidates' palette
-        depends on the task
-        (the colours the split pairs with it), never which candidate is named.
-        """
-        cfg = self.config
-        split = cfg.instruction_split
-        task = TASKS.index(cfg.tasks[int(rng.integers(len(cfg.tasks)))])
-        name = TASKS[task]
-        palette = allowed_args(split, name, n_lanes) if name in ("follow", "overtake") else None
-        k = min(CANDIDATES, n_lanes - 1)
-        colours = rng.choice(palette or len(COLOR_RGB), size=k, replace=False)
-        cars = self._start(i, rng, n_lanes)
-        ego_lane = int(self.ego.y[i] // LANE_WIDTH)
-        cars, slots = self._place_candidates(rng, cars, n_lanes, colours.astype(np.int64), ego_lane)
-        target, arg = -1, NO_ARG
-        if palette is not None:
-            pick = int(rng.integers(k))
-            target, arg = int(slots[pick]), int(colours[pick])
-        elif name == "lane":
-            lanes = allowed_args(split, name, n_lanes)
-            arg = int(lanes[int(rng.integers(len(lanes)))])
-        return task, arg, phrase(rng, split, name, n_lanes, arg), cars, target
-
-    def _place_candidates(
-        self,
-        rng: np.random.Generator,
-        cars: dict[str, np.ndarray],
-        n_lanes: int,
-        colours: np.ndarray,
-        ego_lane: int,
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Adds one candidate car per colour, all placed by the same rule (v1).
-
-        Each candidate lane other than the ego's may also get a trailer behind the ego (see
-        :data:`TRAILER_WINDOW`), drawn the same way for every candidate.
-
-        Returns:
-            The cars with the candidates appended, and the candidates' indices in them.
-        """
-        k = len(colours)
-        lanes = 1 + rng.choice(n_lanes - 1, size=k, replace=False)
-        # Rejection sampling of the positions; the windows are wide enough that a few
-        # batched draws almost always give a separated set.
-        xs = rng.uniform(*CANDIDATE_WINDOW, size=(32, k))
-        gaps = np.abs(xs[:, :, None] - xs[:, None, :]) + np.eye(k) * 1e9
-        ok = np.flatnonzero(gaps.min(axis=(1, 2)) >= CANDIDATE_SEPARATION)
-        x_c = xs[ok[0]] if ok.size else np.sort(xs[0])  # sorted: never overlapping lanes
-        v_c = rng.uniform(*CANDIDATE_SPEED, size=k)
-        # Clear each candidate's lane from behind the ego to just ahead of the candidate, so
-        # every candidate can be followed without a car slipping in between (traffic never
-        # changes lanes, so it stays clear).
-        x = cars["x"][:, None]
-        hit = ((cars["lane"][:, None] == lanes) & (x > -60.0) & (x < x_c + 15.0)).any(axis=1)
-        cars = {key: v[~hit] for key, v in cars.items()}
-        trailer = (rng.random(k) < TRAILER_PROBABILITY) & (lanes != ego_lane)
-        x_tr = rng.uniform(*TRAILER_WINDOW, size=k)[trailer]
-        v_tr = (v_c - rng.uniform(*TRAILER_SLOWER, size=k))[trailer]
-        trailers = {
-            "x": x_tr,
-            "lane": lanes[trailer],
-            "v": v_tr,
-            "v0": v_tr.copy(),
-            "color": np.zeros(len(x_tr), np.int64),
-        }
-        cars = {
-            key: np.concatenate([cars[key], trailers[key]]).astype(v.dtype)
-            for key, v in cars.items()
-        }
-        cars["color"] = _background_colours(rng, cars["color"], colours)
-        room = self.slots - k
-        if len(cars["x"]) > room:  # make room by dropping the farthest cars
-            keep = np.sort(np.argsort(np.abs(cars["x"]), kind="stable")[:room])
-            cars = {key: v[keep] for key, v in cars.items()}
-        new = {"x": x_c, "lane": lanes, "v": v_c, "v0": v_c, "color": colours}
-        n_before = len(cars["x"])
-        cars = {key: np.concatenate([cars[key], new[key]]).astype(cars[key].dtype) for key in cars}
-        return cars, np.arange(n_before, n_before + k)
-
-    def _place_target(
-        self,
-        rng: np.random.Generator,
-        cars: dict[str, np.ndarray],
-        n_lanes: int,
-        task: str,
-        color: int,
-    ) -> tuple[dict[str, np.ndarray], int]:
-        """Adds the named car ahead of the ego, the only car of its colour (v0).
-
-        Only the named car is unique in colour and has its lane cleared, which is how the
-        scene gives it away; v1 uses :meth:`_place_candidates`.
-        """
-        window = FOLLOW_WINDOW if task == "follow" else OVERTAKE_WINDOW
-        speed = FOLLOW_SPEED if task == "follow" else OVERTAKE_SPEED
-        x_t = float(rng.uniform(*window))
-        lane_t = int(rng.integers(n_lanes))
-        v_t = float(rng.uniform(*speed))
-        # Clear the target's surroundings in its lane; for "follow" also the stretch behind
-        # it, so no car can slip in between (traffic never changes lanes, so it stays clear).
-        behind = 25.0 if task == "overtake" else x_t + 60.0
-        keep = ~((cars["lane"] == lane_t) & (cars["x"] > x_t - behind) & (cars["x"] < x_t + 15))
-        cars = {k: v[keep] for k, v in cars.items()}
-        # Other cars never share the target's colour: shift clashing colours by 1..7.
-        clash = cars["color"] == color
-        shift = rng.integers(1, len(COLOR_RGB), size=len(clash))
-        cars["color"] = np.where(clash, (cars["color"] + shift) % len(COLOR_RGB), cars["color"])
-        if len(cars["x"]) >= self.slots:  # make room by dropping the farthest car
-            drop = int(np.argmax(np.abs(cars["x"])))
-            cars = {k: np.delete(v, drop) for k, v in cars.items()}
-        new = {"x": x_t, "lane": lane_t, "v": v_t, "v0": v_t, "color": color}
-        cars = {k: np.append(cars[k], new[k]).astype(cars[k].dtype) for k in cars}
-        return cars, len(cars["x"]) - 1
 
     # ------------------------------------------------------------------ stepping
     def _step(self, actions: np.ndarray) -> StepResult:
@@ -572,27 +387,6 @@ class DrivingSimulator(BatchedSimulator):
 
     def expert_action(self) -> np.ndarray:
         return expert_mod.act(self)
-
-
-def _background_colours(
-    rng: np.random.Generator, colour: np.ndarray, reserved: np.ndarray
-) -> np.ndarray:
-    """Recolours background cars so none has a reserved colour and none is alone in its colour.
-
-    A colour word can name a car only if exactly one car has that colour; keeping every
-    background colour at zero or two-plus cars leaves the reserved candidates as the only
-    cars an instruction could name. (A lone background car, possible on empty roads, keeps
-    its colour.)
-    """
-    usable = np.ones(len(COLOR_RGB), bool)
-    usable[reserved] = False
-    free = np.flatnonzero(usable)
-    colour = free[rng.integers(len(free), size=len(colour))] if len(colour) else colour
-    counts = np.bincount(colour, minlength=len(COLOR_RGB))
-    if len(colour) > 1 and (counts == 1).any():
-        # Lone cars take the most common colour (itself shared, or then shared by them).
-        colour = np.where(counts[colour] == 1, np.argmax(counts), colour)
-    return colour.astype(np.int64)
 
 
 class DrivingSimulatorV0(DrivingSimulator):

@@ -53,29 +53,33 @@ class TaskBatch:
         return cls(i.copy(), i - 1, np.zeros((n, len(TASKS)), bool), i - 1, np.zeros(n),
                    i.copy(), np.zeros(n, bool))  # fmt: skip
 
-    def set(
+    def set_rows(
         self,
-        i: int,
-        task: int,
-        arg: int,
-        n_lanes: int,
-        target: int,
-        target_lane: int,
+        idx: np.ndarray,
+        task: np.ndarray,
+        arg: np.ndarray,
+        n_lanes: np.ndarray,
+        target: np.ndarray,
+        target_lane: np.ndarray,
         version: int = 1,
     ) -> None:
-        """Stores copy ``i``'s task (``version``: the scene version; from v1 on, overtaking
-        ends in the named car's lane, which becomes the goal lane)."""
-        self.task[i], self.arg[i] = task, arg
-        self.onehot[i] = False
-        self.onehot[i, task] = True
-        lanes = {TAKE_EXIT: n_lanes, LANE: arg, FOLLOW: target_lane}
+        """Stores the tasks of copies ``idx`` (all ``(m,)`` int64; ``target`` and
+        ``target_lane`` -1 where no car is named). ``version``: the scene version; from v1
+        on, overtaking ends in the named car's lane, which becomes the goal lane."""
+        self.task[idx], self.arg[idx] = task, arg
+        onehot = np.zeros((len(idx), len(TASKS)), bool)
+        onehot[np.arange(len(idx)), task] = True
+        self.onehot[idx] = onehot
+        goal = np.full(len(idx), -1, np.int64)
+        goal = np.where(task == TAKE_EXIT, n_lanes, goal)
+        goal = np.where(task == LANE, arg, goal)
+        goal = np.where(task == FOLLOW, target_lane, goal)
         if version >= 1:
-            lanes[OVERTAKE] = target_lane
-        goal = lanes.get(task, -1)
-        self.goal_lane[i] = goal
-        self.goal_y[i] = lane_center(goal) if goal >= 0 else 0.0
-        self.target[i] = max(target, 0)
-        self.has_target[i] = target >= 0
+            goal = np.where(task == OVERTAKE, target_lane, goal)
+        self.goal_lane[idx] = goal
+        self.goal_y[idx] = np.where(goal >= 0, lane_center(goal), 0.0)
+        self.target[idx] = np.maximum(target, 0)
+        self.has_target[idx] = target >= 0
 
     def refresh(self) -> None:
         """Updates ``present`` after resets."""

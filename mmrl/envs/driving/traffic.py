@@ -1,4 +1,6 @@
-"""Other cars: procedural spawning and batched Intelligent Driver Model (IDM) following.
+"""Other cars: their batch, spawn densities and batched Intelligent Driver Model (IDM) following.
+
+The cars of new episodes are drawn in :mod:`mmrl.envs.driving.scenes`.
 
 Traffic keeps its lane (no lane changes, no exits) and follows the nearest vehicle ahead in
 that lane, the ego included whenever it overlaps the lane, with IDM (Treiber, Hennecke and
@@ -13,8 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from mmrl.envs.driving.instructions import COLORS
-from mmrl.envs.driving.road import LANE_WIDTH
+from mmrl.envs.driving.road import LANE_WIDTH, MAX_LANES
 
 CAR_LENGTH = 4.6
 CAR_WIDTH = 1.9
@@ -37,6 +38,88 @@ _IDM_K = 1.0 / (2.0 * np.sqrt(IDM_A * IDM_B))
 CUT_IN_HEADWAY = 0.6
 """Shortest time gap (s) the ego may leave to a car it has just moved in front of (v1): less
 is a cut-in, which ends the episode like a collision (see the env's description)."""
+
+
+def _field(i: int, doc: str) -> property:
+    def get(self: CarLists) -> np.ndarray:
+        return self.data[i]
+
+    def put(self: CarLists, value: np.ndarray) -> None:
+        self.data[i] = value
+
+    return property(get, put, doc=doc)
+
+
+@dataclasses.dataclass
+class CarLists:
+    """Padded car lists of ``m`` copies: row ``j``'s cars are its first ``count[j]`` columns.
+
+    The five fields share one float64 array (lane and colour ids are small integers, exact in
+    float64), so selecting, appending and sorting cars is one indexing operation for all of
+    them: at a few copies a reset is bound by the number of NumPy calls, not their size.
+
+    Attributes:
+        data: ``(5, m, C)`` float64: ``x, lane, v, v0, color`` (the properties' rows).
+        count: ``(m,)`` int64 cars per copy.
+    """
+
+    data: np.ndarray
+    count: np.ndarray
+
+    x = _field(0, "``(m, C)`` positions (m).")
+    lane = _field(1, "``(m, C)`` lane ids.")
+    v = _field(2, "``(m, C)`` speeds (m/s).")
+    v0 = _field(3, "``(m, C)`` desired speeds (m/s).")
+    color = _field(4, "``(m, C)`` colour ids.")
+
+    @staticmethod
+    def stack(x: np.ndarray, lane: np.ndarray, v: np.ndarray, v0: np.ndarray,
+              color: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The ``(5, m, K)`` ``data`` of cars given field by field (each ``(m, K)``)."""
+        return np.stack([x, lane, v, v0, color]).astype(np.float64, copy=False)
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``(m, C)`` bool: the column holds a car."""
+        return np.arange(self.data.shape[2]) < self.count[:, None]
+
+    def select(self, keep: np.ndarray) -> CarLists:
+        """The cars in ``keep`` (``(m, C)`` bool, within ``valid``), in their order."""
+        count = keep.sum(axis=1)
+        width = max(int(count.max(initial=0)), 1)  # one padding column at least: no (m, 0)
+        # A stable sort of "dropped" moves the kept cars to the front, in their order.
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
+        return CarLists(self.data[:, np.arange(len(keep))[:, None], order], count)
+
+    def nearest(self, room: np.ndarray | int) -> CarLists:
+        """Each copy's ``room`` cars nearest ``x = 0`` (ties: the earlier car), in order: the
+        per-copy ``np.sort(np.argsort(np.abs(x), kind="stable")[:room])``."""
+        room = np.reshape(room, (-1, 1))
+        if not (self.count[:, None] > room).any():
+            return self  # nobody over (the usual case): skip the sorts
+        valid = self.valid
+        order = np.argsort(np.where(valid, np.abs(self.x), np.inf), axis=1, kind="stable")
+        rank = np.empty_like(order)
+        rank[np.arange(len(order))[:, None], order] = np.arange(order.shape[1])
+        return self.select(valid & (rank < room))
+
+    def append(
+        self, new: np.ndarray, valid: np.ndarray, keep: np.ndarray | None = None
+    ) -> CarLists:
+        """The cars in ``keep`` (default: all), then the cars ``new`` (``(5, m, K)``, see
+        :meth:`stack`) where ``valid`` (``(m, K)`` bool), each in order."""
+        if keep is None and bool((valid[:, :-1] >= valid[:, 1:]).all()):
+            # Each row's new cars lead its row of new: write them after the row's cars.
+            count = self.count + valid.sum(axis=1)
+            width = max(int(count.max()), 1)
+            c = min(width, self.data.shape[2])
+            data = np.zeros((5, len(count), width))
+            data[:, :, :c] = self.data[:, :, :c]
+            rows, cols = np.nonzero(valid)
+            data[:, rows, self.count[rows] + cols] = new[:, rows, cols]
+            return CarLists(data, count)
+        both = CarLists(np.concatenate([self.data, new], axis=2), self.count)
+        return both.select(np.concatenate([self.valid if keep is None else keep, valid], axis=1))
 
 
 @dataclasses.dataclass
@@ -79,81 +162,38 @@ class TrafficBatch:
             np.zeros((n, slots), bool),
         )
 
-    def load(self, i: int, cars: dict[str, np.ndarray]) -> np.ndarray:
-        """Fills copy ``i`` from spawned ``cars``; returns each car's slot (sorted order)."""
-        k = len(cars["x"])
-        order = np.lexsort((cars["x"], cars["lane"]))
-        slot_of = np.empty(k, np.int64)
-        slot_of[order] = np.arange(k)
-        self.valid[i] = False
-        self.valid[i, :k] = True
-        self.x[i] = -1e4  # parked far behind: never seen, never anybody's leader
-        self.x[i, :k] = cars["x"][order]
-        self.lane[i] = 0
-        self.lane[i, :k] = cars["lane"][order]
-        self.y[i] = 0.0
-        self.y[i, :k] = (cars["lane"][order] + 0.5) * LANE_WIDTH
-        self.v[i] = 0.0
-        self.v[i, :k] = cars["v"][order]
-        self.v0[i] = 20.0
-        self.v0[i, :k] = cars["v0"][order]
-        self.color[i] = 0
-        self.color[i, :k] = cars["color"][order]
-        nxt = np.arange(1, self.x.shape[1] + 1) % self.x.shape[1]
-        self.leader[i] = nxt
-        self.has_leader[i] = False
-        if k > 1:
-            self.has_leader[i, : k - 1] = self.lane[i, 1:k] == self.lane[i, : k - 1]
+    def load(self, idx: np.ndarray, cars: CarLists) -> np.ndarray:
+        """Fills copies ``idx`` (``(m,)``) from their padded car lists (at most ``slots`` cars
+        each), sorted by lane, then position.
+
+        Returns:
+            ``(m, C)`` int64: the slot of each car of ``cars`` (meaningful where it is valid).
+        """
+        m, width = cars.x.shape
+        slots = self.x.shape[1]
+        rows = np.arange(m)[:, None]
+        # Padding sorts last (lane beyond every real one); lexsort is stable, as it was per copy.
+        order = np.lexsort((cars.x, np.where(cars.valid, cars.lane, MAX_LANES + 1)), axis=1)
+        slot_of = np.empty((m, width), np.int64)
+        slot_of[rows, order] = np.arange(width)
+        ok = np.arange(slots) < cars.count[:, None]  # the cars fill the first slots
+        # Empty slots: parked far behind (never seen, never a leader), standing, colour 0.
+        fill = np.array([-1e4, 0.0, 0.0, 20.0, 0.0])[:, None, None]
+        out = np.repeat(fill, m, axis=1).repeat(slots, axis=2)
+        out[:, :, :width] = np.where(ok[:, :width], cars.data[:, rows, order], fill)
+        x, lane, v, v0, color = out
+        self.valid[idx] = ok
+        self.x[idx] = x
+        self.lane[idx] = lane
+        self.y[idx] = np.where(ok, (lane + 0.5) * LANE_WIDTH, 0.0)
+        self.v[idx] = v
+        self.v0[idx] = v0
+        self.color[idx] = color
+        self.leader[idx] = np.arange(1, slots + 1) % slots
+        has = np.zeros((m, slots), bool)
+        has[:, :-1] = ok[:, 1:] & (lane[:, 1:] == lane[:, :-1])
+        self.has_leader[idx] = has
         return slot_of
-
-
-def spawn(
-    rng: np.random.Generator,
-    n_lanes: int,
-    ego_lane: int,
-    density: float,
-    slots: int,
-    passing_density: float = 1.0,
-) -> dict[str, np.ndarray]:
-    """Draws one copy's traffic around an ego at ``x = 0`` in ``ego_lane``.
-
-    Args:
-        passing_density: Factor on the leftmost (passing) lane's density.
-
-    Returns:
-        Arrays ``x, lane, v, v0, color`` of length ``k <= slots`` (before any target car).
-    """
-    if density > 0:
-        # Each lane: a first car within one gap of the window's start, then gaps of 0.5-1.5
-        # mean gaps, all drawn in one call (enough draws to always cross the window's end).
-        gap = np.full((n_lanes, 1), max(MEAN_GAP / density, 12.0))
-        gap[0] = max(MEAN_GAP / (density * passing_density), 12.0)
-        draws = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * gap.min()))) + 1
-        u = rng.random((n_lanes, draws))
-        steps = (u + 0.5) * gap
-        steps[:, 0] = u[:, 0] * gap[:, 0]
-        xs_all = np.cumsum(steps, axis=1) - SPAWN_BEHIND
-        # Keep the ego's surroundings clear so no episode starts in a crash.
-        clear = np.full((n_lanes, 1), 12.0)
-        clear[ego_lane] = 25.0
-        keep = (xs_all < SPAWN_AHEAD) & (np.abs(xs_all) > clear)
-        lane_arr, col = np.nonzero(keep)
-        xs = xs_all[lane_arr, col]
-    else:
-        xs, lane_arr = np.zeros(0), np.zeros(0, np.int64)
-    k = len(xs)
-    # Desired speeds: the leftmost lane is the passing lane. Colours: any of the palette.
-    u = rng.random(k)
-    fast = lane_arr == 0
-    lo = np.where(fast, PASSING_SPEED_RANGE[0], SPEED_RANGE[0])
-    hi = np.where(fast, PASSING_SPEED_RANGE[1], SPEED_RANGE[1])
-    v0 = lo + u * (hi - lo)
-    color = rng.integers(0, len(COLORS), size=k)
-    x_arr = xs
-    if k > slots:  # keep the cars nearest the ego
-        keep = np.sort(np.argsort(np.abs(x_arr), kind="stable")[:slots])
-        x_arr, lane_arr, v0, color = x_arr[keep], lane_arr[keep], v0[keep], color[keep]
-    return {"x": x_arr, "lane": lane_arr, "v": v0.copy(), "v0": v0, "color": color}
 
 
 def idm_accel(v: np.ndarray, v0: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:

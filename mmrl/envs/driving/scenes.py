@@ -1,0 +1,470 @@
+"""New Driving episodes for many copies at once: road, ego start, traffic, named cars, text.
+
+Every copy draws from its own generator, with the calls, order and sizes the per-copy
+generator of Driving-v0/v1 always used, so copy ``i`` seeded ``s`` starts the episode a
+single env seeded ``s`` starts (the seeding contract, tested against hashes recorded before
+this module existed: ``tests/envs/test_reset_identity.py``). Those sizes depend on earlier
+draws of the same copy (how many cars the spawn leaves, how many survive the clearing around
+the named cars), and each copy has its own generator, so the random numbers cannot be drawn
+for all copies in one call. A reset therefore runs in phases (issue 20): each phase is a
+per-copy loop that **only** calls the generators (a scalar or one array per call, stored
+into padded arrays), followed by array operations over all copies being reset (car
+placement, gaps, lane clearing, colours, keeping the nearest cars, sorting into slots) that
+compute the next phase's sizes. Nothing but the generator calls runs per copy.
+
+Car lists of different lengths are kept padded (:class:`CarLists`): row ``j`` holds copy
+``j``'s cars in its first ``count[j]`` columns, in the order the per-copy generator built
+them, since that order decides which random number goes to which car.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import numpy as np
+
+from mmrl.envs.driving.config import DrivingConfig
+from mmrl.envs.driving.instructions import (
+    COLOR_RGB,
+    COLORS,
+    FOLLOW,
+    NO_ARG,
+    OVERTAKE,
+    TASKS,
+    allowed_args,
+    combinations,
+    phrase,
+)
+from mmrl.envs.driving.road import LANE_WIDTH, MAX_LANES, sample_road
+from mmrl.envs.driving.traffic import (
+    MEAN_GAP,
+    PASSING_SPEED_RANGE,
+    SPAWN_AHEAD,
+    SPAWN_BEHIND,
+    SPEED_RANGE,
+    CarLists,
+)
+
+FOLLOW_WINDOW = (20.0, 60.0)
+"""v0: start distance ahead of the ego (m) of the car to follow."""
+OVERTAKE_WINDOW = (20.0, 50.0)
+"""v0: start distance ahead of the ego (m) of the car to overtake."""
+FOLLOW_SPEED = (17.0, 21.0)
+"""v0: speed (m/s) of the car to follow: slower than the ego can drive, so it can catch up."""
+OVERTAKE_SPEED = (13.0, 17.0)
+"""v0: speed (m/s) of the car to overtake: slower than traffic, so passing it is feasible."""
+CANDIDATES = 3
+"""v1: cars an instruction could name, one per lane right of the passing lane (fewer on
+narrower roads): the passing lane stays free of them, so "drive fast" and "overtake" always
+have a way past."""
+CANDIDATE_WINDOW = (15.0, 40.0)
+"""v1: start distance ahead of the ego (m) of every candidate car."""
+CANDIDATE_SPEED = (14.0, 19.0)
+"""v1: speed (m/s) of every candidate car: slower than traffic and than the ego can drive,
+so each can be caught up with, followed and passed."""
+CANDIDATE_SEPARATION = 10.0
+"""v1: smallest distance (m) along the road between two candidates."""
+CANDIDATE_TRIES = 32
+"""v1: candidate position sets drawn at once; the first separated one is used (the windows
+are wide enough that one almost always is; else the first set, sorted)."""
+TRAILER_WINDOW = (-22.0, -8.0)
+"""v1: start position (m, relative to the ego) of a candidate lane's *trailer*: a car behind
+the ego, where the camera (4 m behind) cannot see it and only the lidar does, driving a
+little slower than the candidate (so it never closes in on it and no car slips in
+between)."""
+TRAILER_SLOWER = (1.0, 3.0)
+"""v1: a trailer drives this much (m/s) slower than its candidate, so the gap between them
+opens and the ego can always get in behind the candidate."""
+TRAILER_PROBABILITY = 0.6
+"""v1: chance that a candidate lane other than the ego's gets a trailer. Entering that lane
+before the ego has pulled clear of it is a cut-in (see ``CUT_IN_STEPS`` in the simulator),
+so lane changes need to know what is behind, and only the lidar tells."""
+
+MIN_GAP = 12.0
+"""Smallest mean spawn gap (m) whatever the density."""
+MAX_DRAWS = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * MIN_GAP))) + 1
+"""Most spawn positions a lane draws (at the smallest gap): the padded width of the draws."""
+_N_COLORS = len(COLOR_RGB)
+
+
+class SceneSource(Protocol):
+    """What :func:`draw_scenes` reads of the simulator (its config, generators and the
+    episode parameters of its version); :class:`~mmrl.envs.driving.simulator.DrivingSimulator`
+    satisfies it structurally."""
+
+    config: DrivingConfig
+    rngs: list[np.random.Generator]
+    scene_version: int
+    slots: int
+    ramp_end_range: tuple[float, float]
+    start_levels: tuple[int, int]
+    onramp_length: tuple[float, float] | None
+    onramp_start: float
+    passing_density: float
+
+
+@dataclasses.dataclass
+class Scenes:
+    """New episodes of ``m`` copies (all ``(m,)`` unless noted), for the simulator to load.
+
+    Attributes:
+        n_lanes: Main lanes.  ramp_start, ramp_end: The exit lane (m).
+        onramp_end: End of the on-ramp (m), ``None`` without on-ramps (v0).
+        ego_y: The ego's lateral start (m).  level: Its cruise level.
+        task: Task id.  arg: Lane or colour id, or ``NO_ARG``.  texts: ``m`` instructions.
+        cars: The cars, named ones included.  target: Column of the named car in ``cars``,
+            or -1.
+    """
+
+    n_lanes: np.ndarray
+    ramp_start: np.ndarray
+    ramp_end: np.ndarray
+    onramp_end: np.ndarray | None
+    ego_y: np.ndarray
+    level: np.ndarray
+    task: np.ndarray
+    arg: np.ndarray
+    texts: list[str]
+    cars: CarLists
+    target: np.ndarray
+
+
+def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
+    """Draws new episodes for copies ``idx`` of ``sim`` from their generators.
+
+    Reads the simulator's config and class parameters (``ramp_end_range``, ``start_levels``,
+    ``onramp_length``, ``onramp_start``, ``passing_density``, ``slots``, ``scene_version``)
+    and ``sim.rngs``; writes nothing.
+    """
+    cfg = sim.config
+    rngs = [sim.rngs[i] for i in idx]
+    m = len(rngs)
+    v1 = sim.scene_version >= 1
+    split = cfg.instruction_split
+    n_lanes = np.empty(m, np.int64)
+    ramp_start, ramp_end = np.empty(m), np.empty(m)
+    onramp_end = None if sim.onramp_length is None else np.empty(m)
+    task = np.empty(m, np.int64)
+    arg = np.full(m, NO_ARG, np.int64)
+    texts = [""] * m
+    lane0 = np.empty(m, np.int64)  # the ego's main lane draw
+    on_ramp = np.zeros(m, bool)
+    level = np.empty(m, np.int64)
+    density = np.empty(m)
+    draws = np.zeros(m, np.int64)
+    u_spawn = np.zeros((m, MAX_LANES, MAX_DRAWS))
+    n_cand = np.zeros(m, np.int64)  # v1: candidates per copy
+    colours = np.zeros((m, CANDIDATES), np.int64)  # v1: their colours
+    palettes: list[tuple[int, ...] | None] = [None] * m
+
+    # Phase 1, per copy, generator calls only: road, instruction (v0) or task and candidate
+    # colours (v1), ego start, traffic density and the spawn's gap draws.
+    for j, rng in enumerate(rngs):
+        nl, rs, re = sample_road(rng, cfg.min_lanes, cfg.max_lanes, sim.ramp_end_range)
+        n_lanes[j], ramp_start[j], ramp_end[j] = nl, rs, re
+        if onramp_end is not None:
+            onramp_end[j] = rng.uniform(*sim.onramp_length)
+        if v1:
+            t = TASKS.index(cfg.tasks[int(rng.integers(len(cfg.tasks)))])
+            name = TASKS[t]
+            palette = allowed_args(split, name, nl) if t in (FOLLOW, OVERTAKE) else None
+            k = min(CANDIDATES, nl - 1)
+            colours[j, :k] = rng.choice(palette or _N_COLORS, size=k, replace=False)
+            n_cand[j], palettes[j] = k, palette
+        else:
+            t = TASKS.index(cfg.tasks[int(rng.integers(len(cfg.tasks)))])
+            combos = combinations(split, TASKS[t], nl)
+            arg[j], texts[j] = combos[int(rng.integers(len(combos)))]
+        task[j] = t
+        lane0[j] = rng.integers(nl)
+        on_ramp[j] = onramp_end is not None and rng.random() < sim.onramp_start
+        level[j] = rng.integers(*sim.start_levels)
+        d = cfg.traffic_density * float(rng.uniform(0.6, 1.4))
+        density[j] = d
+        if d > 0:
+            gap_min = min(
+                max(MEAN_GAP / d, MIN_GAP), max(MEAN_GAP / (d * sim.passing_density), MIN_GAP)
+            )
+            draws[j] = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * gap_min))) + 1
+            u_spawn[j, :nl, : draws[j]] = rng.random((nl, draws[j]))
+
+    ego_lane = np.where(on_ramp, n_lanes, lane0)  # the on-ramp is lane n_lanes
+    ego_y = (ego_lane + 0.5) * LANE_WIDTH
+    # On the ramp, traffic keeps the rightmost lane's clearance (25 m) around the ego.
+    clear_lane = np.where(on_ramp, n_lanes - 1, lane0)
+    u_spawn = u_spawn[:, :, : max(int(draws.max(initial=0)), 1)]  # the widest copy's draws
+    cars = _spawn_positions(u_spawn, draws, n_lanes, clear_lane, density, sim.passing_density)
+
+    # Phase 2, per copy: the spawned cars' speeds and colours, then the named car's (v0) or
+    # the candidates' and trailers' draws (v1).
+    width = cars.x.shape[1]
+    u_speed = np.zeros((m, width))
+    colour = np.zeros((m, width), np.int64)
+    kc = CANDIDATES
+    named = np.zeros(m, bool)
+    x_t, lane_t, v_t = np.zeros(m), np.zeros(m, np.int64), np.zeros(m)
+    cand_lanes = np.zeros((m, kc), np.int64)
+    cand_xs = np.zeros((m, CANDIDATE_TRIES, kc))
+    cand_v, trailer_u = np.zeros((m, kc)), np.ones((m, kc))
+    trailer_x, trailer_dv = np.zeros((m, kc)), np.zeros((m, kc))
+    for j, rng in enumerate(rngs):
+        k = int(cars.count[j])
+        u_speed[j, :k] = rng.random(k)
+        colour[j, :k] = rng.integers(0, len(COLORS), size=k)
+        if v1:
+            k = int(n_cand[j])
+            cand_lanes[j, :k] = 1 + rng.choice(int(n_lanes[j]) - 1, size=k, replace=False)
+            cand_xs[j, :, :k] = rng.uniform(*CANDIDATE_WINDOW, size=(CANDIDATE_TRIES, k))
+            cand_v[j, :k] = rng.uniform(*CANDIDATE_SPEED, size=k)
+            trailer_u[j, :k] = rng.random(k)
+            trailer_x[j, :k] = rng.uniform(*TRAILER_WINDOW, size=k)
+            trailer_dv[j, :k] = rng.uniform(*TRAILER_SLOWER, size=k)
+        elif task[j] in (FOLLOW, OVERTAKE):
+            window = FOLLOW_WINDOW if task[j] == FOLLOW else OVERTAKE_WINDOW
+            speed = FOLLOW_SPEED if task[j] == FOLLOW else OVERTAKE_SPEED
+            named[j] = True
+            x_t[j] = rng.uniform(*window)
+            lane_t[j] = rng.integers(n_lanes[j])
+            v_t[j] = rng.uniform(*speed)
+
+    # Desired speeds: the leftmost lane is the passing lane.
+    fast = cars.lane == 0
+    lo = np.where(fast, PASSING_SPEED_RANGE[0], SPEED_RANGE[0])
+    hi = np.where(fast, PASSING_SPEED_RANGE[1], SPEED_RANGE[1])
+    cars.v0 = lo + u_speed * (hi - lo)
+    cars.v = cars.v0.copy()
+    cars.color = colour
+    cars = cars.nearest(sim.slots)  # keep the cars nearest the ego
+    if v1:
+        cand_valid = np.arange(kc) < n_cand[:, None]
+        cars, x_c = _place_candidates_1(
+            cars, cand_valid, cand_lanes, cand_xs, cand_v, trailer_u, trailer_x, trailer_dv,
+            ego_lane,
+        )  # fmt: skip
+        return _finish_v1(
+            sim, rngs, cars, cand_valid, cand_lanes, x_c, cand_v, colours,
+            palettes, n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task,
+        )  # fmt: skip
+    cars, target = _place_target_0(sim.slots, rngs, cars, named, x_t, lane_t, v_t, task, arg)
+    return Scenes(n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task, arg, texts,
+                  cars, target)  # fmt: skip
+
+
+def _spawn_positions(
+    u: np.ndarray,
+    draws: np.ndarray,
+    n_lanes: np.ndarray,
+    clear_lane: np.ndarray,
+    density: np.ndarray,
+    passing_density: float,
+) -> CarLists:
+    """Spawned cars' positions and lanes from the gap draws ``u`` (``(m, MAX_LANES,
+    MAX_DRAWS)``, copy ``j``'s in ``[:n_lanes[j], :draws[j]]``).
+
+    Each lane: a first car within one gap of the window's start, then gaps of 0.5-1.5 mean
+    gaps; cars within the window and clear of the ego (25 m in ``clear_lane``, else 12 m)
+    are kept, lane by lane and front to back as the per-copy ``np.nonzero`` listed them.
+    Speeds and colours are left for the next phase.
+    """
+    m = u.shape[0]
+    some = density > 0
+    safe = np.where(some, density, 1.0)
+    gap = np.maximum(MEAN_GAP / safe, MIN_GAP)
+    gap_passing = np.maximum(MEAN_GAP / (safe * passing_density), MIN_GAP)
+    lanes = np.arange(MAX_LANES)
+    gaps = np.where(lanes == 0, gap_passing[:, None], gap[:, None])[:, :, None]
+    steps = (u + 0.5) * gaps
+    steps[:, :, 0] = u[:, :, 0] * gaps[:, :, 0]
+    # Cumulative sums run left to right, so each copy's first draws[j] positions are exactly
+    # its per-copy ones whatever the padding after them.
+    xs = np.cumsum(steps, axis=2) - SPAWN_BEHIND
+    clear = np.where(lanes == clear_lane[:, None], 25.0, 12.0)[:, :, None]
+    keep = (
+        (xs < SPAWN_AHEAD)
+        & (np.abs(xs) > clear)
+        & (lanes < n_lanes[:, None])[:, :, None]
+        & (np.arange(u.shape[2]) < draws[:, None, None])
+        & some[:, None, None]
+    )
+    flat = keep.reshape(m, -1)
+    data = np.zeros((5, *flat.shape))
+    data[0] = xs.reshape(m, -1)
+    data[1] = np.repeat(lanes, xs.shape[2])  # lane of each flattened (lane, draw)
+    return CarLists(data, np.full(m, flat.shape[1])).select(flat)
+
+
+def _place_target_0(
+    slots: int,
+    rngs: list[np.random.Generator],
+    cars: CarLists,
+    named: np.ndarray,
+    x_t: np.ndarray,
+    lane_t: np.ndarray,
+    v_t: np.ndarray,
+    task: np.ndarray,
+    arg: np.ndarray,
+) -> tuple[CarLists, np.ndarray]:
+    """v0: adds the named car ahead of the ego, the only car of its colour.
+
+    Only the named car is unique in colour and has its lane cleared, which is how the scene
+    gives it away (v1 draws candidates instead).
+
+    Returns:
+        The cars and the named car's column (-1 where ``named`` is off).
+    """
+    # Clear the target's surroundings in its lane; for "follow" also the stretch behind it,
+    # so no car can slip in between (traffic never changes lanes, so it stays clear).
+    behind = np.where(task == OVERTAKE, 25.0, x_t + 60.0)[:, None]
+    x = cars.x
+    gone = (cars.lane == lane_t[:, None]) & (x > (x_t[:, None] - behind)) & (x < x_t[:, None] + 15)
+    cars = cars.select(cars.valid & ~(gone & named[:, None]))
+    # Other cars never share the target's colour: shift clashing colours by 1..7 (phase 3,
+    # per copy: one draw per remaining car).
+    shift = np.zeros(cars.x.shape, np.int64)
+    for j in np.flatnonzero(named):
+        k = int(cars.count[j])
+        shift[j, :k] = rngs[j].integers(1, _N_COLORS, size=k)
+    clash = (cars.color == arg[:, None]) & named[:, None]
+    cars.color = np.where(clash, (cars.color + shift) % _N_COLORS, cars.color)
+    # Make room by dropping the farthest car (the first of equals).
+    full = named & (cars.count >= slots)
+    if full.any():
+        far = np.argmax(np.where(cars.valid, np.abs(cars.x), -np.inf), axis=1)
+        drop = (np.arange(cars.x.shape[1]) == far[:, None]) & full[:, None]
+        cars = cars.select(cars.valid & ~drop)
+    target = np.where(named, cars.count, -1)
+    new = CarLists.stack(x_t, lane_t, v_t, v_t, arg)[:, :, None]
+    cars = cars.append(new, named[:, None])
+    return cars, target
+
+
+def _place_candidates_1(
+    cars: CarLists,
+    cand_valid: np.ndarray,
+    lanes: np.ndarray,
+    xs: np.ndarray,
+    v_c: np.ndarray,
+    trailer_u: np.ndarray,
+    trailer_x: np.ndarray,
+    trailer_dv: np.ndarray,
+    ego_lane: np.ndarray,
+) -> tuple[CarLists, np.ndarray]:
+    """v1: picks each copy's candidate positions, clears their lanes and adds the trailers.
+
+    Returns:
+        The background cars (trailers included, before recolouring: the next phase draws one
+        colour per car) and the candidates' positions ``(m, CANDIDATES)``.
+    """
+    x_c = _candidate_positions(xs, cand_valid)
+    # Clear each candidate's lane from behind the ego to just ahead of the candidate, so
+    # every candidate can be followed without a car slipping in between (traffic never
+    # changes lanes, so it stays clear).
+    x = cars.x[:, :, None]
+    hit = (
+        (cars.lane[:, :, None] == lanes[:, None, :])
+        & (x > -60.0)
+        & (x < (x_c + 15.0)[:, None, :])
+        & cand_valid[:, None, :]
+    ).any(axis=2)
+    trailer = (trailer_u < TRAILER_PROBABILITY) & (lanes != ego_lane[:, None]) & cand_valid
+    v_tr = v_c - trailer_dv
+    new = CarLists.stack(trailer_x, lanes, v_tr, v_tr, np.zeros_like(v_tr))
+    return cars.append(new, trailer, keep=cars.valid & ~hit), x_c
+
+
+def _candidate_positions(xs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The first of each copy's ``CANDIDATE_TRIES`` position sets (``xs``, ``(m, tries,
+    CANDIDATES)``) whose candidates are ``CANDIDATE_SEPARATION`` apart, else the first set
+    sorted (never overlapping lanes then); ``(m, CANDIDATES)``."""
+    # Smallest distance between valid candidates: sorted, the nearest pair is adjacent, and
+    # the rounded differences keep their order, so this is the per-copy minimum over all
+    # pairs exactly. Missing candidates sit far apart, out of every pair's way.
+    far = 1e6 * np.arange(1, xs.shape[2] + 1)
+    srt = np.sort(np.where(valid[:, None, :], xs, far), axis=2)
+    ok = np.diff(srt, axis=2).min(axis=2, initial=np.inf) >= CANDIDATE_SEPARATION
+    chosen = xs[np.arange(len(xs)), np.argmax(ok, axis=1)]
+    fallback = np.where(valid, srt[:, 0], 0.0)  # the first set, sorted
+    return np.where(ok.any(axis=1)[:, None], chosen, fallback)
+
+
+def _finish_v1(
+    sim: SceneSource,
+    rngs: list[np.random.Generator],
+    cars: CarLists,
+    cand_valid: np.ndarray,
+    cand_lanes: np.ndarray,
+    x_c: np.ndarray,
+    cand_v: np.ndarray,
+    colours: np.ndarray,
+    palettes: list[tuple[int, ...] | None],
+    n_lanes: np.ndarray,
+    ramp_start: np.ndarray,
+    ramp_end: np.ndarray,
+    onramp_end: np.ndarray | None,
+    ego_y: np.ndarray,
+    level: np.ndarray,
+    task: np.ndarray,
+) -> Scenes:
+    """v1's last phase: background colours, the referent and the phrase (per-copy draws),
+    then the candidates appended (array operations)."""
+    cfg = sim.config
+    split = cfg.instruction_split
+    m = len(rngs)
+    n_cand = cand_valid.sum(axis=1)
+    free_n = _N_COLORS - n_cand  # candidate colours are distinct
+    draw = np.zeros(cars.x.shape, np.int64)
+    pick = np.full(m, -1, np.int64)
+    arg = np.full(m, NO_ARG, np.int64)
+    texts = [""] * m
+    for j, rng in enumerate(rngs):
+        k = int(cars.count[j])
+        if k:
+            draw[j, :k] = rng.integers(int(free_n[j]), size=k)
+        name, nl = TASKS[task[j]], int(n_lanes[j])
+        if palettes[j] is not None:
+            pick[j] = rng.integers(n_cand[j])
+            arg[j] = colours[j, pick[j]]
+        elif name == "lane":
+            lanes = allowed_args(split, name, nl)
+            arg[j] = lanes[int(rng.integers(len(lanes)))]
+        texts[j] = phrase(rng, split, name, nl, int(arg[j]))
+
+    cars.color = _background_colours(cars, draw, colours, cand_valid)
+    cars = cars.nearest(sim.slots - n_cand)  # make room by dropping the farthest cars
+    target = np.where(pick >= 0, cars.count + pick, -1)
+    cars = cars.append(CarLists.stack(x_c, cand_lanes, cand_v, cand_v, colours), cand_valid)
+    return Scenes(n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task, arg, texts,
+                  cars, target)  # fmt: skip
+
+
+def _background_colours(
+    cars: CarLists, draw: np.ndarray, reserved: np.ndarray, reserved_valid: np.ndarray
+) -> np.ndarray:
+    """Recolours background cars so none has a reserved colour and none is alone in its colour.
+
+    A colour word can name a car only if exactly one car has that colour; keeping every
+    background colour at zero or two-plus cars leaves the reserved candidates as the only
+    cars an instruction could name. (A lone background car, possible on empty roads, keeps
+    its colour.)
+
+    Args:
+        cars: The background cars of ``m`` copies.
+        draw: ``(m, C)`` int64: each car's draw among its copy's free colours.
+        reserved: ``(m, K)`` int64 candidate colours, where ``reserved_valid``.
+    """
+    m = len(draw)
+    usable = np.ones((m, _N_COLORS), bool)
+    rows = np.broadcast_to(np.arange(m)[:, None], reserved.shape)
+    usable[rows[reserved_valid], reserved[reserved_valid]] = False
+    free = np.argsort(~usable, axis=1, kind="stable")  # free colours first, ascending
+    valid = cars.valid
+    by_row = np.arange(m)[:, None]
+    colour = np.where(valid, free[by_row, draw], cars.color.astype(np.int64))
+    flat = (by_row * _N_COLORS + colour)[valid]
+    counts = np.bincount(flat, minlength=m * _N_COLORS).reshape(m, _N_COLORS)
+    lone = counts == 1
+    fix = (cars.count > 1) & lone.any(axis=1)
+    # Lone cars take the most common colour (itself shared, or then shared by them).
+    alone = lone[by_row, colour] & valid & fix[:, None]
+    return np.where(alone, np.argmax(counts, axis=1)[:, None], colour)
