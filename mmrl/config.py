@@ -241,6 +241,13 @@ class GuidanceConfig:
     """Expert guidance while training (:mod:`mmrl.guidance`): an imitation loss on the
     states the agent visits, labelled by the environment's scripted expert.
 
+    The expert acts from the simulator's true state. Where the agent cannot observe what
+    the expert's choice depends on, the agent can only learn an average of the expert's
+    actions, and a constant weight holds it there: on Navigation-v1 (the planner knows the
+    whole room, the agent sees a 90-degree view) weight 1 took success from 33 % at the
+    start to 0 % (BENCHMARKS.md), while on Driving-v1 it lifted success from 65 % to 74 %.
+    Use ``decay_steps`` there.
+
     Attributes:
         weight: Weight of the imitation loss (0: off). Needs ``ppo`` or ``a2c`` and an
             environment with a scripted expert (mmrl's own envs).
