@@ -3,7 +3,10 @@
 :func:`floor_mod` is ``np.mod`` (Python's ``%``) for a positive whole-number period, bit for
 bit: NumPy's float ``remainder`` calls the C library's ``fmod`` per element, about ten times
 the cost of a floor, a multiply and a subtract, and it was 70 % of Driving's road painting
-at every reset (issue 20).
+at every reset (issue 20). :func:`scale_uniform` turns raw doubles of
+``Generator.random`` into what ``Generator.uniform`` would have returned from the same
+stream, so consecutive uniform draws can be one generator call (each call costs ~1 us of
+overhead, and Driving's resets make several per copy).
 """
 
 from __future__ import annotations
@@ -34,3 +37,21 @@ def floor_mod(a: np.ndarray, period: float) -> np.ndarray:
     r = a - q * period
     np.add(r, period, out=r, where=r < 0)
     return r
+
+
+def scale_uniform(u: np.ndarray | float, low: float, high: float) -> np.ndarray | float:
+    """``Generator.uniform(low, high)`` from the raw double ``u`` it would have drawn.
+
+    ``Generator.uniform`` takes the next double ``u`` of the stream (as ``Generator.random``
+    does) and returns ``low + (high - low) * u`` computed in double precision; this computes
+    the same expression in the same order, so the result is bit-identical
+    (``tests/envs/test_numeric.py`` checks it against the generator).
+
+    Args:
+        u: Doubles in ``[0, 1)`` from ``Generator.random`` (float64 array or float).
+        low, high: The bounds ``Generator.uniform`` would have been given.
+
+    Returns:
+        ``u``'s shape, float64.
+    """
+    return low + (high - low) * u
