@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 
 from mmrl.envs.navigation.instructions import SHAPES
-from mmrl.envs.numeric import floor_mod
 
 EYE_HEIGHT = 0.35
 """Camera height above the floor, metres."""
@@ -259,8 +258,7 @@ class ColumnCamera:
         # (optic flow while turning) and distance fog.
         along = np.where(x_face, oy + t_solid * dy, ox + t_solid * dx)
         shade = np.where(x_face, np.float32(0.75), np.float32(1.0)) / (1.0 + 0.07 * t_solid)
-        # floor_mod is ``along % 1.0`` bit for bit, without fmod's per-element cost.
-        shade = np.where(floor_mod(along, 1.0) < 0.04, 0.6 * shade, shade)
+        shade = np.where((along % 1.0) < 0.04, 0.6 * shade, shade)
         if self.lamp_range is not None:
             shade = shade * self._lamp(t_solid)
         depth = np.maximum(t_solid * self.cos, 0.05)
@@ -330,18 +328,15 @@ class ColumnCamera:
         # memory traffic of building an intp index for np.take, and RGB out directly).
         # Colours are below 256 by construction (base colours <= 255 times shade and light
         # <= 1), so the cast to uint8 needs no clipping.
-        # The float32 products are cast to uint8 by assignment: the same values as a ufunc
-        # writing into the uint8 buffer with casting="unsafe", at ~2/3 of its cost (that
-        # path casts through small buffers over the short RGB axis).
+        # Products are written straight into the uint8 buffer (the same float32 products,
+        # cast as an assignment would).
         colours = scratch.colours  # (B, W, layer, RGB)
         wall_base = _WALL_BOX_RGB[is_box.view(np.uint8)]  # (B, W, 3)
-        colours[:, :, 0] = wall_base * shade[..., None]
+        np.multiply(wall_base, shade[..., None], out=colours[:, :, 0], casting="unsafe")
         obj_base = np.take(obj_rgb.reshape(-1, 3), slot.transpose(1, 2, 0), axis=0)
         light = light.transpose(1, 2, 0)[..., None]  # (B, W, 2, 1): far, near
-        colours[:, :, 1:] = obj_base * light
-        # The 9 bytes of the three layers' colours go to each background's palette entries
-        # as single 9-byte items: half the cost of the same copy over (..., 3, 3) uint8.
-        scratch.layer_slots[...] = colours.reshape(n * s, 9).view("V9")
+        np.multiply(obj_base, light, out=colours[:, :, 1:], casting="unsafe")
+        scratch.palette.reshape(n, s, 3, 4, 3)[:, :, :, 1:] = colours[:, :, None]
         # The transpose to (copy, row, column) happens in this one strided copy.
         np.copyto(scratch.lookup_x, columns.transpose(0, 2, 1), casting="unsafe")
         images = [
@@ -430,8 +425,6 @@ class _Scratch:
         lookup: ``(n * S, S, 2)`` int16 remap coordinates ``(palette column, palette row)``
             of every pixel; the rows are static (restarting at every chunk).
         lookup_x: ``(n, S, S)`` view of the palette columns of ``lookup`` (written per call).
-        layer_slots: ``(n * S, 3)`` 9-byte-item view of ``palette``: the layers 1-3 entries
-            (wall, far, near RGB) of each background, written per call.
         chunks: ``(lo, hi)`` row ranges of one ``cv2.remap`` call each.
     """
 
@@ -443,7 +436,6 @@ class _Scratch:
     background_lanes: np.ndarray
     lookup: np.ndarray
     lookup_x: np.ndarray
-    layer_slots: np.ndarray
     chunks: list[tuple[int, int]]
 
     @classmethod
@@ -466,10 +458,5 @@ class _Scratch:
             background_lanes=lanes.view(np.uint64),
             lookup=lookup.reshape(n * s, s, 2),
             lookup_x=lookup[..., 0],
-            # Row stride 36 bytes (3 backgrounds x 4 entries x RGB), background stride 12,
-            # layers 1-3 start 3 bytes into each background's entries.
-            layer_slots=np.ndarray(
-                (n * s, 3), dtype="V9", buffer=palette, offset=3, strides=(36, 12)
-            ),
             chunks=[(lo * s, min(lo + per_chunk, n) * s) for lo in range(0, n, per_chunk)],
         )
