@@ -17,9 +17,11 @@ from mmrl.envs.driving.scenes import (
     TRAILER_WINDOW,
     _candidate_draws,
 )
+from mmrl.envs.driving.simulator import DrivingSimulator
 from mmrl.envs.numeric import scale_uniform
 
-ROAD_BOUNDS = [RAMP_END_RANGE, RAMP_LENGTH_RANGE, (250.0, 350.0)]
+# Both versions' ramp ends (v1's from its class) and the ramp lengths.
+ROAD_BOUNDS = [RAMP_END_RANGE, DrivingSimulator.ramp_end_range, RAMP_LENGTH_RANGE]
 
 
 @pytest.mark.parametrize(
