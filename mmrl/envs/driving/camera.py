@@ -32,6 +32,7 @@ from mmrl.envs.driving.road import (
     paint_row,
 )
 from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
+from mmrl.envs.numeric import floor_mod
 
 VIEW_AHEAD, VIEW_BEHIND, VIEW_WIDTH = 60.0, 20.0, 40.0
 """Default camera footprint (m, Driving-v0's): the image spans ``VIEW_AHEAD + VIEW_BEHIND``
@@ -180,14 +181,16 @@ class Camera:
         x = self._q_x[None, :]
         rs = ramp_start[:, None]
         rel = x - ramp_end[:, None]
-        dash = (np.mod(rel, DASH_PERIOD) < max(DASH_LENGTH, self.res_x)).astype(np.int64)
+        # floor_mod: np.mod bit for bit at a fraction of its cost (the three np.mod calls
+        # were ~70 % of this method, which runs at every reset; issue 20).
+        dash = (floor_mod(rel, DASH_PERIOD) < max(DASH_LENGTH, self.res_x)).astype(np.int64)
         in_exit = (x >= rs) & (rel <= 0)
         if onramp_end is not None:
             in_exit |= x <= onramp_end[:, None]
-        exd = np.mod(rel, EXIT_DASH_PERIOD) < max(EXIT_DASH_LENGTH, self.res_x)
+        exd = floor_mod(rel, EXIT_DASH_PERIOD) < max(EXIT_DASH_LENGTH, self.res_x)
         kind = np.where(in_exit, 2 + 2 * dash + exd, dash)
         u = x - (rs - ARROW_LEAD)
-        um = np.mod(u, ARROW_SPACING)
+        um = floor_mod(u, ARROW_SPACING)
         chev = (u >= 0) & (x < rs) & (um < ARROW_LENGTH)
         sub = np.minimum((um / self.res_x).astype(np.int64), lay["n_chev"] - 1)
         kind = np.where(chev, lay["chev0"] + 2 * sub + dash, kind)

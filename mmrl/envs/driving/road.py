@@ -15,6 +15,8 @@ import dataclasses
 
 import numpy as np
 
+from mmrl.envs.numeric import scale_uniform
+
 LANE_WIDTH = 4.0
 """Lane width in metres."""
 RAMP_END_RANGE = (300.0, 450.0)
@@ -53,8 +55,10 @@ def sample_road(
     """Draws ``(n_lanes, ramp_start, ramp_end)`` for one episode (``ramp_end`` in
     ``ramp_end_range``, metres ahead of the ego's start)."""
     n_lanes = int(rng.integers(min_lanes, max_lanes + 1))
-    ramp_end = float(rng.uniform(*ramp_end_range))
-    ramp_start = ramp_end - float(rng.uniform(*RAMP_LENGTH_RANGE))
+    # Two uniform draws in one generator call (the same doubles, scaled as uniform() does).
+    u = rng.random(2)
+    ramp_end = float(scale_uniform(u[0], *ramp_end_range))
+    ramp_start = ramp_end - float(scale_uniform(u[1], *RAMP_LENGTH_RANGE))
     return n_lanes, ramp_start, ramp_end
 
 

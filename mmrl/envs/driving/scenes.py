@@ -45,6 +45,7 @@ from mmrl.envs.driving.traffic import (
     SPEED_RANGE,
     CarLists,
 )
+from mmrl.envs.numeric import scale_uniform
 
 FOLLOW_WINDOW = (20.0, 60.0)
 """v0: start distance ahead of the ego (m) of the car to follow."""
@@ -180,7 +181,8 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
         lane0[j] = rng.integers(nl)
         on_ramp[j] = onramp_end is not None and rng.random() < sim.onramp_start
         level[j] = rng.integers(*sim.start_levels)
-        d = cfg.traffic_density * float(rng.uniform(0.6, 1.4))
+        # rng.random() scaled is rng.uniform(0.6, 1.4) without its call overhead.
+        d = cfg.traffic_density * float(scale_uniform(rng.random(), 0.6, 1.4))
         density[j] = d
         if d > 0:
             gap_min = min(
@@ -205,9 +207,8 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
     named = np.zeros(m, bool)
     x_t, lane_t, v_t = np.zeros(m), np.zeros(m, np.int64), np.zeros(m)
     cand_lanes = np.zeros((m, kc), np.int64)
-    cand_xs = np.zeros((m, CANDIDATE_TRIES, kc))
-    cand_v, trailer_u = np.zeros((m, kc)), np.ones((m, kc))
-    trailer_x, trailer_dv = np.zeros((m, kc)), np.zeros((m, kc))
+    # v1: the candidates' and trailers' uniform draws, raw (see the loop).
+    u_cand = np.zeros((m, CANDIDATE_TRIES + 4, kc))
     for j, rng in enumerate(rngs):
         k = int(cars.count[j])
         u_speed[j, :k] = rng.random(k)
@@ -215,11 +216,11 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
         if v1:
             k = int(n_cand[j])
             cand_lanes[j, :k] = 1 + rng.choice(int(n_lanes[j]) - 1, size=k, replace=False)
-            cand_xs[j, :, :k] = rng.uniform(*CANDIDATE_WINDOW, size=(CANDIDATE_TRIES, k))
-            cand_v[j, :k] = rng.uniform(*CANDIDATE_SPEED, size=k)
-            trailer_u[j, :k] = rng.random(k)
-            trailer_x[j, :k] = rng.uniform(*TRAILER_WINDOW, size=k)
-            trailer_dv[j, :k] = rng.uniform(*TRAILER_SLOWER, size=k)
+            # The positions (CANDIDATE_TRIES, k), speeds, trailer chances, positions and
+            # slow-downs (k each) were five consecutive uniform draws; all take the next
+            # doubles of the stream in order, so one call draws the same numbers (rows in
+            # that order) at a fifth of the per-call cost, scaled after the loop.
+            u_cand[j, :, :k] = rng.random((CANDIDATE_TRIES + 4, k))
         elif task[j] in (FOLLOW, OVERTAKE):
             window = FOLLOW_WINDOW if task[j] == FOLLOW else OVERTAKE_WINDOW
             speed = FOLLOW_SPEED if task[j] == FOLLOW else OVERTAKE_SPEED
@@ -238,6 +239,7 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
     cars = cars.nearest(sim.slots)  # keep the cars nearest the ego
     if v1:
         cand_valid = np.arange(kc) < n_cand[:, None]
+        cand_xs, cand_v, trailer_u, trailer_x, trailer_dv = _candidate_draws(u_cand, cand_valid)
         cars, x_c = _place_candidates_1(
             cars, cand_valid, cand_lanes, cand_xs, cand_v, trailer_u, trailer_x, trailer_dv,
             ego_lane,
@@ -337,6 +339,22 @@ def _place_target_0(
     new = CarLists.stack(x_t, lane_t, v_t, v_t, arg)[:, :, None]
     cars = cars.append(new, named[:, None])
     return cars, target
+
+
+def _candidate_draws(
+    u: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """v1: the candidates' positions ``(m, CANDIDATE_TRIES, CANDIDATES)``, speeds, trailer
+    chances, trailer positions and slow-downs ``(m, CANDIDATES)`` from the raw draws ``u``
+    ``(m, CANDIDATE_TRIES + 4, CANDIDATES)``; missing candidates (``~valid``) hold 0 (1 for
+    the trailer chance, so never a trailer), as the padded per-copy draws did."""
+    tries = CANDIDATE_TRIES
+    xs = np.where(valid[:, None, :], scale_uniform(u[:, :tries], *CANDIDATE_WINDOW), 0.0)
+    v_c = np.where(valid, scale_uniform(u[:, tries], *CANDIDATE_SPEED), 0.0)
+    trailer_u = np.where(valid, u[:, tries + 1], 1.0)
+    trailer_x = np.where(valid, scale_uniform(u[:, tries + 2], *TRAILER_WINDOW), 0.0)
+    trailer_dv = np.where(valid, scale_uniform(u[:, tries + 3], *TRAILER_SLOWER), 0.0)
+    return xs, v_c, trailer_u, trailer_x, trailer_dv
 
 
 def _place_candidates_1(
