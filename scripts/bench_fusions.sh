@@ -2,7 +2,7 @@
 # The fusion benchmark of issue 19 on the shortcut-free envs: every fusion, 3 seeds, with
 # expert guidance, the modality ablations and held-out instructions.
 #
-#   scripts/bench_fusions.sh [OUT] [ENVS]     # default OUT bench/fusions-v1, ENVS driving
+#   scripts/bench_fusions.sh [OUT] [ENVS]     # default OUT docs/bench/fusions-v1, ENVS driving
 #
 # Protocol: mmrl bench, 6 fusions x 3 seeds per env, each cell a from-scratch ppo-<fusion>
 # run of 300,000 env steps with expert guidance (agent.guidance.weight=1: after each PPO
@@ -14,11 +14,13 @@
 # that decays to 0 over the first 150,000 steps.
 #
 # Resumable: interrupt at any time and rerun the same command; finished cells are skipped
-# and results.csv / summary.md are rewritten from every finished cell (commit them).
+# and results.csv / summary.md are rewritten from every finished cell. The default OUT is
+# committed (bench.json, cells/*/cell.json, the report; the run folders are git-ignored), so a
+# fresh clone continues the grid where the last sitting stopped.
 set -euo pipefail
 
 MMRL=${MMRL:-mmrl}
-OUT=${1:-bench/fusions-v1}
+OUT=${1:-docs/bench/fusions-v1}
 ENVS=${2:-driving}
 WORKERS=${WORKERS:-2}
 decay=()
