@@ -50,7 +50,9 @@ COMPONENTS: dict[str, list[tuple[str, str, str]]] = {
         ("sim", "info_arrays", "info arrays"),
         ("sim", "instructions", "instructions"),
         ("sim", "labels", "labels"),
-        ("sim", "infos", "per-copy info dicts"),
+        # The vec env builds its per-copy info dicts through this module global (block.py's
+        # step reply), not through the simulator's ``infos`` method.
+        ("mmrl.envs.vec_env", "infos_from_arrays", "per-copy info dicts"),
         ("sim", "reset_envs", "resets"),
         ("sim", "reset_infos", "reset infos"),
     ],
