@@ -62,6 +62,7 @@ class ExpertGuidanceCallback(BaseCallback):
         self.max_grad_norm = max_grad_norm
         self._expert: Any = None
         self._labels: list[np.ndarray] = []
+        self._carried: np.ndarray | None = None  # the label of the next rollout's first state
         self._pending: tuple[dict[str, np.ndarray] | np.ndarray, np.ndarray] | None = None
 
     def weight(self, step: int) -> float:
@@ -76,8 +77,10 @@ class ExpertGuidanceCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         self._fit_pending()
-        # The env's state is that of the rollout's first observation (the model's _last_obs).
-        self._labels = [self._expert()]
+        # The env's state is that of the rollout's first observation (the model's _last_obs):
+        # labelled by the previous rollout's last step, or asked for on the first rollout.
+        first = self._carried if self._carried is not None else self._expert()
+        self._labels, self._carried = [first], None
 
     def _on_step(self) -> bool:
         # After each step the env holds the next observation's state (reset copies included).
@@ -88,6 +91,7 @@ class ExpertGuidanceCallback(BaseCallback):
         buffer = self.model.rollout_buffer
         n = buffer.buffer_size  # steps per copy; the last label belongs to the next rollout
         labels = np.stack(self._labels[:n])
+        self._carried = self._labels[n] if len(self._labels) > n else None
         obs = buffer.observations
         # Copied: the buffer is refilled (and flattened in place by some SB3 versions) before
         # the pass runs, after the algorithm's update.
