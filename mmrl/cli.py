@@ -117,11 +117,18 @@ def _init_overrides(opts: TrainOptions) -> list[str]:
 
 
 def _guidance_overrides(opts: TrainOptions) -> list[str]:
-    """``--expert-guidance``/``--guidance-decay`` as ``agent.guidance.*`` overrides."""
-    pairs = [("weight", opts.expert_guidance), ("decay_steps", opts.guidance_decay)]
+    """``--expert-guidance``/``--guidance-decay``/``--label-guidance`` as
+    ``agent.guidance.*`` overrides."""
+    pairs = [
+        ("weight", opts.expert_guidance),
+        ("decay_steps", opts.guidance_decay),
+        ("label_weight", opts.label_guidance),
+    ]
     overrides = [f"agent.guidance.{key}={value}" for key, value in pairs if value is not None]
     if overrides and opts.resume:
-        raise UsageError("--expert-guidance/--guidance-decay cannot change a resumed run")
+        raise UsageError(
+            "--expert-guidance/--guidance-decay/--label-guidance cannot change a resumed run"
+        )
     return overrides
 
 

@@ -253,11 +253,16 @@ class GuidanceConfig:
             environment with a scripted expert (mmrl's own envs).
         decay_steps: Env steps over which the weight falls linearly to 0 (0: constant).
         epochs: Passes over each rollout per update.
+        label_weight: Weight of an auxiliary loss in the same pass, predicting the
+            simulator's privileged labels (e.g. where the instruction's referent is) from
+            the actor's features (0: off; constant). Works with or without ``weight``; needs
+            ``ppo`` or ``a2c`` and an environment with labels (mmrl's own envs).
     """
 
     weight: float = 0.0
     decay_steps: int = 0
     epochs: int = 1
+    label_weight: float = 0.0
 
 
 @dataclasses.dataclass
@@ -756,7 +761,12 @@ def validate_run_config(config: RunConfig) -> None:
         ),
         (guide.epochs >= 1, f"agent.guidance.epochs must be >= 1, got {guide.epochs}"),
         (
-            guide.weight == 0 or config.agent.algo in GUIDED_ALGORITHMS,
+            _finite(guide.label_weight) and 0 <= guide.label_weight <= 1000,
+            f"agent.guidance.label_weight must be a number in [0, 1000], got {guide.label_weight}",
+        ),
+        (
+            (guide.weight == 0 and guide.label_weight == 0)
+            or config.agent.algo in GUIDED_ALGORITHMS,
             f"agent.guidance needs agent.algo {' or '.join(GUIDED_ALGORITHMS)} (an on-policy "
             f"algorithm without recurrent state), got {config.agent.algo!r}",
         ),

@@ -15,6 +15,17 @@ with the weight falling linearly to 0 over ``decay_steps`` env steps (0: constan
 kickstarting (Schmitt et al. 2018). The RL objective then improves on the expert where its
 rewards say so, while the guidance keeps the policy near the expert's behaviour.
 
+With ``label_weight > 0`` the same pass also fits the simulator's privileged labels (lane
+index, distance and bearing to the instruction's referent, ...) from the actor's features,
+through a small head of its own, as the ``labels`` objective of ``mmrl pretrain`` does
+offline (auxiliary tasks, Jaderberg et al. 2017). The labels are those of the states the
+rollout's observations show (read from the simulator after every step, not the pre-reset
+``info["labels"]``). Why: an action loss says *what* to do, which teaches slowly *where* the
+instruction's referent is; a direct target for it shapes the features that ground the
+instruction in the camera (on Driving-v1 every fusion otherwise learned to ignore the colour
+word of "follow the red car", BENCHMARKS.md). The label weight does not decay. The head and
+its optimizer state are saved in the run's checkpoints, so a resumed run continues them.
+
 Why a separate pass instead of a term inside PPO's loss: SB3's ``PPO.train`` computes its
 loss inside one long method, so adding a term would mean copying it; a pass after the update
 leaves SB3's algorithms untouched, works for PPO and A2C alike, and keeps the next rollout
@@ -31,10 +42,13 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import BasePolicy
+from torch import nn
 
 from mmrl.config import GuidanceConfig
-from mmrl.envs.vec_env import find_expert
+from mmrl.envs.vec_env import find_expert, find_labels
 from mmrl.errors import ConfigError
+from mmrl.pretrain.objectives import LabelSpec, label_head, label_loss
 
 
 class ExpertGuidanceCallback(BaseCallback):
@@ -49,10 +63,13 @@ class ExpertGuidanceCallback(BaseCallback):
     ``guidance/agreement`` (discrete: the fraction of states where the policy's greedy action
     is the expert's; continuous: minus the mean squared distance of the mean to it), averaged
     over the first pass, whose minibatches meet the policy the algorithm has just updated.
+    With labels: ``guidance/label_loss`` and ``guidance/label_acc/<name>`` or
+    ``guidance/label_nmse/<name>`` per label, as ``mmrl pretrain`` logs them.
 
     Raises:
         ConfigError: At the start of training, when the training env has no scripted expert
-            (:func:`check_guidance` says so earlier, before a run folder is written).
+            or no labels (:func:`check_guidance` says so earlier, before a run folder is
+            written).
     """
 
     def __init__(self, guidance: GuidanceConfig, batch_size: int, max_grad_norm: float) -> None:
@@ -61,9 +78,29 @@ class ExpertGuidanceCallback(BaseCallback):
         self.batch_size = batch_size
         self.max_grad_norm = max_grad_norm
         self._expert: Any = None
-        self._labels: list[np.ndarray] = []
-        self._carried: np.ndarray | None = None  # the label of the next rollout's first state
-        self._pending: tuple[dict[str, np.ndarray] | np.ndarray, np.ndarray] | None = None
+        self._read_labels: Any = None
+        # One record per observation of the rollout: (expert action or None, labels or None).
+        self._records: list[tuple[np.ndarray | None, dict[str, np.ndarray] | None]] = []
+        self._carried: tuple | None = None  # the record of the next rollout's first state
+        self._pending: tuple[Any, np.ndarray | None, dict[str, np.ndarray] | None] | None = None
+        self.label_specs: list[LabelSpec] = []
+        self.label_head: nn.Module | None = None
+        self._head_optimizer: th.optim.Optimizer | None = None
+        self._restored: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The label head, its specs and optimizer state (``None`` before the first fit)."""
+        if self.label_head is None:
+            return None
+        return {
+            "label_specs": [vars(spec).copy() for spec in self.label_specs],
+            "label_head": {k: v.cpu() for k, v in self.label_head.state_dict().items()},
+            "head_optimizer": self._head_optimizer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restores :meth:`state_dict` (the head is rebuilt when training starts)."""
+        self._restored = state
 
     def weight(self, step: int) -> float:
         """The guidance weight after ``step`` env steps."""
@@ -73,30 +110,48 @@ class ExpertGuidanceCallback(BaseCallback):
         return g.weight * max(0.0, 1.0 - step / g.decay_steps)
 
     def _init_callback(self) -> None:
-        self._expert = _expert_of(self.training_env)
+        if self.guidance.weight > 0:
+            self._expert = _expert_of(self.training_env)
+        if self.guidance.label_weight > 0:
+            self._read_labels = _labels_of(self.training_env)
+            if self._restored is not None:
+                self._build_head([LabelSpec(**spec) for spec in self._restored["label_specs"]])
+                self.label_head.load_state_dict(self._restored["label_head"])
+                self._head_optimizer.load_state_dict(self._restored["head_optimizer"])
+                self._restored = None
+
+    def _record(self) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
+        """The expert's action and the labels of every copy's current state."""
+        action = self._expert() if self._expert is not None else None
+        labels = self._read_labels() if self._read_labels is not None else None
+        return action, labels
 
     def _on_rollout_start(self) -> None:
         self._fit_pending()
         # The env's state is that of the rollout's first observation (the model's _last_obs):
-        # labelled by the previous rollout's last step, or asked for on the first rollout.
-        first = self._carried if self._carried is not None else self._expert()
-        self._labels, self._carried = [first], None
+        # recorded after the previous rollout's last step, or read now on the first rollout.
+        first = self._carried if self._carried is not None else self._record()
+        self._records, self._carried = [first], None
 
     def _on_step(self) -> bool:
         # After each step the env holds the next observation's state (reset copies included).
-        self._labels.append(self._expert())
+        self._records.append(self._record())
         return True
 
     def _on_rollout_end(self) -> None:
         buffer = self.model.rollout_buffer
-        n = buffer.buffer_size  # steps per copy; the last label belongs to the next rollout
-        labels = np.stack(self._labels[:n])
-        self._carried = self._labels[n] if len(self._labels) > n else None
+        n = buffer.buffer_size  # steps per copy; the last record belongs to the next rollout
+        records = self._records[:n]
+        self._carried = self._records[n] if len(self._records) > n else None
+        actions = np.stack([a for a, _ in records]) if self._expert is not None else None
+        labels = None
+        if self._read_labels is not None:
+            labels = {k: np.stack([lab[k] for _, lab in records]) for k in records[0][1]}
         obs = buffer.observations
         # Copied: the buffer is refilled (and flattened in place by some SB3 versions) before
         # the pass runs, after the algorithm's update.
         kept = {k: v.copy() for k, v in obs.items()} if isinstance(obs, dict) else obs.copy()
-        self._pending = (kept, labels)
+        self._pending = (kept, actions, labels)
 
     def _on_training_end(self) -> None:
         self._fit_pending()
@@ -104,60 +159,117 @@ class ExpertGuidanceCallback(BaseCallback):
     def _fit_pending(self) -> None:
         if self._pending is None:
             return
-        obs, labels = self._pending
+        obs, actions, labels = self._pending
         self._pending = None
         weight = self.weight(self.num_timesteps)
         self.logger.record("guidance/weight", weight)
         if weight <= 0:
+            actions = None
+        if actions is None and labels is None:
             return
-        loss, agreement = self._fit(obs, labels, weight)
-        self.logger.record("guidance/loss", loss)
-        self.logger.record("guidance/agreement", agreement)
+        if labels is not None and self.label_head is None:
+            self._build_head(_infer_specs(labels))
+        for key, value in self._fit(obs, actions, labels, weight).items():
+            self.logger.record(f"guidance/{key}", value)
+
+    def _build_head(self, specs: list[LabelSpec]) -> None:
+        policy = self.model.policy
+        self.label_specs = specs
+        self.label_head = label_head(policy.pi_features_extractor.features_dim, specs)
+        self.label_head.to(policy.device)
+        lr = policy.optimizer.param_groups[0]["lr"]
+        self._head_optimizer = th.optim.Adam(self.label_head.parameters(), lr=lr)
 
     def _fit(
-        self, obs: dict[str, np.ndarray] | np.ndarray, labels: np.ndarray, weight: float
-    ) -> tuple[float, float]:
-        """The minibatch passes; returns the first pass's mean loss and agreement."""
+        self,
+        obs: dict[str, np.ndarray] | np.ndarray,
+        actions: np.ndarray | None,
+        labels: dict[str, np.ndarray] | None,
+        weight: float,
+    ) -> dict[str, float]:
+        """The minibatch passes; returns the first pass's mean metrics."""
         policy = self.model.policy
+        device = policy.device
         discrete = isinstance(policy.action_space, spaces.Discrete)
-        flat_obs = (
-            {k: v.reshape(-1, *v.shape[2:]) for k, v in obs.items()}
-            if isinstance(obs, dict)
-            else obs.reshape(-1, *obs.shape[2:])
-        )
-        flat_labels = labels.reshape(-1, *labels.shape[2:])
-        total = len(flat_labels)
+
+        def flat(v: np.ndarray) -> np.ndarray:
+            return v.reshape(-1, *v.shape[2:])
+
+        flat_obs = {k: flat(v) for k, v in obs.items()} if isinstance(obs, dict) else flat(obs)
+        flat_actions = flat(actions) if actions is not None else None
+        flat_labels = {k: flat(v) for k, v in labels.items()} if labels is not None else None
+        total = _rows(flat_obs)
         policy.set_training_mode(True)
-        losses: list[float] = []
-        agreements: list[float] = []
+        params = list(policy.parameters())
+        if flat_labels is not None:
+            self.label_head.train()
+            params += list(self.label_head.parameters())
+        metrics: dict[str, list[float]] = {}
         for epoch in range(self.guidance.epochs):
             order = th.randperm(total).numpy()
             for start in range(0, total, self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = (
-                    {k: th.as_tensor(v[idx], device=policy.device) for k, v in flat_obs.items()}
+                    {k: th.as_tensor(v[idx], device=device) for k, v in flat_obs.items()}
                     if isinstance(flat_obs, dict)
-                    else th.as_tensor(flat_obs[idx], device=policy.device)
+                    else th.as_tensor(flat_obs[idx], device=device)
                 )
-                target = th.as_tensor(flat_labels[idx], device=policy.device)
-                dist = policy.get_distribution(batch)
-                if discrete:
-                    target = target.long()
-                    loss = -dist.log_prob(target).mean()
-                    agree = (dist.mode() == target).float().mean()
-                else:
-                    mean = dist.distribution.mean
-                    loss = (mean - target.float()).pow(2).sum(-1).mean()
-                    agree = -loss.detach()
+                # SB3's get_distribution, keeping the actor's features for the label head.
+                features = BasePolicy.extract_features(policy, batch, policy.pi_features_extractor)
+                terms: dict[str, th.Tensor] = {}
+                seen: dict[str, float] = {}
+                if flat_actions is not None:
+                    latent = policy.mlp_extractor.forward_actor(features)
+                    dist = policy._get_action_dist_from_latent(latent)
+                    target = th.as_tensor(flat_actions[idx], device=device)
+                    if discrete:
+                        target = target.long()
+                        loss = -dist.log_prob(target).mean()
+                        seen["agreement"] = float((dist.mode() == target).float().mean())
+                    else:
+                        loss = (dist.distribution.mean - target.float()).pow(2).sum(-1).mean()
+                        seen["agreement"] = -float(loss.detach())
+                    terms["loss"] = weight * loss
+                    seen["loss"] = float(loss.detach())
+                if flat_labels is not None:
+                    values = {
+                        spec.name: th.as_tensor(flat_labels[spec.name][idx], device=device)
+                        for spec in self.label_specs
+                    }
+                    loss, label_metrics = label_loss(
+                        self.label_specs, self.label_head(features), values
+                    )
+                    terms["label_loss"] = self.guidance.label_weight * loss
+                    seen["label_loss"] = float(loss.detach())
+                    seen.update(label_metrics)
                 policy.optimizer.zero_grad()
-                (weight * loss).backward()
-                th.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                if self._head_optimizer is not None:
+                    self._head_optimizer.zero_grad()
+                sum(terms.values()).backward()
+                th.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                 policy.optimizer.step()
+                if flat_labels is not None:
+                    self._head_optimizer.step()
                 if epoch == 0:
-                    losses.append(float(loss.detach()))
-                    agreements.append(float(agree))
+                    for key, value in seen.items():
+                        metrics.setdefault(key, []).append(value)
         policy.set_training_mode(False)
-        return float(np.mean(losses)), float(np.mean(agreements))
+        return {key: float(np.mean(values)) for key, values in metrics.items()}
+
+
+def _rows(obs: dict[str, np.ndarray] | np.ndarray) -> int:
+    return len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
+
+
+def _infer_specs(labels: dict[str, np.ndarray]) -> list[LabelSpec]:
+    """Label specs from a rollout's labels (``{name: (steps, n_envs)}``), as ``mmrl
+    pretrain`` infers them from a dataset; integer labels get the classes this rollout shows
+    (a later value outside them is left out of the loss)."""
+    from mmrl.pretrain.objectives import infer_label_specs
+
+    tensors = {k: th.as_tensor(np.ascontiguousarray(v).reshape(-1)) for k, v in labels.items()}
+    rows = th.arange(len(next(iter(tensors.values()))))
+    return infer_label_specs(tensors, rows)
 
 
 def _expert_of(venv: Any) -> Any:
@@ -170,17 +282,48 @@ def _expert_of(venv: Any) -> Any:
     return expert
 
 
+def _labels_of(venv: Any) -> Any:
+    labels = find_labels(venv)
+    if labels is None:
+        raise ConfigError(
+            "agent.guidance.label_weight > 0 needs an environment with privileged labels "
+            "(mmrl's own Driving and Navigation envs); this one has none"
+        )
+    return labels
+
+
 def check_guidance(config: Any, venv: Any) -> None:
     """Raises :class:`~mmrl.errors.ConfigError` when the run asks for guidance and its
-    training env ``venv`` has no scripted expert."""
+    training env ``venv`` has no scripted expert, or for labels it does not have."""
     if config.agent.guidance.weight > 0:
         _expert_of(venv)
+    if config.agent.guidance.label_weight > 0:
+        _labels_of(venv)
 
 
-def guidance_callbacks(config: Any) -> list[BaseCallback]:
-    """The run's :class:`ExpertGuidanceCallback` (a list of one), or ``[]`` when
-    ``agent.guidance.weight`` is 0. Its minibatches are ``agent.ppo.batch_size`` (A2C too)."""
+def guidance_callbacks(config: Any, resumed: dict[str, Any] | None = None) -> list[BaseCallback]:
+    """The run's :class:`ExpertGuidanceCallback` (a list of one), or ``[]`` when neither
+    ``agent.guidance.weight`` nor ``label_weight`` is set. Its minibatches are
+    ``agent.ppo.batch_size`` (A2C too).
+
+    Args:
+        config: The run config.
+        resumed: The checkpoint state of a resumed run (its ``"guidance"`` entry restores
+            the label head).
+    """
     agent = config.agent
-    if agent.guidance.weight <= 0:
+    if agent.guidance.weight <= 0 and agent.guidance.label_weight <= 0:
         return []
-    return [ExpertGuidanceCallback(agent.guidance, agent.ppo.batch_size, agent.ppo.max_grad_norm)]
+    callback = ExpertGuidanceCallback(agent.guidance, agent.ppo.batch_size, agent.ppo.max_grad_norm)
+    if resumed is not None:
+        callback.load_state_dict(resumed.get("guidance"))
+    return [callback]
+
+
+def guidance_state(callbacks: Any) -> dict[str, Any] | None:
+    """What a run checkpoint keeps of the guidance callback among ``callbacks`` (its
+    label head), or ``None``."""
+    for callback in getattr(callbacks, "callbacks", callbacks):
+        if isinstance(callback, ExpertGuidanceCallback):
+            return callback.state_dict()
+    return None

@@ -239,9 +239,11 @@ def train(
             model, resumed = _load_checkpoint(checkpoint, venv, torch_device, run_dir, config)
         evaluator = _evaluator(config, folder, model, resumed, on_evaluation)
         tracker = _start_tracking(track, stack, folder, config, venv, new_run=checkpoint is None)
-        callbacks = _callbacks(config, folder, model, evaluator, log_interval, video_every, tracker)
+        callbacks = _callbacks(
+            config, folder, model, evaluator, log_interval, video_every, tracker, resumed
+        )
         elapsed = _learn(model, config, callbacks, new_run=checkpoint is None, bar=progress_bar)
-        _save_checkpoint(folder, model, config, evaluator, model.num_timesteps)
+        _save_checkpoint(folder, model, config, evaluator, model.num_timesteps, callbacks)
         atomic_save_model(model, folder.model_path)
         final = _final_evaluation(evaluator, model, config)
         _write_metrics(folder, config, model, torch_device, elapsed, evaluator, final)
@@ -470,10 +472,12 @@ def _callbacks(
     log_interval: float | None,
     video_every: int | None,
     tracker: Any,
+    resumed: dict[str, Any] | None,
 ) -> CallbackList:
     """The run's SB3 callbacks, in the order SB3 calls them after each step.
 
-    The one place that lists them: a new callback is one more line here.
+    The one place that lists them: a new callback is one more line here. ``resumed``: the
+    checkpoint state of a resumed run (callbacks with state of their own restore it).
     """
     from stable_baselines3.common.callbacks import CallbackList
 
@@ -481,8 +485,10 @@ def _callbacks(
     from mmrl.guidance import guidance_callbacks
     from mmrl.pretrain.finetune import init_callbacks
 
+    guides = guidance_callbacks(config, resumed)
+
     def save(step: int) -> None:
-        _save_checkpoint(folder, model, config, evaluator, step)
+        _save_checkpoint(folder, model, config, evaluator, step, guides)
 
     return CallbackList(
         [
@@ -490,7 +496,7 @@ def _callbacks(
             evaluator,
             CheckpointCallback(config.checkpoint_freq, save),
             *init_callbacks(config.agent.init),
-            *guidance_callbacks(config),
+            *guides,
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
             *_videos(config, folder, video_every),
             *_tracking_callbacks(tracker),
@@ -561,9 +567,12 @@ def _learn(
 
 
 def _save_checkpoint(
-    folder: RunFolder, model: Any, config: RunConfig, evaluator: Any, step: int
+    folder: RunFolder, model: Any, config: RunConfig, evaluator: Any, step: int, callbacks: Any
 ) -> None:
+    from mmrl.guidance import guidance_state
+
     state = _checkpoint_state(model, config, evaluator.state())
+    state["guidance"] = guidance_state(callbacks)  # its label head, if it has one
     write_checkpoint(folder.checkpoints_dir, step, model, state)
 
 

@@ -1,5 +1,6 @@
 """Expert guidance (``agent.guidance``): labels aligned with the rollout, a pass that moves
-the policy towards the expert, the weight's decay, and the refusals."""
+the policy towards the expert, the weight's decay, the privileged-label loss (aligned,
+fitted, kept across a resume), and the refusals."""
 
 import numpy as np
 import pytest
@@ -9,14 +10,14 @@ from stable_baselines3 import PPO
 from mmrl import MultimodalExtractor, make_vec_env
 from mmrl.cli import main
 from mmrl.config import ConfigError, GuidanceConfig
-from mmrl.envs.vec_env import find_expert
+from mmrl.envs.vec_env import find_expert, find_labels
 from mmrl.guidance import ExpertGuidanceCallback
 from mmrl.train import train
 
 SENSORS = {"camera_size": 16, "lidar_beams": 16}
 
 
-def _model(n_steps: int = 8, seed: int = 3, **env_kwargs) -> PPO:
+def _model(n_steps: int = 8, seed: int = 3, features_dim: int = 32, **env_kwargs) -> PPO:
     venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=seed, **SENSORS, **env_kwargs)
     return PPO(
         "MultiInputPolicy",
@@ -27,22 +28,29 @@ def _model(n_steps: int = 8, seed: int = 3, **env_kwargs) -> PPO:
         learning_rate=1e-3,
         seed=seed,
         policy_kwargs={"features_extractor_class": MultimodalExtractor,
-                       "features_extractor_kwargs": {"features_dim": 32}},
+                       "features_extractor_kwargs": {"features_dim": features_dim}},
     )  # fmt: skip
 
 
 def _pending_after_one_rollout(model: PPO, guidance: GuidanceConfig) -> tuple:
+    """``(obs, expert actions, privileged labels)`` of the one rollout of a short run."""
     cb = ExpertGuidanceCallback(guidance, batch_size=16, max_grad_norm=0.5)
     seen = []
-    cb._fit = lambda obs, labels, weight: seen.append((obs, labels)) or (0.0, 0.0)  # type: ignore[method-assign]
+    cb._fit = lambda obs, actions, labels, weight: seen.append((obs, actions, labels)) or {}  # type: ignore[method-assign]
     model.learn(total_timesteps=model.n_steps * model.n_envs, callback=cb)
     assert len(seen) == 1  # the pass ran once, at the end of training, on the one rollout
     return seen[0]
 
 
+def _fit(cb: ExpertGuidanceCallback, obs, actions, weight: float = 1.0) -> tuple[float, float]:
+    metrics = cb._fit(obs, actions, None, weight)
+    return metrics["loss"], metrics["agreement"]
+
+
 def test_labels_are_the_experts_actions_for_the_rollouts_observations():
     model = _model()
-    obs, labels = _pending_after_one_rollout(model, GuidanceConfig(weight=1.0))
+    obs, labels, privileged = _pending_after_one_rollout(model, GuidanceConfig(weight=1.0))
+    assert privileged is None  # no label loss asked: the labels are not read
     assert labels.shape == (8, 2)
     # Replay the same seeded env with the rollout's actions; the expert's action before each
     # step must be the recorded label of that step's observation.
@@ -61,13 +69,13 @@ def test_labels_are_the_experts_actions_for_the_rollouts_observations():
 
 def test_the_pass_moves_the_policy_towards_the_expert():
     model = _model(n_steps=32)
-    obs, labels = _pending_after_one_rollout(model, GuidanceConfig(weight=1.0))
+    obs, labels, _ = _pending_after_one_rollout(model, GuidanceConfig(weight=1.0))
     cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0, epochs=1), 16, 0.5)
     cb.init_callback(model)
     th.manual_seed(0)
-    first, _ = cb._fit(obs, labels, 1.0)
+    first, _ = _fit(cb, obs, labels)
     for _ in range(40):
-        last, agreement = cb._fit(obs, labels, 1.0)
+        last, agreement = _fit(cb, obs, labels)
     assert last < 0.5 * first, (first, last)
     assert agreement > 0.75, agreement
 
@@ -81,14 +89,14 @@ def test_the_weight_decays_linearly_to_zero():
 
 def test_continuous_actions_fit_the_mean():
     model = _model(n_steps=16, continuous=True)
-    obs, labels = _pending_after_one_rollout(model, GuidanceConfig(weight=1.0))
+    obs, labels, _ = _pending_after_one_rollout(model, GuidanceConfig(weight=1.0))
     assert labels.shape == (16, 2, 2)
     cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), 16, 0.5)
     cb.init_callback(model)
     log_std = model.policy.log_std.detach().clone()
-    first, _ = cb._fit(obs, labels, 1.0)
+    first, _ = _fit(cb, obs, labels)
     for _ in range(10):
-        last, _ = cb._fit(obs, labels, 1.0)
+        last, _ = _fit(cb, obs, labels)
     assert last < first
     assert th.equal(model.policy.log_std.detach(), log_std)  # exploration stays PPO's
 
@@ -121,6 +129,8 @@ def test_train_logs_the_guidance(tmp_path):
         (["agent.guidance.weight=1", "agent.guidance.decay_steps=-5"], "decay_steps"),
         (["agent.guidance.weight=1", "agent.guidance.epochs=0"], "epochs"),
         (["agent.guidance.weight=1", "agent.algo=recurrent-ppo"], "needs agent.algo ppo or a2c"),
+        (["agent.guidance.label_weight=-1"], "agent.guidance.label_weight"),
+        (["agent.guidance.label_weight=1", "agent.algo=dqn"], "needs agent.algo ppo or a2c"),
     ],
 )
 def test_bad_guidance_is_refused_before_the_run_folder(tmp_path, overrides, message):
@@ -150,3 +160,124 @@ def test_an_env_without_an_expert_is_refused():
 def test_cli_refuses_guidance_on_a_resumed_run(capsys):
     assert main(["train", "--resume", "nowhere", "--expert-guidance", "1"]) == 2
     assert "cannot change a resumed run" in capsys.readouterr().err
+    assert main(["train", "--resume", "nowhere", "--label-guidance", "1"]) == 2
+    assert "cannot change a resumed run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- privileged-label loss
+def test_privileged_labels_are_those_of_the_rollouts_observations():
+    model = _model()
+    obs, actions, labels = _pending_after_one_rollout(model, GuidanceConfig(label_weight=1.0))
+    assert actions is None  # no expert weight: the expert is not asked
+    assert labels["lane_index"].shape == (8, 2)
+    # Replayed with the rollout's actions, the simulator's labels before each step are the
+    # recorded ones, also across the auto-reset of a finished copy (which info["labels"],
+    # read before the reset, would get wrong).
+    replay = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=3, **SENSORS)
+    replay.seed(3)
+    state = replay.reset()["state"]
+    read = find_labels(replay)
+    actions = model.rollout_buffer.actions.reshape(2, 8).astype(np.int64)
+    for t in range(8):
+        np.testing.assert_array_equal(obs["state"][t], state)
+        for key, value in read().items():
+            np.testing.assert_array_equal(labels[key][t], value, err_msg=key)
+        state = replay.step(actions[:, t])[0]["state"]
+
+
+def test_worker_processes_give_the_single_process_labels():
+    single = make_vec_env("mmrl/Driving-v1", n_envs=4, seed=11, **SENSORS)
+    pooled = make_vec_env("mmrl/Driving-v1", n_envs=4, seed=11, n_workers=2, **SENSORS)
+    try:
+        single.reset()
+        pooled.reset()
+        for step in range(3):
+            a, b = find_labels(single)(), find_labels(pooled)()
+            assert a.keys() == b.keys()
+            for key in a:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+            action = np.full(4, step % 5)
+            single.step(action)
+            pooled.step(action)
+    finally:
+        pooled.close()
+
+
+def test_the_label_pass_fits_the_labels_through_the_actor_features():
+    model = _model(n_steps=32)
+    obs, _, labels = _pending_after_one_rollout(model, GuidanceConfig(label_weight=1.0))
+    cb = ExpertGuidanceCallback(GuidanceConfig(label_weight=1.0), 16, 0.5)
+    cb.init_callback(model)
+    from mmrl.guidance import _infer_specs
+
+    cb._build_head(_infer_specs(labels))
+    names = {spec.name for spec in cb.label_specs}
+    assert {"lane_index", "target_distance"} <= names
+    camera = model.policy.features_extractor.encoders["camera"]
+    before = [p.detach().clone() for p in camera.parameters()]
+    th.manual_seed(0)
+    first = cb._fit(obs, None, labels, 0.0)
+    for _ in range(30):
+        last = cb._fit(obs, None, labels, 0.0)
+    assert "loss" not in last  # no expert weight: no imitation term
+    assert last["label_loss"] < 0.5 * first["label_loss"], (first, last)
+    # The loss shapes the policy's own features: its camera encoder's convolutions (the
+    # default attention fusion reads the conv grid as tokens, so the pooled head is unused).
+    still = [n for (n, p), b in zip(camera.named_parameters(), before) if th.equal(p, b)]
+    assert still == ["head.1.weight", "head.1.bias"], still
+
+
+def test_the_label_head_survives_a_resume(tmp_path):
+    import pickle
+
+    out = tmp_path / "run"
+    args = ["train", "--env", "driving", "--steps", "512", "--n-envs", "4", "--out", str(out),
+            "--quiet", "--label-guidance", "1"]  # fmt: skip
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    saved = pickle.loads((out / "checkpoints" / "step_000000000512" / "state.pkl").read_bytes())
+    head = saved["guidance"]["label_head"]
+    assert saved["guidance"]["label_specs"] and head
+
+    from mmrl.guidance import guidance_callbacks
+    from mmrl.runs import load_run_config
+
+    [cb] = guidance_callbacks(load_run_config(out), saved)
+    model = _model(features_dim=64)  # agent.extractor.features_dim of TINY
+    cb.init_callback(model)  # a resumed run rebuilds the head from the checkpoint
+    for key, value in cb.label_head.state_dict().items():
+        assert th.equal(value, head[key]), key
+    assert cb.state_dict()["label_head"].keys() == head.keys()
+    # And `mmrl train --resume` goes on from it.
+    assert main(["train", "--resume", str(out), "--steps", "768", "--quiet"]) == 0
+    resumed = pickle.loads((out / "checkpoints" / "step_000000000768" / "state.pkl").read_bytes())
+    assert resumed["guidance"]["label_specs"] == saved["guidance"]["label_specs"]
+
+
+def test_an_env_without_labels_is_refused_for_the_label_loss():
+    from gymnasium import spaces
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from mmrl.config import RunConfig
+    from mmrl.guidance import check_guidance
+    from mmrl.testing import RandomDictEnv
+
+    venv = DummyVecEnv([lambda: RandomDictEnv(spaces.Dict({"state": spaces.Box(-1, 1, (3,))}))])
+    config = RunConfig()
+    config.agent.guidance.label_weight = 1.0
+    with pytest.raises(ConfigError, match="privileged labels"):
+        check_guidance(config, venv)
+
+
+def test_out_of_range_classes_are_left_out_of_the_label_loss():
+    from mmrl.pretrain.objectives import LabelSpec, label_loss
+
+    spec = LabelSpec("lane", "class", num_classes=3, offset=0)
+    out = th.tensor([[5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+    inside, metrics = label_loss([spec], out, {"lane": th.tensor([0, 1])})
+    mixed, _ = label_loss([spec], out, {"lane": th.tensor([0, 7])})  # 7: never seen
+    assert metrics["label_acc/lane"] == 1.0
+    assert th.isfinite(mixed) and mixed < inside + 1e-6  # only the in-range row counts
+    none, _ = label_loss([spec], out, {"lane": th.tensor([9, 7])})
+    assert float(none) == 0.0

@@ -104,3 +104,11 @@ class TrainOptions:
         minimum=0,
         help="env steps over which that weight falls to 0 (agent.guidance.decay_steps)",
     )
+    label_guidance: float | None = option(
+        None,
+        group=_GUIDE,
+        metavar="W",
+        minimum=0.0,
+        help="weight of an auxiliary loss predicting the env's privileged labels "
+        "(agent.guidance.label_weight)",
+    )

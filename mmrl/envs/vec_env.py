@@ -90,6 +90,10 @@ class BatchedVecEnv(VecEnv):
         """Batched actions of the scripted expert for the current states."""
         return self.sim.expert_action()
 
+    def labels(self) -> dict[str, np.ndarray]:
+        """The simulator's privileged labels of the current states, each ``(n,)``."""
+        return self.sim.labels()
+
     # ------------------------------------------------------------------ attribute plumbing
     def _targets(self, indices: VecEnvIndices) -> list[int]:
         return list(self._get_indices(indices))
@@ -128,6 +132,16 @@ def vec_env_layers(venv: Any) -> list[Any]:
     return layers
 
 
+def _simulator_layer(venv: Any) -> Any:
+    """The mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv` or
+    :class:`~mmrl.envs.workers.WorkerVecEnv` layer of ``venv`` (``None`` if it has none)."""
+    for layer in vec_env_layers(venv):
+        # A worker pool has no simulator here (``sim``); its blocks name the pool.
+        if hasattr(layer, "expert_action") and (hasattr(layer, "sim") or hasattr(layer, "blocks")):
+            return layer
+    return None
+
+
 def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
     """The batched scripted expert of an mmrl ``VecEnv`` (found through its wrappers).
 
@@ -136,8 +150,18 @@ def find_expert(venv: Any) -> Callable[[], np.ndarray] | None:
         when no layer of ``venv`` is an mmrl :class:`~mmrl.envs.vec_env.BatchedVecEnv` or
         :class:`~mmrl.envs.workers.WorkerVecEnv`.
     """
-    for layer in vec_env_layers(venv):
-        # A worker pool has no simulator here (``sim``); its blocks name the pool.
-        if hasattr(layer, "expert_action") and (hasattr(layer, "sim") or hasattr(layer, "blocks")):
-            return layer.expert_action
-    return None
+    layer = _simulator_layer(venv)
+    return None if layer is None else layer.expert_action
+
+
+def find_labels(venv: Any) -> Callable[[], dict[str, np.ndarray]] | None:
+    """The privileged labels of an mmrl ``VecEnv``'s current states (through its wrappers).
+
+    Unlike ``info["labels"]``, which describes the state a step ended in (before a finished
+    copy's auto-reset), these describe the states of the observations the step returned.
+
+    Returns:
+        A function giving ``{name: (n,) array}``, or ``None`` as :func:`find_expert`.
+    """
+    layer = _simulator_layer(venv)
+    return None if layer is None else layer.labels

@@ -368,6 +368,13 @@ class WorkerPool:
         replies = self.request("expert")
         return np.concatenate([replies[w] for w in range(self.n_workers)])
 
+    def labels(self) -> dict[str, np.ndarray]:
+        """Every copy's privileged labels (each worker's simulator's, in block order)."""
+        request = dict.fromkeys(range(self.n_workers), ("labels", (), {}))
+        replies = self.request("call", request)
+        parts = [replies[w] for w in range(self.n_workers)]
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+
     # ------------------------------------------------------------------ checkpoints
     def get_sims(self) -> list[BatchedSimulator]:
         """Each worker's simulator (pickled snapshots, block order)."""

@@ -136,6 +136,10 @@ class WorkerVecEnv(VecEnv):
         """Batched actions of the scripted expert for the current states."""
         return self.pool.expert_action()
 
+    def labels(self) -> dict[str, np.ndarray]:
+        """The simulators' privileged labels of the current states, each ``(n,)``."""
+        return self.pool.labels()
+
     # ------------------------------------------------------------------ checkpoints
     def get_state(self) -> dict[str, Any]:
         """Picklable state of every copy: each worker's simulator (block order), the last

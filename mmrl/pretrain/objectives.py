@@ -114,6 +114,55 @@ def infer_label_specs(labels: Mapping[str, th.Tensor], train_rows: th.Tensor) ->
     return specs
 
 
+def label_head(features: int, specs: Sequence[LabelSpec], hidden: int = 256) -> nn.Module:
+    """The MLP predicting every label of ``specs`` from ``(B, features)`` fused features:
+    ``(B, sum of spec widths)`` outputs, in ``specs`` order."""
+    width = sum(spec.width for spec in specs)
+    return nn.Sequential(nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, width))
+
+
+def label_loss(
+    specs: Sequence[LabelSpec], out: th.Tensor, labels: Mapping[str, th.Tensor]
+) -> tuple[th.Tensor, dict[str, float]]:
+    """Mean over labels of cross-entropy (``class``) or standardised MSE (``regress``).
+
+    Args:
+        specs: The labels, in the order of :func:`label_head`'s outputs.
+        out: ``(B, sum of spec widths)`` head outputs.
+        labels: Name -> ``(B,)`` label values.
+
+    Returns:
+        ``(loss, metrics)``: the scalar loss, and ``label_acc/<name>`` (accuracy) or
+        ``label_nmse/<name>`` (standardised MSE, i.e. 1 - R^2 against the training mean).
+    """
+    terms = []
+    metrics: dict[str, float] = {}
+    start = 0
+    for spec in specs:
+        pred = out[:, start : start + spec.width]
+        start += spec.width
+        value = labels[spec.name]
+        if spec.kind == "class":
+            target = value.long() - spec.offset
+            # A value outside the classes (online fitting, whose classes come from the first
+            # rollout) is left out rather than failing the whole loss.
+            valid = (target >= 0) & (target < spec.num_classes)
+            if not bool(valid.any()):
+                continue
+            target = th.where(valid, target, th.full_like(target, -100))
+            terms.append(F.cross_entropy(pred, target, ignore_index=-100))
+            hits = (pred.argmax(-1) == target)[valid]
+            metrics[f"label_acc/{spec.name}"] = float(hits.float().mean())
+        else:
+            target = (value.float() - spec.mean) / spec.std
+            mse = F.mse_loss(pred.squeeze(-1), target)
+            terms.append(mse)
+            metrics[f"label_nmse/{spec.name}"] = float(mse.detach())
+    if not terms:
+        return out.sum() * 0.0, metrics
+    return th.stack(terms).mean(), metrics
+
+
 def random_shift(images: th.Tensor, pad: int, generator: th.Generator | None = None) -> th.Tensor:
     """DrQ random shift (Kostrikov et al. 2020): replicate-pad by ``pad``, crop back at random.
 
@@ -256,10 +305,7 @@ class PretrainModel(nn.Module):
         if "labels" in self.objectives:
             if not self.label_specs:
                 raise ValueError("objective 'labels' needs at least one non-constant label")
-            width = sum(s.width for s in self.label_specs)
-            self.label_head = nn.Sequential(
-                nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, width)
-            )
+            self.label_head = label_head(features, self.label_specs, hidden)
         if "contrastive" in self.objectives:
             if len(self.modalities) < 2:
                 raise ValueError("objective 'contrastive' needs at least two modalities")
@@ -363,25 +409,9 @@ class PretrainModel(nn.Module):
             if labels is None:
                 raise ValueError("objective 'labels' needs labels")
             out = self.label_head(supervised(features))
-            terms = []
-            start = 0
-            for spec in self.label_specs:
-                pred = out[:, start : start + spec.width]
-                start += spec.width
-                value = supervised(labels[spec.name])
-                if spec.kind == "class":
-                    target = value.long() - spec.offset
-                    terms.append(F.cross_entropy(pred, target))
-                    metrics[f"label_acc/{spec.name}"] = float(
-                        (pred.argmax(-1) == target).float().mean()
-                    )
-                else:
-                    target = (value.float() - spec.mean) / spec.std
-                    mse = F.mse_loss(pred.squeeze(-1), target)
-                    terms.append(mse)
-                    # Standardised MSE: 1 - R^2 against the training mean.
-                    metrics[f"label_nmse/{spec.name}"] = float(mse.detach())
-            losses["labels"] = th.stack(terms).mean()
+            values = {spec.name: supervised(labels[spec.name]) for spec in self.label_specs}
+            losses["labels"], label_metrics = label_loss(self.label_specs, out, values)
+            metrics.update(label_metrics)
 
         embeddings = None
         if "contrastive" in self.objectives:
