@@ -214,7 +214,8 @@ def test_reward_terms_sum_to_scalar_and_labels_are_present():
     _, info = env.reset(seed=1)
     keys = set(info["labels"])
     expected = {
-        "lane_index", "target_lane", "n_lanes", "instruction_type", "target_color", "speed",
+        "lane_index", "target_lane", "target_lane_offset", "n_lanes", "instruction_type",
+        "target_color", "speed",
         "lateral_offset", "heading", "lead_distance", "lead_bearing", "ramp_distance",
         "ramp_bearing", "decision_distance", "target_distance", "target_bearing",
     }  # fmt: skip
@@ -246,6 +247,11 @@ def test_labels_agree_with_instruction():
             assert labels["target_lane"] == labels["n_lanes"]
         # A main lane, or (v1) the on-ramp, which has the exit lane's index.
         assert 0 <= labels["lane_index"] <= labels["n_lanes"]
+        offset = labels["target_lane_offset"]
+        if labels["target_lane"] < 0:
+            assert offset == -4
+        else:
+            assert offset == np.clip(labels["target_lane"] - labels["lane_index"], -3, 3)
     assert seen == set(TASKS)
 
 

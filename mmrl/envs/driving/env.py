@@ -185,7 +185,9 @@ class DrivingEnv(MultimodalEnv):
     ``comfort_weight``) still work, with a ``DeprecationWarning``.
 
     ``info["labels"]`` holds privileged per-step labels for probing and auxiliary losses:
-    ``lane_index`` (exit lane = ``n_lanes``), ``target_lane`` (-1 when none), ``n_lanes``,
+    ``lane_index`` (exit lane = ``n_lanes``), ``target_lane`` (-1 when none),
+    ``target_lane_offset`` (``target_lane - lane_index`` clipped to [-3, 3], -4 when the
+    instruction names no lane), ``n_lanes``,
     ``instruction_type`` (index in ``TASKS``), ``target_color`` (index in ``COLORS``, -1
     when none), ``speed``, ``lateral_offset``, ``heading``, ``lead_distance`` /
     ``lead_bearing`` (nearest car ahead in the ego's lane; 100 m / 0 when none),

@@ -44,6 +44,8 @@ LANE_HOLD = 4
 """Steps the ego must have been in the named lane when the episode ends."""
 NO_LEAD = 100.0
 """Distance label (m) when there is no lead vehicle."""
+NO_LANE_GOAL = -4
+"""``target_lane_offset`` label when the instruction names no lane (below every offset)."""
 
 _FOLLOW_MID = 0.5 * (FOLLOW_GAP[0] + FOLLOW_GAP[1])
 _FOLLOW_HALF = 0.5 * (FOLLOW_GAP[1] - FOLLOW_GAP[0])
@@ -198,6 +200,12 @@ def labels(state: DrivingState, der: Derived) -> dict[str, np.ndarray]:
     result = {
         "lane_index": der.lane,
         "target_lane": tk.goal_lane.copy(),
+        # Where the goal lane is from the ego (clipped to +-3 lanes; + = right): the
+        # grounding target of "follow the red car" in the ego's own frame, as the camera
+        # (centred on the ego) shows it.
+        "target_lane_offset": np.where(
+            tk.goal_lane >= 0, np.clip(tk.goal_lane - der.lane, -3, 3), NO_LANE_GOAL
+        ),
         "n_lanes": road.n_lanes.copy(),
         "instruction_type": tk.task.copy(),
         "target_color": np.where(tk.has_target, tk.arg, NO_ARG),
