@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README workflow behind every modality-necessity figure in BENCHMARKS.md, resumable step by
-# step: collect 1,000 expert episodes (epsilon 0.1) -> pretrain ppo-concat (40 epochs) ->
+# step: collect 1,000 expert episodes (epsilon 0.1) -> pretrain $AGENT (default ppo-concat; 40 epochs) ->
 # fine-tune from the encoder and its BC head -> scripts/modality_necessity.py (200 episodes per
 # condition and split). Rerunning it skips the finished steps and resumes a killed training run;
 # a larger STEPS extends a finished run.
@@ -13,13 +13,14 @@
 # ENCODER: reuse a pretrained encoder (other fine-tuning seeds of the same pretraining) instead
 # of collecting and pretraining again. One torch thread, as the recorded figures.
 # Environment: TRAIN_ARGS adds `mmrl train` options to a new run (e.g. "--expert-guidance 1");
-# EPISODES sets the necessity episodes per condition (default 200).
+# EPISODES sets the necessity episodes per condition (default 200); AGENT the recipe
+# pretrained and fine-tuned (default ppo-concat).
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: $0 ENV_PRESET STEPS SEED OUT [ENCODER.pt]" >&2
     exit 2
 fi
-env=$1 steps=$2 seed=$3 out=$4 encoder=${5:-}
+env=$1 steps=$2 seed=$3 out=$4 encoder=${5:-} agent=${AGENT:-ppo-concat}
 mkdir -p "$out"
 export OMP_NUM_THREADS=1 MINARI_DATASETS_PATH="${MINARI_DATASETS_PATH:-$out/minari}"
 dataset="mmrl/necessity/$(basename "${env%.yaml}" | tr -c 'a-z0-9\n' '-')-v1"
@@ -29,14 +30,14 @@ if [ -z "$encoder" ]; then
         mmrl collect --env "$env" --policy expert --episodes 1000 --epsilon 0.1 \
             --dataset-id "$dataset" --quiet
     fi
-    [ -f "$encoder" ] || mmrl pretrain --dataset "$dataset" --agent ppo-concat --epochs 40 \
+    [ -f "$encoder" ] || mmrl pretrain --dataset "$dataset" --agent "$agent" --epochs 40 \
         --out "$encoder"
 fi
 run=$out/run
 if [ -d "$run/checkpoints" ]; then
     mmrl train --resume "$run" --steps "$steps" --quiet
 else
-    mmrl train --env "$env" --agent ppo-concat --init-from "$encoder" --init-policy-head \
+    mmrl train --env "$env" --agent "$agent" --init-from "$encoder" --init-policy-head \
         --steps "$steps" --seed "$seed" --out "$run" --quiet ${TRAIN_ARGS:-}
 fi
 python scripts/modality_necessity.py "$run" --episodes "${EPISODES:-200}" --threads 1 \
