@@ -257,12 +257,16 @@ class GuidanceConfig:
             simulator's privileged labels (e.g. where the instruction's referent is) from
             the actor's features (0: off; constant). Works with or without ``weight``; needs
             ``ppo`` or ``a2c`` and an environment with labels (mmrl's own envs).
+        labels: The labels that loss fits, by name (``info["labels"]`` keys); empty: all
+            of them. E.g. ``[target_lane_offset]`` on Driving puts the whole weight on where
+            the named car is.
     """
 
     weight: float = 0.0
     decay_steps: int = 0
     epochs: int = 1
     label_weight: float = 0.0
+    labels: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

@@ -168,7 +168,7 @@ class ExpertGuidanceCallback(BaseCallback):
         if actions is None and labels is None:
             return
         if labels is not None and self.label_head is None:
-            self._build_head(_infer_specs(labels))
+            self._build_head(_infer_specs(labels, self.guidance.labels))
         for key, value in self._fit(obs, actions, labels, weight).items():
             self.logger.record(f"guidance/{key}", value)
 
@@ -261,13 +261,15 @@ def _rows(obs: dict[str, np.ndarray] | np.ndarray) -> int:
     return len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
 
 
-def _infer_specs(labels: dict[str, np.ndarray]) -> list[LabelSpec]:
+def _infer_specs(labels: dict[str, np.ndarray], names: Any = ()) -> list[LabelSpec]:
     """Label specs from a rollout's labels (``{name: (steps, n_envs)}``), as ``mmrl
     pretrain`` infers them from a dataset; integer labels get the classes this rollout shows
-    (a later value outside them is left out of the loss)."""
+    (a later value outside them is left out of the loss). ``names``: only these (empty:
+    all)."""
     from mmrl.pretrain.objectives import infer_label_specs
 
-    tensors = {k: th.as_tensor(np.ascontiguousarray(v).reshape(-1)) for k, v in labels.items()}
+    chosen = {k: v for k, v in labels.items() if not names or k in names}
+    tensors = {k: th.as_tensor(np.ascontiguousarray(v).reshape(-1)) for k, v in chosen.items()}
     rows = th.arange(len(next(iter(tensors.values()))))
     return infer_label_specs(tensors, rows)
 
@@ -298,7 +300,13 @@ def check_guidance(config: Any, venv: Any) -> None:
     if config.agent.guidance.weight > 0:
         _expert_of(venv)
     if config.agent.guidance.label_weight > 0:
-        _labels_of(venv)
+        available = _labels_of(venv)()
+        unknown = sorted(set(config.agent.guidance.labels) - set(available))
+        if unknown:
+            raise ConfigError(
+                f"agent.guidance.labels names {unknown}, which this environment does not "
+                f"label; its labels: {', '.join(available)}"
+            )
 
 
 def guidance_callbacks(config: Any, resumed: dict[str, Any] | None = None) -> list[BaseCallback]:
