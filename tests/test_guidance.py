@@ -281,3 +281,22 @@ def test_out_of_range_classes_are_left_out_of_the_label_loss():
     assert th.isfinite(mixed) and mixed < inside + 1e-6  # only the in-range row counts
     none, _ = label_loss([spec], out, {"lane": th.tensor([9, 7])})
     assert float(none) == 0.0
+
+
+def test_label_selection_fits_only_the_named_labels():
+    from mmrl.config import RunConfig
+    from mmrl.guidance import _infer_specs, check_guidance
+
+    model = _model()
+    _, _, labels = _pending_after_one_rollout(model, GuidanceConfig(label_weight=1.0))
+    chosen = _infer_specs(labels, ["target_lane_offset", "lane_index"])
+    assert [s.name for s in chosen] == ["lane_index", "target_lane_offset"]  # the env's order
+    assert len(_infer_specs(labels)) > 5  # empty: every non-constant label
+
+    config = RunConfig()
+    config.agent.guidance.label_weight = 1.0
+    config.agent.guidance.labels = ["target_lane_offset"]
+    check_guidance(config, model.get_env())
+    config.agent.guidance.labels = ["target_lane_offset", "nope"]
+    with pytest.raises(ConfigError, match=r"names \['nope'\].*its labels: lane_index"):
+        check_guidance(config, model.get_env())
