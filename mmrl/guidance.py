@@ -274,24 +274,21 @@ def _infer_specs(labels: dict[str, np.ndarray], names: Any = ()) -> list[LabelSp
     return infer_label_specs(tensors, rows)
 
 
-def _expert_of(venv: Any) -> Any:
-    expert = find_expert(venv)
-    if expert is None:
+def _required(found: Any, field: str, what: str) -> Any:
+    if found is None:
         raise ConfigError(
-            "agent.guidance.weight > 0 needs an environment with a scripted expert (mmrl's "
-            "own Driving and Navigation envs); this one has none"
+            f"agent.guidance.{field} > 0 needs an environment with {what} (mmrl's own "
+            "Driving and Navigation envs); this one has none"
         )
-    return expert
+    return found
+
+
+def _expert_of(venv: Any) -> Any:
+    return _required(find_expert(venv), "weight", "a scripted expert")
 
 
 def _labels_of(venv: Any) -> Any:
-    labels = find_labels(venv)
-    if labels is None:
-        raise ConfigError(
-            "agent.guidance.label_weight > 0 needs an environment with privileged labels "
-            "(mmrl's own Driving and Navigation envs); this one has none"
-        )
-    return labels
+    return _required(find_labels(venv), "label_weight", "privileged labels")
 
 
 def check_guidance(config: Any, venv: Any) -> None:
