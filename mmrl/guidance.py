@@ -48,7 +48,7 @@ from torch import nn
 from mmrl.config import GuidanceConfig
 from mmrl.envs.vec_env import find_expert, find_labels
 from mmrl.errors import ConfigError
-from mmrl.pretrain.objectives import LabelSpec, label_head, label_loss
+from mmrl.pretrain.objectives import LabelSpec, infer_label_specs, label_head, label_loss
 
 
 class ExpertGuidanceCallback(BaseCallback):
@@ -121,8 +121,10 @@ class ExpertGuidanceCallback(BaseCallback):
                 self._restored = None
 
     def _record(self) -> tuple[np.ndarray | None, dict[str, np.ndarray] | None]:
-        """The expert's action and the labels of every copy's current state."""
-        action = self._expert() if self._expert is not None else None
+        """The expert's action (while its weight is above 0: the expert is not asked once
+        the decay has ended) and the labels of every copy's current state."""
+        asked = self._expert is not None and self.weight(self.num_timesteps) > 0
+        action = self._expert() if asked else None
         labels = self._read_labels() if self._read_labels is not None else None
         return action, labels
 
@@ -143,7 +145,9 @@ class ExpertGuidanceCallback(BaseCallback):
         n = buffer.buffer_size  # steps per copy; the last record belongs to the next rollout
         records = self._records[:n]
         self._carried = self._records[n] if len(self._records) > n else None
-        actions = np.stack([a for a, _ in records]) if self._expert is not None else None
+        # No actions for a rollout during which the decayed weight reached 0.
+        asked = all(a is not None for a, _ in records)
+        actions = np.stack([a for a, _ in records]) if asked else None
         labels = None
         if self._read_labels is not None:
             labels = {k: np.stack([lab[k] for _, lab in records]) for k in records[0][1]}
@@ -265,9 +269,7 @@ def _infer_specs(labels: dict[str, np.ndarray], names: Any = ()) -> list[LabelSp
     """Label specs from a rollout's labels (``{name: (steps, n_envs)}``), as ``mmrl
     pretrain`` infers them from a dataset; integer labels get the classes this rollout shows
     (a later value outside them is left out of the loss). ``names``: only these (empty:
-    all)."""
-    from mmrl.pretrain.objectives import infer_label_specs
-
+    all). Regression labels are standardised with this rollout's mean and spread."""
     chosen = {k: v for k, v in labels.items() if not names or k in names}
     tensors = {k: th.as_tensor(np.ascontiguousarray(v).reshape(-1)) for k, v in chosen.items()}
     rows = th.arange(len(next(iter(tensors.values()))))

@@ -300,3 +300,20 @@ def test_label_selection_fits_only_the_named_labels():
     config.agent.guidance.labels = ["target_lane_offset", "nope"]
     with pytest.raises(ConfigError, match=r"names \['nope'\].*its labels: lane_index"):
         check_guidance(config, model.get_env())
+
+
+def test_the_expert_is_not_asked_once_its_weight_has_decayed():
+    calls = []
+
+    class Counting(ExpertGuidanceCallback):
+        def _init_callback(self) -> None:
+            super()._init_callback()
+            expert = self._expert
+            self._expert = lambda: calls.append(self.num_timesteps) or expert()
+
+    model = _model(n_steps=8)  # 2 copies: 16 env steps per rollout
+    cb = Counting(GuidanceConfig(weight=1.0, decay_steps=17), 16, 0.5)
+    model.learn(total_timesteps=48, callback=cb)
+    # Asked while the weight is above 0 (before step 17): the first rollout's 9 states
+    # (steps 0, 2, ..., 16), never after.
+    assert calls == list(range(0, 17, 2))
