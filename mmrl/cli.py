@@ -292,6 +292,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
         opts.agent,
         env=opts.env,
         objectives=opts.objectives,
+        labels=opts.labels,
         epochs=opts.epochs,
         batch_size=opts.batch_size,
         lr=opts.lr,

@@ -27,6 +27,11 @@ class PretrainOptions:
     objectives: str = option(
         "bc,labels,contrastive,masked", help="comma-separated: bc, labels, contrastive, masked"
     )
+    labels: str | None = option(
+        None,
+        help="comma-separated info['labels'] keys the labels objective fits, e.g. "
+        "target_lane_offset (default: all)",
+    )
     epochs: int = option(30, help="maximum passes over the data")
     batch_size: int = option(256, help="minibatch size (transitions)")
     lr: float = option(1e-3, help="Adam learning rate")

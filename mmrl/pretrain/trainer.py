@@ -220,6 +220,7 @@ def pretrain(
     *,
     env: str | None = None,
     objectives: str | Sequence[str] = PretrainOptions.objectives,
+    labels: str | Sequence[str] | None = PretrainOptions.labels,
     epochs: int = PretrainOptions.epochs,
     batch_size: int = PretrainOptions.batch_size,
     lr: float = PretrainOptions.lr,
@@ -253,6 +254,10 @@ def pretrain(
         env: Env preset (default: the one recorded in the dataset's metadata).
         objectives: Comma-separated or list, from ``bc``, ``labels``, ``contrastive``,
             ``masked``.
+        labels: The ``info["labels"]`` keys the ``labels`` objective fits (comma-separated
+            or a list; ``None``: every non-constant label). Why choose: the objective
+            averages its labels' losses, so one hard label among fifteen (where the
+            instruction's car is, ``target_lane_offset``) gets a fifteenth of the gradient.
         epochs: Maximum passes over the training split (early stopping usually ends sooner).
         batch_size: Minibatch size.
         lr: Adam learning rate. 1e-3: SB3's action head starts at gain 0.01, so the gradient
@@ -305,13 +310,14 @@ def pretrain(
         objectives, epochs, batch_size, lr, augment, val_fraction, patience, mask_ratio,
         max_updates, monitor, out, log_dir, force, weights,
     )  # fmt: skip
+    chosen_labels = _label_names(labels, names)
     torch_device = resolve_device(device)
     track = tracking_service(track)  # a missing library fails before the data is read
     data = load_offline_datasets(dataset_id, max_episodes=max_episodes)
     dataset_id = data.dataset_id  # the ids joined by commas
     config = resolve_pretrain_config(data, agent, env, overrides)
     train_rows, val_rows = _split(data, val_fraction, seed, batch_size)
-    specs = _label_specs(data, names, train_rows)
+    specs = _label_specs(data, names, train_rows, chosen_labels)
     model = _pretrain_model(data, config, names, specs, mask_ratio, seed, torch_device)
     trainer = Pretrainer(
         data, model, train_rows, val_rows, batch_size=batch_size, lr=lr, weights=weights,
@@ -443,13 +449,44 @@ def _split(
     return train_rows, val_rows
 
 
-def _label_specs(data: OfflineData, names: list[str], train_rows: th.Tensor) -> list[LabelSpec]:
-    """The privileged labels the ``labels`` objective predicts (none without it)."""
+def _label_names(labels: str | Sequence[str] | None, objectives: list[str]) -> list[str]:
+    """The ``labels`` argument as a list (empty: all); refused without the objective."""
+    if labels is None:
+        return []
+    chosen = labels.split(",") if isinstance(labels, str) else list(labels)
+    chosen = [name.strip() for name in chosen if name.strip()]
+    if not chosen:
+        raise ConfigError("--labels is empty; name info['labels'] keys or leave it out (all)")
+    if "labels" not in objectives:
+        raise ConfigError(
+            f"--labels {','.join(chosen)} needs the 'labels' objective; objectives: {objectives}"
+        )
+    return list(dict.fromkeys(chosen))
+
+
+def _label_specs(
+    data: OfflineData, names: list[str], train_rows: th.Tensor, chosen: Sequence[str] = ()
+) -> list[LabelSpec]:
+    """The privileged labels the ``labels`` objective predicts (none without it); ``chosen``:
+    only these (empty: all)."""
     if "labels" not in names:
         return []
     if not data.labels:
         raise DatasetError(f"dataset {data.dataset_id!r} has no info['labels']; drop 'labels'")
-    return infer_label_specs(data.labels, train_rows)
+    unknown = [name for name in chosen if name not in data.labels]
+    if unknown:
+        raise ConfigError(
+            f"--labels {unknown} not in dataset {data.dataset_id!r}; its labels: "
+            f"{sorted(data.labels)}"
+        )
+    picked = {k: v for k, v in data.labels.items() if not chosen or k in chosen}
+    specs = infer_label_specs(picked, train_rows)
+    if chosen and not specs:
+        raise DatasetError(
+            f"--labels {list(chosen)}: constant in dataset {data.dataset_id!r}'s training "
+            "split, nothing to fit"
+        )
+    return specs
 
 
 def _pretrain_model(

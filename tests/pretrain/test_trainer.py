@@ -96,6 +96,36 @@ def test_bad_arguments(setup, kwargs, match):
         pretrain(setup.dataset, setup.agent, env=setup.env, out=setup.root / "x.pt", **kwargs)
 
 
+def test_labels_option_fits_only_the_chosen_labels(setup):
+    result = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc,labels",
+                      labels="distance", epochs=1, batch_size=32, out=setup.root / "lab.pt",
+                      verbose=0)  # fmt: skip
+    specs = load_encoder_checkpoint(result.out)["info"]["label_specs"]
+    assert [spec["name"] for spec in specs] == ["distance"]
+    every = pretrain(setup.dataset, setup.agent, env=setup.env, objectives="bc,labels",
+                     epochs=1, batch_size=32, out=setup.root / "all.pt", verbose=0)  # fmt: skip
+    specs = load_encoder_checkpoint(every.out)["info"]["label_specs"]
+    names = {spec["name"] for spec in specs}
+    assert names == {"distance", "goal_index"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "objectives", "error", "match"),
+    [
+        ("radar_range", "bc,labels", ConfigError, r"--labels \['radar_range'\] not in dataset .*"
+         r"its labels: \['distance', 'goal_index'\]"),
+        ("distance", "bc", ConfigError, r"--labels distance needs the 'labels' objective"),
+        (" , ", "bc,labels", ConfigError, r"--labels is empty"),
+    ],
+)  # fmt: skip
+def test_bad_labels_are_refused_before_training(setup, labels, objectives, error, match):
+    out = setup.root / "bad-labels.pt"
+    with pytest.raises(error, match=match):
+        pretrain(setup.dataset, setup.agent, env=setup.env, objectives=objectives,
+                 labels=labels, batch_size=32, out=out, verbose=0)  # fmt: skip
+    assert not out.exists()
+
+
 def test_missing_dataset_is_a_clear_error(setup):
     with pytest.raises(DatasetError, match="not found"):
         pretrain("toy/absent-v0", setup.agent, env=setup.env, out=setup.root / "x.pt")
@@ -117,12 +147,16 @@ def test_cli_pretrain(setup, capsys):
     out = setup.root / "cli.pt"
     args = ["pretrain", "--dataset", setup.dataset, "--agent", setup.agent, "--env", setup.env,
             "--objectives", "bc,labels", "--epochs", "1", "--batch-size", "32", "--out", str(out),
-            "--weight", "labels=0.5", "--monitor", "bc", "--quiet"]  # fmt: skip
+            "--weight", "labels=0.5", "--monitor", "bc", "--labels", "goal_index",
+            "--quiet"]  # fmt: skip
     assert main(args) == 0 and out.is_file()
     info = load_encoder_checkpoint(out)["info"]
+    assert [spec["name"] for spec in info["label_specs"]] == ["goal_index"]
     assert info["weights"] == {"bc": 1.0, "labels": 0.5} and info["monitor"] == "bc"
     assert main([*args[:-1], "--weight", "labels=x"]) == 2
     assert "--weight 'labels=x'" in capsys.readouterr().err
+    assert main([*args[:-3], "--labels", "nope", "--force", "--quiet"]) == 2
+    assert "--labels ['nope'] not in dataset" in capsys.readouterr().err
     assert main(["pretrain", "--dataset", "toy/absent-v0", "--env", setup.env]) == 2
     assert "not found" in capsys.readouterr().err
 
