@@ -27,6 +27,12 @@ The pool, built by this script from a fresh checkout (nothing to download), per 
   masked inside its extractor (the missing-modality embedding ``mmrl evaluate --ablate``
   uses).
 
+Every estimator runs twice on the importance weights: as published (``pdis``, ``wpdis``,
+``dr``, ``wdr``) and with every cumulative weight clipped at ``sqrt(episodes)`` (``cpdis``,
+``cwpdis``, ``cdr``, ``cwdr``; Ionides 2008, :func:`mmrl.evaluation.ope.default_weight_clip`).
+FQE fits on 90 % of the episodes and reports its Bellman residual on the other 10 %, clips
+its targets to the achievable return range and says when it had to (``summary.md``).
+
 Every learned policy is evaluated in its stochastic form, online (sampled actions) and
 offline (its action distribution), so the target probabilities the estimators use are
 exact, as the noisy experts' are (the expert's from the logged expert action).
@@ -61,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr")
+ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr", "cpdis", "cwpdis", "cdr", "cwdr")
 POOL_EPSILONS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
 DATASETS = {"broad": 0.5, "narrow": 0.05}
 KINDS = ("expert", "bc", "ppo", "masked")
@@ -327,6 +333,7 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         ranking = evaluate_policies(
             policies, data, ESTIMATORS, args.gamma, features="data", stochastic=True,
             iterations=args.fqe_iters, steps_per_iter=args.fqe_steps,
+            fqe_holdout=args.fqe_holdout, weight_clip=args.weight_clip,
             n_resamples=args.bootstrap, seed=args.seed,
         )  # fmt: skip
         seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
@@ -348,6 +355,9 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
             }  # fmt: skip
         details[name]["support_coverage"] = {
             label: by_label[label].support.coverage for label in labels if by_label[label].support
+        }
+        details[name]["fqe"] = {
+            label: by_label[label].fqe.diagnostics() for label in labels if by_label[label].fqe
         }
         print(f"   {name} (epsilon {eps}, {data.n_episodes} episodes, "
               f"{seconds[f'ope_{name}']:.0f} s):")  # fmt: skip
@@ -412,23 +422,43 @@ def _summary(scores: dict, details: dict, args: argparse.Namespace, command: str
                 lines.append(f"| {name} | {est} | {s['spearman']:+.2f} | "
                              f"{s['regret_at_1']:.2f} | {s['abs_error']:.2f} |")  # fmt: skip
         lines += ["", "| policy | kind | true return (± s.e.) | " + " | ".join(
-            f"{name} fqe" for name in per_dataset) + " |",
-            "|---|---|---:|" + "---:|" * len(per_dataset)]  # fmt: skip
+            f"{name} fqe | {name} Bellman fit / held-out" for name in per_dataset) + " |",
+            "|---|---|---:|" + "---:|---:|" * len(per_dataset)]  # fmt: skip
         for label, value in d["true_returns"].items():
-            fqe = [d[name]["estimates"]["fqe"].get(label, {}).get("value") for name in per_dataset]
-            lines.append(f"| {label} | {d['pool'][label]['kind']} | {value:.3f} ± "
-                         f"{d['true_return_sem'][label]:.3f} | " + " | ".join(
-                         "-" if v is None else f"{v:.3f}" for v in fqe) + " |")  # fmt: skip
+            cells = []
+            for name in per_dataset:
+                fqe = d[name]["estimates"]["fqe"].get(label, {}).get("value")
+                diag = d[name].get("fqe", {}).get(label)
+                cells.append("-" if fqe is None else f"{fqe:.3f}")
+                cells.append("-" if diag is None else _bellman_cell(diag))
+            sem = d["true_return_sem"][label]
+            lines.append(f"| {label} | {d['pool'][label]['kind']} | {value:.3f} ± {sem:.3f} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
         for name in per_dataset:
             cov = d[name]["support_coverage"]
             ess = {k: v["ess"] for k, v in d[name]["estimates"]["pdis"].items()}
+            clipped = d[name]["estimates"].get("cpdis", {})
             lines.append(f"\n{name}: support coverage " + ", ".join(
-                f"{k} {v:.2f}" for k, v in cov.items()) + "; PDIS ESS " + ", ".join(
-                f"{k} {v:.0f}" for k, v in ess.items()))  # fmt: skip
+                f"{k} {v:.2f}" for k, v in cov.items()) + "; PDIS ESS (unclipped -> clipped "
+                "weights) " + ", ".join(
+                f"{k} {v:.0f}" + (f" -> {clipped[k]['ess']:.0f}" if k in clipped else "")
+                for k, v in ess.items()))  # fmt: skip
+            sens = d[name].get("fqe", {})
+            if sens:
+                lines.append(f"\n{name}: FQE action sensitivity (mean |Q(s,a) - V(s)|) " +
+                             ", ".join(f"{k} {v['action_sensitivity']:.3f}"
+                                       for k, v in sens.items()))  # fmt: skip
         lines.append("\nWall time per phase (s): " + ", ".join(
             f"{k} {v:.0f}" for k, v in d["seconds"].items()))  # fmt: skip
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _bellman_cell(diag: dict) -> str:
+    """``0.021 / 0.034`` (fitted / held-out Bellman RMSE), ``!`` when the bounds clipped."""
+    held = diag["heldout_td_rmse"]
+    cell = f"{diag['td_rmse']:.3f} / " + ("-" if held is None else f"{held:.3f}")
+    return cell + (f" ! {100 * diag['clipped_targets']:.2g}% clipped" if diag["bounds_hit"] else "")
 
 
 def _ints(text: str) -> list[int]:
@@ -452,6 +482,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--gamma", type=float, default=0.99)
     p.add_argument("--fqe-iters", type=int, default=None)
     p.add_argument("--fqe-steps", type=int, default=None)
+    p.add_argument("--fqe-holdout", type=float, default=0.1,
+                   help="episodes FQE leaves out for its held-out Bellman error")  # fmt: skip
+    p.add_argument("--weight-clip", type=float, default=None,
+                   help="clip of the c* estimators' weights (default sqrt(episodes))")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench_ope", help="results folder (git-ignored)")

@@ -101,8 +101,9 @@ class EvaluateOfflineOptions:
     )
     estimators: str = option(
         "fqe,wis,dr",
-        help="comma-separated: fqe, pdis (is), wpdis (wis), dr, wdr, value_head (default "
-        "fqe,wis,dr); the table is ranked by the first",
+        help="comma-separated: fqe, pdis (is), wpdis (wis), dr, wdr, their weight-clipped forms "
+        "cpdis, cwpdis, cdr, cwdr (--weight-clip), value_head (default fqe,wis,dr); the table "
+        "is ranked by the first",
     )
     rank_by: str | None = option(
         None, help="estimator to rank by (default: the first of --estimators)"
@@ -118,6 +119,19 @@ class EvaluateOfflineOptions:
         None, help="FQE iterations (default ceil(3 / (1 - gamma)), at most 400)", minimum=1
     )
     fqe_steps: int = option(25, help="Adam steps per iteration", minimum=1)
+    fqe_holdout: float = option(
+        0.1,
+        help="fraction of episodes FQE leaves out of its fit, to report its held-out Bellman "
+        "error (0: none)",
+        minimum=0,
+        maximum=0.5,
+    )
+    weight_clip: float | None = option(
+        None,
+        help="clip of the cumulative importance weights of cpdis, cwpdis, cdr, cwdr (default "
+        "sqrt(episodes), Ionides 2008)",
+        exclusive_minimum=0,
+    )
     fqe_features: str = option(
         "policy",
         choices=("policy", "raw", "data"),

@@ -173,6 +173,8 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
         stochastic=opts.stochastic,
         iterations=opts.fqe_iters,
         steps_per_iter=opts.fqe_steps,
+        fqe_holdout=opts.fqe_holdout,
+        weight_clip=opts.weight_clip,
         n_resamples=opts.bootstrap,
         seed=opts.seed,
     )

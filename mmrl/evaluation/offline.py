@@ -22,9 +22,32 @@ Training is batched torch (minibatches of transition indices), with no per-sampl
 
 Each FQE iteration takes ``steps_per_iter`` Adam steps warm-started from the previous Q (a
 fresh regression per iteration as in the paper is equivalent when each fit converges and much
-slower); targets use a frozen copy of the previous iteration's Q. Values propagate one step per
-iteration, so the iteration count must exceed the effective horizon: the default is
-``ceil(3 / (1 - gamma))`` capped at 400 and at ``3 x`` the longest logged episode.
+slower); targets use a frozen copy of the previous iteration's Q (the target network). Values
+propagate one step per iteration, so the iteration count must exceed the effective horizon:
+the default is ``ceil(3 / (1 - gamma))`` capped at 400 and at ``3 x`` the longest logged
+episode.
+
+The Q-network must use the action: discrete actions get one output per action over the state
+features (the DQN head), continuous actions are concatenated to them; targets are the
+expectation over the evaluated policy, ``E_{a'~pi(.|s')} Q(s', a')``. Two guards, both reported:
+
+* **held-out Bellman error**: the fit uses ``1 - holdout`` of the episodes (90 % by default);
+  the root mean squared Bellman residual ``Q(s, a) - r - gamma V(s')`` of the final Q is
+  reported on the fitted and on the held-out episodes. A held-out residual well above the
+  fitted one says the Q-function does not generalize to states it was not fitted on, which
+  is what the evaluated policy's own states are.
+* **return bounds**: after ``k`` iterations from ``V_0 = 0`` the exact iterate is a ``k``-step
+  discounted return, so it lies in ``[min(0, r_min), max(0, r_max)] * sum_{t<k} gamma^t``
+  with ``r_min``/``r_max`` the logged rewards' range (``[r_min, r_max] / (1 - gamma)`` in the
+  limit). Targets outside the range are clipped to it, which stops a diverging fit (function
+  approximation can extrapolate without bound off the data); the fraction clipped is
+  reported, and any clipping is a warning that the fit was leaving the achievable range.
+  The final values are clipped to the same range (and counted).
+
+A third diagnostic, ``action_sensitivity``, is the mean ``|Q(s_t, a_t) - V(s_t)|`` over the
+logged steps: how much the value of the logged action differs from the policy's value at the
+same state. Near 0 means the fit barely depends on the action, so every policy gets about the
+data's value.
 """
 
 from __future__ import annotations
@@ -259,6 +282,16 @@ class FQEResult:
         seconds: Wall-clock time.
         q_taken: ``(N,)`` final ``Q(s_t, a_t)`` of every logged step (doubly robust's model).
         state_values: ``(S,)`` final ``V(s) = E_pi Q(s, .)`` of every logged state.
+        heldout_td_error: Root mean squared Bellman residual on the held-out episodes
+            (``td_error`` is on the fitted ones), or ``None`` without a held-out split.
+        heldout_episodes: Episodes left out of the fit.
+        return_bounds: ``(low, high)`` range of the final values (see the module notes).
+        clipped_targets: Fraction of the regression targets, over all iterations, that
+            fell outside the return bounds (and were clipped, with ``bounds_enforced``).
+        clipped_values: Fraction of the final state values outside the bounds.
+        action_sensitivity: Mean ``|Q(s_t, a_t) - V(s_t)|`` over the logged steps.
+        bounds_enforced: Whether targets and values were clipped to the bounds (else only
+            counted).
     """
 
     value: float
@@ -269,6 +302,43 @@ class FQEResult:
     seconds: float
     q_taken: np.ndarray | None = None
     state_values: np.ndarray | None = None
+    heldout_td_error: float | None = None
+    heldout_episodes: int = 0
+    return_bounds: tuple[float, float] = (-math.inf, math.inf)
+    clipped_targets: float = 0.0
+    clipped_values: float = 0.0
+    action_sensitivity: float = float("nan")
+    bounds_enforced: bool = True
+
+    @property
+    def bounds_hit(self) -> bool:
+        """Whether any target or final value left the return bounds."""
+        return self.clipped_targets > 0.0 or self.clipped_values > 0.0
+
+    def notes(self) -> list[str]:
+        """Warnings for the report: the fit left the achievable return range."""
+        if not self.bounds_hit:
+            return []
+        low, high = self.return_bounds
+        what = "were clipped to it" if self.bounds_enforced else "lie outside it (not clipped)"
+        return [
+            f"FQE left the achievable return range [{low:.3g}, {high:.3g}]: "
+            f"{100 * self.clipped_targets:.2g}% of targets and {100 * self.clipped_values:.2g}% "
+            f"of final values {what}; the fit extrapolates off the data"
+        ]
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The fit's diagnostics as plain data (JSON)."""
+        return {
+            "td_rmse": self.td_error,
+            "heldout_td_rmse": self.heldout_td_error,
+            "heldout_episodes": self.heldout_episodes,
+            "return_bounds": list(self.return_bounds),
+            "clipped_targets": self.clipped_targets,
+            "clipped_values": self.clipped_values,
+            "bounds_hit": self.bounds_hit,
+            "action_sensitivity": self.action_sensitivity,
+        }
 
 
 def default_iterations(gamma: float, max_episode_length: int) -> int:
@@ -279,6 +349,36 @@ def default_iterations(gamma: float, max_episode_length: int) -> int:
     """
     horizon = 400 if gamma >= 1.0 else math.ceil(3.0 / (1.0 - gamma))
     return int(max(1, min(400, horizon, 3 * max_episode_length)))
+
+
+def return_bounds(rewards: np.ndarray, gamma: float, steps: int) -> tuple[float, float]:
+    """``(low, high)`` of any ``steps``-step discounted return with rewards in the logged range.
+
+    ``[min(0, r_min), max(0, r_max)] * sum_{t<steps} gamma^t``: 0 is included because an
+    episode can end (terminal states are worth 0). This bounds the ``steps``-th FQE iterate
+    exactly (``V_0 = 0``) and tends to ``[r_min, r_max] / (1 - gamma)``.
+
+    Args:
+        rewards: ``(N,)`` logged rewards.
+        gamma: Discount in ``(0, 1]``.
+        steps: Horizon (FQE iterations so far), at least 0.
+    """
+    horizon = steps if gamma >= 1.0 else (1.0 - gamma**steps) / (1.0 - gamma)
+    low = min(0.0, float(np.nanmin(rewards))) if len(rewards) else 0.0
+    high = max(0.0, float(np.nanmax(rewards))) if len(rewards) else 0.0
+    return low * horizon, high * horizon
+
+
+def _heldout_episodes(n_episodes: int, holdout: float, seed: int) -> np.ndarray:
+    """``(E,)`` bool: the episodes left out of the fit (``round(holdout * E)``, at least one
+    when ``holdout > 0``, never all; none for a single episode)."""
+    if not 0.0 <= holdout < 1.0:
+        raise ConfigError(f"--fqe-holdout must be in [0, 1), got {holdout}")
+    held = np.zeros(n_episodes, bool)
+    if holdout > 0.0 and n_episodes >= 2:
+        n_held = min(n_episodes - 1, max(1, round(holdout * n_episodes)))
+        held[np.random.default_rng(seed).permutation(n_episodes)[:n_held]] = True
+    return held
 
 
 def fitted_q_evaluation(
@@ -294,6 +394,8 @@ def fitted_q_evaluation(
     lr: float = 1e-3,
     hidden: int = 128,
     stochastic: bool = False,
+    holdout: float = 0.1,
+    clip_returns: bool = True,
     seed: int = 0,
     device: str | th.device = "cpu",
 ) -> FQEResult:
@@ -312,11 +414,19 @@ def fitted_q_evaluation(
         hidden: Hidden width of the Q head.
         stochastic: Evaluate the stochastic policy (discrete: expectation over
             ``outputs.log_probs``) rather than the greedy one.
-        seed: Seeds the network initialization and minibatch sampling.
+        holdout: Fraction of the episodes left out of the fit for the held-out Bellman
+            error (0: fit on all, no held-out diagnostic).
+        clip_returns: Clip targets and final values to :func:`return_bounds` (the
+            divergence guard); ``False`` only reports how often they leave it.
+        seed: Seeds the network initialization, minibatch sampling and the held-out split.
         device: Torch device.
 
     Returns:
         The :class:`FQEResult`.
+
+    Raises:
+        ConfigError: ``gamma`` outside ``(0, 1]``, ``holdout`` outside ``[0, 1)``, an
+            unknown feature mode, or ``stochastic`` without action probabilities.
     """
     if not 0.0 < gamma <= 1.0:
         raise ConfigError(f"--gamma must be in (0, 1], got {gamma}")
@@ -324,6 +434,7 @@ def fitted_q_evaluation(
         raise ConfigError(f"--fqe-features must be one of {FEATURE_MODES}, got {features!r}")
     if stochastic and data.discrete and outputs.log_probs is None:
         raise ConfigError("--stochastic FQE needs a policy with an action distribution")
+    held_episodes = _heldout_episodes(data.n_episodes, holdout, seed)
     t0 = time.perf_counter()
     device = th.device(device)
     gen = th.Generator().manual_seed(seed)
@@ -387,15 +498,30 @@ def fitted_q_evaluation(
             return model(states(s_idx[idx])).gather(1, actions[idx].long()[:, None]).squeeze(1)
         return model(states(s_idx[idx]), actions[idx])
 
+    held = th.as_tensor(held_episodes[data.episode_of])
+    fit_idx = th.nonzero(~held).squeeze(1).to(device)
+    held_idx = th.nonzero(held).squeeze(1).to(device)
+
+    def bounded(x: th.Tensor, steps: int) -> tuple[th.Tensor, int]:
+        """``x`` clipped to the ``steps``-step return range, and how many entries were."""
+        low, high = return_bounds(data.rewards, gamma, steps)
+        outside = int(((x < low) | (x > high)).sum())
+        return (x.clamp(low, high) if clip_returns else x), outside
+
     optimizer = th.optim.Adam(net.parameters(), lr=lr)
     n = data.n_transitions
     history = []
+    clipped = 0
     next_v = th.zeros(n, device=device)  # V_0 = 0: the first fit regresses on rewards
-    for _ in range(iterations):
-        targets = rewards + gamma * cont * next_v
+    for k in range(1, iterations + 1):
+        # The k-th iterate is a k-step return: targets outside that range can only come from
+        # extrapolation of the previous Q, so they are clipped before they compound.
+        targets, outside = bounded(rewards + gamma * cont * next_v, k)
+        clipped += outside
         net.train()
         for _ in range(steps_per_iter):
-            idx = th.randint(n, (min(batch_size, n),), generator=gen).to(device)
+            pick = th.randint(len(fit_idx), (min(batch_size, len(fit_idx)),), generator=gen)
+            idx = fit_idx[pick.to(device)]
             loss = th.nn.functional.mse_loss(q_taken(net, idx), targets[idx])
             optimizer.zero_grad()
             loss.backward()
@@ -405,14 +531,16 @@ def fitted_q_evaluation(
         next_v = values(frozen, n_idx)
         history.append(float(values(frozen, first).mean()))
     with th.no_grad():
-        residual, taken = [], []
-        for chunk in th.split(th.arange(n, device=device), 4096):
-            target = rewards[chunk] + gamma * cont[chunk] * values(net, n_idx[chunk])
-            taken.append(q_taken(net, chunk))
-            residual.append(taken[-1] - target)
-        td = float(th.cat(residual).pow(2).mean().sqrt())
-    all_values = values(net, th.arange(data.n_states, device=device)).cpu().numpy()
-    initial = all_values[data.first_idx].astype(np.float64)
+        target, _ = bounded(rewards + gamma * cont * values(net, n_idx), iterations + 1)
+        taken = th.cat([q_taken(net, c) for c in th.split(th.arange(n, device=device), 4096)])
+        residual = (taken - target).pow(2)
+    td = float(residual[fit_idx].mean().sqrt())
+    heldout_td = float(residual[held_idx].mean().sqrt()) if len(held_idx) else None
+    all_values, outside = bounded(values(net, th.arange(data.n_states, device=device)), iterations)
+    taken, _ = bounded(taken, iterations)
+    all_values = all_values.cpu().numpy().astype(np.float64)
+    q_logged = taken.cpu().numpy().astype(np.float64)
+    initial = all_values[data.first_idx]
     return FQEResult(
         value=float(initial.mean()),
         initial_values=initial,
@@ -420,8 +548,15 @@ def fitted_q_evaluation(
         td_error=td,
         history=history,
         seconds=time.perf_counter() - t0,
-        q_taken=th.cat(taken).cpu().numpy().astype(np.float64),
-        state_values=all_values.astype(np.float64),
+        q_taken=q_logged,
+        state_values=all_values,
+        heldout_td_error=heldout_td,
+        heldout_episodes=int(held_episodes.sum()),
+        return_bounds=return_bounds(data.rewards, gamma, iterations),
+        clipped_targets=clipped / (n * iterations),
+        clipped_values=outside / data.n_states,
+        action_sensitivity=float(np.mean(np.abs(q_logged - all_values[data.state_idx]))),
+        bounds_enforced=clip_returns,
     )
 
 
@@ -481,7 +616,7 @@ class OfflineResult:
                 "value": self.fqe.value,
                 "initial_value_std": float(self.fqe.initial_values.std()),
                 "iterations": self.fqe.iterations,
-                "td_rmse": self.fqe.td_error,
+                **self.fqe.diagnostics(),
                 "features": self.features,
                 "history": self.fqe.history,
                 "seconds": round(self.fqe.seconds, 3),

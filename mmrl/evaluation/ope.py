@@ -19,6 +19,15 @@ effective sample size of its weights where it has weights.
   dynamics deterministic. ``weighted=True`` gives weighted DR (Thomas & Brunskill 2016).
 * :func:`direct`: a model's value of the logged initial states (FQE, a value head).
 
+**Weight clipping** (``clip=c`` on the weighted estimators; the ``c``-prefixed names
+``cpdis``, ``cwpdis``, ``cdr``, ``cwdr``): every cumulative per-decision weight is truncated,
+``min(w_{e,t}, c)``, trading a bias towards smaller values for bounded variance (Ionides 2008,
+"Truncated Importance Sampling"). The default threshold, :func:`default_weight_clip`, is
+Ionides' ``sqrt(n) * mean weight`` with the mean known exactly: ``E_mu[w_t] = 1`` for every
+``t`` when ``mu`` is the behaviour policy, so ``c = sqrt(E)`` for ``E`` episodes. The report
+(:class:`WeightClip`) gives the threshold, how many episodes it cut and the effective sample
+size before and after. The unclipped estimators keep their names.
+
 :func:`support_check` estimates how much of the evaluation policy's mass lies where the
 behaviour policy acts: ``E_mu[pi/mu] = pi(supp mu)``, so a mean per-step ratio clearly below 1
 means the policy takes actions the data never shows, and no estimator here can see them.
@@ -38,11 +47,15 @@ from mmrl.errors import ConfigError
 from mmrl.evaluation.stats import Interval, percentile_bounds
 
 __all__ = [
+    "CLIPPED",
     "ESTIMATORS",
     "EpisodeMatrix",
     "Estimate",
     "SupportCheck",
+    "WeightClip",
+    "clip_weights",
     "cumulative_weights",
+    "default_weight_clip",
     "direct",
     "doubly_robust",
     "effective_sample_size",
@@ -52,10 +65,32 @@ __all__ = [
     "wpdis",
 ]
 
-ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr", "value_head")
+ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr", "cpdis", "cwpdis", "cdr", "cwdr", "value_head")
 """Estimator names ``mmrl evaluate-offline --estimators`` accepts."""
+CLIPPED = {"cpdis": "pdis", "cwpdis": "wpdis", "cdr": "dr", "cwdr": "wdr"}
+"""The clipped-weight estimators and the estimator each clips."""
 
 _MAX_LOG_WEIGHT = 700.0  # exp(709) overflows float64; a weight this large is degenerate anyway
+
+
+@dataclasses.dataclass
+class WeightClip:
+    """What clipping the cumulative per-decision weights did.
+
+    Attributes:
+        threshold: The clip ``c``: every weight ``w_{e,t}`` became ``min(w_{e,t}, c)``.
+        clipped_episodes: Episodes with at least one clipped weight.
+        ess_unclipped: Effective sample size of the trajectory weights before clipping (the
+            estimate's ``ess`` is the one after).
+    """
+
+    threshold: float
+    clipped_episodes: int
+    ess_unclipped: float
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain data (JSON)."""
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -69,6 +104,7 @@ class Estimate:
         ess: Effective sample size ``(sum w)^2 / sum w^2`` of the trajectory weights, in
             episodes, or ``None`` for estimators without weights.
         notes: Warnings and caveats (support mismatch, degenerate weights, fallbacks).
+        clip: What weight clipping did (clipped estimators only), else ``None``.
     """
 
     estimator: str
@@ -76,6 +112,7 @@ class Estimate:
     interval: Interval
     ess: float | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    clip: WeightClip | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON)."""
@@ -83,6 +120,7 @@ class Estimate:
             "estimator": self.estimator,
             **self.interval.to_dict(),
             "ess": self.ess,
+            "clip": self.clip.to_dict() if self.clip is not None else None,
             "notes": list(self.notes),
         }
 
@@ -148,6 +186,42 @@ def cumulative_weights(log_ratio: np.ndarray) -> np.ndarray:
     return np.exp(np.minimum(np.nan_to_num(logs, nan=-np.inf), _MAX_LOG_WEIGHT))
 
 
+def default_weight_clip(n_episodes: int) -> float:
+    """``sqrt(E)``: Ionides' (2008) truncation point ``sqrt(n) * E[w]`` with ``E_mu[w_t] = 1``.
+
+    A cumulative per-decision ratio is a product of ratios each of mean 1 under the behaviour
+    policy, so its mean is 1 at every step; the threshold then depends on the data's size
+    only, not on the policy pool (no tuning). Ionides shows this choice keeps the truncation
+    bias and the variance of the same order as ``n`` grows.
+    """
+    if n_episodes < 1:
+        raise ConfigError(f"needs at least one episode, got {n_episodes}", field="weight_clip")
+    return float(np.sqrt(n_episodes))
+
+
+def clip_weights(weights: np.ndarray, clip: float | None) -> tuple[np.ndarray, WeightClip | None]:
+    """``(E, T)`` cumulative weights truncated at ``clip`` (``None``: unchanged).
+
+    Returns:
+        The clipped ``(E, T)`` weights and the :class:`WeightClip` report (``None`` when
+        ``clip`` is ``None``).
+
+    Raises:
+        ConfigError: ``clip`` not positive (or NaN).
+    """
+    if clip is None:
+        return weights, None
+    if not clip > 0:
+        raise ConfigError(f"must be > 0, got {clip}", field="weight_clip")
+    clipped = np.minimum(weights, clip)
+    report = WeightClip(
+        threshold=float(clip),
+        clipped_episodes=int((weights > clip).any(axis=1).sum()),
+        ess_unclipped=effective_sample_size(weights[:, -1]),
+    )
+    return clipped, report
+
+
 def effective_sample_size(weights: np.ndarray) -> float:
     """``(sum w)^2 / sum w^2`` of ``(E,)`` nonnegative weights (Kong 1992); 0 if all are 0."""
     w = np.asarray(weights, dtype=np.float64)
@@ -199,29 +273,39 @@ def _ratio_samples(counts: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.n
 
 
 # ---------------------------------------------------------------------------- estimators
+def _name(base: str, clip: float | None) -> str:
+    """``pdis`` -> ``cpdis`` when the weights are clipped (:data:`CLIPPED`)."""
+    return base if clip is None else f"c{base}"
+
+
 def pdis(
     layout: EpisodeMatrix,
     rewards: np.ndarray,
     log_ratio: np.ndarray,
     *,
+    clip: float | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | int | None = 0,
 ) -> Estimate:
-    """Per-decision importance sampling.
+    """Per-decision importance sampling (``cpdis`` with ``clip``).
 
     Args:
         layout: The episodes' layout and discounts.
         rewards: ``(N,)`` logged rewards.
         log_ratio: ``(N,)`` ``log pi(a_t|s_t) - log mu(a_t|s_t)`` (``-inf``: ``pi = 0``).
+        clip: Truncate every cumulative weight at this value (:func:`clip_weights`;
+            :func:`default_weight_clip` is the usual choice); ``None``: unclipped, unbiased.
         n_resamples: Bootstrap resamples.
         confidence: Interval coverage.
         rng: Generator or seed of the bootstrap.
     """
-    w = cumulative_weights(layout.pad(log_ratio))
+    w, report = clip_weights(cumulative_weights(layout.pad(log_ratio)), clip)
     per_episode = (w * layout.pad(rewards) * layout.discounts).sum(axis=1)
     ess = effective_sample_size(w[:, -1])
-    return _mean_estimate("pdis", per_episode, n_resamples, confidence, rng, ess)
+    est = _mean_estimate(_name("pdis", clip), per_episode, n_resamples, confidence, rng, ess)
+    est.clip = report
+    return est
 
 
 def wpdis(
@@ -229,22 +313,26 @@ def wpdis(
     rewards: np.ndarray,
     log_ratio: np.ndarray,
     *,
+    clip: float | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | int | None = 0,
 ) -> Estimate:
-    """Weighted (self-normalized) per-decision importance sampling; arguments as :func:`pdis`."""
-    w = cumulative_weights(layout.pad(log_ratio))
+    """Weighted (self-normalized) per-decision importance sampling (``cwpdis`` with
+    ``clip``); arguments as :func:`pdis`."""
+    w, report = clip_weights(cumulative_weights(layout.pad(log_ratio)), clip)
+    name = _name("wpdis", clip)
     num = w * layout.pad(rewards) * layout.discounts
     if not w[:, -1].any():  # no episode consistent with the policy: 0 / 0, no estimate
         nan = float("nan")
         note = "every trajectory weight is 0: no logged episode follows the policy"
-        return Estimate("wpdis", nan, Interval(nan, nan, nan, layout.n_episodes), 0.0, [note])
+        interval = Interval(nan, nan, nan, layout.n_episodes)
+        return Estimate(name, nan, interval, 0.0, [note], report)
     value = _ratio_sum(num.sum(axis=0), w.sum(axis=0))
     rng = np.random.default_rng(rng)
     samples = _ratio_samples(_counts(layout.n_episodes, n_resamples, rng), num, w)
     interval = _interval(value, samples, confidence, layout.n_episodes)
-    return Estimate("wpdis", value, interval, effective_sample_size(w[:, -1]))
+    return Estimate(name, value, interval, effective_sample_size(w[:, -1]), clip=report)
 
 
 def doubly_robust(
@@ -255,20 +343,22 @@ def doubly_robust(
     v_state: np.ndarray,
     *,
     weighted: bool = False,
+    clip: float | None = None,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     rng: np.random.Generator | int | None = 0,
 ) -> Estimate:
-    """Step-wise doubly robust estimate with a model of ``Q`` and ``V`` of the policy.
+    """Step-wise doubly robust estimate with a model of ``Q`` and ``V`` of the policy
+    (``cdr`` / ``cwdr`` with ``clip``).
 
     Args:
         layout, rewards, log_ratio: As :func:`pdis`.
         q_taken: ``(N,)`` model ``Q(s_t, a_t)`` of each logged step.
         v_state: ``(N,)`` model ``V(s_t) = E_pi Q(s_t, .)`` of each logged step's state.
         weighted: Self-normalize the weights per step (weighted DR).
-        n_resamples, confidence, rng: As :func:`pdis`.
+        clip, n_resamples, confidence, rng: As :func:`pdis`.
     """
-    w = cumulative_weights(layout.pad(log_ratio))
+    w, report = clip_weights(cumulative_weights(layout.pad(log_ratio)), clip)
     w_prev = np.concatenate([np.ones((layout.n_episodes, 1)), w[:, :-1]], axis=1)
     # Padding carries V = Q = 0 (the absorbing state), so w_prev * V vanishes after the end.
     mask = layout.mask.astype(np.float64)
@@ -276,18 +366,21 @@ def doubly_robust(
     correction = w * (layout.pad(rewards) - layout.pad(q_taken)) * layout.discounts
     baseline = w_prev * layout.pad(v_state) * layout.discounts
     ess = effective_sample_size(w[:, -1])
-    name = "wdr" if weighted else "dr"
+    name = _name("wdr" if weighted else "dr", clip)
     if not weighted:
-        return _mean_estimate(
+        est = _mean_estimate(
             name, (correction + baseline).sum(1), n_resamples, confidence, rng, ess
         )
+        est.clip = report
+        return est
     # Normalizers over all episodes (ended ones keep their last weight, the absorbing state).
     w_prev_all = np.concatenate([np.ones((layout.n_episodes, 1)), w[:, :-1]], axis=1)
     value = _ratio_sum(correction.sum(0), w.sum(0)) + _ratio_sum(baseline.sum(0), w_prev_all.sum(0))
     rng = np.random.default_rng(rng)
     counts = _counts(layout.n_episodes, n_resamples, rng)
     samples = _ratio_samples(counts, correction, w) + _ratio_samples(counts, baseline, w_prev_all)
-    return Estimate(name, value, _interval(value, samples, confidence, layout.n_episodes), ess)
+    interval = _interval(value, samples, confidence, layout.n_episodes)
+    return Estimate(name, value, interval, ess, clip=report)
 
 
 def direct(

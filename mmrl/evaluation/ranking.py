@@ -31,6 +31,7 @@ from mmrl.evaluation.behaviour import (
 )
 from mmrl.evaluation.offline import (
     FEATURE_MODES,
+    FQEResult,
     OfflineResult,
     PolicyOutputs,
     fitted_q_evaluation,
@@ -53,7 +54,8 @@ __all__ = [
 
 ALIASES = {"is": "pdis", "wis": "wpdis", "value": "value_head"}
 """Other names ``--estimators`` accepts (the issue's ``wis``, the literature's ``is``)."""
-_WEIGHTED = ("pdis", "wpdis", "dr", "wdr")
+_WEIGHTED = ("pdis", "wpdis", "dr", "wdr", *ope.CLIPPED)
+_MODEL_BASED = ("fqe", "dr", "wdr", "cdr", "cwdr")  # the estimators that use the FQE fit
 
 
 def parse_estimators(text: str) -> list[str]:
@@ -103,6 +105,8 @@ class PolicyReport:
         offline: Agreement, log-likelihood and FQE diagnostics (``None`` for policies without
             a network).
         seconds: Wall time spent on this policy.
+        fqe: The FQE fit (reference policies included), or ``None`` when no estimator
+            needed one.
     """
 
     label: str
@@ -111,9 +115,12 @@ class PolicyReport:
     support: ope.SupportCheck | None
     offline: OfflineResult | None
     seconds: float
+    fqe: FQEResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = self.offline.to_dict() if self.offline is not None else {}
+        if self.offline is None and self.fqe is not None:  # reference policies: the fit only
+            out["fqe"] = {"value": self.fqe.value, **self.fqe.diagnostics()}
         out.update(
             {
                 "label": self.label,
@@ -170,11 +177,17 @@ class Ranking:
                 row[f"{name}_low"] = est.interval.low if est else ""
                 row[f"{name}_high"] = est.interval.high if est else ""
                 row[f"{name}_ess"] = est.ess if est and est.ess is not None else ""
+                if name in ope.CLIPPED:
+                    row[f"{name}_ess_unclipped"] = est.clip.ess_unclipped if est else ""
             row["support_coverage"] = report.support.coverage if report.support else ""
             row["support_mismatch"] = report.support.mismatch if report.support else ""
             if report.offline is not None:
                 row["agreement"] = report.offline.agreement
-                row["fqe_td_rmse"] = report.offline.fqe.td_error
+                fqe = report.offline.fqe
+                row["fqe_td_rmse"] = fqe.td_error
+                heldout = fqe.heldout_td_error
+                row["fqe_heldout_td_rmse"] = heldout if heldout is not None else ""
+                row["fqe_clipped_targets"] = fqe.clipped_targets
             row["seconds"] = round(report.seconds, 3)
             rows.append(row)
         return rows
@@ -266,6 +279,8 @@ def estimate_policy(
     stochastic: bool = False,
     iterations: int | None = None,
     steps_per_iter: int = 25,
+    fqe_holdout: float = 0.1,
+    weight_clip: float | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> PolicyReport:
@@ -292,7 +307,7 @@ def estimate_policy(
     boot = {"n_resamples": n_resamples, "rng": seed}
     estimates: dict[str, ope.Estimate] = {}
     fqe = None
-    needs_model = {"fqe", "dr", "wdr"} & set(estimators)
+    needs_model = set(_MODEL_BASED) & set(estimators)
     if needs_model:
         fqe = fitted_q_evaluation(
             data,
@@ -303,6 +318,7 @@ def estimate_policy(
             iterations=iterations,
             steps_per_iter=steps_per_iter,
             stochastic=(stochastic or reference) and data.discrete,
+            holdout=fqe_holdout,
             seed=seed,
             device=policy.policy.device if not reference else "cpu",
         )
@@ -321,17 +337,28 @@ def estimate_policy(
     elif weighted and behaviour is not None:
         log_ratio = log_pi - behaviour.log_prob
         support = ope.support_check(log_ratio)
+        clip_at = (
+            weight_clip if weight_clip is not None else ope.default_weight_clip(data.n_episodes)
+        )
         for name in weighted:
-            if name == "pdis":
-                est = ope.pdis(layout, data.rewards, log_ratio, **boot)
-            elif name == "wpdis":
-                est = ope.wpdis(layout, data.rewards, log_ratio, **boot)
+            base = ope.CLIPPED.get(name, name)
+            clip = clip_at if name in ope.CLIPPED else None
+            if base == "pdis":
+                est = ope.pdis(layout, data.rewards, log_ratio, clip=clip, **boot)
+            elif base == "wpdis":
+                est = ope.wpdis(layout, data.rewards, log_ratio, clip=clip, **boot)
             else:
                 v_state = fqe.state_values[data.state_idx]
                 est = ope.doubly_robust(
                     layout, data.rewards, log_ratio, fqe.q_taken, v_state,
-                    weighted=name == "wdr", **boot,
+                    weighted=base == "wdr", clip=clip, **boot,
                 )  # fmt: skip
+            if est.clip is not None and est.clip.clipped_episodes:
+                est.notes.append(
+                    f"{name}: weights clipped at {est.clip.threshold:.3g} in "
+                    f"{est.clip.clipped_episodes} of {data.n_episodes} episodes, ESS "
+                    f"{est.clip.ess_unclipped:.1f} -> {est.ess:.1f}"
+                )
             if behaviour.source == "estimated":
                 est.notes.append("behaviour policy estimated by behaviour cloning")
             # Below a tenth of the episodes, a handful of trajectories decide the estimate.
@@ -359,10 +386,14 @@ def estimate_policy(
     if note:
         for est in estimates.values():
             est.notes.append(note)
+    if fqe is not None:
+        for name in _MODEL_BASED:
+            if name in estimates:
+                estimates[name].notes.extend(fqe.notes())
     if fqe is not None and not reference:
         offline = offline_result(policy.label, data, outputs, fqe, gamma, fqe_features, t0)
     return PolicyReport(
-        policy.label, estimates, skipped, support, offline, time.perf_counter() - t0
+        policy.label, estimates, skipped, support, offline, time.perf_counter() - t0, fqe
     )
 
 
@@ -394,6 +425,8 @@ def evaluate_policies(
     stochastic: bool = False,
     iterations: int | None = None,
     steps_per_iter: int = EvaluateOfflineOptions.fqe_steps,
+    fqe_holdout: float = EvaluateOfflineOptions.fqe_holdout,
+    weight_clip: float | None = EvaluateOfflineOptions.weight_clip,
     n_resamples: int = EvaluateOfflineOptions.bootstrap,
     seed: int = EvaluateOfflineOptions.seed,
 ) -> Ranking:
@@ -413,6 +446,11 @@ def evaluate_policies(
             (the same fixed features for every policy, :func:`data_features`).
         stochastic: Evaluate the policies' stochastic forms (default greedy).
         iterations, steps_per_iter: FQE settings.
+        fqe_holdout: Fraction of the episodes FQE leaves out of its fit to report the
+            held-out Bellman error (0: none).
+        weight_clip: Threshold of the clipped estimators (``cpdis``, ``cwpdis``, ``cdr``,
+            ``cwdr``); ``None``: :func:`~mmrl.evaluation.ope.default_weight_clip`,
+            ``sqrt(episodes)``.
         n_resamples: Bootstrap resamples over episodes.
         seed: FQE, behaviour cloning and bootstrap seed.
 
@@ -436,6 +474,10 @@ def evaluate_policies(
                           field="behaviour")  # fmt: skip
     if not 0.0 < gamma <= 1.0:
         raise ConfigError(f"must be in (0, 1], got {gamma}", field="gamma")
+    if weight_clip is not None and not weight_clip > 0:
+        raise ConfigError(f"must be > 0, got {weight_clip}", field="weight_clip")
+    if not 0.0 <= fqe_holdout < 1.0:
+        raise ConfigError(f"must be in [0, 1), got {fqe_holdout}", field="fqe_holdout")
     check_logged_data(data)
     for policy in policies:  # refuse a misfit before any fitting
         if policy.policy is not None:
@@ -473,6 +515,8 @@ def evaluate_policies(
             stochastic=stochastic,
             iterations=iterations,
             steps_per_iter=steps_per_iter,
+            fqe_holdout=fqe_holdout,
+            weight_clip=weight_clip,
             n_resamples=n_resamples,
             seed=seed,
         )

@@ -15,7 +15,9 @@ from gymnasium import spaces
 from mmrl.densities import epsilon_mixture, point_mass_log_prob
 from mmrl.evaluation.ope import (
     EpisodeMatrix,
+    clip_weights,
     cumulative_weights,
+    default_weight_clip,
     direct,
     doubly_robust,
     effective_sample_size,
@@ -147,29 +149,45 @@ def test_doubly_robust_with_a_biased_model_stays_unbiased(logged):
         assert est.value == pytest.approx(truth, abs=0.15), (weighted, est.value, truth)
 
 
+def tabular_data(logged, features=None):
+    """The logged episodes as :class:`LoggedData`: each episode's steps then its final
+    (terminal) state, as the reader stores them; ``features(state_of)`` -> ``(S, F)`` (default:
+    one-hot states). Returns ``(data, state_of)``."""
+    from mmrl.data.episodes import LoggedData
+
+    e, t, s, a, rew = logged
+    n_ep = e.max() + 1
+    lengths = np.bincount(e, minlength=n_ep)
+    offsets = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
+    state_idx = offsets[e] + t
+    n_states = int((lengths + 1).sum())
+    state_of = np.full(n_states, 3)  # 3: the terminal state after each episode
+    state_of[state_idx] = s
+    obs = (np.eye(4)[state_of] if features is None else features(state_of)).astype(np.float32)
+    terminated = np.zeros(len(e), bool)
+    terminated[np.cumsum(lengths) - 1] = True
+    space = spaces.Dict({"obs": spaces.Box(-np.inf, np.inf, obs.shape[1:], np.float32)})
+    data = LoggedData("tabular", space, spaces.Discrete(2), {"obs": obs}, a, rew,
+                      terminated, state_idx, offsets, e, t)  # fmt: skip
+    return data, state_of
+
+
 def test_fqe_is_biased_where_importance_sampling_is_not(logged):
     """FQE with features that alias states 1 and 2 cannot represent Q: it is biased, while
     PDIS on the same data is not. Both behaviours are pinned."""
-    from mmrl.data.episodes import LoggedData
     from mmrl.evaluation.offline import PolicyOutputs, fitted_q_evaluation
 
     truth = true_values(TARGET)[0] @ START
     e, t, s, a, rew = logged
     n_ep = e.max() + 1
-    # States: each episode's steps then its final (terminal) state, as LoggedData stores them.
-    lengths = np.bincount(e, minlength=n_ep)
-    offsets = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-    state_idx = offsets[e] + t
-    n_states = int((lengths + 1).sum())
-    state_of = np.zeros(n_states, int)
-    state_of[state_idx] = s
-    aliased = np.stack([state_of != 2, state_of == 2], 1).astype(np.float32)  # 0 and 1 merged
-    terminated = np.zeros(len(e), bool)
-    terminated[np.cumsum(lengths) - 1] = True
-    space = spaces.Dict({"obs": spaces.Box(0, 1, (2,), np.float32)})
-    data = LoggedData("tabular", space, spaces.Discrete(2), {"obs": aliased}, a, rew,
-                      terminated, state_idx, offsets, e, t)  # fmt: skip
-    probs = TARGET[state_of]
+
+    def alias(state_of):  # states 0 and 1 merged (the terminal state with them: never read)
+        return np.stack([state_of != 2, state_of == 2], 1)
+
+    data, state_of = tabular_data(logged, alias)
+    n_states = data.n_states
+    aliased = data.observations["obs"]
+    probs = TARGET[np.minimum(state_of, 2)]
     outputs = PolicyOutputs(probs.argmax(1), np.log(probs), None, aliased)
     fqe = fitted_q_evaluation(data, outputs, GAMMA, iterations=40, steps_per_iter=30,
                               stochastic=True, seed=0)  # fmt: skip
@@ -247,3 +265,134 @@ def test_weighted_is_without_any_consistent_episode_is_nan():
     layout = EpisodeMatrix.from_steps(np.array([0, 1]), np.array([0, 0]), 2, GAMMA)
     est = wpdis(layout, np.array([1.0, 2.0]), np.array([-np.inf, -np.inf]), n_resamples=10)
     assert np.isnan(est.value) and est.ess == 0.0 and "weight is 0" in est.notes[0]
+
+
+# ---------------------------------------------------------------------------- FQE's guards
+def _fqe(data, probs, **kwargs):
+    """FQE of the stochastic policy ``probs`` (``(S, 2)``) on ``data``'s own features."""
+    from mmrl.evaluation.offline import PolicyOutputs, fitted_q_evaluation
+
+    feats = data.observations["obs"]
+    outputs = PolicyOutputs(probs.argmax(1), np.log(probs), None, feats)
+    settings = {"iterations": 40, "steps_per_iter": 30, "stochastic": True, "seed": 0}
+    return fitted_q_evaluation(data, outputs, GAMMA, **{**settings, **kwargs})
+
+
+def test_fqe_uses_the_action_to_tell_apart_policies_on_the_same_states(logged):
+    """'Always action 0' and 'always action 1' visit the logged states alike; only Q's
+    dependence on the action separates them. A Q-function of the state alone (the behaviour
+    policy's value, the pull FQE showed on the benchmark) gives both the same number."""
+    data, state_of = tabular_data(logged)
+    values = {}
+    for action in (0, 1):
+        pi = np.full((3, 2), 1e-6)
+        pi[:, action] = 1.0 - 1e-6
+        truth = true_values(pi)[0] @ START
+        fqe = _fqe(data, pi[np.minimum(state_of, 2)])
+        assert fqe.value == pytest.approx(truth, abs=0.15), (action, fqe.value, truth)
+        assert fqe.action_sensitivity > 0.3  # |Q(s, a_logged) - V(s)|, R differs by >= 1
+        values[action] = fqe.value
+    gap = abs(true_values(np.eye(2)[[0, 0, 0]])[0] - true_values(np.eye(2)[[1, 1, 1]])[0]) @ START
+    assert gap > 1.0 and abs(values[0] - values[1]) > 0.8 * gap
+    # The action-insensitive baseline: V of the behaviour policy for both.
+    behaviour = true_values(BEHAVIOUR)[0] @ START
+    assert min(abs(values[0] - behaviour), abs(values[1] - behaviour)) > 0.4
+
+
+def test_fqe_reports_the_held_out_bellman_error(logged):
+    """Fitted on 90 % of the episodes, the residual on the other 10 % is reported: about the
+    fitted one where the features generalize (one-hot states), far above it where they
+    cannot (a random vector per logged state: the fit memorizes its own episodes)."""
+    small = tuple(x[logged[0] < 300] for x in logged)
+    data, state_of = tabular_data(small)
+    probs = TARGET[np.minimum(state_of, 2)]
+    fqe = _fqe(data, probs)
+    assert fqe.heldout_episodes == 30 and fqe.heldout_td_error is not None
+    assert fqe.heldout_td_error < 1.3 * fqe.td_error, (fqe.heldout_td_error, fqe.td_error)
+    rng = np.random.default_rng(0)
+    noise, _ = tabular_data(small, lambda states: rng.normal(size=(len(states), 64)))
+    memorized = _fqe(noise, probs, steps_per_iter=100)
+    assert memorized.heldout_td_error > 1.5 * memorized.td_error
+    assert memorized.diagnostics()["heldout_td_rmse"] == memorized.heldout_td_error
+    whole = _fqe(data, probs, holdout=0.0)
+    assert whole.heldout_td_error is None and whole.heldout_episodes == 0
+    with pytest.raises(ValueError, match="holdout"):
+        _fqe(data, probs, holdout=1.0)
+
+
+def test_return_bounds():
+    from mmrl.evaluation.offline import return_bounds
+
+    rewards = np.array([-0.5, 0.2, 2.0])
+    assert return_bounds(rewards, 0.5, 1) == (-0.5, 2.0)  # the first iterate: one reward
+    assert return_bounds(rewards, 0.5, 3) == pytest.approx((-0.875, 3.5))
+    assert return_bounds(rewards, 1.0, 4) == (-2.0, 8.0)
+    # Positive rewards only: an episode can still end at once, so 0 is the floor.
+    assert return_bounds(np.array([1.0, 3.0]), 0.9, 10**6) == pytest.approx((0.0, 30.0))
+
+
+def test_fqe_divergence_guard_keeps_values_in_the_achievable_range(logged):
+    """A fit that runs away (here a far too large step size) leaves the range of returns
+    the logged rewards allow: the guard clips targets and values to it and says so."""
+    small = tuple(x[logged[0] < 200] for x in logged)
+    data, state_of = tabular_data(small)
+    probs = TARGET[np.minimum(state_of, 2)]
+    wild = _fqe(data, probs, iterations=20, steps_per_iter=10, lr=1.0, clip_returns=False)
+    low, high = wild.return_bounds
+    assert wild.state_values.min() < low or wild.state_values.max() > high
+    assert wild.bounds_hit and "not clipped" in wild.notes()[0]
+    guarded = _fqe(data, probs, iterations=20, steps_per_iter=10, lr=1.0)
+    assert low <= guarded.state_values.min() and guarded.state_values.max() <= high
+    assert low <= guarded.q_taken.min() and guarded.q_taken.max() <= high
+    assert guarded.clipped_targets > 0 and "were clipped" in guarded.notes()[0]
+    # A sound fit stays inside: here the bounds are tight (action 0 in state 2 earns the
+    # largest reward and may repeat), so regression noise grazes them in a few targets only.
+    sound = _fqe(data, probs)
+    assert sound.clipped_values == 0.0 and sound.clipped_targets < 1e-3
+
+
+# ---------------------------------------------------------------------------- weight clipping
+def test_weight_clipping_bounds_the_weights_and_raises_the_ess(logged):
+    e, t, s, a, rew = logged
+    layout = EpisodeMatrix.from_steps(e, t, e.max() + 1, GAMMA)
+    lr = _log_ratio(TARGET, BEHAVIOUR, s, a)
+    w = cumulative_weights(layout.pad(lr))
+    clip = default_weight_clip(layout.n_episodes)
+    assert clip == pytest.approx(np.sqrt(4000)) and w.max() > clip
+    clipped, report = clip_weights(w, clip)
+    assert clipped.max() == clip and np.array_equal(clipped[w <= clip], w[w <= clip])
+    assert report.clipped_episodes == int((w > clip).any(axis=1).sum()) > 0
+    for fn, name in ((pdis, "cpdis"), (wpdis, "cwpdis")):
+        plain, cut = fn(layout, rew, lr), fn(layout, rew, lr, clip=clip)
+        assert cut.estimator == name and plain.clip is None
+        assert cut.clip.ess_unclipped == pytest.approx(plain.ess)
+        assert cut.ess > plain.ess
+        assert cut.to_dict()["clip"]["threshold"] == clip
+    for weighted, name in ((False, "cdr"), (True, "cwdr")):
+        _, q = true_values(TARGET)
+        est = doubly_robust(layout, rew, lr, q[s, a], (TARGET * q).sum(1)[s], weighted=weighted,
+                            clip=clip)  # fmt: skip
+        assert est.estimator == name and est.clip.clipped_episodes == report.clipped_episodes
+    # Clipping above every weight changes nothing: the unclipped estimator is the limit.
+    unclipped = pdis(layout, rew, lr).value
+    assert pdis(layout, rew, lr, clip=w.max() + 1).value == pytest.approx(unclipped)
+    assert clip_weights(w, None) == (w, None)
+    with pytest.raises(ValueError, match="weight_clip"):
+        pdis(layout, rew, lr, clip=0.0)
+
+
+def test_weight_clipping_lowers_the_variance_over_datasets():
+    """Over many small datasets a long-horizon target (far from the behaviour policy) makes
+    PDIS swing; clipped PDIS swings less, at the price of a bias the test also bounds."""
+    target = np.array([[0.05, 0.95], [0.95, 0.05], [0.9, 0.1]])
+    truth = true_values(target)[0] @ START
+    plain, cut = [], []
+    for seed in range(60):
+        e, t, s, a, rew = simulate(BEHAVIOUR, 40, seed=300 + seed)
+        layout = EpisodeMatrix.from_steps(e, t, e.max() + 1, GAMMA)
+        lr = _log_ratio(target, BEHAVIOUR, s, a)
+        plain.append(pdis(layout, rew, lr, n_resamples=10).value)
+        cut.append(pdis(layout, rew, lr, clip=default_weight_clip(40), n_resamples=10).value)
+    plain, cut = np.array(plain), np.array(cut)
+    assert cut.std() < 0.7 * plain.std(), (cut.std(), plain.std())
+    assert np.sqrt(np.mean((cut - truth) ** 2)) < np.sqrt(np.mean((plain - truth) ** 2))

@@ -104,9 +104,35 @@ def test_cli_ranks_writes_json_and_csv(expert_zip, random_zip, datasets, tmp_pat
     assert len(rows) == 3
 
 
+def test_clipped_weights_and_fqe_diagnostics_are_reported(expert_zip, datasets, tmp_path):
+    """The clipped estimators sit next to the unclipped ones with their threshold and ESS
+    before and after; every policy's FQE fit reports its held-out Bellman error and bounds."""
+    out, table = tmp_path / "rank.json", tmp_path / "rank.csv"
+    args = ["evaluate-offline", str(expert_zip), "random", "--dataset", LOGGED, "--estimators",
+            "pdis,cpdis,fqe,cdr", "--gamma", "0.9", "--fqe-iters", "10", "--fqe-steps", "10",
+            "--bootstrap", "50", "--weight-clip", "3", "--json", str(out),
+            "--csv", str(table)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    for result in report["results"]:
+        plain, cut = result["estimates"]["pdis"], result["estimates"]["cpdis"]
+        assert cut["clip"]["threshold"] == 3.0 and plain["clip"] is None
+        assert cut["clip"]["ess_unclipped"] == pytest.approx(plain["ess"])
+        assert cut["ess"] >= plain["ess"] - 1e-9
+        assert result["estimates"]["cdr"]["clip"]["threshold"] == 3.0
+        fqe = result["fqe"]  # the model's full report, or the fit alone for "random"
+        assert fqe["heldout_episodes"] == 20 and fqe["heldout_td_rmse"] > 0
+        assert fqe["return_bounds"][0] <= fqe["value"] <= fqe["return_bounds"][1]
+        assert {"clipped_targets", "bounds_hit", "action_sensitivity"} <= set(fqe)
+    header = table.read_text().splitlines()[0].split(",")
+    assert {"cpdis_ess_unclipped", "fqe_heldout_td_rmse", "fqe_clipped_targets"} <= set(header)
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
+        (["--dataset", LOGGED, "--weight-clip", "0"], "--weight-clip"),
+        (["--dataset", LOGGED, "--fqe-holdout", "0.9"], "--fqe-holdout"),
         (["--dataset", "test/corridor/one-v0"], "has 1 episode"),
         (["--dataset", LOGGED, "--estimators", "wis,magic"], "--estimators"),
         (["--dataset", PLAIN, "--behaviour", "logged"], "no logged behaviour probabilities"),
