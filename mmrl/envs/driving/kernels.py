@@ -197,3 +197,58 @@ def render_kernel(
                     out[q, r, 3 * c] = car_rgb[q, j, 0]
                     out[q, r, 3 * c + 1] = car_rgb[q, j, 1]
                     out[q, r, 3 * c + 2] = car_rgb[q, j, 2]
+
+
+@njit(cache=True, nogil=True)
+def _floor_mod(a, period):
+    """:func:`mmrl.envs.numeric.floor_mod` of one float64 (``np.mod`` bit for bit for a
+    whole-number period; the proof is there)."""
+    r = a - np.floor(a / period) * period
+    return r + period if r < 0.0 else r
+
+
+@njit(cache=True, nogil=True)
+def road_kinds_kernel(
+    q_x, copies, n_lanes, ramp_start, ramp_end, onramp_end, has_onramp, dash_period,
+    dash_cut, exit_period, exit_cut, arrow_lead, arrow_spacing, arrow_length, res_x, chev0,
+    n_chev, after0, n_after, per_lanes, kinds,
+):  # fmt: skip
+    """Row kind of every strip row of copies ``copies`` for new episodes on their roads.
+
+    Same arithmetic as :meth:`mmrl.envs.driving.camera.Camera.paint_roads`' former array
+    code (see there for what the kinds are), per strip row, in float64.
+
+    Args:
+        q_x: ``(n_q,)`` float64 road position of each strip row.
+        copies: ``(k,)`` int64 row of each copy in ``kinds``.
+        n_lanes: ``(k,)`` int64; ramp_start, ramp_end, onramp_end: ``(k,)`` float64 (the
+            last read only when ``has_onramp``).
+        dash_period, dash_cut, exit_period, exit_cut: float64 lane and exit-lane dash
+            periods and the positions within a period below which a row shows the dash.
+        arrow_lead, arrow_spacing, arrow_length: float64 chevron geometry; res_x: float64
+            metres per row.
+        chev0, n_chev, after0, n_after, per_lanes: int64 table layout (``row_table``).
+        kinds: ``(n, n_q)`` int64 output rows.
+    """
+    n_q = q_x.shape[0]
+    for q in range(copies.shape[0]):
+        rs, re = ramp_start[q], ramp_end[q]
+        base = n_lanes[q] * per_lanes
+        row = kinds[copies[q]]
+        for i in range(n_q):
+            x = q_x[i]
+            rel = x - re
+            dash = 1 if _floor_mod(rel, dash_period) < dash_cut else 0
+            in_exit = (x >= rs) & (rel <= 0.0)
+            if has_onramp:
+                in_exit |= x <= onramp_end[q]
+            exd = 1 if _floor_mod(rel, exit_period) < exit_cut else 0
+            kind = 2 + 2 * dash + exd if in_exit else dash
+            u = x - (rs - arrow_lead)
+            um = _floor_mod(u, arrow_spacing)
+            if (u >= 0.0) & (x < rs) & (um < arrow_length):
+                kind = chev0 + 2 * min(np.int64(um / res_x), n_chev - 1) + dash
+            if rel > 0.0:
+                after = rel / res_x
+                kind = after0 + min(np.int64(after if after > 0.0 else 0.0), n_after - 1)
+            row[i] = kind + base
