@@ -18,21 +18,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmrl.envs.kernels import np_maximum, np_minimum
+
 _F0 = np.float32(0.0)
 _TINY = 1e-9
 """Beam components below this magnitude are inverted as this (float64)."""
-
-
-@njit(cache=True, nogil=True)
-def _minimum(a, b):
-    """``np.minimum(a, b)`` of two non-NaN scalars: the second operand on ties."""
-    return a if a < b else b
-
-
-@njit(cache=True, nogil=True)
-def _maximum(a, b):
-    """``np.maximum(a, b)`` of two non-NaN scalars: the second operand on ties."""
-    return a if a > b else b
 
 
 @njit(cache=True, nogil=True)
@@ -78,7 +68,7 @@ def scan_kernel(
                     xh = x0 + t * dx[bq, j]
                     hit = (t >= _F0) & (xh >= lo) & (xh <= hi)
                     v = t if hit else r_max
-                    dist[j] = v if row == 0 else _minimum(dist[j], v)
+                    dist[j] = v if row == 0 else np_minimum(dist[j], v)
             # Across-road steps.
             for row in range(v_c.shape[0]):
                 c, lo, hi = v_c[row, e, 0], v_lo[row, e, 0], v_hi[row, e, 0]
@@ -104,14 +94,14 @@ def scan_kernel(
             for j in range(n_beams):
                 cx = rx * ix[bq, j]
                 cy = ry * iy[bq, j]
-                t_near = _maximum(cx - hx_ix[bq, j], cy - hy_iy[bq, j])
-                t_far = _minimum(cx + hx_ix[bq, j], cy + hy_iy[bq, j])
+                t_near = np_maximum(cx - hx_ix[bq, j], cy - hy_iy[bq, j])
+                t_far = np_minimum(cx + hx_ix[bq, j], cy + hy_iy[bq, j])
                 hit = (t_near <= t_far) & (t_far >= _F0)
                 v = t_near if hit else r_max
-                cars[j] = v if i == 0 else _minimum(cars[j], v)
+                cars[j] = v if i == 0 else np_minimum(cars[j], v)
         # t_near < 0 only when the ego is inside a box (a crash): range 0 then.
         for j in range(n_beams):
-            out[q, j] = _minimum(_maximum(_minimum(dist[j], cars[j]), _F0), r_max)
+            out[q, j] = np_minimum(np_maximum(np_minimum(dist[j], cars[j]), _F0), r_max)
 
 
 @njit(cache=True, nogil=True)

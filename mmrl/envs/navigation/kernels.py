@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmrl.envs.kernels import np_maximum, np_minimum
+
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
 _HALF = np.float32(0.5)
@@ -67,8 +69,7 @@ def cast_rays_kernel(
     inv_y = np.empty(n_rays, np.float32)
     t_box = np.empty(n_rays, np.float32)
     x_box = np.empty(n_rays, np.bool_)
-    # np.minimum(a, b) is ``a if a < b else b`` and np.maximum(a, b) ``a if a > b else b``
-    # (the second operand on ties, which decides the sign of a zero): written so here.
+    # np_minimum/np_maximum: np.minimum/np.maximum's operand on ties (the sign of a zero).
     # Each phase is a branch-free loop over the copy's rays (selects, no early exits), which
     # LLVM compiles to SIMD over 16 rays at a time.
     for b in range(n_copies):
@@ -84,7 +85,7 @@ def cast_rays_kernel(
             ty = ((h if iy > _F0 else _F0) - oy) * iy
             inv_x[i], inv_y[i] = ix, iy
             x_face[b, i] = tx < ty
-            t_solid[b, i] = tx if tx < ty else ty
+            t_solid[b, i] = np_minimum(tx, ty)
         # Boxes, slab method, one box at a time; ties keep the first box.
         for m in range(n_boxes):
             cx, cy, hx, hy = boxes[b, m, 0], boxes[b, m, 1], boxes[b, m, 2], boxes[b, m, 3]
@@ -94,12 +95,10 @@ def cast_rays_kernel(
             for i in range(n_rays):
                 ax, bx = lo_x * inv_x[i], hi_x * inv_x[i]
                 ay, by = lo_y * inv_y[i], hi_y * inv_y[i]
-                tx_near = ax if ax < bx else bx
-                tx_far = ax if ax > bx else bx
-                ty_near = ay if ay < by else by
-                ty_far = ay if ay > by else by
-                t_near = tx_near if tx_near > ty_near else ty_near
-                t_far = tx_far if tx_far < ty_far else ty_far
+                tx_near, tx_far = np_minimum(ax, bx), np_maximum(ax, bx)
+                ty_near, ty_far = np_minimum(ay, by), np_maximum(ay, by)
+                t_near = np_maximum(tx_near, ty_near)
+                t_far = np_minimum(tx_far, ty_far)
                 hit = (t_near <= t_far) & (t_near > _F0) & valid
                 t_m = t_near if hit else _FAR
                 closer = (m == 0) | (t_m < t_box[i])
@@ -120,22 +119,21 @@ def cast_rays_kernel(
                 f = rel_x * ddx + rel_y * ddy
                 la = rel_y * ddx - rel_x * ddy
                 q = r2 - la * la
-                t = f - np.sqrt(q if q > _F0 else _F0)
+                t = f - np.sqrt(np_maximum(q, _F0))
                 seen = (abs(la) < radius) & (t > _F0) & (t < t_solid[b, i]) & valid
                 t = t if seen else _FAR
                 fwd[k, b, i] = f
                 lat[k, b, i] = la
                 t_obj[k, b, i] = t
                 acc = t_nearest[b, i]
-                t_nearest[b, i] = t if k == 0 else (acc if acc < t else t)
+                t_nearest[b, i] = t if k == 0 else np_minimum(acc, t)
 
 
 @njit(cache=True, nogil=True)
 def _lamp(lamp_range, fade, t):
     """Lamp light at ray distance ``t`` (float32): ``clip((lamp_range - t) * fade, 0, 1)``."""
     v = (lamp_range - t) * fade
-    v = v if v > _F0 else _F0
-    return v if v < _F1 else _F1
+    return np_minimum(np_maximum(v, _F0), _F1)
 
 
 @njit(cache=True, nogil=True)
@@ -204,7 +202,7 @@ def shade_kernel(
                 sh = sh * _lamp(lamp_range, fade, ts)
             box = 1 if is_box[b, c] else 0
             depth = ts * cos[c]
-            depth = depth if depth > _F0_05 else _F0_05
+            depth = np_maximum(depth, _F0_05)
             wall_first = _clip_row(horizon - wall_top / depth, smax)
             wall_end = _clip_row(horizon + wall_bottom / depth, smax)
             for ch in range(3):
@@ -236,9 +234,9 @@ def shade_kernel(
             for c in range(s):
                 k, t2 = ks[c], ts2[c]
                 u = abs(lat[k, b, c]) / radius
-                u = u if u < _F1 else _F1
+                u = np_minimum(u, _F1)
                 d_obj = fwd[k, b, c] * cos[c]
-                d_obj = d_obj if d_obj > _F0_05 else _F0_05
+                d_obj = np_maximum(d_obj, _F0_05)
                 shape = obj_shape[b, k]
                 roundness = np.sqrt(_F1 - u * u)
                 ball = shape == 0
@@ -291,5 +289,4 @@ def _clip_row(x, smax):
     """``clip(ceil(x - 0.5), 0, S)`` of a float32 span end (a whole number), as the NumPy code
     did before its cast to an integer."""
     r = np.ceil(x - _HALF)
-    r = r if r > _F0 else _F0
-    return r if r < smax else smax
+    return np_minimum(np_maximum(r, _F0), smax)
