@@ -98,8 +98,8 @@ def cast_rays(
         The :class:`RayHits`.
     """
     # NumPy's float32 cos/sin (its own SIMD routines; the kernel leaves them to NumPy so the
-    # last bits stay what they were), then one compiled loop per ray (issue 20: ~30 array
-    # operations over (objects, copies, rays) before).
+    # last bits stay what they were), then compiled loops over each copy's rays (issue 20:
+    # ~30 array operations over (objects, copies, rays) before).
     dx, dy = np.cos(angles), np.sin(angles)
     n, n_rays = dx.shape
     k_obj = objects.shape[1]
@@ -209,8 +209,9 @@ class ColumnCamera:
         s = self.size
         lamp = self.lamp_range is not None
         out = np.empty((len(pos), s, s, 3), np.uint8)
-        # One compiled loop per column (issue 20: it replaced ~40 array operations over the
-        # columns, 64-row bit masks and a cv2.remap palette lookup, ~19 us per env-step).
+        # Compiled loops over each copy's columns, then its image rows (issue 20: they
+        # replaced ~40 array operations over the columns, 64-row bit masks and a cv2.remap
+        # palette lookup, ~19 us per env-step).
         shade_kernel(
             s, hits.dx, hits.dy, hits.t_solid, hits.x_face, hits.is_box, hits.t_obj, hits.fwd,
             hits.lat, np.ascontiguousarray(pos, np.float32),
