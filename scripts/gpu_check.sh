@@ -197,9 +197,11 @@ main() {
         export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
     fi
     (( DRY_RUN )) && echo "+ PYTHONPATH=$PYTHONPATH"
-    local versions='import mmrl, gymnasium as g, stable_baselines3 as s, minari as m; print(
-        "mmrl from", mmrl.__file__, "| gymnasium", g.__version__, "| stable-baselines3",
-        s.__version__, "| minari", m.__version__)'
+    # numba comes from the image (the env sensors' kernels): an image numba that does not
+    # work with the image's numpy fails here, before any training.
+    local versions='import mmrl, gymnasium as g, stable_baselines3 as s, minari as m, numba
+print("mmrl from", mmrl.__file__, "| gymnasium", g.__version__, "| stable-baselines3",
+      s.__version__, "| minari", m.__version__, "| numba", numba.__version__)'
     step import 120 "$PY" -c "$versions" || exit 1
     if [[ $BASE == 1 || $BENCH_DEVICE == cuda* ]]; then
         local cuda='import torch; assert torch.cuda.is_available(), "torch sees no CUDA device";

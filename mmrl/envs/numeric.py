@@ -3,10 +3,14 @@
 :func:`floor_mod` is ``np.mod`` (Python's ``%``) for a positive whole-number period, bit for
 bit: NumPy's float ``remainder`` calls the C library's ``fmod`` per element, about ten times
 the cost of a floor, a multiply and a subtract, and it was 70 % of Driving's road painting
-at every reset (issue 20). :func:`scale_uniform` turns raw doubles of
-``Generator.random`` into what ``Generator.uniform`` would have returned from the same
-stream, so consecutive uniform draws can be one generator call (each call costs ~1 us of
-overhead, and Driving's resets make several per copy).
+at every reset (issue 20). That painting is now a compiled loop
+(:func:`mmrl.envs.driving.kernels.road_kinds_kernel`) using the same identity per element;
+this array form and its tests are the reference it relies on.
+
+:func:`scale_uniform` turns raw doubles of ``Generator.random`` into what
+``Generator.uniform`` would have returned from the same stream, so consecutive uniform draws
+can be one generator call (each call costs ~1 us of overhead, and Driving's resets make
+several per copy).
 """
 
 from __future__ import annotations

@@ -1,14 +1,23 @@
-"""``floor_mod`` is ``np.mod`` bit for bit (issue 20), and the road painting that uses it
-gives the row kinds ``np.mod`` gave, over many more roads than the golden hashes see."""
+"""``floor_mod`` is ``np.mod`` bit for bit (issue 20), and the road painting (now a compiled
+loop using the same identity) gives the row kinds ``np.mod`` gave, over many more roads than
+the golden hashes see."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mmrl.envs.driving import camera as driving_camera
 from mmrl.envs.driving.camera import Camera
-from mmrl.envs.driving.road import RAMP_END_RANGE
+from mmrl.envs.driving.road import (
+    ARROW_LEAD,
+    ARROW_LENGTH,
+    ARROW_SPACING,
+    DASH_LENGTH,
+    DASH_PERIOD,
+    EXIT_DASH_LENGTH,
+    EXIT_DASH_PERIOD,
+    RAMP_END_RANGE,
+)
 from mmrl.envs.numeric import floor_mod
 
 
@@ -44,19 +53,50 @@ def test_floor_mod_leaves_its_input_alone() -> None:
     assert a.tolist() == [-1.5, 2.5, 13.0]
 
 
+def frozen_paint_roads(camera, idx, n_lanes, ramp_start, ramp_end, onramp_end=None):
+    """``Camera.paint_roads`` before issue 20 (with ``np.mod``), verbatim."""
+    camera._windows  # noqa: B018
+    lay = camera._layout
+    x = camera._q_x[None, :]
+    rs = ramp_start[:, None]
+    rel = x - ramp_end[:, None]
+    dash = (np.mod(rel, DASH_PERIOD) < max(DASH_LENGTH, camera.res_x)).astype(np.int64)
+    in_exit = (x >= rs) & (rel <= 0)
+    if onramp_end is not None:
+        in_exit |= x <= onramp_end[:, None]
+    exd = np.mod(rel, EXIT_DASH_PERIOD) < max(EXIT_DASH_LENGTH, camera.res_x)
+    kind = np.where(in_exit, 2 + 2 * dash + exd, dash)
+    u = x - (rs - ARROW_LEAD)
+    um = np.mod(u, ARROW_SPACING)
+    chev = (u >= 0) & (x < rs) & (um < ARROW_LENGTH)
+    sub = np.minimum((um / camera.res_x).astype(np.int64), lay["n_chev"] - 1)
+    kind = np.where(chev, lay["chev0"] + 2 * sub + dash, kind)
+    after = np.minimum(np.maximum(rel / camera.res_x, 0).astype(np.int64), lay["n_after"] - 1)
+    kind = np.where(rel > 0, lay["after0"] + after, kind)
+    camera.kinds[idx] = kind + (n_lanes * lay["per_lanes"])[:, None]
+
+
+@pytest.mark.parametrize("onramp", [True, False])
 @pytest.mark.parametrize("view", [(60.0, 20.0), (76.0, 4.0)])  # v0's and v1's camera
-def test_paint_roads_matches_np_mod(monkeypatch: pytest.MonkeyPatch, view: tuple) -> None:
+def test_paint_roads_matches_np_mod(view: tuple, onramp: bool) -> None:
+    """The compiled road rows (``road_kinds_kernel``) against the array code with np.mod,
+    on many random roads, ramps ending on dash and chevron boundaries among them."""
     rng = np.random.default_rng(1)
     m = 400
+    new, old = Camera(m, 64, *view), Camera(m, 64, *view)
     n_lanes = rng.integers(2, 5, m)
     ramp_end = rng.uniform(*RAMP_END_RANGE, m)
     ramp_start = ramp_end - rng.uniform(80.0, 200.0, m)
-    onramp_end = rng.uniform(100.0, 160.0, m)
-    idx = np.arange(m)
-    kinds = []
-    for fn in (floor_mod, np.mod):
-        monkeypatch.setattr(driving_camera, "floor_mod", fn)
-        camera = Camera(m, 64, *view)
-        camera.paint_roads(idx, n_lanes, ramp_start, ramp_end, onramp_end)
-        kinds.append(camera.kinds.copy())
-    assert np.array_equal(kinds[0], kinds[1])
+    # Roads where some strip row x falls exactly on a lane-dash, exit-dash or chevron edge
+    # (x - ramp_end = 4 or 2.5, (x - ramp_start + 150) mod 30 = 4; exact in float64).
+    grid = new._q_x[(new._q_x > RAMP_END_RANGE[0]) & (new._q_x < RAMP_END_RANGE[1])]
+    rows = rng.choice(grid, 120)
+    ramp_end[:40] = rows[:40] - DASH_LENGTH
+    ramp_end[40:80] = rows[40:80] - EXIT_DASH_LENGTH
+    ramp_start[80:120] = rows[80:120] + ARROW_SPACING - ARROW_LENGTH
+    ramp_end[80:120] = ramp_start[80:120] + 100.0
+    onramp_end = rng.uniform(100.0, 160.0, m) if onramp else None
+    idx = rng.permutation(m)
+    new.paint_roads(idx, n_lanes, ramp_start, ramp_end, onramp_end)
+    frozen_paint_roads(old, idx, n_lanes, ramp_start, ramp_end, onramp_end)
+    assert new.kinds.dtype == old.kinds.dtype and np.array_equal(new.kinds, old.kinds)

@@ -300,14 +300,10 @@ def test_driving_infos_match_frozen_code(env_id: str) -> None:
     assert resets > 0
 
 
-@pytest.mark.parametrize(("camera_size", "remap_rows"), [(256, None), (48, 100)])
-def test_navigation_camera_render_matches_frozen_shade(
-    camera_size: int, remap_rows: int | None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A 256-pixel camera (four mask words per column; uint16 rows in the frozen code), and a
-    batch split over several ``cv2.remap`` calls, on random rooms."""
-    if remap_rows is not None:
-        monkeypatch.setattr(camera_module, "_REMAP_ROWS", remap_rows)  # 2 copies per call
+@pytest.mark.parametrize("camera_size", [256, 255, 254, 48])
+def test_navigation_camera_render_matches_frozen_shade(camera_size: int) -> None:
+    """Large cameras (uint16 span rows from 255 pixels on, in the frozen code and in the
+    kernel's scratch) and an odd small one, on random rooms."""
     sim = mmrl.make_vec_env("mmrl/Navigation-v1", n_envs=7, seed=3, camera_size=camera_size).sim
     sim.reset_envs()
     hits = frozen_cast_rays(
@@ -320,22 +316,58 @@ def test_navigation_camera_render_matches_frozen_shade(
         sim.obj_shape, sim.obj_valid,
     )  # fmt: skip
     assert got.dtype == np.uint8 and np.array_equal(got, expected)
-    if remap_rows is not None:
-        assert len(sim.camera._buffers[(7, camera_size, sim.cfg.max_objects)].chunks) == 4
+
+
+@pytest.mark.parametrize("env_id", ["mmrl/Navigation-v1", "mmrl/Navigation-v0"])
+def test_navigation_kernels_match_frozen_code_on_edge_cases(env_id: str) -> None:
+    """The compiled ray casting and shading (``mmrl/envs/navigation/kernels.py``) on states
+    random episodes rarely reach: axis-parallel rays, objects at equal distances (ties
+    between objects), objects stacked on one spot, the robot against a wall or a box."""
+    sim = mmrl.make_vec_env(env_id, n_envs=32, seed=8).sim
+    sim.reset_envs()
+    rng = np.random.default_rng(8)
+    quarter = np.float32(np.pi / 2)
+    sim.heading[:8] = quarter * np.arange(-2, 6, dtype=np.float32) % np.float32(2 * np.pi)
+    # Copies 8-15: object 1 mirrors object 0 about the robot's heading (equal distances).
+    mirror = slice(8, 16)
+    sim.heading[mirror] = 0.0
+    sim.objects[mirror, 1, 0] = sim.objects[mirror, 0, 0]
+    sim.objects[mirror, 1, 1] = 2 * sim.pos[mirror, 1] - sim.objects[mirror, 0, 1]
+    sim.objects[16:20, 1:] = sim.objects[16:20, :1]  # all objects on one spot
+    sim.pos[20:24, 0] = np.float32(0.25)  # against the left wall
+    valid = sim.box_valid[24:28, 0]
+    box = sim.boxes[24:28, 0]
+    sim.pos[24:28, 0] = np.where(valid, box[:, 0] - box[:, 2] - np.float32(0.25), sim.pos[24:28, 0])
+    sim.pos[24:28, 1] = np.where(valid, box[:, 1], sim.pos[24:28, 1])
+    sim.heading[28:] = rng.uniform(-np.pi, np.pi, 4).astype(np.float32)
+    angles = sim.heading[:, None] + sim.ray_angles
+    args = (sim.pos, angles, sim.size, sim.boxes, sim.box_valid, sim.objects, sim.obj_valid)
+    hits = camera_module.cast_rays(*args, OBJECT_RADIUS)
+    frozen = frozen_cast_rays(*args, OBJECT_RADIUS)
+    for name in ("dx", "dy", "t_solid", "x_face", "is_box"):
+        assert _same_value(getattr(hits, name), frozen[name]), name
+    for name in ("t_obj", "fwd", "lat"):
+        assert _same_value(getattr(hits, name), frozen[name].transpose(2, 0, 1).copy()), name
+    assert _same_value(hits.t_nearest, frozen["t_obj"].min(axis=-1))
+    got = sim.camera.shade(hits, sim.pos, sim.obj_rgb, sim.obj_shape)
+    expected = frozen_shade(sim.camera, frozen, sim.pos, sim.obj_rgb, sim.obj_shape)
+    assert _same_value(got, expected)
 
 
 def test_camera_pickled_before_issue_20_renders_the_same() -> None:
     """A camera from an old checkpoint (its ``_scratch`` cache of another layout, ``rows``,
-    ``row_dtype``) restores without them and renders like a new one."""
+    ``row_dtype``; the remap buffers ``_buffers`` of issue 20's first rounds) restores
+    without them and renders like a new one."""
     sim = mmrl.make_vec_env("mmrl/Navigation-v1", n_envs=3, seed=4).sim
     sim.reset_envs()
-    old_state = {k: v for k, v in vars(sim.camera).items() if k != "_buffers"}
+    old_state = dict(vars(sim.camera))
     old_state.update(_scratch={(3, 128, 5): object()}, rows=np.arange(64), row_dtype=np.uint8)
+    old_state.update(_buffers={(3, 128, 5): object()})
     restored = ColumnCamera.__new__(ColumnCamera)
     restored.__setstate__(old_state)
     args = (
         sim.pos, sim.heading, sim.size, sim.boxes, sim.box_valid, sim.objects, sim.obj_rgb,
         sim.obj_shape, sim.obj_valid,
     )  # fmt: skip
-    assert not hasattr(restored, "_scratch") and restored._buffers == {}
+    assert not {"_scratch", "rows", "row_dtype", "_buffers"} & set(vars(restored))
     assert np.array_equal(restored.render(*args), sim.camera.render(*args))

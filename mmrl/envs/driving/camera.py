@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from mmrl.envs.driving.kernels import render_kernel, road_kinds_kernel
 from mmrl.envs.driving.road import (
     ARROW_LEAD,
     ARROW_LENGTH,
@@ -32,7 +33,6 @@ from mmrl.envs.driving.road import (
     paint_row,
 )
 from mmrl.envs.driving.traffic import CAR_LENGTH, CAR_WIDTH
-from mmrl.envs.numeric import floor_mod
 
 VIEW_AHEAD, VIEW_BEHIND, VIEW_WIDTH = 60.0, 20.0, 40.0
 """Default camera footprint (m, Driving-v0's): the image spans ``VIEW_AHEAD + VIEW_BEHIND``
@@ -140,14 +140,9 @@ class Camera:
         self.n_q = math.ceil((self.x_top - x_bottom) / self.res_x)
         self._q_x = self.x_top - (np.arange(self.n_q) + 0.5) * self.res_x
         self.kinds = np.zeros((num_envs, self.n_q), np.int64)
-        self._arange = np.arange(size)
-        self._rows = np.arange(num_envs)
         # A car covers the pixels whose centres lie on it (at least one pixel).
         self._h = max(round(CAR_LENGTH / self.res_x), 1)
         self._w = max(round(CAR_WIDTH / self.res_y), 1)
-        dr, dc = np.meshgrid(np.arange(self._h), np.arange(self._w), indexing="ij")
-        self._dr = dr.ravel()
-        self._dc = dc.ravel()
         self._windows_cache: np.ndarray | None = None
 
     def __getstate__(self) -> dict:
@@ -178,25 +173,18 @@ class Camera:
         short dense dashes."""
         self._windows  # noqa: B018  (makes sure the table and layout exist)
         lay = self._layout
-        x = self._q_x[None, :]
-        rs = ramp_start[:, None]
-        rel = x - ramp_end[:, None]
-        # floor_mod: np.mod bit for bit at a fraction of its cost (the three np.mod calls
-        # were ~70 % of this method, which runs at every reset; issue 20).
-        dash = (floor_mod(rel, DASH_PERIOD) < max(DASH_LENGTH, self.res_x)).astype(np.int64)
-        in_exit = (x >= rs) & (rel <= 0)
-        if onramp_end is not None:
-            in_exit |= x <= onramp_end[:, None]
-        exd = floor_mod(rel, EXIT_DASH_PERIOD) < max(EXIT_DASH_LENGTH, self.res_x)
-        kind = np.where(in_exit, 2 + 2 * dash + exd, dash)
-        u = x - (rs - ARROW_LEAD)
-        um = floor_mod(u, ARROW_SPACING)
-        chev = (u >= 0) & (x < rs) & (um < ARROW_LENGTH)
-        sub = np.minimum((um / self.res_x).astype(np.int64), lay["n_chev"] - 1)
-        kind = np.where(chev, lay["chev0"] + 2 * sub + dash, kind)
-        after = np.minimum(np.maximum(rel / self.res_x, 0).astype(np.int64), lay["n_after"] - 1)
-        kind = np.where(rel > 0, lay["after0"] + after, kind)
-        self.kinds[idx] = kind + (n_lanes * lay["per_lanes"])[:, None]
+        # One compiled loop per copy and strip row (issue 20: the ~25 array operations
+        # over (copies, strip rows) cost ~490 us per reset call whatever its size).
+        f64 = np.float64
+        road_kinds_kernel(
+            self._q_x, np.arange(len(self.kinds))[idx], np.asarray(n_lanes, np.int64),
+            np.ascontiguousarray(ramp_start, f64), np.ascontiguousarray(ramp_end, f64),
+            np.ascontiguousarray(ramp_end if onramp_end is None else onramp_end, f64),
+            onramp_end is not None, DASH_PERIOD, max(DASH_LENGTH, self.res_x),
+            EXIT_DASH_PERIOD, max(EXIT_DASH_LENGTH, self.res_x), ARROW_LEAD, ARROW_SPACING,
+            ARROW_LENGTH, self.res_x, lay["chev0"], lay["n_chev"], lay["after0"],
+            lay["n_after"], lay["per_lanes"], self.kinds,
+        )  # fmt: skip
 
     def render(
         self,
@@ -227,27 +215,21 @@ class Camera:
         # table column (the ego is centred); both are exact integers on the pixel grid.
         q0 = ((self.x_top - self.view_ahead - ego_x) * (1.0 / self.res_x)).astype(np.int64)
         q0 = np.minimum(np.maximum(q0, 0), self.n_q - s)  # never past the strip's ends
-        kind = self.kinds[idx][self._rows[:k, None], q0[:, None] + self._arange]
         c0 = ((ego_y - (0.5 * VIEW_WIDTH + Y_LO)) * (1.0 / self.res_y)).astype(np.int64)
         c0 = np.minimum(np.maximum(c0, 0), windows.shape[1] - 1)
-        img = windows[kind, c0[:, None]].reshape(k, s, s, 3)
-
-        # Cars (the ego appended last so it stays on top), snapped to the pixel grid.
-        # First stamp row/column: the pixel whose centre is nearest the car's front/left edge
-        # (the stamp's extent in pixels is the car's, rounded).
-        top = (self.x_top - q0 * self.res_x - 0.5 * (self._h * self.res_x))[:, None]
-        left = (Y_LO + c0 * self.res_y + 0.5 * (self._w * self.res_y))[:, None]
-        xs = np.concatenate([car_x, ego_x[:, None]], axis=1)
-        ys = np.concatenate([car_y, ego_y[:, None]], axis=1)
-        r0 = np.floor((top - xs) * (1.0 / self.res_x) + 0.5).astype(np.int64)
-        c1 = np.floor((ys - left) * (1.0 / self.res_y) + 0.5).astype(np.int64)
-        vis = visible & (r0 > -self._h) & (r0 < s) & (c1 > -self._w) & (c1 < s)
-        b, j = np.nonzero(vis)
-        rr = r0[b, j][:, None] + self._dr
-        cc = c1[b, j][:, None] + self._dc
-        inside = (rr >= 0) & (rr < s) & (cc >= 0) & (cc < s)
-        flat = (b[:, None] * s + rr) * s + cc
-        rgb = car_rgb[b, j]
-        m, p = np.nonzero(inside)
-        img.reshape(-1, 3)[flat[m, p]] = rgb[m]
+        # Rows copied from the table and cars stamped (the ego last, so it stays on top) in
+        # one compiled loop per copy (issue 20: the gather through every copy's whole strip
+        # of row kinds and the ~20 array operations of the car scatter were ~5 us per
+        # env-step). A car covers the pixels whose centres lie on it: its stamp starts at
+        # the pixel whose centre is nearest its front/left edge.
+        img = np.empty((k, s, s, 3), np.uint8)
+        render_kernel(
+            np.arange(len(self.kinds))[idx], self.kinds, q0, c0,
+            row_table(self.size, self.length)[0], self.x_top, Y_LO,
+            0.5 * (self._h * self.res_x), 0.5 * (self._w * self.res_y), 1.0 / self.res_x,
+            1.0 / self.res_y, self.res_x, self.res_y, np.ascontiguousarray(car_x, np.float64),
+            np.ascontiguousarray(car_y, np.float64), np.ascontiguousarray(ego_x, np.float64),
+            np.ascontiguousarray(ego_y, np.float64), car_rgb, visible, self._h, self._w,
+            img.reshape(k, s, 3 * s),
+        )  # fmt: skip
         return img
