@@ -31,7 +31,8 @@ def test_required_presets_exist_and_validate():
     envs = available_presets("envs")
     for name in ["driving", "driving-continuous", "navigation", "babyai-gotoredball"]:
         assert name in envs
-        assert isinstance(load_env_preset(name), EnvConfig)
+    assert all(isinstance(load_env_preset(name), EnvConfig) for name in envs)
+    assert load_env_preset("driving-follow").kwargs["tasks"] == ["follow"]
     agents = available_presets("agents")
     for fusion in FUSIONS:
         agent = load_agent_preset(f"ppo-{fusion}")
