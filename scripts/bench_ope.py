@@ -322,7 +322,8 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
                             if k in labels},
         "seconds": seconds,
     }  # fmt: skip
-    for name, eps in DATASETS.items():
+    for name in args.datasets:
+        eps = DATASETS[name]
         t0 = time.perf_counter()
         dataset_id = _dataset(env, name, args, out)
         data = load_logged_data(dataset_id)
@@ -333,7 +334,8 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         ranking = evaluate_policies(
             policies, data, ESTIMATORS, args.gamma, features="data", stochastic=True,
             iterations=args.fqe_iters, steps_per_iter=args.fqe_steps,
-            fqe_holdout=args.fqe_holdout, weight_clip=args.weight_clip,
+            fqe_holdout=args.fqe_holdout, fqe_select=args.fqe_select,
+            weight_clip=args.weight_clip,
             n_resamples=args.bootstrap, seed=args.seed,
         )  # fmt: skip
         seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
@@ -455,9 +457,11 @@ def _summary(scores: dict, details: dict, args: argparse.Namespace, command: str
 
 
 def _bellman_cell(diag: dict) -> str:
-    """``0.021 / 0.034`` (fitted / held-out Bellman RMSE), ``!`` when the bounds clipped."""
+    """``0.021 / 0.034`` (fitted / held-out Bellman RMSE), ``[h32]`` the setting chosen by
+    ``--fqe-select``, ``!`` when the bounds clipped."""
     held = diag["heldout_td_rmse"]
     cell = f"{diag['td_rmse']:.3f} / " + ("-" if held is None else f"{held:.3f}")
+    cell += f" [{diag['setting']}]" if diag.get("setting") else ""
     return cell + (f" ! {100 * diag['clipped_targets']:.2g}% clipped" if diag["bounds_hit"] else "")
 
 
@@ -470,6 +474,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in minutes")
     p.add_argument("--envs", default=None, help="comma-separated presets (default navigation,"
                    "driving; --quick: navigation)")  # fmt: skip
+    p.add_argument(
+        "--datasets",
+        default=",".join(DATASETS),
+        help=f"comma-separated logged datasets to estimate on (of {list(DATASETS)})",
+    )
     p.add_argument("--online-episodes", type=int, default=None)
     p.add_argument("--dataset-episodes", type=int, default=None)
     p.add_argument("--bc-epochs", type=_ints, default=None,
@@ -484,6 +493,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--fqe-steps", type=int, default=None)
     p.add_argument("--fqe-holdout", type=float, default=0.1,
                    help="episodes FQE leaves out for its held-out Bellman error")  # fmt: skip
+    p.add_argument(
+        "--fqe-select",
+        action="store_true",
+        help="FQE: keep, per policy, the grid setting of lowest held-out Bellman "
+        "error (mmrl.evaluation.fqe_selection; one fit per setting)",
+    )
     p.add_argument("--weight-clip", type=float, default=None,
                    help="clip of the c* estimators' weights (default sqrt(episodes))")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=None)
@@ -500,6 +515,10 @@ def main(argv: list[str] | None = None) -> dict:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.mask = [k.strip() for k in args.mask.split(",") if k.strip()]
+    args.datasets = [k.strip() for k in args.datasets.split(",") if k.strip()]
+    unknown = sorted(set(args.datasets) - set(DATASETS))
+    if unknown or not args.datasets:
+        p.error(f"--datasets: unknown {unknown}, choose from {list(DATASETS)}")
     import torch as th
 
     # The Q-networks and behaviour models are small MLPs: one thread is ~4x faster than

@@ -126,6 +126,12 @@ class EvaluateOfflineOptions:
         minimum=0,
         maximum=0.5,
     )
+    fqe_select: bool = option(
+        False,
+        help="fit FQE once per regularization setting of a small grid (mmrl.evaluation."
+        "fqe_selection.FQE_GRID) and keep, per policy, the fit of lowest held-out Bellman "
+        "error (one fit per setting; needs --fqe-holdout > 0)",
+    )
     weight_clip: float | None = option(
         None,
         help="clip of the cumulative importance weights of cpdis, cwpdis, cdr, cwdr (default "

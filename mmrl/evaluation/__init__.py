@@ -9,6 +9,8 @@
 * :mod:`mmrl.evaluation.encoding` — browser-playable files: H.264 MP4, VP9 WebM, GIF;
 * :mod:`mmrl.evaluation.offline` — agreement, log-likelihood and Fitted Q Evaluation on logged
   Minari datasets (``mmrl evaluate-offline``);
+* :mod:`mmrl.evaluation.fqe_selection` — FQE's Q-network regularizer chosen per policy by
+  held-out Bellman error (``--fqe-select``);
 * :mod:`mmrl.evaluation.stats` — IQM, percentile bootstrap, Wilson and Newcombe intervals;
 * :mod:`mmrl.evaluation.report` — terminal tables, JSON and CSV;
 * :mod:`mmrl.evaluation.plots` — learning curves of run folders (``mmrl plot``).

@@ -174,6 +174,7 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
         iterations=opts.fqe_iters,
         steps_per_iter=opts.fqe_steps,
         fqe_holdout=opts.fqe_holdout,
+        fqe_select=opts.fqe_select,
         weight_clip=opts.weight_clip,
         n_resamples=opts.bootstrap,
         seed=opts.seed,

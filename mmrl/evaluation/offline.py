@@ -239,6 +239,7 @@ class QNetwork(nn.Module):
         hidden: Hidden width of the two-layer MLP head.
         encoder: Trainable observation encoder (raw mode), or ``None`` when the inputs are
             precomputed features.
+        dropout: Dropout probability after each hidden layer (active in training mode only).
     """
 
     def __init__(
@@ -247,17 +248,21 @@ class QNetwork(nn.Module):
         action_space: spaces.Space,
         hidden: int = 128,
         encoder: RawEncoder | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.discrete = isinstance(action_space, spaces.Discrete)
         out = int(action_space.n) if self.discrete else 1
         extra = 0 if self.discrete else int(np.prod(action_space.shape))
+        drop = [nn.Dropout(dropout)] if dropout > 0 else []
         self.head = nn.Sequential(
             nn.Linear(input_dim + extra, hidden),
             nn.ReLU(),
+            *drop,
             nn.Linear(hidden, hidden),
             nn.ReLU(),
+            *copy.deepcopy(drop),
             nn.Linear(hidden, out),
         )
 
@@ -292,6 +297,9 @@ class FQEResult:
         action_sensitivity: Mean ``|Q(s_t, a_t) - V(s_t)|`` over the logged steps.
         bounds_enforced: Whether targets and values were clipped to the bounds (else only
             counted).
+        setting: Name of the regularization setting chosen by
+            :func:`mmrl.evaluation.fqe_selection.select_fqe`, or ``None`` (no selection).
+        selection: Held-out Bellman RMSE of every setting that selection tried, or ``None``.
     """
 
     value: float
@@ -309,6 +317,8 @@ class FQEResult:
     clipped_values: float = 0.0
     action_sensitivity: float = float("nan")
     bounds_enforced: bool = True
+    setting: str | None = None
+    selection: dict[str, float] | None = None
 
     @property
     def bounds_hit(self) -> bool:
@@ -338,6 +348,7 @@ class FQEResult:
             "clipped_values": self.clipped_values,
             "bounds_hit": self.bounds_hit,
             "action_sensitivity": self.action_sensitivity,
+            **({"setting": self.setting, "selection": self.selection} if self.selection else {}),
         }
 
 
@@ -393,6 +404,8 @@ def fitted_q_evaluation(
     batch_size: int = 256,
     lr: float = 1e-3,
     hidden: int = 128,
+    weight_decay: float = 0.0,
+    dropout: float = 0.0,
     stochastic: bool = False,
     holdout: float = 0.1,
     clip_returns: bool = True,
@@ -412,6 +425,9 @@ def fitted_q_evaluation(
         batch_size: Transitions per step.
         lr: Adam step size.
         hidden: Hidden width of the Q head.
+        weight_decay: Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) of the
+            Q-network; 0 is plain Adam.
+        dropout: Dropout probability after each hidden layer of the Q head.
         stochastic: Evaluate the stochastic policy (discrete: expectation over
             ``outputs.log_probs``) rather than the greedy one.
         holdout: Fraction of the episodes left out of the fit for the held-out Bellman
@@ -450,7 +466,7 @@ def fitted_q_evaluation(
         raw_feats = outputs.features.astype(np.float32)
         scale = raw_feats.std(axis=0) + 1e-6
         feats = th.as_tensor((raw_feats - raw_feats.mean(axis=0)) / scale, device=device)
-        net = QNetwork(feats.shape[1], data.action_space, hidden).to(device)
+        net = QNetwork(feats.shape[1], data.action_space, hidden, dropout=dropout).to(device)
 
         def states(idx: th.Tensor) -> Any:
             return feats[idx]
@@ -458,7 +474,8 @@ def fitted_q_evaluation(
         raw = observations if observations is not None else data.observations
         tensors = {k: th.as_tensor(v, device=device) for k, v in raw.items()}
         encoder = RawEncoder(data.observation_space)
-        net = QNetwork(encoder.output_dim, data.action_space, hidden, encoder).to(device)
+        net = QNetwork(encoder.output_dim, data.action_space, hidden, encoder, dropout=dropout)
+        net = net.to(device)
 
         def states(idx: th.Tensor) -> Any:
             return {k: v[idx] for k, v in tensors.items()}
@@ -508,7 +525,11 @@ def fitted_q_evaluation(
         outside = int(((x < low) | (x > high)).sum())
         return (x.clamp(low, high) if clip_returns else x), outside
 
-    optimizer = th.optim.Adam(net.parameters(), lr=lr)
+    optimizer = (
+        th.optim.AdamW(net.parameters(), lr=lr, weight_decay=weight_decay)
+        if weight_decay > 0
+        else th.optim.Adam(net.parameters(), lr=lr)
+    )
     n = data.n_transitions
     history = []
     clipped = 0

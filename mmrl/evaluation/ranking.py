@@ -29,6 +29,7 @@ from mmrl.evaluation.behaviour import (
     estimate_behaviour,
     logged_behaviour,
 )
+from mmrl.evaluation.fqe_selection import select_fqe
 from mmrl.evaluation.offline import (
     FEATURE_MODES,
     FQEResult,
@@ -188,6 +189,8 @@ class Ranking:
                 heldout = fqe.heldout_td_error
                 row["fqe_heldout_td_rmse"] = heldout if heldout is not None else ""
                 row["fqe_clipped_targets"] = fqe.clipped_targets
+                if fqe.setting is not None:
+                    row["fqe_setting"] = fqe.setting
             row["seconds"] = round(report.seconds, 3)
             rows.append(row)
         return rows
@@ -280,6 +283,7 @@ def estimate_policy(
     iterations: int | None = None,
     steps_per_iter: int = 25,
     fqe_holdout: float = 0.1,
+    fqe_select: bool = False,
     weight_clip: float | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -309,7 +313,8 @@ def estimate_policy(
     fqe = None
     needs_model = set(_MODEL_BASED) & set(estimators)
     if needs_model:
-        fqe = fitted_q_evaluation(
+        fit = select_fqe if fqe_select else fitted_q_evaluation
+        fqe = fit(
             data,
             outputs,
             gamma,
@@ -426,6 +431,7 @@ def evaluate_policies(
     iterations: int | None = None,
     steps_per_iter: int = EvaluateOfflineOptions.fqe_steps,
     fqe_holdout: float = EvaluateOfflineOptions.fqe_holdout,
+    fqe_select: bool = EvaluateOfflineOptions.fqe_select,
     weight_clip: float | None = EvaluateOfflineOptions.weight_clip,
     n_resamples: int = EvaluateOfflineOptions.bootstrap,
     seed: int = EvaluateOfflineOptions.seed,
@@ -448,6 +454,10 @@ def evaluate_policies(
         iterations, steps_per_iter: FQE settings.
         fqe_holdout: Fraction of the episodes FQE leaves out of its fit to report the
             held-out Bellman error (0: none).
+        fqe_select: Fit FQE once per setting of
+            :data:`~mmrl.evaluation.fqe_selection.FQE_GRID` and keep, per policy, the fit of
+            lowest held-out Bellman RMSE (:func:`~mmrl.evaluation.fqe_selection.select_fqe`;
+            needs ``fqe_holdout > 0``, costs one fit per setting).
         weight_clip: Threshold of the clipped estimators (``cpdis``, ``cwpdis``, ``cdr``,
             ``cwdr``); ``None``: :func:`~mmrl.evaluation.ope.default_weight_clip`,
             ``sqrt(episodes)``.
@@ -478,6 +488,9 @@ def evaluate_policies(
         raise ConfigError(f"must be > 0, got {weight_clip}", field="weight_clip")
     if not 0.0 <= fqe_holdout < 1.0:
         raise ConfigError(f"must be in [0, 1), got {fqe_holdout}", field="fqe_holdout")
+    if fqe_select and fqe_holdout == 0.0:
+        raise ConfigError("--fqe-select chooses by held-out Bellman error: it needs "
+                          "--fqe-holdout > 0", field="fqe_holdout")  # fmt: skip
     check_logged_data(data)
     for policy in policies:  # refuse a misfit before any fitting
         if policy.policy is not None:
@@ -516,6 +529,7 @@ def evaluate_policies(
             iterations=iterations,
             steps_per_iter=steps_per_iter,
             fqe_holdout=fqe_holdout,
+            fqe_select=fqe_select,
             weight_clip=weight_clip,
             n_resamples=n_resamples,
             seed=seed,

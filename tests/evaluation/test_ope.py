@@ -396,3 +396,36 @@ def test_weight_clipping_lowers_the_variance_over_datasets():
     plain, cut = np.array(plain), np.array(cut)
     assert cut.std() < 0.7 * plain.std(), (cut.std(), plain.std())
     assert np.sqrt(np.mean((cut - truth) ** 2)) < np.sqrt(np.mean((plain - truth) ** 2))
+
+
+def test_fqe_selection_keeps_the_setting_of_lowest_held_out_bellman_error(logged):
+    """On features that invite memorizing (one-hot states plus a random vector per logged
+    state), the wide unregularized Q-network fits its own episodes (fitted Bellman RMSE far
+    below the held-out one); with dropout it cannot memorize. Selection must keep the fit of
+    lowest held-out RMSE, that one, and report every setting it tried. (The held-out
+    residual is a proxy: the test pins the rule, not that the chosen value is closer.)"""
+    from mmrl.evaluation.fqe_selection import FQESetting, select_fqe
+    from mmrl.evaluation.offline import PolicyOutputs
+
+    small = tuple(x[logged[0] < 300] for x in logged)
+    rng = np.random.default_rng(0)
+    data, state_of = tabular_data(
+        small, lambda st: np.concatenate([np.eye(4)[st], rng.normal(size=(len(st), 16))], 1)
+    )
+    probs = TARGET[np.minimum(state_of, 2)]
+    outputs = PolicyOutputs(probs.argmax(1), np.log(probs), None, data.observations["obs"])
+    grid = (FQESetting("wide", hidden=256), FQESetting("wide-drop", hidden=256, dropout=0.5))
+    kwargs = {"iterations": 40, "steps_per_iter": 100, "stochastic": True, "seed": 0}
+    chosen = select_fqe(data, outputs, GAMMA, grid=grid, **kwargs)
+    wide = _fqe(data, probs, hidden=256, steps_per_iter=100)
+    assert wide.heldout_td_error > 3 * wide.td_error  # the case overfits as built
+    assert set(chosen.selection) == {"wide", "wide-drop"}
+    assert chosen.selection["wide"] == pytest.approx(wide.heldout_td_error)
+    assert chosen.setting == "wide-drop", chosen.selection
+    assert chosen.heldout_td_error == min(chosen.selection.values())
+    assert chosen.diagnostics()["setting"] == "wide-drop"
+    assert "setting" not in wide.diagnostics()  # no selection, no entry
+    with pytest.raises(ValueError, match="--fqe-holdout"):
+        select_fqe(data, outputs, GAMMA, grid=grid, holdout=0.0, **kwargs)
+    with pytest.raises(ValueError, match="unique"):
+        select_fqe(data, outputs, GAMMA, grid=grid[:1] * 2, **kwargs)

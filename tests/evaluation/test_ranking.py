@@ -128,11 +128,32 @@ def test_clipped_weights_and_fqe_diagnostics_are_reported(expert_zip, datasets, 
     assert {"cpdis_ess_unclipped", "fqe_heldout_td_rmse", "fqe_clipped_targets"} <= set(header)
 
 
+def test_fqe_select_reports_the_chosen_setting_and_every_held_out_error(
+    expert_zip, datasets, tmp_path
+):
+    """``--fqe-select`` fits every setting of the grid and keeps the lowest held-out Bellman
+    RMSE; the JSON names the setting and lists every setting's error, the CSV the setting."""
+    from mmrl.evaluation.fqe_selection import FQE_GRID
+
+    out, table = tmp_path / "rank.json", tmp_path / "rank.csv"
+    args = ["evaluate-offline", str(expert_zip), "--dataset", LOGGED, "--estimators", "fqe",
+            "--gamma", "0.9", "--fqe-iters", "5", "--fqe-steps", "5", "--bootstrap", "20",
+            "--fqe-select", "--json", str(out), "--csv", str(table)]  # fmt: skip
+    assert main(args) == 0
+    fqe = json.loads(out.read_text())["results"][0]["fqe"]
+    assert set(fqe["selection"]) == {s.name for s in FQE_GRID}
+    assert fqe["heldout_td_rmse"] == min(fqe["selection"].values())
+    assert fqe["selection"][fqe["setting"]] == fqe["heldout_td_rmse"]
+    header, row = table.read_text().splitlines()[:2]
+    assert row.split(",")[header.split(",").index("fqe_setting")] == fqe["setting"]
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
         (["--dataset", LOGGED, "--weight-clip", "0"], "--weight-clip"),
         (["--dataset", LOGGED, "--fqe-holdout", "0.9"], "--fqe-holdout"),
+        (["--dataset", LOGGED, "--fqe-select", "--fqe-holdout", "0"], "--fqe-holdout"),
         (["--dataset", "test/corridor/one-v0"], "has 1 episode"),
         (["--dataset", LOGGED, "--estimators", "wis,magic"], "--estimators"),
         (["--dataset", PLAIN, "--behaviour", "logged"], "no logged behaviour probabilities"),

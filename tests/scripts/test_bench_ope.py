@@ -67,3 +67,12 @@ def test_dope_scores(load_script):
     assert flipped["abs_error"] == pytest.approx((4 + 1 + 1 + 4) / 4 / 4)
     partial = bench.dope_scores(np.array([0.0, np.nan, 2.0, 1.0]), truth)
     assert partial["regret_at_1"] == pytest.approx(0.5)  # ranks policy 2 (true 2.0) first
+
+
+def test_unknown_dataset_is_refused(load_script, tmp_path, capsys):
+    """``--datasets`` picks among the script's datasets; anything else exits 2 naming them."""
+    bench = load_script("bench_ope")
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--datasets", "broad,wide", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "wide" in capsys.readouterr().err
