@@ -194,17 +194,20 @@ class BatchedSimulator(abc.ABC):
         self.elapsed = np.zeros(num_envs, dtype=np.int64)
         self.success = np.zeros(num_envs, dtype=bool)
         if sensors.camera_frames > 1:
-            self._init_frame_stack(sensors.camera_size, sensors.camera_frames)
+            self._init_frame_stack(sensors)
 
-    def _init_frame_stack(self, size: int, frames: int) -> None:
+    def _init_frame_stack(self, sensors: SensorConfig) -> None:
         """Allocates the camera history of ``camera_frames > 1`` (see :meth:`observe`).
 
-        ``_frames`` is ``(n, S, S, 3k)`` uint8, oldest frame first. Its last slot holds a
-        copy's current frame once :meth:`observe` has rendered it (``_frame_current``); a
-        copy reset since (``_frame_first``) gets the first frame in every slot instead.
+        ``_frames`` is ``(n, S, S, 3h)`` uint8, the last ``h = (k - 1) s + 1`` frames
+        (``k`` frames, stride ``s``), oldest first; the observation is every ``s``-th slot,
+        the last included. The last slot holds a copy's current frame once :meth:`observe`
+        has rendered it (``_frame_current``); a copy reset since (``_frame_first``) gets the
+        first frame in every slot instead.
         """
-        n = self.num_envs
-        self._frames = np.zeros((n, size, size, 3 * frames), dtype=np.uint8)
+        n, size = self.num_envs, sensors.camera_size
+        history = (sensors.camera_frames - 1) * sensors.camera_frame_stride + 1
+        self._frames = np.zeros((n, size, size, 3 * history), dtype=np.uint8)
         self._frame_current = np.zeros(n, dtype=bool)
         self._frame_first = np.ones(n, dtype=bool)
 
@@ -337,30 +340,35 @@ class BatchedSimulator(abc.ABC):
         """Batched observation of copies ``idx`` (all when ``None``), each key ``(m, ...)``.
 
         With ``camera_frames = k > 1`` the ``camera`` key is ``(m, S, S, 3k)`` uint8: the
-        copy's last ``k`` frames along the channels, oldest first, the current one last; a
-        copy observed for the first time since its reset shows its first frame in every slot
-        (nothing of the previous episode). Observing again without a step gives the same
-        arrays. All keys are new arrays the caller may write to.
+        copy's last ``k`` frames along the channels (every ``camera_frame_stride``-th one),
+        oldest first, the current one last; a slot from before the copy's reset shows the
+        episode's first frame (nothing of the previous episode). Observing again without a
+        step gives the same arrays. All keys are new arrays the caller may write to.
         """
         obs = self._observe(idx)
-        k = self.sensors.camera_frames
-        if k == 1:
+        if self.sensors.camera_frames == 1:
             return obs
         sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
         # Viewed with one 3-byte item per pixel, a frame slot is a plain (n, S, S) array, so
         # NumPy copies whole pixels instead of looping over 3-byte channel runs (3x faster).
-        frames = self._frames.view("V3")  # (n, S, S, k)
+        frames = self._frames.view("V3")  # (n, S, S, h)
         camera = np.ascontiguousarray(obs["camera"]).view("V3")[..., 0]  # (m, S, S)
         frames[sel, ..., -1] = camera
         first = self._frame_first[sel]
         if first.any():
             rows = np.arange(self.num_envs)[sel][first]
-            for slot in range(k - 1):  # k <= 8 slots, each written for all those copies at once
+            for slot in range(frames.shape[-1] - 1):  # each slot for all those copies at once
                 frames[rows, ..., slot] = camera[first]
         self._frame_current[sel] = True
         self._frame_first[sel] = False
-        # Fancy indexing copies; a full slice must be copied so later shifts leave it alone.
-        obs["camera"] = self._frames.copy() if idx is None else self._frames[sel]
+        stride = self.sensors.camera_frame_stride
+        if stride == 1:
+            # Fancy indexing copies; a full slice must be copied so later shifts leave it be.
+            obs["camera"] = self._frames.copy() if idx is None else self._frames[sel]
+        else:
+            # Slots 0, s, ..., h - 1: every s-th frame, the oldest kept and the current one.
+            picked = np.ascontiguousarray(frames[sel, ..., ::stride])  # (m, S, S, k) copied
+            obs["camera"] = picked.view(np.uint8)
         return obs
 
     def _record_frames(self) -> None:

@@ -22,6 +22,9 @@ C = TypeVar("C")
 #: Most camera frames an observation may stack (``SensorConfig.camera_frames``).
 MAX_CAMERA_FRAMES = 8
 
+#: Largest step count between stacked camera frames (``SensorConfig.camera_frame_stride``).
+MAX_CAMERA_FRAME_STRIDE = 16
+
 #: Largest seed: NumPy's legacy generator and SB3's ``set_random_seed`` take 32-bit seeds.
 MAX_SEED = 2**32 - 1
 
@@ -215,6 +218,11 @@ class SensorConfig:
             first (the newest in the last 3 channels); at a reset every slot holds the new
             episode's first frame. ``3k`` must stay below ``camera_size`` so SB3 (which takes
             the smallest axis for the channels) reads the image as channels-last.
+        camera_frame_stride: Steps between the stacked frames, in ``[1, 16]`` (needs
+            ``camera_frames > 1`` when above 1): with stride ``s`` the slots hold the frames
+            of steps ``t - (k - 1) s, ..., t - s, t``, so ``k`` frames span ``(k - 1) s``
+            steps of memory at the cost of ``k`` (a feed-forward agent remembers a car it
+            passed several seconds ago without a recurrent policy).
         lidar_beams: Number of 360-degree lidar beams (>= 4).
         lidar_range: Maximum lidar range in metres; readings are divided by it.
         lidar_noise: Standard deviation of Gaussian noise on normalized ranges.
@@ -224,6 +232,7 @@ class SensorConfig:
 
     camera_size: int = 64
     camera_frames: int = 1
+    camera_frame_stride: int = 1
     lidar_beams: int = 64
     lidar_range: float = 50.0
     lidar_noise: float = 0.0
@@ -256,6 +265,12 @@ class SensorConfig:
                 f"channels, which must be fewer than camera_size={self.camera_size} (SB3 "
                 "reads the smallest image axis as the channels); use camera_frames <= "
                 f"{(self.camera_size - 1) // 3} or a larger camera_size"
+            )
+        check_int("camera_frame_stride", self.camera_frame_stride, 1, MAX_CAMERA_FRAME_STRIDE)
+        if self.camera_frame_stride > 1 and self.camera_frames == 1:
+            raise ValueError(
+                f"camera_frame_stride={self.camera_frame_stride} needs camera_frames > 1 "
+                "(the stride spaces the stacked frames; one frame has nothing to space)"
             )
         check_int("lidar_beams", self.lidar_beams, 4, 4096)
         check_float("lidar_range", self.lidar_range, 0.0, 1e4, low_inclusive=False)

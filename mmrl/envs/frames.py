@@ -65,7 +65,7 @@ class FrameSpec:
 def camera_title(sensors: Any, *details: str) -> str:
     """The camera panel's title: ``"camera SxS"``, then ``details`` (the view, e.g.
     ``"80 m x 40 m"``), then ``"newest of k frames"`` when ``camera_frames`` stacks ``k > 1``
-    (the panel shows only the newest).
+    (``"newest of k frames s steps apart"`` with a stride; the panel shows only the newest).
 
     Args:
         sensors: A :class:`~mmrl.envs.config.SensorConfig` (an env's config).
@@ -73,7 +73,9 @@ def camera_title(sensors: Any, *details: str) -> str:
     """
     size = sensors.camera_size
     frames = getattr(sensors, "camera_frames", 1)  # a config pickled before stacking
-    stack = (f"newest of {frames} frames",) if frames > 1 else ()
+    stride = getattr(sensors, "camera_frame_stride", 1)
+    every = f" {stride} steps apart" if stride > 1 else ""
+    stack = (f"newest of {frames} frames{every}",) if frames > 1 else ()
     return ", ".join((f"camera {size}x{size}", *details, *stack))
 
 

@@ -1,4 +1,5 @@
-"""``camera_frames=k``: the camera key stacks the last ``k`` frames (issue 19, overtake memory).
+"""``camera_frames=k``: the camera key stacks the last ``k`` frames (issue 19, overtake memory),
+``camera_frame_stride=s`` spaces them ``s`` steps apart.
 
 The reference for every check is the same environment with ``camera_frames=1`` driven by
 the same seeds and actions: its frames, stacked by hand, must be what the stacked env returns.
@@ -33,9 +34,11 @@ def _vec(env_id: str, frames: int, n_envs: int = 4, seed: int = 3, **extra):
     return venv
 
 
-def _stacked(history: list[np.ndarray], k: int) -> np.ndarray:
-    """The last ``k`` frames of one episode, oldest first, padded with its first frame."""
-    frames = [history[0]] * max(0, k - len(history)) + history[-k:]
+def _stacked(history: list[np.ndarray], k: int, stride: int = 1) -> np.ndarray:
+    """Frames ``t - (k - 1) s, ..., t`` of one episode, oldest first; a step before the
+    episode's start shows its first frame."""
+    t = len(history) - 1
+    frames = [history[max(0, t - j * stride)] for j in range(k - 1, -1, -1)]
     return np.concatenate(frames, axis=-1)
 
 
@@ -70,6 +73,13 @@ def test_space_holds_k_frames_along_the_channels(env_id):
         ({"camera_frames": True}, "camera_frames must be an integer"),
         # 12 channels of a 12x12 image: SB3 would take the first axis for the channels.
         ({"camera_frames": 4, "camera_size": 12}, "camera_frames=4 gives 12 camera channels"),
+        (
+            {"camera_frames": 2, "camera_frame_stride": 0},
+            r"camera_frame_stride must be in \[1, 16\]",
+        ),
+        ({"camera_frames": 2, "camera_frame_stride": 17}, r"camera_frame_stride must be in"),
+        ({"camera_frames": 2, "camera_frame_stride": 2.5}, "camera_frame_stride must be an int"),
+        ({"camera_frame_stride": 4}, "camera_frame_stride=4 needs camera_frames > 1"),
     ],
 )
 @pytest.mark.parametrize("env_id", IDS)
@@ -84,18 +94,20 @@ def test_largest_frame_count_for_a_size_is_accepted():
     ].shape == (13, 13, 12)
 
 
+@pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("env_id", IDS)
-def test_stack_is_the_last_frames_of_the_unstacked_env_across_auto_resets(env_id):
-    """Newest slot = the k=1 camera, older slots = earlier frames of the same episode, a
-    reset fills every slot with the first frame; other keys and infos are untouched."""
-    ref, venv = _vec(env_id, 1), _vec(env_id, K)
+def test_stack_is_the_last_frames_of_the_unstacked_env_across_auto_resets(env_id, stride):
+    """Newest slot = the k=1 camera, older slots = earlier frames of the same episode (every
+    ``stride``-th), a reset fills every slot with the first frame; other keys and infos are
+    untouched."""
+    ref, venv = _vec(env_id, 1), _vec(env_id, K, camera_frame_stride=stride)
     rng = np.random.default_rng(0)
     obs_ref, obs = ref.reset(), venv.reset()
     histories = [[frame] for frame in obs_ref["camera"]]
     resets = 0
     for _ in range(40):
         for i, history in enumerate(histories):
-            np.testing.assert_array_equal(obs["camera"][i], _stacked(history, K))
+            np.testing.assert_array_equal(obs["camera"][i], _stacked(history, K, stride))
         for key in ("lidar", "text", "state"):
             np.testing.assert_array_equal(obs[key], obs_ref[key])
         actions = _actions(venv.action_space, rng, venv.num_envs)
@@ -111,7 +123,7 @@ def test_stack_is_the_last_frames_of_the_unstacked_env_across_auto_resets(env_id
             resets += 1
             histories[i].append(infos_ref[i]["terminal_observation"]["camera"])
             last = infos[i]["terminal_observation"]["camera"]
-            np.testing.assert_array_equal(last, _stacked(histories[i], K))
+            np.testing.assert_array_equal(last, _stacked(histories[i], K, stride))
             histories[i] = [obs_ref["camera"][i]]
     assert resets >= 6
 
@@ -138,9 +150,10 @@ def test_single_env_is_copy_i_of_the_batch(env_id):
 
 
 def test_worker_processes_match_one_process():
-    ref = _vec("mmrl/Driving-v1", K, n_envs=3)
+    strided = {"camera_frames": K, "camera_frame_stride": 2}
+    ref = _vec("mmrl/Driving-v1", K, n_envs=3, camera_frame_stride=2)
     pool = mmrl.make_vec_env(
-        "mmrl/Driving-v1", n_envs=3, seed=3, monitor=False, n_workers=2, camera_frames=K, **SMALL
+        "mmrl/Driving-v1", n_envs=3, seed=3, monitor=False, n_workers=2, **strided, **SMALL
     )
     try:
         pool.set_attr("max_episode_steps", 11)
@@ -197,13 +210,14 @@ def test_stepping_without_observing_still_records_every_frame():
     )
 
 
-def test_a_pickled_env_resumes_with_its_history():
-    env = gym.make("mmrl/Driving-v1", camera_frames=K, **SMALL)
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_pickled_env_resumes_with_its_history(stride):
+    env = gym.make("mmrl/Driving-v1", camera_frames=K, camera_frame_stride=stride, **SMALL)
     env.reset(seed=4)
-    for action in (3, 1):
+    for action in (3, 1, 1):
         env.step(action)
     copy = pickle.loads(pickle.dumps(env))
-    for action in (0, 4, 1):
+    for action in (1, 4, 1, 1, 3):
         a, b = env.step(action)[0], copy.step(action)[0]
         np.testing.assert_array_equal(a["camera"], b["camera"])
 
@@ -216,6 +230,9 @@ def test_frames_show_the_newest_camera_frame(env_id):
     plain.reset(seed=0)
     sim = env.unwrapped.sim
     assert sim.painter.spec(sim).camera_title.endswith(f", newest of {K} frames")
+    strided = gym.make(env_id, camera_frames=K, camera_frame_stride=4, **SMALL).unwrapped.sim
+    title = strided.painter.spec(strided).camera_title
+    assert title.endswith(f", newest of {K} frames 4 steps apart")
     for _ in range(3):
         action = env.unwrapped.expert_action()  # the expert neither crashes nor stops so soon
         obs, *_ = env.step(action)

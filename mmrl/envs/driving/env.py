@@ -78,6 +78,8 @@ class DrivingEnv(MultimodalEnv):
       oldest first (the current frame is ``camera[..., -3:]``; after a reset every slot
       holds the first frame): the camera sees little behind, so a memoryless agent has lost
       sight of the car it passed by the time ``overtake`` asks it to pull in ahead of it.
+      ``camera_frame_stride=s`` (default 1) spaces the stacked frames ``s`` steps apart, so
+      ``k`` frames reach ``(k - 1) s`` steps back.
     - ``lidar``: ranges to cars from the ego's centre (v0, or ``lidar_kerbs=True``: also to
       the road's kerbs, which tell the ego's place across the road); beam 0 points along the
       ego's heading, angles grow counter-clockwise; optional Gaussian noise
@@ -176,7 +178,8 @@ class DrivingEnv(MultimodalEnv):
                                  "off_road": 1.0, "comfort": 0.01},
                  instruction_shaping=1.0, instruction_on_task=0.02,
                  instruction_success=1.0, instruction_failure=0.5, lidar_kerbs=False,
-                 camera_size=64, camera_frames=1, lidar_beams=64, lidar_range=50.0,
+                 camera_size=64, camera_frames=1, camera_frame_stride=1,
+                 lidar_beams=64, lidar_range=50.0,
                  lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16, render_mode=None)
 
     (v0's defaults differ in ``min_lanes=2`` and ``lidar_kerbs=True``.) The reward

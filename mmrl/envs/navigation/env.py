@@ -58,7 +58,8 @@ class NavigationEnv(MultimodalEnv):
       and ceiling fade to black over the last 0.75 m before ``lamp_range`` (1.5 m).
       ``camera_frames=k`` (default 1) stacks the last ``k`` frames along the channels,
       oldest first (the current frame is ``camera[..., -3:]``; after a reset every slot
-      holds the first frame).
+      holds the first frame); ``camera_frame_stride=s`` (default 1) spaces them ``s``
+      steps apart.
     * ``lidar`` (64 beams, 8 m): beam 0 straight ahead, angles counter-clockwise; sees walls,
       boxes and objects; optional Gaussian noise (``lidar_noise``) and dropout
       (``lidar_dropout``, a dropped beam reads 1).
@@ -138,7 +139,7 @@ class NavigationEnv(MultimodalEnv):
              forward_speed=0.25, turn_speed=22.5, fov_deg=90.0,
              reward_weights={"progress": 0.1, "success": 1.0, "wrong_object": 0.1,
                              "collision": 0.02, "time": 0.001},
-             camera_size=64, camera_frames=1, lidar_beams=64,
+             camera_size=64, camera_frames=1, camera_frame_stride=1, lidar_beams=64,
              lidar_range=8.0, lidar_noise=0.0, lidar_dropout=0.0, max_text_len=16,
              lamp_range=1.5, stop_to_choose=True)
     ```
