@@ -66,6 +66,15 @@ class EnvConfig:
     eval_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
 
+    def with_kwargs(self, **kwargs: Any) -> EnvConfig:
+        """A copy whose environment takes ``kwargs`` in training and evaluation alike
+        (e.g. ``tasks=["follow"]`` for a probe of one task); the rest is unchanged."""
+        return dataclasses.replace(
+            self,
+            kwargs={**self.kwargs, **kwargs},
+            eval_kwargs={**self.eval_kwargs, **kwargs},
+        )
+
 
 @dataclasses.dataclass
 class ExtractorConfig:

@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch as th
 
-from mmrl import make_vec_env
 from mmrl.envs.driving.instructions import COLORS
 from mmrl.envs.driving.tasks import FOLLOW_GAP
 from mmrl.envs.tokenizer import Tokenizer
 from mmrl.envs.vec_env import vec_env_layers
+from mmrl.evaluation.rollouts import make_eval_vec_env
+from mmrl.make import resolve_env
 from mmrl.policies import load_policy
 
 LANE_CHANGES = (0, 2)  # LANE_LEFT, LANE_RIGHT of the discrete meta-actions
@@ -62,7 +63,9 @@ def _variants(
 def probe(ref: str, n_envs: int, steps: int, every: int, seed: int) -> dict[str, object]:
     """Counts for one policy (see the module docstring)."""
     policy = load_policy(ref)
-    venv = make_vec_env("mmrl/Driving-v1", n_envs=n_envs, seed=seed, tasks=("follow",))
+    # The policy's own preset (sensor sizes, stacked frames), follow episodes only.
+    config = getattr(policy, "env_config", None) or resolve_env("driving")
+    venv = make_eval_vec_env(config.with_kwargs(tasks=["follow"]), "train", n_envs, seed)
     sim = next(layer.sim for layer in vec_env_layers(venv) if hasattr(layer, "sim"))
     tokenizer = Tokenizer()
     word_ids = {i: tokenizer.encode(c)[0] for i, c in enumerate(COLORS)}

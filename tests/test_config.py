@@ -125,3 +125,14 @@ def test_stopping_rule_is_validated():
         resolve_run_config("driving", "ppo-concat", ["stop_success=2"])
     with pytest.raises(ConfigError, match="needs periodic evaluation"):
         resolve_run_config("driving", "ppo-concat", ["stop_success=0.5", "eval_freq=0"])
+
+
+def test_with_kwargs_sets_training_and_evaluation_kwargs_and_leaves_the_preset():
+    preset = EnvConfig(
+        kwargs={"instruction_split": "train"}, eval_kwargs={"instruction_split": "test"}
+    )
+    only = preset.with_kwargs(tasks=["follow"])
+    assert only.kwargs == {"instruction_split": "train", "tasks": ["follow"]}
+    assert only.eval_kwargs == {"instruction_split": "test", "tasks": ["follow"]}
+    assert preset.kwargs == {"instruction_split": "train"} and "tasks" not in preset.eval_kwargs
+    assert (only.env_id, only.n_envs) == (preset.env_id, preset.n_envs)
