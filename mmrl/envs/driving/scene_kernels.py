@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmrl.envs.kernels import np_maximum
 from mmrl.envs.streams import choice_floyd, integers, random
 
 _FOLLOW, _OVERTAKE, _LANE = 3, 4, 2
@@ -153,7 +154,7 @@ def shift_kernel(streams, rows, count, n_colors, shift):
 @njit(cache=True, nogil=True)
 def finish1_kernel(
     streams, count, free_n, task, n_lanes, n_cand, colours, pal_len, lane_args, n_lane_args,
-    n_texts, draw, pick, arg, text_index,
+    n_texts, text_start, draw, pick, arg, text_index,
 ):  # fmt: skip
     """v1's last phase: each background car's draw among its copy's free colours, the
     referent (a candidate, or a lane) and the phrase's index.
@@ -161,10 +162,11 @@ def finish1_kernel(
     Args:
         lane_args, n_lane_args: ``(lanes + 1, lanes)`` lanes the "lane" task may name and
             their counts.
-        n_texts: ``(tasks, lanes + 1, args + 1)`` phrases per task, lanes and argument
-            (index ``arg + 1``).
+        n_texts, text_start: ``(tasks, lanes + 1, args + 1)`` phrases per task, lanes and
+            argument (index ``arg + 1``), and where they start in the phrase table.
         draw, pick, arg, text_index: The outputs (``pick`` -1 and ``arg`` ``NO_ARG`` where
-            not drawn).
+            not drawn; ``text_index`` in the phrase table, -1 where no phrase names the
+            argument).
     """
     for j in range(streams.shape[0]):
         for c in range(count[j]):
@@ -183,4 +185,131 @@ def finish1_kernel(
         if n <= 0:
             text_index[j] = -1  # no phrase names the argument: the caller raises
             return
-        text_index[j] = integers(streams, j, 0, n)
+        text_index[j] = text_start[t, nl, arg[j] + 1] + integers(streams, j, 0, n)
+
+
+@njit(cache=True, nogil=True)
+def candidate_positions_kernel(xs, n_cand, separation, out):
+    """v1: per copy, the first of the position sets ``xs[j]`` (``(tries, CANDIDATES)``, its
+    first ``n_cand[j]`` columns valid, the others 0) whose sorted candidates are all
+    ``separation`` apart, else the first set sorted; into ``out[j]`` (``(CANDIDATES,)``, 0
+    past the valid columns).
+
+    The NumPy version sorted every set with the missing candidates padded far apart and
+    took the smallest difference of neighbours; the padding never decides, so testing the
+    valid neighbours alone is the same comparison on the same differences.
+    """
+    kc = xs.shape[2]
+    buf = np.empty(kc)
+    for j in range(xs.shape[0]):
+        k = n_cand[j]
+        chosen = -1
+        for r in range(xs.shape[1]):
+            _sorted_into(xs[j, r], k, buf)
+            ok = True
+            for c in range(k - 1):
+                if not buf[c + 1] - buf[c] >= separation:
+                    ok = False
+            if ok:
+                chosen = r
+                break
+        if chosen >= 0:
+            out[j] = xs[j, chosen]
+        else:
+            _sorted_into(xs[j, 0], k, buf)
+            out[j, :k] = buf[:k]
+            out[j, k:] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _sorted_into(values, k, buf):
+    """``buf[:k]`` = the first ``k`` of ``values``, ascending (insertion sort: k <= 3)."""
+    for c in range(k):
+        v = values[c]
+        i = c
+        while i > 0 and buf[i - 1] > v:
+            buf[i] = buf[i - 1]
+            i -= 1
+        buf[i] = v
+
+
+@njit(cache=True, nogil=True)
+def spawn_kernel(
+    u, draws, n_lanes, clear_lane, density, passing_density, mean_gap, min_gap, behind, ahead,
+    out_x, out_lane, count,
+):  # fmt: skip
+    """Spawned cars' positions and lanes from the gap draws ``u`` (``(m, lanes, draws)``,
+    copy ``j``'s in ``[:n_lanes[j], :draws[j]]``), what ``_spawn_positions`` computed with
+    arrays before.
+
+    Each lane: a first car within one gap of the window's start (``-behind``), then gaps of
+    0.5-1.5 mean gaps (the passing lane's at ``passing_density``), summed left to right as
+    ``np.cumsum`` does; the cars within the window and clear of the ego (25 m in
+    ``clear_lane``, else 12 m) are kept, lane by lane, front to back, into ``out_x[j]`` and
+    ``out_lane[j]`` (``(m, lanes * draws)``), ``count[j]`` of them.
+    """
+    for j in range(u.shape[0]):
+        d = density[j]
+        n = 0
+        if d > 0:
+            gap = np_maximum(mean_gap / d, min_gap)
+            gap_passing = np_maximum(mean_gap / (d * passing_density), min_gap)
+            for lane in range(n_lanes[j]):
+                g = gap_passing if lane == 0 else gap
+                clear = 25.0 if lane == clear_lane[j] else 12.0
+                total = 0.0
+                for c in range(draws[j]):
+                    step = u[j, lane, c] * g if c == 0 else (u[j, lane, c] + 0.5) * g
+                    total = step if c == 0 else total + step
+                    x = total - behind
+                    if x < ahead and abs(x) > clear:
+                        out_x[j, n] = x
+                        out_lane[j, n] = lane
+                        n += 1
+        count[j] = n
+
+
+@njit(cache=True, nogil=True)
+def background_colours_kernel(draw, reserved, n_reserved, count, color, n_colors, out):
+    """v1: background car colours, what ``_background_colours`` computed with arrays before.
+
+    Per copy ``j``: car ``c < count[j]`` takes free colour number ``draw[j, c]`` (the colours
+    not in ``reserved[j, :n_reserved[j]]``, ascending); then, if the copy has two cars or
+    more and some colour is held by exactly one car, every such lone car takes the most
+    common colour (the smallest of equals, as ``np.argmax``). Padding columns keep
+    ``color`` (as int64).
+    """
+    usable = np.empty(n_colors, np.bool_)
+    free = np.empty(n_colors, np.int64)
+    counts = np.empty(n_colors, np.int64)
+    for j in range(draw.shape[0]):
+        usable[:] = True
+        for r in range(n_reserved[j]):
+            usable[reserved[j, r]] = False
+        f = 0
+        for c in range(n_colors):  # free colours first, then the reserved ones
+            if usable[c]:
+                free[f] = c
+                f += 1
+        for c in range(n_colors):
+            if not usable[c]:
+                free[f] = c
+                f += 1
+        counts[:] = 0
+        k = count[j]
+        for c in range(k):
+            col = free[draw[j, c]]
+            out[j, c] = col
+            counts[col] += 1
+        for c in range(k, draw.shape[1]):
+            out[j, c] = np.int64(color[j, c])
+        lone = False
+        best = 0
+        for c in range(n_colors):
+            lone = lone or counts[c] == 1
+            if counts[c] > counts[best]:
+                best = c
+        if k > 1 and lone:
+            for c in range(k):
+                if counts[out[j, c]] == 1:
+                    out[j, c] = best

@@ -41,10 +41,13 @@ from mmrl.envs.driving.instructions import (
 )
 from mmrl.envs.driving.road import LANE_WIDTH, MAX_LANES, RAMP_LENGTH_RANGE
 from mmrl.envs.driving.scene_kernels import (
+    background_colours_kernel,
+    candidate_positions_kernel,
     finish1_kernel,
     phase1_kernel,
     phase2_kernel,
     shift_kernel,
+    spawn_kernel,
 )
 from mmrl.envs.driving.traffic import (
     MEAN_GAP,
@@ -251,6 +254,8 @@ class _Tables:
         n_combos: ``(tasks, lanes + 1)`` v0's instruction count.
         lane_args: ``(lanes + 1, lanes)`` the lanes ``lane`` may name; n_lane_args: how many.
         n_texts: ``(tasks, lanes + 1, args + 1)`` phrases naming each argument (``arg + 1``).
+        text_start: Where those phrases start in ``texts``, indexed as ``n_texts``.
+        texts: Every :func:`~mmrl.envs.driving.instructions.phrases` list, concatenated.
     """
 
     task_ids: np.ndarray
@@ -260,6 +265,8 @@ class _Tables:
     lane_args: np.ndarray
     n_lane_args: np.ndarray
     n_texts: np.ndarray
+    text_start: np.ndarray
+    texts: tuple[str, ...]
 
 
 @functools.cache
@@ -273,6 +280,8 @@ def _tables(split: str, tasks: tuple[str, ...], max_lanes: int) -> _Tables:
     lane_args = np.zeros((nl, MAX_LANES), np.int64)
     n_lane_args = np.zeros(nl, np.int64)
     n_texts = np.zeros((nt, nl, n_args), np.int64)
+    text_start = np.zeros((nt, nl, n_args), np.int64)
+    texts: list[str] = []
     for n in range(2, nl):
         for t, name in enumerate(TASKS):
             n_combos[t, n] = len(combinations(split, name, n))
@@ -284,9 +293,14 @@ def _tables(split: str, tasks: tuple[str, ...], max_lanes: int) -> _Tables:
                 n_lane_args[n] = len(args)
                 lane_args[n, : len(args)] = args
             for a in range(NO_ARG, n_args - 1):
-                n_texts[t, n, a + 1] = len(phrases(split, name, n, a))
+                found = phrases(split, name, n, a)
+                n_texts[t, n, a + 1], text_start[t, n, a + 1] = len(found), len(texts)
+                texts += found
     task_ids = np.array([TASKS.index(t) for t in tasks], np.int64)
-    return _Tables(task_ids, pal_len, pal, n_combos, lane_args, n_lane_args, n_texts)
+    return _Tables(
+        task_ids, pal_len, pal, n_combos, lane_args, n_lane_args, n_texts, text_start,
+        tuple(texts),
+    )  # fmt: skip
 
 
 def _spawn_positions(
@@ -298,38 +312,21 @@ def _spawn_positions(
     passing_density: float,
 ) -> CarLists:
     """Spawned cars' positions and lanes from the gap draws ``u`` (``(m, MAX_LANES,
-    MAX_DRAWS)``, copy ``j``'s in ``[:n_lanes[j], :draws[j]]``).
-
-    Each lane: a first car within one gap of the window's start, then gaps of 0.5-1.5 mean
-    gaps; cars within the window and clear of the ego (25 m in ``clear_lane``, else 12 m)
-    are kept, lane by lane and front to back as the per-copy ``np.nonzero`` listed them.
-    Speeds and colours are left for the next phase.
-    """
+    MAX_DRAWS)``, copy ``j``'s in ``[:n_lanes[j], :draws[j]]``): see
+    :func:`~mmrl.envs.driving.scene_kernels.spawn_kernel`. Speeds and colours are left for
+    the next phase; padding columns hold zeros."""
     m = u.shape[0]
-    some = density > 0
-    safe = np.where(some, density, 1.0)
-    gap = np.maximum(MEAN_GAP / safe, MIN_GAP)
-    gap_passing = np.maximum(MEAN_GAP / (safe * passing_density), MIN_GAP)
-    lanes = np.arange(MAX_LANES)
-    gaps = np.where(lanes == 0, gap_passing[:, None], gap[:, None])[:, :, None]
-    steps = (u + 0.5) * gaps
-    steps[:, :, 0] = u[:, :, 0] * gaps[:, :, 0]
-    # Cumulative sums run left to right, so each copy's first draws[j] positions are exactly
-    # its per-copy ones whatever the padding after them.
-    xs = np.cumsum(steps, axis=2) - SPAWN_BEHIND
-    clear = np.where(lanes == clear_lane[:, None], 25.0, 12.0)[:, :, None]
-    keep = (
-        (xs < SPAWN_AHEAD)
-        & (np.abs(xs) > clear)
-        & (lanes < n_lanes[:, None])[:, :, None]
-        & (np.arange(u.shape[2]) < draws[:, None, None])
-        & some[:, None, None]
-    )
-    flat = keep.reshape(m, -1)
-    data = np.zeros((5, *flat.shape))
-    data[0] = xs.reshape(m, -1)
-    data[1] = np.repeat(lanes, xs.shape[2])  # lane of each flattened (lane, draw)
-    return CarLists(data, np.full(m, flat.shape[1])).select(flat)
+    xs = np.zeros((m, u.shape[1] * u.shape[2]))
+    lanes = np.zeros_like(xs)
+    count = np.zeros(m, np.int64)
+    spawn_kernel(
+        u, draws, n_lanes, clear_lane, density, passing_density, MEAN_GAP, MIN_GAP,
+        SPAWN_BEHIND, SPAWN_AHEAD, xs, lanes, count,
+    )  # fmt: skip
+    width = max(int(count.max(initial=0)), 1)
+    data = np.zeros((5, m, width))
+    data[0], data[1] = xs[:, :width], lanes[:, :width]
+    return CarLists(data, count)
 
 
 def _place_target_0(
@@ -408,7 +405,8 @@ def _place_candidates_1(
         The background cars (trailers included, before recolouring: the next phase draws one
         colour per car) and the candidates' positions ``(m, CANDIDATES)``.
     """
-    x_c = _candidate_positions(xs, cand_valid)
+    x_c = np.zeros(cand_valid.shape)
+    candidate_positions_kernel(xs, cand_valid.sum(axis=1), CANDIDATE_SEPARATION, x_c)
     # Clear each candidate's lane from behind the ego to just ahead of the candidate, so
     # every candidate can be followed without a car slipping in between (traffic never
     # changes lanes, so it stays clear).
@@ -423,21 +421,6 @@ def _place_candidates_1(
     v_tr = v_c - trailer_dv
     new = CarLists.stack(trailer_x, lanes, v_tr, v_tr, np.zeros_like(v_tr))
     return cars.append(new, trailer, keep=cars.valid & ~hit), x_c
-
-
-def _candidate_positions(xs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The first of each copy's ``CANDIDATE_TRIES`` position sets (``xs``, ``(m, tries,
-    CANDIDATES)``) whose candidates are ``CANDIDATE_SEPARATION`` apart, else the first set
-    sorted (never overlapping lanes then); ``(m, CANDIDATES)``."""
-    # Smallest distance between valid candidates: sorted, the nearest pair is adjacent, and
-    # the rounded differences keep their order, so this is the per-copy minimum over all
-    # pairs exactly. Missing candidates sit far apart, out of every pair's way.
-    far = 1e6 * np.arange(1, xs.shape[2] + 1)
-    srt = np.sort(np.where(valid[:, None, :], xs, far), axis=2)
-    ok = np.diff(srt, axis=2).min(axis=2, initial=np.inf) >= CANDIDATE_SEPARATION
-    chosen = xs[np.arange(len(xs)), np.argmax(ok, axis=1)]
-    fallback = np.where(valid, srt[:, 0], 0.0)  # the first set, sorted
-    return np.where(ok.any(axis=1)[:, None], chosen, fallback)
 
 
 def _finish_v1(
@@ -470,14 +453,14 @@ def _finish_v1(
     text_index = np.zeros(m, np.int64)
     finish1_kernel(
         streams, cars.count, free_n, task, n_lanes, n_cand, colours, tables.pal_len,
-        tables.lane_args, tables.n_lane_args, tables.n_texts, draw, pick, arg, text_index,
+        tables.lane_args, tables.n_lane_args, tables.n_texts, tables.text_start, draw, pick,
+        arg, text_index,
     )  # fmt: skip
-    texts = [""] * m
-    for j in range(m):
+    if (text_index < 0).any():
+        j = int(np.argmax(text_index < 0))
         name, a = TASKS[task[j]], int(arg[j])
-        if text_index[j] < 0:
-            raise ValueError(f"no {split!r} instruction of task {name!r} names argument {a}")
-        texts[j] = phrases(split, name, int(n_lanes[j]), a)[text_index[j]]
+        raise ValueError(f"no {split!r} instruction of task {name!r} names argument {a}")
+    texts = [tables.texts[i] for i in text_index.tolist()]
 
     cars.color = _background_colours(cars, draw, colours, cand_valid)
     cars = cars.nearest(sim.slots - n_cand)  # make room by dropping the farthest cars
@@ -495,25 +478,16 @@ def _background_colours(
     A colour word can name a car only if exactly one car has that colour; keeping every
     background colour at zero or two-plus cars leaves the reserved candidates as the only
     cars an instruction could name. (A lone background car, possible on empty roads, keeps
-    its colour.)
+    its colour.) The loop is :func:`~mmrl.envs.driving.scene_kernels.background_colours_kernel`.
 
     Args:
         cars: The background cars of ``m`` copies.
         draw: ``(m, C)`` int64: each car's draw among its copy's free colours.
-        reserved: ``(m, K)`` int64 candidate colours, where ``reserved_valid``.
+        reserved: ``(m, K)`` int64 candidate colours, where ``reserved_valid`` (each row's
+            first columns).
     """
-    m = len(draw)
-    usable = np.ones((m, _N_COLORS), bool)
-    rows = np.broadcast_to(np.arange(m)[:, None], reserved.shape)
-    usable[rows[reserved_valid], reserved[reserved_valid]] = False
-    free = np.argsort(~usable, axis=1, kind="stable")  # free colours first, ascending
-    valid = cars.valid
-    by_row = np.arange(m)[:, None]
-    colour = np.where(valid, free[by_row, draw], cars.color.astype(np.int64))
-    flat = (by_row * _N_COLORS + colour)[valid]
-    counts = np.bincount(flat, minlength=m * _N_COLORS).reshape(m, _N_COLORS)
-    lone = counts == 1
-    fix = (cars.count > 1) & lone.any(axis=1)
-    # Lone cars take the most common colour (itself shared, or then shared by them).
-    alone = lone[by_row, colour] & valid & fix[:, None]
-    return np.where(alone, np.argmax(counts, axis=1)[:, None], colour)
+    out = np.empty(draw.shape, np.int64)
+    background_colours_kernel(
+        draw, reserved, reserved_valid.sum(axis=1), cars.count, cars.color, _N_COLORS, out
+    )
+    return out
