@@ -68,21 +68,26 @@ def stream_table(rngs: Sequence[np.random.Generator]) -> np.ndarray:
 
     The addresses are valid while the generators live (the caller keeps them).
     """
-    table = np.empty((len(rngs), 4), np.uint64)
-    for j, rng in enumerate(rngs):
+    states, fns = [], []
+    for rng in rngs:
         bg = rng.bit_generator
-        iface = bg.ctypes
-        kind = type(bg)
-        fns = _FUNCTIONS.get(kind)
-        if fns is None:
-            fns = tuple(
-                _address(f) for f in (iface.next_uint64, iface.next_uint32, iface.next_double)
-            )
-            if kind in _NUMPY_BIT_GENERATORS:
-                _FUNCTIONS[kind] = fns
-        table[j, 0] = iface.state_address
-        table[j, 1], table[j, 2], table[j, 3] = fns
+        states.append(bg.ctypes.state_address)
+        fns.append(_FUNCTIONS.get(type(bg)) or _functions(bg))
+    table = np.empty((len(states), 4), np.uint64)
+    table[:, 0] = states
+    # One bit generator class throughout (the usual case): one row of functions.
+    if fns:
+        table[:, 1:] = fns[0] if fns.count(fns[0]) == len(fns) else fns
     return table
+
+
+def _functions(bg: np.random.BitGenerator) -> tuple[int, int, int]:
+    """The addresses of ``bg``'s three C functions (remembered for NumPy's own classes)."""
+    iface = bg.ctypes
+    fns = (_address(iface.next_uint64), _address(iface.next_uint32), _address(iface.next_double))
+    if type(bg) in _NUMPY_BIT_GENERATORS:
+        _FUNCTIONS[type(bg)] = fns
+    return fns
 
 
 def _call(ret: ir.Type, sig_ret: types.Type):
