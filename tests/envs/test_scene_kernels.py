@@ -1,7 +1,7 @@
 """Driving's compiled scene loops (``mmrl/envs/driving/scene_kernels.py``) place what the
 NumPy code they replaced placed (issue 20), bit for bit.
 
-The ``frozen_*`` functions are verbatim copies of ``_spawn_positions``,
+The ``frozen_*`` functions are verbatim copies (docstrings left out) of ``_spawn_positions``,
 ``_candidate_positions`` and ``_background_colours`` of ``mmrl/envs/driving/scenes.py`` as
 they were before the kernels (main at 0d1a573). They run on random inputs including the rare
 cases: empty roads, a density of zero, the candidates' fallback (no separated set), one or
@@ -34,22 +34,7 @@ from mmrl.envs.driving.traffic import CarLists
 
 
 # --------------------------------------------------------------------------- frozen copies
-def frozen_spawn_positions(
-    u: np.ndarray,
-    draws: np.ndarray,
-    n_lanes: np.ndarray,
-    clear_lane: np.ndarray,
-    density: np.ndarray,
-    passing_density: float,
-) -> CarLists:
-    """Spawned cars' positions and lanes from the gap draws ``u`` (``(m, MAX_LANES,
-    MAX_DRAWS)``, copy ``j``'s in ``[:n_lanes[j], :draws[j]]``).
-
-    Each lane: a first car within one gap of the window's start, then gaps of 0.5-1.5 mean
-    gaps; cars within the window and clear of the ego (25 m in ``clear_lane``, else 12 m)
-    are kept, lane by lane and front to back as the per-copy ``np.nonzero`` listed them.
-    Speeds and colours are left for the next phase.
-    """
+def frozen_spawn_positions(u, draws, n_lanes, clear_lane, density, passing_density):
     m = u.shape[0]
     some = density > 0
     safe = np.where(some, density, 1.0)
@@ -78,9 +63,6 @@ def frozen_spawn_positions(
 
 
 def frozen_candidate_positions(xs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The first of each copy's ``CANDIDATE_TRIES`` position sets (``xs``, ``(m, tries,
-    CANDIDATES)``) whose candidates are ``CANDIDATE_SEPARATION`` apart, else the first set
-    sorted (never overlapping lanes then); ``(m, CANDIDATES)``."""
     # Smallest distance between valid candidates: sorted, the nearest pair is adjacent, and
     # the rounded differences keep their order, so this is the per-copy minimum over all
     # pairs exactly. Missing candidates sit far apart, out of every pair's way.
@@ -95,18 +77,6 @@ def frozen_candidate_positions(xs: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def frozen_background_colours(
     cars: CarLists, draw: np.ndarray, reserved: np.ndarray, reserved_valid: np.ndarray
 ) -> np.ndarray:
-    """Recolours background cars so none has a reserved colour and none is alone in its colour.
-
-    A colour word can name a car only if exactly one car has that colour; keeping every
-    background colour at zero or two-plus cars leaves the reserved candidates as the only
-    cars an instruction could name. (A lone background car, possible on empty roads, keeps
-    its colour.)
-
-    Args:
-        cars: The background cars of ``m`` copies.
-        draw: ``(m, C)`` int64: each car's draw among its copy's free colours.
-        reserved: ``(m, K)`` int64 candidate colours, where ``reserved_valid``.
-    """
     m = len(draw)
     usable = np.ones((m, _N_COLORS), bool)
     rows = np.broadcast_to(np.arange(m)[:, None], reserved.shape)
