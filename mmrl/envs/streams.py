@@ -5,9 +5,8 @@ costs 0.3-6 us of Python-level overhead (``choice(replace=False)`` the most) aro
 nanoseconds of arithmetic; numba's own ``Generator`` support costs ~11 us per call just to
 unbox the generator. This module lets a kernel draw from each copy's **own bit generator**
 through the C functions NumPy's ``Generator`` itself calls (``bit_generator.ctypes``: the
-state pointer and ``next_uint64``/``next_uint32``/``next_double``), so the kernel advances
-the very same state, and a later NumPy call on the generator continues where the kernel
-stopped.
+state pointer and ``next_uint32``/``next_double``), so the kernel advances the very same
+state, and a later NumPy call on the generator continues where the kernel stopped.
 
 On top of those functions, the distributions Driving uses are NumPy's algorithms
 transcribed (NumPy 2.x ``_generator.pyx`` and ``distributions.c``):
@@ -27,19 +26,25 @@ bit generators (PCG64, MT19937, Philox, SFC64), including the stream position af
 
 The kernels bypass the bit generator's lock: the caller must own the generators (a vec env
 steps its copies on one thread).
+
+Editing this module: numba's on-disk cache of a kernel that calls these functions is keyed
+on the kernel's own file only, so after changing anything here (the table's columns above
+all) touch ``mmrl/envs/driving/scene_kernels.py`` or delete its ``__pycache__/*.nb[ic]``
+files; a stale kernel reads the old layout (a crash, or wrong draws).
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-STATE, NEXT_U64, NEXT_U32, NEXT_DOUBLE = range(4)
+STATE, NEXT_U32, NEXT_DOUBLE = range(3)
 """Columns of a stream table (:func:`stream_table`)."""
 _U32_MAX = np.uint64(0xFFFFFFFF)
 _ZERO = np.uint64(0)
@@ -50,7 +55,7 @@ def _address(fn: object) -> int:
     return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
 
-_FUNCTIONS: dict[type, tuple[int, int, int]] = {}
+_FUNCTIONS: dict[type, tuple[int, int]] = {}
 """Function addresses per NumPy bit generator class (C functions, the same for every
 instance)."""
 _NUMPY_BIT_GENERATORS = (
@@ -63,8 +68,8 @@ _NUMPY_BIT_GENERATORS = (
 
 
 def stream_table(rngs: Sequence[np.random.Generator]) -> np.ndarray:
-    """The ``(m, 4)`` uint64 table the kernels draw through: per generator its state address
-    and its bit generator's ``next_uint64``, ``next_uint32`` and ``next_double`` functions.
+    """The ``(m, 3)`` uint64 table the kernels draw through: per generator its state address
+    and its bit generator's ``next_uint32`` and ``next_double`` functions.
 
     The addresses are valid while the generators live (the caller keeps them).
     """
@@ -73,7 +78,7 @@ def stream_table(rngs: Sequence[np.random.Generator]) -> np.ndarray:
         bg = rng.bit_generator
         states.append(bg.ctypes.state_address)
         fns.append(_FUNCTIONS.get(type(bg)) or _functions(bg))
-    table = np.empty((len(states), 4), np.uint64)
+    table = np.empty((len(states), 3), np.uint64)
     table[:, 0] = states
     # One bit generator class throughout (the usual case): one row of functions.
     if fns:
@@ -81,17 +86,19 @@ def stream_table(rngs: Sequence[np.random.Generator]) -> np.ndarray:
     return table
 
 
-def _functions(bg: np.random.BitGenerator) -> tuple[int, int, int]:
-    """The addresses of ``bg``'s three C functions (remembered for NumPy's own classes)."""
+def _functions(bg: np.random.BitGenerator) -> tuple[int, int]:
+    """The addresses of ``bg``'s two C functions used here (remembered for NumPy's own
+    classes)."""
     iface = bg.ctypes
-    fns = (_address(iface.next_uint64), _address(iface.next_uint32), _address(iface.next_double))
+    fns = (_address(iface.next_uint32), _address(iface.next_double))
     if type(bg) in _NUMPY_BIT_GENERATORS:
         _FUNCTIONS[type(bg)] = fns
     return fns
 
 
-def _call(ret: ir.Type, sig_ret: types.Type):
-    """An intrinsic ``f(fn, state)`` calling the C function at address ``fn`` on ``state``."""
+def _call(name: str, ret: ir.Type, sig_ret: types.Type) -> Any:
+    """An intrinsic ``name(fn, state)`` calling the C function at address ``fn`` on
+    ``state`` (a ``bitgen_t`` function of NumPy: ``ret f(void *state)``)."""
 
     def impl(typingctx, fn, state):
         def codegen(context, builder, signature, args):
@@ -102,12 +109,12 @@ def _call(ret: ir.Type, sig_ret: types.Type):
 
         return sig_ret(types.uint64, types.uint64), codegen
 
+    impl.__name__ = impl.__qualname__ = name
     return intrinsic(impl)
 
 
-_next_uint64 = _call(ir.IntType(64), types.uint64)
-_next_uint32 = _call(ir.IntType(32), types.uint32)
-_next_double = _call(ir.DoubleType(), types.float64)
+_next_uint32 = _call("_next_uint32", ir.IntType(32), types.uint32)
+_next_double = _call("_next_double", ir.DoubleType(), types.float64)
 
 
 @njit(cache=True, nogil=True)
