@@ -229,16 +229,11 @@ def allowed_args(split: str, task: str, n_lanes: int) -> tuple[int, ...]:
     return tuple(sorted({arg for arg, _ in combinations(split, task, n_lanes)}))
 
 
-def phrase(rng: np.random.Generator, split: str, task: str, n_lanes: int, arg: int) -> str:
-    """A random instruction of ``task`` in ``split`` naming ``arg`` (``-1``: no argument).
-
-    Raises:
-        ValueError: No instruction of the split names ``arg``.
-    """
-    texts = [text for a, text in combinations(split, task, n_lanes) if a == arg]
-    if not texts:
-        raise ValueError(f"no {split!r} instruction of task {task!r} names argument {arg}")
-    return texts[int(rng.integers(len(texts)))]
+@functools.cache
+def phrases(split: str, task: str, n_lanes: int, arg: int) -> tuple[str, ...]:
+    """The instructions of ``task`` in ``split`` naming ``arg`` (``-1``: no argument), in the
+    grammar's order: an episode draws its phrase uniformly among them (empty: none does)."""
+    return tuple(text for a, text in combinations(split, task, n_lanes) if a == arg)
 
 
 def all_instructions(split: str) -> set[str]:

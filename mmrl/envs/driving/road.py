@@ -15,8 +15,6 @@ import dataclasses
 
 import numpy as np
 
-from mmrl.envs.numeric import scale_uniform
-
 LANE_WIDTH = 4.0
 """Lane width in metres."""
 RAMP_END_RANGE = (300.0, 450.0)
@@ -44,22 +42,6 @@ class RoadBatch:
     def empty(cls, n: int) -> RoadBatch:
         """Placeholder roads for ``n`` copies (overwritten at reset)."""
         return cls(np.full(n, 2, np.int64), np.full(n, 200.0), np.full(n, 300.0))
-
-
-def sample_road(
-    rng: np.random.Generator,
-    min_lanes: int,
-    max_lanes: int,
-    ramp_end_range: tuple[float, float] = RAMP_END_RANGE,
-) -> tuple[int, float, float]:
-    """Draws ``(n_lanes, ramp_start, ramp_end)`` for one episode (``ramp_end`` in
-    ``ramp_end_range``, metres ahead of the ego's start)."""
-    n_lanes = int(rng.integers(min_lanes, max_lanes + 1))
-    # Two uniform draws in one generator call (the same doubles, scaled as uniform() does).
-    u = rng.random(2)
-    ramp_end = float(scale_uniform(u[0], *ramp_end_range))
-    ramp_start = ramp_end - float(scale_uniform(u[1], *RAMP_LENGTH_RANGE))
-    return n_lanes, ramp_start, ramp_end
 
 
 def lane_center(lane: np.ndarray) -> np.ndarray:

@@ -7,10 +7,11 @@ this module existed: ``tests/envs/test_reset_identity.py``). Those sizes depend 
 draws of the same copy (how many cars the spawn leaves, how many survive the clearing around
 the named cars), and each copy has its own generator, so the random numbers cannot be drawn
 for all copies in one call. A reset therefore runs in phases (issue 20): each phase is a
-per-copy loop that **only** calls the generators (a scalar or one array per call, stored
-into padded arrays), followed by array operations over all copies being reset (car
-placement, gaps, lane clearing, colours, keeping the nearest cars, sorting into slots) that
-compute the next phase's sizes. Nothing but the generator calls runs per copy.
+per-copy loop that **only** calls the generators (stored into padded arrays), followed by
+array operations over all copies being reset (car placement, gaps, lane clearing, colours,
+keeping the nearest cars, sorting into slots) that compute the next phase's sizes. The loops
+are compiled (:mod:`mmrl.envs.driving.scene_kernels`): they make NumPy's calls on each
+copy's own bit generator without NumPy's per-call overhead (:mod:`mmrl.envs.streams`).
 
 Car lists of different lengths are kept padded (:class:`CarLists`): row ``j`` holds copy
 ``j``'s cars in its first ``count[j]`` columns, in the order the per-copy generator built
@@ -20,6 +21,7 @@ them, since that order decides which random number goes to which car.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Protocol
 
 import numpy as np
@@ -29,14 +31,24 @@ from mmrl.envs.driving.instructions import (
     COLOR_RGB,
     COLORS,
     FOLLOW,
+    LANE,
     NO_ARG,
     OVERTAKE,
     TASKS,
     allowed_args,
     combinations,
-    phrase,
+    phrases,
 )
-from mmrl.envs.driving.road import LANE_WIDTH, MAX_LANES, sample_road
+from mmrl.envs.driving.road import LANE_WIDTH, MAX_LANES, RAMP_LENGTH_RANGE
+from mmrl.envs.driving.scene_kernels import (
+    background_colours_kernel,
+    candidate_positions_kernel,
+    finish1_kernel,
+    phase1_kernel,
+    phase2_kernel,
+    shift_kernel,
+    spawn_kernel,
+)
 from mmrl.envs.driving.traffic import (
     MEAN_GAP,
     PASSING_SPEED_RANGE,
@@ -46,6 +58,7 @@ from mmrl.envs.driving.traffic import (
     CarLists,
 )
 from mmrl.envs.numeric import scale_uniform
+from mmrl.envs.streams import stream_table
 
 FOLLOW_WINDOW = (20.0, 60.0)
 """v0: start distance ahead of the ego (m) of the car to follow."""
@@ -87,6 +100,9 @@ MIN_GAP = 12.0
 MAX_DRAWS = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * MIN_GAP))) + 1
 """Most spawn positions a lane draws (at the smallest gap): the padded width of the draws."""
 _N_COLORS = len(COLOR_RGB)
+# v0's named-car bounds as the kernels take them.
+_FOLLOW_WINDOW, _OVERTAKE_WINDOW = np.array(FOLLOW_WINDOW), np.array(OVERTAKE_WINDOW)
+_FOLLOW_SPEED, _OVERTAKE_SPEED = np.array(FOLLOW_SPEED), np.array(OVERTAKE_SPEED)
 
 
 class SceneSource(Protocol):
@@ -140,15 +156,16 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
     """
     cfg = sim.config
     rngs = [sim.rngs[i] for i in idx]
+    streams = stream_table(rngs)
     m = len(rngs)
     v1 = sim.scene_version >= 1
     split = cfg.instruction_split
+    tables = _tables(split, cfg.tasks, cfg.max_lanes)
     n_lanes = np.empty(m, np.int64)
     ramp_start, ramp_end = np.empty(m), np.empty(m)
     onramp_end = None if sim.onramp_length is None else np.empty(m)
     task = np.empty(m, np.int64)
-    arg = np.full(m, NO_ARG, np.int64)
-    texts = [""] * m
+    combo = np.zeros(m, np.int64)  # v0: the instruction's index among the combinations
     lane0 = np.empty(m, np.int64)  # the ego's main lane draw
     on_ramp = np.zeros(m, bool)
     level = np.empty(m, np.int64)
@@ -157,39 +174,23 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
     u_spawn = np.zeros((m, MAX_LANES, MAX_DRAWS))
     n_cand = np.zeros(m, np.int64)  # v1: candidates per copy
     colours = np.zeros((m, CANDIDATES), np.int64)  # v1: their colours
-    palettes: list[tuple[int, ...] | None] = [None] * m
 
-    # Phase 1, per copy, generator calls only: road, instruction (v0) or task and candidate
-    # colours (v1), ego start, traffic density and the spawn's gap draws.
-    for j, rng in enumerate(rngs):
-        nl, rs, re = sample_road(rng, cfg.min_lanes, cfg.max_lanes, sim.ramp_end_range)
-        n_lanes[j], ramp_start[j], ramp_end[j] = nl, rs, re
-        if onramp_end is not None:
-            onramp_end[j] = rng.uniform(*sim.onramp_length)
-        if v1:
-            t = TASKS.index(cfg.tasks[int(rng.integers(len(cfg.tasks)))])
-            name = TASKS[t]
-            palette = allowed_args(split, name, nl) if t in (FOLLOW, OVERTAKE) else None
-            k = min(CANDIDATES, nl - 1)
-            colours[j, :k] = rng.choice(palette or _N_COLORS, size=k, replace=False)
-            n_cand[j], palettes[j] = k, palette
-        else:
-            t = TASKS.index(cfg.tasks[int(rng.integers(len(cfg.tasks)))])
-            combos = combinations(split, TASKS[t], nl)
-            arg[j], texts[j] = combos[int(rng.integers(len(combos)))]
-        task[j] = t
-        lane0[j] = rng.integers(nl)
-        on_ramp[j] = onramp_end is not None and rng.random() < sim.onramp_start
-        level[j] = rng.integers(*sim.start_levels)
-        # rng.random() scaled is rng.uniform(0.6, 1.4) without its call overhead.
-        d = cfg.traffic_density * float(scale_uniform(rng.random(), 0.6, 1.4))
-        density[j] = d
-        if d > 0:
-            gap_min = min(
-                max(MEAN_GAP / d, MIN_GAP), max(MEAN_GAP / (d * sim.passing_density), MIN_GAP)
-            )
-            draws[j] = int(np.ceil((SPAWN_AHEAD + SPAWN_BEHIND) / (0.5 * gap_min))) + 1
-            u_spawn[j, :nl, : draws[j]] = rng.random((nl, draws[j]))
+    # Phase 1, per copy, generator calls only (compiled): road, instruction (v0) or task and
+    # candidate colours (v1), ego start, traffic density and the spawn's gap draws.
+    phase1_kernel(
+        streams, v1, cfg.min_lanes, cfg.max_lanes, np.array(sim.ramp_end_range),
+        np.array(RAMP_LENGTH_RANGE), np.array(sim.onramp_length or ()), sim.onramp_start,
+        np.array(sim.start_levels), float(cfg.traffic_density), float(sim.passing_density),
+        MEAN_GAP, MIN_GAP, SPAWN_AHEAD + SPAWN_BEHIND, tables.task_ids, tables.pal_len,
+        tables.pal, tables.n_combos, _N_COLORS,
+        n_lanes, ramp_start, ramp_end, np.empty(m) if onramp_end is None else onramp_end,
+        task, combo, colours, n_cand, lane0, on_ramp, level, density, draws, u_spawn,
+    )  # fmt: skip
+    arg = np.full(m, NO_ARG, np.int64)
+    texts = [""] * m
+    if not v1:
+        for j in range(m):
+            arg[j], texts[j] = combinations(split, TASKS[task[j]], int(n_lanes[j]))[combo[j]]
 
     ego_lane = np.where(on_ramp, n_lanes, lane0)  # the on-ramp is lane n_lanes
     ego_y = (ego_lane + 0.5) * LANE_WIDTH
@@ -198,8 +199,8 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
     u_spawn = u_spawn[:, :, : max(int(draws.max(initial=0)), 1)]  # the widest copy's draws
     cars = _spawn_positions(u_spawn, draws, n_lanes, clear_lane, density, sim.passing_density)
 
-    # Phase 2, per copy: the spawned cars' speeds and colours, then the named car's (v0) or
-    # the candidates' and trailers' draws (v1).
+    # Phase 2, per copy (compiled): the spawned cars' speeds and colours, then the named
+    # car's (v0) or the candidates' and trailers' draws (v1).
     width = cars.x.shape[1]
     u_speed = np.zeros((m, width))
     colour = np.zeros((m, width), np.int64)
@@ -207,27 +208,15 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
     named = np.zeros(m, bool)
     x_t, lane_t, v_t = np.zeros(m), np.zeros(m, np.int64), np.zeros(m)
     cand_lanes = np.zeros((m, kc), np.int64)
-    # v1: the candidates' and trailers' uniform draws, raw (see the loop).
+    # v1: the candidates' positions (CANDIDATE_TRIES, k), speeds, trailer chances, positions
+    # and slow-downs (k each), raw: five consecutive uniform draws take the next doubles of
+    # the stream in order, so they are drawn as rows of one array, scaled after the loop.
     u_cand = np.zeros((m, CANDIDATE_TRIES + 4, kc))
-    for j, rng in enumerate(rngs):
-        k = int(cars.count[j])
-        u_speed[j, :k] = rng.random(k)
-        colour[j, :k] = rng.integers(0, len(COLORS), size=k)
-        if v1:
-            k = int(n_cand[j])
-            cand_lanes[j, :k] = 1 + rng.choice(int(n_lanes[j]) - 1, size=k, replace=False)
-            # The positions (CANDIDATE_TRIES, k), speeds, trailer chances, positions and
-            # slow-downs (k each) were five consecutive uniform draws; all take the next
-            # doubles of the stream in order, so one call draws the same numbers (rows in
-            # that order) at a fifth of the per-call cost, scaled after the loop.
-            u_cand[j, :, :k] = rng.random((CANDIDATE_TRIES + 4, k))
-        elif task[j] in (FOLLOW, OVERTAKE):
-            window = FOLLOW_WINDOW if task[j] == FOLLOW else OVERTAKE_WINDOW
-            speed = FOLLOW_SPEED if task[j] == FOLLOW else OVERTAKE_SPEED
-            named[j] = True
-            x_t[j] = rng.uniform(*window)
-            lane_t[j] = rng.integers(n_lanes[j])
-            v_t[j] = rng.uniform(*speed)
+    phase2_kernel(
+        streams, v1, cars.count, len(COLORS), n_lanes, n_cand, task, _FOLLOW_WINDOW,
+        _OVERTAKE_WINDOW, _FOLLOW_SPEED, _OVERTAKE_SPEED,
+        u_speed, colour, cand_lanes, u_cand, named, x_t, lane_t, v_t,
+    )  # fmt: skip
 
     # Desired speeds: the leftmost lane is the passing lane.
     fast = cars.lane == 0
@@ -245,12 +234,73 @@ def draw_scenes(sim: SceneSource, idx: np.ndarray) -> Scenes:
             ego_lane,
         )  # fmt: skip
         return _finish_v1(
-            sim, rngs, cars, cand_valid, cand_lanes, x_c, cand_v, colours,
-            palettes, n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task,
+            sim, streams, tables, cars, cand_valid, cand_lanes, x_c, cand_v, colours,
+            n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task,
         )  # fmt: skip
-    cars, target = _place_target_0(sim.slots, rngs, cars, named, x_t, lane_t, v_t, task, arg)
+    cars, target = _place_target_0(sim.slots, streams, cars, named, x_t, lane_t, v_t, task, arg)
     return Scenes(n_lanes, ramp_start, ramp_end, onramp_end, ego_y, level, task, arg, texts,
                   cars, target)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tables:
+    """What the draw kernels look up of the instruction grammar, per split and task set.
+
+    Attributes:
+        task_ids: Task ids of the config's tasks, in its order.
+        pal_len: ``(tasks, lanes + 1)`` size of v1's candidate palette (the colours
+            ``follow``/``overtake`` may name; -1 for the other tasks: no palette).
+        pal: ``(tasks, lanes + 1, colours)`` the palettes, ascending.
+        n_combos: ``(tasks, lanes + 1)`` v0's instruction count.
+        lane_args: ``(lanes + 1, lanes)`` the lanes ``lane`` may name; n_lane_args: how many.
+        n_texts: ``(tasks, lanes + 1, args + 1)`` phrases naming each argument (``arg + 1``).
+        text_start: Where those phrases start in ``texts``, indexed as ``n_texts``.
+        texts: Every :func:`~mmrl.envs.driving.instructions.phrases` list, concatenated.
+    """
+
+    task_ids: np.ndarray
+    pal_len: np.ndarray
+    pal: np.ndarray
+    n_combos: np.ndarray
+    lane_args: np.ndarray
+    n_lane_args: np.ndarray
+    n_texts: np.ndarray
+    text_start: np.ndarray
+    texts: tuple[str, ...]
+
+
+@functools.cache
+def _tables(split: str, tasks: tuple[str, ...], max_lanes: int) -> _Tables:
+    """The grammar tables of ``split`` for roads of up to ``max_lanes`` lanes."""
+    nt, nl = len(TASKS), max_lanes + 1
+    n_args = max(_N_COLORS, MAX_LANES) + 1  # arguments -1 (NO_ARG), colours and lanes
+    pal_len = np.full((nt, nl), -1, np.int64)
+    pal = np.zeros((nt, nl, _N_COLORS), np.int64)
+    n_combos = np.zeros((nt, nl), np.int64)
+    lane_args = np.zeros((nl, MAX_LANES), np.int64)
+    n_lane_args = np.zeros(nl, np.int64)
+    n_texts = np.zeros((nt, nl, n_args), np.int64)
+    text_start = np.zeros((nt, nl, n_args), np.int64)
+    texts: list[str] = []
+    for n in range(2, nl):
+        for t, name in enumerate(TASKS):
+            n_combos[t, n] = len(combinations(split, name, n))
+            args = allowed_args(split, name, n)
+            if t in (FOLLOW, OVERTAKE):
+                pal_len[t, n] = len(args)
+                pal[t, n, : len(args)] = args
+            if t == LANE:
+                n_lane_args[n] = len(args)
+                lane_args[n, : len(args)] = args
+            for a in range(NO_ARG, n_args - 1):
+                found = phrases(split, name, n, a)
+                n_texts[t, n, a + 1], text_start[t, n, a + 1] = len(found), len(texts)
+                texts += found
+    task_ids = np.array([TASKS.index(t) for t in tasks], np.int64)
+    return _Tables(
+        task_ids, pal_len, pal, n_combos, lane_args, n_lane_args, n_texts, text_start,
+        tuple(texts),
+    )  # fmt: skip
 
 
 def _spawn_positions(
@@ -262,43 +312,26 @@ def _spawn_positions(
     passing_density: float,
 ) -> CarLists:
     """Spawned cars' positions and lanes from the gap draws ``u`` (``(m, MAX_LANES,
-    MAX_DRAWS)``, copy ``j``'s in ``[:n_lanes[j], :draws[j]]``).
-
-    Each lane: a first car within one gap of the window's start, then gaps of 0.5-1.5 mean
-    gaps; cars within the window and clear of the ego (25 m in ``clear_lane``, else 12 m)
-    are kept, lane by lane and front to back as the per-copy ``np.nonzero`` listed them.
-    Speeds and colours are left for the next phase.
-    """
+    MAX_DRAWS)``, copy ``j``'s in ``[:n_lanes[j], :draws[j]]``): see
+    :func:`~mmrl.envs.driving.scene_kernels.spawn_kernel`. Speeds and colours are left for
+    the next phase; padding columns hold zeros."""
     m = u.shape[0]
-    some = density > 0
-    safe = np.where(some, density, 1.0)
-    gap = np.maximum(MEAN_GAP / safe, MIN_GAP)
-    gap_passing = np.maximum(MEAN_GAP / (safe * passing_density), MIN_GAP)
-    lanes = np.arange(MAX_LANES)
-    gaps = np.where(lanes == 0, gap_passing[:, None], gap[:, None])[:, :, None]
-    steps = (u + 0.5) * gaps
-    steps[:, :, 0] = u[:, :, 0] * gaps[:, :, 0]
-    # Cumulative sums run left to right, so each copy's first draws[j] positions are exactly
-    # its per-copy ones whatever the padding after them.
-    xs = np.cumsum(steps, axis=2) - SPAWN_BEHIND
-    clear = np.where(lanes == clear_lane[:, None], 25.0, 12.0)[:, :, None]
-    keep = (
-        (xs < SPAWN_AHEAD)
-        & (np.abs(xs) > clear)
-        & (lanes < n_lanes[:, None])[:, :, None]
-        & (np.arange(u.shape[2]) < draws[:, None, None])
-        & some[:, None, None]
-    )
-    flat = keep.reshape(m, -1)
-    data = np.zeros((5, *flat.shape))
-    data[0] = xs.reshape(m, -1)
-    data[1] = np.repeat(lanes, xs.shape[2])  # lane of each flattened (lane, draw)
-    return CarLists(data, np.full(m, flat.shape[1])).select(flat)
+    xs = np.zeros((m, u.shape[1] * u.shape[2]))
+    lanes = np.zeros_like(xs)
+    count = np.zeros(m, np.int64)
+    spawn_kernel(
+        u, draws, n_lanes, clear_lane, density, passing_density, MEAN_GAP, MIN_GAP,
+        SPAWN_BEHIND, SPAWN_AHEAD, xs, lanes, count,
+    )  # fmt: skip
+    width = max(int(count.max(initial=0)), 1)
+    data = np.zeros((5, m, width))
+    data[0], data[1] = xs[:, :width], lanes[:, :width]
+    return CarLists(data, count)
 
 
 def _place_target_0(
     slots: int,
-    rngs: list[np.random.Generator],
+    streams: np.ndarray,
     cars: CarLists,
     named: np.ndarray,
     x_t: np.ndarray,
@@ -324,9 +357,7 @@ def _place_target_0(
     # Other cars never share the target's colour: shift clashing colours by 1..7 (phase 3,
     # per copy: one draw per remaining car).
     shift = np.zeros(cars.x.shape, np.int64)
-    for j in np.flatnonzero(named):
-        k = int(cars.count[j])
-        shift[j, :k] = rngs[j].integers(1, _N_COLORS, size=k)
+    shift_kernel(streams, np.flatnonzero(named), cars.count, _N_COLORS, shift)
     clash = (cars.color == arg[:, None]) & named[:, None]
     cars.color = np.where(clash, (cars.color + shift) % _N_COLORS, cars.color)
     # Make room by dropping the farthest car (the first of equals).
@@ -374,7 +405,8 @@ def _place_candidates_1(
         The background cars (trailers included, before recolouring: the next phase draws one
         colour per car) and the candidates' positions ``(m, CANDIDATES)``.
     """
-    x_c = _candidate_positions(xs, cand_valid)
+    x_c = np.zeros(cand_valid.shape)
+    candidate_positions_kernel(xs, cand_valid.sum(axis=1), CANDIDATE_SEPARATION, x_c)
     # Clear each candidate's lane from behind the ego to just ahead of the candidate, so
     # every candidate can be followed without a car slipping in between (traffic never
     # changes lanes, so it stays clear).
@@ -391,31 +423,16 @@ def _place_candidates_1(
     return cars.append(new, trailer, keep=cars.valid & ~hit), x_c
 
 
-def _candidate_positions(xs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """The first of each copy's ``CANDIDATE_TRIES`` position sets (``xs``, ``(m, tries,
-    CANDIDATES)``) whose candidates are ``CANDIDATE_SEPARATION`` apart, else the first set
-    sorted (never overlapping lanes then); ``(m, CANDIDATES)``."""
-    # Smallest distance between valid candidates: sorted, the nearest pair is adjacent, and
-    # the rounded differences keep their order, so this is the per-copy minimum over all
-    # pairs exactly. Missing candidates sit far apart, out of every pair's way.
-    far = 1e6 * np.arange(1, xs.shape[2] + 1)
-    srt = np.sort(np.where(valid[:, None, :], xs, far), axis=2)
-    ok = np.diff(srt, axis=2).min(axis=2, initial=np.inf) >= CANDIDATE_SEPARATION
-    chosen = xs[np.arange(len(xs)), np.argmax(ok, axis=1)]
-    fallback = np.where(valid, srt[:, 0], 0.0)  # the first set, sorted
-    return np.where(ok.any(axis=1)[:, None], chosen, fallback)
-
-
 def _finish_v1(
     sim: SceneSource,
-    rngs: list[np.random.Generator],
+    streams: np.ndarray,
+    tables: _Tables,
     cars: CarLists,
     cand_valid: np.ndarray,
     cand_lanes: np.ndarray,
     x_c: np.ndarray,
     cand_v: np.ndarray,
     colours: np.ndarray,
-    palettes: list[tuple[int, ...] | None],
     n_lanes: np.ndarray,
     ramp_start: np.ndarray,
     ramp_end: np.ndarray,
@@ -424,29 +441,26 @@ def _finish_v1(
     level: np.ndarray,
     task: np.ndarray,
 ) -> Scenes:
-    """v1's last phase: background colours, the referent and the phrase (per-copy draws),
-    then the candidates appended (array operations)."""
-    cfg = sim.config
-    split = cfg.instruction_split
-    m = len(rngs)
+    """v1's last phase: background colours, the referent and the phrase (per-copy draws,
+    compiled), then the candidates appended (array operations)."""
+    split = sim.config.instruction_split
+    m = len(streams)
     n_cand = cand_valid.sum(axis=1)
     free_n = _N_COLORS - n_cand  # candidate colours are distinct
     draw = np.zeros(cars.x.shape, np.int64)
     pick = np.full(m, -1, np.int64)
     arg = np.full(m, NO_ARG, np.int64)
-    texts = [""] * m
-    for j, rng in enumerate(rngs):
-        k = int(cars.count[j])
-        if k:
-            draw[j, :k] = rng.integers(int(free_n[j]), size=k)
-        name, nl = TASKS[task[j]], int(n_lanes[j])
-        if palettes[j] is not None:
-            pick[j] = rng.integers(n_cand[j])
-            arg[j] = colours[j, pick[j]]
-        elif name == "lane":
-            lanes = allowed_args(split, name, nl)
-            arg[j] = lanes[int(rng.integers(len(lanes)))]
-        texts[j] = phrase(rng, split, name, nl, int(arg[j]))
+    text_index = np.zeros(m, np.int64)
+    finish1_kernel(
+        streams, cars.count, free_n, task, n_lanes, n_cand, colours, tables.pal_len,
+        tables.lane_args, tables.n_lane_args, tables.n_texts, tables.text_start, draw, pick,
+        arg, text_index,
+    )  # fmt: skip
+    if (text_index < 0).any():
+        j = int(np.argmax(text_index < 0))
+        name, a = TASKS[task[j]], int(arg[j])
+        raise ValueError(f"no {split!r} instruction of task {name!r} names argument {a}")
+    texts = [tables.texts[i] for i in text_index.tolist()]
 
     cars.color = _background_colours(cars, draw, colours, cand_valid)
     cars = cars.nearest(sim.slots - n_cand)  # make room by dropping the farthest cars
@@ -464,25 +478,16 @@ def _background_colours(
     A colour word can name a car only if exactly one car has that colour; keeping every
     background colour at zero or two-plus cars leaves the reserved candidates as the only
     cars an instruction could name. (A lone background car, possible on empty roads, keeps
-    its colour.)
+    its colour.) The loop is :func:`~mmrl.envs.driving.scene_kernels.background_colours_kernel`.
 
     Args:
         cars: The background cars of ``m`` copies.
         draw: ``(m, C)`` int64: each car's draw among its copy's free colours.
-        reserved: ``(m, K)`` int64 candidate colours, where ``reserved_valid``.
+        reserved: ``(m, K)`` int64 candidate colours, where ``reserved_valid`` (each row's
+            first columns).
     """
-    m = len(draw)
-    usable = np.ones((m, _N_COLORS), bool)
-    rows = np.broadcast_to(np.arange(m)[:, None], reserved.shape)
-    usable[rows[reserved_valid], reserved[reserved_valid]] = False
-    free = np.argsort(~usable, axis=1, kind="stable")  # free colours first, ascending
-    valid = cars.valid
-    by_row = np.arange(m)[:, None]
-    colour = np.where(valid, free[by_row, draw], cars.color.astype(np.int64))
-    flat = (by_row * _N_COLORS + colour)[valid]
-    counts = np.bincount(flat, minlength=m * _N_COLORS).reshape(m, _N_COLORS)
-    lone = counts == 1
-    fix = (cars.count > 1) & lone.any(axis=1)
-    # Lone cars take the most common colour (itself shared, or then shared by them).
-    alone = lone[by_row, colour] & valid & fix[:, None]
-    return np.where(alone, np.argmax(counts, axis=1)[:, None], colour)
+    out = np.empty(draw.shape, np.int64)
+    background_colours_kernel(
+        draw, reserved, reserved_valid.sum(axis=1), cars.count, cars.color, _N_COLORS, out
+    )
+    return out
