@@ -1,5 +1,5 @@
-"""The compiled generator calls of :mod:`mmrl.envs.streams` draw what NumPy's ``Generator``
-draws, bit for bit, and leave the stream where NumPy leaves it (issue 20)."""
+"""The compiled generator calls of :mod:`mmrl.envs.driving.scene_kernels` draw what NumPy's
+``Generator`` draws, bit for bit, and leave the stream where NumPy leaves it (issue 20)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from mmrl.envs import streams
 from mmrl.envs.driving import instructions, scene_kernels
+from mmrl.envs.driving import scene_kernels as streams
 
 BIT_GENERATORS = [
     np.random.PCG64,

@@ -11,7 +11,8 @@ per-copy loop that **only** calls the generators (stored into padded arrays), fo
 array operations over all copies being reset (car placement, gaps, lane clearing, colours,
 keeping the nearest cars, sorting into slots) that compute the next phase's sizes. The loops
 are compiled (:mod:`mmrl.envs.driving.scene_kernels`): they make NumPy's calls on each
-copy's own bit generator without NumPy's per-call overhead (:mod:`mmrl.envs.streams`).
+copy's own bit generator without NumPy's per-call overhead
+(:mod:`mmrl.envs.driving.scene_kernels`).
 
 Car lists of different lengths are kept padded (:class:`CarLists`): row ``j`` holds copy
 ``j``'s cars in its first ``count[j]`` columns, in the order the per-copy generator built
@@ -48,6 +49,7 @@ from mmrl.envs.driving.scene_kernels import (
     phase2_kernel,
     shift_kernel,
     spawn_kernel,
+    stream_table,
 )
 from mmrl.envs.driving.traffic import (
     MEAN_GAP,
@@ -58,7 +60,6 @@ from mmrl.envs.driving.traffic import (
     CarLists,
 )
 from mmrl.envs.numeric import scale_uniform
-from mmrl.envs.streams import stream_table
 
 FOLLOW_WINDOW = (20.0, 60.0)
 """v0: start distance ahead of the ego (m) of the car to follow."""
