@@ -429,3 +429,114 @@ def test_fqe_selection_keeps_the_setting_of_lowest_held_out_bellman_error(logged
         select_fqe(data, outputs, GAMMA, grid=grid, holdout=0.0, **kwargs)
     with pytest.raises(ValueError, match="unique"):
         select_fqe(data, outputs, GAMMA, grid=grid[:1] * 2, **kwargs)
+
+
+# ---------------------------------------------------------------------------- Retrace traces
+def test_retrace_targets_are_the_traced_sum_of_td_errors():
+    """``G_t = Q_t + sum_u gamma^(u-t) (prod_{t<i<=u} c_i) delta_u`` (Munos et al. 2016,
+    eq. 3), computed directly, on episodes of different lengths, one ending in a
+    termination."""
+    import torch as th
+
+    from mmrl.evaluation.traces import retrace_targets
+
+    rng = np.random.default_rng(0)
+    lengths, gamma = [5, 3, 1], 0.9
+    mask = th.zeros(3, 5, dtype=th.bool)
+    for e, n in enumerate(lengths):
+        mask[e, :n] = True
+    r, v, q = (th.as_tensor(rng.normal(size=(3, 5))) for _ in range(3))
+    c = th.as_tensor(rng.uniform(size=(3, 5)))
+    cont = th.ones(3, 5, dtype=th.float64)
+    cont[0, 4] = 0.0
+    got = retrace_targets(r, cont, v, q, c, gamma, mask)
+    for e, n in enumerate(lengths):
+        for t in range(n):
+            want, trace = float(q[e, t]), 1.0
+            for u in range(t, n):
+                trace *= gamma * float(c[e, u]) if u > t else 1.0
+                want += trace * float(r[e, u] + gamma * cont[e, u] * v[e, u] - q[e, u])
+            assert float(got[e, t]) == pytest.approx(want)
+    assert not got[~mask].any()
+    # No trace: FQE's one-step target. Full traces with Q = V: the discounted return.
+    one_step = retrace_targets(r, cont, v, q, th.zeros_like(c), gamma, mask)
+    assert th.allclose(one_step[mask], (r + gamma * cont * v)[mask])
+    q_is_v = th.cat([v[:, -1:] * 0, v[:, :-1]], dim=1)  # Q(s_t, a_t) = V(s_t) along the path
+    full = retrace_targets(r, cont, v, q_is_v, th.ones_like(c), gamma, mask)
+    assert float(full[1, 0]) == pytest.approx(
+        float(r[1, 0] + gamma * r[1, 1] + gamma**2 * r[1, 2] + gamma**3 * v[1, 2])
+    )
+
+
+def test_trace_coefficients_truncate_the_ratio_at_one():
+    from mmrl.evaluation.traces import trace_coefficients
+
+    log_mu = np.log([0.5, 0.5, 0.25, 0.8])
+    c = trace_coefficients(np.array([1.0, 0.25, 0.0, 0.4]), log_mu, 0.9)
+    assert c == pytest.approx([0.9, 0.45, 0.0, 0.45])
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"fqe_lambda.*\[0, 1\]"):
+            trace_coefficients(np.ones(4), log_mu, bad)
+    with pytest.raises(ValueError, match="mu\\(a\\|s\\) > 0"):
+        trace_coefficients(np.ones(2), np.array([0.0, -np.inf]), 1.0)
+
+
+def test_fqe_with_traces_propagates_logged_returns_in_one_iteration(logged):
+    """On-policy (target = behaviour) with full traces, the first iterate regresses the
+    logged discounted returns, so one iteration already gives the policy's value; one-step
+    FQE's first iterate is the mean immediate reward. Both converge to the truth."""
+    data, state_of = tabular_data(tuple(x[logged[0] < 1000] for x in logged))
+    data.behaviour_log_prob = np.log(BEHAVIOUR[state_of[data.state_idx], data.actions])
+    probs = BEHAVIOUR[np.minimum(state_of, 2)]
+    truth = true_values(BEHAVIOUR)[0] @ START
+    first_step = (BEHAVIOUR * R).sum(1) @ START
+    traced = _fqe(data, probs, iterations=1, steps_per_iter=300, trace_lambda=1.0)
+    one_step = _fqe(data, probs, iterations=1, steps_per_iter=300)
+    assert traced.value == pytest.approx(truth, abs=0.25), (traced.value, truth)
+    assert one_step.value == pytest.approx(first_step, abs=0.1), one_step.value
+    assert abs(truth - first_step) > 1.0
+    for lam in (0.0, 1.0):
+        fit = _fqe(data, TARGET[np.minimum(state_of, 2)], trace_lambda=lam)
+        assert fit.value == pytest.approx(true_values(TARGET)[0] @ START, abs=0.2), (lam, fit)
+
+
+def test_fqe_traces_refuse_bad_settings(logged):
+    data, state_of = tabular_data(tuple(x[logged[0] < 50] for x in logged))
+    probs = TARGET[np.minimum(state_of, 2)]
+    with pytest.raises(ValueError, match="behaviour probabilities"):
+        _fqe(data, probs, iterations=2, trace_lambda=0.5)  # none logged, none passed
+    with pytest.raises(ValueError, match="\\[0, 1\\]"):
+        _fqe(data, probs, iterations=2, trace_lambda=2.0)
+    log_mu = np.log(BEHAVIOUR[state_of[data.state_idx], data.actions])
+    assert _fqe(data, probs, iterations=2, trace_lambda=0.5, behaviour_log_prob=log_mu).value
+
+
+# ---------------------------------------------------------------------------- Q ensembles
+def test_ensemble_head_members_are_independent():
+    import torch as th
+
+    from mmrl.evaluation.qnetwork import EnsembleHead
+
+    th.manual_seed(0)
+    head = EnsembleHead(3, 5, 8, 2)
+    out = head(th.randn(4, 5))
+    assert out.shape == (3, 4, 2)
+    assert not th.allclose(out[0], out[1])  # independent initializations
+    out[0].sum().backward()  # member 0's output depends on member 0's parameters only
+    assert all(w.grad[1:].abs().sum() == 0 and w.grad[0].abs().sum() > 0 for w in head.weights)
+
+
+def test_fqe_ensemble_is_the_mean_of_its_members_and_converges(logged):
+    """``ensemble=1`` is the single network, bit for bit; five heads converge to the truth
+    on one-hot states as one does, and their disagreement is averaged out of the targets."""
+    data, state_of = tabular_data(tuple(x[logged[0] < 1000] for x in logged))
+    probs = TARGET[np.minimum(state_of, 2)]
+    truth = true_values(TARGET)[0] @ START
+    single = _fqe(data, probs)
+    assert _fqe(data, probs, ensemble=1).value == single.value
+    five = _fqe(data, probs, ensemble=5)
+    assert five.value == pytest.approx(truth, abs=0.2), (five.value, truth)
+    assert five.value != single.value
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"fqe_ensemble.*integer >= 1"):
+            _fqe(data, probs, iterations=2, ensemble=bad)
