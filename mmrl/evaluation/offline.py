@@ -44,6 +44,13 @@ expectation over the evaluated policy, ``E_{a'~pi(.|s')} Q(s', a')``. Two guards
   reported, and any clipping is a warning that the fit was leaving the achievable range.
   The final values are clipped to the same range (and counted).
 
+``ensemble=K`` (``--fqe-ensemble``) trains ``K`` Q-heads side by side from independent
+initializations (:class:`mmrl.evaluation.qnetwork.EnsembleHead`, one batched product) on
+the same minibatches; the Q-function is their mean, so each iteration's targets bootstrap
+from the mean and the part of a head's generalization error that depends on its
+initialization is averaged out before it propagates (Lakshminarayanan et al. 2017 for
+deep ensembles; issue 18 for the measured effect).
+
 A third diagnostic, ``action_sensitivity``, is the mean ``|Q(s_t, a_t) - V(s_t)|`` over the
 logged steps: how much the value of the logged action differs from the policy's value at the
 same state. Near 0 means the fit barely depends on the action, so every policy gets about the
@@ -66,7 +73,6 @@ from mmrl.config import ConfigError
 from mmrl.data.episodes import LoggedData
 from mmrl.data.episodes import load_logged_data as load_logged_data  # re-exported
 from mmrl.evaluation.qnetwork import QNetwork, RawEncoder  # re-exported
-from mmrl.evaluation.traces import check_trace_lambda, retrace_targets, trace_coefficients
 from mmrl.policies import Policy, check_spaces
 
 FEATURE_MODES = ("policy", "raw")
@@ -313,8 +319,6 @@ def fitted_q_evaluation(
     stochastic: bool = False,
     holdout: float = 0.1,
     clip_returns: bool = True,
-    trace_lambda: float = 0.0,
-    behaviour_log_prob: np.ndarray | None = None,
     seed: int = 0,
     device: str | th.device = "cpu",
 ) -> FQEResult:
@@ -343,11 +347,6 @@ def fitted_q_evaluation(
             error (0: fit on all, no held-out diagnostic).
         clip_returns: Clip targets and final values to :func:`return_bounds` (the
             divergence guard); ``False`` only reports how often they leave it.
-        trace_lambda: Retrace trace decay in ``[0, 1]`` (:mod:`mmrl.evaluation.traces`):
-            0 is one-step FQE; above 0 each target follows the logged episode with traces
-            ``lambda * min(1, pi / mu)``. Discrete actions only.
-        behaviour_log_prob: ``(N,)`` ``log mu(a_t|s_t)`` of the logged actions for the
-            traces (default ``data.behaviour_log_prob``, the logged ones).
         seed: Seeds the network initialization, minibatch sampling and the held-out split.
         device: Torch device.
 
@@ -357,8 +356,7 @@ def fitted_q_evaluation(
     Raises:
         ConfigError: ``gamma`` outside ``(0, 1]``, ``holdout`` outside ``[0, 1)``, an
             unknown feature mode, ``stochastic`` without action probabilities, or
-            ``trace_lambda`` outside ``[0, 1]``, with continuous actions or without
-            behaviour probabilities, or ``ensemble`` below 1.
+            ``ensemble`` below 1.
     """
     if not 0.0 < gamma <= 1.0:
         raise ConfigError(f"--gamma must be in (0, 1], got {gamma}")
@@ -366,26 +364,9 @@ def fitted_q_evaluation(
         raise ConfigError(f"--fqe-features must be one of {FEATURE_MODES}, got {features!r}")
     if stochastic and data.discrete and outputs.log_probs is None:
         raise ConfigError("--stochastic FQE needs a policy with an action distribution")
-    check_trace_lambda(trace_lambda)
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
         raise ConfigError(f"must be an integer >= 1 (Q-heads), got {ensemble!r}",
                           field="fqe_ensemble")  # fmt: skip
-    if trace_lambda > 0.0:
-        if not data.discrete:
-            raise ConfigError(
-                "> 0 needs discrete actions: continuous-action FQE evaluates the "
-                "deterministic action, whose density ratio to the behaviour is 0 (no trace)",
-                field="fqe_lambda",
-            )
-        if behaviour_log_prob is None:
-            behaviour_log_prob = data.behaviour_log_prob
-        if behaviour_log_prob is None:
-            raise ConfigError(
-                f"> 0 needs behaviour probabilities: dataset {data.dataset_id!r} "
-                "has none logged (infos['behaviour_log_prob']); pass estimated ones "
-                "(--behaviour estimated) or use 0",
-                field="fqe_lambda",
-            )
     held_episodes = _heldout_episodes(data.n_episodes, holdout, seed)
     t0 = time.perf_counter()
     device = th.device(device)
@@ -435,25 +416,6 @@ def fitted_q_evaluation(
     s_idx = th.as_tensor(data.state_idx, device=device)
     n_idx = s_idx + 1
     first = th.as_tensor(data.first_idx, device=device)
-    traced = trace_lambda > 0.0
-    if traced:  # the episodes padded to (E, T) for the backward Retrace recursion
-        layout = (th.as_tensor(data.episode_of), th.as_tensor(data.step_of))
-        mask = th.zeros(data.n_episodes, int(data.step_of.max()) + 1, dtype=th.bool)
-        mask[layout] = True
-        mask = mask.to(device)
-        layout = tuple(x.to(device) for x in layout)
-
-        def pad(x: th.Tensor) -> th.Tensor:
-            """``(N,)`` per-step values to ``(E, T)``, 0 after each episode's end."""
-            out = th.zeros(mask.shape, dtype=x.dtype, device=device)
-            out[layout] = x
-            return out
-
-        taken_prob = pi[s_idx].gather(1, actions.long()[:, None]).squeeze(1).cpu().numpy()
-        coefficients = trace_coefficients(taken_prob, behaviour_log_prob, trace_lambda)
-        trace_pads = (pad(rewards), pad(cont), pad(th.as_tensor(coefficients).float().to(device)))
-    # A trace target adds up to a whole logged episode of rewards to the k-step iterate.
-    extra_steps = int(data.episode_lengths().max()) if traced else 0
     all_steps = th.arange(data.n_transitions, device=device)
 
     @th.no_grad()
@@ -496,18 +458,10 @@ def fitted_q_evaluation(
     history = []
     clipped = 0
     next_v = th.zeros(n, device=device)  # V_0 = 0: the first fit regresses on rewards
-    prev_taken = th.zeros(n, device=device)
     for k in range(1, iterations + 1):
-        if traced:
-            r_pad, cont_pad, c_pad = trace_pads
-            targets = retrace_targets(
-                r_pad, cont_pad, pad(next_v), pad(prev_taken), c_pad, gamma, mask
-            )[layout]
-        else:
-            targets = rewards + gamma * cont * next_v
         # The k-th iterate is a k-step return: targets outside that range can only come from
         # extrapolation of the previous Q, so they are clipped before they compound.
-        targets, outside = bounded(targets, k + extra_steps)
+        targets, outside = bounded(rewards + gamma * cont * next_v, k)
         clipped += outside
         net.train()
         for _ in range(steps_per_iter):
@@ -522,19 +476,15 @@ def fitted_q_evaluation(
         net.eval()
         frozen = copy.deepcopy(net)
         next_v = values(frozen, n_idx)
-        if traced:
-            with th.no_grad():
-                prev_taken = th.cat([q_taken(frozen, c) for c in th.split(all_steps, 4096)])
         history.append(float(values(frozen, first).mean()))
-    horizon = iterations + extra_steps
     with th.no_grad():
-        target, _ = bounded(rewards + gamma * cont * values(net, n_idx), horizon + 1)
+        target, _ = bounded(rewards + gamma * cont * values(net, n_idx), iterations + 1)
         taken = th.cat([q_taken(net, c) for c in th.split(all_steps, 4096)])
         residual = (taken - target).pow(2)
     td = float(residual[fit_idx].mean().sqrt())
     heldout_td = float(residual[held_idx].mean().sqrt()) if len(held_idx) else None
-    all_values, outside = bounded(values(net, th.arange(data.n_states, device=device)), horizon)
-    taken, _ = bounded(taken, horizon)
+    all_values, outside = bounded(values(net, th.arange(data.n_states, device=device)), iterations)
+    taken, _ = bounded(taken, iterations)
     all_values = all_values.cpu().numpy().astype(np.float64)
     q_logged = taken.cpu().numpy().astype(np.float64)
     initial = all_values[data.first_idx]
@@ -549,7 +499,7 @@ def fitted_q_evaluation(
         state_values=all_values,
         heldout_td_error=heldout_td,
         heldout_episodes=int(held_episodes.sum()),
-        return_bounds=return_bounds(data.rewards, gamma, horizon),
+        return_bounds=return_bounds(data.rewards, gamma, iterations),
         clipped_targets=clipped / (n * iterations),
         clipped_values=outside / data.n_states,
         action_sensitivity=float(np.mean(np.abs(q_logged - all_values[data.state_idx]))),
