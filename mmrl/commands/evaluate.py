@@ -136,7 +136,7 @@ class EvaluateOfflineOptions:
         1,
         help="Q-heads of every FQE fit, trained side by side from independent "
         "initializations; their mean is the Q-function and bootstraps the targets (1: one "
-        "network; K costs about K times the fit)",
+        "network; 5 took about 2.7x the fit time on a 2-core CPU)",
         minimum=1,
     )
     weight_clip: float | None = option(
