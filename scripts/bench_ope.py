@@ -335,6 +335,7 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
             policies, data, ESTIMATORS, args.gamma, features="data", stochastic=True,
             iterations=args.fqe_iters, steps_per_iter=args.fqe_steps,
             fqe_holdout=args.fqe_holdout, fqe_select=args.fqe_select,
+            fqe_ensemble=args.fqe_ensemble,
             weight_clip=args.weight_clip,
             n_resamples=args.bootstrap, seed=args.seed,
         )  # fmt: skip
@@ -499,6 +500,8 @@ def main(argv: list[str] | None = None) -> dict:
         help="FQE: keep, per policy, the grid setting of lowest held-out Bellman "
         "error (mmrl.evaluation.fqe_selection; one fit per setting)",
     )
+    p.add_argument("--fqe-ensemble", type=int, default=1,
+                   help="Q-heads per FQE fit, their mean bootstraps the targets")  # fmt: skip
     p.add_argument("--weight-clip", type=float, default=None,
                    help="clip of the c* estimators' weights (default sqrt(episodes))")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=None)

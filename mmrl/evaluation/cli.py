@@ -175,6 +175,7 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
         steps_per_iter=opts.fqe_steps,
         fqe_holdout=opts.fqe_holdout,
         fqe_select=opts.fqe_select,
+        fqe_ensemble=opts.fqe_ensemble,
         weight_clip=opts.weight_clip,
         n_resamples=opts.bootstrap,
         seed=opts.seed,

@@ -44,6 +44,13 @@ expectation over the evaluated policy, ``E_{a'~pi(.|s')} Q(s', a')``. Two guards
   reported, and any clipping is a warning that the fit was leaving the achievable range.
   The final values are clipped to the same range (and counted).
 
+``ensemble=K`` (``--fqe-ensemble``) trains ``K`` Q-heads side by side from independent
+initializations (:class:`mmrl.evaluation.qnetwork.EnsembleHead`, one batched product) on
+the same minibatches; the Q-function is their mean, so each iteration's targets bootstrap
+from the mean and the part of a head's generalization error that depends on its
+initialization is averaged out before it propagates (Lakshminarayanan et al. 2017 for
+deep ensembles; issue 18 for the measured effect).
+
 A third diagnostic, ``action_sensitivity``, is the mean ``|Q(s_t, a_t) - V(s_t)|`` over the
 logged steps: how much the value of the logged action differs from the policy's value at the
 same state. Near 0 means the fit barely depends on the action, so every policy gets about the
@@ -61,12 +68,11 @@ from typing import Any
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
-from torch import nn
 
 from mmrl.config import ConfigError
 from mmrl.data.episodes import LoggedData
 from mmrl.data.episodes import load_logged_data as load_logged_data  # re-exported
+from mmrl.evaluation.qnetwork import QNetwork, RawEncoder  # re-exported
 from mmrl.policies import Policy, check_spaces
 
 FEATURE_MODES = ("policy", "raw")
@@ -174,106 +180,6 @@ def agreement(outputs: PolicyOutputs, data: LoggedData) -> float:
 
 
 # ---------------------------------------------------------------------------- FQE
-class RawEncoder(nn.Module):
-    """Encodes raw Dict observations for ``--fqe-features raw``.
-
-    Images (``(H, W, C)`` uint8): two stride-2 3x3 convolutions (16, 32 channels), global
-    average pooling. Token ids (1-D integer Box): mean of learned 16-d word embeddings over
-    non-padding tokens. Everything else: flattened as float.
-
-    Args:
-        observation_space: The dataset's Dict space (channel-last images).
-    """
-
-    def __init__(self, observation_space: spaces.Dict) -> None:
-        super().__init__()
-        from stable_baselines3.common.preprocessing import is_image_space
-
-        self.images = nn.ModuleDict()
-        self.tokens = nn.ModuleDict()
-        self.flat: list[str] = []
-        dim = 0
-        for key, sub in observation_space.spaces.items():
-            if is_image_space(sub, check_channels=False) and len(sub.shape) == 3:
-                self.images[key] = nn.Sequential(
-                    nn.Conv2d(sub.shape[-1], 16, 3, stride=2, padding=1),
-                    nn.ReLU(),
-                    nn.Conv2d(16, 32, 3, stride=2, padding=1),
-                    nn.ReLU(),
-                    nn.AdaptiveAvgPool2d(1),
-                    nn.Flatten(),
-                )
-                dim += 32
-            elif (
-                isinstance(sub, spaces.Box)
-                and len(sub.shape) == 1
-                and np.issubdtype(sub.dtype, np.integer)
-            ):
-                self.tokens[key] = nn.Embedding(int(np.max(sub.high)) + 1, 16, padding_idx=0)
-                dim += 16
-            else:
-                self.flat.append(key)
-                dim += int(np.prod(sub.shape)) if sub.shape else 1
-        self.output_dim = dim
-
-    def forward(self, obs: Mapping[str, th.Tensor]) -> th.Tensor:
-        """Key -> raw batched tensor (``(B, ...)``) to ``(B, output_dim)`` float."""
-        parts = []
-        for key, net in self.images.items():
-            parts.append(net(obs[key].permute(0, 3, 1, 2).float() / 255.0))
-        for key, emb in self.tokens.items():
-            ids = obs[key].long()
-            mask = (ids != 0).float().unsqueeze(-1)
-            parts.append((emb(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0))
-        for key in self.flat:
-            parts.append(obs[key].float().reshape(len(obs[key]), -1))
-        return th.cat(parts, dim=1)
-
-
-class QNetwork(nn.Module):
-    """``Q(s, .)`` (discrete: ``(B, A)``) or ``Q(s, a)`` (continuous: ``(B,)``).
-
-    Args:
-        input_dim: Width of the state features.
-        action_space: Discrete or Box.
-        hidden: Hidden width of the two-layer MLP head.
-        encoder: Trainable observation encoder (raw mode), or ``None`` when the inputs are
-            precomputed features.
-        dropout: Dropout probability after each hidden layer (active in training mode only).
-    """
-
-    def __init__(
-        self,
-        input_dim: int,
-        action_space: spaces.Space,
-        hidden: int = 128,
-        encoder: RawEncoder | None = None,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.discrete = isinstance(action_space, spaces.Discrete)
-        out = int(action_space.n) if self.discrete else 1
-        extra = 0 if self.discrete else int(np.prod(action_space.shape))
-        drop = [nn.Dropout(dropout)] if dropout > 0 else []
-        self.head = nn.Sequential(
-            nn.Linear(input_dim + extra, hidden),
-            nn.ReLU(),
-            *drop,
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            *copy.deepcopy(drop),
-            nn.Linear(hidden, out),
-        )
-
-    def forward(self, states: Any, actions: th.Tensor | None = None) -> th.Tensor:
-        """States (features ``(B, F)`` or a raw observation dict) [+ actions] to Q-values."""
-        x = self.encoder(states) if self.encoder is not None else states
-        if self.discrete:
-            return self.head(x)
-        return self.head(th.cat([x, actions.reshape(len(x), -1).float()], dim=1)).squeeze(-1)
-
-
 @dataclasses.dataclass
 class FQEResult:
     """Outcome of Fitted Q Evaluation.
@@ -300,6 +206,7 @@ class FQEResult:
         setting: Name of the regularization setting chosen by
             :func:`mmrl.evaluation.fqe_selection.select_fqe`, or ``None`` (no selection).
         selection: Held-out Bellman RMSE of every setting that selection tried, or ``None``.
+        ensemble: Q-heads whose mean is the Q-function (1: a single network).
     """
 
     value: float
@@ -319,6 +226,7 @@ class FQEResult:
     bounds_enforced: bool = True
     setting: str | None = None
     selection: dict[str, float] | None = None
+    ensemble: int = 1
 
     @property
     def bounds_hit(self) -> bool:
@@ -349,6 +257,7 @@ class FQEResult:
             "bounds_hit": self.bounds_hit,
             "action_sensitivity": self.action_sensitivity,
             **({"setting": self.setting, "selection": self.selection} if self.selection else {}),
+            **({"ensemble": self.ensemble} if self.ensemble > 1 else {}),
         }
 
 
@@ -406,6 +315,7 @@ def fitted_q_evaluation(
     hidden: int = 128,
     weight_decay: float = 0.0,
     dropout: float = 0.0,
+    ensemble: int = 1,
     stochastic: bool = False,
     holdout: float = 0.1,
     clip_returns: bool = True,
@@ -428,6 +338,9 @@ def fitted_q_evaluation(
         weight_decay: Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) of the
             Q-network; 0 is plain Adam.
         dropout: Dropout probability after each hidden layer of the Q head.
+        ensemble: Q-heads trained side by side from independent initializations (1: one);
+            the Q-function, its targets and every reported number use their mean, so each
+            iteration bootstraps from the ensemble mean rather than one network's errors.
         stochastic: Evaluate the stochastic policy (discrete: expectation over
             ``outputs.log_probs``) rather than the greedy one.
         holdout: Fraction of the episodes left out of the fit for the held-out Bellman
@@ -442,7 +355,8 @@ def fitted_q_evaluation(
 
     Raises:
         ConfigError: ``gamma`` outside ``(0, 1]``, ``holdout`` outside ``[0, 1)``, an
-            unknown feature mode, or ``stochastic`` without action probabilities.
+            unknown feature mode, ``stochastic`` without action probabilities, or
+            ``ensemble`` below 1.
     """
     if not 0.0 < gamma <= 1.0:
         raise ConfigError(f"--gamma must be in (0, 1], got {gamma}")
@@ -450,6 +364,9 @@ def fitted_q_evaluation(
         raise ConfigError(f"--fqe-features must be one of {FEATURE_MODES}, got {features!r}")
     if stochastic and data.discrete and outputs.log_probs is None:
         raise ConfigError("--stochastic FQE needs a policy with an action distribution")
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
+        raise ConfigError(f"must be an integer >= 1 (Q-heads), got {ensemble!r}",
+                          field="fqe_ensemble")  # fmt: skip
     held_episodes = _heldout_episodes(data.n_episodes, holdout, seed)
     t0 = time.perf_counter()
     device = th.device(device)
@@ -466,7 +383,8 @@ def fitted_q_evaluation(
         raw_feats = outputs.features.astype(np.float32)
         scale = raw_feats.std(axis=0) + 1e-6
         feats = th.as_tensor((raw_feats - raw_feats.mean(axis=0)) / scale, device=device)
-        net = QNetwork(feats.shape[1], data.action_space, hidden, dropout=dropout).to(device)
+        net = QNetwork(feats.shape[1], data.action_space, hidden, dropout=dropout,
+                       members=ensemble).to(device)  # fmt: skip
 
         def states(idx: th.Tensor) -> Any:
             return feats[idx]
@@ -474,7 +392,8 @@ def fitted_q_evaluation(
         raw = observations if observations is not None else data.observations
         tensors = {k: th.as_tensor(v, device=device) for k, v in raw.items()}
         encoder = RawEncoder(data.observation_space)
-        net = QNetwork(encoder.output_dim, data.action_space, hidden, encoder, dropout=dropout)
+        net = QNetwork(encoder.output_dim, data.action_space, hidden, encoder, dropout=dropout,
+                       members=ensemble)  # fmt: skip
         net = net.to(device)
 
         def states(idx: th.Tensor) -> Any:
@@ -497,6 +416,7 @@ def fitted_q_evaluation(
     s_idx = th.as_tensor(data.state_idx, device=device)
     n_idx = s_idx + 1
     first = th.as_tensor(data.first_idx, device=device)
+    all_steps = th.arange(data.n_transitions, device=device)
 
     @th.no_grad()
     def values(model: QNetwork, idx: th.Tensor) -> th.Tensor:
@@ -509,11 +429,15 @@ def fitted_q_evaluation(
                 out.append(model(states(chunk), pi[chunk]))
         return th.cat(out)
 
-    def q_taken(model: QNetwork, idx: th.Tensor) -> th.Tensor:
-        """``Q(s_i, a_i)`` for transitions ``idx``."""
+    def q_taken(model: QNetwork, idx: th.Tensor, per_member: bool = False) -> th.Tensor:
+        """``Q(s_i, a_i)`` for transitions ``idx`` (``(members, B)`` with ``per_member``)."""
         if data.discrete:
-            return model(states(s_idx[idx])).gather(1, actions[idx].long()[:, None]).squeeze(1)
-        return model(states(s_idx[idx]), actions[idx])
+            q = model(states(s_idx[idx]), per_member=True)
+            taken = actions[idx].long()[None, :, None].expand(len(q), -1, 1)
+            q = q.gather(2, taken).squeeze(2)
+        else:
+            q = model(states(s_idx[idx]), actions[idx], per_member=True)
+        return q if per_member else q.mean(0)
 
     held = th.as_tensor(held_episodes[data.episode_of])
     fit_idx = th.nonzero(~held).squeeze(1).to(device)
@@ -543,7 +467,9 @@ def fitted_q_evaluation(
         for _ in range(steps_per_iter):
             pick = th.randint(len(fit_idx), (min(batch_size, len(fit_idx)),), generator=gen)
             idx = fit_idx[pick.to(device)]
-            loss = th.nn.functional.mse_loss(q_taken(net, idx), targets[idx])
+            # Every member regresses the same (ensemble-mean) targets.
+            q = q_taken(net, idx, per_member=True)
+            loss = th.nn.functional.mse_loss(q, targets[idx].expand_as(q))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -553,7 +479,7 @@ def fitted_q_evaluation(
         history.append(float(values(frozen, first).mean()))
     with th.no_grad():
         target, _ = bounded(rewards + gamma * cont * values(net, n_idx), iterations + 1)
-        taken = th.cat([q_taken(net, c) for c in th.split(th.arange(n, device=device), 4096)])
+        taken = th.cat([q_taken(net, c) for c in th.split(all_steps, 4096)])
         residual = (taken - target).pow(2)
     td = float(residual[fit_idx].mean().sqrt())
     heldout_td = float(residual[held_idx].mean().sqrt()) if len(held_idx) else None
@@ -578,6 +504,7 @@ def fitted_q_evaluation(
         clipped_values=outside / data.n_states,
         action_sensitivity=float(np.mean(np.abs(q_logged - all_values[data.state_idx]))),
         bounds_enforced=clip_returns,
+        ensemble=ensemble,
     )
 
 

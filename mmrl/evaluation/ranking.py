@@ -284,6 +284,7 @@ def estimate_policy(
     steps_per_iter: int = 25,
     fqe_holdout: float = 0.1,
     fqe_select: bool = False,
+    fqe_ensemble: int = 1,
     weight_clip: float | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -324,6 +325,7 @@ def estimate_policy(
             steps_per_iter=steps_per_iter,
             stochastic=(stochastic or reference) and data.discrete,
             holdout=fqe_holdout,
+            ensemble=fqe_ensemble,
             seed=seed,
             device=policy.policy.device if not reference else "cpu",
         )
@@ -432,6 +434,7 @@ def evaluate_policies(
     steps_per_iter: int = EvaluateOfflineOptions.fqe_steps,
     fqe_holdout: float = EvaluateOfflineOptions.fqe_holdout,
     fqe_select: bool = EvaluateOfflineOptions.fqe_select,
+    fqe_ensemble: int = EvaluateOfflineOptions.fqe_ensemble,
     weight_clip: float | None = EvaluateOfflineOptions.weight_clip,
     n_resamples: int = EvaluateOfflineOptions.bootstrap,
     seed: int = EvaluateOfflineOptions.seed,
@@ -458,6 +461,8 @@ def evaluate_policies(
             :data:`~mmrl.evaluation.fqe_selection.FQE_GRID` and keep, per policy, the fit of
             lowest held-out Bellman RMSE (:func:`~mmrl.evaluation.fqe_selection.select_fqe`;
             needs ``fqe_holdout > 0``, costs one fit per setting).
+        fqe_ensemble: Q-heads of every FQE fit, trained side by side; their mean is the
+            Q-function and bootstraps the targets (1: a single network).
         weight_clip: Threshold of the clipped estimators (``cpdis``, ``cwpdis``, ``cdr``,
             ``cwdr``); ``None``: :func:`~mmrl.evaluation.ope.default_weight_clip`,
             ``sqrt(episodes)``.
@@ -488,6 +493,9 @@ def evaluate_policies(
         raise ConfigError(f"must be > 0, got {weight_clip}", field="weight_clip")
     if not 0.0 <= fqe_holdout < 1.0:
         raise ConfigError(f"must be in [0, 1), got {fqe_holdout}", field="fqe_holdout")
+    if isinstance(fqe_ensemble, bool) or not isinstance(fqe_ensemble, int) or fqe_ensemble < 1:
+        raise ConfigError(f"must be an integer >= 1 (Q-heads), got {fqe_ensemble!r}",
+                          field="fqe_ensemble")  # fmt: skip
     if fqe_select and fqe_holdout == 0.0:
         raise ConfigError("--fqe-select chooses by held-out Bellman error: it needs "
                           "--fqe-holdout > 0", field="fqe_holdout")  # fmt: skip
@@ -530,6 +538,7 @@ def evaluate_policies(
             steps_per_iter=steps_per_iter,
             fqe_holdout=fqe_holdout,
             fqe_select=fqe_select,
+            fqe_ensemble=fqe_ensemble,
             weight_clip=weight_clip,
             n_resamples=n_resamples,
             seed=seed,

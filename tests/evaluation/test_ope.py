@@ -429,3 +429,34 @@ def test_fqe_selection_keeps_the_setting_of_lowest_held_out_bellman_error(logged
         select_fqe(data, outputs, GAMMA, grid=grid, holdout=0.0, **kwargs)
     with pytest.raises(ValueError, match="unique"):
         select_fqe(data, outputs, GAMMA, grid=grid[:1] * 2, **kwargs)
+
+
+# ---------------------------------------------------------------------------- Q ensembles
+def test_ensemble_head_members_are_independent():
+    import torch as th
+
+    from mmrl.evaluation.qnetwork import EnsembleHead
+
+    th.manual_seed(0)
+    head = EnsembleHead(3, 5, 8, 2)
+    out = head(th.randn(4, 5))
+    assert out.shape == (3, 4, 2)
+    assert not th.allclose(out[0], out[1])  # independent initializations
+    out[0].sum().backward()  # member 0's output depends on member 0's parameters only
+    assert all(w.grad[1:].abs().sum() == 0 and w.grad[0].abs().sum() > 0 for w in head.weights)
+
+
+def test_fqe_ensemble_is_the_mean_of_its_members_and_converges(logged):
+    """``ensemble=1`` is the single network, bit for bit; five heads converge to the truth
+    on one-hot states as one does, and their disagreement is averaged out of the targets."""
+    data, state_of = tabular_data(tuple(x[logged[0] < 1000] for x in logged))
+    probs = TARGET[np.minimum(state_of, 2)]
+    truth = true_values(TARGET)[0] @ START
+    single = _fqe(data, probs)
+    assert _fqe(data, probs, ensemble=1).value == single.value
+    five = _fqe(data, probs, ensemble=5)
+    assert five.value == pytest.approx(truth, abs=0.2), (five.value, truth)
+    assert five.value != single.value
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match=r"fqe_ensemble.*integer >= 1"):
+            _fqe(data, probs, iterations=2, ensemble=bad)

@@ -148,9 +148,22 @@ def test_fqe_select_reports_the_chosen_setting_and_every_held_out_error(
     assert row.split(",")[header.split(",").index("fqe_setting")] == fqe["setting"]
 
 
+def test_fqe_ensemble_is_reported(expert_zip, datasets, tmp_path):
+    """``--fqe-ensemble 3`` fits three Q-heads per policy; the JSON says so."""
+    out = tmp_path / "rank.json"
+    args = ["evaluate-offline", str(expert_zip), "--dataset", LOGGED, "--estimators", "fqe",
+            "--gamma", "0.9", "--fqe-iters", "5", "--fqe-steps", "5", "--bootstrap", "20",
+            "--fqe-ensemble", "3", "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["results"][0]["fqe"]["ensemble"] == 3
+    assert report["meta"]["arguments"]["fqe_ensemble"] == 3
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
+        (["--dataset", LOGGED, "--fqe-ensemble", "0"], "--fqe-ensemble"),
         (["--dataset", LOGGED, "--weight-clip", "0"], "--weight-clip"),
         (["--dataset", LOGGED, "--fqe-holdout", "0.9"], "--fqe-holdout"),
         (["--dataset", LOGGED, "--fqe-select", "--fqe-holdout", "0"], "--fqe-holdout"),
