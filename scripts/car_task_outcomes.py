@@ -29,7 +29,7 @@ import argparse
 import datetime
 import json
 import platform
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from mmrl.envs.driving.tasks import OVERTAKE_GAP
 from mmrl.evaluation.rollouts import make_eval_vec_env
 from mmrl.make import resolve_env
 from mmrl.policies import load_policy
+from mmrl.rollout import collect_episodes
 
 TASKS = ("overtake", "follow")
 OUTCOMES = {
@@ -78,11 +79,8 @@ def outcome(task: str, success: bool, collision: bool, off_road: bool, passed: b
             return "off road or exit"
         if not passed:
             return "never passed"
-        return (
-            "passed, wrong lane"
-            if labels["target_lane_offset"] != 0
-            else ("passed, outside the band")
-        )
+        wrong = labels["target_lane_offset"] != 0
+        return "passed, wrong lane" if wrong else "passed, outside the band"
     if collision:
         return "collision"
     if off_road:
@@ -90,53 +88,44 @@ def outcome(task: str, success: bool, collision: bool, off_road: bool, passed: b
     return "wrong lane" if labels["target_lane_offset"] != 0 else "outside the band"
 
 
-def task_env_config(policy: Any, task: str) -> EnvConfig:
+def task_env_config(policy: Any, task: str, ref: str = "the policy") -> EnvConfig:
     """The policy's recorded env preset (sensor sizes, stacked frames; the ``driving``
     preset for policies that record none, e.g. ``expert``) with only ``task`` drawn."""
     config = getattr(policy, "env_config", None) or resolve_env("driving")
     if config.env_id != "mmrl/Driving-v1":
-        raise SystemExit(f"error: {ref_label(policy)} acts in {config.env_id}, not Driving-v1")
+        raise SystemExit(f"error: {ref} acts in {config.env_id}, not mmrl/Driving-v1")
     return config.with_kwargs(tasks=[task])
 
 
-def ref_label(policy: Any) -> str:
-    return getattr(policy, "label", "the policy")
-
-
 def roll(ref: str, task: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[str, Any]:
-    """Outcome counts of the first ``episodes`` finished episodes of one policy."""
+    """Outcome counts of ``episodes`` episodes of one policy, spread evenly over the copies
+    (:func:`mmrl.rollout.collect_episodes`, so short episodes do not crowd out long ones)."""
     policy = load_policy(ref)
-    venv = make_eval_vec_env(task_env_config(policy, task), split, n_envs, seed)
+    venv = make_eval_vec_env(task_env_config(policy, task, ref), split, n_envs, seed)
     policy.attach(venv)
-    counts: Counter[str] = Counter()
-    passed = np.zeros(n_envs, dtype=bool)
-    obs = venv.reset()
-    finished = 0
-    while finished < episodes:
-        action = policy.predict(obs, deterministic=True)[0]
-        obs, _, dones, infos = venv.step(action)
+    # Whether each copy's running episode has passed the named car, and per copy the flags
+    # of its finished episodes in order (collect_episodes keeps each copy's first ones).
+    passing = np.zeros(n_envs, dtype=bool)
+    finished: list[deque[bool]] = [deque() for _ in range(n_envs)]
+
+    def on_step(obs: Any, actions: Any, rewards: Any, infos: list[dict]) -> None:
         for i, info in enumerate(infos):
-            labels = info["labels"]
-            passed[i] |= labels["target_distance"] <= -OVERTAKE_GAP[0]
-            if not dones[i]:
-                continue
-            if finished < episodes:
-                off_road = info["rewards"].get("off_road", 0.0) < 0 or (
-                    labels["lane_index"] == labels["n_lanes"]
-                )
-                counts[
-                    outcome(
-                        task,
-                        bool(info["is_success"]),
-                        bool(info["collision"]),
-                        bool(off_road),
-                        bool(passed[i]),
-                        labels,
-                    )
-                ] += 1
-                finished += 1
-            passed[i] = False
+            passing[i] |= info["labels"]["target_distance"] <= -OVERTAKE_GAP[0]
+            if "terminal_observation" in info:
+                finished[i].append(bool(passing[i]))
+                passing[i] = False
+
+    rolled = collect_episodes(
+        policy.predict, venv, episodes, on_step=on_step, subset_rows=not policy.whole_batch
+    )
     venv.close()
+    counts: Counter[str] = Counter()
+    for ep in rolled:
+        passed = finished[ep.env_index].popleft()
+        off_road = ep.reward_terms.get("off_road", 0.0) < 0 or (
+            ep.labels["lane_index"] == ep.labels["n_lanes"]
+        )
+        counts[outcome(task, ep.success, ep.collision, off_road, passed, ep.labels)] += 1
     return {
         "policy": ref,
         "task": task,
