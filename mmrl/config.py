@@ -121,8 +121,8 @@ class PolicyConfig:
 ALGORITHMS = ("ppo", "a2c", "recurrent-ppo", "dqn", "sac")
 #: Those that learn from rollouts (they read ``ppo``); the others read ``off_policy``.
 ON_POLICY = ("ppo", "a2c", "recurrent-ppo")
-#: Those ``agent.guidance`` works with (its imitation pass needs no recurrent state).
-GUIDED_ALGORITHMS = ("ppo", "a2c")
+#: Those ``agent.guidance`` works with (``mmrl.guidance``).
+GUIDED_ALGORITHMS = ("ppo", "a2c", "recurrent-ppo")
 
 
 @dataclasses.dataclass
@@ -780,8 +780,8 @@ def validate_run_config(config: RunConfig) -> None:
         (
             (guide.weight == 0 and guide.label_weight == 0)
             or config.agent.algo in GUIDED_ALGORITHMS,
-            f"agent.guidance needs agent.algo {' or '.join(GUIDED_ALGORITHMS)} (an on-policy "
-            f"algorithm without recurrent state), got {config.agent.algo!r}",
+            f"agent.guidance needs an on-policy agent.algo ({', '.join(GUIDED_ALGORITHMS)}), "
+            f"got {config.agent.algo!r}",
         ),
         (config.eval_freq >= 0, "eval_freq must be >= 0"),
         (config.eval_episodes >= 1, "eval_episodes must be >= 1"),

@@ -26,6 +26,14 @@ instruction in the camera (on Driving-v1 every fusion otherwise learned to ignor
 word of "follow the red car", BENCHMARKS.md). The label weight does not decay. The head and
 its optimizer state are saved in the run's checkpoints, so a resumed run continues them.
 
+For ``recurrent-ppo`` (sb3-contrib's ``RecurrentPPO``) the pass reads the actor LSTM's state
+that the rollout recorded before each observation and runs the LSTM one step from it
+(truncated backpropagation of length one): the imitation and label terms shape the encoders,
+the LSTM's input weights and the heads, while PPO's own update, which runs the LSTM over
+whole sequences, is what teaches the LSTM what to remember. Why not whole sequences here
+too: the pass would then cost as much as PPO's own update again (sb3-contrib steps the LSTM
+one time step at a time wherever a sequence holds an episode start).
+
 Why a separate pass instead of a term inside PPO's loss: SB3's ``PPO.train`` computes its
 loss inside one long method, so adding a term would mean copying it; a pass after the update
 leaves SB3's algorithms untouched, works for PPO and A2C alike, and keeps the next rollout
@@ -155,7 +163,7 @@ class ExpertGuidanceCallback(BaseCallback):
         # Copied: the buffer is refilled (and flattened in place by some SB3 versions) before
         # the pass runs, after the algorithm's update.
         kept = {k: v.copy() for k, v in obs.items()} if isinstance(obs, dict) else obs.copy()
-        self._pending = (kept, actions, labels)
+        self._pending = (kept, actions, labels, _actor_memory(buffer))
 
     def _on_training_end(self) -> None:
         self._fit_pending()
@@ -163,7 +171,7 @@ class ExpertGuidanceCallback(BaseCallback):
     def _fit_pending(self) -> None:
         if self._pending is None:
             return
-        obs, actions, labels = self._pending
+        obs, actions, labels, memory = self._pending
         self._pending = None
         weight = self.weight(self.num_timesteps)
         self.logger.record("guidance/weight", weight)
@@ -173,7 +181,7 @@ class ExpertGuidanceCallback(BaseCallback):
             return
         if labels is not None and self.label_head is None:
             self._build_head(_infer_specs(labels, self.guidance.labels))
-        for key, value in self._fit(obs, actions, labels, weight).items():
+        for key, value in self._fit(obs, actions, labels, weight, memory).items():
             self.logger.record(f"guidance/{key}", value)
 
     def _build_head(self, specs: list[LabelSpec]) -> None:
@@ -190,8 +198,13 @@ class ExpertGuidanceCallback(BaseCallback):
         actions: np.ndarray | None,
         labels: dict[str, np.ndarray] | None,
         weight: float,
+        memory: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> dict[str, float]:
-        """The minibatch passes; returns the first pass's mean metrics."""
+        """The minibatch passes; returns the first pass's mean metrics.
+
+        ``memory``: for a recurrent policy, the actor LSTM's hidden and cell states before
+        each observation, ``(steps, n_envs, layers, hidden)`` float32 each, and the episode
+        starts ``(steps, n_envs)``."""
         policy = self.model.policy
         device = policy.device
         discrete = isinstance(policy.action_space, spaces.Discrete)
@@ -202,6 +215,7 @@ class ExpertGuidanceCallback(BaseCallback):
         flat_obs = {k: flat(v) for k, v in obs.items()} if isinstance(obs, dict) else flat(obs)
         flat_actions = flat(actions) if actions is not None else None
         flat_labels = {k: flat(v) for k, v in labels.items()} if labels is not None else None
+        flat_memory = tuple(flat(m) for m in memory) if memory is not None else None
         total = _rows(flat_obs)
         policy.set_training_mode(True)
         params = list(policy.parameters())
@@ -223,7 +237,10 @@ class ExpertGuidanceCallback(BaseCallback):
                 terms: dict[str, th.Tensor] = {}
                 seen: dict[str, float] = {}
                 if flat_actions is not None:
-                    latent = policy.mlp_extractor.forward_actor(features)
+                    latent = features
+                    if flat_memory is not None:
+                        latent = _lstm_step(policy, features, flat_memory, idx)
+                    latent = policy.mlp_extractor.forward_actor(latent)
                     dist = policy._get_action_dist_from_latent(latent)
                     target = th.as_tensor(flat_actions[idx], device=device)
                     if discrete:
@@ -259,6 +276,32 @@ class ExpertGuidanceCallback(BaseCallback):
                         metrics.setdefault(key, []).append(value)
         policy.set_training_mode(False)
         return {key: float(np.mean(values)) for key, values in metrics.items()}
+
+
+def _actor_memory(buffer: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A recurrent rollout buffer's actor LSTM states before each observation, as
+    ``(steps, n_envs, layers, hidden)`` copies, and its episode starts; ``None`` for the
+    feed-forward algorithms' buffers."""
+    if not hasattr(buffer, "hidden_states_pi"):
+        return None
+    # sb3-contrib keeps them as (steps, layers, n_envs, hidden).
+    return (
+        buffer.hidden_states_pi.swapaxes(1, 2).copy(),
+        buffer.cell_states_pi.swapaxes(1, 2).copy(),
+        buffer.episode_starts.copy(),
+    )
+
+
+def _lstm_step(
+    policy: Any, features: th.Tensor, memory: tuple[np.ndarray, ...], idx: np.ndarray
+) -> th.Tensor:
+    """The actor LSTM's output for one step from each sample's recorded state, ``(B, hidden)``
+    (sb3-contrib resets the state where an episode starts)."""
+    device = features.device
+    hidden, cell, starts = (th.as_tensor(m[idx], device=device) for m in memory)
+    states = (hidden.transpose(0, 1).contiguous(), cell.transpose(0, 1).contiguous())
+    latent, _ = policy._process_sequence(features, states, starts.float(), policy.lstm_actor)
+    return latent
 
 
 def _rows(obs: dict[str, np.ndarray] | np.ndarray) -> int:

@@ -2,6 +2,8 @@
 the policy towards the expert, the weight's decay, the privileged-label loss (aligned,
 fitted, kept across a resume), and the refusals."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch as th
@@ -11,7 +13,7 @@ from mmrl import MultimodalExtractor, make_vec_env
 from mmrl.cli import main
 from mmrl.config import ConfigError, GuidanceConfig
 from mmrl.envs.vec_env import find_expert, find_labels
-from mmrl.guidance import ExpertGuidanceCallback
+from mmrl.guidance import ExpertGuidanceCallback, _lstm_step
 from mmrl.train import train
 
 SENSORS = {"camera_size": 16, "lidar_beams": 16}
@@ -36,7 +38,7 @@ def _pending_after_one_rollout(model: PPO, guidance: GuidanceConfig) -> tuple:
     """``(obs, expert actions, privileged labels)`` of the one rollout of a short run."""
     cb = ExpertGuidanceCallback(guidance, batch_size=16, max_grad_norm=0.5)
     seen = []
-    cb._fit = lambda obs, actions, labels, weight: seen.append((obs, actions, labels)) or {}  # type: ignore[method-assign]
+    cb._fit = lambda obs, actions, labels, weight, memory: seen.append((obs, actions, labels)) or {}  # type: ignore[method-assign]
     model.learn(total_timesteps=model.n_steps * model.n_envs, callback=cb)
     assert len(seen) == 1  # the pass ran once, at the end of training, on the one rollout
     return seen[0]
@@ -101,17 +103,65 @@ def test_continuous_actions_fit_the_mean():
     assert th.equal(model.policy.log_std.detach(), log_std)  # exploration stays PPO's
 
 
+def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
+    """The pass evaluates each observation from the actor LSTM's state of that very step: before
+    any update its log-probabilities of the rollout's actions are the rollout's own."""
+    from sb3_contrib import RecurrentPPO
+
+    venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=5, **SENSORS)
+    model = RecurrentPPO(
+        "MultiInputLstmPolicy", venv, n_steps=32, batch_size=16, n_epochs=1, seed=5,
+        policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                       "features_extractor_kwargs": {"features_dim": 32},
+                       "lstm_hidden_size": 16},
+    )  # fmt: skip
+    cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), batch_size=16, max_grad_norm=0.5)
+    seen = []
+    cb._fit = lambda *args: seen.append(args) or {}  # type: ignore[method-assign]
+    before = copy.deepcopy(model.policy.state_dict())
+    model.learn(total_timesteps=64, callback=cb)  # one rollout; the pass runs at the end
+    obs, labels, _, _, memory = seen[0]
+    hidden, cell, starts = memory
+    assert hidden.shape == cell.shape == (32, 2, 1, 16) and starts.shape == (32, 2)
+    assert starts[0].all() and np.abs(hidden[1:]).sum() > 0  # fresh episodes, then memory
+    buffer = model.rollout_buffer  # flattened copy-major by train(): row = copy * 32 + t
+    taken = th.as_tensor(buffer.actions.reshape(2, 32).T.copy())
+    logged = buffer.log_probs.reshape(2, 32).T
+    policy = model.policy
+    policy.load_state_dict(before)  # the rollout's policy, before the one PPO update
+    policy.set_training_mode(False)
+    flat = {k: th.as_tensor(v.reshape(64, *v.shape[2:])) for k, v in obs.items()}
+    flat_memory = tuple(m.reshape(64, *m.shape[2:]) for m in memory)
+    with th.no_grad():
+        features = policy.extract_features(flat, policy.pi_features_extractor)
+        latent = policy.mlp_extractor.forward_actor(
+            _lstm_step(policy, features, flat_memory, np.arange(64))
+        )
+        dist = policy._get_action_dist_from_latent(latent)
+        log_probs = dist.log_prob(taken.reshape(64).long()).reshape(32, 2).numpy()
+    np.testing.assert_allclose(log_probs, logged, atol=1e-5)
+    # And the pass itself runs and moves the policy towards the expert.
+    real = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), 16, 0.5)
+    real.init_callback(model)
+    first = real._fit(obs, labels, None, 1.0, memory)["loss"]
+    for _ in range(30):
+        last = real._fit(obs, labels, None, 1.0, memory)["loss"]
+    assert last < 0.7 * first, (first, last)
+
+
 TINY = ["agent.ppo.n_steps=64", "agent.ppo.batch_size=128", "agent.ppo.n_epochs=1",
         "agent.extractor.features_dim=64", "eval_freq=0", "eval_episodes=1",
         "env.kwargs.camera_size=16"]  # fmt: skip
 
 
-def test_train_logs_the_guidance(tmp_path):
+@pytest.mark.parametrize("agent", ["ppo-concat", "recurrent-ppo-concat"])
+def test_train_logs_the_guidance(tmp_path, agent):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    args = ["train", "--env", "driving", "--steps", "768", "--n-envs", "4", "--out", str(out),
-            "--quiet", "--expert-guidance", "0.5", "--guidance-decay", "100000"]  # fmt: skip
+    args = ["train", "--env", "driving", "--agent", agent, "--steps", "768", "--n-envs", "4",
+            "--out", str(out), "--quiet", "--expert-guidance", "0.5",
+            "--guidance-decay", "100000"]  # fmt: skip
     for item in TINY:
         args += ["--set", item]
     assert main(args) == 0
@@ -128,9 +178,8 @@ def test_train_logs_the_guidance(tmp_path):
         (["agent.guidance.weight=-1"], "agent.guidance.weight"),
         (["agent.guidance.weight=1", "agent.guidance.decay_steps=-5"], "decay_steps"),
         (["agent.guidance.weight=1", "agent.guidance.epochs=0"], "epochs"),
-        (["agent.guidance.weight=1", "agent.algo=recurrent-ppo"], "needs agent.algo ppo or a2c"),
         (["agent.guidance.label_weight=-1"], "agent.guidance.label_weight"),
-        (["agent.guidance.label_weight=1", "agent.algo=dqn"], "needs agent.algo ppo or a2c"),
+        (["agent.guidance.label_weight=1", "agent.algo=dqn"], "needs an on-policy agent.algo"),
     ],
 )
 def test_bad_guidance_is_refused_before_the_run_folder(tmp_path, overrides, message):
