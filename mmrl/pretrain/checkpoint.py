@@ -33,7 +33,8 @@ SHAPE_NEUTRAL = ("modality_dropout",)
 
 
 def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, config: Any):
-    """The SB3 ``MultiInputActorCriticPolicy`` PPO would build for these spaces and recipe.
+    """The SB3 ``MultiInputActorCriticPolicy`` PPO would build for these spaces and recipe
+    (for ``recurrent-ppo``, sb3-contrib's ``MultiInputLstmPolicy``).
 
     Args:
         observation_space: The policy-layout space (images channel-first, as after SB3's
@@ -46,11 +47,16 @@ def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, con
     """
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
+    from mmrl.agent import ALGORITHM_CLASSES, algorithm_class
+
+    policy_class: Any = MultiInputActorCriticPolicy
+    if config.agent.algo == "recurrent-ppo":  # its LSTM policy (sb3-contrib's alias table)
+        policy_class = algorithm_class("recurrent-ppo").policy_aliases[
+            ALGORITHM_CLASSES["recurrent-ppo"][2]
+        ]
     try:
         # PPO passes use_sde=False by default; the schedule only seeds the unused optimizer.
-        return MultiInputActorCriticPolicy(
-            observation_space, action_space, lambda _: 0.0, **policy_kwargs(config)
-        )
+        return policy_class(observation_space, action_space, lambda _: 0.0, **policy_kwargs(config))
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"agent {config.agent_name!r}: cannot build its policy: {err}") from None
 

@@ -86,6 +86,12 @@ def check_compatible(
         diffs = extractor_differences(checkpoint, extractor)
         if diffs:
             raise _fail(option, path, "the checkpoint's extractor does not fit this policy", diffs)
+    if config.agent.init.init_policy_head and config.agent.algo == "recurrent-ppo":
+        raise CheckpointError(
+            f"{option} {path}: --init-policy-head cannot load a BC head into a recurrent-ppo "
+            "policy, whose head reads the LSTM's output, not the extractor's; load the "
+            "extractor alone (drop --init-policy-head)"
+        )
     if config.agent.init.init_policy_head:
         diffs = head_differences(checkpoint, head_config(config), policy.action_space)
         if diffs:

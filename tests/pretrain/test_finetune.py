@@ -269,3 +269,24 @@ def test_malformed_checkpoint_fields_are_one_error_before_the_run_folder(
               overrides=[f"agent.init.path={json.dumps(str(bad))}",
                          "agent.init.init_policy_head=true"])  # fmt: skip
     assert not out.exists()
+
+
+def test_recurrent_ppo_loads_the_extractor_and_refuses_the_bc_head(setup, tmp_path):
+    """The extractor fits a recurrent-ppo policy; the BC head does not (its head reads the
+    LSTM), which is one clear error before the run folder."""
+    from mmrl.train import train
+
+    config = _config(setup, "agent.algo=recurrent-ppo")
+    model = _model(config)
+    ckpt = load_encoder_checkpoint(setup.checkpoint)
+    load_pretrained(model, config)
+    for extractor in policy_extractors(model.policy):
+        assert _same(ckpt["extractor"], extractor.state_dict())
+    out = tmp_path / "run"
+    init = [f"agent.init.path={json.dumps(str(setup.checkpoint))}", "agent.algo=recurrent-ppo"]
+    with pytest.raises(CheckpointError, match="cannot load a BC head into a recurrent-ppo"):
+        train(setup.env, setup.agent, steps=32, out=out,
+              overrides=[*init, "agent.init.init_policy_head=true"])  # fmt: skip
+    assert not out.exists()
+    train(setup.env, setup.agent, steps=32, out=out, verbose=0, overrides=[*init, "eval_freq=0"])
+    assert (out / "model.zip").exists()
