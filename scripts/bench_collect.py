@@ -8,8 +8,8 @@ a chunk is written; background: the default, a writer thread overlaps the rollou
 write's wall and CPU seconds, the steps written per CPU-second of the write, the write's wall
 time as a share of the total (overlapped with the rollout in background mode), and the
 end-to-end ratios direct / Minari. On a shared, noisy machine compare the ratios (the two
-writers of a pair run back to back, seconds apart) more than the absolute rates. Each run writes into a temporary
-``MINARI_DATASETS_PATH`` that is deleted afterwards.
+writers of a pair run back to back, seconds apart) more than the absolute rates. Each run
+writes into a temporary ``MINARI_DATASETS_PATH`` that is deleted afterwards.
 
 Usage::
 

@@ -150,10 +150,19 @@ class _PropertyLists:
             self.lcpl[cset] = lcpl
 
 
-@functools.lru_cache(maxsize=64)
 def _file_type(dtype: np.dtype) -> Any:
     """The HDF5 type h5py stores ``dtype`` as (``make_new_dset``: ``py_create(dtype,
-    logical=1)``), built once per dtype."""
+    logical=1)``), built once per numeric dtype. Not cached for object dtypes: NumPy
+    compares and hashes them equal whatever h5py's metadata says (UTF-8 or ASCII strings)."""
+    from h5py import h5t
+
+    if dtype.kind == "O":
+        return h5t.py_create(dtype, logical=1)
+    return _numeric_file_type(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _numeric_file_type(dtype: np.dtype) -> Any:
     from h5py import h5t
 
     return h5t.py_create(dtype, logical=1)
