@@ -18,6 +18,8 @@ fusions) between invocations.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -115,11 +117,27 @@ class BenchSpec:
             "steps": self.steps,
             "overrides": list(self.overrides),
             "device": self.device,
-            "pretrained_dir": self.pretrained_dir,
+            "pretrained": self.pretrained_digests(),
             "ablate": self.ablate,
             "ablation_episodes": self.ablation_episodes,
             "record_version": RECORD_VERSION,
         }
+
+    def pretrained_digests(self) -> dict[str, str] | None:
+        """The grid's encoder checkpoints by file name with the first 16 hex digits of their
+        SHA-256, or ``None`` when training from scratch (or a checkpoint is missing, which
+        :func:`validate_spec` refuses).
+
+        The protocol records the checkpoints' content, not the folder's path: a grid then
+        resumes from any checkout or machine (a fresh clone, the GPU machine's copy) holding
+        the same encoders, and never mixes cells fine-tuned from different ones."""
+        if self.pretrained_dir is None:
+            return None
+        names = sorted({f"{c.env_name}-{c.fusion}.pt" for c in self.cells()})
+        paths = [Path(self.pretrained_dir) / name for name in names]
+        if not all(path.is_file() for path in paths):
+            return None
+        return {path.name: _digest(path) for path in paths}
 
     def pretrained_path(self, cell: Cell) -> Path | None:
         """The encoder checkpoint of a cell, or ``None`` when training from scratch."""
@@ -248,6 +266,29 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), (json.dumps(data, indent=2) + "\n").encode())
 
 
+@functools.lru_cache(maxsize=256)
+def _digest_cached(path: str, mtime_ns: int, size: int) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()[:16]
+
+
+def _digest(path: Path) -> str:
+    """First 16 hex digits of a file's SHA-256 (cached while its size and mtime hold: the
+    protocol is asked for once per cell)."""
+    st = path.stat()
+    return _digest_cached(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+def protocol_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Keys whose values differ between two protocols; a key one of them lacks counts as
+    ``None`` there, so a protocol entry added later (``None`` when unused) does not set
+    apart the cells recorded before it existed."""
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
 def prepare_out(out: Path, spec: BenchSpec) -> None:
     """Creates or reopens a bench folder, refusing one that holds another protocol.
 
@@ -265,7 +306,7 @@ def prepare_out(out: Path, spec: BenchSpec) -> None:
         write_json(out / MANIFEST, {"protocol": protocol, "cells": requested})
         return
     old = manifest.get("protocol", {})
-    changed = sorted(k for k in set(old) | set(protocol) if old.get(k) != protocol.get(k))
+    changed = protocol_differences(old, protocol)
     if changed:
         diffs = "; ".join(f"{k}: {old.get(k)!r} there, {protocol.get(k)!r} now" for k in changed)
         raise ConfigError(
@@ -289,7 +330,7 @@ def load_record(out: Path, cell: Cell, protocol: dict[str, Any] | None = None) -
     if record is None or "cell" not in record:
         log.warning("%s is unreadable; the cell will run again", path)
         return None
-    if protocol is not None and record.get("protocol") != protocol:
+    if protocol is not None and protocol_differences(record.get("protocol") or {}, protocol):
         log.warning("%s was written under another protocol; the cell will run again", path)
         return None
     return record

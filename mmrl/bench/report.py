@@ -105,7 +105,7 @@ def summary_markdown(
         f"- protocol: {protocol.get('steps')} env steps per cell; "
         f"overrides: {' '.join(protocol.get('overrides') or []) or 'none'}; "
         f"device: {protocol.get('device')}; "
-        f"pretrained encoders: {protocol.get('pretrained_dir') or 'no (from scratch)'}",
+        f"pretrained encoders: {_pretrained(protocol)}",
         f"- finished cells: {len(records)}",
     ]
     if command:
@@ -216,3 +216,12 @@ def write_report(
     text = summary_markdown(out, records, summaries, rows, paths, command)
     atomic_write_bytes(out / SUMMARY_MD, text.encode())
     return {"results": out / RESULTS_CSV, "summary": out / SUMMARY_MD, **paths}
+
+
+def _pretrained(protocol: dict[str, Any]) -> str:
+    """The protocol's encoder checkpoints as ``name (sha256 prefix)``; older bench folders
+    recorded the folder's path."""
+    digests = protocol.get("pretrained")
+    if digests:
+        return ", ".join(f"{name} ({digest})" for name, digest in digests.items())
+    return protocol.get("pretrained_dir") or "no (from scratch)"

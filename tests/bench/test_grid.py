@@ -94,6 +94,37 @@ def test_pretrained_checkpoints_must_exist(fake, tmp_path):
         validate_spec(fake.make_spec(pretrained_dir=str(tmp_path / "missing")))
 
 
+def test_the_protocol_records_the_encoders_content_not_their_folder(fake, tmp_path):
+    """A grid resumes from another folder (a fresh clone, the GPU machine's copy) holding the
+    same encoders, and refuses encoders whose weights changed."""
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+        for fusion in ("concat", "attention"):
+            (folder / f"driving-{fusion}.pt").write_bytes(fusion.encode())
+    first, second = (fake.make_spec(pretrained_dir=str(f)) for f in folders)
+    assert set(first.protocol()["pretrained"]) == {"driving-concat.pt", "driving-attention.pt"}
+    assert first.protocol() == second.protocol()
+    out = tmp_path / "out"
+    prepare_out(out, first)
+    prepare_out(out, second)  # same content elsewhere: the same protocol
+    (folders[1] / "driving-concat.pt").write_bytes(b"retrained")
+    with pytest.raises(ConfigError, match="different protocol.*pretrained"):
+        prepare_out(out, fake.make_spec(pretrained_dir=str(folders[1])))
+    assert fake.make_spec().protocol()["pretrained"] is None
+
+
+def test_records_from_before_a_protocol_entry_existed_still_count(fake, tmp_path):
+    """Committed grids recorded ``pretrained_dir: null``; the digests that replaced it must
+    not make their finished cells run again."""
+    from mmrl.bench.grid import protocol_differences
+
+    new = fake.make_spec().protocol()
+    old = {k: v for k, v in new.items() if k != "pretrained"} | {"pretrained_dir": None}
+    assert protocol_differences(old, new) == []
+    assert protocol_differences(old | {"steps": 1}, new) == ["steps"]
+
+
 def test_a_folder_keeps_one_protocol_but_the_grid_may_grow(fake, tmp_path):
     prepare_out(tmp_path, fake.make_spec())
     prepare_out(tmp_path, fake.make_spec(seeds=[0, 1, 2]))  # more seeds: fine
