@@ -1,0 +1,83 @@
+"""``scripts/bench_fusions_grounded.sh``: the steps it runs per env, its refusals, and one tiny
+real sitting (datasets, an encoder, a bench cell) that a second sitting resumes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_fusions_grounded.sh"
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+SETTINGS = ("STEPS", "SEEDS", "FUSIONS", "WORKERS", "EPISODES", "EPOCHS", "DATA", "DEVICE")
+
+
+def run(*args: str, timeout: float = 60, **settings: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    # The mmrl of this interpreter, whatever PATH holds.
+    env["MMRL"] = f"{Path(sys.executable).parent / 'mmrl'}"
+    env.update(settings)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_dry_run_driving_pretrains_every_fusion_on_the_lane_label(tmp_path):
+    result = run("--dry-run", "driving", str(tmp_path / "out"), DATA=str(tmp_path / "d"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count(" collect ") == 2 and "--env driving-follow" in out
+    for fusion in ("concat", "mean", "gated", "film", "attention", "perceiver"):
+        assert f"--agent ppo-{fusion} --objectives bc,labels --labels target_lane_offset" in out
+    bench = next(line for line in out.splitlines() if " bench " in line)
+    assert "--seeds 3 --steps 1000000" in bench
+    assert "agent.guidance.weight=1" in bench and "agent.init.init_policy_head=true" in bench
+    assert f"--pretrained-dir {tmp_path / 'd'}/encoders" in bench
+
+
+def test_dry_run_navigation_has_no_expert_guidance(tmp_path):
+    result = run("--dry-run", "navigation", str(tmp_path / "out"), DATA=str(tmp_path / "d"),
+                 FUSIONS="film", STEPS="5000")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count(" collect ") == 1
+    assert "--labels target_in_view,target_bearing --epochs 10" in out
+    assert "agent.guidance.weight" not in out
+    assert "--fusions film --seeds 3 --steps 5000" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "settings", "message"),
+    [
+        (["walking"], {}, "ENV must be driving or navigation, got 'walking'"),
+        (["driving"], {"STEPS": "1e6"}, "STEPS must be a whole number >= 1, got '1e6'"),
+        (["driving"], {"WORKERS": "0"}, "WORKERS must be a whole number >= 1"),
+        (["driving", "out", "extra"], {}, "at most ENV and OUT"),
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(tmp_path, args, settings, message):
+    result = run("--dry-run", *args, DATA=str(tmp_path / "d"), **settings)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_tiny_sitting_runs_end_to_end_and_the_next_one_resumes(tmp_path):
+    small = {"STEPS": "256", "SEEDS": "1", "FUSIONS": "concat", "EPISODES": "20", "EPOCHS": "1",
+             "ABLATION_EPISODES": "2", "WORKERS": "1", "DATA": str(tmp_path / "data")}  # fmt: skip
+    out = tmp_path / "out"
+    first = run("driving", str(out), timeout=600, **small)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert (tmp_path / "data" / "encoders" / "driving-concat.pt").is_file()
+    record = json.loads((out / "cells" / "driving-concat-s0" / "cell.json").read_text())
+    assert record["protocol"]["pretrained"].keys() == {"driving-concat.pt"}
+    assert set(record["ablation"]) >= {"camera", "lidar", "text"}
+    second = run("driving", str(out), timeout=600, **small)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "= dataset mmrl/grounded/driving-all-v1 exists" in second.stdout
+    assert "= encoder" in second.stdout and " pretrain " not in second.stdout
+    assert "1 already finished, 0 to run" in second.stdout + second.stderr
