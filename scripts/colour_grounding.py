@@ -73,8 +73,13 @@ def probe(ref: str, n_envs: int, steps: int, every: int, seed: int) -> dict[str,
     flips: list[bool] = []
     successes: list[bool] = []
     obs = venv.reset()
+    # A recurrent policy carries its LSTM state; each variant below starts from the copy's
+    # state of this step, so only the word differs (feed-forward policies: state stays None).
+    state, starts = None, np.ones(n_envs, dtype=bool)
     for t in range(steps):
-        chosen = policy.predict(obs, deterministic=True)[0]
+        chosen, next_state = policy.predict(
+            obs, state=state, episode_start=starts, deterministic=True
+        )
         der, tasks, traffic = sim.derived, sim.tasks, sim.traffic
         if t % every == 0:
             d = der.d
@@ -83,15 +88,20 @@ def probe(ref: str, n_envs: int, steps: int, every: int, seed: int) -> dict[str,
                 colors = traffic.color[i][traffic.valid[i]].astype(np.int64)
                 variants = _variants(obs["text"][i], int(tasks.arg[i]), colors, word_ids)
                 single = {k: v[i : i + 1] for k, v in obs.items()}
+                own = None if state is None else tuple(s[:, i : i + 1] for s in state)
                 greedy = {}
                 for name, text in variants.items():
                     single["text"] = text[None]
-                    greedy[name] = int(policy.predict(single, deterministic=True)[0][0])
+                    action = policy.predict(
+                        single, state=own, episode_start=starts[i : i + 1], deterministic=True
+                    )[0]
+                    greedy[name] = int(action[0])
                     actions[name].append(greedy[name])
                 if "other candidate" in greedy:
                     lateral = {k: v if v in LANE_CHANGES else 1 for k, v in greedy.items()}
                     flips.append(lateral["named"] != lateral["other candidate"])
         obs, _, dones, infos = venv.step(chosen)
+        state, starts = next_state, np.asarray(dones, dtype=bool)
         successes += [bool(infos[i]["is_success"]) for i in np.flatnonzero(dones)]
     venv.close()
     return {

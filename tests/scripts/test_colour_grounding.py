@@ -18,7 +18,7 @@ class _Policy:
         self.reads_text = reads_text
         self.queries = 0
 
-    def predict(self, obs, deterministic=True):
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
         text = obs["text"]
         if len(text) > 1 or not self.reads_text:
             return np.full(len(text), IDLE), None
@@ -46,6 +46,37 @@ def test_the_flip_rate_separates_reading_from_ignoring_the_colour(
     else:
         assert row["flip_rate"] == 0.0
         assert row["lane_change"] == {"named": 0.0, "other candidate": 0.0, "absent": 0.0}
+
+
+class _Recurrent(_Policy):
+    """Counts steps since each copy's episode start in its "LSTM state"; records the state
+    each one-row probe query gets."""
+
+    def __init__(self) -> None:
+        super().__init__(reads_text=True)
+        self.seen: list = []  # (full-batch calls so far, the probe's state)
+        self.calls = 0
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        n = len(obs["text"])
+        if n == 1:
+            self.seen.append((self.calls, None if state is None else float(state[0][0, 0, 0])))
+            return super().predict(obs)[0], state
+        self.calls += 1
+        h = np.zeros((1, n, 1)) if state is None else state[0]
+        h = np.where(np.asarray(episode_start)[None, :, None], 0.0, h) + 1.0
+        return np.full(n, IDLE), (h, h.copy())
+
+
+def test_a_recurrent_policy_is_probed_from_each_copys_own_state(grounding, monkeypatch):
+    policy = _Recurrent()
+    monkeypatch.setattr(grounding, "load_policy", lambda ref: policy)
+    row = grounding.probe("fake", n_envs=32, steps=80, every=2, seed=5)
+    assert row["states"] > 20 and len(policy.seen) >= 2 * row["states"]
+    # Queries past the first step carry the copy's count of steps since its episode began.
+    later = [v for calls, v in policy.seen if calls > 1]
+    assert later and all(v is not None and v >= 1 for v in later)
+    assert len(set(later)) > 1
 
 
 def test_variants_swap_only_the_colour_word(grounding):
