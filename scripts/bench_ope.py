@@ -332,7 +332,7 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         # stochastic: learned policies are estimated by their action distribution, as they
         # acted online; the expert members are their epsilon-mixtures either way.
         ranking = evaluate_policies(
-            policies, data, ESTIMATORS, args.gamma, features="data", stochastic=True,
+            policies, data, ESTIMATORS, args.gamma, features=args.fqe_features, stochastic=True,
             iterations=args.fqe_iters, steps_per_iter=args.fqe_steps,
             fqe_holdout=args.fqe_holdout, fqe_select=args.fqe_select,
             fqe_ensemble=args.fqe_ensemble,
@@ -500,6 +500,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="FQE: keep, per policy, the grid setting of lowest held-out Bellman "
         "error (mmrl.evaluation.fqe_selection; one fit per setting)",
     )
+    p.add_argument("--fqe-features", choices=("data", "data+labels"), default="data",
+                   help="FQE inputs shared by every policy: fixed data features, or those plus "
+                   "the privileged labels the datasets log")  # fmt: skip
     p.add_argument("--fqe-ensemble", type=int, default=1,
                    help="Q-heads per FQE fit, their mean bootstraps the targets")  # fmt: skip
     p.add_argument("--weight-clip", type=float, default=None,

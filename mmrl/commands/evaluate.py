@@ -147,9 +147,10 @@ class EvaluateOfflineOptions:
     )
     fqe_features: str = option(
         "policy",
-        choices=("policy", "raw", "data"),
-        help="Q-network inputs: the policy's features, raw observations, or fixed data "
-        "features shared by every policy",
+        choices=("policy", "raw", "data", "data+labels"),
+        help="Q-network inputs: the policy's features, raw observations, fixed data "
+        "features shared by every policy, or those plus the privileged labels mmrl collect "
+        "logs (where the instruction's referent is...)",
     )
     max_episodes: int | None = option(None, help="use only the first N episodes", minimum=1)
     stochastic: bool = option(False, help="evaluate the stochastic policy (default: greedy)")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.data.dataset import BEHAVIOUR_LOG_PROB_KEY, EXPERT_ACTION_KEY
+from mmrl.data.dataset import BEHAVIOUR_LOG_PROB_KEY, EXPERT_ACTION_KEY, LABELS_KEY
 from mmrl.data.reader import open_dataset
 
 __all__ = ["LoggedData", "load_logged_data"]
@@ -48,6 +48,9 @@ class LoggedData:
             state (``infos["expert_action"]``; final states hold -1 / NaN), or ``None``.
         metadata: The dataset's ``mmrl`` metadata (collection settings; ``behaviour`` names
             the behaviour policy), empty for datasets other tools wrote.
+        labels: Name -> ``(S,)`` privileged simulator label of every state
+            (``infos["labels"]``, written by ``mmrl collect``: lane, distance and bearing to
+            the instruction's referent...), or ``None`` when some episode lacks them.
     """
 
     dataset_id: str
@@ -64,6 +67,7 @@ class LoggedData:
     behaviour_log_prob: np.ndarray | None = None
     expert_actions: np.ndarray | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    labels: dict[str, np.ndarray] | None = None
 
     @property
     def n_transitions(self) -> int:
@@ -118,6 +122,7 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
     actions, rewards, terminated, state_idx, first_idx, episode_of, step_of = ([] for _ in range(7))
     behaviour: list[np.ndarray] | None = []
     expert: list[np.ndarray] | None = []
+    privileged: dict[str, list[np.ndarray]] | None = None
     offset = 0
     for episode in reader.episodes():
         t, e = len(episode), episode.index
@@ -141,6 +146,7 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
             expert.append(np.asarray(labels))
         else:
             expert = None
+        privileged = _add_labels(privileged, episode.infos.get(LABELS_KEY), t, len(first_idx) == 1)
     act_space = reader.action_space
     act = np.concatenate(actions)
     act = (
@@ -163,7 +169,29 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
         behaviour_log_prob=np.concatenate(behaviour) if behaviour else None,
         expert_actions=_expert_actions(expert, act_space) if expert else None,
         metadata=dict(reader.metadata.get("mmrl") or {}),
+        labels={k: np.concatenate(v) for k, v in privileged.items()} if privileged else None,
     )
+
+
+def _add_labels(
+    kept: dict[str, list[np.ndarray]] | None, labels: Any, t: int, first: bool
+) -> dict[str, list[np.ndarray]] | None:
+    """Appends one episode's per-state labels; ``None`` from the first episode whose labels
+    are missing, of other names, or not one scalar per state (``t + 1`` of them)."""
+    if not first and kept is None:
+        return None
+    if not isinstance(labels, dict) or not labels:
+        return None
+    arrays = {k: np.asarray(v) for k, v in labels.items()}
+    if any(a.shape != (t + 1,) for a in arrays.values()):
+        return None
+    if first:
+        return {k: [a] for k, a in arrays.items()}
+    if set(arrays) != set(kept):
+        return None
+    for k, a in arrays.items():
+        kept[k].append(a)
+    return kept
 
 
 def _expert_actions(parts: list[np.ndarray], space: spaces.Space) -> np.ndarray:

@@ -77,6 +77,13 @@ def data_features(
     return ((feats - feats.mean(0)) / (feats.std(0) + 1e-6)).astype(np.float32)
 
 
+def label_features(labels: dict[str, np.ndarray]) -> np.ndarray:
+    """The privileged labels of every state as standardized columns, ``(S, L)`` float32, in
+    name order (booleans as 0/1; a constant label is a column of zeros)."""
+    cols = np.stack([np.asarray(labels[k], dtype=np.float64) for k in sorted(labels)], axis=1)
+    return ((cols - cols.mean(0)) / (cols.std(0) + 1e-6)).astype(np.float32)
+
+
 @dataclasses.dataclass
 class BehaviourModel:
     """``log mu(a_t|s_t)`` of every logged action and where it came from.

@@ -27,6 +27,7 @@ from mmrl.evaluation.behaviour import (
     BehaviourModel,
     data_features,
     estimate_behaviour,
+    label_features,
     logged_behaviour,
 )
 from mmrl.evaluation.fqe_selection import select_fqe
@@ -41,6 +42,9 @@ from mmrl.evaluation.offline import (
 )
 from mmrl.evaluation.tables import Cell, TextTable, print_tables
 from mmrl.policies import Policy, check_spaces
+
+#: FQE input modes whose features are the same for every policy (built once per dataset).
+SHARED_FEATURES = ("data", "data+labels")
 
 __all__ = [
     "ALIASES",
@@ -307,7 +311,8 @@ def estimate_policy(
             policy.policy, data, observations, with_features=features == "policy"
         )
         fqe_features = features
-    if fqe_features == "data":
+    if fqe_features in SHARED_FEATURES:
+        fqe_features = "data"
         outputs.features = shared_features
     boot = {"n_resamples": n_resamples, "rng": seed}
     estimates: dict[str, ope.Estimate] = {}
@@ -451,8 +456,11 @@ def evaluate_policies(
         rank_by: Estimator to rank by (default the first of ``estimators``).
         behaviour: ``auto`` (logged probabilities if present, else estimated), ``logged``
             (refuse data without them) or ``estimated`` (always behaviour cloning).
-        features: FQE inputs: ``policy`` (each policy's features), ``raw`` or ``data``
-            (the same fixed features for every policy, :func:`data_features`).
+        features: FQE inputs: ``policy`` (each policy's features), ``raw``, ``data``
+            (the same fixed features for every policy, :func:`data_features`) or
+            ``data+labels`` (those and the dataset's privileged labels,
+            :func:`label_features`: an evaluator may read what the simulator logged about
+            each state even though no policy sees it).
         stochastic: Evaluate the policies' stochastic forms (default greedy).
         iterations, steps_per_iter: FQE settings.
         fqe_holdout: Fraction of the episodes FQE leaves out of its fit to report the
@@ -481,9 +489,14 @@ def evaluate_policies(
     if rank_by not in estimators:
         raise ConfigError(f"must be one of the estimators {estimators}, got {rank_by!r}",
                           field="rank_by")  # fmt: skip
-    if features not in (*FEATURE_MODES, "data"):
-        raise ConfigError(f"must be one of {(*FEATURE_MODES, 'data')}, got {features!r}",
-                          field="fqe_features")  # fmt: skip
+    if features not in (*FEATURE_MODES, *SHARED_FEATURES):
+        raise ConfigError(f"must be one of {(*FEATURE_MODES, *SHARED_FEATURES)}, got "
+                          f"{features!r}", field="fqe_features")  # fmt: skip
+    if features == "data+labels" and data.labels is None:
+        raise DatasetError(
+            f"--fqe-features data+labels needs the privileged labels mmrl collect records "
+            f"(infos['labels']); dataset {data.dataset_id!r} has none in some episode"
+        )
     if behaviour not in ("auto", "logged", "estimated"):
         raise ConfigError(f"must be auto, logged or estimated, got {behaviour!r}",
                           field="behaviour")  # fmt: skip
@@ -508,8 +521,10 @@ def evaluate_policies(
     layout = ope.EpisodeMatrix.from_steps(data.episode_of, data.step_of, data.n_episodes, gamma)
     shared = None
     reference = any(p.policy is None for p in policies)
-    if features == "data" or reference:
+    if features in SHARED_FEATURES or reference:
         shared = data_features(data.observation_space, data.observations)
+        if features == "data+labels":
+            shared = np.concatenate([shared, label_features(data.labels)], axis=1)
     model = None
     if any(n in _WEIGHTED for n in estimators):
         model = None if behaviour == "estimated" else logged_behaviour(data)

@@ -206,7 +206,8 @@ def collect_corridor(
     With probability ``epsilon`` a uniformly random action replaces the expert's, so the data
     covers non-expert actions, which FQE needs to learn ``Q(s, a)`` off the expert's path.
     ``log_behaviour`` also stores what ``mmrl collect`` logs: ``infos["behaviour_log_prob"]``
-    (the exact epsilon-mixture probability, discrete only) and ``infos["expert_action"]``.
+    (the exact epsilon-mixture probability, discrete only), ``infos["expert_action"]`` and
+    the privileged ``infos["labels"]`` of every state.
     """
     from minari.data_collector import EpisodeBuffer
 
@@ -216,7 +217,7 @@ def collect_corridor(
     for e in range(n_episodes):
         sim.seed([seed + e])
         sim.reset_envs()
-        obs = [sim.observe()]
+        obs, labels = [sim.observe()], [sim.labels()]
         actions, rewards, terms, truncs, experts = [], [], [], [], []
         while True:
             action = sim.expert_action()
@@ -229,6 +230,7 @@ def collect_corridor(
                 )
             reward, terminated, truncated, _ = sim.step(action)
             obs.append(sim.observe())
+            labels.append(sim.labels())
             actions.append(action[0])
             rewards.append(float(reward[0]))
             terms.append(bool(terminated[0]))
@@ -243,18 +245,21 @@ def collect_corridor(
                 rewards=np.asarray(rewards, dtype=np.float64),
                 terminations=np.asarray(terms),
                 truncations=np.asarray(truncs),
-                infos=_behaviour_infos(actions, experts, epsilon) if log_behaviour else {},
+                infos=_behaviour_infos(actions, experts, epsilon, labels) if log_behaviour else {},
             )
         )
     return out
 
 
-def _behaviour_infos(actions: list, experts: list, epsilon: float) -> dict[str, np.ndarray]:
+def _behaviour_infos(
+    actions: list, experts: list, epsilon: float, labels: list[dict[str, np.ndarray]]
+) -> dict[str, Any]:
     a, e = np.asarray(actions).reshape(-1), np.asarray(experts).reshape(-1)
     prob = (1.0 - epsilon) * (a == e) + epsilon / 3.0
     return {
         "behaviour_log_prob": np.append(np.log(prob), np.nan),
         "expert_action": np.append(e, -1).astype(np.int64),
+        "labels": {k: np.concatenate([lab[k] for lab in labels]) for k in labels[0]},
     }
 
 

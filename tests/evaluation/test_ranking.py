@@ -148,6 +148,30 @@ def test_fqe_select_reports_the_chosen_setting_and_every_held_out_error(
     assert row.split(",")[header.split(",").index("fqe_setting")] == fqe["setting"]
 
 
+def test_privileged_labels_join_the_shared_fqe_features(expert_zip, random_zip, datasets, corridor):
+    """``data+labels``: the labels mmrl collect logs per state are read with the data and
+    added to every policy's FQE inputs; a dataset without them is refused by name."""
+    data = load_logged_data(LOGGED)
+    assert set(data.labels) == {"instruction_type", "position"}
+    assert all(v.shape == (data.n_states,) for v in data.labels.values())
+    # One label per state, episodes back to back: positions move by at most one cell a step.
+    steps = np.diff(data.labels["position"].astype(np.int64))
+    inside = np.setdiff1d(np.arange(data.n_states - 1), data.first_idx[1:] - 1)
+    assert np.abs(steps[inside]).max() <= 1 and data.labels["position"].std() > 0
+    policies = [load_policy(p) for p in (expert_zip, random_zip)]
+    ranking = evaluate_policies(policies, data, ["fqe"], GAMMA, features="data+labels",
+                                n_resamples=50)  # fmt: skip
+    by_label = {r.label: r for r in ranking.reports}
+    truth = corridor.expert_mean_value(GAMMA)
+    expert = by_label[policies[0].label]
+    assert expert.estimates["fqe"].value == pytest.approx(truth, abs=0.15)
+    assert expert.estimates["fqe"].value > by_label[policies[1].label].estimates["fqe"].value
+    assert load_logged_data(PLAIN).labels is None
+    with pytest.raises(DatasetError, match="data\\+labels needs the privileged labels"):
+        evaluate_policies(policies, load_logged_data(PLAIN), ["fqe"], GAMMA,
+                          features="data+labels")  # fmt: skip
+
+
 def test_fqe_ensemble_is_reported(expert_zip, datasets, tmp_path):
     """``--fqe-ensemble 3`` fits three Q-heads per policy; the JSON says so."""
     out = tmp_path / "rank.json"
