@@ -258,17 +258,21 @@ class GuidanceConfig:
     Use ``decay_steps`` there.
 
     Attributes:
-        weight: Weight of the imitation loss (0: off). Needs ``ppo`` or ``a2c`` and an
+        weight: Weight of the imitation loss (0: off). Needs an on-policy ``algo`` and an
             environment with a scripted expert (mmrl's own envs).
         decay_steps: Env steps over which the weight falls linearly to 0 (0: constant).
         epochs: Passes over each rollout per update.
         label_weight: Weight of an auxiliary loss in the same pass, predicting the
             simulator's privileged labels (e.g. where the instruction's referent is) from
             the actor's features (0: off; constant). Works with or without ``weight``; needs
-            ``ppo`` or ``a2c`` and an environment with labels (mmrl's own envs).
+            an on-policy ``algo`` and an environment with labels (mmrl's own envs).
         labels: The labels that loss fits, by name (``info["labels"]`` keys); empty: all
             of them. E.g. ``[target_lane_offset]`` on Driving puts the whole weight on where
             the named car is.
+        label_input: What the label head reads: ``features`` (the extractor's output) or,
+            for ``recurrent-ppo``, ``memory`` (the actor LSTM's output): a label the current
+            observation no longer shows (the lane of the car just passed, behind the camera)
+            can then only be predicted by remembering it, which trains the LSTM to keep it.
     """
 
     weight: float = 0.0
@@ -276,6 +280,11 @@ class GuidanceConfig:
     epochs: int = 1
     label_weight: float = 0.0
     labels: list[str] = dataclasses.field(default_factory=list)
+    label_input: str = "features"
+
+
+#: What ``agent.guidance.label_input`` may name.
+LABEL_INPUTS = ("features", "memory")
 
 
 @dataclasses.dataclass
@@ -776,6 +785,16 @@ def validate_run_config(config: RunConfig) -> None:
         (
             _finite(guide.label_weight) and 0 <= guide.label_weight <= 1000,
             f"agent.guidance.label_weight must be a number in [0, 1000], got {guide.label_weight}",
+        ),
+        (
+            guide.label_input in LABEL_INPUTS,
+            f"agent.guidance.label_input must be one of {', '.join(LABEL_INPUTS)}, got "
+            f"{guide.label_input!r}",
+        ),
+        (
+            guide.label_input != "memory" or config.agent.algo == "recurrent-ppo",
+            "agent.guidance.label_input=memory reads the actor LSTM: it needs agent.algo "
+            f"recurrent-ppo, got {config.agent.algo!r}",
         ),
         (
             (guide.weight == 0 and guide.label_weight == 0)

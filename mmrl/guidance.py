@@ -16,7 +16,8 @@ kickstarting (Schmitt et al. 2018). The RL objective then improves on the expert
 rewards say so, while the guidance keeps the policy near the expert's behaviour.
 
 With ``label_weight > 0`` the same pass also fits the simulator's privileged labels (lane
-index, distance and bearing to the instruction's referent, ...) from the actor's features,
+index, distance and bearing to the instruction's referent, ...) from the actor's features
+(or, with ``label_input: memory``, from a recurrent actor's LSTM output),
 through a small head of its own, as the ``labels`` objective of ``mmrl pretrain`` does
 offline (auxiliary tasks, Jaderberg et al. 2017). The labels are those of the states the
 rollout's observations show (read from the simulator after every step, not the pre-reset
@@ -187,7 +188,10 @@ class ExpertGuidanceCallback(BaseCallback):
     def _build_head(self, specs: list[LabelSpec]) -> None:
         policy = self.model.policy
         self.label_specs = specs
-        self.label_head = label_head(policy.pi_features_extractor.features_dim, specs)
+        width = policy.pi_features_extractor.features_dim
+        if self.guidance.label_input == "memory":  # config checks: recurrent-ppo
+            width = policy.lstm_actor.hidden_size
+        self.label_head = label_head(width, specs)
         self.label_head.to(policy.device)
         lr = policy.optimizer.param_groups[0]["lr"]
         self._head_optimizer = th.optim.Adam(self.label_head.parameters(), lr=lr)
@@ -234,13 +238,14 @@ class ExpertGuidanceCallback(BaseCallback):
                 )
                 # SB3's get_distribution, keeping the actor's features for the label head.
                 features = BasePolicy.extract_features(policy, batch, policy.pi_features_extractor)
+                # The actor's input to its heads: the LSTM's output for a recurrent policy.
+                actor_in = features
+                if flat_memory is not None:
+                    actor_in = _lstm_step(policy, features, flat_memory, idx)
                 terms: dict[str, th.Tensor] = {}
                 seen: dict[str, float] = {}
                 if flat_actions is not None:
-                    latent = features
-                    if flat_memory is not None:
-                        latent = _lstm_step(policy, features, flat_memory, idx)
-                    latent = policy.mlp_extractor.forward_actor(latent)
+                    latent = policy.mlp_extractor.forward_actor(actor_in)
                     dist = policy._get_action_dist_from_latent(latent)
                     target = th.as_tensor(flat_actions[idx], device=device)
                     if discrete:
@@ -257,8 +262,9 @@ class ExpertGuidanceCallback(BaseCallback):
                         spec.name: th.as_tensor(flat_labels[spec.name][idx], device=device)
                         for spec in self.label_specs
                     }
+                    head_in = actor_in if self.guidance.label_input == "memory" else features
                     loss, label_metrics = label_loss(
-                        self.label_specs, self.label_head(features), values
+                        self.label_specs, self.label_head(head_in), values
                     )
                     terms["label_loss"] = self.guidance.label_weight * loss
                     seen["label_loss"] = float(loss.detach())

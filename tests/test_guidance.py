@@ -149,6 +149,53 @@ def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
     assert last < 0.7 * first, (first, last)
 
 
+def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm():
+    """``label_input: memory``: the label head reads the actor LSTM's output, so the label
+    loss reaches the LSTM's weights; with ``features`` it cannot."""
+    from sb3_contrib import RecurrentPPO
+
+    from mmrl.guidance import _infer_specs
+
+    venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=5, **SENSORS)
+    model = RecurrentPPO(
+        "MultiInputLstmPolicy", venv, n_steps=32, batch_size=16, n_epochs=1, seed=5,
+        policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                       "features_extractor_kwargs": {"features_dim": 32},
+                       "lstm_hidden_size": 16},
+    )  # fmt: skip
+    guide = GuidanceConfig(label_weight=1.0, labels=["target_lane_offset"])
+    cb = ExpertGuidanceCallback(guide, batch_size=16, max_grad_norm=0.5)
+    seen = []
+    cb._fit = lambda *args: seen.append(args) or {}  # type: ignore[method-assign]
+    model.learn(total_timesteps=64, callback=cb)
+    obs, _, labels, _, memory = seen[0]
+    for label_input, lstm_moves in (("features", False), ("memory", True)):
+        lstm = [p.detach().clone() for p in model.policy.lstm_actor.parameters()]
+        real = ExpertGuidanceCallback(
+            GuidanceConfig(label_weight=1.0, labels=["target_lane_offset"],
+                           label_input=label_input), 16, 0.5)  # fmt: skip
+        real.init_callback(model)
+        real._build_head(_infer_specs(labels, ["target_lane_offset"]))
+        width = 16 if label_input == "memory" else 32
+        assert next(real.label_head.parameters()).shape[-1] == width
+        first = real._fit(obs, None, labels, 0.0, memory)["label_loss"]
+        for _ in range(20):
+            last = real._fit(obs, None, labels, 0.0, memory)["label_loss"]
+        assert last < first, (label_input, first, last)
+        moved = any(not th.equal(a, b) for a, b in zip(lstm, model.policy.lstm_actor.parameters()))
+        assert moved == lstm_moves, label_input
+
+
+def test_memory_label_input_needs_a_recurrent_policy(tmp_path):
+    with pytest.raises(ConfigError, match="label_input=memory reads the actor LSTM"):
+        train("driving", steps=64, n_envs=2, out=tmp_path / "r",
+              overrides=[*TINY, "agent.guidance.label_weight=1",
+                         "agent.guidance.label_input=memory"], verbose=0)  # fmt: skip
+    with pytest.raises(ConfigError, match="label_input must be one of features, memory"):
+        train("driving", steps=64, n_envs=2, out=tmp_path / "r",
+              overrides=[*TINY, "agent.guidance.label_input=lstm"], verbose=0)  # fmt: skip
+
+
 TINY = ["agent.ppo.n_steps=64", "agent.ppo.batch_size=128", "agent.ppo.n_epochs=1",
         "agent.extractor.features_dim=64", "eval_freq=0", "eval_episodes=1",
         "env.kwargs.camera_size=16"]  # fmt: skip
