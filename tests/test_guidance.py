@@ -103,18 +103,23 @@ def test_continuous_actions_fit_the_mean():
     assert th.equal(model.policy.log_std.detach(), log_std)  # exploration stays PPO's
 
 
-def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
-    """The pass evaluates each observation from the actor LSTM's state of that very step: before
-    any update its log-probabilities of the rollout's actions are the rollout's own."""
+def _recurrent_model():
+    """A small RecurrentPPO (32-step rollouts of 2 copies, a 16-unit LSTM) on Driving-v1."""
     from sb3_contrib import RecurrentPPO
 
     venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=5, **SENSORS)
-    model = RecurrentPPO(
+    return RecurrentPPO(
         "MultiInputLstmPolicy", venv, n_steps=32, batch_size=16, n_epochs=1, seed=5,
         policy_kwargs={"features_extractor_class": MultimodalExtractor,
                        "features_extractor_kwargs": {"features_dim": 32},
                        "lstm_hidden_size": 16},
     )  # fmt: skip
+
+
+def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
+    """The pass evaluates each observation from the actor LSTM's state of that very step: before
+    any update its log-probabilities of the rollout's actions are the rollout's own."""
+    model = _recurrent_model()
     cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), batch_size=16, max_grad_norm=0.5)
     seen = []
     cb._fit = lambda *args: seen.append(args) or {}  # type: ignore[method-assign]
@@ -152,17 +157,10 @@ def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
 def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm():
     """``label_input: memory``: the label head reads the actor LSTM's output, so the label
     loss reaches the LSTM's weights; with ``features`` it cannot."""
-    from sb3_contrib import RecurrentPPO
 
     from mmrl.guidance import _infer_specs
 
-    venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=5, **SENSORS)
-    model = RecurrentPPO(
-        "MultiInputLstmPolicy", venv, n_steps=32, batch_size=16, n_epochs=1, seed=5,
-        policy_kwargs={"features_extractor_class": MultimodalExtractor,
-                       "features_extractor_kwargs": {"features_dim": 32},
-                       "lstm_hidden_size": 16},
-    )  # fmt: skip
+    model = _recurrent_model()
     guide = GuidanceConfig(label_weight=1.0, labels=["target_lane_offset"])
     cb = ExpertGuidanceCallback(guide, batch_size=16, max_grad_norm=0.5)
     seen = []
