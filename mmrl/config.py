@@ -273,6 +273,9 @@ class GuidanceConfig:
             for ``recurrent-ppo``, ``memory`` (the actor LSTM's output): a label the current
             observation no longer shows (the lane of the car just passed, behind the camera)
             can then only be predicted by remembering it, which trains the LSTM to keep it.
+        sequences: For ``recurrent-ppo``: run the pass over whole rollouts, backpropagating
+            through the LSTM (as PPO's update does), instead of one step from the state
+            the rollout recorded (``mmrl.guidance``).
     """
 
     weight: float = 0.0
@@ -281,6 +284,7 @@ class GuidanceConfig:
     label_weight: float = 0.0
     labels: list[str] = dataclasses.field(default_factory=list)
     label_input: str = "features"
+    sequences: bool = False
 
 
 #: What ``agent.guidance.label_input`` may name.
@@ -790,6 +794,11 @@ def validate_run_config(config: RunConfig) -> None:
             guide.label_input in LABEL_INPUTS,
             f"agent.guidance.label_input must be one of {', '.join(LABEL_INPUTS)}, got "
             f"{guide.label_input!r}",
+        ),
+        (
+            not guide.sequences or config.agent.algo == "recurrent-ppo",
+            "agent.guidance.sequences runs the pass through the actor LSTM: it needs "
+            f"agent.algo recurrent-ppo, got {config.agent.algo!r}",
         ),
         (
             guide.label_input != "memory" or config.agent.algo == "recurrent-ppo",

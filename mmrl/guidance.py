@@ -30,10 +30,12 @@ its optimizer state are saved in the run's checkpoints, so a resumed run continu
 For ``recurrent-ppo`` (sb3-contrib's ``RecurrentPPO``) the pass reads the actor LSTM's state
 that the rollout recorded before each observation and runs the LSTM one step from it
 (truncated backpropagation of length one): the imitation and label terms shape the encoders,
-the LSTM's input weights and the heads, while PPO's own update, which runs the LSTM over
-whole sequences, is what teaches the LSTM what to remember. Why not whole sequences here
-too: the pass would then cost as much as PPO's own update again (sb3-contrib steps the LSTM
-one time step at a time wherever a sequence holds an episode start).
+the LSTM's weights and the heads, while PPO's own update, which runs the LSTM over whole
+sequences, teaches the LSTM what to remember. With ``sequences: true`` the pass instead runs
+each minibatch of copies' whole rollouts through the LSTM from the state each began with and
+backpropagates through them, so the guidance terms too teach what to remember (at about the
+cost of one more PPO epoch: sb3-contrib steps the LSTM one time step at a time wherever a
+sequence holds an episode start).
 
 Why a separate pass instead of a term inside PPO's loss: SB3's ``PPO.train`` computes its
 loss inside one long method, so adding a term would mean copying it; a pass after the update
@@ -213,7 +215,15 @@ class ExpertGuidanceCallback(BaseCallback):
         device = policy.device
         discrete = isinstance(policy.action_space, spaces.Discrete)
 
+        # With ``sequences`` each minibatch is a few copies' whole rollouts, run through the
+        # LSTM from the state each began with; rows are then copy-major, so a copy's rollout
+        # is a run of consecutive rows. Otherwise rows are step-major and drawn at random.
+        sequences = memory is not None and self.guidance.sequences
+        steps = _rows(obs) if sequences else 1
+
         def flat(v: np.ndarray) -> np.ndarray:
+            if sequences:
+                v = v.swapaxes(0, 1)
             return v.reshape(-1, *v.shape[2:])
 
         flat_obs = {k: flat(v) for k, v in obs.items()} if isinstance(obs, dict) else flat(obs)
@@ -228,9 +238,7 @@ class ExpertGuidanceCallback(BaseCallback):
             params += list(self.label_head.parameters())
         metrics: dict[str, list[float]] = {}
         for epoch in range(self.guidance.epochs):
-            order = th.randperm(total).numpy()
-            for start in range(0, total, self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in _minibatches(total, self.batch_size, steps):
                 batch = (
                     {k: th.as_tensor(v[idx], device=device) for k, v in flat_obs.items()}
                     if isinstance(flat_obs, dict)
@@ -240,7 +248,9 @@ class ExpertGuidanceCallback(BaseCallback):
                 features = BasePolicy.extract_features(policy, batch, policy.pi_features_extractor)
                 # The actor's input to its heads: the LSTM's output for a recurrent policy.
                 actor_in = features
-                if flat_memory is not None:
+                if sequences:
+                    actor_in = _lstm_sequences(policy, features, flat_memory, idx, steps)
+                elif flat_memory is not None:
                     actor_in = _lstm_step(policy, features, flat_memory, idx)
                 terms: dict[str, th.Tensor] = {}
                 seen: dict[str, float] = {}
@@ -296,6 +306,38 @@ def _actor_memory(buffer: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | No
         buffer.cell_states_pi.swapaxes(1, 2).copy(),
         buffer.episode_starts.copy(),
     )
+
+
+def _minibatches(total: int, batch_size: int, steps: int = 1) -> list[np.ndarray]:
+    """Row indices of one pass's minibatches. ``steps == 1``: rows in random order,
+    ``batch_size`` at a time. ``steps > 1``: rows are copy-major runs of ``steps`` (one
+    copy's rollout each); whole runs in random order, as many per minibatch as
+    ``batch_size`` holds (at least one), each run's rows in time order."""
+    if steps == 1:
+        order = th.randperm(total).numpy()
+        return [order[i : i + batch_size] for i in range(0, total, batch_size)]
+    runs = th.randperm(total // steps).numpy()
+    per = max(1, batch_size // steps)
+    offsets = np.arange(steps)
+    return [
+        (runs[i : i + per, None] * steps + offsets).reshape(-1) for i in range(0, len(runs), per)
+    ]
+
+
+def _lstm_sequences(
+    policy: Any, features: th.Tensor, memory: tuple[np.ndarray, ...], idx: np.ndarray, steps: int
+) -> th.Tensor:
+    """The actor LSTM's outputs over whole rollouts, ``(B, hidden)``: ``idx`` holds
+    ``B / steps`` copies' runs of ``steps`` rows in time order; each run starts from the state
+    its copy's rollout began with and is reset where an episode starts, as PPO's own update
+    runs it (backpropagation through the whole run)."""
+    device = features.device
+    hidden, cell, starts = (th.as_tensor(m[idx], device=device) for m in memory)
+    runs = len(idx) // steps
+    first = [m.reshape(runs, steps, *m.shape[1:])[:, 0] for m in (hidden, cell)]
+    states = tuple(m.transpose(0, 1).contiguous() for m in first)  # (layers, runs, hidden)
+    latent, _ = policy._process_sequence(features, states, starts.float(), policy.lstm_actor)
+    return latent
 
 
 def _lstm_step(

@@ -184,11 +184,57 @@ def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm():
         assert moved == lstm_moves, label_input
 
 
+def test_sequence_pass_reruns_each_rollout_through_the_lstm_as_the_rollout_did():
+    """``sequences``: whole rollouts from each copy's first recorded state, reset at episode
+    starts, give back the rollout's own log-probabilities; the pass then fits the expert."""
+    from mmrl.guidance import _lstm_sequences, _minibatches
+
+    model = _recurrent_model()
+    cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), batch_size=16, max_grad_norm=0.5)
+    seen = []
+    cb._fit = lambda *args: seen.append(args) or {}  # type: ignore[method-assign]
+    before = copy.deepcopy(model.policy.state_dict())
+    model.learn(total_timesteps=64, callback=cb)
+    obs, expert, _, _, memory = seen[0]
+    policy = model.policy
+    policy.load_state_dict(before)
+    policy.set_training_mode(False)
+    buffer = model.rollout_buffer  # copy-major after train(): row = copy * 32 + t
+
+    def copy_major(v):
+        return v.swapaxes(0, 1).reshape(-1, *v.shape[2:])
+
+    rows = np.arange(64)  # both copies' runs, in time order
+    with th.no_grad():
+        features = policy.extract_features(
+            {k: th.as_tensor(copy_major(v)) for k, v in obs.items()}, policy.pi_features_extractor
+        )
+        latent = _lstm_sequences(policy, features, tuple(copy_major(m) for m in memory), rows, 32)
+        dist = policy._get_action_dist_from_latent(policy.mlp_extractor.forward_actor(latent))
+        log_probs = dist.log_prob(th.as_tensor(buffer.actions.reshape(64)).long()).numpy()
+    np.testing.assert_allclose(log_probs, buffer.log_probs.reshape(64), atol=1e-5)
+    # Minibatches of whole runs, in time order, every row once.
+    batches = _minibatches(6 * 32, batch_size=64, steps=32)
+    assert [len(b) for b in batches] == [64, 64, 64]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(192))
+    assert all(np.array_equal(np.diff(b.reshape(2, 32), axis=1), np.ones((2, 31))) for b in batches)
+    real = ExpertGuidanceCallback(GuidanceConfig(weight=1.0, sequences=True), 32, 0.5)
+    real.init_callback(model)
+    first = real._fit(obs, expert, None, 1.0, memory)["loss"]
+    for _ in range(60):  # two updates a pass (one copy's rollout each, correlated steps)
+        last = real._fit(obs, expert, None, 1.0, memory)["loss"]
+    assert last < 0.8 * first, (first, last)
+
+
 def test_memory_label_input_needs_a_recurrent_policy(tmp_path):
     with pytest.raises(ConfigError, match="label_input=memory reads the actor LSTM"):
         train("driving", steps=64, n_envs=2, out=tmp_path / "r",
               overrides=[*TINY, "agent.guidance.label_weight=1",
                          "agent.guidance.label_input=memory"], verbose=0)  # fmt: skip
+    with pytest.raises(ConfigError, match="sequences runs the pass through the actor LSTM"):
+        train("driving", steps=64, n_envs=2, out=tmp_path / "r",
+              overrides=[*TINY, "agent.guidance.weight=1",
+                         "agent.guidance.sequences=true"], verbose=0)  # fmt: skip
     with pytest.raises(ConfigError, match="label_input must be one of features, memory"):
         train("driving", steps=64, n_envs=2, out=tmp_path / "r",
               overrides=[*TINY, "agent.guidance.label_input=lstm"], verbose=0)  # fmt: skip
