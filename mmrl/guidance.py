@@ -248,10 +248,8 @@ class ExpertGuidanceCallback(BaseCallback):
                 features = BasePolicy.extract_features(policy, batch, policy.pi_features_extractor)
                 # The actor's input to its heads: the LSTM's output for a recurrent policy.
                 actor_in = features
-                if sequences:
+                if flat_memory is not None:  # whole runs, or one step from the recorded state
                     actor_in = _lstm_sequences(policy, features, flat_memory, idx, steps)
-                elif flat_memory is not None:
-                    actor_in = _lstm_step(policy, features, flat_memory, idx)
                 terms: dict[str, th.Tensor] = {}
                 seen: dict[str, float] = {}
                 if flat_actions is not None:
@@ -327,27 +325,16 @@ def _minibatches(total: int, batch_size: int, steps: int = 1) -> list[np.ndarray
 def _lstm_sequences(
     policy: Any, features: th.Tensor, memory: tuple[np.ndarray, ...], idx: np.ndarray, steps: int
 ) -> th.Tensor:
-    """The actor LSTM's outputs over whole rollouts, ``(B, hidden)``: ``idx`` holds
-    ``B / steps`` copies' runs of ``steps`` rows in time order; each run starts from the state
-    its copy's rollout began with and is reset where an episode starts, as PPO's own update
-    runs it (backpropagation through the whole run)."""
+    """The actor LSTM's outputs, ``(B, hidden)``: ``idx`` holds ``B / steps`` runs of
+    ``steps`` rows in time order (one copy's rollout each); each run starts from the state
+    recorded before its first row and is reset where an episode starts, as PPO's own update
+    runs it (backpropagation through the whole run). ``steps == 1``: every row one step from
+    its own recorded state."""
     device = features.device
     hidden, cell, starts = (th.as_tensor(m[idx], device=device) for m in memory)
     runs = len(idx) // steps
     first = [m.reshape(runs, steps, *m.shape[1:])[:, 0] for m in (hidden, cell)]
     states = tuple(m.transpose(0, 1).contiguous() for m in first)  # (layers, runs, hidden)
-    latent, _ = policy._process_sequence(features, states, starts.float(), policy.lstm_actor)
-    return latent
-
-
-def _lstm_step(
-    policy: Any, features: th.Tensor, memory: tuple[np.ndarray, ...], idx: np.ndarray
-) -> th.Tensor:
-    """The actor LSTM's output for one step from each sample's recorded state, ``(B, hidden)``
-    (sb3-contrib resets the state where an episode starts)."""
-    device = features.device
-    hidden, cell, starts = (th.as_tensor(m[idx], device=device) for m in memory)
-    states = (hidden.transpose(0, 1).contiguous(), cell.transpose(0, 1).contiguous())
     latent, _ = policy._process_sequence(features, states, starts.float(), policy.lstm_actor)
     return latent
 

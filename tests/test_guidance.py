@@ -13,7 +13,7 @@ from mmrl import MultimodalExtractor, make_vec_env
 from mmrl.cli import main
 from mmrl.config import ConfigError, GuidanceConfig
 from mmrl.envs.vec_env import find_expert, find_labels
-from mmrl.guidance import ExpertGuidanceCallback, _lstm_step
+from mmrl.guidance import ExpertGuidanceCallback, _lstm_sequences
 from mmrl.train import train
 
 SENSORS = {"camera_size": 16, "lidar_beams": 16}
@@ -140,7 +140,7 @@ def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
     with th.no_grad():
         features = policy.extract_features(flat, policy.pi_features_extractor)
         latent = policy.mlp_extractor.forward_actor(
-            _lstm_step(policy, features, flat_memory, np.arange(64))
+            _lstm_sequences(policy, features, flat_memory, np.arange(64), 1)
         )
         dist = policy._get_action_dist_from_latent(latent)
         log_probs = dist.log_prob(taken.reshape(64).long()).reshape(32, 2).numpy()
@@ -187,7 +187,7 @@ def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm():
 def test_sequence_pass_reruns_each_rollout_through_the_lstm_as_the_rollout_did():
     """``sequences``: whole rollouts from each copy's first recorded state, reset at episode
     starts, give back the rollout's own log-probabilities; the pass then fits the expert."""
-    from mmrl.guidance import _lstm_sequences, _minibatches
+    from mmrl.guidance import _minibatches
 
     model = _recurrent_model()
     cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), batch_size=16, max_grad_norm=0.5)

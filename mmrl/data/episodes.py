@@ -122,7 +122,7 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
     actions, rewards, terminated, state_idx, first_idx, episode_of, step_of = ([] for _ in range(7))
     behaviour: list[np.ndarray] | None = []
     expert: list[np.ndarray] | None = []
-    privileged: dict[str, list[np.ndarray]] | None = None
+    privileged: list[dict[str, np.ndarray]] | None = []
     offset = 0
     for episode in reader.episodes():
         t, e = len(episode), episode.index
@@ -146,7 +146,7 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
             expert.append(np.asarray(labels))
         else:
             expert = None
-        privileged = _add_labels(privileged, episode.infos.get(LABELS_KEY), t, len(first_idx) == 1)
+        privileged = _add_labels(privileged, episode.infos.get(LABELS_KEY), t)
     act_space = reader.action_space
     act = np.concatenate(actions)
     act = (
@@ -169,28 +169,25 @@ def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> Logged
         behaviour_log_prob=np.concatenate(behaviour) if behaviour else None,
         expert_actions=_expert_actions(expert, act_space) if expert else None,
         metadata=dict(reader.metadata.get("mmrl") or {}),
-        labels={k: np.concatenate(v) for k, v in privileged.items()} if privileged else None,
+        labels=(
+            {k: np.concatenate([ep[k] for ep in privileged]) for k in privileged[0]}
+            if privileged
+            else None
+        ),
     )
 
 
 def _add_labels(
-    kept: dict[str, list[np.ndarray]] | None, labels: Any, t: int, first: bool
-) -> dict[str, list[np.ndarray]] | None:
+    kept: list[dict[str, np.ndarray]] | None, labels: Any, t: int
+) -> list[dict[str, np.ndarray]] | None:
     """Appends one episode's per-state labels; ``None`` from the first episode whose labels
-    are missing, of other names, or not one scalar per state (``t + 1`` of them)."""
-    if not first and kept is None:
-        return None
-    if not isinstance(labels, dict) or not labels:
+    are missing, named differently, or not one scalar per state (``t + 1`` of them)."""
+    if kept is None or not isinstance(labels, dict) or not labels:
         return None
     arrays = {k: np.asarray(v) for k, v in labels.items()}
-    if any(a.shape != (t + 1,) for a in arrays.values()):
+    if any(a.shape != (t + 1,) for a in arrays.values()) or (kept and set(arrays) != set(kept[0])):
         return None
-    if first:
-        return {k: [a] for k, a in arrays.items()}
-    if set(arrays) != set(kept):
-        return None
-    for k, a in arrays.items():
-        kept[k].append(a)
+    kept.append(arrays)
     return kept
 
 
