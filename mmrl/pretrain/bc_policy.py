@@ -18,8 +18,11 @@ import numpy as np
 from mmrl.checkpoint import CheckpointError
 from mmrl.config import ConfigError, RunConfig
 
-BCActor = Callable[[dict[str, np.ndarray]], np.ndarray]
-"""Batched observations (env layout, channel-last images) -> deterministic actions."""
+BCActor = Callable[..., np.ndarray]
+"""``act(obs, episode_start=None)``: batched observations (env layout, channel-last images)
+-> deterministic actions. A recurrent (``recurrent-ppo``) policy keeps its LSTM state from
+call to call; ``episode_start`` (``(n,)`` bool, true where a copy's episode has just begun)
+resets it per copy, as in SB3's ``predict``."""
 
 
 def is_encoder_checkpoint(path: str | Path) -> bool:
@@ -73,9 +76,13 @@ def load_bc_policy(
     load_pretrained_policy(policy, config, option=option, checkpoint=checkpoint)
     policy.set_training_mode(False)
 
-    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+    memory: dict[str, Any] = {"state": None}  # a recurrent policy's LSTM state between calls
+
+    def act(obs: dict[str, np.ndarray], episode_start: np.ndarray | None = None) -> np.ndarray:
         # SB3's predict transposes channel-last images to the policy's layout itself.
-        action, _ = policy.predict(obs, deterministic=True)
+        action, memory["state"] = policy.predict(
+            obs, memory["state"], episode_start, deterministic=True
+        )
         return np.asarray(action)
 
     return act, policy, config

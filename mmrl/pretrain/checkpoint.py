@@ -62,8 +62,19 @@ def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, con
 
 
 def head_config(config: Any) -> dict[str, Any]:
-    """The policy-head layout a BC head depends on (``pi`` sizes and activation)."""
-    return {"pi": list(config.agent.policy.pi), "activation": config.agent.policy.activation}
+    """The policy-head layout a BC head depends on (``pi`` sizes and activation; for
+    ``recurrent-ppo`` also the LSTM it reads, which is part of the head)."""
+    layout: dict[str, Any] = {
+        "pi": list(config.agent.policy.pi),
+        "activation": config.agent.policy.activation,
+    }
+    if config.agent.algo == "recurrent-ppo":
+        recurrent = config.agent.recurrent
+        layout["lstm"] = {
+            "hidden_size": recurrent.lstm_hidden_size,
+            "layers": recurrent.n_lstm_layers,
+        }
+    return layout
 
 
 def serialize_space(space: spaces.Space) -> str:

@@ -5,6 +5,7 @@
 * :func:`load_pretrained` copies the weights into the policy's features extractor(s) — the
   actor's and the critic's when ``share_features_extractor=False`` — and, with
   ``init_policy_head``, the BC head into ``mlp_extractor.policy_net`` and ``action_net``
+  (``recurrent-ppo``: and the actor LSTM, pretrained on whole episodes, into ``lstm_actor``)
   (``log_std`` keeps PPO's initial value: BC's is fitted to a near-deterministic expert and
   would collapse exploration).
 * :class:`FreezeEncodersCallback` keeps the extractor(s) frozen for the first env steps (the
@@ -86,11 +87,20 @@ def check_compatible(
         diffs = extractor_differences(checkpoint, extractor)
         if diffs:
             raise _fail(option, path, "the checkpoint's extractor does not fit this policy", diffs)
+    head = checkpoint.get("head") or {}
     if config.agent.init.init_policy_head and config.agent.algo == "recurrent-ppo":
+        if "lstm" not in head:
+            raise CheckpointError(
+                f"{option} {path}: --init-policy-head: this checkpoint's BC head reads the "
+                "extractor's output, a recurrent-ppo policy's head reads its LSTM's; pretrain "
+                "with the recurrent-ppo agent (its LSTM is trained and saved with the head) or "
+                "load the extractor alone (drop --init-policy-head)"
+            )
+    elif config.agent.init.init_policy_head and "lstm" in head:
         raise CheckpointError(
-            f"{option} {path}: --init-policy-head cannot load a BC head into a recurrent-ppo "
-            "policy, whose head reads the LSTM's output, not the extractor's; load the "
-            "extractor alone (drop --init-policy-head)"
+            f"{option} {path}: --init-policy-head: this checkpoint's BC head reads an LSTM "
+            f"(pretrained with a recurrent-ppo agent); the {config.agent_name!r} policy has "
+            "none: train a recurrent-ppo agent or load the extractor alone"
         )
     if config.agent.init.init_policy_head:
         diffs = head_differences(checkpoint, head_config(config), policy.action_space)
@@ -171,6 +181,12 @@ def load_pretrained_policy(
             head = checkpoint["head"]
             policy.mlp_extractor.policy_net.load_state_dict(head["policy_net"])
             policy.action_net.load_state_dict(head["action_net"])
+            if "lstm" in head:  # recurrent-ppo, pretrained on whole episodes
+                policy.lstm_actor.load_state_dict(head["lstm"])
+                if getattr(policy, "lstm_critic", None) is not None:
+                    # A separate critic LSTM starts from the actor's: the same memory (of the
+                    # named car, say) is what the value needs, and random weights forget it.
+                    policy.lstm_critic.load_state_dict(head["lstm"])
     except (RuntimeError, KeyError, TypeError) as err:  # torch's shape / key mismatches
         raise CheckpointError(f"{option} {init.path}: {one_line(err)}") from None
     if verbose:
@@ -179,6 +195,7 @@ def load_pretrained_policy(
             f"loaded pretrained extractor into {len(extractors)} extractor(s) from {init.path} "
             f"(objectives {info.get('objectives')}, dataset {info.get('dataset_id')})"
             + ("; BC policy head loaded" if init.init_policy_head else "")
+            + (" with its LSTM" if init.init_policy_head and "lstm" in checkpoint["head"] else "")
         )
     return checkpoint.get("info", {})
 

@@ -21,6 +21,14 @@ auxiliary heads, which are discarded after pretraining:
   against a stop-gradient target (BYOL/SimSiam-style, Grill et al. 2020; Chen & He 2021),
   with the normalised-MSE loss ``2 - 2 cos``. Each masked row serves only this objective;
   ``bc`` and ``labels`` use the unmasked rows, so one fused forward pass serves all three.
+
+For a ``recurrent-ppo`` recipe the wrapped policy is sb3-contrib's ``MultiInputLstmPolicy``
+and ``bc`` and ``labels`` read the actor LSTM's output, as the policy head does when it acts:
+batches are whole episodes in time order, each run through the LSTM from a zero state
+(behaviour cloning with a recurrent policy, robomimic's BC-RNN, Mandlekar et al. 2021), so a
+label the current observation no longer shows (the lane of a car passed a few steps ago) is
+fitted from memory and the LSTM learns to keep it. ``contrastive`` and ``masked`` stay per
+step, on the extractor's output.
 """
 
 from __future__ import annotations
@@ -272,8 +280,9 @@ class PretrainModel(nn.Module):
     """An SB3 actor-critic policy plus the auxiliary heads of the chosen objectives.
 
     Args:
-        policy: A ``MultiInputActorCriticPolicy`` built as PPO builds it; its
-            ``pi_features_extractor`` is what is pretrained.
+        policy: A ``MultiInputActorCriticPolicy`` built as PPO builds it (``recurrent-ppo``:
+            sb3-contrib's ``MultiInputLstmPolicy``, whose ``lstm_actor`` is trained too);
+            its ``pi_features_extractor`` is what is pretrained.
         objectives: Subset of :data:`OBJECTIVES`.
         label_specs: Labels for the ``labels`` objective.
         proj_dim: Width of the contrastive projections.
@@ -302,10 +311,13 @@ class PretrainModel(nn.Module):
         self.token_keys = {k for k in self.modalities if _token_key(self.observation_space[k])}
         features = self.extractor.features_dim
         embed = {k: int(enc.embed_dim) for k, enc in self.extractor.encoders.items()}
+        # recurrent-ppo: the policy head (and so bc and labels) reads the actor LSTM's output.
+        self.lstm: nn.LSTM | None = getattr(policy, "lstm_actor", None)
+        head_input = self.lstm.hidden_size if self.lstm is not None else features
         if "labels" in self.objectives:
             if not self.label_specs:
                 raise ValueError("objective 'labels' needs at least one non-constant label")
-            self.label_head = label_head(features, self.label_specs, hidden)
+            self.label_head = label_head(head_input, self.label_specs, hidden)
         if "contrastive" in self.objectives:
             if len(self.modalities) < 2:
                 raise ValueError("objective 'contrastive' needs at least two modalities")
@@ -331,9 +343,37 @@ class PretrainModel(nn.Module):
         """Per-modality pooled embeddings ``key -> (B, d)`` (the extractor's ``encode``)."""
         return {key: self.extractor.encoders[key](pre[key]) for key in self.modalities}
 
-    def action_distribution(self, features: th.Tensor):
-        """SB3 distribution of the policy head on fused features ``(B, F)``."""
-        latent = self.policy.mlp_extractor.forward_actor(features)
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy has an LSTM (batches must then be whole episodes in order)."""
+        return self.lstm is not None
+
+    def memory(self, features: th.Tensor, episode_starts: th.Tensor) -> th.Tensor:
+        """The actor LSTM's outputs ``(B, H)`` for rows that are whole sequences in time
+        order, each started from a zero state at its row with ``episode_starts`` true.
+
+        Args:
+            features: ``(B, F)`` fused features, sequences back to back.
+            episode_starts: ``(B,)`` bool, true on each sequence's first row (row 0 always
+                starts one).
+        """
+        assert self.lstm is not None
+        starts = episode_starts.to(th.bool).clone()
+        starts[0] = True
+        sequence = th.cumsum(starts.long(), 0) - 1
+        first = th.nonzero(starts).squeeze(1)
+        position = th.arange(len(starts), device=features.device) - first[sequence]
+        # One padded (time, sequence, feature) batch: the LSTM is unidirectional, so the
+        # padding after a short sequence's end never reaches its outputs.
+        padded = features.new_zeros(int(position.max()) + 1, len(first), features.shape[1])
+        padded[position, sequence] = features
+        out, _ = self.lstm(padded)
+        return out[position, sequence]
+
+    def action_distribution(self, latent: th.Tensor):
+        """SB3 distribution of the policy head on its input ``(B, F)`` (the fused features;
+        for a recurrent policy, the LSTM's output)."""
+        latent = self.policy.mlp_extractor.forward_actor(latent)
         return self.policy._get_action_dist_from_latent(latent)
 
     # ------------------------------------------------------------------ losses
@@ -343,6 +383,7 @@ class PretrainModel(nn.Module):
         bc_actions: th.Tensor | None = None,
         labels: Mapping[str, th.Tensor] | None = None,
         generator: th.Generator | None = None,
+        episode_starts: th.Tensor | None = None,
     ) -> tuple[dict[str, th.Tensor], dict[str, float]]:
         """Loss of every objective on one batch.
 
@@ -351,14 +392,18 @@ class PretrainModel(nn.Module):
             bc_actions: ``(B,)`` int64 or ``(B, A)`` float targets (``bc``).
             labels: Name -> ``(B,)`` label values (``labels``).
             generator: Torch generator for the modality masks (reproducible validation).
+            episode_starts: ``(B,)`` bool, true on the first row of each episode (recurrent
+                policies: the rows are whole episodes in time order; ignored otherwise).
 
         Returns:
             ``(losses, metrics)``: objective -> scalar loss tensor; metric name -> float
             (BC accuracy or MSE, label accuracy/R^2 terms, contrastive top-1).
         """
         pre = self.preprocess(obs)
+        if self.recurrent and episode_starts is None:
+            raise ValueError("a recurrent policy needs episode_starts (whole episodes in order)")
         with shared_encoder_pass(self.extractor, self.token_keys):
-            return self._losses(pre, bc_actions, labels, generator)
+            return self._losses(pre, bc_actions, labels, generator, episode_starts)
 
     def _losses(
         self,
@@ -366,6 +411,7 @@ class PretrainModel(nn.Module):
         bc_actions: th.Tensor | None,
         labels: Mapping[str, th.Tensor] | None,
         generator: th.Generator | None,
+        episode_starts: th.Tensor | None = None,
     ) -> tuple[dict[str, th.Tensor], dict[str, float]]:
         batch = next(iter(pre.values())).shape[0]
         device = next(iter(pre.values())).device
@@ -385,6 +431,11 @@ class PretrainModel(nn.Module):
         needs_fused = any(o in self.objectives for o in ("bc", "labels", "masked"))
         features = self.extractor(pre, mask) if needs_fused else None
         keep = ~masked_rows if masked_rows is not None else None
+        # What the policy head reads: the fused features, or the LSTM's memory of them (a
+        # masked row stays in its sequence, as a step with a sensor dropped).
+        latent = features
+        if self.recurrent and features is not None and episode_starts is not None:
+            latent = self.memory(features, episode_starts)
 
         def supervised(x: th.Tensor) -> th.Tensor:
             return x if keep is None else x[keep]
@@ -393,7 +444,7 @@ class PretrainModel(nn.Module):
             if bc_actions is None:
                 raise ValueError("objective 'bc' needs bc_actions")
             target = supervised(bc_actions)
-            dist = self.action_distribution(supervised(features))
+            dist = self.action_distribution(supervised(latent))
             if self.discrete:
                 target = target.long().view(-1)
                 losses["bc"] = -dist.log_prob(target).mean()
@@ -408,7 +459,7 @@ class PretrainModel(nn.Module):
         if "labels" in self.objectives:
             if labels is None:
                 raise ValueError("objective 'labels' needs labels")
-            out = self.label_head(supervised(features))
+            out = self.label_head(supervised(latent))
             values = {spec.name: supervised(labels[spec.name]) for spec in self.label_specs}
             losses["labels"], label_metrics = label_loss(self.label_specs, out, values)
             metrics.update(label_metrics)
@@ -460,11 +511,14 @@ class PretrainModel(nn.Module):
         return th.stack(losses).mean(), float(np.mean(top1))
 
     def head_state(self) -> dict[str, Any]:
-        """State of the policy head SB3's PPO uses (``policy_net``, ``action_net``, ``log_std``)."""
+        """State of the policy head SB3's PPO uses (``policy_net``, ``action_net``, ``log_std``;
+        for a recurrent policy also its actor LSTM, ``lstm``)."""
         state: dict[str, Any] = {
             "policy_net": self.policy.mlp_extractor.policy_net.state_dict(),
             "action_net": self.policy.action_net.state_dict(),
         }
+        if self.lstm is not None:
+            state["lstm"] = self.lstm.state_dict()
         log_std = getattr(self.policy, "log_std", None)
         if isinstance(log_std, th.Tensor):
             state["log_std"] = log_std.detach().clone()

@@ -141,7 +141,7 @@ class Pretrainer:
             k for k, v in data.observations.items() if v.dim() == 4 and v.dtype == th.uint8
         ]
 
-    def _batch(self, rows: th.Tensor, train: bool) -> tuple[dict, th.Tensor, dict]:
+    def _batch(self, rows: th.Tensor, train: bool) -> tuple[dict, th.Tensor, dict, th.Tensor]:
         obs = self.data.batch(rows)
         if train and self.augment == "shift":
             for key in self.image_keys:
@@ -152,7 +152,10 @@ class Pretrainer:
             spec.name: self.data.labels[spec.name].index_select(0, rows).to(self.device)
             for spec in self.model.label_specs
         }
-        return obs, actions, labels
+        episode = self.data.episode.index_select(0, rows)
+        starts = th.ones(len(rows), dtype=th.bool)
+        starts[1:] = episode[1:] != episode[:-1]
+        return obs, actions, labels, starts.to(self.device)
 
     def total(self, losses: Mapping[str, th.Tensor]) -> th.Tensor:
         """Weighted sum of the objectives' losses."""
@@ -160,11 +163,37 @@ class Pretrainer:
 
     def epoch_batches(self) -> list[th.Tensor]:
         """Shuffled training row ids, split into minibatches (the last partial one dropped
-        when there are full ones, so contrastive batches keep their size)."""
+        when there are full ones, so contrastive batches keep their size). A recurrent
+        policy gets whole episodes in shuffled order instead, each in time order, about
+        ``batch_size`` rows per batch (:meth:`episode_batches`)."""
+        if self.model.recurrent:
+            return self.episode_batches(self.train_rows, self.generator)
         perm = self.train_rows[th.randperm(len(self.train_rows), generator=self.generator)]
         batches = list(perm.split(self.batch_size))
         if len(batches) > 1 and len(batches[-1]) < self.batch_size:
             batches.pop()
+        return batches
+
+    def episode_batches(
+        self, rows: th.Tensor, generator: th.Generator | None = None
+    ) -> list[th.Tensor]:
+        """``rows`` as batches of whole episodes, each in time order: episodes are added to a
+        batch until it holds at least ``batch_size`` rows (a longer episode is a batch of its
+        own). ``generator``: shuffle the episodes' order; ``None``: keep it."""
+        rows = rows.sort().values
+        _, counts = th.unique_consecutive(self.data.episode[rows], return_counts=True)
+        episodes = list(rows.split(counts.tolist()))
+        if generator is not None:
+            episodes = [episodes[i] for i in th.randperm(len(episodes), generator=generator)]
+        batches, current, size = [], [], 0
+        for episode in episodes:
+            current.append(episode)
+            size += len(episode)
+            if size >= self.batch_size:
+                batches.append(th.cat(current))
+                current, size = [], 0
+        if current:
+            batches.append(th.cat(current))
         return batches
 
     def _diverged(self, what: str) -> ConfigError:
@@ -176,9 +205,9 @@ class Pretrainer:
     def step(self, rows: th.Tensor) -> dict[str, float]:
         """One gradient update on ``rows``; returns losses and metrics as floats."""
         self.model.train()
-        obs, actions, labels = self._batch(rows, train=True)
+        obs, actions, labels, starts = self._batch(rows, train=True)
         try:
-            losses, metrics = self.model.losses(obs, actions, labels, self.generator)
+            losses, metrics = self.model.losses(obs, actions, labels, self.generator, starts)
         except ValueError as err:
             # torch.distributions refuses NaN logits ("... found invalid values").
             if "invalid values" not in str(err):
@@ -204,9 +233,10 @@ class Pretrainer:
         self.model.eval()
         generator = th.Generator().manual_seed(seed)
         avg = _Averager()
-        for chunk in rows.split(self.batch_size):
-            obs, actions, labels = self._batch(chunk, train=False)
-            losses, metrics = self.model.losses(obs, actions, labels, generator)
+        chunks = self.episode_batches(rows) if self.model.recurrent else rows.split(self.batch_size)
+        for chunk in chunks:
+            obs, actions, labels, starts = self._batch(chunk, train=False)
+            losses, metrics = self.model.losses(obs, actions, labels, generator, starts)
             values = {f"loss/{k}": float(v) for k, v in losses.items()}
             values["loss/total"] = float(self.total(losses))
             values.update(metrics)

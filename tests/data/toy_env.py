@@ -3,6 +3,8 @@
 Walk along a line to the goal named by the instruction ("go left" / "go right"). The camera
 (16x16, channel-last like the real envs) shows the walker's position, the lidar is noise and
 the state holds the position, so the expert's action depends on text plus camera/state.
+With ``memory=True`` the instruction is shown on an episode's first step only and the camera
+and state are blank: the expert's action (the goal's direction) must be remembered.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ class ToySimulator(BatchedSimulator):
     reward_terms = ("progress", "goal")
 
     def __init__(
-        self, num_envs: int, continuous: bool = False, horizon: int = 10, camera_size: int = 16
+        self,
+        num_envs: int,
+        continuous: bool = False,
+        horizon: int = 10,
+        camera_size: int = 16,
+        memory: bool = False,
     ) -> None:
         super().__init__(num_envs, SensorConfig(camera_size=camera_size, lidar_beams=8))
         self.max_episode_steps = horizon
         self.continuous = continuous
+        self.memory = memory
         self.size = camera_size
         vocab = self.tokenizer.vocab_size
         # Pairs keep this (unsorted) key order, as in the real environments' contract; a
@@ -47,8 +55,10 @@ class ToySimulator(BatchedSimulator):
         self.pos = np.zeros(num_envs, np.float32)
         self.goal = np.ones(num_envs, np.float32)
         self.noise = np.zeros((num_envs, 8), np.float32)
+        self.shown = np.zeros(num_envs, bool)  # memory: the instruction was shown already
 
     def _reset_envs(self, idx: np.ndarray) -> None:
+        self.shown[idx] = False
         for i in idx:
             self.pos[i] = float(self.rngs[i].integers(-1, 2))
             self.goal[i] = float(self.rngs[i].choice([-3.0, 3.0]))
@@ -59,6 +69,7 @@ class ToySimulator(BatchedSimulator):
         self.pos = np.clip(self.pos + move, -5, 5)
         after = np.abs(self.goal - self.pos)
         reached = after < 0.5
+        self.shown[:] = True
         self.noise = np.stack([r.uniform(size=8) for r in self.rngs]).astype(np.float32)
         return StepResult(
             rewards={"progress": (before - after).astype(np.float32),
@@ -74,6 +85,10 @@ class ToySimulator(BatchedSimulator):
         camera[np.arange(k), :, column, 1] = 255
         text = np.stack([self.tokenizer.encode(t) for t in self.instructions()])[idx]
         state = np.stack([self.pos[idx], np.zeros(k, np.float32)], 1).astype(np.float32)
+        if self.memory:
+            text = np.where(self.shown[idx, None], 0, text)
+            camera[:] = 0
+            state[:] = 0.0
         return {"camera": camera, "lidar": self.noise[idx].copy(), "text": text, "state": state}
 
     def instructions(self) -> list[str]:

@@ -272,8 +272,9 @@ def test_malformed_checkpoint_fields_are_one_error_before_the_run_folder(
 
 
 def test_recurrent_ppo_loads_the_extractor_and_refuses_the_bc_head(setup, tmp_path):
-    """The extractor fits a recurrent-ppo policy; the BC head does not (its head reads the
-    LSTM), which is one clear error before the run folder."""
+    """The extractor of a feed-forward checkpoint fits a recurrent-ppo policy; its BC head does
+    not (the policy's head reads the LSTM), which is one clear error before the run folder
+    (a recurrent-ppo checkpoint's head does: tests/pretrain/test_recurrent.py)."""
     from mmrl.train import train
 
     config = _config(setup, "agent.algo=recurrent-ppo")
@@ -284,7 +285,7 @@ def test_recurrent_ppo_loads_the_extractor_and_refuses_the_bc_head(setup, tmp_pa
         assert _same(ckpt["extractor"], extractor.state_dict())
     out = tmp_path / "run"
     init = [f"agent.init.path={json.dumps(str(setup.checkpoint))}", "agent.algo=recurrent-ppo"]
-    with pytest.raises(CheckpointError, match="cannot load a BC head into a recurrent-ppo"):
+    with pytest.raises(CheckpointError, match="reads the extractor's output, a recurrent-ppo"):
         train(setup.env, setup.agent, steps=32, out=out,
               overrides=[*init, "agent.init.init_policy_head=true"])  # fmt: skip
     assert not out.exists()

@@ -1,0 +1,161 @@
+"""Pretraining a recurrent-ppo recipe: whole episodes through the actor LSTM (BC-RNN), a
+memory a feed-forward head cannot have, and the LSTM carried into RecurrentPPO."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch as th
+
+from mmrl.checkpoint import CheckpointError
+from mmrl.config import resolve_run_config
+from mmrl.envs.vec_env import BatchedVecEnv
+from mmrl.pretrain import load_encoder_checkpoint, load_pretrained
+from mmrl.pretrain.bc_policy import load_bc_policy
+
+# Concat fusion: the toy's attention recipe learns the text too slowly for a short test.
+CONCAT = "agent.extractor.fusion=concat"
+RECURRENT = [CONCAT, "agent.algo=recurrent-ppo", "agent.recurrent.lstm_hidden_size=32"]
+
+
+@pytest.fixture(scope="module")
+def memory(toy, tmp_path_factory):
+    """The toy task with its instruction shown on the first step only (camera and state
+    blank), an expert dataset of it, and a recurrent and a feed-forward BC checkpoint."""
+    from types import SimpleNamespace
+
+    from mmrl.data import collect
+    from mmrl.pretrain import pretrain
+
+    root = tmp_path_factory.mktemp("recurrent")
+    _, agent = toy.write_presets(root)
+    env = root / "toy-memory.yaml"
+    env.write_text(f"env_id: {toy.TOY_ID}\nn_envs: 2\nkwargs:\n  camera_size: 16\n  memory: true\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(root / "datasets"))
+        collect(policy="expert", episodes=160, dataset_id="toy/memory-v0", epsilon=0.0, seed=0,
+                venv=BatchedVecEnv(toy.ToySimulator(8, memory=True)))  # fmt: skip
+        common = dict(objectives="bc", epochs=60, batch_size=64, val_fraction=0.25,
+                      patience=60, verbose=0, seed=0)  # fmt: skip
+        recurrent = pretrain("toy/memory-v0", agent, env=str(env), out=root / "rec.pt",
+                             overrides=RECURRENT, **common)  # fmt: skip
+        feedforward = pretrain("toy/memory-v0", agent, env=str(env), out=root / "ff.pt",
+                               overrides=[CONCAT], **common)  # fmt: skip
+        yield SimpleNamespace(root=root, env=str(env), agent=agent, recurrent=recurrent,
+                              feedforward=feedforward)  # fmt: skip
+
+
+def test_only_the_recurrent_head_remembers_the_instruction(memory):
+    # After the first step the instruction is gone: a feed-forward head guesses (about half
+    # of the later steps), the LSTM carries it.
+    assert memory.recurrent.val_metrics["bc_accuracy"] > 0.95
+    assert memory.feedforward.val_metrics["bc_accuracy"] < 0.85
+    head = load_encoder_checkpoint(memory.recurrent.out)["head"]
+    assert {"policy_net", "action_net", "lstm"} <= set(head)
+    assert "lstm" not in load_encoder_checkpoint(memory.feedforward.out)["head"]
+
+
+def test_batches_are_whole_episodes_in_time_order(memory, toy):
+    from mmrl.data.dataset import load_offline_datasets
+    from mmrl.pretrain.trainer import Pretrainer, _pretrain_model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINARI_DATASETS_PATH", str(memory.root / "datasets"))
+        data = load_offline_datasets("toy/memory-v0")
+    config = resolve_run_config(memory.env, memory.agent, RECURRENT)
+    model = _pretrain_model(data, config, ["bc"], [], 0.25, 0, th.device("cpu"))
+    train_rows, val_rows = data.split(0.25, 0)
+    trainer = Pretrainer(data, model, train_rows, val_rows, batch_size=10)
+    batches = trainer.epoch_batches()
+    rows = th.cat(batches)
+    assert sorted(rows.tolist()) == sorted(train_rows.tolist())  # every row once
+    for batch in batches:
+        assert len(batch) >= 10 or batch is batches[-1]
+        episodes = data.episode[batch]
+        change = th.nonzero(episodes[1:] != episodes[:-1]).squeeze(1) + 1
+        for part in th.tensor_split(batch, change):
+            assert th.equal(part, th.arange(part[0], part[0] + len(part)))  # in order, whole
+            assert (data.episode == data.episode[part[0]]).sum() == len(part)
+
+
+def test_memory_runs_each_sequence_from_a_zero_state(memory):
+    """Sequences laid back to back in one batch give the LSTM outputs of each run alone."""
+    from mmrl.data.dataset import policy_observation_space
+    from mmrl.pretrain.checkpoint import build_policy
+    from mmrl.pretrain.objectives import PretrainModel
+    from mmrl.pretrain.resolve import env_spaces
+
+    config = resolve_run_config(memory.env, memory.agent, RECURRENT)
+    obs_space, action_space = env_spaces(config)
+    model = PretrainModel(build_policy(policy_observation_space(obs_space), action_space, config),
+                          ["bc"])  # fmt: skip
+    features = th.randn(9, model.extractor.features_dim)
+    starts = th.tensor([1, 0, 0, 0, 1, 0, 1, 0, 0], dtype=th.bool)
+    out = model.memory(features, starts)
+    for first, last in ((0, 4), (4, 6), (6, 9)):
+        alone, _ = model.lstm(features[first:last, None])
+        assert th.allclose(out[first:last], alone[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_recurrent_ppo_starts_from_the_pretrained_lstm_and_acts_from_memory(memory, toy, shared):
+    from mmrl.train import build_model, build_vec_env
+
+    overrides = [
+        *RECURRENT,
+        f"agent.init.path={json.dumps(str(memory.recurrent.out))}",
+        "agent.init.init_policy_head=true",
+        f"agent.recurrent.shared_lstm={str(shared).lower()}",
+        f"agent.recurrent.enable_critic_lstm={str(not shared).lower()}",
+        "eval_freq=0",
+    ]
+    config = resolve_run_config(memory.env, memory.agent, overrides, seed=0)
+    model = build_model(config, build_vec_env(config, seed=0), th.device("cpu"), None)
+    load_pretrained(model, config)
+    saved = load_encoder_checkpoint(memory.recurrent.out)["head"]["lstm"]
+    lstms = [model.policy.lstm_actor] + ([] if shared else [model.policy.lstm_critic])
+    for lstm in lstms:
+        assert all(th.equal(saved[k], v) for k, v in lstm.state_dict().items())
+    # Acting step by step with the LSTM state (as PPO rolls out) = the pretraining's pass
+    # over the whole episode: the instruction seen on step 0 decides every later action.
+    act, _, _ = load_bc_policy(memory.recurrent.out, memory.env)
+    venv = BatchedVecEnv(toy.ToySimulator(32, memory=True))
+    venv.seed(7)
+    obs, start = venv.reset(), np.ones(32, bool)
+    successes = []
+    for _ in range(40):
+        obs, _, done, infos = venv.step(act(obs, start))
+        successes += [info["is_success"] for info, d in zip(infos, done, strict=True) if d]
+        start = done
+    assert len(successes) > 50 and np.mean(successes) > 0.9
+
+
+def test_an_lstm_head_into_a_feedforward_policy_is_refused(memory):
+    from mmrl.pretrain.finetune import check_init
+
+    items = [f"agent.init.path={json.dumps(str(memory.recurrent.out))}", CONCAT,
+             "agent.init.init_policy_head=true"]  # fmt: skip
+    with pytest.raises(CheckpointError, match="reads an LSTM"):
+        check_init(resolve_run_config(memory.env, memory.agent, items))
+    # The extractor alone fits it.
+    check_init(resolve_run_config(memory.env, memory.agent, items[:2]))
+
+
+def test_evaluation_acts_with_the_recurrent_bc_policy_from_memory(memory, toy):
+    """``mmrl evaluate enc.pt`` (and ``collect --policy enc.pt``) roll a checkpoint's BC policy
+    out through :func:`mmrl.rollout.collect_episodes`, which carries the LSTM state."""
+    from mmrl.policies import load_policy
+    from mmrl.rollout import collect_episodes
+
+    results = {}
+    for name, checkpoint in (("rnn", memory.recurrent.out), ("ff", memory.feedforward.out)):
+        policy = load_policy(checkpoint, env=memory.env)
+        assert policy.recurrent is (name == "rnn")
+        venv = BatchedVecEnv(toy.ToySimulator(16, memory=True))
+        venv.seed(11)
+        episodes = collect_episodes(policy.predict, venv, 64, subset_rows=not policy.whole_batch)
+        results[name] = np.mean([ep.success for ep in episodes])
+    assert results["rnn"] > 0.9
+    assert results["ff"] < results["rnn"] - 0.2
