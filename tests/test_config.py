@@ -33,6 +33,7 @@ def test_required_presets_exist_and_validate():
         assert name in envs
     assert all(isinstance(load_env_preset(name), EnvConfig) for name in envs)
     assert load_env_preset("driving-follow").kwargs["tasks"] == ["follow"]
+    assert load_env_preset("driving-overtake").kwargs["tasks"] == ["overtake"]
     agents = available_presets("agents")
     for fusion in FUSIONS:
         agent = load_agent_preset(f"ppo-{fusion}")
