@@ -234,8 +234,10 @@ class InitConfig:
 
     Attributes:
         path: Encoder checkpoint written by ``mmrl pretrain`` (``None``: from scratch).
-        freeze_encoders_steps: Keep the loaded extractor frozen for this many env steps.
-        encoder_lr_scale: Learning-rate multiplier of the extractor after unfreezing.
+        freeze_encoders_steps: Keep the loaded extractor frozen for this many env steps
+            (``recurrent-ppo`` with ``init_policy_head``: the loaded LSTM too).
+        encoder_lr_scale: Learning-rate multiplier of the extractor after unfreezing (and of
+            a loaded LSTM).
         init_policy_head: Also load the behaviour-cloning action head.
     """
 

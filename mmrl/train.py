@@ -495,7 +495,7 @@ def _callbacks(
             MultimodalMetricsCallback(),
             evaluator,
             CheckpointCallback(config.checkpoint_freq, save),
-            *init_callbacks(config.agent.init),
+            *init_callbacks(config.agent.init, config.agent.algo),
             *guides,
             *_progress_lines(config, folder, log_interval),  # after the evaluator: reads its file
             *_videos(config, folder, video_every),

@@ -79,13 +79,13 @@ class TrainOptions:
         None,
         group=_INIT,
         metavar="STEPS",
-        help="keep the loaded extractor frozen for STEPS env steps",
+        help="keep the loaded extractor (and a loaded LSTM) frozen for STEPS env steps",
     )
     encoder_lr_scale: float | None = option(
         None,
         group=_INIT,
         metavar="X",
-        help="extractor lr multiplier after unfreezing, e.g. 0.1",
+        help="extractor (and loaded LSTM) lr multiplier after unfreezing, e.g. 0.1",
     )
     init_policy_head: bool = option(
         False, group=_INIT, help="also load the behaviour-cloning action head"

@@ -207,25 +207,39 @@ class FreezeEncodersCallback(BaseCallback):
     rollout that brings ``num_timesteps`` to at least ``freeze_steps`` is the first to change
     the extractor (so the freeze is rounded up to whole rollouts).
 
+    A recurrent policy started from a recurrent checkpoint's head (``--init-policy-head``) has
+    its pretrained LSTM(s) treated as encoders too (``memory=True``): what the LSTM learned to
+    keep from whole episodes is a representation like the extractor's, and full-rate PPO
+    updates wore it down (BENCHMARKS.md, "Memory", E12).
+
     Args:
         freeze_steps: Env steps during which the extractor receives no updates.
         lr_scale: Learning-rate multiplier of the extractor once unfrozen.
         verbose: 1 prints when the extractor is unfrozen.
+        memory: Also freeze and scale the policy's LSTM(s) (``lstm_actor``, ``lstm_critic``).
     """
 
-    def __init__(self, freeze_steps: int = 0, lr_scale: float = 1.0, verbose: int = 0) -> None:
+    def __init__(
+        self, freeze_steps: int = 0, lr_scale: float = 1.0, verbose: int = 0, memory: bool = False
+    ) -> None:
         super().__init__(verbose)
         self.freeze_steps = int(freeze_steps)
         self.lr_scale = float(lr_scale)
+        self.memory = bool(memory)
         self.frozen = False
         self.unfrozen_at: int | None = None
         self._handles: list[Any] = []
         self._snapshot: list[tuple[th.nn.Parameter, th.Tensor]] = []
 
     def _params(self) -> list[th.nn.Parameter]:
+        policy = self.model.policy
+        modules = list(policy_extractors(policy))
+        if self.memory:
+            lstms = (getattr(policy, "lstm_actor", None), getattr(policy, "lstm_critic", None))
+            modules += [m for m in lstms if m is not None]
         seen: dict[int, th.nn.Parameter] = {}
-        for extractor in policy_extractors(self.model.policy):
-            for p in extractor.parameters():
+        for module in modules:
+            for p in module.parameters():
                 seen.setdefault(id(p), p)
         return list(seen.values())
 
@@ -272,8 +286,11 @@ class FreezeEncodersCallback(BaseCallback):
         self._handles = []
 
 
-def init_callbacks(init: InitConfig) -> list[BaseCallback]:
-    """Callbacks ``mmrl train`` adds for ``agent.init`` (empty when nothing to do)."""
+def init_callbacks(init: InitConfig, algo: str = "ppo") -> list[BaseCallback]:
+    """Callbacks ``mmrl train`` adds for ``agent.init`` (empty when nothing to do); for a
+    ``recurrent-ppo`` policy whose head (and so LSTM) is loaded, the LSTM counts as an encoder."""
     if init.path is None or (init.freeze_encoders_steps <= 0 and init.encoder_lr_scale == 1.0):
         return []
-    return [FreezeEncodersCallback(init.freeze_encoders_steps, init.encoder_lr_scale)]
+    memory = algo == "recurrent-ppo" and init.init_policy_head
+    steps, scale = init.freeze_encoders_steps, init.encoder_lr_scale
+    return [FreezeEncodersCallback(steps, scale, memory=memory)]

@@ -159,3 +159,31 @@ def test_evaluation_acts_with_the_recurrent_bc_policy_from_memory(memory, toy):
         results[name] = np.mean([ep.success for ep in episodes])
     assert results["rnn"] > 0.9
     assert results["ff"] < results["rnn"] - 0.2
+
+
+def test_freezing_the_encoders_keeps_the_loaded_lstm_too(memory):
+    """With --init-policy-head a recurrent policy's pretrained LSTM is an encoder: frozen with
+    the extractor (PPO updates wore its memory down, BENCHMARKS.md E12); the head learns."""
+    from mmrl.pretrain.finetune import FreezeEncodersCallback, init_callbacks, policy_extractors
+    from mmrl.train import build_model, build_vec_env
+
+    overrides = [*RECURRENT, f"agent.init.path={json.dumps(str(memory.recurrent.out))}",
+                 "agent.init.init_policy_head=true", "agent.init.freeze_encoders_steps=1000",
+                 "agent.recurrent.shared_lstm=true", "agent.recurrent.enable_critic_lstm=false",
+                 "eval_freq=0"]  # fmt: skip
+    config = resolve_run_config(memory.env, memory.agent, overrides, seed=0)
+    (callback,) = init_callbacks(config.agent.init, config.agent.algo)
+    assert isinstance(callback, FreezeEncodersCallback) and callback.memory
+    model = build_model(config, build_vec_env(config, seed=0), th.device("cpu"), None)
+    load_pretrained(model, config)
+    frozen = [model.policy.lstm_actor, *policy_extractors(model.policy)]
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in frozen]
+    head = {k: v.clone() for k, v in model.policy.action_net.state_dict().items()}
+    model.learn(64, callback=callback)
+    for module, state in zip(frozen, before, strict=True):
+        assert all(th.equal(state[k], v) for k, v in module.state_dict().items())
+    assert any(not th.equal(head[k], v) for k, v in model.policy.action_net.state_dict().items())
+    # The extractor alone (no head, so a fresh LSTM): the extractor only.
+    alone = [o for o in overrides if "init_policy_head" not in o]
+    config = resolve_run_config(memory.env, memory.agent, alone)
+    assert not init_callbacks(config.agent.init, config.agent.algo)[0].memory
