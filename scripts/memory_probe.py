@@ -1,8 +1,9 @@
 """Can the named car's lane be carried in memory once the camera has lost it? (issue 19)
 
 A supervised probe, no RL, on ``overtake`` episodes of ``mmrl/Driving-v1``: the scripted expert
-drives (``--noise`` of its actions replaced by random ones), a frozen pretrained extractor (an
-``mmrl pretrain`` checkpoint) turns every observation into features, and three small heads learn
+drives (``--noise`` of its actions replaced by random ones), a frozen policy's extractor (an
+``mmrl pretrain`` checkpoint's, a run's) turns every observation into features, and three small
+heads learn
 ``target_lane_offset`` (the named car's lane relative to the ego, the label the pull-in needs)
 from them on the copies of ``--train-share`` and are scored on the others:
 
@@ -18,7 +19,11 @@ can only come from memory. A GRU well above ``now`` there says the lane is recov
 episode's features, so what a recurrent agent lacks is the training signal, not the
 information.
 
-    python scripts/memory_probe.py ENCODER.pt [--envs 128] [--steps 400] [--epochs 40]
+With ``--lstm`` the features are a recurrent policy's actor LSTM outputs, its state carried
+through each episode as when it acts: ``now`` then scores what the policy's memory holds
+(e.g. before and after RL fine-tuning).
+
+    python scripts/memory_probe.py POLICY [--lstm] [--envs 128] [--steps 400] [--epochs 40]
         [--json OUT.json]
 """
 
@@ -31,6 +36,7 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch as th
@@ -38,34 +44,61 @@ from torch import nn
 
 from mmrl import make_vec_env
 from mmrl.envs.vec_env import find_labels, vec_env_layers
-from mmrl.pretrain.bc_policy import load_bc_policy
 
 LABEL = "target_lane_offset"
 #: Offsets -3..3 as classes 0..6.
 N_CLASSES = 7
 
 
-def encoder_features(encoder: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    """The frozen extractor of an ``mmrl pretrain`` checkpoint: a batch of observations (channel
-    last, as the vectorized env returns them) -> ``(n, F)`` float32 features."""
-    _, policy, _ = load_bc_policy(encoder, option="memory_probe")
+def policy_features(
+    ref: str, lstm: bool = False
+) -> Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]:
+    """What a policy's head reads, frozen: ``features(obs, start)`` maps a batch of
+    observations (channel last, as the vectorized env returns them) and ``(n,)`` bool episode
+    starts to ``(n, F)`` float32 features.
 
-    def features(obs: dict[str, np.ndarray]) -> np.ndarray:
+    Args:
+        ref: Anything :func:`mmrl.policies.load_policy` reads (an ``mmrl pretrain`` checkpoint,
+            a run folder, a model).
+        lstm: Read the actor LSTM's output of a recurrent policy (stepped through the
+            episode, reset at its starts) instead of the extractor's: what its memory holds.
+    """
+    from stable_baselines3.common.policies import BasePolicy
+
+    from mmrl.policies import load_policy
+
+    policy = load_policy(ref)
+    net = policy.policy
+    if lstm and not hasattr(net, "lstm_actor"):
+        raise SystemExit(f"error: {ref} is not a recurrent policy (no LSTM to read)")
+    carried: dict[str, Any] = {"state": None}
+
+    def features(obs: dict[str, np.ndarray], start: np.ndarray) -> np.ndarray:
         with th.no_grad():
-            tensors, _ = policy.obs_to_tensor(obs)
-            return policy.extract_features(tensors, policy.features_extractor).numpy()
+            tensors, _ = net.obs_to_tensor(policy.normalize(obs))
+            out = BasePolicy.extract_features(net, tensors, net.pi_features_extractor)
+            if not lstm:
+                return out.cpu().numpy()
+            if carried["state"] is None:
+                shape = (net.lstm_actor.num_layers, len(start), net.lstm_actor.hidden_size)
+                carried["state"] = (th.zeros(shape), th.zeros(shape))
+            starts = th.as_tensor(start, dtype=th.float32)
+            out, carried["state"] = net._process_sequence(
+                out, carried["state"], starts, net.lstm_actor
+            )
+            return out.cpu().numpy()
 
     return features
 
 
 def collect(
-    features: Callable[[dict[str, np.ndarray]], np.ndarray],
+    features: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray],
     n_envs: int,
     steps: int,
     noise: float,
     seed: int,
 ) -> dict[str, np.ndarray]:
-    """Expert ``overtake`` rollouts, each observation turned into ``features(obs)``.
+    """Expert ``overtake`` rollouts, each observation turned into ``features(obs, start)``.
 
     Returns:
         ``features (T, n, F) float32``, ``label (T, n) int64`` (offset + 3),
@@ -81,7 +114,7 @@ def collect(
     out: dict[str, list[np.ndarray]] = {"features": [], "label": [], "distance": [], "start": []}
     for _ in range(steps):
         labels = read()
-        out["features"].append(np.asarray(features(obs), np.float32))
+        out["features"].append(np.asarray(features(obs, start), np.float32))
         out["label"].append(labels[LABEL].astype(np.int64) + 3)
         out["distance"].append(labels["target_distance"].astype(np.float32))
         out["start"].append(start.copy())
@@ -163,7 +196,10 @@ def scores(pred: np.ndarray, data: dict, test: np.ndarray, behind: float) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("encoder", help="an mmrl pretrain checkpoint with a BC head")
+    parser.add_argument("policy", help="an mmrl pretrain checkpoint with a BC head, a run, a model")
+    parser.add_argument(
+        "--lstm", action="store_true", help="probe a recurrent policy's LSTM output (its memory)"
+    )
     parser.add_argument("--envs", type=int, default=128)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--noise", type=float, default=0.1)
@@ -176,7 +212,8 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
     t0 = time.time()
-    data = collect(encoder_features(args.encoder), args.envs, args.steps, args.noise, args.seed)
+    features = policy_features(args.policy, args.lstm)
+    data = collect(features, args.envs, args.steps, args.noise, args.seed)
     t_collect = time.time() - t0
     train = np.arange(args.envs) < int(args.train_share * args.envs)
     test = ~train
@@ -198,8 +235,8 @@ def main() -> None:
             flush=True,
         )
     record = {
-        "encoder": str(args.encoder),
-        "args": {k: v for k, v in vars(args).items() if k not in ("encoder", "json")},
+        "policy": str(args.policy),
+        "args": {k: v for k, v in vars(args).items() if k not in ("policy", "json")},
         "steps_collected": int(y.size),
         "collect_seconds": round(t_collect, 1),
         "seconds": round(time.time() - t0, 1),

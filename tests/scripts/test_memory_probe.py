@@ -11,7 +11,7 @@ def probe(load_script):
 
 
 def test_collect_records_overtake_steps_with_the_lane_label(probe):
-    data = probe.collect(lambda obs: obs["state"], n_envs=4, steps=80, noise=0.0, seed=1)
+    data = probe.collect(lambda obs, start: obs["state"], n_envs=4, steps=80, noise=0.0, seed=1)
     T, n = data["label"].shape
     assert (T, n) == (80, 4) and data["features"].shape == (80, 4, 6)
     assert data["start"][0].all() and data["start"][1:].any()  # episodes end and restart
@@ -46,3 +46,30 @@ def test_only_the_recurrent_head_recalls_a_label_it_saw_earlier(probe):
     assert gru["passed_not_in_lane"] > 0.9
     assert now["passed_not_in_lane"] < 0.45  # four labels, nothing to see: about chance
     assert now["in_view"] > 0.9  # the first steps show it to both
+
+
+@pytest.fixture(scope="module")
+def recurrent_run(tmp_path_factory):
+    from mmrl.train import train
+
+    out = tmp_path_factory.mktemp("probe") / "run"
+    train("driving", "recurrent-ppo-concat", steps=64, out=out, verbose=0,
+          overrides=["env.n_envs=2", "eval_freq=0", "agent.ppo.n_steps=32",
+                     "agent.ppo.batch_size=32", "agent.recurrent.lstm_hidden_size=16"])  # fmt: skip
+    return out
+
+
+def test_lstm_features_carry_the_state_through_an_episode(probe, recurrent_run):
+    from mmrl import make_vec_env
+
+    venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=0)
+    obs = venv.reset()
+    features = probe.policy_features(str(recurrent_run), lstm=True)
+    first = features(obs, np.ones(2, bool))
+    again = features(obs, np.zeros(2, bool))  # the same frame, one step of memory later
+    fresh = features(obs, np.ones(2, bool))
+    assert first.shape == (2, 16) and first.dtype == np.float32
+    assert not np.allclose(first, again) and np.allclose(first, fresh, atol=1e-6)
+    extractor = probe.policy_features(str(recurrent_run))(obs, np.ones(2, bool))
+    assert extractor.shape[1] != 16  # the extractor's features, not the LSTM's
+    venv.close()
