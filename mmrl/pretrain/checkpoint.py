@@ -282,7 +282,23 @@ def head_differences(
     """What differs between the checkpoint's BC head and the policy's head layout/actions."""
     if not checkpoint.get("head"):
         return ["the checkpoint has no BC head (pretrain with the 'bc' objective)"]
-    diffs = config_differences(checkpoint.get("head_config", {}), dict(layout), "policy")
+    saved, wanted = dict(checkpoint.get("head_config", {})), dict(layout)
+    diffs = []
+    # A head that reads an LSTM and one that reads the extractor differ in kind, not size:
+    # say which side has the LSTM and what to do, instead of a bare "only in ..." key.
+    if ("lstm" in saved) != ("lstm" in wanted):
+        diffs.append(
+            "this checkpoint's BC head reads an LSTM (pretrained with a recurrent-ppo agent); "
+            "this policy has none: train a recurrent-ppo agent or load the extractor alone"
+            if "lstm" in saved
+            else "this checkpoint's BC head reads the extractor's output, a recurrent-ppo "
+            "policy's head reads its LSTM's; pretrain with the recurrent-ppo agent (its LSTM "
+            "is trained and saved with the head) or load the extractor alone (drop "
+            "--init-policy-head)"
+        )
+        saved.pop("lstm", None)
+        wanted.pop("lstm", None)
+    diffs += config_differences(saved, wanted, "policy")
     saved_space = deserialize_space(checkpoint["action_space"])
     diffs += [
         f"action space: {d}"

@@ -87,21 +87,6 @@ def check_compatible(
         diffs = extractor_differences(checkpoint, extractor)
         if diffs:
             raise _fail(option, path, "the checkpoint's extractor does not fit this policy", diffs)
-    head = checkpoint.get("head") or {}
-    if config.agent.init.init_policy_head and config.agent.algo == "recurrent-ppo":
-        if "lstm" not in head:
-            raise CheckpointError(
-                f"{option} {path}: --init-policy-head: this checkpoint's BC head reads the "
-                "extractor's output, a recurrent-ppo policy's head reads its LSTM's; pretrain "
-                "with the recurrent-ppo agent (its LSTM is trained and saved with the head) or "
-                "load the extractor alone (drop --init-policy-head)"
-            )
-    elif config.agent.init.init_policy_head and "lstm" in head:
-        raise CheckpointError(
-            f"{option} {path}: --init-policy-head: this checkpoint's BC head reads an LSTM "
-            f"(pretrained with a recurrent-ppo agent); the {config.agent_name!r} policy has "
-            "none: train a recurrent-ppo agent or load the extractor alone"
-        )
     if config.agent.init.init_policy_head:
         diffs = head_differences(checkpoint, head_config(config), policy.action_space)
         if diffs:

@@ -364,7 +364,9 @@ class PretrainModel(nn.Module):
         first = th.nonzero(starts).squeeze(1)
         position = th.arange(len(starts), device=features.device) - first[sequence]
         # One padded (time, sequence, feature) batch: the LSTM is unidirectional, so the
-        # padding after a short sequence's end never reaches its outputs.
+        # padding after a short sequence's end never reaches its outputs. Not sb3-contrib's
+        # ``_process_sequence``: it needs equal-length sequences, and with episode starts
+        # inside one it steps the LSTM a time step at a time in Python.
         padded = features.new_zeros(int(position.max()) + 1, len(first), features.shape[1])
         padded[position, sequence] = features
         out, _ = self.lstm(padded)
@@ -434,8 +436,8 @@ class PretrainModel(nn.Module):
         # What the policy head reads: the fused features, or the LSTM's memory of them (a
         # masked row stays in its sequence, as a step with a sensor dropped).
         latent = features
-        if self.recurrent and features is not None and episode_starts is not None:
-            latent = self.memory(features, episode_starts)
+        if self.recurrent and features is not None:
+            latent = self.memory(features, episode_starts)  # losses() checked it is given
 
         def supervised(x: th.Tensor) -> th.Tensor:
             return x if keep is None else x[keep]
