@@ -255,6 +255,7 @@ def run_collect(args: argparse.Namespace) -> int:
         force=opts.force,
         progress=not opts.quiet and sys.stderr.isatty(),
         jpeg=opts.jpeg,
+        writes=opts.writes,
         expert_labels=opts.expert_labels,
         stochastic=opts.stochastic,
         log_interval=log_interval,

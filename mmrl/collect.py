@@ -45,7 +45,7 @@ from gymnasium import spaces
 
 from mmrl.commands.collect import CollectOptions
 from mmrl.config import ConfigError, EnvConfig, RunConfig
-from mmrl.data.background import BackgroundWriter
+from mmrl.data.background import WRITE_MODES, BackgroundWriter, WriterProcess
 from mmrl.data.dataset import (
     BEHAVIOUR_LOG_PROB_KEY,
     EXPERT_ACTION_KEY,
@@ -72,6 +72,10 @@ __all__ = ["BUILTIN_POLICIES", "CollectResult", "collect", "find_expert", "rando
 
 PolicyFn = Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray]
 BUILTIN_POLICIES = REFERENCE_POLICIES
+#: ``writes="auto"`` uses a writer process from this many chunks (``flush_every`` episodes
+#: each) on: its start (~1 s, a fresh Python importing h5py and Minari) pays off only when
+#: there are writes to overlap.
+PROCESS_WRITES_FROM = 4
 
 
 @dataclasses.dataclass
@@ -85,12 +89,13 @@ class CollectResult:
         steps: Transitions written.
         env_steps: Environment steps taken (includes discarded surplus episodes).
         rollout_seconds: Wall time stepping the env and recording, less the time spent
-            waiting for HDF5 writes (which overlap the rollout unless ``overlap_writes`` is
-            off).
+            waiting for HDF5 writes (which overlap the rollout unless ``writes`` is
+            ``"inline"``).
         write_seconds: Wall time of the HDF5 writes (~30 small datasets per episode),
             overlapped or not.
         write_cpu_seconds: CPU time of the thread that wrote (on a background thread, wall
-            time includes waiting for the GIL the rollout holds; this does not).
+            time includes waiting for the GIL the rollout holds; this does not), in this
+            process or the writer process.
         total_seconds: Wall time of everything.
         steps_per_second: ``env_steps / rollout_seconds`` (the rollout throughput).
         steps_per_cpu_second: ``env_steps`` per CPU-second of this process in the rollout
@@ -146,7 +151,7 @@ def collect(
     progress: bool = False,
     jpeg: bool = False,
     flush_every: int = 64,
-    overlap_writes: bool = True,
+    writes: str = "auto",
     venv: Any = None,
     description: str | None = None,
     expert_labels: bool = False,
@@ -174,9 +179,13 @@ def collect(
         progress: Show a tqdm progress bar.
         jpeg: Store images JPEG-encoded (Minari's option; smaller, lossy). Default: raw.
         flush_every: Episodes buffered in memory between HDF5 writes.
-        overlap_writes: Write each chunk on a background thread while stepping goes on
-            (:class:`~mmrl.data.background.BackgroundWriter`); ``False`` writes it before
-            stepping on. The dataset is the same either way.
+        writes: How chunks are written (:data:`WRITE_MODES`): ``"process"`` in a writer
+            process while stepping goes on (:class:`~mmrl.data.background.WriterProcess`:
+            the write gets a core of its own); ``"thread"`` on a background thread
+            (:class:`~mmrl.data.background.BackgroundWriter`: h5py holds the GIL, so it
+            overlaps little); ``"inline"`` before stepping on; ``"auto"`` (default): a
+            process when at least :data:`PROCESS_WRITES_FROM` chunks are written (its ~1 s
+            start pays only then), else inline. The dataset is the same every way.
         venv: Use this already-built SB3 ``VecEnv`` instead of building one from ``env``
             (``env`` then only names it in the metadata).
         description: Dataset description (default: generated).
@@ -202,8 +211,10 @@ def collect(
         DatasetError: Existing id without ``force``, malformed id, model/env mismatch.
         ConfigError: Bad arguments, unknown preset, or no expert in this environment.
     """
-    _check_arguments(dataset_id, episodes, epsilon, n_envs, hdf5_writer)
+    _check_arguments(dataset_id, episodes, epsilon, n_envs, hdf5_writer, writes)
     _refuse_existing_dataset(dataset_id, force)
+    if writes == "auto":
+        writes = "process" if episodes >= PROCESS_WRITES_FROM * flush_every else "inline"
     own_venv = venv is None
     env_name, env_config = _resolve_env(env, policy) if own_venv else ("custom", EnvConfig())
     venv = _open_venv(venv, env_name, env_config, n_envs, n_workers, seed)
@@ -211,11 +222,12 @@ def collect(
         if own_venv:  # closed however collection ends, refusals of the policy included
             stack.callback(venv.close)
         behaviour = _behaviour(policy, venv, env_name, epsilon, expert_labels, stochastic, seed)
-        writer = AtomicDatasetWriter(
-            dataset_id,
-            _env_spec(env_config) if own_venv else None,
-            venv.observation_space,
-            venv.action_space,
+        writer_class = WriterProcess if writes == "process" else AtomicDatasetWriter
+        writer = writer_class(
+            dataset_id=dataset_id,
+            env_spec=_env_spec(env_config) if own_venv else None,
+            obs_space=venv.observation_space,
+            action_space=venv.action_space,
             algorithm_name=f"mmrl-{policy if policy in BUILTIN_POLICIES else 'run'}",
             author="mmrl",
             description=description
@@ -228,7 +240,7 @@ def collect(
         try:
             rollout = _Rollout(
                 venv, writer, behaviour, episodes, seed, flush_every=flush_every,
-                overlap_writes=overlap_writes, progress=progress, log_interval=log_interval,
+                writes=writes, progress=progress, log_interval=log_interval,
                 dataset_id=dataset_id, env_name=env_name,
             )  # fmt: skip
         except BaseException:
@@ -248,9 +260,17 @@ def collect(
 
 # ---------------------------------------------------------------------------- its steps
 def _check_arguments(
-    dataset_id: str, episodes: int, epsilon: float, n_envs: int | None, hdf5_writer: str
+    dataset_id: str,
+    episodes: int,
+    epsilon: float,
+    n_envs: int | None,
+    hdf5_writer: str,
+    writes: str,
 ) -> None:
     validate_dataset_id(dataset_id)
+    if writes not in WRITE_MODES:
+        allowed = ", ".join(WRITE_MODES)
+        raise ConfigError(f"must be one of {allowed}, got {writes!r}", field="writes")
     if hdf5_writer not in HDF5_WRITERS:
         raise ConfigError(
             f"must be one of {', '.join(HDF5_WRITERS)}, got {hdf5_writer!r}", field="hdf5_writer"
@@ -451,19 +471,21 @@ class _Rollout:
     """Steps every copy until ``episodes`` episodes are written; keeps the counts and times.
 
     Episodes are counted when they start (see the module docstring); finished ones are
-    written in chunks of ``flush_every``, on a background thread with ``overlap_writes``.
+    written in chunks of ``flush_every``: by ``writer`` itself (``writes="inline"``, or
+    ``"process"``, where ``writer`` is a :class:`~mmrl.data.background.WriterProcess`), or
+    on a background thread (``"thread"``).
     """
 
     def __init__(
         self,
         venv: Any,
-        writer: AtomicDatasetWriter,
+        writer: AtomicDatasetWriter | WriterProcess,
         behaviour: _Behaviour,
         episodes: int,
         seed: int,
         *,
         flush_every: int,
-        overlap_writes: bool,
+        writes: str,
         progress: bool,
         log_interval: float | None,
         dataset_id: str,
@@ -479,7 +501,12 @@ class _Rollout:
             n, venv.observation_space, venv.action_space, behaviour.record_expert,
             _episode_rows(venv),
         )  # fmt: skip
-        self.chunks = BackgroundWriter(writer) if overlap_writes else None
+        # What overlaps the rollout and is waited for at the end (None: inline writes).
+        self.chunks: BackgroundWriter | WriterProcess | None = None
+        if writes == "thread":
+            self.chunks = BackgroundWriter(writer)
+        elif isinstance(writer, WriterProcess):
+            self.chunks = writer
         self.write_chunk = writer.write if self.chunks is None else self.chunks.write
         self.returns: list[float] = []
         self.successes: list[bool] = []
@@ -596,8 +623,10 @@ class _Rollout:
         else:  # the writes overlapped the rollout: only the time spent waiting for them
             self.rollout_seconds = time.perf_counter() - self.t0 - self.chunks.wait_seconds
             self.chunks.finish()
-        # The writer counts its own thread's CPU time, wherever it ran.
-        self.rollout_cpu = time.process_time() - self.c0 - self.writer.cpu_seconds
+        # The writer counts its own thread's CPU time, wherever it ran; a writer process's
+        # is not this process's.
+        writer_cpu = 0.0 if isinstance(self.writer, WriterProcess) else self.writer.cpu_seconds
+        self.rollout_cpu = time.process_time() - self.c0 - writer_cpu
         self.pending = self.pending[: self.episodes - self.written]
         self.writer.write(self.pending)
         self.written += len(self.pending)

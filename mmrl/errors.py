@@ -119,3 +119,19 @@ def one_line(err: BaseException, limit: int = 300) -> str:
     if len(lines) > 2:
         text += f" (+{len(lines) - 2} more)"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def portable_error(err: BaseException, where: str) -> BaseException:
+    """``err`` as a child process sends it to its parent: ``err`` itself if it survives
+    pickling (the parent re-raises it as is), else a ``RuntimeError`` with its text; either
+    way with the child's traceback as a note that says ``where`` it was raised."""
+    import pickle
+    import traceback
+
+    text = "".join(traceback.format_exception(err))
+    try:
+        copy = pickle.loads(pickle.dumps(err))
+    except Exception:
+        copy = RuntimeError(f"{type(err).__name__}: {err}")
+    copy.add_note(f"in {where}:\n{text}")
+    return copy

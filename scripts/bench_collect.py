@@ -1,20 +1,22 @@
 """End-to-end speed of ``mmrl collect``: Minari's HDF5 writer against mmrl's direct one.
 
-For each number of worker processes and each write mode (sequential: the rollout stops while
-a chunk is written; background: the default, a writer thread overlaps the rollout), it runs
+For each number of worker processes and each write mode (``inline``: the rollout stops while
+a chunk is written; ``thread``: a writer thread overlaps the rollout; ``process``: a writer
+process does, the default of long collections), it runs
 ``mmrl.data.collect`` with the scripted expert twice, once per HDF5 writer, back to back
 (``hdf5_writer="minari"``: Minari's ``update_episodes``, the reference; ``"direct"``:
 :mod:`mmrl.data.minari_hdf5`), and prints env-steps/s end to end, the rollout's rate, the
 write's wall and CPU seconds, the steps written per CPU-second of the write, the write's wall
-time as a share of the total (overlapped with the rollout in background mode), and the
-end-to-end ratios direct / Minari. On a shared, noisy machine compare the ratios (the two
+time as a share of the total (overlapped with the rollout unless inline), and the
+end-to-end ratios direct / Minari and, per writer, of each overlapped mode to the inline
+one. On a shared, noisy machine compare the ratios (the two
 writers of a pair run back to back, seconds apart) more than the absolute rates. Each run
 writes into a temporary ``MINARI_DATASETS_PATH`` that is deleted afterwards.
 
 Usage::
 
     python scripts/bench_collect.py                          # Driving, 512 episodes, 128 copies
-    python scripts/bench_collect.py --workers 1 2 --rounds 2 --modes sequential background
+    python scripts/bench_collect.py --workers 1 2 --rounds 2 --modes inline process
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 WRITERS = ("minari", "direct")
-MODES = ("sequential", "background")
+MODES = ("inline", "thread", "process")
 
 
 def run(env: str, episodes: int, n_envs: int, workers: int, writer: str, mode: str) -> dict:
@@ -40,7 +42,7 @@ def run(env: str, episodes: int, n_envs: int, workers: int, writer: str, mode: s
     os.environ["MINARI_DATASETS_PATH"] = str(root)
     try:
         result = collect(env, "expert", episodes, "bench/collect-v0", n_envs=n_envs,
-                         n_workers=workers, overlap_writes=mode == "background",
+                         n_workers=workers, writes=mode,
                          hdf5_writer=writer)  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"load average (1, 5, 15 min) before: {os.getloadavg()}", flush=True)
     # Warm-up: imports, numba's compiled kernels, the page cache of the env's assets.
-    run(args.env, 8, 8, 1, "direct", "sequential")
+    run(args.env, 8, 8, 1, "direct", "inline")
     header = (
         f"{'workers':>7} {'writes':>10} {'writer':>6} {'env-steps':>9} {'end-to-end/s':>12} "
         f"{'rollout/s':>9} {'write s':>7} {'write cpu s':>11} {'written/cpu s':>13} {'total s':>7} "
@@ -86,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header)
     ratios: dict[tuple[int, str], list[float]] = {}
+    overlap: dict[tuple[int, str, str], list[float]] = {}
     for _ in range(args.rounds):
         for workers in args.workers:
+            inline: dict[str, float] = {}
             for mode in args.modes:
                 rates = {}
                 for writer in WRITERS:
@@ -102,9 +106,20 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
                 ratios.setdefault((workers, mode), []).append(rates["direct"] / rates["minari"])
+                if mode == "inline":
+                    inline = rates
+                elif inline:
+                    for writer, rate in rates.items():
+                        key = (workers, mode, writer)
+                        overlap.setdefault(key, []).append(rate / inline[writer])
     print("end-to-end ratio direct / minari (per round):")
     for (workers, mode), values in ratios.items():
         print(f"  workers {workers}, {mode} writes: " + ", ".join(f"{v:.2f}x" for v in values))
+    if overlap:
+        print("end-to-end ratio overlapped / inline writes (per round):")
+    for (workers, mode, writer), values in overlap.items():
+        line = ", ".join(f"{v:.2f}x" for v in values)
+        print(f"  workers {workers}, {writer} writer, {mode}: {line}")
     print(f"load average (1, 5, 15 min) after: {os.getloadavg()}")
     return 0
 

@@ -7,6 +7,7 @@ import dataclasses
 from mmrl.commands.options import option
 from mmrl.commands.progress import log_interval_option
 from mmrl.config import RunConfig
+from mmrl.data.background import WRITE_MODES
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -45,6 +46,12 @@ class CollectOptions:
         metavar="K",
         help="processes stepping the copies, same dataset (default 1: this one)",
         minimum=1,
+    )
+    writes: str = option(
+        "auto",
+        choices=WRITE_MODES,
+        help="how chunks of episodes are written: in a writer process beside the rollout, on a "
+        "thread, or inline between steps; auto: a process for long collections",
     )
     jpeg: bool = option(False, help="JPEG-encode images (smaller, lossy)")
     force: bool = option(False, help="replace an existing dataset")

@@ -14,10 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch as th
 from gymnasium import spaces
 
 from mmrl.data.reader import (
@@ -28,6 +27,12 @@ from mmrl.data.reader import (
 )
 from mmrl.errors import DatasetError, one_line
 from mmrl.spaces import check, differences, image_keys_to_transpose, policy_view
+
+if TYPE_CHECKING:
+    import torch as th
+
+# torch is imported where tensors are made, not here: the dataset writer's process
+# (mmrl.data.background) imports this package, and torch would triple its start-up time.
 
 __all__ = [
     "BEHAVIOUR_LOG_PROB_KEY",
@@ -131,6 +136,8 @@ class OfflineData:
         Returns:
             ``(train_rows, val_rows)``, int64 tensors (``val_rows`` may be empty).
         """
+        import torch as th
+
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         n_ep = self.num_episodes
@@ -171,6 +178,8 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
         DatasetError: Missing, empty, truncated or corrupt data, naming the dataset and the
             episode or key that is wrong.
     """
+    import torch as th
+
     reader = open_dataset(dataset_id, max_episodes)
     obs_space, action_space = reader.observation_space, reader.action_space
     total = reader.total_steps
@@ -287,6 +296,8 @@ def concat_offline_data(parts: Sequence[OfflineData]) -> OfflineData:
     Raises:
         DatasetError: Differing observation/action spaces or label names, naming them.
     """
+    import torch as th
+
     first = parts[0]
     for part in parts[1:]:
         what = f"dataset {part.dataset_id!r} vs {first.dataset_id!r}"

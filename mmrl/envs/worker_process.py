@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-import traceback
 from typing import Any
 
 import numpy as np
 
 from mmrl.envs.base import BatchedSimulator
 from mmrl.envs.block import StepReply, step_block
+from mmrl.errors import portable_error
 
 __all__ = ["SharedBuffer", "run_worker"]
 
@@ -104,20 +104,6 @@ class _Worker:
         return getattr(self.sim, name)(*args, **kwargs)
 
 
-def _portable(err: BaseException) -> BaseException:
-    """``err`` if it survives pickling (the parent re-raises it as is), else a
-    ``RuntimeError`` with its text; either way with the worker's traceback as a note."""
-    import pickle
-
-    text = "".join(traceback.format_exception(err))
-    try:
-        copy = pickle.loads(pickle.dumps(err))
-    except Exception:
-        copy = RuntimeError(f"{type(err).__name__}: {err}")
-    copy.add_note(f"in the worker process:\n{text}")
-    return copy
-
-
 def run_worker(
     conn: Any,
     simulator_cls: type[BatchedSimulator],
@@ -153,7 +139,7 @@ def run_worker(
         worker = _Worker(sim, views, time_limit)
         conn.send(("ready", None))
     except Exception as err:
-        conn.send(("error", _portable(err)))
+        conn.send(("error", portable_error(err, "the worker process")))
         return
     handlers = {
         "reset": worker.reset,
@@ -177,10 +163,10 @@ def run_worker(
         try:
             reply = ("ok", handlers[command](argument))
         except Exception as err:
-            reply = ("error", _portable(err))
+            reply = ("error", portable_error(err, "the worker process"))
         try:
             conn.send(reply)  # pickles first, so a failure here writes nothing
         except OSError:
             return  # the parent is gone
         except Exception as err:  # a payload that cannot be pickled
-            conn.send(("error", _portable(err)))
+            conn.send(("error", portable_error(err, "the worker process")))

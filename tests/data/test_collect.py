@@ -519,17 +519,18 @@ def test_cli_collect_with_workers(datasets_path, capsys):
     assert "--n-workers must be between 1 and the number of copies (2)" in capsys.readouterr().err
 
 
-def test_background_writes_make_the_sequential_dataset(toy, datasets_path):
-    """Chunks written on the writer thread while stepping goes on: the same dataset."""
+@pytest.mark.parametrize("writes", ["thread", "process"])
+def test_overlapped_writes_make_the_inline_dataset(toy, datasets_path, writes):
+    """Chunks written on the writer thread or in the writer process while stepping goes on:
+    the dataset an inline write makes."""
     args = {"policy": "expert", "episodes": 9, "epsilon": 0.3, "seed": 4, "flush_every": 2}
-    overlapped = collect(dataset_id="toy/overlap-v0", venv=_venv(toy), **args)
-    sequential = collect(
-        dataset_id="toy/sequential-v0", venv=_venv(toy), overlap_writes=False, **args
-    )
-    assert overlapped.episodes == sequential.episodes == 9
-    a, b = (minari.load_dataset(f"toy/{n}-v0") for n in ("overlap", "sequential"))
+    overlapped = collect(dataset_id="toy/overlap-v0", venv=_venv(toy), writes=writes, **args)
+    inline = collect(dataset_id="toy/inline-v0", venv=_venv(toy), writes="inline", **args)
+    assert overlapped.episodes == inline.episodes == 9
+    a, b = (minari.load_dataset(f"toy/{n}-v0") for n in ("overlap", "inline"))
     seeds = [a.storage.get_episode_metadata(range(9)), b.storage.get_episode_metadata(range(9))]
     assert [m.get("seed") for m in seeds[0]] == [m.get("seed") for m in seeds[1]]
+    assert a.storage.metadata["mmrl"] == b.storage.metadata["mmrl"]
     one, other = _episode_arrays(a), _episode_arrays(b)
     assert len(one) == len(other) == 9
     for ea, eb in zip(one, other):
@@ -537,6 +538,62 @@ def test_background_writes_make_the_sequential_dataset(toy, datasets_path):
         for path, values in ea.items():
             np.testing.assert_array_equal(values, eb[path], err_msg=path)
     assert overlapped.write_seconds > 0 and overlapped.rollout_seconds > 0
+    assert overlapped.write_cpu_seconds > 0
+    assert sorted(p.name for p in datasets_path.iterdir()) == ["toy"]  # no temporaries left
+
+
+def test_auto_writes_use_a_process_for_long_collections(toy, datasets_path, monkeypatch):
+    import mmrl.collect as collect_module
+
+    started = []
+
+    class Spy(collect_module.WriterProcess):
+        def __init__(self, *args, **kwargs):
+            started.append(kwargs["dataset_id"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(collect_module, "WriterProcess", Spy)
+    collect("toy", "expert", 7, "toy/short-v0", venv=_venv(toy), flush_every=2)
+    assert started == []  # 7 episodes < 4 chunks of 2: inline
+    collect("toy", "expert", 8, "toy/long-v0", venv=_venv(toy), flush_every=2)
+    assert started == ["toy/long-v0"]
+
+
+def test_collect_refuses_unknown_writes(toy, datasets_path, capsys):
+    from mmrl.cli import main
+
+    with pytest.raises(ConfigError, match="writes must be one of auto, process, thread, inline"):
+        collect(policy="expert", episodes=1, dataset_id="toy/w-v0", venv=_venv(toy), writes="x")
+    args = ["collect", "--env", "driving", "--episodes", "1", "--dataset-id", "d/w-v0"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--writes", "later"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--writes: invalid choice: 'later'" in err
+    assert list(datasets_path.iterdir()) == []
+
+
+def test_an_interrupt_during_process_writes_leaves_nothing(toy, datasets_path, monkeypatch):
+    """Ctrl-C in the rollout: the writer process is stopped and its temporary folder removed."""
+    import multiprocessing as mp
+
+    import mmrl.collect as collect_module
+
+    calls = []
+    original = collect_module._Rollout._end_episodes
+
+    def interrupted(self, done_idx, obs):
+        calls.append(1)
+        if len(calls) == 6:  # after a few chunks went to the writer process
+            raise KeyboardInterrupt
+        original(self, done_idx, obs)
+
+    monkeypatch.setattr(collect_module._Rollout, "_end_episodes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        collect(policy="expert", episodes=30, dataset_id="toy/int-v0", venv=_venv(toy),
+                flush_every=2, writes="process")  # fmt: skip
+    assert list(datasets_path.iterdir()) == []
+    assert not [p for p in mp.active_children() if p.name == "mmrl-dataset-writer"]
 
 
 def test_a_failed_background_write_is_raised_and_leaves_nothing(toy, datasets_path, monkeypatch):
@@ -554,7 +611,7 @@ def test_a_failed_background_write_is_raised_and_leaves_nothing(toy, datasets_pa
     monkeypatch.setattr(AtomicDatasetWriter, "_write", failing)
     with pytest.raises(DatasetError, match="No space left on device"):
         collect(policy="expert", episodes=8, dataset_id="toy/fail-v0", venv=_venv(toy),
-                flush_every=2)  # fmt: skip
+                flush_every=2, writes="thread")  # fmt: skip
     assert len(calls) >= 2
     assert sorted(p.name for p in datasets_path.iterdir()) == []
 
