@@ -9,6 +9,7 @@
 #   scripts/driving_memory_recipe.sh OUT                     # seeds 0; 500k steps
 #   SEEDS="1 2" STEPS=500000 scripts/driving_memory_recipe.sh runs/driving-memory
 #   scripts/driving_memory_recipe.sh --dry-run OUT           # print the steps, run nothing
+#   QUICK=1 scripts/driving_memory_recipe.sh OUT             # every step at toy sizes (minutes)
 #
 # Every step is skipped when its result exists and a killed fine-tuning run resumes from its
 # last checkpoint, so rerunning the script continues where it stopped; a larger STEPS
@@ -22,7 +23,9 @@
 #
 # Settings (environment variables): SEEDS ("0"), STEPS (500000), WORKERS (1), EPISODES
 # (necessity episodes per condition and split, 500), EPOCHS (pretraining, 30), THREADS (torch
-# threads for pretraining, 1), MMRL (the mmrl command), PYTHON.
+# threads for pretraining, 1), MMRL (the mmrl command), PYTHON. QUICK=1 is a smoke test of
+# the chain: datasets of 8-20 episodes, 4-episode evaluations, a small memory probe, and
+# defaults STEPS 512, EPOCHS 1, EPISODES 4.
 # Measured cost on the 2-core development machine (one core each): collection ~5 min,
 # pretraining ~25 min, fine-tuning ~45 min per 500k steps and seed, evaluations ~10 min.
 set -euo pipefail
@@ -33,6 +36,14 @@ if [[ ${1:-} == --dry-run ]]; then DRY=1; shift; fi
 die() { echo "driving_memory_recipe.sh: $*" >&2; exit 2; }
 (( $# == 1 )) || die "expected one argument OUT (the output folder), got $# ($*)"
 OUT=$1
+QUICK=${QUICK:-0}
+[[ $QUICK == 0 || $QUICK == 1 ]] || die "QUICK must be 0 or 1, got '$QUICK'"
+if (( QUICK )); then
+    STEPS=${STEPS:-512} EPISODES=${EPISODES:-4} EPOCHS=${EPOCHS:-1}
+    EVAL=4 PROBE=(--envs 8 --steps 80 --epochs 2)
+else
+    EVAL=200 PROBE=()
+fi
 SEEDS=${SEEDS:-0}
 STEPS=${STEPS:-500000}
 WORKERS=${WORKERS:-1}
@@ -52,7 +63,7 @@ done
 (( DRY )) || mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 MINARI_DATASETS_PATH=$OUT/minari
 run() {  # print the step; run it unless --dry-run
-    echo "+ $*" >&2
+    echo "+ $*"
     (( DRY )) || "$@"
 }
 
@@ -67,8 +78,10 @@ GUIDE=(--expert-guidance 1 --label-guidance 1 --set "agent.guidance.labels=[targ
 # 1. Data: every task; `follow` alone (the colour binding); `overtake` alone at three noise
 # levels and seeds (the pull-in lane, which only memory gives once the car is passed).
 collect() {  # ID PRESET EPISODES EPSILON SEED
+    local episodes=$3
+    (( QUICK )) && episodes=$(( episodes / 50 > 8 ? episodes / 50 : 8 ))
     if (( DRY )) || [[ ! -d $MINARI_DATASETS_PATH/$1 ]]; then
-        run "$MMRL" collect --env "$2" --policy expert --episodes "$3" --epsilon "$4" \
+        run "$MMRL" collect --env "$2" --policy expert --episodes "$episodes" --epsilon "$4" \
             --seed "$5" --dataset-id "$1" --quiet
     fi
 }
@@ -89,11 +102,11 @@ if (( DRY )) || [[ ! -f $ENC ]]; then
         --monitor labels --threads "$THREADS" --out "$ENC" --log-interval 120
 fi
 if (( DRY )) || [[ ! -f $OUT/bc-eval.json ]]; then
-    run "$MMRL" evaluate "$ENC" --env driving --episodes 200 --split train,test \
+    run "$MMRL" evaluate "$ENC" --env driving --episodes "$EVAL" --split train,test \
         --json "$OUT/bc-eval.json"
 fi
 if (( DRY )) || [[ ! -f $OUT/bc-outcomes-overtake.json ]]; then
-    run "$PYTHON" scripts/car_task_outcomes.py "$ENC" --task overtake --episodes 200 \
+    run "$PYTHON" scripts/car_task_outcomes.py "$ENC" --task overtake --episodes "$EVAL" \
         --json "$OUT/bc-outcomes-overtake.json"
 fi
 
@@ -110,10 +123,10 @@ finetune() {  # SEED
     run "$PYTHON" scripts/modality_necessity.py "$rundir" --env driving --episodes "$EPISODES" \
         --threads 1 --out "$OUT/necessity-s$seed"
     for split in train test; do
-        run "$PYTHON" scripts/car_task_outcomes.py "$rundir" --task overtake --episodes 200 \
+        run "$PYTHON" scripts/car_task_outcomes.py "$rundir" --task overtake --episodes "$EVAL" \
             --split "$split" --json "$OUT/outcomes-s$seed-overtake-$split.json"
     done
-    run "$PYTHON" scripts/memory_probe.py "$rundir/model.zip" --lstm \
+    run "$PYTHON" scripts/memory_probe.py "$rundir/model.zip" --lstm "${PROBE[@]}" \
         --json "$OUT/probe-s$seed.json"
 }
 pids=()
