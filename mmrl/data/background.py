@@ -331,9 +331,13 @@ def _shared_chunk(episodes: list[Any]) -> tuple[Any, SharedMemory | None]:
     data = pickle.dumps(episodes, protocol=5, buffer_callback=buffers.append)
     raws = [buffer.raw() for buffer in buffers]
     size = sum(raw.nbytes for raw in raws)
-    if size < SHARED_FROM_BYTES or not _shm_has_room(2 * size):
+    segment = None
+    if size >= SHARED_FROM_BYTES and _shm_has_room(2 * size):
+        # No shared memory here (permissions, limits): the pipe still works.
+        with contextlib.suppress(OSError):
+            segment = SharedMemory(create=True, size=size)
+    if segment is None:
         return (pickle.dumps(episodes, protocol=5), None, []), None
-    segment = SharedMemory(create=True, size=size)
     offsets, position = [], 0
     for raw in raws:
         segment.buf[position : position + raw.nbytes] = raw

@@ -146,3 +146,50 @@ def test_the_writer_process_imports_no_torch():
     code = "import sys, mmrl.data.background, mmrl.data.writer; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _read_back(dataset_id: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    import minari
+
+    return [(ep.observations["state"], ep.actions, ep.rewards)
+            for ep in minari.load_dataset(dataset_id).iterate_episodes()]  # fmt: skip
+
+
+def test_arrays_go_through_shared_memory_and_every_segment_is_unlinked(datasets_path, monkeypatch):
+    from mmrl.data import background
+
+    monkeypatch.setattr(background, "SHARED_FROM_BYTES", 0)  # toy chunks are tiny
+    names = []
+    original = background._shared_chunk
+
+    def spy(episodes):
+        argument, segment = original(episodes)
+        names.append(argument[1])
+        return argument, segment
+
+    monkeypatch.setattr(background, "_shared_chunk", spy)
+    chunks = [_episodes(3, length) for length in (4, 7, 5)]
+    writer = _writer()
+    for chunk in chunks:
+        writer.write(chunk)
+    writer.commit({}, force=False)
+    assert len(names) == 3 and None not in names
+    assert not [n for n in names if os.path.exists(f"/dev/shm/{n.lstrip('/')}")]
+    expected = [(ep.observations["state"], ep.actions, ep.rewards) for c in chunks for ep in c]
+    for got, want in zip(_read_back("toy/bg-v0"), expected, strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_without_shared_memory_chunks_go_through_the_pipe(datasets_path, monkeypatch):
+    from mmrl.data import background
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(background, "SHARED_FROM_BYTES", 0)
+    monkeypatch.setattr(background, "SharedMemory", refused)
+    writer = _writer()
+    writer.write(_episodes(2))
+    writer.commit({}, force=False)
+    assert len(_read_back("toy/bg-v0")) == 2
