@@ -502,10 +502,11 @@ class _Rollout:
             _episode_rows(venv),
         )  # fmt: skip
         # What overlaps the rollout and is waited for at the end (None: inline writes).
+        self.in_process = writes == "process"  # the writer is a WriterProcess
         self.chunks: BackgroundWriter | WriterProcess | None = None
         if writes == "thread":
             self.chunks = BackgroundWriter(writer)
-        elif isinstance(writer, WriterProcess):
+        elif self.in_process:
             self.chunks = writer
         self.write_chunk = writer.write if self.chunks is None else self.chunks.write
         self.returns: list[float] = []
@@ -625,7 +626,7 @@ class _Rollout:
             self.chunks.finish()
         # The writer counts its own thread's CPU time, wherever it ran; a writer process's
         # is not this process's.
-        writer_cpu = 0.0 if isinstance(self.writer, WriterProcess) else self.writer.cpu_seconds
+        writer_cpu = 0.0 if self.in_process else self.writer.cpu_seconds
         self.rollout_cpu = time.process_time() - self.c0 - writer_cpu
         self.pending = self.pending[: self.episodes - self.written]
         self.writer.write(self.pending)

@@ -111,8 +111,9 @@ class WriterProcess:
 
     Has the writer's interface (:meth:`write`, :meth:`commit`, :meth:`discard`, ``seconds``,
     ``cpu_seconds``) and :class:`BackgroundWriter`'s (:meth:`finish`, :meth:`close`,
-    ``wait_seconds``): :meth:`write` queues the chunk and returns; a feeder thread pickles it
-    to the child, which writes chunks one at a time, in order.
+    ``wait_seconds``): :meth:`write` copies the chunk's arrays into shared memory, queues the
+    rest (pickled by the queue's feeder thread) and returns; the child writes chunks one at a
+    time, in order.
 
     The child starts with ``spawn`` (the parent has usually imported torch, whose threads do
     not survive ``fork``), ignores Ctrl-C (the parent discards on an interrupt), and exits,
@@ -322,10 +323,11 @@ SHARED_FROM_BYTES = 1 << 20
 def _shared_chunk(episodes: list[Any]) -> tuple[Any, SharedMemory | None]:
     """``episodes`` as a ``write`` request's argument, and the segment holding its arrays.
 
-    The argument is ``(pickle, segment name, [(offset, size), ...])``: the pickle (protocol
-    5) holds everything but the arrays' data, which is copied once into the segment. Small
-    chunks, and chunks that would not fit in ``/dev/shm`` (a container's is often 64 MB, and
-    writing past it kills the process with SIGBUS), go in-band: ``(pickle, None, [])``.
+    The pickle (protocol 5) holds everything but the arrays' data. The argument is
+    ``(pickle, segment name, [(offset, size), ...])`` with that data copied once into the
+    segment; small chunks, and chunks that would not fit in ``/dev/shm`` (a container's is
+    often 64 MB, and writing past it kills the process with SIGBUS), send the data through
+    the queue instead: ``(pickle, None, [bytes, ...])``.
     """
     buffers: list[pickle.PickleBuffer] = []
     data = pickle.dumps(episodes, protocol=5, buffer_callback=buffers.append)
@@ -337,7 +339,7 @@ def _shared_chunk(episodes: list[Any]) -> tuple[Any, SharedMemory | None]:
         with contextlib.suppress(OSError):
             segment = SharedMemory(create=True, size=size)
     if segment is None:
-        return (pickle.dumps(episodes, protocol=5), None, []), None
+        return (data, None, [bytes(raw) for raw in raws]), None
     offsets, position = [], 0
     for raw in raws:
         segment.buf[position : position + raw.nbytes] = raw
@@ -346,12 +348,12 @@ def _shared_chunk(episodes: list[Any]) -> tuple[Any, SharedMemory | None]:
     return (data, segment.name, offsets), segment
 
 
-def _read_chunk(argument: tuple[bytes, str | None, Sequence[tuple[int, int]]]) -> list[Any]:
+def _read_chunk(argument: tuple[bytes, str | None, Sequence[Any]]) -> list[Any]:
     """The episodes of a ``write`` request (in the child). Their arrays are copies: the
     segment is closed here, and the parent unlinks it when the write is answered."""
     data, name, offsets = argument
-    if name is None:
-        return pickle.loads(data)
+    if name is None:  # the arrays' data came with the request
+        return pickle.loads(data, buffers=offsets)
     segment = SharedMemory(name=name)
     try:
         views = [segment.buf[offset : offset + size] for offset, size in offsets]
