@@ -10,10 +10,20 @@ and the offline estimates are scored in the DOPE protocol (Fu et al., ICLR 2021)
 * ``regret_at_1``: ``(best true return - true return of the policy the estimator ranks
   first) / range``.
 
-The logged datasets are ``mmrl collect --policy expert --epsilon E``: a *broad* one
-(``E = 0.5``: every action well covered) and a *narrow* one (``E = 0.05``: nearly the expert
-only, the hard case for importance weights of the noisier policies). Both log the exact
-behaviour probabilities.
+The logged datasets, each of ``--dataset-episodes`` episodes with the exact behaviour
+probabilities logged:
+
+* *broad*: ``mmrl collect --policy expert --epsilon 0.5`` (every action well covered);
+* *narrow*: the expert at ``--epsilon 0.05`` (nearly the expert only, the hard case for
+  importance weights of the noisier policies);
+* *mixed*: one log from two behaviour policies, the first half of the broad episodes and as
+  many of a *learner*: a BC policy pretrained for :data:`LEARNER_EPOCHS` epochs on the
+  narrow data (so not a member of the pool, which clones the broad data), its actions
+  sampled, with ``--epsilon 0.1`` (``learner.pt``, its online return in ``details.json``).
+  A deployed learner's log holds the mistakes learners make (on Navigation: stopping at an
+  object the instruction does not name), which an expert's log rarely shows and FQE then
+  cannot value; each episode keeps its own policy's probabilities
+  (:func:`mmrl.data.episodes.concat_logged_data`).
 
 The pool, built by this script from a fresh checkout (nothing to download), per env:
 
@@ -69,7 +79,10 @@ import numpy as np
 
 ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr", "cpdis", "cwpdis", "cdr", "cwdr")
 POOL_EPSILONS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
-DATASETS = {"broad": 0.5, "narrow": 0.05}
+#: Dataset name -> the scripted expert's epsilon in it (``mixed``: in its expert half).
+DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5}
+#: The mixed data's learner: BC epochs on the narrow data, its epsilon, its collection seed.
+LEARNER_EPOCHS, LEARNER_EPSILON, LEARNER_SEED = 3, 0.1, 10_000
 KINDS = ("expert", "bc", "ppo", "masked")
 
 
@@ -121,17 +134,12 @@ def expert_members() -> list[Member]:
 
 def build_bc(env: str, dataset_id: str, folder: Path, args: argparse.Namespace) -> list[Member]:
     """BC policies pretrained on ``dataset_id`` for each of ``--bc-epochs`` (cached)."""
-    from mmrl.pretrain import pretrain
-
     members = []
     for epochs in args.bc_epochs:
         path = folder / f"bc-e{epochs}.pt"
         if not path.is_file():
             print(f"   pretraining bc-e{epochs}", flush=True)
-            # patience = epochs: the epoch count, not early stopping, sets the quality.
-            pretrain(dataset_id, env=env, objectives="bc", epochs=epochs, patience=epochs,
-                     batch_size=args.bc_batch_size, monitor="bc", out=path, seed=args.seed,
-                     device="cpu", verbose=0)  # fmt: skip
+            _pretrain_bc(env, dataset_id, epochs, path, args)
         members.append(Member(f"bc-e{epochs}", "bc", ref=str(path)))
     return members
 
@@ -257,16 +265,48 @@ def dope_scores(estimates: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- one env
-def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> str:
-    """The id of dataset ``name`` of ``env``, collected on first use."""
+def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[str, int | None]:
+    """The id(s) of dataset ``name`` of ``env`` and the episodes to read of each (``None``:
+    all), collected on first use."""
     from mmrl.collect import collect
 
+    if name == "mixed":
+        half = args.dataset_episodes // 2
+        broad, _ = _dataset(env, "broad", args, out)
+        learner = learner_behaviour(env, args, out)
+        dataset_id = f"bench/{env}/learner-bc{LEARNER_EPOCHS}-n{half}-v0"
+        if not (out / "datasets" / dataset_id).exists():
+            collect(env=env, policy=learner.ref, episodes=half, dataset_id=dataset_id,
+                    epsilon=LEARNER_EPSILON, stochastic=True, expert_labels=True,
+                    seed=args.seed + LEARNER_SEED)  # fmt: skip
+        return f"{broad},{dataset_id}", half
     eps = DATASETS[name]
     dataset_id = f"bench/{env}/{name}-e{round(100 * eps)}-n{args.dataset_episodes}-v0"
     if not (out / "datasets" / dataset_id).exists():
         collect(env=env, policy="expert", episodes=args.dataset_episodes,
                 dataset_id=dataset_id, epsilon=eps, seed=args.seed)  # fmt: skip
-    return dataset_id
+    return dataset_id, None
+
+
+def learner_behaviour(env: str, args: argparse.Namespace, out: Path) -> Member:
+    """The mixed data's learner: BC on the narrow data (cached), not a member of the pool."""
+    narrow, _ = _dataset(env, "narrow", args, out)
+    folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"learner-bc{LEARNER_EPOCHS}-narrow.pt"
+    if not path.is_file():
+        print(f"   pretraining the mixed data's learner ({LEARNER_EPOCHS} epochs)", flush=True)
+        _pretrain_bc(env, narrow, LEARNER_EPOCHS, path, args)
+    return Member(f"learner-bc{LEARNER_EPOCHS}-narrow", "bc", ref=str(path))
+
+
+def _pretrain_bc(env: str, dataset_id: str, epochs: int, path: Path, args: argparse.Namespace):
+    from mmrl.pretrain import pretrain
+
+    # patience = epochs: the epoch count, not early stopping, sets the quality.
+    pretrain(dataset_id, env=env, objectives="bc", epochs=epochs, patience=epochs,
+             batch_size=args.bc_batch_size, monitor="bc", out=path, seed=args.seed,
+             device="cpu", verbose=0)  # fmt: skip
 
 
 def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> tuple:
@@ -284,7 +324,7 @@ def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> 
     print(f"== {env}: true returns, {args.online_episodes} online episodes per policy")
     truth.measure(pool)
     t = phase("truth_expert", t)
-    broad = _dataset(env, "broad", args, out)
+    broad, _ = _dataset(env, "broad", args, out)
     t = phase("dataset_broad", t)
     folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -325,8 +365,8 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
     for name in args.datasets:
         eps = DATASETS[name]
         t0 = time.perf_counter()
-        dataset_id = _dataset(env, name, args, out)
-        data = load_logged_data(dataset_id)
+        dataset_id, per_part = _dataset(env, name, args, out)
+        data = load_logged_data(dataset_id, per_part)
         policies = [m.load(env) for m in pool]
         t1 = time.perf_counter()
         # stochastic: learned policies are estimated by their action distribution, as they
@@ -342,7 +382,16 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
         by_label = {r.label: r for r in ranking.reports}
         scores[name] = {}
+        if name == "mixed":  # the learner's online return: how good the behaviour was
+            learner = learner_behaviour(env, args, out)
+            truth_learner = Truth(env, out / "truth" / f"{env}.json", args)
+            truth_learner.measure([learner])
+            details["learner"] = {"ref": learner.ref, "epsilon": LEARNER_EPSILON,
+                                  "true_return": float(truth_learner.returns[learner.label].mean()),
+                                  "note": "online return with sampled actions, without the "
+                                  "epsilon noise it logged with"}  # fmt: skip
         details[name] = {"dataset": dataset_id, "behaviour_epsilon": eps,
+                         "behaviour": data.metadata.get("behaviour", {}).get("policy"),
                          "episodes": data.n_episodes, "transitions": data.n_transitions,
                          "estimator_seconds": round(time.perf_counter() - t1, 1),
                          "estimates": {}}  # fmt: skip

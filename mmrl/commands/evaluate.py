@@ -97,7 +97,9 @@ class EvaluateOfflineOptions:
         "estimated on the same data and ranked",
     )
     dataset: str = option(
-        help="Minari dataset id, e.g. mmrl/driving/expert-v0 (MINARI_DATASETS_PATH)"
+        help="Minari dataset id, e.g. mmrl/driving/expert-v0 (MINARI_DATASETS_PATH); several, "
+        "comma-separated, are one log from several behaviour policies (each episode keeps its "
+        "own logged probabilities)"
     )
     estimators: str = option(
         "fqe,wis,dr",
@@ -152,7 +154,9 @@ class EvaluateOfflineOptions:
         "features shared by every policy, or those plus the privileged labels mmrl collect "
         "logs (where the instruction's referent is...)",
     )
-    max_episodes: int | None = option(None, help="use only the first N episodes", minimum=1)
+    max_episodes: int | None = option(
+        None, help="use only the first N episodes (of each dataset)", minimum=1
+    )
     stochastic: bool = option(False, help="evaluate the stochastic policy (default: greedy)")
     bootstrap: int = option(1000, help="bootstrap resamples", minimum=1)
     seed: int = option(0, help="FQE, behaviour cloning and bootstrap")

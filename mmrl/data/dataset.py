@@ -49,6 +49,7 @@ __all__ = [
     "load_offline_data",
     "load_offline_datasets",
     "mmrl_metadata",
+    "parse_dataset_ids",
     "policy_observation_space",
     "space_differences",
     "validate_dataset_id",
@@ -259,6 +260,27 @@ def load_offline_data(dataset_id: str, max_episodes: int | None = None) -> Offli
     )
 
 
+def parse_dataset_ids(dataset_ids: str | Sequence[str]) -> list[str]:
+    """The ids of ``"a"``, ``"a,b"`` or ``["a", "b"]``, checked.
+
+    Raises:
+        DatasetError: An empty id, or one named twice.
+    """
+    ids = (
+        [i.strip() for i in dataset_ids.split(",")]
+        if isinstance(dataset_ids, str)
+        else list(dataset_ids)
+    )
+    if not ids or any(not i for i in ids):
+        raise DatasetError(
+            f"--dataset: expected one or more comma-separated ids, got {dataset_ids!r}"
+        )
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise DatasetError(f"--dataset names {repeated} more than once")
+    return ids
+
+
 def load_offline_datasets(
     dataset_ids: str | Sequence[str], max_episodes: int | None = None
 ) -> OfflineData:
@@ -273,19 +295,9 @@ def load_offline_datasets(
         DatasetError: As :func:`load_offline_data`, a repeated id, or datasets whose spaces
             or label names differ (naming them).
     """
-    ids = (
-        [i.strip() for i in dataset_ids.split(",")]
-        if isinstance(dataset_ids, str)
-        else list(dataset_ids)
-    )
-    if not ids or any(not i for i in ids):
-        raise DatasetError(
-            f"--dataset: expected one or more comma-separated ids, got {dataset_ids!r}"
-        )
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise DatasetError(f"--dataset names {repeated} more than once")
-    parts = [load_offline_data(i, max_episodes=max_episodes) for i in ids]
+    parts = [
+        load_offline_data(i, max_episodes=max_episodes) for i in parse_dataset_ids(dataset_ids)
+    ]
     return parts[0] if len(parts) == 1 else concat_offline_data(parts)
 
 

@@ -10,15 +10,23 @@ with the same :class:`~mmrl.errors.DatasetError`.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
-from mmrl.data.dataset import BEHAVIOUR_LOG_PROB_KEY, EXPERT_ACTION_KEY, LABELS_KEY
+from mmrl.data.dataset import (
+    BEHAVIOUR_LOG_PROB_KEY,
+    EXPERT_ACTION_KEY,
+    LABELS_KEY,
+    parse_dataset_ids,
+)
 from mmrl.data.reader import open_dataset
+from mmrl.errors import DatasetError
+from mmrl.spaces import check
 
-__all__ = ["LoggedData", "load_logged_data"]
+__all__ = ["LoggedData", "concat_logged_data", "load_logged_data"]
 
 
 @dataclasses.dataclass
@@ -103,19 +111,33 @@ class LoggedData:
         return {k: v[idx] for k, v in self.observations.items()}
 
 
-def load_logged_data(dataset_id: str, max_episodes: int | None = None) -> LoggedData:
-    """Reads a Minari dataset of Dict observations into :class:`LoggedData`.
+def load_logged_data(
+    dataset_ids: str | Sequence[str], max_episodes: int | None = None
+) -> LoggedData:
+    """Reads one Minari dataset of Dict observations, or several as one, into
+    :class:`LoggedData`.
+
+    Several datasets are one batch of logs from several behaviour policies (e.g. a noisy
+    expert's and a deployed learner's): every episode keeps the behaviour probabilities its
+    own policy logged, which is what per-episode importance weights need
+    (:func:`concat_logged_data`).
 
     Args:
-        dataset_id: Minari id (looked up under ``MINARI_DATASETS_PATH``).
-        max_episodes: Read only the first episodes (``None``: all).
+        dataset_ids: Minari id (looked up under ``MINARI_DATASETS_PATH``), ``"a,b"`` or
+            ``["a", "b"]``.
+        max_episodes: Read only the first episodes of each dataset (``None``: all).
 
     Raises:
         DatasetError: As :func:`mmrl.data.reader.open_dataset` and
             :meth:`~mmrl.data.reader.DatasetReader.episodes`: missing, unreadable, empty,
             truncated or corrupt data, or one that is not a Dict-observation dataset with
-            Discrete or Box actions.
+            Discrete or Box actions; an id named twice; datasets whose spaces differ.
     """
+    parts = [_load_one(i, max_episodes) for i in parse_dataset_ids(dataset_ids)]
+    return parts[0] if len(parts) == 1 else concat_logged_data(parts)
+
+
+def _load_one(dataset_id: str, max_episodes: int | None) -> LoggedData:
     reader = open_dataset(dataset_id, max_episodes)
     keys = list(reader.observation_space.spaces)
     obs_parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
@@ -196,3 +218,80 @@ def _expert_actions(parts: list[np.ndarray], space: spaces.Space) -> np.ndarray:
     if isinstance(space, spaces.Discrete):
         return joined.astype(np.int64).reshape(-1)
     return joined.astype(np.float32).reshape(-1, *space.shape)
+
+
+def concat_logged_data(parts: Sequence[LoggedData]) -> LoggedData:
+    """Several datasets' episodes as one :class:`LoggedData`, in order.
+
+    Behaviour log-probabilities, expert actions and labels are kept only when every part
+    has them (with the same label names), as for the episodes of one dataset. The metadata
+    keeps the first part's collection settings and describes the mixture in ``behaviour``
+    (``policy``: each part's policy, noise and episode count) and ``sources`` (each part's
+    id, episodes and ``behaviour`` block).
+
+    Raises:
+        DatasetError: Fewer than two parts, or parts whose observation or action spaces
+            differ (naming both datasets and the difference).
+    """
+    if len(parts) < 2:
+        raise DatasetError(f"concat_logged_data needs at least two datasets, got {len(parts)}")
+    first = parts[0]
+    for part in parts[1:]:
+        check(
+            first.observation_space,
+            first.action_space,
+            part.observation_space,
+            part.action_space,
+            f"dataset {part.dataset_id!r} vs {first.dataset_id!r}",
+            names=(f"dataset {first.dataset_id!r}", f"dataset {part.dataset_id!r}"),
+        )
+    state_offsets = np.cumsum([0] + [p.n_states for p in parts[:-1]])
+    episode_offsets = np.cumsum([0] + [p.n_episodes for p in parts[:-1]])
+
+    def cat(name: str) -> np.ndarray | None:
+        arrays = [getattr(p, name) for p in parts]
+        return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+    names = [set(p.labels) if p.labels is not None else None for p in parts]
+    same_labels = names[0] is not None and all(n == names[0] for n in names)
+    sources = [
+        {"dataset_id": p.dataset_id, "episodes": p.n_episodes,
+         "behaviour": dict(p.metadata.get("behaviour") or {})}
+        for p in parts
+    ]  # fmt: skip
+    return LoggedData(
+        dataset_id=",".join(p.dataset_id for p in parts),
+        observation_space=first.observation_space,
+        action_space=first.action_space,
+        observations={
+            k: np.concatenate([p.observations[k] for p in parts]) for k in first.observations
+        },
+        actions=np.concatenate([p.actions for p in parts]),
+        rewards=np.concatenate([p.rewards for p in parts]),
+        terminated=np.concatenate([p.terminated for p in parts]),
+        state_idx=np.concatenate([p.state_idx + o for p, o in zip(parts, state_offsets)]),
+        first_idx=np.concatenate([p.first_idx + o for p, o in zip(parts, state_offsets)]),
+        episode_of=np.concatenate([p.episode_of + o for p, o in zip(parts, episode_offsets)]),
+        step_of=np.concatenate([p.step_of for p in parts]),
+        behaviour_log_prob=cat("behaviour_log_prob"),
+        expert_actions=cat("expert_actions"),
+        metadata={
+            **first.metadata,
+            "behaviour": {"policy": " + ".join(_describe(s) for s in sources), "mixture": True},
+            "sources": sources,
+        },
+        labels=(
+            {k: np.concatenate([p.labels[k] for p in parts]) for k in first.labels}
+            if same_labels and first.labels is not None
+            else None
+        ),
+    )
+
+
+def _describe(source: dict[str, Any]) -> str:
+    """``expert (epsilon 0.5, 150 episodes)`` for one part of a mixture."""
+    meta = source["behaviour"]
+    what = str(meta.get("policy", "unknown policy")) + (
+        " sampled" if meta.get("stochastic") else ""
+    )
+    return f"{what} (epsilon {meta.get('epsilon', '?')}, {source['episodes']} episodes)"

@@ -5,6 +5,7 @@ known exactly (``corridor.expert_mean_value``); the dataset is the epsilon-greed
 expert, logged with and without the behaviour probabilities ``mmrl collect`` records.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,6 +20,8 @@ from mmrl.policies import load_policy
 GAMMA = 0.9
 LOGGED = "test/corridor/logged-v0"
 PLAIN = "test/corridor/plain-v0"
+CONTINUOUS = "test/corridor/cont-mix-v0"
+NOISY = "test/corridor/noisy-v0"  # a second behaviour policy: the expert at epsilon 0.6
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,9 @@ def root(tmp_path_factory, corridor):
     corridor.write_dataset(LOGGED, corridor.collect(200, 0.3, seed=0, log_behaviour=True))
     corridor.write_dataset(PLAIN, corridor.collect(200, 0.3, seed=0))
     corridor.write_dataset("test/corridor/one-v0", corridor.collect(1, 0.3, seed=0))
+    corridor.write_dataset(NOISY, corridor.collect(150, 0.6, seed=5000, log_behaviour=True))
+    continuous = corridor.collect(3, 0.5, seed=0, continuous=True)
+    corridor.write_dataset(CONTINUOUS, continuous, corridor.ContinuousSimulator(1))
     yield root
     mp.undo()
 
@@ -257,3 +263,79 @@ def test_continuous_actions_stochastic_policy_and_estimated_gaussian_behaviour(
     largest = np.zeros(int(data.step_of.max()) + 1)
     np.maximum.at(largest, data.step_of, np.abs(data.rewards))
     assert abs(estimates["wpdis"].value) <= (largest * GAMMA ** np.arange(len(largest))).sum()
+
+
+# ---------------------------------------------------------------------------- several datasets
+def test_several_datasets_are_one_log_whose_episodes_keep_their_own_behaviour(datasets):
+    """``load_logged_data("a,b")``: episodes back to back, each transition still indexing its
+    own states, each episode's logged probabilities those of the policy that acted in it."""
+    a, b = load_logged_data(LOGGED), load_logged_data(NOISY)
+    mix = load_logged_data(f"{LOGGED},{NOISY}")
+    assert mix.dataset_id == f"{LOGGED},{NOISY}"
+    assert (mix.n_episodes, mix.n_transitions, mix.n_states) == (
+        a.n_episodes + b.n_episodes, a.n_transitions + b.n_transitions, a.n_states + b.n_states
+    )  # fmt: skip
+    both = np.concatenate([a.behaviour_log_prob, b.behaviour_log_prob])
+    np.testing.assert_array_equal(mix.behaviour_log_prob, both)
+    tail = slice(a.n_transitions, None)
+    for key in mix.observations:  # the second part's transitions read the second part's states
+        np.testing.assert_array_equal(mix.observations[key][mix.state_idx[tail]],
+                                      b.observations[key][b.state_idx])  # fmt: skip
+        np.testing.assert_array_equal(mix.observations[key][mix.state_idx[tail] + 1],
+                                      b.observations[key][b.state_idx + 1])  # fmt: skip
+    np.testing.assert_array_equal(mix.episode_of[tail], b.episode_of + a.n_episodes)
+    np.testing.assert_array_equal(mix.first_idx[a.n_episodes :], b.first_idx + a.n_states)
+    returns = np.concatenate([a.episode_returns(GAMMA), b.episode_returns(GAMMA)])
+    np.testing.assert_array_equal(mix.episode_returns(GAMMA), returns)
+    assert set(mix.labels) == set(a.labels) and len(mix.expert_actions) == mix.n_states
+    assert [s["dataset_id"] for s in mix.metadata["sources"]] == [LOGGED, NOISY]
+    assert mix.metadata["behaviour"]["mixture"]
+    # Only what every part has is kept: PLAIN logged no probabilities, expert actions, labels.
+    partial = load_logged_data([LOGGED, PLAIN])
+    assert partial.behaviour_log_prob is None and partial.labels is None
+    assert partial.expert_actions is None
+
+
+def test_importance_weights_on_a_mixture_use_each_episodes_own_behaviour(datasets, corridor):
+    """On one log from two behaviour policies (the expert at epsilon 0.3 and 0.6), PDIS of the
+    expert is unbiased only if each episode is weighted by its own policy's probabilities:
+    weighting the noisier part as if the 0.3-expert had acted sends the estimate off."""
+    mix = load_logged_data(f"{LOGGED},{NOISY}")
+    truth = corridor.expert_mean_value(GAMMA)
+    ranking = evaluate_policies([load_policy("expert")], mix, ["pdis", "wpdis"], GAMMA,
+                                n_resamples=300)  # fmt: skip
+    assert ranking.behaviour.source == "logged"
+    assert "each episode by its own policy" in ranking.behaviour.description
+    assert "(epsilon 0.3," not in ranking.behaviour.description  # bare minari: no settings
+    est = ranking.reports[0].estimates
+    assert est["pdis"].value == pytest.approx(truth, abs=0.1), (est["pdis"].value, truth)
+    assert est["wpdis"].interval.low < truth < est["wpdis"].interval.high
+    # The same data with one behaviour policy (epsilon 0.3) assumed for every episode.
+    e = mix.expert_actions[mix.state_idx]
+    wrong = np.log((1 - 0.3) * (mix.actions == e) + 0.3 / 3)
+    wrong_mix = dataclasses.replace(mix, behaviour_log_prob=wrong)
+    bad = evaluate_policies([load_policy("expert")], wrong_mix, ["pdis"], GAMMA, n_resamples=50)
+    wrong_estimate = bad.reports[0].estimates["pdis"]
+    assert wrong_estimate.value < truth - 0.1 and wrong_estimate.interval.high < truth
+
+
+def test_several_datasets_refusals(datasets, capsys):
+    with pytest.raises(DatasetError, match="more than once"):
+        load_logged_data(f"{LOGGED},{LOGGED}")
+    with pytest.raises(DatasetError, match=CONTINUOUS):
+        load_logged_data(f"{LOGGED},test/corridor/cont-mix-v0")
+    args = ["evaluate-offline", "expert", "--dataset", f"{LOGGED},test/corridor/nothing-v0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "test/corridor/nothing-v0" in err[0]
+
+
+def test_cli_estimates_on_several_datasets(datasets, tmp_path, capsys):
+    out = tmp_path / "rank.json"
+    args = ["evaluate-offline", "expert", "random", "--dataset", f"{LOGGED},{NOISY}",
+            "--estimators", "wis", "--gamma", "0.9", "--bootstrap", "50",
+            "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "each episode by its own policy" in text
+    assert json.loads(out.read_text())["ranking"] == ["expert", "random"]

@@ -19,7 +19,8 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     scores = bench.main(argv)
     written = json.loads((out / "ope.json").read_text())
     assert written == json.loads(json.dumps(scores))
-    assert set(written) == {"navigation"} and set(written["navigation"]) == {"broad", "narrow"}
+    assert set(written) == {"navigation"}
+    assert set(written["navigation"]) == {"broad", "narrow", "mixed"}
     for per_est in written["navigation"].values():
         assert set(per_est) == set(bench.ESTIMATORS)
         for s in per_est.values():
@@ -36,7 +37,13 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     learned = [label for label in pool if pool[label]["kind"] in ("bc", "ppo")]
     best = max(learned, key=details["true_returns"].get)
     assert masked == [f"{best}-no-camera", f"{best}-no-text"]
-    for name in ("broad", "narrow"):
+    # The mixed log: the broad data's first half and a learner's episodes, not in the pool.
+    mixed = details["mixed"]
+    assert mixed["episodes"] == 4 and mixed["dataset"].startswith(details["broad"]["dataset"])
+    assert "learner-bc3" in mixed["dataset"] and "learner" not in " ".join(pool)
+    assert "sampled" in mixed["behaviour"] and "expert" in mixed["behaviour"]
+    assert np.isfinite(details["learner"]["true_return"])
+    for name in ("broad", "narrow", "mixed"):
         for est in bench.ESTIMATORS:
             values = details[name]["estimates"][est]
             # Every learned member has exact target probabilities: every estimate exists.
