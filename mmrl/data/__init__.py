@@ -26,7 +26,7 @@ from mmrl.data.dataset import (
     load_offline_datasets,
     policy_observation_space,
 )
-from mmrl.data.episodes import LoggedData, load_logged_data
+from mmrl.data.episodes import LoggedData, concat_logged_data, load_logged_data
 from mmrl.data.reader import DatasetReader, Episode, open_dataset
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "OfflineData",
     "check_spaces",
     "collect",
+    "concat_logged_data",
     "concat_offline_data",
     "dataset_root",
     "load_logged_data",
