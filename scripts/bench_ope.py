@@ -288,12 +288,17 @@ def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[
     return dataset_id, None
 
 
+def _pool_folder(env: str, args: argparse.Namespace, out: Path) -> Path:
+    """Where ``env``'s BC checkpoints and PPO run are cached (made on first use)."""
+    folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def learner_behaviour(env: str, args: argparse.Namespace, out: Path) -> Member:
     """The mixed data's learner: BC on the narrow data (cached), not a member of the pool."""
     narrow, _ = _dataset(env, "narrow", args, out)
-    folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"learner-bc{LEARNER_EPOCHS}-narrow.pt"
+    path = _pool_folder(env, args, out) / f"learner-bc{LEARNER_EPOCHS}-narrow.pt"
     if not path.is_file():
         print(f"   pretraining the mixed data's learner ({LEARNER_EPOCHS} epochs)", flush=True)
         _pretrain_bc(env, narrow, LEARNER_EPOCHS, path, args)
@@ -326,8 +331,7 @@ def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> 
     t = phase("truth_expert", t)
     broad, _ = _dataset(env, "broad", args, out)
     t = phase("dataset_broad", t)
-    folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _pool_folder(env, args, out)
     bc = build_bc(env, broad, folder, args) if args.bc_epochs else []
     t = phase("bc", t)
     ppo = build_ppo(env, bc[-1], folder, args) if bc and args.ppo_steps else []
@@ -341,6 +345,9 @@ def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> 
         masked = masked_members(best, args.mask)
         truth.measure(masked)
         t = phase("truth_masked", t)
+    if "mixed" in args.datasets:  # how good the mixed log's learner is (not in the pool)
+        truth.measure([learner_behaviour(env, args, out)])
+        t = phase("truth_learner", t)
     return pool + learned + masked, truth.returns
 
 
@@ -382,12 +389,10 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
         by_label = {r.label: r for r in ranking.reports}
         scores[name] = {}
-        if name == "mixed":  # the learner's online return: how good the behaviour was
+        if name == "mixed":  # the learner's online return (build_pool): how good it was
             learner = learner_behaviour(env, args, out)
-            truth_learner = Truth(env, out / "truth" / f"{env}.json", args)
-            truth_learner.measure([learner])
             details["learner"] = {"ref": learner.ref, "epsilon": LEARNER_EPSILON,
-                                  "true_return": float(truth_learner.returns[learner.label].mean()),
+                                  "true_return": float(truth[learner.label].mean()),
                                   "note": "online return with sampled actions, without the "
                                   "epsilon noise it logged with"}  # fmt: skip
         details[name] = {"dataset": dataset_id, "behaviour_epsilon": eps,

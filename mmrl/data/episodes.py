@@ -252,8 +252,10 @@ def concat_logged_data(parts: Sequence[LoggedData]) -> LoggedData:
         arrays = [getattr(p, name) for p in parts]
         return None if any(a is None for a in arrays) else np.concatenate(arrays)
 
-    names = [set(p.labels) if p.labels is not None else None for p in parts]
-    same_labels = names[0] is not None and all(n == names[0] for n in names)
+    same_labels = all(
+        p.labels is not None and first.labels is not None and set(p.labels) == set(first.labels)
+        for p in parts
+    )
     sources = [
         {"dataset_id": p.dataset_id, "episodes": p.n_episodes,
          "behaviour": dict(p.metadata.get("behaviour") or {})}
@@ -282,16 +284,18 @@ def concat_logged_data(parts: Sequence[LoggedData]) -> LoggedData:
         },
         labels=(
             {k: np.concatenate([p.labels[k] for p in parts]) for k in first.labels}
-            if same_labels and first.labels is not None
+            if same_labels
             else None
         ),
     )
 
 
 def _describe(source: dict[str, Any]) -> str:
-    """``expert (epsilon 0.5, 150 episodes)`` for one part of a mixture."""
+    """``expert (epsilon 0.5, 150 episodes)`` or ``bc.pt (sampled, epsilon 0.1, ...)`` for one
+    part of a mixture."""
     meta = source["behaviour"]
-    what = str(meta.get("policy", "unknown policy")) + (
-        " sampled" if meta.get("stochastic") else ""
+    sampled = "sampled, " if meta.get("stochastic") else ""
+    return (
+        f"{meta.get('policy', 'unknown policy')} ({sampled}epsilon {meta.get('epsilon', '?')}, "
+        f"{source['episodes']} episodes)"
     )
-    return f"{what} (epsilon {meta.get('epsilon', '?')}, {source['episodes']} episodes)"

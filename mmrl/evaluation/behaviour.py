@@ -116,18 +116,11 @@ def logged_behaviour(data: LoggedData) -> BehaviourModel | None:
     meta = data.metadata.get("behaviour") or {}
     what = meta.get("policy", "unknown policy")
     if meta.get("mixture"):  # several datasets: each episode's own policy (concat_logged_data)
-        return BehaviourModel(
-            data.behaviour_log_prob.astype(np.float64),
-            "logged",
-            f"logged by mmrl collect, each episode by its own policy: {what}",
-        )
-    if meta.get("stochastic"):
-        what += " (sampled)"
-    return BehaviourModel(
-        data.behaviour_log_prob.astype(np.float64),
-        "logged",
-        f"logged by mmrl collect: {what}, epsilon {meta.get('epsilon', '?')}",
-    )
+        description = f"logged by mmrl collect, each episode by its own policy: {what}"
+    else:
+        sampled = " (sampled)" if meta.get("stochastic") else ""
+        description = f"logged by mmrl collect: {what}{sampled}, epsilon {meta.get('epsilon', '?')}"
+    return BehaviourModel(data.behaviour_log_prob.astype(np.float64), "logged", description)
 
 
 def estimate_behaviour(
