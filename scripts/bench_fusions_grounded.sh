@@ -27,7 +27,11 @@
 # Settings (environment variables): STEPS (default 1000000), SEEDS (3), FUSIONS (all, or a
 # comma list), WORKERS (2: parallel pretraining jobs and bench cells), EPISODES (1000 per
 # dataset), EPOCHS (20 driving, 10 navigation), ABLATION_EPISODES (200), DEVICE (auto),
-# DATA, MMRL (the mmrl command). On the GPU machine: WORKERS=$(( $(nproc) - 1 )) DEVICE=cuda.
+# DATA, MMRL (the mmrl command), ADOPT_ENCODERS (0; 1 passes --adopt-encoders: the encoders
+# were rebuilt by step 2 on a machine whose floating point gives other bytes than the
+# committed cells' ones, e.g. another CPU; the finished cells keep theirs, the rest use the
+# new ones, and the report says which cell used which). On the GPU machine:
+# WORKERS=$(( $(nproc) - 1 )) DEVICE=cuda.
 # Measured cost on this 2-core machine: ~25k env steps per minute per core for ppo-film on
 # Driving, so the full driving grid (18 cells x 1M steps) is ~12 h of one core.
 set -euo pipefail
@@ -47,12 +51,16 @@ ABLATION_EPISODES=${ABLATION_EPISODES:-200}
 DEVICE=${DEVICE:-auto}
 DATA=${DATA:-runs/grounded-$ENV}
 FUSIONS=${FUSIONS:-all}
+ADOPT_ENCODERS=${ADOPT_ENCODERS:-0}
 [[ $FUSIONS == all ]] && FUSIONS=concat,mean,gated,film,attention,perceiver
 
 die() { echo "bench_fusions_grounded.sh: $*" >&2; exit 2; }
 for name in STEPS SEEDS WORKERS EPISODES ABLATION_EPISODES; do
     [[ ${!name} =~ ^[1-9][0-9]*$ ]] || die "$name must be a whole number >= 1, got '${!name}'"
 done
+[[ $ADOPT_ENCODERS == 0 || $ADOPT_ENCODERS == 1 ]] || die "ADOPT_ENCODERS must be 0 or 1, got '$ADOPT_ENCODERS'"
+ADOPT=()
+(( ADOPT_ENCODERS )) && ADOPT=(--adopt-encoders)
 case $ENV in
     driving)
         LABELS=target_lane_offset EPOCHS=${EPOCHS:-20}
@@ -85,7 +93,7 @@ else
 fi
 
 # 2. one encoder per fusion, WORKERS at a time
-mkdir -p "$DATA/encoders"
+[[ $DRY == 1 ]] || mkdir -p "$DATA/encoders"
 jobs_running=0
 for fusion in ${FUSIONS//,/ }; do
     enc=$DATA/encoders/$ENV-$fusion.pt
@@ -107,4 +115,4 @@ run "$MMRL" bench --envs "$ENV" --fusions "$FUSIONS" --seeds "$SEEDS" --steps "$
     --set agent.init.init_policy_head=true --set agent.guidance.label_weight=1 \
     --set "agent.guidance.labels=[${LABELS}]" "${GUIDE[@]}" \
     --set eval_freq=100000 --set eval_episodes=32 --ablation-episodes "$ABLATION_EPISODES" \
-    --backend local --workers "$WORKERS" --out "$OUT"
+    --backend local --workers "$WORKERS" --out "$OUT" "${ADOPT[@]}"

@@ -103,6 +103,7 @@ def run_bench(
     progress: bool = True,
     command: str | None = None,
     log_interval: float | None = None,
+    adopt_encoders: bool = False,
 ) -> BenchResult:
     """Runs every unfinished cell of ``spec`` and writes the report.
 
@@ -119,6 +120,8 @@ def run_bench(
         log_interval: Also print a progress line (cells done, running, ETA, the last
             cell's result) every ``log_interval`` seconds, for logs that are not a terminal
             (:mod:`mmrl.progress`); ``None``: no lines.
+        adopt_encoders: Continue a folder whose encoder checkpoints were rebuilt with the
+            same commands but differ in their bytes (see :func:`~mmrl.bench.grid.prepare_out`).
 
     Raises:
         ConfigError: An invalid grid or a folder holding another protocol.
@@ -128,7 +131,7 @@ def run_bench(
     t0 = time.perf_counter()
     validate_spec(spec)
     out = Path(out)
-    prepare_out(out, spec)
+    prepare_out(out, spec, adopt_encoders=adopt_encoders)
     backend = backend or InlineBackend()
     if cell_fn is None:
         from mmrl.bench.runner import run_cell
@@ -242,6 +245,8 @@ def command_line(args: Any) -> str:
         parts += ["--pretrained-dir", str(args.pretrained_dir)]
     elif args.pretrained:
         parts.append("--pretrained")
+    if args.adopt_encoders:
+        parts.append("--adopt-encoders")
     if args.device != "cpu":
         parts += ["--device", args.device]
     if args.no_ablation:
@@ -291,7 +296,13 @@ def run_bench_command(args: Any) -> int:
 
     log_interval = progress_interval(args.log_interval, args.quiet)
     result = run_bench(
-        spec, out, backend, progress=not args.quiet, command=command, log_interval=log_interval
+        spec,
+        out,
+        backend,
+        progress=not args.quiet,
+        command=command,
+        log_interval=log_interval,
+        adopt_encoders=args.adopt_encoders,
     )
     if result.failed:
         print(

@@ -66,6 +66,11 @@ class Cell:
         return f"{AGENT_PREFIX}{self.fusion}"
 
     @property
+    def encoder_name(self) -> str:
+        """File name of the cell's encoder checkpoint in a ``--pretrained-dir``."""
+        return f"{self.env_name}-{self.fusion}.pt"
+
+    @property
     def cell_id(self) -> str:
         """Folder name of the cell, unique within a grid."""
         return f"{self.env_name}-{self.fusion}-s{self.seed}"
@@ -133,7 +138,7 @@ class BenchSpec:
         the same encoders, and never mixes cells fine-tuned from different ones."""
         if self.pretrained_dir is None:
             return None
-        names = sorted({f"{c.env_name}-{c.fusion}.pt" for c in self.cells()})
+        names = sorted({c.encoder_name for c in self.cells()})
         paths = [Path(self.pretrained_dir) / name for name in names]
         if not all(path.is_file() for path in paths):
             return None
@@ -143,7 +148,7 @@ class BenchSpec:
         """The encoder checkpoint of a cell, or ``None`` when training from scratch."""
         if self.pretrained_dir is None:
             return None
-        return Path(self.pretrained_dir) / f"{cell.env_name}-{cell.fusion}.pt"
+        return Path(self.pretrained_dir) / cell.encoder_name
 
     def cell_overrides(self, cell: Cell) -> list[str]:
         """``--set`` overrides of one cell: the protocol's plus its pretrained checkpoint."""
@@ -289,12 +294,34 @@ def protocol_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def prepare_out(out: Path, spec: BenchSpec) -> None:
+def cell_protocol(protocol: dict[str, Any], cell: Cell) -> dict[str, Any]:
+    """The part of a protocol one cell's results depend on: the grid's settings and the
+    cell's own encoder checkpoint (not the other fusions' ones, so rebuilding or adding one
+    encoder leaves the other fusions' finished cells valid)."""
+    digests = protocol.get("pretrained")
+    if not isinstance(digests, dict):
+        return dict(protocol)
+    return {**protocol, "pretrained": {cell.encoder_name: digests.get(cell.encoder_name)}}
+
+
+def _without_encoders(protocol: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in protocol.items() if k != "pretrained"}
+
+
+def prepare_out(out: Path, spec: BenchSpec, adopt_encoders: bool = False) -> None:
     """Creates or reopens a bench folder, refusing one that holds another protocol.
+
+    The grid may grow (envs, fusions, seeds); its settings may not change. Encoder
+    checkpoints rebuilt with the same ``mmrl pretrain`` commands but other bytes (another
+    machine's floating point: another CPU, CUDA, another thread count) are refused too,
+    unless ``adopt_encoders``: the folder then keeps the earlier digests as
+    ``adopted_encoders`` in ``bench.json``, its finished cells stay finished, the remaining
+    ones are fine-tuned from the new checkpoints, and the report says which cells used which.
 
     Raises:
         ConfigError: ``out`` holds a bench run with different steps, overrides, device,
-            pretraining or ablation settings.
+            pretraining or ablation settings, or (without ``adopt_encoders``) other encoder
+            checkpoints under the same names.
     """
     out = Path(out)
     manifest = read_json(out / MANIFEST)
@@ -306,22 +333,54 @@ def prepare_out(out: Path, spec: BenchSpec) -> None:
         write_json(out / MANIFEST, {"protocol": protocol, "cells": requested})
         return
     old = manifest.get("protocol", {})
-    changed = protocol_differences(old, protocol)
+    changed = protocol_differences(_without_encoders(old), _without_encoders(protocol))
+    old_enc, new_enc = old.get("pretrained"), protocol.get("pretrained")
+    if (old_enc is None) != (new_enc is None):
+        changed.append("pretrained")
     if changed:
         diffs = "; ".join(f"{k}: {old.get(k)!r} there, {protocol.get(k)!r} now" for k in changed)
         raise ConfigError(
             f"--out {out} holds a bench with a different protocol ({diffs}); "
             f"use a new --out so results stay comparable"
         )
+    adopted = {k: list(v) for k, v in (manifest.get("adopted_encoders") or {}).items()}
+    if new_enc is not None:
+        rebuilt = sorted(n for n in new_enc if n in old_enc and old_enc[n] != new_enc[n])
+        if rebuilt and not adopt_encoders:
+            diffs = "; ".join(f"{n}: {old_enc[n]} there, {new_enc[n]} now" for n in rebuilt)
+            raise ConfigError(
+                f"--out {out} holds cells fine-tuned from other encoder checkpoints ({diffs}); "
+                "if these were rebuilt with the same mmrl pretrain commands (another machine's "
+                "floating point gives other bytes), add --adopt-encoders to keep those cells "
+                "and fine-tune the rest from these; otherwise use a new --out"
+            )
+        for name in rebuilt:
+            if old_enc[name] not in adopted.setdefault(name, []):
+                adopted[name].append(old_enc[name])
+        protocol = {**protocol, "pretrained": dict(sorted({**old_enc, **new_enc}.items()))}
     cells = list(manifest.get("cells", []))
     cells += [c for c in requested if c not in cells]
-    write_json(out / MANIFEST, {"protocol": protocol, "cells": cells})
+    extra = {"adopted_encoders": adopted} if adopted else {}
+    write_json(out / MANIFEST, {"protocol": protocol, "cells": cells, **extra})
 
 
-def load_record(out: Path, cell: Cell, protocol: dict[str, Any] | None = None) -> dict | None:
+def adopted_encoders(out: Path) -> dict[str, list[str]]:
+    """Earlier digests of a folder's encoder checkpoints whose cells still count, by name
+    (see :func:`prepare_out`)."""
+    return (read_json(Path(out) / MANIFEST) or {}).get("adopted_encoders") or {}
+
+
+def load_record(
+    out: Path,
+    cell: Cell,
+    protocol: dict[str, Any] | None = None,
+    adopted: dict[str, list[str]] | None = None,
+) -> dict | None:
     """The finished record of a cell, or ``None`` if it still has to run.
 
-    A record written under another protocol (a folder edited by hand) counts as unfinished.
+    A record written under another protocol (a folder edited by hand) counts as unfinished;
+    only the cell's own encoder digest is compared, and one among the folder's ``adopted``
+    digests (:func:`adopted_encoders`) counts as the current one.
     """
     path = cell_dir(out, cell) / CELL_RECORD
     if not path.exists():
@@ -330,19 +389,27 @@ def load_record(out: Path, cell: Cell, protocol: dict[str, Any] | None = None) -
     if record is None or "cell" not in record:
         log.warning("%s is unreadable; the cell will run again", path)
         return None
-    if protocol is not None and protocol_differences(record.get("protocol") or {}, protocol):
-        log.warning("%s was written under another protocol; the cell will run again", path)
-        return None
+    if protocol is not None:
+        theirs = cell_protocol(record.get("protocol") or {}, cell)
+        changed = protocol_differences(theirs, cell_protocol(protocol, cell))
+        if changed == ["pretrained"] and isinstance(theirs.get("pretrained"), dict):
+            digest = theirs["pretrained"].get(cell.encoder_name)
+            if digest in (adopted or {}).get(cell.encoder_name, ()):
+                changed = []
+        if changed:
+            log.warning("%s was written under another protocol; the cell will run again", path)
+            return None
     return record
 
 
 def split_done(out: Path, spec: BenchSpec) -> tuple[list[tuple[Cell, dict[str, Any]]], list[Cell]]:
     """Cells of ``spec`` that already finished (with their records) and those still to run."""
     protocol = spec.protocol()
+    adopted = adopted_encoders(out)
     done: list[tuple[Cell, dict[str, Any]]] = []
     todo: list[Cell] = []
     for cell in spec.cells():
-        record = load_record(out, cell, protocol)
+        record = load_record(out, cell, protocol, adopted)
         if record is None:
             todo.append(cell)
         else:
@@ -355,13 +422,14 @@ def all_records(out: Path) -> list[dict[str, Any]]:
     out = Path(out)
     manifest = read_json(out / MANIFEST) or {}
     protocol = manifest.get("protocol")
+    adopted = manifest.get("adopted_encoders") or {}
     records = []
     for item in manifest.get("cells", []):
         try:
             cell = Cell(str(item["env"]), str(item["fusion"]), int(item["seed"]))
         except (KeyError, TypeError, ValueError):
             continue
-        record = load_record(out, cell, protocol)
+        record = load_record(out, cell, protocol, adopted)
         if record is not None:
             records.append(record)
     return records

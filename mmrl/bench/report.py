@@ -108,6 +108,11 @@ def summary_markdown(
         f"pretrained encoders: {_pretrained(protocol)}",
         f"- finished cells: {len(records)}",
     ]
+    if manifest.get("adopted_encoders"):
+        lines.append(
+            "- encoders rebuilt and adopted (`--adopt-encoders`; same mmrl pretrain commands, "
+            f"other bytes), cells by the encoder they used: {_encoder_provenance(records)}"
+        )
     if command:
         lines.append(f"- command: `{command}`")
     lines += [
@@ -216,6 +221,22 @@ def write_report(
     text = summary_markdown(out, records, summaries, rows, paths, command)
     atomic_write_bytes(out / SUMMARY_MD, text.encode())
     return {"results": out / RESULTS_CSV, "summary": out / SUMMARY_MD, **paths}
+
+
+def _encoder_provenance(records: list[dict[str, Any]]) -> str:
+    """``name: digest (cell ids), digest (cell ids)`` for each encoder whose cells used
+    more than one checkpoint."""
+    used: dict[str, dict[str, list[str]]] = {}
+    for record in records:
+        cell = Cell(**record["cell"])
+        digest = ((record.get("protocol") or {}).get("pretrained") or {}).get(cell.encoder_name)
+        used.setdefault(cell.encoder_name, {}).setdefault(str(digest), []).append(cell.cell_id)
+    parts = [
+        f"{name}: " + ", ".join(f"{d} ({', '.join(sorted(ids))})" for d, ids in digests.items())
+        for name, digests in sorted(used.items())
+        if len(digests) > 1
+    ]
+    return "; ".join(parts) or "every fusion's cells used one checkpoint"
 
 
 def _pretrained(protocol: dict[str, Any]) -> str:

@@ -36,6 +36,12 @@ class BenchOptions:
     pretrained_dir: str | None = option(
         None, group=_GRID, metavar="DIR", help="folder of <env>-<fusion>.pt files"
     )
+    adopt_encoders: bool = option(
+        False,
+        group=_GRID,
+        help="continue --out although its encoders were rebuilt (same mmrl pretrain commands, "
+        "other bytes, e.g. another machine): finished cells keep theirs, the rest use these",
+    )
     device: str = option("cpu", group=_GRID, help="cpu, auto or cuda[:N] for every cell")
     no_ablation: bool = option(False, group=_GRID, help="skip the modality ablations")
     ablation_episodes: int | None = option(

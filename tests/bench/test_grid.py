@@ -109,9 +109,58 @@ def test_the_protocol_records_the_encoders_content_not_their_folder(fake, tmp_pa
     prepare_out(out, first)
     prepare_out(out, second)  # same content elsewhere: the same protocol
     (folders[1] / "driving-concat.pt").write_bytes(b"retrained")
-    with pytest.raises(ConfigError, match="different protocol.*pretrained"):
+    with pytest.raises(ConfigError, match=r"other encoder checkpoints .*driving-concat\.pt.*"
+                       r"--adopt-encoders"):  # fmt: skip
         prepare_out(out, fake.make_spec(pretrained_dir=str(folders[1])))
+    with pytest.raises(ConfigError, match=r"different protocol .*pretrained"):
+        prepare_out(out, fake.make_spec())  # from scratch into a pretrained grid
     assert fake.make_spec().protocol()["pretrained"] is None
+
+
+def test_rebuilt_encoders_are_adopted_only_when_asked(fake, cell_fn, tmp_path):
+    """Encoders rebuilt on another machine (same commands, other bytes): --adopt-encoders
+    keeps the finished cells, fine-tunes the rest from the new checkpoints, and the report
+    names the checkpoint each cell used; a cell depends on its own fusion's encoder only."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, tag in ((old, b"intel"), (new, b"amd")):
+        folder.mkdir()
+        for fusion in ("concat", "attention"):
+            (folder / f"driving-{fusion}.pt").write_bytes(fusion.encode() + tag)
+    (new / "driving-attention.pt").write_bytes(b"attentionintel")  # this one rebuilt alike
+    out = tmp_path / "out"
+    run = {"check_envs": False, "progress": False}
+    first = run_bench(fake.make_spec(pretrained_dir=str(old), seeds=[0]), out, InlineBackend(),
+                      cell_fn, report=False, **run)  # fmt: skip
+    assert len(first.finished) == 2
+    grown = fake.make_spec(pretrained_dir=str(new), seeds=[0, 1])
+    with pytest.raises(ConfigError, match="--adopt-encoders"):
+        run_bench(grown, out, InlineBackend(), cell_fn, report=False, **run)
+    assert all(fake.calls(out, c) == 0 for c in grown.cells() if c.seed == 1)
+    second = run_bench(grown, out, InlineBackend(), cell_fn, report=True, adopt_encoders=True,
+                       **run)  # fmt: skip
+    assert sorted(c.cell_id for c in second.skipped) == ["driving-attention-s0",
+                                                         "driving-concat-s0"]  # fmt: skip
+    assert sorted(c.cell_id for c in second.finished) == ["driving-attention-s1",
+                                                          "driving-concat-s1"]  # fmt: skip
+    manifest = json.loads((out / "bench.json").read_text())
+    digests = grown.protocol()["pretrained"]
+    assert manifest["protocol"]["pretrained"] == digests
+    old_digests = fake.make_spec(pretrained_dir=str(old)).protocol()["pretrained"]
+    assert manifest["adopted_encoders"] == {"driving-concat.pt": [old_digests["driving-concat.pt"]]}
+    summary = (out / "summary.md").read_text()
+    assert (f"driving-concat.pt: {old_digests['driving-concat.pt']} (driving-concat-s0), "
+            f"{digests['driving-concat.pt']} (driving-concat-s1)") in summary  # fmt: skip
+    assert "driving-attention.pt:" not in summary  # one checkpoint for all its cells
+    # Adopted once, remembered: a plain rerun counts every cell as finished.
+    again = run_bench(grown, out, InlineBackend(), cell_fn, report=False, **run)
+    assert len(again.skipped) == 4 and not again.finished
+    # A digest never adopted still makes its cell run again.
+    record_path = cell_dir(out, Cell("driving", "concat", 1)) / CELL_RECORD
+    record = json.loads(record_path.read_text())
+    record["protocol"]["pretrained"]["driving-concat.pt"] = "0" * 16
+    record_path.write_text(json.dumps(record))
+    _, todo = split_done(out, grown)
+    assert todo == [Cell("driving", "concat", 1)]
 
 
 def test_records_from_before_a_protocol_entry_existed_still_count(fake, tmp_path):
