@@ -35,6 +35,7 @@ __all__ = [
     "iqm",
     "mean",
     "modalities_of",
+    "separated_pairs",
     "stratified_resample_indices",
     "summarize_fusion_over_envs",
     "summarize_group",
@@ -226,3 +227,27 @@ def summarize_fusion_over_envs(
         if v is not None:
             by_env.setdefault(str(r["env"]), []).append(float(v))
     return estimate(list(by_env.values()), reps=reps)
+
+
+def separated_pairs(estimates: Mapping[str, Estimate]) -> list[tuple[str, str]]:
+    """Pairs ``(higher, lower)`` of names whose intervals do not overlap.
+
+    The rule issue 19 states for calling a fusion difference significant: one interval's
+    lower end strictly above the other's upper end (touching intervals overlap). It is
+    conservative: a difference whose intervals overlap may still be real. Names whose
+    estimate has no value or rests on fewer than two runs (an interval on one seed is a
+    point) are left out.
+
+    Args:
+        estimates: Name (e.g. fusion) -> its estimate of one metric.
+
+    Returns:
+        Pairs ordered by the higher one's value, then the lower one's (descending).
+    """
+    usable = {
+        name: est
+        for name, est in estimates.items()
+        if not np.isnan(est.value) and (est.n is None or est.n >= 2)
+    }
+    pairs = [(a, b) for a, ea in usable.items() for b, eb in usable.items() if ea.low > eb.high]
+    return sorted(pairs, key=lambda p: (-usable[p[0]].value, -usable[p[1]].value))

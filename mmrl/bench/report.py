@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import platform
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mmrl.bench.aggregate import (
     DEFAULT_REPS,
     cell_row,
     modalities_of,
+    separated_pairs,
     summarize_fusion_over_envs,
     summarize_group,
 )
@@ -157,6 +159,7 @@ def summary_markdown(
                 cells.append(est.fmt() if est is not None else "-")
             body.append([env, fusion, *cells])
         lines += _table(["env", "fusion", *[f"without {k}" for k in keys]], body)
+    lines += _significance_lines(summaries, keys)
     fusions = list(dict.fromkeys(str(r["fusion"]) for r in rows))
     envs = list(dict.fromkeys(str(r["env"]) for r in rows))
     if len(envs) > 1:
@@ -198,13 +201,16 @@ def write_report(
 
     Args:
         out: The bench folder.
-        command: The command line that produced it (shown in the summary).
+        command: The command line that produced it (shown in the summary); ``None`` keeps
+            the one the folder's last summary shows (``--report-only``).
         reps: Bootstrap resamples per interval.
 
     Returns:
         Name -> path of every file written (``None`` for a figure with no data).
     """
     out = Path(out)
+    if command is None:
+        command = _previous_command(out / SUMMARY_MD)
     records = all_records(out)
     frame = results_frame(records)
     atomic_write_bytes(out / RESULTS_CSV, frame.to_csv(index=False).encode())
@@ -221,6 +227,50 @@ def write_report(
     text = summary_markdown(out, records, summaries, rows, paths, command)
     atomic_write_bytes(out / SUMMARY_MD, text.encode())
     return {"results": out / RESULTS_CSV, "summary": out / SUMMARY_MD, **paths}
+
+
+def _previous_command(summary: Path) -> str | None:
+    """The ``- command: `...``` line of an earlier ``summary.md``, so that rewriting the
+    report (``--report-only``) does not lose how the grid was run."""
+    try:
+        text = summary.read_text()
+    except OSError:
+        return None
+    match = re.search(r"^- command: `(.+)`$", text, flags=re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def _significance_lines(
+    summaries: Mapping[tuple[str, str], Mapping[str, Any]], keys: Sequence[str]
+) -> list[str]:
+    """The report's "Significant differences" section: per env and metric, the fusion
+    pairs whose 95 % intervals do not overlap (:func:`~mmrl.bench.aggregate.separated_pairs`)."""
+    metrics = [("success", "success"), ("test_success", "test success")]
+    metrics += [(f"delta_success_without_{k}", f"change without {k}") for k in keys]
+    lines = [
+        "",
+        "## Significant differences",
+        "",
+        "Fusion pairs whose 95% intervals above do not overlap (touching intervals "
+        "overlap; fusions with one seed are left out). A conservative rule: a difference "
+        "whose intervals overlap may still be real.",
+        "",
+    ]
+    for env in dict.fromkeys(env for env, _ in summaries):
+        found = []
+        for column, label in metrics:
+            estimates = {
+                fusion: s[column]
+                for (e, fusion), s in summaries.items()
+                if e == env and s.get(column) is not None
+            }
+            for high, low in separated_pairs(estimates):
+                found.append(
+                    f"- {env}, {label}: **{high}** {estimates[high].fmt()} > "
+                    f"**{low}** {estimates[low].fmt()}"
+                )
+        lines += found or [f"- {env}: none"]
+    return lines
 
 
 def _encoder_provenance(records: list[dict[str, Any]]) -> str:

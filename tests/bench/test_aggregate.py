@@ -202,3 +202,21 @@ def test_fusion_over_envs_is_stratified_by_env():
     est = summarize_fusion_over_envs(rows, reps=500)
     assert est.value == pytest.approx(0.5)  # 6 runs, IQM cuts one 0 and one 1
     assert est.low == est.high == pytest.approx(0.5)
+
+
+def test_separated_pairs_are_those_whose_intervals_do_not_overlap():
+    from mmrl.bench.aggregate import Interval, separated_pairs
+
+    estimates = {
+        "film": Interval(0.9, 0.85, 0.95, 3),
+        "concat": Interval(0.7, 0.6, 0.8, 3),
+        "mean": Interval(0.75, 0.7, 0.85, 3),  # touches film's low end: overlapping
+        "gated": Interval(0.3, 0.2, 0.4, 3),
+        "attention": Interval(0.99, 0.99, 0.99, 1),  # one seed: left out
+        "perceiver": Interval(float("nan"), float("nan"), float("nan"), 0),
+    }
+    assert separated_pairs(estimates) == [
+        ("film", "concat"), ("film", "gated"), ("mean", "gated"), ("concat", "gated"),
+    ]  # fmt: skip
+    same = Interval(0.5, 0.4, 0.6, 3)
+    assert separated_pairs({"a": same, "b": same}) == []

@@ -36,6 +36,13 @@ def test_summary_table_holds_the_hand_computed_iqm(bench_dir):
     # every seed loses exactly 0.3 without the camera: a degenerate interval
     assert "| driving | attention | -0.30 [-0.30, -0.30] | -0.10 [-0.10, -0.10] |" in text
     assert "- command: `mmrl bench --test`" in text
+    # attention (0.6-0.8) and concat (0.2-0.4) are apart on both splits of both envs; every
+    # fusion loses the same without each sensor, so no robustness difference is listed
+    assert "## Significant differences" in text
+    assert ("- driving, success: **attention** 0.70 [0.60, 0.80] > **concat** 0.30 [0.20, "
+            "0.40]") in text  # fmt: skip
+    assert "- navigation, test success: **attention** 0.35 [0.30, 0.40] > **concat**" in text
+    assert "change without" not in text
     # per fusion over both envs: 6 runs, stratified by env
     assert "| attention | 6 | 0.70 [" in text
     for name in FIGURES.values():
@@ -48,3 +55,8 @@ def test_report_can_be_regenerated(bench_dir):
     (bench_dir / "robustness.png").unlink()
     files = write_report(bench_dir)
     assert files["summary"].is_file() and files["robustness"].is_file()
+
+
+def test_a_rewritten_report_keeps_the_command_the_grid_ran_with(bench_dir):
+    files = write_report(bench_dir)  # what --report-only does
+    assert "- command: `mmrl bench --test`" in files["summary"].read_text()
