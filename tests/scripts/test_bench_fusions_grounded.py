@@ -14,7 +14,8 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_fusions_ground
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
-SETTINGS = ("STEPS", "SEEDS", "FUSIONS", "WORKERS", "EPISODES", "EPOCHS", "DATA", "DEVICE")
+SETTINGS = ("STEPS", "SEEDS", "FUSIONS", "WORKERS", "EPISODES", "EPOCHS", "DATA", "DEVICE",
+            "ABLATION_EPISODES", "ADOPT_ENCODERS")  # fmt: skip
 
 
 def run(*args: str, timeout: float = 60, **settings: str) -> subprocess.CompletedProcess:
@@ -38,6 +39,16 @@ def test_dry_run_driving_pretrains_every_fusion_on_the_lane_label(tmp_path):
     assert "--seeds 3 --steps 1000000" in bench
     assert "agent.guidance.weight=1" in bench and "agent.init.init_policy_head=true" in bench
     assert f"--pretrained-dir {tmp_path / 'd'}/encoders" in bench
+    assert "--adopt-encoders" not in bench
+    assert not (tmp_path / "d").exists() and not (tmp_path / "out").exists()  # wrote nothing
+
+
+def test_adopt_encoders_is_passed_on_to_the_bench(tmp_path):
+    result = run("--dry-run", "driving", str(tmp_path / "out"), DATA=str(tmp_path / "d"),
+                 ADOPT_ENCODERS="1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    bench = next(line for line in result.stdout.splitlines() if " bench " in line)
+    assert bench.endswith(" --adopt-encoders")
 
 
 def test_dry_run_navigation_has_no_expert_guidance(tmp_path):
@@ -58,6 +69,7 @@ def test_dry_run_navigation_has_no_expert_guidance(tmp_path):
         (["driving"], {"STEPS": "1e6"}, "STEPS must be a whole number >= 1, got '1e6'"),
         (["driving"], {"WORKERS": "0"}, "WORKERS must be a whole number >= 1"),
         (["driving", "out", "extra"], {}, "at most ENV and OUT"),
+        (["driving"], {"ADOPT_ENCODERS": "yes"}, "ADOPT_ENCODERS must be 0 or 1, got 'yes'"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(tmp_path, args, settings, message):

@@ -1,0 +1,175 @@
+"""How do a Navigation agent's episodes end, per instruction group? (issue 19: held-out pairs)
+
+Rolls each policy on ``mmrl/Navigation-v1`` episodes of one instruction split and sorts
+every finished episode by how it ended, per target (colour, shape) pair:
+
+* ``success``: stopped next to the named object;
+* ``other candidate``: chose (stopped next to, or touched) another object the split could
+  name: on the test split, the room's other held-out pair;
+* ``same colour`` / ``same shape``: chose another object sharing the target's colour /
+  shape (and not a candidate);
+* ``neither``: chose an object sharing neither;
+* ``timeout``: chose nothing within the step limit.
+
+The chosen object is the one nearest the robot's final position other than the target (the
+env ends an episode without success only when the robot stops within reach of another
+object, the nearest, or touches one).
+A policy that cannot bind a colour word to a shape word fails as ``same colour`` or
+``same shape``; one that does not find objects in the dark, as ``timeout``.
+
+    python scripts/navigation_outcomes.py RUN [RUN ...] [--split test] [--episodes 300]
+        [--envs 32] [--seed 30000] [--json OUT]
+
+RUN is anything ``mmrl.policies.load_policy`` reads (run folder, model.zip, checkpoint,
+``expert``, ``random``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+from collections import Counter, deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch as th
+
+from mmrl.envs.navigation.instructions import COLORS, SHAPES
+from mmrl.evaluation.rollouts import make_eval_vec_env
+from mmrl.make import resolve_env
+from mmrl.policies import load_policy
+from mmrl.rollout import collect_episodes
+
+ENV_ID = "mmrl/Navigation-v1"
+OUTCOMES = ("success", "other candidate", "same colour", "same shape", "neither", "timeout")
+
+
+def chosen_outcome(
+    success: bool, timeout: bool, position: np.ndarray, room: dict[str, np.ndarray]
+) -> str:
+    """The outcome class of one finished episode (see the module docstring).
+
+    Args:
+        success: ``info["is_success"]`` of the last step.
+        timeout: The episode was truncated at the step limit without a choice.
+        position: ``(2,)`` the robot's final ``(x, y)`` (m).
+        room: The episode's objects: ``xy (K, 2)`` float, ``color (K,)``, ``shape (K,)``
+            int, ``valid (K,)``, ``candidate (K,)`` bool, and ``target`` (an index).
+    """
+    if success:
+        return "success"
+    if timeout:
+        return "timeout"
+    # An episode ends without success only at another object (stopped next to it, or
+    # touched it): the nearest object other than the target.
+    target = int(room["target"])
+    distance = np.linalg.norm(room["xy"] - position, axis=1)
+    distance[~room["valid"]] = np.inf
+    distance[target] = np.inf
+    chosen = int(distance.argmin())
+    if room["candidate"][chosen]:
+        return "other candidate"
+    if room["color"][chosen] == room["color"][target]:
+        return "same colour"
+    if room["shape"][chosen] == room["shape"][target]:
+        return "same shape"
+    return "neither"
+
+
+def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[str, Any]:
+    """Outcome counts per target pair of ``episodes`` episodes of one policy
+    (:func:`mmrl.rollout.collect_episodes`, spread evenly over the copies)."""
+    policy = load_policy(ref)
+    config = getattr(policy, "env_config", None) or resolve_env("navigation")
+    if config.env_id != ENV_ID:
+        raise SystemExit(f"error: {ref} acts in {config.env_id}, not {ENV_ID}")
+    venv = make_eval_vec_env(config, split, n_envs, seed)
+    sim = venv.unwrapped.sim
+    policy.attach(venv)
+
+    def snapshot() -> dict[str, np.ndarray]:
+        return {
+            "xy": sim.objects.copy(), "color": sim.obj_color.copy(),
+            "shape": sim.obj_shape.copy(), "valid": sim.obj_valid.copy(),
+            "candidate": sim.obj_candidate.copy(), "target": sim.target.copy(),
+        }  # fmt: skip
+
+    # Objects do not move within an episode, so the rooms as of the previous step are the
+    # finished episodes' rooms (the auto-reset has already replaced them in the simulator).
+    rooms: list[dict[str, np.ndarray]] = []
+    finished: list[deque[tuple[str, str]]] = [deque() for _ in range(n_envs)]
+
+    def on_step(obs: Any, actions: Any, rewards: Any, infos: list[dict]) -> None:
+        before = rooms[-1] if rooms else snapshot()
+        for i, info in enumerate(infos):
+            if "terminal_observation" not in info:
+                continue
+            room = {key: value[i] for key, value in before.items()}
+            labels = info["labels"]
+            target = room["target"]
+            pair = f"{COLORS[room['color'][target]]} {SHAPES[room['shape'][target]]}"
+            timeout = bool(info.get("TimeLimit.truncated", False))
+            position = np.array([labels["x"], labels["y"]], dtype=np.float64)
+            finished[i].append((pair, chosen_outcome(info["is_success"], timeout, position, room)))
+        rooms[:] = [snapshot()]
+
+    rolled = collect_episodes(
+        policy.predict, venv, episodes, on_step=on_step, subset_rows=not policy.whole_batch
+    )
+    venv.close()
+    counts: dict[str, Counter[str]] = {}
+    for ep in rolled:
+        pair, outcome = finished[ep.env_index].popleft()
+        counts.setdefault(pair, Counter())[outcome] += 1
+        counts.setdefault("all", Counter())[outcome] += 1
+    return {
+        "policy": ref,
+        "split": split,
+        "episodes": episodes,
+        "groups": {
+            pair: {
+                "episodes": sum(c.values()),
+                "fractions": {k: round(c[k] / sum(c.values()), 3) for k in OUTCOMES},
+            }
+            for pair, c in sorted(counts.items(), key=lambda kv: (kv[0] != "all", kv[0]))
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="policies (run folder, model.zip, expert, ...)")
+    parser.add_argument("--episodes", type=int, default=300, help="episodes per policy")
+    parser.add_argument("--split", choices=("train", "test"), default="test")
+    parser.add_argument("--envs", type=int, default=32, help="copies rolled at once")
+    parser.add_argument("--seed", type=int, default=30000)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if args.episodes < 1 or args.envs < 1:
+        parser.error("--episodes and --envs must be >= 1")
+    th.set_num_threads(1)
+    print(
+        f"# navigation_outcomes {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC "
+        f"{platform.node()} ({platform.machine()}): {args.split} split, {args.episodes} "
+        f"episodes, seed {args.seed}"
+    )
+    rows = []
+    for ref in args.runs:
+        row = roll(ref, args.episodes, args.split, args.envs, args.seed)
+        rows.append(row)
+        print(f"## {ref}")
+        print("| target | episodes | " + " | ".join(OUTCOMES) + " |")
+        print("|---|---:|" + "---:|" * len(OUTCOMES))
+        for pair, group in row["groups"].items():
+            cells = " | ".join(f"{group['fractions'][k]:.2f}" for k in OUTCOMES)
+            print(f"| {pair} | {group['episodes']} | {cells} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

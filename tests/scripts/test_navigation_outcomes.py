@@ -1,0 +1,60 @@
+"""``scripts/navigation_outcomes.py``: every finished episode gets exactly one outcome, read
+from the object the robot chose, per target pair."""
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def outcomes(load_script):
+    return load_script("navigation_outcomes")
+
+
+ROOM = {  # target 0: the red cone; 1: the other candidate; 2: red ball; 3: blue cone; 4: green cube
+    "xy": np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [3.0, 3.0], [-3.0, 0.0], [-100, -100]]),
+    "color": np.array([0, 1, 0, 2, 1, 0]),
+    "shape": np.array([2, 1, 0, 2, 1, 0]),
+    "valid": np.array([True, True, True, True, True, False]),
+    "candidate": np.array([True, True, False, False, False, False]),
+    "target": np.int64(0),
+}
+
+
+@pytest.mark.parametrize(
+    ("flags", "position", "expected"),
+    [
+        ((True, False), (0.5, 0.0), "success"),
+        ((False, True), (1.5, 1.5), "timeout"),
+        ((False, False), (2.4, 0.0), "other candidate"),
+        ((False, False), (0.0, 2.4), "same colour"),
+        ((False, False), (2.5, 2.6), "same shape"),
+        ((False, False), (-2.4, 0.0), "neither"),
+        # nearer the target than the object it touched: the target never counts as a choice
+        ((False, False), (-1.4, 0.0), "neither"),
+    ],
+)
+def test_each_ending_gets_its_class(outcomes, flags, position, expected):
+    success, timeout = flags
+    result = outcomes.chosen_outcome(success, timeout, np.array(position), ROOM)
+    assert result == expected and result in outcomes.OUTCOMES
+
+
+def test_expert_succeeds_and_random_actions_fail(outcomes, tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    argv = ["expert", "random", "--episodes", "24", "--envs", "12", "--seed", "5"]
+    assert outcomes.main([*argv, "--json", str(out)]) == 0
+    expert, random = json.loads(out.read_text())
+    for row in (expert, random):
+        groups = row["groups"]
+        assert groups["all"]["episodes"] == 24
+        assert sum(g["episodes"] for pair, g in groups.items() if pair != "all") == 24
+        for group in groups.values():
+            assert sum(group["fractions"].values()) == pytest.approx(1.0, abs=0.01)
+        # the test split names only held-out pairs
+        assert set(groups) - {"all"} <= {"red cone", "green cube", "blue cylinder",
+                                         "yellow ball", "purple cylinder", "cyan cube"}  # fmt: skip
+    assert expert["groups"]["all"]["fractions"]["success"] == 1.0
+    assert random["groups"]["all"]["fractions"]["success"] < 0.5
+    assert "| red cone |" in capsys.readouterr().out or "red cone" not in expert["groups"]
