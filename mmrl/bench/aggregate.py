@@ -32,6 +32,7 @@ __all__ = [
     "bootstrap_ci",
     "cell_row",
     "estimate",
+    "groups_of",
     "iqm",
     "mean",
     "modalities_of",
@@ -135,7 +136,9 @@ def cell_row(record: Mapping[str, Any]) -> dict[str, Any]:
     Columns: env, fusion, seed, steps, success/return/collision on held-out seeds (train
     instructions) and on the test instruction split, the generalization gap (train minus
     test success), timing, parameter counts, and per modality the success and return with
-    that modality removed and the change against the unablated policy on the same episodes.
+    that modality removed and the change against the unablated policy on the same episodes,
+    and (records from 2026-12-06 on) ``group_success_<group>``: the unablated policy's
+    success per instruction group on the ablation episodes.
     """
     cell = record["cell"]
     row: dict[str, Any] = {
@@ -162,6 +165,8 @@ def cell_row(record: Mapping[str, Any]) -> dict[str, Any]:
         row["generalization_gap"] = None
     ablation = record.get("ablation") or {}
     base = ablation.get("none", {})
+    for group, stats in (base.get("by_group") or {}).items():
+        row[f"{GROUP_PREFIX}{group}"] = stats.get("success_rate")
     for key, summary in ablation.items():
         if key == "none":
             continue
@@ -181,6 +186,16 @@ def _values(rows: Sequence[Mapping[str, Any]], column: str) -> list[float]:
         if v is not None and not (isinstance(v, float) and np.isnan(v)):
             out.append(float(v))
     return out
+
+
+#: Column prefix of the per-instruction-group success in a cell row.
+GROUP_PREFIX = "group_success_"
+
+
+def groups_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Instruction groups that appear in any row's ``group_success_<group>`` columns, sorted."""
+    n = len(GROUP_PREFIX)
+    return sorted({col[n:] for r in rows for col in r if col.startswith(GROUP_PREFIX)})
 
 
 def modalities_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -209,6 +224,9 @@ def summarize_group(rows: Sequence[Mapping[str, Any]], reps: int = DEFAULT_REPS)
         out[f"delta_success_without_{key}"] = estimate(
             [_values(rows, f"delta_success_without_{key}")], reps=reps
         )
+    for group in groups_of(rows):
+        column = f"{GROUP_PREFIX}{group}"
+        out[column] = estimate([_values(rows, column)], reps=reps)
     rates = _values(rows, "steps_per_second")
     out["steps_per_second"] = float(np.mean(rates)) if rates else float("nan")
     params = _values(rows, "params")

@@ -19,7 +19,9 @@ import numpy as np
 from mmrl.bench import figures
 from mmrl.bench.aggregate import (
     DEFAULT_REPS,
+    GROUP_PREFIX,
     cell_row,
+    groups_of,
     modalities_of,
     separated_pairs,
     summarize_fusion_over_envs,
@@ -159,6 +161,7 @@ def summary_markdown(
                 cells.append(est.fmt() if est is not None else "-")
             body.append([env, fusion, *cells])
         lines += _table(["env", "fusion", *[f"without {k}" for k in keys]], body)
+    lines += _group_lines(summaries, rows)
     lines += _significance_lines(summaries, keys)
     fusions = list(dict.fromkeys(str(r["fusion"]) for r in rows))
     envs = list(dict.fromkeys(str(r["env"]) for r in rows))
@@ -238,6 +241,31 @@ def _previous_command(summary: Path) -> str | None:
         return None
     match = re.search(r"^- command: `(.+)`$", text, flags=re.MULTILINE)
     return match.group(1) if match else None
+
+
+def _group_lines(
+    summaries: Mapping[tuple[str, str], Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The "Success by instruction group" section (cells that recorded it), or nothing."""
+    groups = groups_of(rows)
+    if not groups:
+        return []
+    lines = [
+        "",
+        "## Success by instruction group",
+        "",
+        "The unablated policy on the ablation episodes (train instructions), per task or "
+        "instruction group; IQM over the seeds that recorded it [95% CI].",
+        "",
+    ]
+    body = []
+    for (env, fusion), s in summaries.items():
+        have = [r for r in rows if r["env"] == env and r["fusion"] == fusion]
+        seeds = sum(any(c.startswith(GROUP_PREFIX) for c in r) for r in have)
+        if seeds:
+            cells = [s[f"{GROUP_PREFIX}{g}"].fmt() for g in groups]
+            body.append([env, fusion, str(seeds), *[c if c != "n/a" else "-" for c in cells]])
+    return lines + _table(["env", "fusion", "seeds", *groups], body)
 
 
 def _significance_lines(

@@ -94,7 +94,9 @@ def ablate_modalities(policy: Any, config: Any, episodes: int) -> dict[str, Any]
 
     Returns:
         ``{"none": summary, "<key>": summary, ...}`` with ``summary`` as in
-        :func:`mmrl.rollout.summarize`; ``"none"`` is the unablated policy on the same
+        :func:`mmrl.rollout.summarize` plus ``by_group``: per instruction group (the task
+        of Driving, the named shape of Navigation: ``mmrl evaluate --group-by auto``) its
+        ``episodes`` and ``success_rate``. ``"none"`` is the unablated policy on the same
         episodes, the baseline the deltas are taken against.
 
     Raises:
@@ -112,13 +114,22 @@ def ablate_modalities(policy: Any, config: Any, episodes: int) -> dict[str, Any]
         episodes=episodes,
         seed=config.eval_seed,
         n_envs=max(1, min(episodes, config.env.n_envs)),
-        group_by="none",  # bench records keep the plain means only
+        group_by="auto",  # per task / instruction group, beside the plain means
         ablate_mode="extractor",
     )
     conditions = [CLEAN, *(Condition(name=f"-{key}", ablate=(key,)) for key in modalities)]
     results = evaluate_model(policy, config.env, settings, conditions, ("train",))
     names = ["none", *modalities]
-    return {name: result.summary() for name, result in zip(names, results)}
+    return {
+        name: {
+            **result.summary(),
+            "by_group": {
+                group: {"episodes": stats.episodes, "success_rate": stats.success_rate.value}
+                for group, stats in result.by_group.items()
+            },
+        }
+        for name, result in zip(names, results)
+    }
 
 
 def count_parameters(model: Any) -> dict[str, int]:

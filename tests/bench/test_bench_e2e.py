@@ -55,11 +55,20 @@ def test_tiny_grid_end_to_end_on_the_process_pool(tmp_path):
             record["eval"]["train"]["mean_return"]
         )
         assert record["steps_per_second"] > 0
+        # Per task of the unablated policy on the same episodes: they add up to its success.
+        clean = record["ablation"]["none"]
+        by_group = clean["by_group"]
+        assert sum(g["episodes"] for g in by_group.values()) == clean["episodes"]
+        assert sum(g["episodes"] * g["success_rate"] for g in by_group.values()) == pytest.approx(
+            clean["success_rate"] * clean["episodes"]
+        )
     frame = pd.read_csv(tmp_path / "results.csv")
+    assert any(c.startswith("group_success_") for c in frame.columns)
     assert sorted(frame["fusion"]) == ["concat", "mean"] and len(frame) == 2
     assert {f"delta_success_without_{k}" for k in MODALITIES} <= set(frame.columns)
     summary = (tmp_path / "summary.md").read_text()
     assert "| driving | concat | 1 |" in summary and "without camera" in summary
+    assert "## Success by instruction group" in summary
     for name in ("learning_curves.png", "final_performance.png", "robustness.png"):
         assert (tmp_path / name).stat().st_size > 5000
     # Same command again: everything is skipped.

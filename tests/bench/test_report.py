@@ -43,6 +43,10 @@ def test_summary_table_holds_the_hand_computed_iqm(bench_dir):
             "0.40]") in text  # fmt: skip
     assert "- navigation, test success: **attention** 0.35 [0.30, 0.40] > **concat**" in text
     assert "change without" not in text
+    # per instruction group, over the seeds that recorded it (1 and 2; seed 0 did not):
+    # concat follow = (0.3 / 2, 0.4 / 2) -> IQM 0.175
+    assert "## Success by instruction group" in text
+    assert "| driving | concat | 2 | 0.17 [0.15, 0.20] | 1.00 [1.00, 1.00] |" in text
     # per fusion over both envs: 6 runs, stratified by env
     assert "| attention | 6 | 0.70 [" in text
     for name in FIGURES.values():
