@@ -135,7 +135,8 @@ class BenchSpec:
 
         The protocol records the checkpoints' content, not the folder's path: a grid then
         resumes from any checkout or machine (a fresh clone, the GPU machine's copy) holding
-        the same encoders, and never mixes cells fine-tuned from different ones."""
+        the same encoders, and never mixes cells fine-tuned from different ones unless told
+        to (:func:`prepare_out`'s ``adopt_encoders``)."""
         if self.pretrained_dir is None:
             return None
         names = sorted({c.encoder_name for c in self.cells()})
