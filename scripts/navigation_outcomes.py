@@ -5,7 +5,8 @@ every finished episode by how it ended, per target (colour, shape) pair:
 
 * ``success``: stopped next to the named object;
 * ``other candidate``: chose (stopped next to, or touched) another object the split could
-  name: on the test split, the room's other held-out pair;
+  name, where not every object could be named: on the test split, the room's other
+  held-out pair (on the train split every object is a candidate, so this never occurs);
 * ``same colour`` / ``same shape``: chose another object sharing the target's colour /
   shape (and not a candidate);
 * ``neither``: chose an object sharing neither;
@@ -70,7 +71,9 @@ def chosen_outcome(
     distance[~room["valid"]] = np.inf
     distance[target] = np.inf
     chosen = int(distance.argmin())
-    if room["candidate"][chosen]:
+    # On the test split only the held-out pairs are candidates; on the train split every
+    # object is one, and a wrong choice is told apart by colour and shape alone.
+    if room["candidate"][chosen] and not room["candidate"][room["valid"]].all():
         return "other candidate"
     if room["color"][chosen] == room["color"][target]:
         return "same colour"

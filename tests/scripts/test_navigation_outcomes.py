@@ -41,6 +41,12 @@ def test_each_ending_gets_its_class(outcomes, flags, position, expected):
     assert result == expected and result in outcomes.OUTCOMES
 
 
+def test_on_the_train_split_a_wrong_choice_is_told_by_colour_and_shape(outcomes):
+    room = {**ROOM, "candidate": ROOM["valid"].copy()}  # every object could be named
+    assert outcomes.chosen_outcome(False, False, np.array((2.4, 0.0)), room) == "neither"
+    assert outcomes.chosen_outcome(False, False, np.array((0.0, 2.4)), room) == "same colour"
+
+
 def test_expert_succeeds_and_random_actions_fail(outcomes, tmp_path, capsys):
     out = tmp_path / "rows.json"
     argv = ["expert", "random", "--episodes", "24", "--envs", "12", "--seed", "5"]
