@@ -103,6 +103,7 @@ def _init_overrides(opts: TrainOptions) -> list[str]:
         ("freeze_encoders_steps", opts.freeze_encoders),
         ("encoder_lr_scale", opts.encoder_lr_scale),
         ("init_policy_head", True if opts.init_policy_head else None),
+        ("critic_warmup_steps", opts.critic_warmup),
     ]
     overrides = [
         f"agent.init.{key}={json.dumps(value)}" for key, value in pairs if value is not None
@@ -111,7 +112,8 @@ def _init_overrides(opts: TrainOptions) -> list[str]:
         raise UsageError("--init-from/--freeze-encoders/... cannot change a resumed run")
     if opts.init_from is None and overrides:
         raise UsageError(
-            "--freeze-encoders, --encoder-lr-scale and --init-policy-head need --init-from"
+            "--freeze-encoders, --encoder-lr-scale, --init-policy-head and --critic-warmup need "
+            "--init-from"
         )
     return overrides
 

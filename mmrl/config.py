@@ -239,12 +239,17 @@ class InitConfig:
         encoder_lr_scale: Learning-rate multiplier of the extractor after unfreezing (and of
             a loaded LSTM).
         init_policy_head: Also load the behaviour-cloning action head.
+        critic_warmup_steps: With ``init_policy_head``: for this many env steps only the
+            critic learns (value head, and the critic's own MLP, extractor or LSTM), so the
+            loaded policy is improved with advantages from a fitted value function instead
+            of a random one's, which can undo the pretrained behaviour in the first updates.
     """
 
     path: str | None = None
     freeze_encoders_steps: int = 0
     encoder_lr_scale: float = 1.0
     init_policy_head: bool = False
+    critic_warmup_steps: int = 0
 
 
 @dataclasses.dataclass

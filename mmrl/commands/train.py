@@ -90,6 +90,12 @@ class TrainOptions:
     init_policy_head: bool = option(
         False, group=_INIT, help="also load the behaviour-cloning action head"
     )
+    critic_warmup: int | None = option(
+        None,
+        group=_INIT,
+        metavar="STEPS",
+        help="with --init-policy-head: only the critic learns for the first STEPS env steps",
+    )
     expert_guidance: float | None = option(
         None,
         group=_GUIDE,

@@ -85,6 +85,40 @@ def test_frozen_encoders_stay_unchanged_then_train(setup, share):
     assert all(p.requires_grad for e in extractors for p in e.parameters())
 
 
+@pytest.mark.parametrize("share", [True, False])
+def test_critic_warmup_trains_only_the_critic_then_everything(setup, share):
+    from mmrl.pretrain.finetune import CriticWarmupCallback, critic_parameters, init_callbacks
+
+    # 2 envs x n_steps 16 = 32 env steps per rollout; the updates after the rollouts ending
+    # at 32 and 64 are the critic's only.
+    config = _config(setup, f"agent.policy.share_features_extractor={str(share).lower()}",
+                     "agent.init.init_policy_head=true",
+                     "agent.init.critic_warmup_steps=64")  # fmt: skip
+    model = _model(config)
+    load_pretrained(model, config)
+    policy = model.policy
+    critic = {id(p) for p in critic_parameters(policy)}
+    vf_extractor = {id(p) for p in policy.vf_features_extractor.parameters()}
+    assert (vf_extractor <= critic) is (not share)  # a shared extractor is the actor's too
+    assert {id(p) for p in policy.value_net.parameters()} <= critic
+    assert not {id(p) for p in policy.action_net.parameters()} & critic
+    actor = {n: p.detach().clone() for n, p in policy.named_parameters() if id(p) not in critic}
+    value = _snapshot(policy.value_net)
+    callbacks = init_callbacks(config.agent.init, config.agent.algo)
+    assert [type(c) for c in callbacks] == [CriticWarmupCallback]
+    callback = callbacks[0]
+    model.learn(64, callback=callback)
+    assert callback.active and callback.ended_at is None
+    named = dict(policy.named_parameters())
+    assert all(th.equal(actor[n], named[n]) for n in actor), "the policy stays as loaded"
+    assert not _same(value, policy.value_net.state_dict()), "the critic learns"
+    model.learn(32, callback=callback, reset_num_timesteps=False)
+    assert callback.ended_at == 96 and not callback.active
+    named = dict(policy.named_parameters())
+    assert not th.equal(actor["action_net.weight"], named["action_net.weight"])
+    assert not policy.optimizer._optimizer_step_pre_hooks  # removed at the end of learn
+
+
 def test_encoder_lr_scale_equals_a_smaller_learning_rate(setup):
     config = _config(setup, "agent.init.encoder_lr_scale=0.1")
     model = _model(config)
@@ -188,6 +222,12 @@ def test_bad_init_settings():
         validate_init(InitConfig(freeze_encoders_steps=10))
     with pytest.raises(ConfigError, match="encoder-lr-scale must be > 0"):
         validate_init(InitConfig(path="x.pt", encoder_lr_scale=0.0))
+    with pytest.raises(ConfigError, match="--critic-warmup must be >= 0, got -1"):
+        validate_init(InitConfig(path="x.pt", init_policy_head=True, critic_warmup_steps=-1))
+    with pytest.raises(ConfigError, match=r"--critic-warmup .* needs --init-policy-head"):
+        validate_init(InitConfig(path="x.pt", critic_warmup_steps=100))
+    with pytest.raises(ConfigError, match=r"--critic-warmup need\(s\) --init-from"):
+        validate_init(InitConfig(critic_warmup_steps=100))
 
 
 def test_train_refuses_a_bad_init_before_creating_the_run(setup, tmp_path):
