@@ -302,11 +302,11 @@ class CriticWarmupCallback(BaseCallback):
 
     PPO's first updates after ``--init-policy-head`` use advantages from a randomly
     initialized value head: noise that can move a good pretrained policy a long way (a
-    Navigation-v1 run fell from 44 % success at its first evaluation to 6-19 % within 150k
-    steps, BENCHMARKS.md). During the warm-up every update's gradients of the other
-    parameters are dropped before the optimizer step (so Adam keeps no state for them
-    either); the rollouts still come from the loaded policy, which the critic learns to
-    value. ``requires_grad`` is left alone, so :class:`FreezeEncodersCallback` composes.
+    Navigation-v1 run fell from 44 % success at its first evaluation to 6-19 % by 200k steps
+    and ended at 26 %; with a 50k warm-up the same run ended at 70 %, BENCHMARKS.md).
+    During the warm-up every update's gradients of the other parameters are dropped before
+    the optimizer step (so Adam keeps no state for them either); the rollouts still come
+    from the loaded policy, which the critic learns to value. ``requires_grad`` is left alone, so :class:`FreezeEncodersCallback` composes.
 
     Args:
         steps: Env steps of warm-up (updates after rollouts that end at or before it).
