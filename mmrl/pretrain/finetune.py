@@ -306,7 +306,8 @@ class CriticWarmupCallback(BaseCallback):
     and ended at 26 %; with a 50k warm-up the same run ended at 70 %, BENCHMARKS.md).
     During the warm-up every update's gradients of the other parameters are dropped before
     the optimizer step (so Adam keeps no state for them either); the rollouts still come
-    from the loaded policy, which the critic learns to value. ``requires_grad`` is left alone, so :class:`FreezeEncodersCallback` composes.
+    from the loaded policy, which the critic learns to value. ``requires_grad`` is left
+    alone, so :class:`FreezeEncodersCallback` composes.
 
     Args:
         steps: Env steps of warm-up (updates after rollouts that end at or before it).
