@@ -93,31 +93,33 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
     sim = venv.unwrapped.sim
     policy.attach(venv)
 
-    def snapshot() -> dict[str, np.ndarray]:
+    def room_arrays() -> dict[str, np.ndarray]:
+        """The simulator's per-copy room arrays (views, not copies)."""
         return {
-            "xy": sim.objects.copy(), "color": sim.obj_color.copy(),
-            "shape": sim.obj_shape.copy(), "valid": sim.obj_valid.copy(),
-            "candidate": sim.obj_candidate.copy(), "target": sim.target.copy(),
+            "xy": sim.objects, "color": sim.obj_color, "shape": sim.obj_shape,
+            "valid": sim.obj_valid, "candidate": sim.obj_candidate, "target": sim.target,
         }  # fmt: skip
 
-    # Objects do not move within an episode, so the rooms as of the previous step are the
-    # finished episodes' rooms (the auto-reset has already replaced them in the simulator).
-    rooms: list[dict[str, np.ndarray]] = []
+    # Objects do not move within an episode, so a copy's room is read once per episode:
+    # kept from the step before it ended (the auto-reset has already replaced it in the
+    # simulator by the time the step reports the end), refreshed for the copies that reset.
+    rooms: dict[str, np.ndarray] = {}
     finished: list[deque[tuple[str, str]]] = [deque() for _ in range(n_envs)]
 
     def on_step(obs: Any, actions: Any, rewards: Any, infos: list[dict]) -> None:
-        before = rooms[-1] if rooms else snapshot()
-        for i, info in enumerate(infos):
-            if "terminal_observation" not in info:
-                continue
-            room = {key: value[i] for key, value in before.items()}
+        if not rooms:  # first step: every copy is still in its first room
+            rooms.update({key: value.copy() for key, value in room_arrays().items()})
+        done = [i for i, info in enumerate(infos) if "terminal_observation" in info]
+        for i in done:
+            info, room = infos[i], {key: value[i] for key, value in rooms.items()}
             labels = info["labels"]
             target = room["target"]
             pair = f"{COLORS[room['color'][target]]} {SHAPES[room['shape'][target]]}"
             timeout = bool(info.get("TimeLimit.truncated", False))
             position = np.array([labels["x"], labels["y"]], dtype=np.float64)
             finished[i].append((pair, chosen_outcome(info["is_success"], timeout, position, room)))
-        rooms[:] = [snapshot()]
+        for key, value in room_arrays().items():
+            rooms[key][done] = value[done]
 
     rolled = collect_episodes(
         policy.predict, venv, episodes, on_step=on_step, subset_rows=not policy.whole_batch
