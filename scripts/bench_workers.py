@@ -13,6 +13,10 @@ reach on ``K`` idle cores (one process's CPU per step over the parent's plus the
 worker's): a figure that a machine shared with other jobs does not distort. The load average
 is printed before and after, which tells a busy machine from a slow pool.
 
+Both front ends over the pool are measured (``--api``): SB3's ``VecEnv`` returns one info dict
+per copy, which the parent builds every step (a serial cost the workers cannot share), and
+Gymnasium's vector env returns a dict of info arrays.
+
 Usage::
 
     python scripts/bench_workers.py                          # 256 copies, K = 2
@@ -28,6 +32,7 @@ import os
 import platform
 import sys
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -65,14 +70,31 @@ class Rate:
         return self.parent_ms + max(self.worker_ms, default=0.0)
 
 
-def bench(env_id: str, n_envs: int, n_workers: int, seconds: float, seed: int = 0) -> Rate:
-    """Wall-clock rate and CPU cost of ``make_vec_env(env_id, n_envs, n_workers)``
-    (start-up excluded: timed after a short warm-up)."""
-    venv = mmrl.make_vec_env(env_id, n_envs=n_envs, seed=seed, n_workers=n_workers, monitor=False)
-    pids = list(getattr(venv, "worker_pids", []))
+def _make(env_id: str, n_envs: int, n_workers: int, seed: int, api: str) -> tuple[Any, list[int]]:
+    """The vec env of ``api`` (``"sb3"``: ``mmrl.make_vec_env``; ``"gymnasium"``:
+    ``gym.make_vec``) and its worker pids (none in one process)."""
+    if api == "sb3":
+        venv = mmrl.make_vec_env(
+            env_id, n_envs=n_envs, seed=seed, n_workers=n_workers, monitor=False
+        )
+        return venv, list(getattr(venv, "worker_pids", []))
+    venv = gym.make_vec(env_id, num_envs=n_envs, n_workers=n_workers)
+    pool = getattr(venv, "pool", None)
+    return venv, list(pool.worker_pids) if pool is not None else []
+
+
+def bench(
+    env_id: str, n_envs: int, n_workers: int, seconds: float, seed: int = 0, api: str = "sb3"
+) -> Rate:
+    """Wall-clock rate and CPU cost of ``make_vec_env(env_id, n_envs, n_workers)`` (or of
+    ``gym.make_vec`` with ``api="gymnasium"``; start-up excluded: timed after a warm-up)."""
+    venv, pids = _make(env_id, n_envs, n_workers, seed, api)
     try:
-        venv.reset()
-        space = venv.action_space
+        if api == "sb3":
+            venv.reset()
+        else:
+            venv.reset(seed=seed)
+        space = venv.action_space if api == "sb3" else venv.single_action_space
         space.seed(seed)
         actions = [np.stack([space.sample() for _ in range(n_envs)]) for _ in range(64)]
         for i in range(5):  # warm-up: caches, allocator pools, the workers' first replies
@@ -125,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[2], help="values of K")
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     parser.add_argument("--no-peer", action="store_true", help=f"skip {PEER_ID}")
+    parser.add_argument(
+        "--api",
+        nargs="+",
+        choices=["sb3", "gymnasium"],
+        default=["sb3", "gymnasium"],
+        help="front ends to measure: SB3's VecEnv (per-copy info dicts, built in the parent) "
+        "and Gymnasium's vector env (a dict of info arrays)",
+    )
     args = parser.parse_args(argv)
     unknown = [i for i in args.envs if i not in gym.registry]
     if unknown:
@@ -147,24 +177,24 @@ def main(argv: list[str] | None = None) -> int:
     peer = None if args.no_peer else bench_peer(args.seconds)
     if peer is not None:
         print(f"{PEER_ID:22s} one env: {peer:10.1f} steps/s")
-    for env_id in args.envs:
-        one = bench(env_id, args.n_envs, 1, args.seconds)
+    for env_id, api in [(env_id, api) for env_id in args.envs for api in args.api]:
+        one = bench(env_id, args.n_envs, 1, args.seconds, api=api)
         line = (
-            f"{env_id:22s} n={args.n_envs} one process: {one.steps_per_s:10.1f} env-steps/s, "
-            f"CPU {one.parent_ms:.2f} ms/step"
+            f"{env_id:22s} {api:9s} n={args.n_envs} one process: {one.steps_per_s:10.1f} "
+            f"env-steps/s, CPU {one.parent_ms:.2f} ms/step"
         )
         if peer is not None:
             line += f" ({one.steps_per_s / peer:.1f}x {PEER_ID})"
         print(line, flush=True)
         for k in args.workers:
-            rate = bench(env_id, args.n_envs, k, args.seconds)
+            rate = bench(env_id, args.n_envs, k, args.seconds, api=api)
             speedup = rate.steps_per_s / one.steps_per_s
             # On K idle cores a step takes the critical path's CPU time: its projection
             # does not depend on what else the machine runs (the wall-clock figure does).
             projected = one.parent_ms / rate.critical_ms()
             workers_ms = ", ".join(f"{ms:.2f}" for ms in rate.worker_ms)
             print(
-                f"{'':22s} n={args.n_envs} K={k} workers: {rate.steps_per_s:10.1f} env-steps/s, "
+                f"{'':32s} n={args.n_envs} K={k} workers: {rate.steps_per_s:10.1f} env-steps/s, "
                 f"speed-up {speedup:.2f}x (efficiency {speedup / k:.2f}); CPU ms/step: parent "
                 f"{rate.parent_ms:.2f}, workers [{workers_ms}]; projected speed-up on {k} idle "
                 f"cores {projected:.2f}x (efficiency {projected / k:.2f})",

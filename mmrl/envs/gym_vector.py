@@ -308,7 +308,8 @@ class MultimodalVectorEnv(VectorEnv):
             idx = reply.done_idx
             final_obs = np.full(self.num_envs, None, dtype=object)
             for j, i in enumerate(idx.tolist()):
-                final_obs[i] = {key: value[j].copy() for key, value in reply.terminal_obs.items()}
+                # Rows of the step's fresh terminal arrays (nothing reuses them): views.
+                final_obs[i] = {key: value[j] for key, value in reply.terminal_obs.items()}
             infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
             infos["final_info"], infos["_final_info"] = _masked(step_info, done), done.copy()
             fresh = reply.reset_info_arrays

@@ -103,8 +103,9 @@ class WorkerPool:
     """``num_envs`` copies of a simulator stepped by ``n_workers`` processes.
 
     Observations live in shared memory, one ``(num_envs, ...)`` buffer per key;
-    :meth:`observations` copies them out. Everything else a step reports comes back as one
-    :class:`~mmrl.envs.block.StepReply` for all copies.
+    :meth:`observations` copies them out. The finished copies' last observations do too
+    (:meth:`step_wait` copies out their rows). Everything else a step reports comes back as
+    one :class:`~mmrl.envs.block.StepReply` for all copies.
 
     Args:
         simulator_cls: The :class:`~mmrl.envs.base.BatchedSimulator` subclass to run.
@@ -159,15 +160,20 @@ class WorkerPool:
         self._waiting = False
 
         ctx = mp.get_context("spawn")
-        buffers = {
-            key: SharedBuffer(
-                ctx.RawArray("B", int(np.prod((num_envs, *space.shape))) * space.dtype.itemsize),
-                (num_envs, *space.shape),
-                space.dtype,
-            )
-            for key, space in self.observation_space.spaces.items()
-        }
+
+        def shared() -> dict[str, SharedBuffer]:
+            return {
+                key: SharedBuffer(
+                    ctx.RawArray("B", int(np.prod(space.shape)) * num_envs * space.dtype.itemsize),
+                    (num_envs, *space.shape),
+                    space.dtype,
+                )
+                for key, space in self.observation_space.spaces.items()
+            }
+
+        buffers, terminal_buffers = shared(), shared()
         self._views = {key: buf.array() for key, buf in buffers.items()}
+        self._terminal_views = {key: buf.array() for key, buf in terminal_buffers.items()}
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns)
         self.closed = False
         try:
@@ -175,7 +181,16 @@ class WorkerPool:
                 parent_end, child_end = ctx.Pipe()
                 proc = ctx.Process(
                     target=run_worker,
-                    args=(child_end, simulator_cls, kwargs, start, stop, buffers, time_limit),
+                    args=(
+                        child_end,
+                        simulator_cls,
+                        kwargs,
+                        start,
+                        stop,
+                        buffers,
+                        terminal_buffers,
+                        time_limit,
+                    ),
                     name=f"mmrl-worker-{w}",
                     daemon=True,  # multiprocessing's exit handler stops what close() missed
                 )
@@ -356,7 +371,13 @@ class WorkerPool:
         with self._guarded():
             replies: dict[int, StepReply] = self._gather(range(self.n_workers), "step")
         parts = [replies[w] for w in range(self.n_workers)]
-        return merge_replies(parts, [start for start, _ in self.blocks])
+        reply = merge_replies(parts, [start for start, _ in self.blocks])
+        # The workers left the finished copies' last observations in the terminal buffers.
+        if reply.done_idx.size:
+            reply.terminal_obs = {
+                key: view[reply.done_idx] for key, view in self._terminal_views.items()
+            }
+        return reply
 
     def render_frames(self) -> list[np.ndarray]:
         """Every copy's frame (``render_frames`` of each worker's simulator, in order)."""

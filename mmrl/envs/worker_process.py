@@ -2,11 +2,13 @@
 
 A worker owns a :class:`~mmrl.envs.base.BatchedSimulator` over a contiguous block
 ``[start, stop)`` of the pool's copies. It writes that block's observations straight into
-the pool's shared observation buffers (one per key, ``(num_envs, ...)``) and answers every
-request with one pipe message, so a pool step costs one message each way per worker, not
-per copy. A step is :func:`~mmrl.envs.block.step_block`, as in the one-process envs (step,
-observe, info snapshot, auto-reset of finished copies), so a copy's trajectory does not
-depend on the process it runs in.
+the pool's shared observation buffers (one per key, ``(num_envs, ...)``), and the last
+observations of the copies that finished into the shared terminal buffers (same shapes, row
+``i`` for copy ``i``), and answers every request with one pipe message, so a pool step costs
+one message each way per worker, not per copy, and no image goes through a pipe. A step is
+:func:`~mmrl.envs.block.step_block`, as in the one-process envs (step, observe, info
+snapshot, auto-reset of finished copies), so a copy's trajectory does not depend on the
+process it runs in.
 
 This module imports numpy and the simulator only: the spawned worker never loads torch or
 Stable-Baselines3, which keeps its start-up short and its memory small.
@@ -51,10 +53,15 @@ class _Worker:
     """The requests one worker serves; each method's return value is the reply payload."""
 
     def __init__(
-        self, sim: BatchedSimulator, views: dict[str, np.ndarray], time_limit: int | None
+        self,
+        sim: BatchedSimulator,
+        views: dict[str, np.ndarray],
+        terminal_views: dict[str, np.ndarray],
+        time_limit: int | None,
     ) -> None:
         self.sim = sim
         self.views = views  # this block's rows of the shared buffers
+        self.terminal_views = terminal_views  # this block's rows of the terminal buffers
         self.time_limit = time_limit
 
     def reset(self, request: tuple[list[int | None], np.ndarray | None]) -> dict[str, Any]:
@@ -79,6 +86,12 @@ class _Worker:
         # The same sequence as every other stepper, so every generator draws the same numbers.
         obs, reply = step_block(self.sim, actions, self.time_limit)
         self._publish(obs)
+        # The finished copies' last observations go through shared memory too: under a
+        # policy that ends many episodes (random actions on Driving) they were most of a
+        # pickled reply's bytes (~250 KB per 128 copies), paid by the worker and the parent.
+        for key, value in reply.terminal_obs.items():
+            self.terminal_views[key][reply.done_idx] = value
+        reply.terminal_obs = {}
         return reply
 
     def get_state(self, _: Any) -> BatchedSimulator:
@@ -111,6 +124,7 @@ def run_worker(
     start: int,
     stop: int,
     buffers: dict[str, SharedBuffer],
+    terminal_buffers: dict[str, SharedBuffer],
     time_limit: int | None = None,
 ) -> None:
     """Main function of a worker process: builds its simulator, then serves requests.
@@ -127,6 +141,8 @@ def run_worker(
         start: First copy of this block in the pool.
         stop: One past the last copy of this block.
         buffers: The pool's shared observation buffers by key.
+        terminal_buffers: The pool's shared buffers of the finished copies' last
+            observations by key (a step's reply then holds no ``terminal_obs``).
         time_limit: Steps after which every step truncates, terminated or not (the
             Gymnasium vector env's ``max_episode_steps``); ``None``: the simulator's own.
     """
@@ -136,7 +152,8 @@ def run_worker(
     try:
         sim = simulator_cls(stop - start, **kwargs)
         views = {key: buf.array()[start:stop] for key, buf in buffers.items()}
-        worker = _Worker(sim, views, time_limit)
+        terminal_views = {key: buf.array()[start:stop] for key, buf in terminal_buffers.items()}
+        worker = _Worker(sim, views, terminal_views, time_limit)
         conn.send(("ready", None))
     except Exception as err:
         conn.send(("error", portable_error(err, "the worker process")))

@@ -76,6 +76,7 @@ def test_matches_single_process_over_autoresets(env_id: str) -> None:
         assert single.reset_infos == pool.reset_infos
         rng = np.random.default_rng(0)
         terminated = truncated = 0
+        kept: list[tuple] = []  # every step's results, compared again at the end
         for _ in range(50):
             actions = np.stack([single.action_space.sample() for _ in range(single.num_envs)])
             actions = rng.permutation(actions)
@@ -86,6 +87,7 @@ def test_matches_single_process_over_autoresets(env_id: str) -> None:
             np.testing.assert_array_equal(rew_a, rew_b)
             np.testing.assert_array_equal(done_a, done_b)
             _assert_infos_equal(info_a, info_b)
+            kept.append((obs_a, obs_b, info_a, info_b))
             assert single.reset_infos == pool.reset_infos
             for key, value in single.step_info_arrays.items():
                 other = pool.step_info_arrays[key]
@@ -98,6 +100,12 @@ def test_matches_single_process_over_autoresets(env_id: str) -> None:
                 if "terminal_observation" in info:
                     truncated += info["TimeLimit.truncated"]
                     terminated += not info["TimeLimit.truncated"]
+        # What a caller kept is still what it was given: the pool hands out copies of its
+        # shared buffers (observations and terminal observations), never views that a
+        # later step overwrites.
+        for obs_a, obs_b, info_a, info_b in kept:
+            _assert_obs_equal(obs_a, obs_b)
+            _assert_infos_equal(info_a, info_b)
         # The comparison covered both kinds of episode end, each auto-reset.
         assert truncated > 0
         if env_id.startswith("mmrl/Driving"):

@@ -36,11 +36,13 @@ def test_bench_workers_reports_speed_up_and_cpu(capsys, load_script):
     argv = ["--envs", "mmrl/Driving-v1", "--n-envs", "4", "--seconds", "0.2", "--no-peer"]
     assert load_script("bench_workers").main(argv) == 0
     out = capsys.readouterr().out
-    assert re.search(r"n=4 one process: +\d+\.\d env-steps/s, CPU \d+\.\d\d ms/step", out)
-    assert re.search(
-        r"n=4 K=2 workers: .*speed-up \d+\.\d\dx .*workers \[\d+\.\d\d, \d+\.\d\d\]", out
-    )
-    assert re.search(r"projected speed-up on 2 idle cores \d+\.\d\dx", out)
+    for api in ("sb3", "gymnasium"):  # both front ends over the pool, by default
+        assert re.search(
+            rf"{api} +n=4 one process: +\d+\.\d env-steps/s, CPU \d+\.\d\d ms/step", out
+        )
+    workers = r"n=4 K=2 workers: .*speed-up \d+\.\d\dx .*workers \[\d+\.\d\d, \d+\.\d\d\]"
+    assert len(re.findall(workers, out)) == 2
+    assert len(re.findall(r"projected speed-up on 2 idle cores \d+\.\d\dx", out)) == 2
     assert load_script("bench_workers").main(["--workers", "1", "--no-peer"]) == 2
 
 
