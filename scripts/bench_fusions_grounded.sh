@@ -18,7 +18,8 @@
 #      bc,labels` on the env's referent labels (driving: target_lane_offset, 20 epochs;
 #      navigation: target_in_view,target_bearing, 10 epochs), WORKERS at a time
 #   3. `mmrl bench --pretrained-dir DATA/encoders`: per cell ppo-<fusion> from its encoder and
-#      BC head, label guidance on the same labels (driving also expert guidance, weight 1),
+#      BC head, label guidance on the same labels (driving also expert guidance, weight 1;
+#      navigation a 50k-step critic warm-up, as the README's Navigation recipe),
 #      STEPS env steps, evaluated every 100,000 steps and at the end on held-out seeds with
 #      32 episodes per instruction split, then ABLATION_EPISODES per masked modality. The
 #      protocol records the encoders by content, so the grid resumes from any checkout or
@@ -69,7 +70,10 @@ case $ENV in
     navigation)
         LABELS=target_in_view,target_bearing EPOCHS=${EPOCHS:-10}
         DATASETS="mmrl/grounded/navigation-all-v1"
-        GUIDE=() ;;
+        # The README's Navigation recipe: only the critic learns for the first 50k steps, so
+        # PPO's first updates do not undo the pretrained policy (BENCHMARKS: without it the
+        # README workflow collapsed to 26 % / 19 % on one CPU, with it 67-76 % / 56-64 %).
+        GUIDE=(--set agent.init.critic_warmup_steps=50000) ;;
     *) die "ENV must be driving or navigation, got '$ENV'" ;;
 esac
 export MINARI_DATASETS_PATH=$DATA/minari

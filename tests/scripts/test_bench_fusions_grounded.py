@@ -40,6 +40,7 @@ def test_dry_run_driving_pretrains_every_fusion_on_the_lane_label(tmp_path):
     assert "agent.guidance.weight=1" in bench and "agent.init.init_policy_head=true" in bench
     assert f"--pretrained-dir {tmp_path / 'd'}/encoders" in bench
     assert "--adopt-encoders" not in bench
+    assert "critic_warmup" not in bench  # Driving's recipe has no critic warm-up
     assert not (tmp_path / "d").exists() and not (tmp_path / "out").exists()  # wrote nothing
 
 
@@ -51,7 +52,7 @@ def test_adopt_encoders_is_passed_on_to_the_bench(tmp_path):
     assert bench.endswith(" --adopt-encoders")
 
 
-def test_dry_run_navigation_has_no_expert_guidance(tmp_path):
+def test_dry_run_navigation_has_no_expert_guidance_and_warms_the_critic(tmp_path):
     result = run("--dry-run", "navigation", str(tmp_path / "out"), DATA=str(tmp_path / "d"),
                  FUSIONS="film", STEPS="5000")  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -59,6 +60,7 @@ def test_dry_run_navigation_has_no_expert_guidance(tmp_path):
     assert out.count(" collect ") == 1
     assert "--labels target_in_view,target_bearing --epochs 10" in out
     assert "agent.guidance.weight" not in out
+    assert "--set agent.init.critic_warmup_steps=50000" in out
     assert "--fusions film --seeds 3 --steps 5000" in out
 
 
