@@ -43,10 +43,16 @@ Navigation's by the target's shape; ``label:target_color`` groups by colour inst
     python scripts/modality_necessity.py --references-only --env driving --episodes 50 \\
         --out /tmp/necessity
 
+``--within-steps 50,75`` adds a table of each condition's success within that many steps of
+the episode (read from the successful episodes' lengths, kept in ``success_lengths``): what a
+shorter time limit would leave of each condition, e.g. whether a search without the lidar
+needs the whole episode.
+
 Writes ``necessity.json`` (``{"meta", "results": {policy: {split: {condition: {"success",
-"ci", "episodes", "by_group", ...}}}}, "drops": {policy: {split: {condition: {"drop", "ci",
-"significant", "by_group"}}}}, "verdicts"}``), ``necessity.md`` and ``necessity.png`` into
-``--out``, and prints the tables with the command to reproduce, the date and the machine.
+"ci", "episodes", "by_group", "success_lengths", ...}}}}, "drops": {policy: {split:
+{condition: {"drop", "ci", "significant", "by_group"}}}}, "verdicts"}``), ``necessity.md``
+and ``necessity.png`` into ``--out``, and prints the tables with the command to reproduce,
+the date and the machine.
 """
 
 from __future__ import annotations
@@ -137,6 +143,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--stochastic", action="store_true", help="sample actions (default greedy)")
     p.add_argument("--device", default="cpu", help="policy device: cpu, cuda or auto")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument(
+        "--within-steps",
+        default="",
+        metavar="T1,T2",
+        help="also tabulate success within T steps of each episode (how much of each "
+        "condition's success would survive a shorter time limit)",
+    )
     p.add_argument("--out", default="results/necessity", help="output folder")
     args = p.parse_args(argv)
 
@@ -144,6 +157,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    try:
+        args.within_steps = sorted({int(t) for t in args.within_steps.split(",") if t.strip()})
+    except ValueError:
+        raise UsageError(
+            f"--within-steps takes whole step counts like 50,75, got {args.within_steps!r}"
+        ) from None
+    if any(t < 1 for t in args.within_steps):
+        raise UsageError(f"--within-steps must be >= 1 each, got {args.within_steps}")
     args.splits = _items(args.splits, ("train", "test"), "--splits")
     args.modalities = _items(args.modalities, MODALITIES, "--modalities")
     args.mask_kinds = _items(args.mask_kinds, MASK_KINDS, "--mask-kinds")
@@ -311,7 +332,15 @@ def condition_record(result: Any) -> dict[str, Any]:
         "mask_kind": result.settings.ablate_mode if masked else None,
         "mean_return": result.mean_return.value,
         "by_group": {g: _rate(s, conf) for g, s in _groups(result).items()},
+        # Kept so that success under a shorter time limit can be read later (--within-steps).
+        "success_lengths": sorted(int(n) for n in result.lengths[result.successes]),
     }
+
+
+def success_within(record: Mapping[str, Any], steps: int) -> float:
+    """Fraction of a condition's episodes that succeeded within ``steps`` steps."""
+    lengths = np.asarray(record["success_lengths"])
+    return float(np.count_nonzero(lengths <= steps)) / record["episodes"]
 
 
 def drop_record(clean: Any, masked: Any) -> dict[str, Any]:
@@ -374,8 +403,11 @@ def _pts(rec: Mapping[str, Any]) -> str:
     return f"{rec['drop'] * 100:+.0f} [{lo * 100:+.0f}, {hi * 100:+.0f}]{star}"
 
 
-def markdown(report: Mapping[str, Any], modalities: Sequence[str]) -> str:
-    """The tables: success and drop per condition and split, groups and verdicts."""
+def markdown(
+    report: Mapping[str, Any], modalities: Sequence[str], within_steps: Sequence[int] = ()
+) -> str:
+    """The tables: success and drop per condition and split, groups, success within
+    ``within_steps`` steps (when given) and verdicts."""
     results, drops = report["results"], report["drops"]
     policies = list(results)
     splits = list(results[policies[0]])
@@ -417,6 +449,21 @@ def markdown(report: Mapping[str, Any], modalities: Sequence[str]) -> str:
                 for c in masked
             ]
             lines.append(f"| {g} | {rec['episodes']} | {_pct(rec)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if within_steps:
+        lines += [
+            f"#### {first}: success within T steps of the episode (the share of episodes that "
+            "succeeded by then; the last column is the episode limit's)",
+            "",
+            "| split | condition | " + " | ".join(f"T={t}" for t in within_steps) + " | all |",
+            "|---|---|" + "---:|" * (len(within_steps) + 1),
+        ]
+        for split in splits:
+            for c, rec in results[first][split].items():
+                cells = [f"{100 * success_within(rec, t):.0f}%" for t in within_steps]
+                lines.append(
+                    f"| {split} | {c} | " + " | ".join(cells) + f" | {100 * rec['success']:.0f}% |"
+                )
         lines.append("")
     lines += [
         f"#### Necessity for {first}: a modality is *necessary* when masking it lowers success "
@@ -587,7 +634,7 @@ def run(args: argparse.Namespace, command: str) -> int:
         )
         + "\n\n"
     )
-    text = header + markdown(report, args.modalities)
+    text = header + markdown(report, args.modalities, args.within_steps)
     agent = None
     if target is not None:
         agent = {"label": target.label, "model": str(target.model_path),
@@ -599,7 +646,8 @@ def run(args: argparse.Namespace, command: str) -> int:
         "eval_seed": settings.seed, "n_envs": settings.copies,
         "deterministic": settings.deterministic, "confidence": settings.confidence,
         "group_by": settings.group_by, "splits": args.splits, "modalities": args.modalities,
-        "mask_kinds": kinds_used, "seconds": round(time.perf_counter() - t0, 1),
+        "mask_kinds": kinds_used, "within_steps": args.within_steps,
+        "seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
     data = {"meta": meta, **report,
             "verdicts": {first: verdicts(report["drops"][first], args.modalities)}}  # fmt: skip

@@ -118,6 +118,21 @@ def test_masking_the_text_of_a_policy_that_reads_it_drops_its_success(nec):
     assert verdicts["lidar"]["verdict"] == "not shown"
     table = nec.markdown(report, ["text", "lidar"])
     assert "- text: necessary (significant drop on train/extractor, train/zero" in table
+    assert "success within T steps" not in table
+
+    # Success within T steps comes from the successful episodes' kept lengths.
+    clean_rec = report["results"]["gated"]["train"]["clean"]
+    clean_result = measured["train"]["clean"]
+    assert clean_rec["success_lengths"] == sorted(clean_result.lengths[clean_result.successes])
+    longest = max(clean_rec["success_lengths"])
+    assert nec.success_within(clean_rec, longest) == clean_rec["success"]
+    assert nec.success_within(clean_rec, longest - 1) < clean_rec["success"]
+    assert nec.success_within(clean_rec, 1) == 0.0  # nobody reaches a target in one step
+    table = nec.markdown(report, ["text", "lidar"], within_steps=[1, longest])
+    assert f"| T=1 | T={longest} | all |" in table
+    clean_pct = round(100 * clean_rec["success"])
+    assert f"| train | clean | 0% | {clean_pct}% | {clean_pct}% |" in table
+    assert "| train | -text:extractor | 0% | 0% | 0% |" in table
 
 
 def test_trains_a_tiny_agent_masks_it_both_ways_and_reuses_the_run(nec, toy, tmp_path, capsys):
@@ -145,6 +160,8 @@ def test_trains_a_tiny_agent_masks_it_both_ways_and_reuses_the_run(nec, toy, tmp
         (["--modalities", "sonar"], "--modalities: unknown 'sonar'; allowed: camera, lidar, text"),
         (["--mask-kinds", "noise"], "--mask-kinds: unknown 'noise'; allowed: extractor, zero"),
         (["--episodes", "0"], "--episodes must be >= 1, got 0"),
+        (["--within-steps", "50,soon"], "--within-steps takes whole step counts like 50,75"),
+        (["--within-steps", "0"], "--within-steps must be >= 1 each, got [0]"),
         (["--splits", "val"], "--splits: unknown 'val'"),
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--env", "nowhere"], "nowhere"),
