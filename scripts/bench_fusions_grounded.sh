@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Issue 19's fusion benchmark on the grounding recipe: every fusion pretrained on the labels
-# that say where the instruction's referent is, then fine-tuned with PPO and label guidance.
+# Issue 19's fusion benchmark on each env's pretrained recipe: every fusion pretrained on the
+# env's expert data with the labels that say where the instruction's referent is, then
+# fine-tuned with PPO from its encoder and BC head.
+#   driving:    the grounding recipe (label pretraining on target_lane_offset; fine-tuning
+#               with label and expert guidance);
+#   navigation: the README's Navigation recipe (`mmrl pretrain` with its default objectives,
+#               40 epochs; fine-tuning with a 50k-step critic warm-up, no guidance). The
+#               grounding recipe's Navigation form (label pretraining on target_in_view and
+#               target_bearing, label guidance) reached 34 % / 19 % and 34 % / 47 % with concat
+#               at 1M against the README recipe's 67-76 % / 56-64 % (BENCHMARKS.md), so a grid
+#               on it would compare fusions far from final performance.
 #
 #   scripts/bench_fusions_grounded.sh [ENV] [OUT]   # ENV driving (default) or navigation
 #   scripts/bench_fusions_grounded.sh --dry-run [ENV] [OUT]   # print the steps, run nothing
@@ -14,20 +23,21 @@
 #        driving:    all tasks, 1,000 episodes, epsilon 0.1; plus "follow" only (the
 #                    driving-follow preset), 1,000 episodes, epsilon 0.3
 #        navigation: all tasks, 1,000 episodes, epsilon 0.1
-#   2. one encoder per fusion, DATA/encoders/<ENV>-<fusion>.pt: `mmrl pretrain --objectives
-#      bc,labels` on the env's referent labels (driving: target_lane_offset, 20 epochs;
-#      navigation: target_in_view,target_bearing, 10 epochs), WORKERS at a time
+#   2. one encoder per fusion, DATA/encoders/<ENV>-<fusion>.pt, WORKERS at a time:
+#        driving:    `mmrl pretrain --objectives bc,labels --labels target_lane_offset`,
+#                    20 epochs (the kept epoch is the best of all 20)
+#        navigation: `mmrl pretrain` (objectives bc,labels,contrastive,masked on every
+#                    label), 40 epochs, early stopping after 5 without improvement
 #   3. `mmrl bench --pretrained-dir DATA/encoders`: per cell ppo-<fusion> from its encoder and
-#      BC head, label guidance on the same labels (driving also expert guidance, weight 1;
-#      navigation a 50k-step critic warm-up, as the README's Navigation recipe),
-#      STEPS env steps, evaluated every 100,000 steps and at the end on held-out seeds with
+#      BC head (driving: label guidance on target_lane_offset and expert guidance, weight 1;
+#      navigation: only the critic learns for the first 50k steps), STEPS env steps, evaluated every 100,000 steps and at the end on held-out seeds with
 #      32 episodes per instruction split, then ABLATION_EPISODES per masked modality. The
 #      protocol records the encoders by content, so the grid resumes from any checkout or
 #      machine holding the same encoders (copy DATA/encoders along).
 #
 # Settings (environment variables): STEPS (default 1000000), SEEDS (3), FUSIONS (all, or a
 # comma list), WORKERS (2: parallel pretraining jobs and bench cells), EPISODES (1000 per
-# dataset), EPOCHS (20 driving, 10 navigation), ABLATION_EPISODES (200), DEVICE (auto),
+# dataset), EPOCHS (20 driving, 40 navigation), ABLATION_EPISODES (200), DEVICE (auto),
 # DATA, MMRL (the mmrl command), ADOPT_ENCODERS (0; 1 passes --adopt-encoders: the encoders
 # were rebuilt by step 2 on a machine whose floating point gives other bytes than the
 # committed cells' ones, e.g. another CPU; the finished cells keep theirs, the rest use the
@@ -64,16 +74,21 @@ ADOPT=()
 (( ADOPT_ENCODERS )) && ADOPT=(--adopt-encoders)
 case $ENV in
     driving)
-        LABELS=target_lane_offset EPOCHS=${EPOCHS:-20}
+        EPOCHS=${EPOCHS:-20}
         DATASETS="mmrl/grounded/driving-all-v1,mmrl/grounded/driving-follow-v1"
-        GUIDE=(--set agent.guidance.weight=1) ;;
+        PRETRAIN=(--objectives bc,labels --labels target_lane_offset --epochs "$EPOCHS"
+                  --patience "$EPOCHS")
+        FINETUNE=(--set agent.guidance.label_weight=1
+                  --set "agent.guidance.labels=[target_lane_offset]"
+                  --set agent.guidance.weight=1) ;;
     navigation)
-        LABELS=target_in_view,target_bearing EPOCHS=${EPOCHS:-10}
+        EPOCHS=${EPOCHS:-40}
         DATASETS="mmrl/grounded/navigation-all-v1"
+        PRETRAIN=(--epochs "$EPOCHS")
         # The README's Navigation recipe: only the critic learns for the first 50k steps, so
         # PPO's first updates do not undo the pretrained policy (BENCHMARKS: without it the
         # README workflow collapsed to 26 % / 19 % on one CPU, with it 67-76 % / 56-64 %).
-        GUIDE=(--set agent.init.critic_warmup_steps=50000) ;;
+        FINETUNE=(--set agent.init.critic_warmup_steps=50000) ;;
     *) die "ENV must be driving or navigation, got '$ENV'" ;;
 esac
 export MINARI_DATASETS_PATH=$DATA/minari
@@ -103,8 +118,7 @@ for fusion in ${FUSIONS//,/ }; do
     enc=$DATA/encoders/$ENV-$fusion.pt
     if [[ -f $enc ]]; then echo "= encoder $enc exists"; continue; fi
     run "$MMRL" pretrain --dataset "$DATASETS" --env "$ENV" --agent "ppo-$fusion" \
-        --objectives bc,labels --labels "$LABELS" --epochs "$EPOCHS" --patience "$EPOCHS" \
-        --threads 1 --device "$DEVICE" --out "$enc" --quiet &
+        "${PRETRAIN[@]}" --threads 1 --device "$DEVICE" --out "$enc" --quiet &
     jobs_running=$((jobs_running + 1))
     if (( jobs_running >= WORKERS )); then wait -n || true; jobs_running=$((jobs_running - 1)); fi
 done
@@ -116,7 +130,6 @@ done
 # 3. the grid
 run "$MMRL" bench --envs "$ENV" --fusions "$FUSIONS" --seeds "$SEEDS" --steps "$STEPS" \
     --pretrained-dir "$DATA/encoders" --device "$DEVICE" \
-    --set agent.init.init_policy_head=true --set agent.guidance.label_weight=1 \
-    --set "agent.guidance.labels=[${LABELS}]" "${GUIDE[@]}" \
+    --set agent.init.init_policy_head=true "${FINETUNE[@]}" \
     --set eval_freq=100000 --set eval_episodes=32 --ablation-episodes "$ABLATION_EPISODES" \
     --backend local --workers "$WORKERS" --out "$OUT" "${ADOPT[@]}"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_fusions_grounded.sh"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "bench_fusions_grounded.sh"
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
@@ -41,6 +42,12 @@ def test_dry_run_driving_pretrains_every_fusion_on_the_lane_label(tmp_path):
     assert f"--pretrained-dir {tmp_path / 'd'}/encoders" in bench
     assert "--adopt-encoders" not in bench
     assert "critic_warmup" not in bench  # Driving's recipe has no critic warm-up
+    # The same overrides, in the same order, as the committed grid's protocol: otherwise
+    # `mmrl bench` refuses to resume docs/bench/fusions-grounded-driving.
+    overrides = bench.split(" --set ")[1:]
+    overrides[-1] = overrides[-1].split(" ")[0]
+    committed = json.loads((ROOT / "docs/bench/fusions-grounded-driving/bench.json").read_text())
+    assert overrides == committed["protocol"]["overrides"]
     assert not (tmp_path / "d").exists() and not (tmp_path / "out").exists()  # wrote nothing
 
 
@@ -52,16 +59,25 @@ def test_adopt_encoders_is_passed_on_to_the_bench(tmp_path):
     assert bench.endswith(" --adopt-encoders")
 
 
-def test_dry_run_navigation_has_no_expert_guidance_and_warms_the_critic(tmp_path):
+def test_dry_run_navigation_uses_the_readme_recipe(tmp_path):
     result = run("--dry-run", "navigation", str(tmp_path / "out"), DATA=str(tmp_path / "d"),
                  FUSIONS="film", STEPS="5000")  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.count(" collect ") == 1
-    assert "--labels target_in_view,target_bearing --epochs 10" in out
-    assert "agent.guidance.weight" not in out
-    assert "--set agent.init.critic_warmup_steps=50000" in out
-    assert "--fusions film --seeds 3 --steps 5000" in out
+    pretrain = next(line for line in out.splitlines() if " pretrain " in line)
+    # `mmrl pretrain`'s default objectives on every label, 40 epochs, default patience.
+    assert " --agent ppo-film --epochs 40 --threads 1 " in pretrain
+    assert "--objectives" not in pretrain and "--labels" not in pretrain
+    assert "--patience" not in pretrain
+    bench = next(line for line in out.splitlines() if " bench " in line)
+    assert "agent.guidance" not in bench  # no label or expert guidance
+    overrides = bench.split(" --set ")[1:]
+    overrides[-1] = overrides[-1].split(" ")[0]
+    assert overrides == ["agent.init.init_policy_head=true",
+                         "agent.init.critic_warmup_steps=50000", "eval_freq=100000",
+                         "eval_episodes=32"]  # fmt: skip
+    assert "--fusions film --seeds 3 --steps 5000" in bench
 
 
 @pytest.mark.parametrize(
