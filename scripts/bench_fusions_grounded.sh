@@ -30,8 +30,9 @@
 #                    label), 40 epochs, early stopping after 5 without improvement
 #   3. `mmrl bench --pretrained-dir DATA/encoders`: per cell ppo-<fusion> from its encoder and
 #      BC head (driving: label guidance on target_lane_offset and expert guidance, weight 1;
-#      navigation: only the critic learns for the first 50k steps), STEPS env steps, evaluated every 100,000 steps and at the end on held-out seeds with
-#      32 episodes per instruction split, then ABLATION_EPISODES per masked modality. The
+#      navigation: only the critic learns for the first 50k steps), STEPS env steps,
+#      evaluated every 100,000 steps and at the end on held-out seeds with 32 episodes per
+#      instruction split, then ABLATION_EPISODES per masked modality. The
 #      protocol records the encoders by content, so the grid resumes from any checkout or
 #      machine holding the same encoders (copy DATA/encoders along).
 #

@@ -29,6 +29,11 @@ def run(*args: str, timeout: float = 60, **settings: str) -> subprocess.Complete
     )
 
 
+def set_overrides(command: str) -> list[str]:
+    """The ``--set`` values of a printed command, in order."""
+    return [part.split(" ")[0] for part in command.split(" --set ")[1:]]
+
+
 def test_dry_run_driving_pretrains_every_fusion_on_the_lane_label(tmp_path):
     result = run("--dry-run", "driving", str(tmp_path / "out"), DATA=str(tmp_path / "d"))
     assert result.returncode == 0, result.stderr
@@ -44,8 +49,7 @@ def test_dry_run_driving_pretrains_every_fusion_on_the_lane_label(tmp_path):
     assert "critic_warmup" not in bench  # Driving's recipe has no critic warm-up
     # The same overrides, in the same order, as the committed grid's protocol: otherwise
     # `mmrl bench` refuses to resume docs/bench/fusions-grounded-driving.
-    overrides = bench.split(" --set ")[1:]
-    overrides[-1] = overrides[-1].split(" ")[0]
+    overrides = set_overrides(bench)
     committed = json.loads((ROOT / "docs/bench/fusions-grounded-driving/bench.json").read_text())
     assert overrides == committed["protocol"]["overrides"]
     assert not (tmp_path / "d").exists() and not (tmp_path / "out").exists()  # wrote nothing
@@ -72,8 +76,7 @@ def test_dry_run_navigation_uses_the_readme_recipe(tmp_path):
     assert "--patience" not in pretrain
     bench = next(line for line in out.splitlines() if " bench " in line)
     assert "agent.guidance" not in bench  # no label or expert guidance
-    overrides = bench.split(" --set ")[1:]
-    overrides[-1] = overrides[-1].split(" ")[0]
+    overrides = set_overrides(bench)
     assert overrides == ["agent.init.init_policy_head=true",
                          "agent.init.critic_warmup_steps=50000", "eval_freq=100000",
                          "eval_episodes=32"]  # fmt: skip

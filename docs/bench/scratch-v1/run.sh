@@ -16,6 +16,6 @@ for env in driving navigation; do
   ) &
 done
 wait
-# both envs in one figure
+# both envs in one figure (each parallel run above drew only its own env's curves)
 python scripts/learning_curves.py --envs driving,navigation --agent ppo-concat --seeds 1 \
     --steps 2000000 --plot-only --final-episodes 200 --out "$out"
