@@ -32,6 +32,7 @@ __all__ = [
     "bootstrap_ci",
     "cell_row",
     "estimate",
+    "final_summaries",
     "groups_of",
     "iqm",
     "mean",
@@ -130,28 +131,60 @@ def _get(record: Mapping[str, Any], *path: str) -> float | None:
     return None if node is None else float(node)
 
 
+def final_summaries(record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int | None]]:
+    """Per split, the summary the report's success figures come from, and its episodes.
+
+    A record's own final evaluation (``final``, :func:`mmrl.bench.runner.evaluate_cell`)
+    where it has one. Records written before it existed fall back, per split, to what
+    measured the same thing on the most episodes: for the train split the unablated
+    policy of the ablation pass (the same seeds, policy and episodes the final evaluation
+    now uses), otherwise the run's last periodic evaluation (``eval``, ``eval_episodes``).
+    """
+    summaries: dict[str, Any] = {}
+    episodes: dict[str, int | None] = {}
+    final = record.get("final") or {}
+    periodic = record.get("eval") or {}
+    unablated = (record.get("ablation") or {}).get("none")
+    for split in dict.fromkeys([*final, *periodic]):
+        if isinstance(final.get(split), Mapping):
+            summary = final[split]
+        elif split == "train" and isinstance(unablated, Mapping):
+            summary = unablated
+        else:
+            summary = periodic.get(split)
+        if isinstance(summary, Mapping):
+            summaries[split] = summary
+            count = summary.get("episodes", record.get("eval_episodes"))
+            episodes[split] = None if count is None else int(count)
+    return summaries, episodes
+
+
 def cell_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One flat row (``results.csv``) from a cell record.
 
     Columns: env, fusion, seed, steps, success/return/collision on held-out seeds (train
-    instructions) and on the test instruction split, the generalization gap (train minus
-    test success), timing, parameter counts, and per modality the success and return with
-    that modality removed and the change against the unablated policy on the same episodes,
-    and (records from 2026-12-06 on) ``group_success_<group>``: the unablated policy's
-    success per instruction group on the ablation episodes.
+    instructions) and on the test instruction split (from :func:`final_summaries`, with the
+    episodes each rests on), the generalization gap (train minus test success), timing,
+    parameter counts, and per modality the success and return with that modality removed
+    and the change against the unablated policy on the same episodes, and (records from
+    2026-12-06 on) ``group_success_<group>``: the unablated policy's success per
+    instruction group on the train split's final episodes.
     """
     cell = record["cell"]
+    final, episodes = final_summaries(record)
     row: dict[str, Any] = {
         "env": record.get("env_name", cell["env"]),
         "fusion": cell["fusion"],
         "seed": cell["seed"],
         "steps": record.get("steps"),
-        "success": _get(record, "eval", "train", "success_rate"),
-        "return": _get(record, "eval", "train", "mean_return"),
-        "collision": _get(record, "eval", "train", "collision_rate"),
-        "length": _get(record, "eval", "train", "mean_length"),
-        "test_success": _get(record, "eval", "test", "success_rate"),
-        "test_return": _get(record, "eval", "test", "mean_return"),
+        "success": _get(final, "train", "success_rate"),
+        "return": _get(final, "train", "mean_return"),
+        "collision": _get(final, "train", "collision_rate"),
+        "length": _get(final, "train", "mean_length"),
+        "test_success": _get(final, "test", "success_rate"),
+        "test_return": _get(final, "test", "mean_return"),
+        "success_episodes": episodes.get("train"),
+        "test_success_episodes": episodes.get("test"),
         "eval_episodes": record.get("eval_episodes"),
         "steps_per_second": record.get("steps_per_second"),
         "train_seconds": record.get("train_seconds"),
@@ -165,8 +198,9 @@ def cell_row(record: Mapping[str, Any]) -> dict[str, Any]:
         row["generalization_gap"] = None
     ablation = record.get("ablation") or {}
     base = ablation.get("none", {})
-    for group, stats in (base.get("by_group") or {}).items():
-        row[f"{GROUP_PREFIX}{group}"] = stats.get("success_rate")
+    for split, prefix in (("train", GROUP_PREFIX), ("test", TEST_GROUP_PREFIX)):
+        for group, stats in (final.get(split, {}).get("by_group") or {}).items():
+            row[f"{prefix}{group}"] = stats.get("success_rate")
     for key, summary in ablation.items():
         if key == "none":
             continue
@@ -190,12 +224,14 @@ def _values(rows: Sequence[Mapping[str, Any]], column: str) -> list[float]:
 
 #: Column prefix of the per-instruction-group success in a cell row.
 GROUP_PREFIX = "group_success_"
+#: The same on the held-out instruction split (records with a final evaluation of it).
+TEST_GROUP_PREFIX = "test_group_success_"
 
 
-def groups_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Instruction groups that appear in any row's ``group_success_<group>`` columns, sorted."""
-    n = len(GROUP_PREFIX)
-    return sorted({col[n:] for r in rows for col in r if col.startswith(GROUP_PREFIX)})
+def groups_of(rows: Sequence[Mapping[str, Any]], prefix: str = GROUP_PREFIX) -> list[str]:
+    """Instruction groups that appear in any row's ``<prefix><group>`` columns, sorted."""
+    n = len(prefix)
+    return sorted({col[n:] for r in rows for col in r if col.startswith(prefix)})
 
 
 def modalities_of(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -224,9 +260,10 @@ def summarize_group(rows: Sequence[Mapping[str, Any]], reps: int = DEFAULT_REPS)
         out[f"delta_success_without_{key}"] = estimate(
             [_values(rows, f"delta_success_without_{key}")], reps=reps
         )
-    for group in groups_of(rows):
-        column = f"{GROUP_PREFIX}{group}"
-        out[column] = estimate([_values(rows, column)], reps=reps)
+    for prefix in (GROUP_PREFIX, TEST_GROUP_PREFIX):
+        for group in groups_of(rows, prefix):
+            column = f"{prefix}{group}"
+            out[column] = estimate([_values(rows, column)], reps=reps)
     rates = _values(rows, "steps_per_second")
     out["steps_per_second"] = float(np.mean(rates)) if rates else float("nan")
     params = _values(rows, "params")

@@ -76,7 +76,9 @@ def preflight(envs: list[str]) -> None:
 
 def cell_line(record: dict[str, Any]) -> str:
     """One progress line for a finished cell."""
-    ev = record.get("eval", {})
+    from mmrl.bench.aggregate import final_summaries
+
+    ev, _ = final_summaries(record)
     parts = []
     for split in ("train", "test"):
         if split in ev and "success_rate" in ev[split]:
@@ -201,6 +203,41 @@ def run_bench(
     return BenchResult(out, [c for c, _ in done], finished, failed, files, time.perf_counter() - t0)
 
 
+def reevaluate(out: str | Path, progress: bool = True) -> tuple[list[str], list[str]]:
+    """``mmrl bench --reevaluate``: every finished cell of ``out`` evaluated again from its
+    run folder (:func:`mmrl.bench.runner.reevaluate_cell`), its record rewritten, then the
+    report.
+
+    Returns:
+        The ids of the cells evaluated again and of those whose run folder is not in
+        ``out`` (left as they were).
+
+    Raises:
+        UsageError: ``out`` is not a bench folder.
+    """
+    from mmrl.bench.grid import MANIFEST, all_records, read_json
+    from mmrl.bench.report import write_report
+    from mmrl.bench.runner import reevaluate_cell
+
+    out = Path(out)
+    manifest = read_json(out / MANIFEST)
+    if manifest is None:
+        raise UsageError(f"--reevaluate: {out} is not a bench folder (no {MANIFEST})")
+    protocol = manifest.get("protocol") or {}
+    evaluated: list[str] = []
+    absent: list[str] = []
+    for record in all_records(out):
+        if reevaluate_cell(record, out, protocol):
+            write_record(out, record)
+            evaluated.append(record["cell_id"])
+            if progress:
+                print(f"[{len(evaluated)}] {cell_line(record)}", flush=True)
+        else:
+            absent.append(record["cell_id"])
+    write_report(out)
+    return evaluated, absent
+
+
 def spec_from_args(args: Any) -> BenchSpec:
     """A :class:`BenchSpec` from ``mmrl bench`` arguments.
 
@@ -273,6 +310,14 @@ def run_bench_command(args: Any) -> int:
 
     out = Path(args.out)
     command = command_line(args)
+    if args.report_only and args.reevaluate:
+        raise UsageError("--report-only and --reevaluate: pick one (--reevaluate also "
+                         "rewrites the report)")  # fmt: skip
+    if args.reevaluate:
+        evaluated, absent = reevaluate(out, progress=not args.quiet)
+        note = f"; {len(absent)} without their run folder here, kept as they were" if absent else ""
+        print(f"mmrl bench: evaluated {len(evaluated)} cell(s) again in {out}{note}")
+        return 0
     if args.report_only:
         from mmrl.bench.report import write_report
 

@@ -20,6 +20,8 @@ from mmrl.bench import figures
 from mmrl.bench.aggregate import (
     DEFAULT_REPS,
     GROUP_PREFIX,
+    NAN_ESTIMATE,
+    TEST_GROUP_PREFIX,
     cell_row,
     groups_of,
     modalities_of,
@@ -40,7 +42,8 @@ FIGURES = {
 #: Leading columns of results.csv; per-modality ablation columns follow.
 LEADING_COLUMNS = [
     "env", "fusion", "seed", "steps", "success", "return", "collision", "length",
-    "test_success", "test_return", "generalization_gap", "eval_episodes",
+    "test_success", "test_return", "generalization_gap", "success_episodes",
+    "test_success_episodes", "eval_episodes",
     "steps_per_second", "train_seconds", "cell_seconds", "params", "extractor_params",
 ]  # fmt: skip
 
@@ -89,6 +92,35 @@ def _missing_cells(out: Path, done: set[str]) -> list[tuple[str, bool]]:
     return missing
 
 
+def _episodes_note(rows: Sequence[Mapping[str, Any]]) -> str:
+    """How many episodes per cell the success columns rest on, e.g. ``200 episodes per cell
+    on each split`` or, in a folder with records older than the cells' own final evaluation,
+    ``train split: 200 episodes per cell; test split: 32 or 200 episodes per cell``."""
+    counts = {
+        split: sorted({int(r[column]) for r in rows if r.get(column) is not None})
+        for split, column in (("train", "success_episodes"), ("test", "test_success_episodes"))
+    }
+    counts = {split: values for split, values in counts.items() if values}
+    if not counts:
+        return "episodes not recorded"
+    words = {split: " or ".join(str(v) for v in values) for split, values in counts.items()}
+    if len(set(words.values())) == 1:
+        each = "each split" if len(words) > 1 else f"the {next(iter(words))} split"
+        return f"{next(iter(words.values()))} episodes per cell on {each}"
+    return "; ".join(f"{split} split: {w} episodes per cell" for split, w in words.items())
+
+
+def _episode_counts(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The episodes per cell behind one table row's success columns, ``train / test``; a
+    split whose seeds rest on different counts lists them (``200 / 32, 200``)."""
+
+    def counts(column: str) -> str:
+        values = sorted({int(r[column]) for r in rows if r.get(column) is not None})
+        return ", ".join(str(v) for v in values) or "-"
+
+    return f"{counts('success_episodes')} / {counts('test_success_episodes')}"
+
+
 def summary_markdown(
     out: Path,
     records: Sequence[Mapping[str, Any]],
@@ -121,7 +153,8 @@ def summary_markdown(
         lines.append(f"- command: `{command}`")
     lines += [
         "",
-        "Success and return: final deterministic evaluation on held-out seeds; "
+        "Success and return: the last model's deterministic evaluation on held-out seeds "
+        f"({_episodes_note(rows)}); "
         "**IQM over seeds with 95% stratified bootstrap CI** (Agarwal et al. 2021). "
         "Test success: held-out instruction combinations. Gap: train minus test success. "
         "Steps/s: training wall clock including periodic evaluation. Params: policy "
@@ -132,14 +165,15 @@ def summary_markdown(
     ]
     body = []
     for (env, fusion), s in summaries.items():
+        have = [r for r in rows if r["env"] == env and r["fusion"] == fusion]
         body.append([
             env, fusion, str(s["seeds"]), s["success"].fmt(), s["test_success"].fmt(),
-            s["generalization_gap"].fmt(), s["return"].fmt(), _fmt_number(s["steps_per_second"]),
-            _fmt_number(s["params"]),
+            s["generalization_gap"].fmt(), s["return"].fmt(), _episode_counts(have),
+            _fmt_number(s["steps_per_second"]), _fmt_number(s["params"]),
         ])  # fmt: skip
     lines += _table(
-        ["env", "fusion", "seeds", "success", "test success", "gap", "return", "steps/s",
-         "params"],
+        ["env", "fusion", "seeds", "success", "test success", "gap", "return",
+         "episodes (train / test)", "steps/s", "params"],
         body,
     )  # fmt: skip
     keys = modalities_of(rows)
@@ -162,7 +196,7 @@ def summary_markdown(
             body.append([env, fusion, *cells])
         lines += _table(["env", "fusion", *[f"without {k}" for k in keys]], body)
     lines += _group_lines(summaries, rows)
-    lines += _significance_lines(summaries, keys)
+    lines += _significance_lines(summaries, keys, rows)
     fusions = list(dict.fromkeys(str(r["fusion"]) for r in rows))
     envs = list(dict.fromkeys(str(r["env"]) for r in rows))
     if len(envs) > 1:
@@ -246,33 +280,51 @@ def _previous_command(summary: Path) -> str | None:
 def _group_lines(
     summaries: Mapping[tuple[str, str], Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]
 ) -> list[str]:
-    """The "Success by instruction group" section (cells that recorded it), or nothing."""
-    groups = groups_of(rows)
-    if not groups:
-        return []
-    lines = [
-        "",
-        "## Success by instruction group",
-        "",
-        "The unablated policy on the ablation episodes (train instructions), per task or "
-        "instruction group; IQM over the seeds that recorded it [95% CI].",
-        "",
-    ]
-    body = []
-    for (env, fusion), s in summaries.items():
-        have = [r for r in rows if r["env"] == env and r["fusion"] == fusion]
-        seeds = sum(any(c.startswith(GROUP_PREFIX) for c in r) for r in have)
-        if seeds:
-            cells = [s[f"{GROUP_PREFIX}{g}"].fmt() for g in groups]
-            body.append([env, fusion, str(seeds), *[c if c != "n/a" else "-" for c in cells]])
-    return lines + _table(["env", "fusion", "seeds", *groups], body)
+    """The "Success by instruction group" sections, train and held-out instructions (cells
+    that recorded them), or nothing."""
+    lines: list[str] = []
+    for prefix, split in ((GROUP_PREFIX, "train"), (TEST_GROUP_PREFIX, "held-out")):
+        if not groups_of(rows, prefix):
+            continue
+        title = "" if split == "train" else ", held-out instructions"
+        lines += [
+            "",
+            f"## Success by instruction group{title}",
+            "",
+            f"The unablated policy on the {split} instruction split's final episodes, per task "
+            "or instruction group; IQM over the seeds that recorded it [95% CI].",
+        ]
+        # One table per env: each env has its own groups (Driving's tasks, Navigation's
+        # shapes).
+        for env in dict.fromkeys(str(r["env"]) for r in rows):
+            groups = groups_of([r for r in rows if r["env"] == env], prefix)
+            body = []
+            for (env_name, fusion), s in summaries.items():
+                have = [r for r in rows if r["env"] == env_name == env and r["fusion"] == fusion]
+                seeds = sum(any(c.startswith(prefix) for c in r) for r in have)
+                if seeds:
+                    cells = [s.get(f"{prefix}{g}", NAN_ESTIMATE).fmt() for g in groups]
+                    cells = [c if c != "n/a" else "-" for c in cells]
+                    body.append([env, fusion, str(seeds), *cells])
+            if body:
+                lines += ["", *_table(["env", "fusion", "seeds", *groups], body)]
+    return lines
 
 
 def _significance_lines(
-    summaries: Mapping[tuple[str, str], Mapping[str, Any]], keys: Sequence[str]
+    summaries: Mapping[tuple[str, str], Mapping[str, Any]],
+    keys: Sequence[str],
+    rows: Sequence[Mapping[str, Any]] = (),
 ) -> list[str]:
     """The report's "Significant differences" section: per env and metric, the fusion
-    pairs whose 95 % intervals do not overlap (:func:`~mmrl.bench.aggregate.separated_pairs`)."""
+    pairs whose 95 % intervals do not overlap (:func:`~mmrl.bench.aggregate.separated_pairs`).
+
+    Success figures are compared only between fusions whose cells rest on the same
+    evaluation episodes (the same episode counts: the same seeds replayed): a fusion whose
+    older cells kept a smaller periodic evaluation is compared with its like only, and the
+    section says so.
+    """
+    episodes = {"success": "success_episodes", "test_success": "test_success_episodes"}
     metrics = [("success", "success"), ("test_success", "test success")]
     metrics += [(f"delta_success_without_{k}", f"change without {k}") for k in keys]
     lines = [
@@ -285,19 +337,33 @@ def _significance_lines(
         "",
     ]
     for env in dict.fromkeys(env for env, _ in summaries):
-        found = []
+        found, apart = [], []
         for column, label in metrics:
             estimates = {
                 fusion: s[column]
                 for (e, fusion), s in summaries.items()
                 if e == env and s.get(column) is not None
             }
-            for high, low in separated_pairs(estimates):
-                found.append(
-                    f"- {env}, {label}: **{high}** {estimates[high].fmt()} > "
-                    f"**{low}** {estimates[low].fmt()}"
-                )
+            by_counts: dict[str, dict[str, Any]] = {}
+            for fusion, est in estimates.items():
+                have = [r for r in rows if r["env"] == env and r["fusion"] == fusion]
+                counts = sorted({r.get(episodes.get(column, ""), -1) for r in have} - {None})
+                by_counts.setdefault(str(counts), {})[fusion] = est
+            if len(by_counts) > 1:
+                groups = ["/".join(sorted(g)) for g in by_counts.values()]
+                apart.append(f"{label}: {'; '.join(groups)}")
+            for group in by_counts.values():
+                for high, low in separated_pairs(group):
+                    found.append(
+                        f"- {env}, {label}: **{high}** {group[high].fmt()} > "
+                        f"**{low}** {group[low].fmt()}"
+                    )
         lines += found or [f"- {env}: none"]
+        if apart:
+            lines.append(
+                f"- {env}, not compared across these groups (their cells rest on different "
+                f"evaluation episodes, see the table's episodes column): {' | '.join(apart)}"
+            )
     return lines
 
 

@@ -56,6 +56,13 @@ class BenchOptions:
     report_only: bool = option(
         False, group=_GRID, help="only rewrite results.csv, summary.md and figures of --out"
     )
+    reevaluate: bool = option(
+        False,
+        group=_GRID,
+        help="evaluate the finished cells of --out again from their run folders (final "
+        "evaluation on each split, ablations; the protocol's episodes), then the report; "
+        "no training",
+    )
     quiet: bool = option(False, group=_GRID, help="no progress display or lines")
     log_interval: float = log_interval_option("one per cell")
     backend: str = option(

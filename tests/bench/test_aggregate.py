@@ -220,3 +220,27 @@ def test_separated_pairs_are_those_whose_intervals_do_not_overlap():
     ]  # fmt: skip
     same = Interval(0.5, 0.4, 0.6, 3)
     assert separated_pairs({"a": same, "b": same}) == []
+
+
+def test_cell_row_takes_the_cells_own_final_evaluation_over_the_periodic_one():
+    """A record's ``final`` (its own, larger evaluation) gives the success columns; records
+    written before it existed fall back to the ablation pass's unablated policy (train) and
+    the run's last periodic evaluation (test), and the row says how many episodes each is."""
+    record = _record("film", 0, 0.97, 0.9, 0.5)  # periodic: 0.97 / 0.9 on 32 episodes
+    record["eval_episodes"] = 32
+    for split in ("train", "test"):
+        record["eval"][split]["episodes"] = 32
+    record["ablation"]["none"].update(episodes=200, success_rate=0.84)
+    old = cell_row(record)
+    assert (old["success"], old["success_episodes"]) == (pytest.approx(0.84), 200)
+    assert (old["test_success"], old["test_success_episodes"]) == (pytest.approx(0.9), 32)
+    assert old["delta_success_without_camera"] == pytest.approx(0.47 - 0.84)
+
+    summary = {"episodes": 200, "success_rate": 0.8, "mean_return": 5.0,
+               "by_group": {"cone": {"episodes": 50, "success_rate": 0.5}}}  # fmt: skip
+    record["final"] = {"train": summary, "test": {**summary, "success_rate": 0.6}}
+    new = cell_row(record)
+    assert (new["success"], new["return"], new["success_episodes"]) == (0.8, 5.0, 200)
+    assert (new["test_success"], new["test_success_episodes"]) == (0.6, 200)
+    assert new["generalization_gap"] == pytest.approx(0.2)
+    assert new["group_success_cone"] == new["test_group_success_cone"] == 0.5

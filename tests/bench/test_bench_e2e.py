@@ -50,10 +50,15 @@ def test_tiny_grid_end_to_end_on_the_process_pool(tmp_path):
         assert set(record["eval"]) == {"train", "test"}
         assert [p["step"] for p in record["curve"]] == [32, 64]
         assert set(record["ablation"]) == {"none"} | MODALITIES
-        # The ablation baseline replays the final evaluation's episodes exactly.
-        assert record["ablation"]["none"]["mean_return"] == pytest.approx(
-            record["eval"]["train"]["mean_return"]
-        )
+        # The cell's own final evaluation covers both splits; its train split is the
+        # ablations' baseline, and with as many episodes as the periodic evaluation it
+        # replays that evaluation's episodes exactly.
+        assert record["final_episodes"] == 2 and set(record["final"]) == {"train", "test"}
+        assert record["ablation"]["none"] == record["final"]["train"]
+        for split in ("train", "test"):
+            assert record["final"][split]["mean_return"] == pytest.approx(
+                record["eval"][split]["mean_return"]
+            )
         assert record["steps_per_second"] > 0
         # Per task of the unablated policy on the same episodes: they add up to its success.
         clean = record["ablation"]["none"]
@@ -110,6 +115,40 @@ def test_an_interrupted_cell_resumes_without_retraining(tmp_path):
     assert (run_dir / "model.zip").stat().st_mtime_ns != model_mtime
 
 
+def test_reevaluate_rebuilds_the_final_evaluation_from_the_run_folders(tmp_path, capsys):
+    """``mmrl bench --reevaluate``: records without the cells' own final evaluation (written
+    before it existed) get it from their saved runs, with no training; a cell whose run
+    folder is elsewhere is left as it was and counted."""
+    spec = _spec(seeds=[0, 1], overrides=[*TINY, "eval_episodes=3"])
+    run_bench(spec, tmp_path, InlineBackend(), progress=False, command="mmrl bench --tiny")
+    records = {c: cell_dir(tmp_path, c) / CELL_RECORD for c in spec.cells()}
+    first = {c: json.loads(p.read_text()) for c, p in records.items()}
+    mtimes = {c: (cell_dir(tmp_path, c) / RUN_SUBDIR / "model.zip").stat().st_mtime_ns
+              for c in spec.cells()}  # fmt: skip
+    for cell, path in records.items():  # as an older mmrl wrote them
+        old = dict(first[cell])
+        for key in ("final", "final_episodes"):
+            del old[key]
+        old["ablation"] = {"none": {"episodes": 3, "success_rate": -1.0}}
+        path.write_text(json.dumps(old))
+    elsewhere, here = spec.cells()
+    shutil.rmtree(cell_dir(tmp_path, elsewhere) / RUN_SUBDIR)
+
+    assert main(["bench", "--reevaluate", "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated 1 cell(s) again" in out and "1 without their run folder here" in out
+    again = json.loads(records[here].read_text())
+    assert again["final"] == first[here]["final"] and again["final_episodes"] == 3
+    assert again["ablation"] == first[here]["ablation"]  # deterministic: the same figures
+    assert again["train_seconds"] == first[here]["train_seconds"] and "reevaluated_at" in again
+    assert (cell_dir(tmp_path, here) / RUN_SUBDIR / "model.zip").stat().st_mtime_ns == mtimes[here]
+    kept = json.loads(records[elsewhere].read_text())
+    assert "final" not in kept and kept["ablation"]["none"]["success_rate"] == -1.0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "- command: `mmrl bench --tiny`" in summary
+    assert "held-out seeds (3 episodes per cell on each split)" in summary
+
+
 def test_cli_bad_grid_is_one_line_exit_2(capsys, tmp_path):
     out = str(tmp_path / "b")
     assert main(["bench", "--envs", "driving,mars", "--steps", "64", "--out", out]) == 2
@@ -123,6 +162,10 @@ def test_cli_bad_grid_is_one_line_exit_2(capsys, tmp_path):
     assert "--steps must be >= 1" in capsys.readouterr().err
     assert main(["bench", "--report-only", "--out", out]) == 2
     assert "not a bench folder" in capsys.readouterr().err
+    assert main(["bench", "--reevaluate", "--out", out]) == 2
+    assert "--reevaluate: " in capsys.readouterr().err
+    assert main(["bench", "--reevaluate", "--report-only", "--out", out]) == 2
+    assert "pick one" in capsys.readouterr().err
 
 
 def test_ray_backend_tiny_grid_through_the_cli(tmp_path, capsys):

@@ -64,3 +64,32 @@ def test_report_can_be_regenerated(bench_dir):
 def test_a_rewritten_report_keeps_the_command_the_grid_ran_with(bench_dir):
     files = write_report(bench_dir)  # what --report-only does
     assert "- command: `mmrl bench --test`" in files["summary"].read_text()
+
+
+def test_the_summary_says_how_many_episodes_each_success_column_rests_on(bench_dir):
+    # The synthetic records have no final evaluation of their own: both splits fall back to
+    # their 4-episode summaries.
+    text = (bench_dir / "summary.md").read_text()
+    assert "held-out seeds (4 episodes per cell on each split)" in text
+    import json
+
+    from mmrl.bench.grid import CELL_RECORD
+
+    path = next(bench_dir.glob(f"cells/*/{CELL_RECORD}"))
+    record = json.loads(path.read_text())
+    summary = {"episodes": 200, "success_rate": 0.5, "mean_return": 1.0,
+               "by_group": {"cone": {"episodes": 200, "success_rate": 0.5}}}  # fmt: skip
+    record["final"] = {"train": summary, "test": {**summary, "episodes": 100}}
+    path.write_text(json.dumps(record))
+    text = write_report(bench_dir)["summary"].read_text()
+    assert "(train split: 4 or 200 episodes per cell; test split: 4 or 100 episodes" in text
+    assert "## Success by instruction group, held-out instructions" in text
+    # The table row of that cell's env and fusion lists both counts; the others one each.
+    assert text.count("| 4, 200 / 4, 100 |") == 1 and text.count("| 4 / 4 |") == 3
+    # Success figures on other episodes are not set against each other; the change without
+    # a sensor (the ablation pass, same episodes everywhere) still is.
+    env = record["env_name"]
+    apart = [line for line in text.splitlines() if line.startswith(f"- {env}, not compared")]
+    assert len(apart) == 1
+    assert "success: concat; attention" in apart[0] or "success: attention; concat" in apart[0]
+    assert f"- {env}, success: **" not in text
