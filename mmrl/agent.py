@@ -20,6 +20,7 @@ __all__ = [
     "algorithm_class",
     "build_model",
     "build_vec_env",
+    "evaluation_splits",
     "heldout_env_kwargs",
     "policy_kwargs",
     "resolve_device",
@@ -45,6 +46,13 @@ def heldout_env_kwargs(env_config: EnvConfig, split: str) -> dict[str, Any]:
     if split == "test":
         return dict(env_config.eval_kwargs) or {"instruction_split": "test"}
     return {}
+
+
+def evaluation_splits(env_config: EnvConfig) -> tuple[str, ...]:
+    """The instruction splits a run is evaluated on: ``train``, and ``test`` where the env
+    preset has held-out instructions (``eval_kwargs``). The one rule for ``mmrl train``'s
+    periodic evaluation, ``mmrl bench``'s final one and ``mmrl tune``'s objective."""
+    return SPLITS if env_config.eval_kwargs else ("train",)
 
 
 def resolve_device(device: str) -> th.device:

@@ -12,6 +12,7 @@ resumed run continues this curve), ``checkpoints/``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -21,7 +22,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch as th
 import yaml
 
-from mmrl.agent import build_model, build_vec_env, policy_kwargs, resolve_device
+from mmrl.agent import (
+    build_model,
+    build_vec_env,
+    evaluation_splits,
+    policy_kwargs,
+    resolve_device,
+)
 from mmrl.checkpoint import (
     MODEL_FILE,
     CheckpointError,
@@ -412,13 +419,11 @@ def _evaluator(
     ``eval_kwargs``) the test split; a resumed run continues its best score and history."""
     from mmrl.callbacks import HeldOutEvalCallback
 
+    copies = _eval_copies(config)
     eval_envs = {
-        "train": lambda: build_vec_env(config, config.eval_seed, _eval_copies(config), "train"),
+        split: functools.partial(build_vec_env, config, config.eval_seed, copies, split)
+        for split in evaluation_splits(config.env)
     }
-    if config.env.eval_kwargs:
-        eval_envs["test"] = lambda: build_vec_env(
-            config, config.eval_seed, _eval_copies(config), "test"
-        )
     evaluator = HeldOutEvalCallback(
         eval_envs,
         eval_seed=config.eval_seed,

@@ -73,12 +73,6 @@ def train_cell(cell: Cell, spec: BenchSpec, run_dir: Path) -> dict[str, Any]:
     return session
 
 
-def evaluation_splits(config: Any) -> tuple[str, ...]:
-    """The instruction splits a run's periodic evaluation covers: ``train``, and ``test``
-    where the env preset has held-out instructions (``eval_kwargs``)."""
-    return ("train", "test") if config.env.eval_kwargs else ("train",)
-
-
 def _summary_with_groups(result: Any) -> dict[str, Any]:
     """An :class:`~mmrl.evaluation.rollouts.EvalResult` as a record entry: the plain means
     (:func:`mmrl.rollout.summarize`) plus ``by_group``."""
@@ -114,7 +108,7 @@ def evaluate_cell(
         config: The run's :class:`~mmrl.config.RunConfig`.
         episodes: Episodes per split and per ablation.
         ablate: Also evaluate with each modality masked.
-        splits: Instruction splits (default: :func:`evaluation_splits`, the run's).
+        splits: Instruction splits (default: :func:`mmrl.agent.evaluation_splits`, the run's).
 
     Returns:
         ``{"final": {split: summary}, "final_episodes": episodes}`` and, with ``ablate``,
@@ -126,6 +120,7 @@ def evaluate_cell(
     Raises:
         RuntimeError: ``ablate`` and the policy has no MultimodalExtractor (nothing to mask).
     """
+    from mmrl.agent import evaluation_splits
     from mmrl.evaluation.conditions import CLEAN, Condition
     from mmrl.evaluation.rollouts import EvalSettings, evaluate_model
     from mmrl.extractor import multimodal_extractors
@@ -145,7 +140,7 @@ def evaluate_cell(
     )
     final: dict[str, Any] = {}
     record: dict[str, Any] = {"final": final, "final_episodes": episodes}
-    for split in splits or evaluation_splits(config):
+    for split in splits or evaluation_splits(config.env):
         conditions = [CLEAN]
         if split == "train":  # ablations on the train split only: what the report compares
             conditions += [Condition(name=f"-{key}", ablate=(key,)) for key in modalities]
@@ -257,15 +252,23 @@ def _run_cell(cell: Cell, spec: BenchSpec, out: Path) -> dict[str, Any]:
         "curve": run.evaluations(),
         "pretrained": str(spec.pretrained_path(cell)) if spec.pretrained_dir else None,
     }
-    episodes = spec.ablation_episodes or config.eval_episodes
-    record.update(evaluate_cell(model, config, episodes, spec.ablate))
-    if spec.ablate:
-        record["ablation_episodes"] = episodes
+    _record_final_evaluation(record, model, config, spec.ablation_episodes, spec.ablate)
     record["cell_seconds"] = time.perf_counter() - t0
     record["host"] = platform.node()
     record["mmrl_version"] = __version__
     record["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
     return record
+
+
+def _record_final_evaluation(
+    record: dict[str, Any], model: Any, config: Any, episodes: int | None, ablate: bool
+) -> None:
+    """:func:`evaluate_cell` into a cell's record, on the protocol's ``ablation_episodes``
+    (the run's ``eval_episodes`` when unset)."""
+    episodes = int(episodes or config.eval_episodes)
+    record.update(evaluate_cell(model, config, episodes, ablate))
+    if ablate:
+        record["ablation_episodes"] = episodes
 
 
 def reevaluate_cell(record: dict[str, Any], out: Path, protocol: dict[str, Any]) -> bool:
@@ -296,13 +299,11 @@ def reevaluate_cell(record: dict[str, Any], out: Path, protocol: dict[str, Any])
         return False
     config = run.config()
     model = load_policy(run_dir, device=str(protocol.get("device") or "cpu"))
-    episodes = int(protocol.get("ablation_episodes") or config.eval_episodes)
-    ablate = bool(protocol.get("ablate", True))
     for key in ("final", "final_episodes", "ablation", "ablation_episodes"):
         record.pop(key, None)
-    record.update(evaluate_cell(model, config, episodes, ablate))
-    if ablate:
-        record["ablation_episodes"] = episodes
+    _record_final_evaluation(
+        record, model, config, protocol.get("ablation_episodes"), bool(protocol.get("ablate", True))
+    )
     record["run_dir"] = str(run_dir)
     record["reevaluated_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
     return True

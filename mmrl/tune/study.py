@@ -284,6 +284,8 @@ def tune(
 
         track = Tracking(track, group=study) if isinstance(track, str) else track
         require(track.kind)
+    from mmrl.agent import evaluation_splits
+
     optuna = _optuna()
     search = load_space(space)
     base = resolve_run_config(env, agent, overrides, steps=steps, seed=seed, device=device)
@@ -298,7 +300,7 @@ def tune(
         overrides=list(overrides or []),
         space=search,
         algo=base.agent.algo,
-        split="test" if base.env.eval_kwargs else "train",
+        split=evaluation_splits(base.env)[-1],  # held-out instructions where the env has them
         metric=metric,
         trials=trials,
         study=study,

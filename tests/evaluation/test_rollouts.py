@@ -228,3 +228,40 @@ def test_train_and_evaluate_hold_out_the_same_split(monkeypatch, eval_kwargs):
     make_eval_vec_env(config.env, "train", 1, 0)
     assert seen[0] == seen[1] == (eval_kwargs or {"instruction_split": "test"})
     assert seen[2] == seen[3] == {}
+
+
+@pytest.mark.parametrize("eval_kwargs", [{}, {"instruction_split": "test"}])
+def test_train_and_bench_evaluate_the_same_splits(monkeypatch, tmp_path, eval_kwargs):
+    """One rule (:func:`mmrl.agent.evaluation_splits`) picks the splits of ``mmrl train``'s
+    periodic evaluation and of ``mmrl bench``'s final one: the test split only where the
+    preset holds instructions out."""
+    import mmrl.callbacks
+    import mmrl.evaluation.rollouts
+    from mmrl.agent import evaluation_splits
+    from mmrl.bench.runner import evaluate_cell
+    from mmrl.config import resolve_run_config
+    from mmrl.runs import RunFolder
+    from mmrl.train import _evaluator
+
+    config = resolve_run_config("driving", "ppo-concat")
+    config.env.eval_kwargs = dict(eval_kwargs)
+    expected = ("train", "test") if eval_kwargs else ("train",)
+    assert evaluation_splits(config.env) == expected
+
+    periodic = {}
+    monkeypatch.setattr(
+        mmrl.callbacks, "HeldOutEvalCallback", lambda envs, **kw: periodic.update(envs)
+    )
+    _evaluator(config, RunFolder(tmp_path), model=None, resumed=None, on_evaluation=None)
+    assert tuple(periodic) == expected
+
+    final = []
+
+    def fake_evaluate(policy, env, settings, conditions, splits):
+        final.extend(splits)
+        return [mmrl.evaluation.rollouts.EvalResult.__new__(mmrl.evaluation.rollouts.EvalResult)]
+
+    monkeypatch.setattr(mmrl.evaluation.rollouts, "evaluate_model", fake_evaluate)
+    monkeypatch.setattr("mmrl.bench.runner._summary_with_groups", lambda result: {})
+    evaluate_cell(policy=None, config=config, episodes=4, ablate=False)
+    assert tuple(final) == expected
