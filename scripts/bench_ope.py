@@ -382,7 +382,7 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
             policies, data, ESTIMATORS, args.gamma, features=args.fqe_features, stochastic=True,
             iterations=args.fqe_iters, steps_per_iter=args.fqe_steps,
             fqe_holdout=args.fqe_holdout, fqe_select=args.fqe_select,
-            fqe_ensemble=args.fqe_ensemble,
+            fqe_ensemble=args.fqe_ensemble, fqe_horizon=args.fqe_horizon,
             weight_clip=args.weight_clip,
             n_resamples=args.bootstrap, seed=args.seed,
         )  # fmt: skip
@@ -559,6 +559,10 @@ def main(argv: list[str] | None = None) -> dict:
                    "the privileged labels the datasets log")  # fmt: skip
     p.add_argument("--fqe-ensemble", type=int, default=1,
                    help="Q-heads per FQE fit, their mean bootstraps the targets")  # fmt: skip
+    p.add_argument("--fqe-horizon", default="auto",
+                   help="time limit FQE cuts returns at: auto (the datasets' max_episode_steps, "
+                   "as the online returns are cut), none (bootstrap through truncations) or "
+                   "steps")  # fmt: skip
     p.add_argument("--weight-clip", type=float, default=None,
                    help="clip of the c* estimators' weights (default sqrt(episodes))")  # fmt: skip
     p.add_argument("--bootstrap", type=int, default=None)

@@ -141,6 +141,12 @@ class EvaluateOfflineOptions:
         "network; 5 took about 2.7x the fit time on a 2-core CPU)",
         minimum=1,
     )
+    fqe_horizon: str = option(
+        "auto",
+        help="time limit FQE cuts returns at, as the environment cuts episodes: auto (the "
+        "dataset's max_episode_steps; none when it records none), none (bootstrap through "
+        "truncations: the return of an episode that could go on) or a number of steps",
+    )
     weight_clip: float | None = option(
         None,
         help="clip of the cumulative importance weights of cpdis, cwpdis, cdr, cwdr (default "

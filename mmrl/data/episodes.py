@@ -10,6 +10,7 @@ with the same :class:`~mmrl.errors.DatasetError`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ class LoggedData:
         labels: Name -> ``(S,)`` privileged simulator label of every state
             (``infos["labels"]``, written by ``mmrl collect``: lane, distance and bearing to
             the instruction's referent...), or ``None`` when some episode lacks them.
+        time_limit: The environment's ``max_episode_steps`` (from the env spec Minari
+            records), after which it truncates an episode; ``None`` when unknown.
     """
 
     dataset_id: str
@@ -76,6 +79,7 @@ class LoggedData:
     expert_actions: np.ndarray | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     labels: dict[str, np.ndarray] | None = None
+    time_limit: int | None = None
 
     @property
     def n_transitions(self) -> int:
@@ -105,6 +109,14 @@ class LoggedData:
     def episode_lengths(self) -> np.ndarray:
         """``(E,)`` int64 steps of every logged episode."""
         return np.bincount(self.episode_of, minlength=self.n_episodes).astype(np.int64)
+
+    def state_steps(self) -> np.ndarray:
+        """``(S,)`` int64 step of every state within its episode (``0`` for the first,
+        ``T`` for an episode's final observation)."""
+        steps = np.zeros(self.n_states, dtype=np.int64)
+        steps[self.state_idx + 1] = self.step_of + 1  # every next state, final ones included
+        steps[self.state_idx] = self.step_of
+        return steps
 
     def states(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """Observations of states ``idx`` (key -> ``(len(idx), ...)``)."""
@@ -196,7 +208,27 @@ def _load_one(dataset_id: str, max_episodes: int | None) -> LoggedData:
             if privileged
             else None
         ),
+        time_limit=_time_limit(reader.metadata.get("env_spec")),
     )
+
+
+def _time_limit(env_spec: Any) -> int | None:
+    """The steps after which the recorded env truncates an episode, from the spec Minari
+    stores as JSON: the env's own ``max_episode_steps`` kwarg where it takes one (Driving's
+    simulator truncates there), else the registration's ``TimeLimit``. ``None``: no spec, no
+    limit, or one that does not parse (datasets written by other tools stay readable)."""
+    if isinstance(env_spec, str):
+        try:
+            env_spec = json.loads(env_spec)
+        except ValueError:
+            return None
+    if not isinstance(env_spec, dict):
+        return None
+    kwargs = env_spec.get("kwargs") if isinstance(env_spec.get("kwargs"), dict) else {}
+    for limit in (kwargs.get("max_episode_steps"), env_spec.get("max_episode_steps")):
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            return int(limit)
+    return None
 
 
 def _add_labels(
@@ -287,6 +319,8 @@ def concat_logged_data(parts: Sequence[LoggedData]) -> LoggedData:
             if same_labels
             else None
         ),
+        # One limit for the log only when every part ran under the same one.
+        time_limit=first.time_limit if len({p.time_limit for p in parts}) == 1 else None,
     )
 
 

@@ -176,6 +176,7 @@ def run_evaluate_offline(args: argparse.Namespace) -> int:
         fqe_holdout=opts.fqe_holdout,
         fqe_select=opts.fqe_select,
         fqe_ensemble=opts.fqe_ensemble,
+        fqe_horizon=opts.fqe_horizon,
         weight_clip=opts.weight_clip,
         n_resamples=opts.bootstrap,
         seed=opts.seed,

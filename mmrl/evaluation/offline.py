@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 import torch as th
+from gymnasium import spaces
 
 from mmrl.config import ConfigError
 from mmrl.data.episodes import LoggedData
@@ -207,6 +208,8 @@ class FQEResult:
             :func:`mmrl.evaluation.fqe_selection.select_fqe`, or ``None`` (no selection).
         selection: Held-out Bellman RMSE of every setting that selection tried, or ``None``.
         ensemble: Q-heads whose mean is the Q-function (1: a single network).
+        horizon: The time limit the returns were cut at, or ``None`` (bootstrapped through
+            truncations).
     """
 
     value: float
@@ -227,6 +230,7 @@ class FQEResult:
     setting: str | None = None
     selection: dict[str, float] | None = None
     ensemble: int = 1
+    horizon: int | None = None
 
     @property
     def bounds_hit(self) -> bool:
@@ -258,6 +262,7 @@ class FQEResult:
             "action_sensitivity": self.action_sensitivity,
             **({"setting": self.setting, "selection": self.selection} if self.selection else {}),
             **({"ensemble": self.ensemble} if self.ensemble > 1 else {}),
+            "horizon": self.horizon,
         }
 
 
@@ -301,6 +306,73 @@ def _heldout_episodes(n_episodes: int, holdout: float, seed: int) -> np.ndarray:
     return held
 
 
+#: The extra flat input of ``raw`` FQE under a time limit (not a key any env emits).
+_REMAINING_KEY = "_fqe_steps_remaining"
+
+
+def resolve_horizon(horizon: str | int | None, data: LoggedData) -> int | None:
+    """``--fqe-horizon``: ``auto`` is the dataset's time limit (``None`` when the dataset does
+    not record one), ``none`` (or ``None``) bootstraps through truncations, a whole number
+    is that limit.
+
+    Raises:
+        ConfigError: Anything else.
+    """
+    if horizon is None or horizon == "none":
+        return None
+    if horizon == "auto":
+        return data.time_limit
+    if isinstance(horizon, str) and horizon.isdigit():
+        horizon = int(horizon)
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+        raise ConfigError(f"must be auto, none or a whole number of steps >= 1, got {horizon!r}",
+                          field="fqe_horizon")  # fmt: skip
+    return horizon
+
+
+def time_limited_inputs(
+    data: LoggedData, horizon: int | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """What FQE needs to estimate returns cut at a time limit.
+
+    An environment that truncates episodes after ``horizon`` steps makes the value of a
+    state depend on the steps left, which no observation shows; bootstrapping through the
+    truncation instead estimates the return of an episode that could go on. With ``gamma``
+    0.99 and Navigation's 100 steps the difference is up to ``gamma^100 = 0.37`` of what the
+    policy would earn after the limit: large for a policy that is slow or wanders until the
+    limit, nothing for one that ends early. So, as in finite-horizon FQE, the Q-function
+    reads the fraction of steps left and the step that reaches the limit does not bootstrap.
+
+    Args:
+        data: The logged episodes.
+        horizon: Time limit in steps, or ``None`` (no limit: bootstrap through truncations).
+
+    Returns:
+        ``(remaining, bootstraps)``: ``(S,)`` float32 ``(horizon - t) / horizon`` of every
+        state (``None`` without a limit) and ``(N,)`` bool, whether each transition's target
+        adds ``gamma V(s')`` (not at a termination nor at the limit).
+
+    Raises:
+        ConfigError: ``horizon`` not a positive integer, or shorter than a logged episode
+            (the data was not collected under that limit).
+    """
+    bootstraps = ~data.terminated
+    if horizon is None:
+        return None, bootstraps
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
+        raise ConfigError(f"must be a whole number of steps >= 1, got {horizon!r}",
+                          field="fqe_horizon")  # fmt: skip
+    longest = int(data.episode_lengths().max())
+    if longest > horizon:
+        raise ConfigError(
+            f"{horizon} steps is shorter than the longest logged episode ({longest} steps) "
+            f"of {data.dataset_id!r}: give the time limit the data was collected under",
+            field="fqe_horizon",
+        )
+    remaining = ((horizon - data.state_steps()) / horizon).astype(np.float32)
+    return remaining, bootstraps & (data.step_of + 1 < horizon)
+
+
 def fitted_q_evaluation(
     data: LoggedData,
     outputs: PolicyOutputs,
@@ -319,6 +391,7 @@ def fitted_q_evaluation(
     stochastic: bool = False,
     holdout: float = 0.1,
     clip_returns: bool = True,
+    horizon: int | None = None,
     seed: int = 0,
     device: str | th.device = "cpu",
 ) -> FQEResult:
@@ -347,6 +420,10 @@ def fitted_q_evaluation(
             error (0: fit on all, no held-out diagnostic).
         clip_returns: Clip targets and final values to :func:`return_bounds` (the
             divergence guard); ``False`` only reports how often they leave it.
+        horizon: The environment's time limit (``data.time_limit``): estimate the return
+            of episodes cut after ``horizon`` steps, as the environment runs them
+            (:func:`time_limited_inputs`). ``None`` bootstraps through truncations: the
+            value of a policy that could run on forever.
         seed: Seeds the network initialization, minibatch sampling and the held-out split.
         device: Torch device.
 
@@ -367,6 +444,7 @@ def fitted_q_evaluation(
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
         raise ConfigError(f"must be an integer >= 1 (Q-heads), got {ensemble!r}",
                           field="fqe_ensemble")  # fmt: skip
+    remaining, bootstraps = time_limited_inputs(data, horizon)
     held_episodes = _heldout_episodes(data.n_episodes, holdout, seed)
     t0 = time.perf_counter()
     device = th.device(device)
@@ -382,16 +460,23 @@ def fitted_q_evaluation(
         # different scales (e.g. post-ReLU means of ~20), which slows the regression a lot.
         raw_feats = outputs.features.astype(np.float32)
         scale = raw_feats.std(axis=0) + 1e-6
-        feats = th.as_tensor((raw_feats - raw_feats.mean(axis=0)) / scale, device=device)
+        raw_feats = (raw_feats - raw_feats.mean(axis=0)) / scale
+        if remaining is not None:
+            raw_feats = np.concatenate([raw_feats, remaining[:, None]], axis=1)
+        feats = th.as_tensor(raw_feats, device=device)
         net = QNetwork(feats.shape[1], data.action_space, hidden, dropout=dropout,
                        members=ensemble).to(device)  # fmt: skip
 
         def states(idx: th.Tensor) -> Any:
             return feats[idx]
     else:
-        raw = observations if observations is not None else data.observations
+        raw = dict(observations if observations is not None else data.observations)
+        space = data.observation_space
+        if remaining is not None:  # one more flat input beside the observation's keys
+            raw[_REMAINING_KEY] = remaining[:, None]
+            space = spaces.Dict({**space.spaces, _REMAINING_KEY: spaces.Box(0, 1, (1,))})
         tensors = {k: th.as_tensor(v, device=device) for k, v in raw.items()}
-        encoder = RawEncoder(data.observation_space)
+        encoder = RawEncoder(space)
         net = QNetwork(encoder.output_dim, data.action_space, hidden, encoder, dropout=dropout,
                        members=ensemble)  # fmt: skip
         net = net.to(device)
@@ -412,7 +497,7 @@ def fitted_q_evaluation(
         pi = th.as_tensor(outputs.actions, dtype=th.float32, device=device)
     actions = th.as_tensor(data.actions, device=device)
     rewards = th.as_tensor(data.rewards, dtype=th.float32, device=device)
-    cont = th.as_tensor(~data.terminated, dtype=th.float32, device=device)
+    cont = th.as_tensor(bootstraps, dtype=th.float32, device=device)
     s_idx = th.as_tensor(data.state_idx, device=device)
     n_idx = s_idx + 1
     first = th.as_tensor(data.first_idx, device=device)
@@ -505,6 +590,7 @@ def fitted_q_evaluation(
         action_sensitivity=float(np.mean(np.abs(q_logged - all_values[data.state_idx]))),
         bounds_enforced=clip_returns,
         ensemble=ensemble,
+        horizon=horizon,
     )
 
 
@@ -584,12 +670,14 @@ def evaluate_offline(
     iterations: int | None = None,
     steps_per_iter: int = 25,
     stochastic: bool = False,
+    horizon: str | int | None = "auto",
     seed: int = 0,
 ) -> OfflineResult:
     """Agreement, log-likelihood, FQE and behaviour return of a policy on logged data.
 
     ``policy`` is what :func:`mmrl.policies.load_policy` returns: the logged (raw)
     observations are normalized by it, as in training, before its network sees them.
+    ``horizon``: FQE's time limit (:func:`resolve_horizon`; ``auto``, the dataset's).
 
     Raises:
         SpaceMismatchError: The model's spaces differ from the dataset's.
@@ -613,6 +701,7 @@ def evaluate_offline(
         iterations=iterations,
         steps_per_iter=steps_per_iter,
         stochastic=stochastic,
+        horizon=resolve_horizon(horizon, data),
         seed=seed,
         device=network.device,
     )

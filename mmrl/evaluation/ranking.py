@@ -39,6 +39,8 @@ from mmrl.evaluation.offline import (
     fitted_q_evaluation,
     offline_result,
     policy_outputs,
+    resolve_horizon,
+    time_limited_inputs,
 )
 from mmrl.evaluation.tables import Cell, TextTable, print_tables
 from mmrl.policies import Policy, check_spaces
@@ -145,6 +147,8 @@ class Ranking:
     Attributes:
         reports: Best first by ``rank_by`` (policies without that estimate last).
         overlaps: Label pairs whose ``rank_by`` intervals overlap (order not established).
+        horizon: The time limit FQE cut returns at (``None``: bootstrapped through
+            truncations).
     """
 
     dataset_id: str
@@ -156,11 +160,13 @@ class Ranking:
     behaviour: BehaviourModel | None
     reports: list[PolicyReport]
     overlaps: list[tuple[str, str]]
+    horizon: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset_id,
             "gamma": self.gamma,
+            "horizon": self.horizon,
             "episodes": self.episodes,
             "transitions": self.transitions,
             "estimators": self.estimators,
@@ -289,6 +295,7 @@ def estimate_policy(
     fqe_holdout: float = 0.1,
     fqe_select: bool = False,
     fqe_ensemble: int = 1,
+    fqe_horizon: int | None = None,
     weight_clip: float | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -331,6 +338,7 @@ def estimate_policy(
             stochastic=(stochastic or reference) and data.discrete,
             holdout=fqe_holdout,
             ensemble=fqe_ensemble,
+            horizon=fqe_horizon,
             seed=seed,
             device=policy.policy.device if not reference else "cpu",
         )
@@ -440,6 +448,7 @@ def evaluate_policies(
     fqe_holdout: float = EvaluateOfflineOptions.fqe_holdout,
     fqe_select: bool = EvaluateOfflineOptions.fqe_select,
     fqe_ensemble: int = EvaluateOfflineOptions.fqe_ensemble,
+    fqe_horizon: str | int | None = EvaluateOfflineOptions.fqe_horizon,
     weight_clip: float | None = EvaluateOfflineOptions.weight_clip,
     n_resamples: int = EvaluateOfflineOptions.bootstrap,
     seed: int = EvaluateOfflineOptions.seed,
@@ -471,6 +480,9 @@ def evaluate_policies(
             needs ``fqe_holdout > 0``, costs one fit per setting).
         fqe_ensemble: Q-heads of every FQE fit, trained side by side; their mean is the
             Q-function and bootstraps the targets (1: a single network).
+        fqe_horizon: The time limit FQE cuts returns at
+            (:func:`~mmrl.evaluation.offline.resolve_horizon`): ``auto``, the dataset's
+            ``max_episode_steps``, so FQE estimates what online evaluation measures.
         weight_clip: Threshold of the clipped estimators (``cpdis``, ``cwpdis``, ``cdr``,
             ``cwdr``); ``None``: :func:`~mmrl.evaluation.ope.default_weight_clip`,
             ``sqrt(episodes)``.
@@ -513,6 +525,8 @@ def evaluate_policies(
         raise ConfigError("--fqe-select chooses by held-out Bellman error: it needs "
                           "--fqe-holdout > 0", field="fqe_holdout")  # fmt: skip
     check_logged_data(data)
+    horizon = resolve_horizon(fqe_horizon, data)
+    time_limited_inputs(data, horizon)  # a limit shorter than the data fails before any fit
     for policy in policies:  # refuse a misfit before any fitting
         if policy.policy is not None:
             check_spaces(
@@ -554,6 +568,7 @@ def evaluate_policies(
             fqe_holdout=fqe_holdout,
             fqe_select=fqe_select,
             fqe_ensemble=fqe_ensemble,
+            fqe_horizon=horizon,
             weight_clip=weight_clip,
             n_resamples=n_resamples,
             seed=seed,
@@ -576,6 +591,7 @@ def evaluate_policies(
         behaviour=model,
         reports=reports,
         overlaps=_overlapping(reports, rank_by),
+        horizon=horizon,
     )
 
 
@@ -596,7 +612,8 @@ def ranking_table(ranking: Ranking) -> TextTable:
             columns.append(f"{name} ESS")
     table = TextTable(
         f"off-policy evaluation on {ranking.dataset_id} ({ranking.episodes} episodes, "
-        f"{ranking.transitions} transitions, gamma {ranking.gamma:g}), ranked by "
+        f"{ranking.transitions} transitions, gamma {ranking.gamma:g}"
+        f"{f', returns cut at {ranking.horizon} steps' if ranking.horizon else ''}), ranked by "
         f"{ranking.rank_by}",
         [*columns, "support", "s"],
         left=2,

@@ -110,3 +110,34 @@ def test_both_views_read_the_same_steps(toy_dataset):
 def test_max_episodes_must_be_positive(toy_dataset):
     with pytest.raises(DatasetError, match="max_episodes must be >= 1, got 0"):
         open_dataset(toy_dataset, max_episodes=0)
+
+
+def test_the_episode_view_knows_the_time_limit_the_data_was_collected_under(datasets_path):
+    """FQE cuts returns at ``time_limit`` (``--fqe-horizon auto``): the env spec Minari
+    records gives it, the env's own ``max_episode_steps`` kwarg first (Driving's simulator
+    truncates there), and data without a spec has none."""
+    from mmrl.config import load_env_preset
+    from mmrl.data.episodes import _time_limit
+
+    collect("navigation", "expert", episodes=2, dataset_id="toy/nav-limit-v0", n_envs=2)
+    assert load_logged_data("toy/nav-limit-v0").time_limit == 100
+    env = load_env_preset("driving")
+    env.kwargs = {**env.kwargs, "max_episode_steps": 40}
+    collect(env, "expert", episodes=2, dataset_id="toy/driving-limit-v0", n_envs=2)
+    data = load_logged_data("toy/driving-limit-v0")
+    assert data.time_limit == 40 and data.episode_lengths().max() <= 40
+    assert _time_limit('{"max_episode_steps": 7, "kwargs": {}}') == 7
+    for spec in (None, "not json", "[]", '{"max_episode_steps": null}', '{"max_episode_steps": 0}'):
+        assert _time_limit(spec) is None
+
+
+def test_the_time_limit_of_several_datasets_is_theirs_only_when_they_share_it(
+    toy_dataset, datasets_path
+):
+    from mmrl.data.episodes import concat_logged_data
+
+    a, b = load_logged_data(toy_dataset), load_logged_data(toy_dataset)
+    a.time_limit = b.time_limit = 50
+    assert concat_logged_data([a, b]).time_limit == 50
+    b.time_limit = 60
+    assert concat_logged_data([a, b]).time_limit is None

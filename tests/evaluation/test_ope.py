@@ -460,3 +460,69 @@ def test_fqe_ensemble_is_the_mean_of_its_members_and_converges(logged):
     for bad in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match=r"fqe_ensemble.*integer >= 1"):
             _fqe(data, probs, iterations=2, ensemble=bad)
+
+
+def finite_horizon_value(pi, horizon, p=P, r=R, gamma=GAMMA):
+    """``V_0 @ START`` of ``pi`` when episodes are cut after ``horizon`` steps (backward
+    induction from ``V_horizon = 0``)."""
+    r_pi, p_pi = (pi * r).sum(1), np.einsum("sa,sat->st", pi, p)
+    v = np.zeros(len(r))
+    for _ in range(horizon):
+        v = r_pi + gamma * p_pi @ v
+    return float(v @ START)
+
+
+def time_limited_data(horizon, n=3000, seed=1):
+    """Behaviour episodes cut after ``horizon`` steps, as :class:`LoggedData` whose
+    ``terminated`` marks only true terminations (a truncated episode's final state is a live
+    one) and ``time_limit`` is ``horizon``. Returns ``(data, state_of)``."""
+    e, t, s, a, rew = simulate(BEHAVIOUR, n, seed=seed, max_steps=horizon)
+    data, state_of = tabular_data((e, t, s, a, rew))
+    rng = np.random.default_rng(seed + 1)
+    last = np.cumsum(np.bincount(e)) - 1
+    cut = t[last] == horizon - 1
+    # ``simulate`` stops at the limit without drawing the next state: draw it, so truncated
+    # episodes end in a live state (terminating instead with its probability).
+    for i in np.flatnonzero(cut):
+        probs = np.append(P[s[last[i]], a[last[i]]], 1.0 - P[s[last[i]], a[last[i]]].sum())
+        nxt = rng.choice(4, p=probs)
+        data.terminated[last[i]] = nxt == 3
+        state_of[data.state_idx[last[i]] + 1] = nxt
+    data.observations["obs"] = np.eye(4, dtype=np.float32)[state_of]
+    data.time_limit = horizon
+    return data, state_of
+
+
+@pytest.mark.parametrize("features", ["policy", "raw"])
+def test_fqe_under_a_time_limit_estimates_the_cut_return(features):
+    """Episodes cut after 3 steps are worth 1.76 to the target policy, which could earn 2.57
+    if they went on. Bootstrapping through the truncations estimates the 2.57 (the bias the
+    time limit puts on FQE); with ``horizon`` FQE reads the steps left, does not bootstrap at
+    the limit, and finds the 1.76. Bad horizons are refused, naming the longest episode."""
+    from mmrl.config import ConfigError
+    from mmrl.evaluation.offline import time_limited_inputs
+
+    horizon = 3
+    data, state_of = time_limited_data(horizon)
+    probs = TARGET[np.minimum(state_of, 2)]
+    cut, endless = finite_horizon_value(TARGET, horizon), true_values(TARGET)[0] @ START
+    assert endless - cut > 0.8
+    bootstrapped = _fqe(data, probs, features=features)
+    limited = _fqe(data, probs, features=features, horizon=horizon)
+    assert bootstrapped.value == pytest.approx(endless, abs=0.25), (bootstrapped.value, endless)
+    assert limited.value == pytest.approx(cut, abs=0.15), (limited.value, cut)
+    assert limited.horizon == horizon and limited.diagnostics()["horizon"] == horizon
+
+    remaining, bootstraps = time_limited_inputs(data, horizon)
+    steps = data.state_steps()
+    assert remaining[data.first_idx].tolist() == [1.0] * data.n_episodes
+    assert np.allclose(remaining, (horizon - steps) / horizon)
+    assert not bootstraps[data.step_of == horizon - 1].any()
+    assert (
+        bootstraps[data.step_of < horizon - 1] == ~data.terminated[data.step_of < horizon - 1]
+    ).all()
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="fqe_horizon"):
+            time_limited_inputs(data, bad)
+    with pytest.raises(ConfigError, match=r"longest logged episode \(3 steps\)"):
+        time_limited_inputs(data, 2)

@@ -190,9 +190,29 @@ def test_fqe_ensemble_is_reported(expert_zip, datasets, tmp_path):
     assert report["meta"]["arguments"]["fqe_ensemble"] == 3
 
 
+def test_fqe_horizon_is_the_datasets_time_limit_or_the_one_given(
+    expert_zip, datasets, corridor, tmp_path
+):
+    """``--fqe-horizon auto`` takes the dataset's time limit (these corridor datasets record no
+    env spec: none); a number cuts FQE's returns there, and the JSON and table say so."""
+    out = tmp_path / "rank.json"
+    base = ["evaluate-offline", str(expert_zip), "--dataset", LOGGED, "--estimators", "fqe",
+            "--gamma", "0.9", "--fqe-iters", "5", "--fqe-steps", "5", "--bootstrap", "20",
+            "--json", str(out)]  # fmt: skip
+    assert main(base) == 0
+    report = json.loads(out.read_text())
+    assert report["horizon"] is None and report["results"][0]["fqe"]["horizon"] is None
+    assert main([*base, "--fqe-horizon", str(corridor.MAX_STEPS)]) == 0
+    report = json.loads(out.read_text())
+    assert report["horizon"] == corridor.MAX_STEPS
+    assert report["results"][0]["fqe"]["horizon"] == corridor.MAX_STEPS
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
+        (["--dataset", LOGGED, "--fqe-horizon", "soon"], "--fqe-horizon"),
+        (["--dataset", LOGGED, "--fqe-horizon", "1"], "longest logged episode"),
         (["--dataset", LOGGED, "--fqe-ensemble", "0"], "--fqe-ensemble"),
         (["--dataset", LOGGED, "--weight-clip", "0"], "--weight-clip"),
         (["--dataset", LOGGED, "--fqe-holdout", "0.9"], "--fqe-holdout"),
