@@ -384,7 +384,7 @@ def _build_new_model(config: RunConfig, venv: Any, device: th.device, folder: Ru
     from mmrl.guidance import check_guidance
 
     try:
-        if config.env.eval_kwargs:
+        if "test" in evaluation_splits(config.env):
             build_vec_env(config, config.eval_seed, 1, "test").close()
         model = build_model(config, venv, device, folder.tb_dir)
         check_guidance(config, venv)

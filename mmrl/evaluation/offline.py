@@ -311,23 +311,42 @@ _REMAINING_KEY = "_fqe_steps_remaining"
 
 
 def resolve_horizon(horizon: str | int | None, data: LoggedData) -> int | None:
-    """``--fqe-horizon``: ``auto`` is the dataset's time limit (``None`` when the dataset does
-    not record one), ``none`` (or ``None``) bootstraps through truncations, a whole number
-    is that limit.
+    """``--fqe-horizon`` for ``data``: ``auto`` is the dataset's time limit (``None`` when the
+    dataset does not record one), ``none`` (or ``None``) bootstraps through truncations, a
+    whole number is that limit (:func:`check_horizon`).
 
     Raises:
-        ConfigError: Anything else.
+        ConfigError: Anything else, or a limit shorter than a logged episode.
     """
     if horizon is None or horizon == "none":
         return None
     if horizon == "auto":
-        return data.time_limit
-    if isinstance(horizon, str) and horizon.isdigit():
+        horizon = data.time_limit
+    elif isinstance(horizon, str) and horizon.isdigit():
         horizon = int(horizon)
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+    check_horizon(data, horizon)
+    return horizon
+
+
+def check_horizon(data: LoggedData, horizon: Any) -> None:
+    """The one check of a time limit: ``None``, or a whole number of steps no shorter than
+    any logged episode (else the data was not collected under it).
+
+    Raises:
+        ConfigError: Naming what is wrong and what is allowed.
+    """
+    if horizon is None:
+        return
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ConfigError(f"must be auto, none or a whole number of steps >= 1, got {horizon!r}",
                           field="fqe_horizon")  # fmt: skip
-    return horizon
+    longest = int(data.episode_lengths().max())
+    if longest > horizon:
+        raise ConfigError(
+            f"{horizon} steps is shorter than the longest logged episode ({longest} steps) "
+            f"of {data.dataset_id!r}: give the time limit the data was collected under",
+            field="fqe_horizon",
+        )
 
 
 def time_limited_inputs(
@@ -353,22 +372,12 @@ def time_limited_inputs(
         adds ``gamma V(s')`` (not at a termination nor at the limit).
 
     Raises:
-        ConfigError: ``horizon`` not a positive integer, or shorter than a logged episode
-            (the data was not collected under that limit).
+        ConfigError: As :func:`check_horizon`.
     """
+    check_horizon(data, horizon)
     bootstraps = ~data.terminated
     if horizon is None:
         return None, bootstraps
-    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
-        raise ConfigError(f"must be a whole number of steps >= 1, got {horizon!r}",
-                          field="fqe_horizon")  # fmt: skip
-    longest = int(data.episode_lengths().max())
-    if longest > horizon:
-        raise ConfigError(
-            f"{horizon} steps is shorter than the longest logged episode ({longest} steps) "
-            f"of {data.dataset_id!r}: give the time limit the data was collected under",
-            field="fqe_horizon",
-        )
     remaining = ((horizon - data.state_steps()) / horizon).astype(np.float32)
     return remaining, bootstraps & (data.step_of + 1 < horizon)
 

@@ -40,7 +40,6 @@ from mmrl.evaluation.offline import (
     offline_result,
     policy_outputs,
     resolve_horizon,
-    time_limited_inputs,
 )
 from mmrl.evaluation.tables import Cell, TextTable, print_tables
 from mmrl.policies import Policy, check_spaces
@@ -525,8 +524,7 @@ def evaluate_policies(
         raise ConfigError("--fqe-select chooses by held-out Bellman error: it needs "
                           "--fqe-holdout > 0", field="fqe_holdout")  # fmt: skip
     check_logged_data(data)
-    horizon = resolve_horizon(fqe_horizon, data)
-    time_limited_inputs(data, horizon)  # a limit shorter than the data fails before any fit
+    horizon = resolve_horizon(fqe_horizon, data)  # a bad limit fails before any fit
     for policy in policies:  # refuse a misfit before any fitting
         if policy.policy is not None:
             check_spaces(
