@@ -4,6 +4,7 @@
 # "cone" into an unseen sentence vector?). Seed 0 pretrains on the expert data of the GRU
 # runs (scripts/necessity_workflow.sh navigation ...: 1,000 episodes, epsilon 0.1); seeds 1
 # and 2 fine-tune from seed 0's encoder, as the GRU runs did. Resumable.
+# Run from the repository root.
 #   bash docs/bench/navigation-bow-text/run.sh DATA_DIR OUT SEED [ENCODER.pt]
 #   bash docs/bench/navigation-bow-text/run.sh nav-s0/minari bow-s0 0
 #   bash docs/bench/navigation-bow-text/run.sh nav-s0/minari bow-s1 1 bow-s0/enc.pt

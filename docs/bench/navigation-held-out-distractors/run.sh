@@ -3,6 +3,7 @@
 # that show one never-named held-out (colour, shape) pair half the time (issue 19: is the
 # held-out gap the camera never having seen those objects?). Needs held-out-distractors.patch
 # applied (branch exp/held-out-distractors); evaluation runs on unpatched code. Resumable.
+# Run from the repository root.
 #   bash docs/bench/navigation-held-out-distractors/run.sh ENCODER.pt OUT SEED
 set -euo pipefail
 enc=$1 out=$2 seed=$3

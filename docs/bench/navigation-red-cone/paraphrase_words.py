@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import torch as th
 
 import mmrl.envs.navigation.instructions as instructions
-from scripts import navigation_outcomes
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+import navigation_outcomes  # scripts/ is a folder of scripts, not a package
 
 KINDS = ("all", "train", "paraphrase", "paraphrase-known", "all-known")
 
