@@ -37,7 +37,7 @@ def check_gradients(encoder: Encoder, out: th.Tensor) -> None:
 
 
 def test_registry_lists_builtins_and_rejects_unknown_names() -> None:
-    assert {"nature", "impala", "lidar", "gru", "bow", "transformer", "mlp"} <= set(
+    assert {"nature", "impala", "factored", "lidar", "gru", "bow", "transformer", "mlp"} <= set(
         available_encoders()
     )
     with pytest.raises(ValueError, match=r"unknown encoder 'nope'.*available encoders.*nature"):
@@ -64,10 +64,14 @@ def test_custom_encoder_registration() -> None:
         del _ENCODERS["test_sum"]
 
 
-@pytest.mark.parametrize("name", ["nature", "impala"])
+@pytest.mark.parametrize("name", ["nature", "impala", "factored"])
 @pytest.mark.parametrize("shape", IMAGE_SHAPES)
 def test_image_encoders_shapes_and_gradients(name: str, shape: tuple[int, ...]) -> None:
     space = image_space(shape)
+    if name == "factored" and min(shape) % 3:  # its shape stream reads RGB frames
+        with pytest.raises(ValueError, match="RGB frames"):
+            make_encoder(name, space, 16)
+        return
     enc = make_encoder(name, space, 16)
     x = preprocess_obs(th.as_tensor(np.stack([space.sample() for _ in range(3)])), space)
     out = enc(x)
@@ -85,7 +89,7 @@ def test_nature_geometry_follows_image_size() -> None:
     assert make_encoder("nature", image_space((64, 64, 3)), 8).token_shape()[0] == 16
 
 
-@pytest.mark.parametrize("name", ["nature", "impala"])
+@pytest.mark.parametrize("name", ["nature", "impala", "factored"])
 def test_channel_last_and_first_layouts_agree(name: str) -> None:
     last = make_encoder(name, image_space((12, 12, 3)), 8)
     first = make_encoder(name, image_space((3, 12, 12)), 8)
@@ -185,6 +189,7 @@ def test_incompatible_spaces_raise(name: str, space: spaces.Space, match: str) -
     [
         ("nature", image_space((3, 12, 12)), th.rand(2, 3, 12, 12)),
         ("impala", image_space((3, 12, 12)), th.rand(2, 3, 12, 12)),
+        ("factored", image_space((3, 12, 12)), th.rand(2, 3, 12, 12)),
         ("lidar", spaces.Box(0, 1, (16,), np.float32), th.rand(2, 16)),
     ],
 )
@@ -198,3 +203,25 @@ def test_film_identity_and_effect(name: str, space: spaces.Space, x: th.Tensor) 
     assert not th.allclose(out, enc(x))
     out.sum().backward()
     assert all(b.grad is not None and b.grad.abs().sum() > 0 for b in betas)
+
+
+def test_factored_shape_stream_is_blind_to_hue() -> None:
+    enc = make_encoder("factored", image_space((64, 64, 3)), 8)
+    shape_channels = enc.film_dims[-1]
+    red, blue = th.full((1, 64, 64, 3), 0.3), th.full((1, 64, 64, 3), 0.3)
+    red[:, 20:44, 24:40] = th.tensor([0.9, 0.1, 0.1])  # the same object, another hue
+    blue[:, 20:44, 24:40] = th.tensor([0.1, 0.1, 0.9])
+    dim = blue.clone()
+    dim[:, 20:44, 24:40] = th.tensor([0.1, 0.1, 0.5])  # the same hue, darker
+    with th.no_grad():
+        f_red, f_blue, f_dim = (enc.feature_map(x) for x in (red, blue, dim))
+    assert th.equal(f_red[:, :shape_channels], f_blue[:, :shape_channels])
+    assert not th.allclose(f_red[:, shape_channels:], f_blue[:, shape_channels:])
+    assert not th.allclose(f_blue[:, :shape_channels], f_dim[:, :shape_channels])
+
+
+def test_factored_needs_rgb_frames() -> None:
+    with pytest.raises(ValueError, match="RGB frames"):
+        make_encoder("factored", image_space((12, 12, 4)), 8)
+    two_frames = make_encoder("factored", image_space((12, 12, 6)), 8)
+    assert two_frames(th.rand(2, 12, 12, 6)).shape == (2, 8)

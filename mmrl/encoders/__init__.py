@@ -1,7 +1,8 @@
 """Per-modality encoders and their registry.
 
-Built-in names: ``nature`` and ``impala`` (images), ``lidar`` (range scans), ``gru``, ``bow``
-and ``transformer`` (token ids), ``mlp`` (everything else). Register more with
+Built-in names: ``nature``, ``impala`` and ``factored`` (images; ``factored`` reads shape
+and colour apart), ``lidar`` (range scans), ``gru``, ``bow`` and ``transformer`` (token ids),
+``mlp`` (everything else). Register more with
 :func:`register_encoder`.
 """
 
@@ -14,7 +15,12 @@ from mmrl.encoders.base import (
     make_encoder,
     register_encoder,
 )
-from mmrl.encoders.image import ImpalaEncoder, NatureCNNEncoder, conv_plan
+from mmrl.encoders.image import (
+    FactoredImageEncoder,
+    ImpalaEncoder,
+    NatureCNNEncoder,
+    conv_plan,
+)
 from mmrl.encoders.lidar import LidarEncoder
 from mmrl.encoders.text import BagOfWordsEncoder, GRUTextEncoder, TransformerTextEncoder
 from mmrl.encoders.vector import MlpEncoder
@@ -22,6 +28,7 @@ from mmrl.encoders.vector import MlpEncoder
 __all__ = [
     "BagOfWordsEncoder",
     "Encoder",
+    "FactoredImageEncoder",
     "FiLMParams",
     "GRUTextEncoder",
     "ImpalaEncoder",

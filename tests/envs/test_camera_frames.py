@@ -272,7 +272,7 @@ def test_extractor_encodes_a_stacked_camera():
 
     venv = VecTransposeImage(_vec("mmrl/Driving-v1", K, n_envs=2))
     obs = venv.reset()
-    for encoder in ("nature", "impala"):
+    for encoder in ("nature", "impala", "factored"):
         ext = MultimodalExtractor(venv.observation_space, encoders={"camera": encoder})
         with th.no_grad():
             out = ext({k: th.as_tensor(v).float() for k, v in obs.items()})
