@@ -14,7 +14,8 @@
 # of collecting and pretraining again. One torch thread, as the recorded figures.
 # Environment: TRAIN_ARGS adds `mmrl train` options to a new run (e.g. "--expert-guidance 1");
 # EPISODES sets the necessity episodes per condition (default 200); AGENT the recipe
-# pretrained and fine-tuned (default ppo-concat).
+# pretrained and fine-tuned (default ppo-concat); SET run-config overrides for both (e.g.
+# "--set agent.extractor.encoders.camera=factored").
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: $0 ENV_PRESET STEPS SEED OUT [ENCODER.pt]" >&2
@@ -31,14 +32,14 @@ if [ -z "$encoder" ]; then
             --dataset-id "$dataset" --quiet
     fi
     [ -f "$encoder" ] || mmrl pretrain --dataset "$dataset" --agent "$agent" --epochs 40 \
-        --out "$encoder"
+        --out "$encoder" ${SET:-}
 fi
 run=$out/run
 if [ -d "$run/checkpoints" ]; then
     mmrl train --resume "$run" --steps "$steps" --quiet
 else
     mmrl train --env "$env" --agent "$agent" --init-from "$encoder" --init-policy-head \
-        --steps "$steps" --seed "$seed" --out "$run" --quiet ${TRAIN_ARGS:-}
+        --steps "$steps" --seed "$seed" --out "$run" --quiet ${SET:-} ${TRAIN_ARGS:-}
 fi
 python scripts/modality_necessity.py "$run" --episodes "${EPISODES:-200}" --threads 1 \
     --out "$out/necessity"
