@@ -113,24 +113,32 @@ class NatureCNNEncoder(_ImageEncoder):
     ) -> None:
         super().__init__(space, embed_dim)
         c, h, w, self.channels_last = image_layout(space)
-        plan = conv_plan(min(h, w))
-        if len(channels) != len(plan):
-            raise ValueError(f"channels must have {len(plan)} entries, got {tuple(channels)}")
-        convs = []
-        in_ch = c
-        for out_ch, (kernel, stride, pad) in zip(channels, plan):
-            convs.append(nn.Conv2d(in_ch, out_ch, kernel, stride, pad))
-            in_ch = out_ch
-        self.convs = nn.ModuleList(convs)
+        self.convs = nature_convs(c, channels, min(h, w))
         self.film_dims = tuple(int(ch) for ch in channels)
         self._init_heads(max_grid)
 
     def feature_map(self, x: th.Tensor, film: FiLMParams | None = None) -> th.Tensor:
-        x = self._to_channels_first(x)
-        for i, conv in enumerate(self.convs):
-            # FiLM before the non-linearity, as in Perez et al. 2018 (conv -> FiLM -> ReLU).
-            x = F.relu(apply_film(conv(x), film, i))
-        return x
+        return run_convs(self.convs, self._to_channels_first(x), film)
+
+
+def nature_convs(in_channels: int, channels: Sequence[int], side: int) -> nn.ModuleList:
+    """The three conv layers of :class:`NatureCNNEncoder` for images of side ``side``."""
+    plan = conv_plan(side)
+    if len(channels) != len(plan):
+        raise ValueError(f"channels must have {len(plan)} entries, got {tuple(channels)}")
+    convs = []
+    for out_ch, (kernel, stride, pad) in zip(channels, plan):
+        convs.append(nn.Conv2d(in_channels, out_ch, kernel, stride, pad))
+        in_channels = out_ch
+    return nn.ModuleList(convs)
+
+
+def run_convs(convs: nn.ModuleList, x: th.Tensor, film: FiLMParams | None) -> th.Tensor:
+    """``conv -> FiLM -> ReLU`` per layer (FiLM before the non-linearity, as in Perez et al.
+    2018)."""
+    for i, conv in enumerate(convs):
+        x = F.relu(apply_film(conv(x), film, i))
+    return x
 
 
 class _ResidualBlock(nn.Module):
@@ -234,15 +242,7 @@ class FactoredImageEncoder(_ImageEncoder):
                 "use 'nature' or 'impala' for other images"
             )
         self.frames = c // 3
-        plan = conv_plan(min(h, w))
-        if len(channels) != len(plan):
-            raise ValueError(f"channels must have {len(plan)} entries, got {tuple(channels)}")
-        convs = []
-        in_ch = self.frames
-        for out_ch, (kernel, stride, pad) in zip(channels, plan):
-            convs.append(nn.Conv2d(in_ch, out_ch, kernel, stride, pad))
-            in_ch = out_ch
-        self.convs = nn.ModuleList(convs)
+        self.convs = nature_convs(self.frames, channels, min(h, w))
         self.colour = nn.Sequential(
             nn.Conv2d(c, colour_channels, 1),
             nn.ReLU(),
@@ -255,9 +255,7 @@ class FactoredImageEncoder(_ImageEncoder):
     def feature_map(self, x: th.Tensor, film: FiLMParams | None = None) -> th.Tensor:
         x = self._to_channels_first(x)
         b, _, h, w = x.shape
-        shape = x.reshape(b, self.frames, 3, h, w).amax(dim=2)
-        for i, conv in enumerate(self.convs):
-            shape = F.relu(apply_film(conv(shape), film, i))
+        shape = run_convs(self.convs, x.reshape(b, self.frames, 3, h, w).amax(dim=2), film)
         # The per-pixel MLP runs on 4x4-pixel means: 16x cheaper than at full resolution
         # (8x slower pretraining than NatureCNN there), and an object's colour survives it.
         small = F.avg_pool2d(x, 4) if min(h, w) >= 16 else x
