@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Navigation warm-up recipe of the README with the factored camera encoder, 2 seeds at 2M
+# The Navigation warm-up recipe of the README with the factored camera encoder, 3 seeds at 2M
 # steps, then outcomes (1,200 episodes per split), the two probes and modality necessity
 # (500 episodes per condition) (issue 19). Run from the repository root. The expert data is the
 # README workflow's (`mmrl collect --env navigation --policy expert --episodes 1000 --epsilon 0.1
@@ -12,14 +12,14 @@ mkdir -p "$OUT"
 [ -f "$OUT/enc.pt" ] || mmrl pretrain --dataset mmrl/necessity/navigation-v1 --agent ppo-concat \
     $SET --epochs 40 --threads 1 --out "$OUT/enc.pt"
 mmrl evaluate "$OUT/enc.pt" --env navigation --episodes 200 --split train,test
-for seed in 0 1; do
+for seed in 0 1 2; do
     mmrl train --env navigation --agent ppo-concat $SET --init-from "$OUT/enc.pt" \
         --init-policy-head --critic-warmup 50000 --steps 2000000 --seed $seed \
         --out "$OUT/run-s$seed" --quiet &
 done
 wait
 probes=docs/bench/navigation-red-cone
-for seed in 0 1; do
+for seed in 0 1 2; do
     run=$OUT/run-s$seed
     for split in train test; do
         python scripts/navigation_outcomes.py "$run/model.zip" --split $split --episodes 1200 \
@@ -28,6 +28,6 @@ for seed in 0 1; do
     python scripts/modality_necessity.py "$run" --episodes 500 --threads 1 \
         --out "$OUT/necessity-s$seed"
 done
-python $probes/approach_probe.py "$OUT"/run-s{0,1}/model.zip --json "$OUT/approach-probe.json"
-python $probes/attribute_probe.py "$OUT/enc.pt" "$OUT"/run-s{0,1}/model.zip
+python $probes/approach_probe.py "$OUT"/run-s{0,1,2}/model.zip --json "$OUT/approach-probe.json"
+python $probes/attribute_probe.py "$OUT/enc.pt" "$OUT"/run-s{0,1,2}/model.zip
 python $probes/attribute_probe.py "$OUT/enc.pt" --untrained
