@@ -2,8 +2,7 @@
 
 Built-in names: ``nature``, ``impala`` and ``factored`` (images; ``factored`` reads shape
 and colour apart), ``lidar`` (range scans), ``gru``, ``bow`` and ``transformer`` (token ids),
-``mlp`` (everything else). Register more with
-:func:`register_encoder`.
+``mlp`` (everything else). Register more with :func:`register_encoder`.
 """
 
 from mmrl.encoders.base import (

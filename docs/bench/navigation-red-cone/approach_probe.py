@@ -76,8 +76,8 @@ def probe(ref: str, rooms: int, seed: int, near: float, far: float, action: int)
     rows the shown pair, columns the named one (:data:`PAIRS` order)."""
     policy = load_policy(ref)
     sim, keep = stage(rooms, seed, near, far)
-    p_stop = np.zeros((len(PAIRS), len(PAIRS)))
-    greedy = np.zeros_like(p_stop)
+    prob = np.zeros((len(PAIRS), len(PAIRS)))
+    greedy = np.zeros_like(prob)
     tokens = {
         named: sim.tokenizer.encode(f"go to the {COLORS[named[0]]} {SHAPES[named[1]]}")
         for named in PAIRS
@@ -86,12 +86,12 @@ def probe(ref: str, rooms: int, seed: int, near: float, far: float, action: int)
     for i, shown in enumerate(PAIRS):
         sim.obj_color[:, 0], sim.obj_shape[:, 0] = shown
         sim.obj_rgb[:, 0] = COLOR_RGB[shown[0]]
+        obs = sim.observe()  # rendered once per shown pair; only the instruction changes
         for j, named in enumerate(PAIRS):
-            sim.text[:] = tokens[named]
-            obs = sim.observe()
-            p_stop[i, j] = np.exp(policy.log_prob(obs, chosen))[keep].mean()
+            obs["text"][:] = tokens[named]
+            prob[i, j] = np.exp(policy.log_prob(obs, chosen))[keep].mean()
             greedy[i, j] = (policy.act(obs) == action)[keep].mean()
-    return {"prob": p_stop, "greedy": greedy}
+    return {"prob": prob, "greedy": greedy}
 
 
 def summarize(matrix: np.ndarray) -> list[dict]:
@@ -102,13 +102,12 @@ def summarize(matrix: np.ndarray) -> list[dict]:
         for j, named in enumerate(PAIRS):
             if i == j:
                 continue
-            kind = (
-                "same colour"
-                if named[0] == shown[0]
-                else "same shape"
-                if named[1] == shown[1]
-                else "neither"
-            )
+            if named[0] == shown[0]:
+                kind = "same colour"
+            elif named[1] == shown[1]:
+                kind = "same shape"
+            else:
+                kind = "neither"
             share[kind].append(matrix[i, j])
         rows.append(
             {
