@@ -82,7 +82,7 @@ class ExtractorConfig:
 
     Attributes:
         fusion: Registered fusion name (``concat``, ``mean``, ``gated``, ``film``,
-            ``attention``, ``perceiver`` or a user-registered one).
+            ``attention``, ``perceiver``, ``query`` or a user-registered one).
         features_dim: Width of the fused feature vector.
         encoders: Per-key encoder override by name, e.g. ``{camera: impala}``.
         modality_dropout: Probability of dropping each modality per sample in training.

@@ -128,7 +128,7 @@ class MultimodalExtractor(BaseFeaturesExtractor):
         observation_space: Flat ``spaces.Dict`` of Box/Discrete/MultiDiscrete/MultiBinary.
         features_dim: Width of the fused output (the policy/value nets' input).
         fusion: Registered fusion name: ``concat``, ``mean``, ``gated``, ``film``,
-            ``attention``, ``perceiver`` or a user-registered one.
+            ``attention``, ``perceiver``, ``query`` or a user-registered one.
         encoders: Per-key encoder name overrides, e.g. ``{"camera": "impala"}``.
         modality_dropout: Probability of dropping each modality of each sample in training
             mode (replaced by a learned "missing" embedding/token; at least one modality is

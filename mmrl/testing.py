@@ -21,7 +21,7 @@ from stable_baselines3.common.preprocessing import is_image_space_channels_first
 
 ROUTING_KEYS = ("camera", "lidar", "text", "state")
 #: The fusions mmrl ships (``mmrl.fusion``), for parametrizing tests over all of them.
-BUILTIN_FUSIONS = ("concat", "mean", "gated", "film", "attention", "perceiver")
+BUILTIN_FUSIONS = ("concat", "mean", "gated", "film", "attention", "perceiver", "query")
 
 
 def routing_observation_space(

@@ -70,11 +70,13 @@ def test_shapes_gradients_and_weights(fusion: str) -> None:
     assert out.shape == (6, 32) and out.dtype == th.float32
     assert th.isfinite(out).all()
     out.pow(2).sum().backward()
-    token_fusion = fusion in ("attention", "perceiver")
+    # Keys whose tokens the fusion reads instead of their pooled embeddings.
+    token_keys = {"attention": ext.modalities, "perceiver": ext.modalities, "query": ["camera"]}
+    reads_tokens = {f"encoders.{key}.head." for key in token_keys.get(fusion, [])}
     for name, param in ext.named_parameters():
         if "missing" in name:  # only used when a modality is dropped
             assert param.grad is None or param.grad.abs().sum() == 0, name
-        elif token_fusion and name.startswith("encoders.") and ".head." in name:
+        elif any(name.startswith(prefix) for prefix in reads_tokens):
             # Token fusions read tokens; the pooled heads only serve encode() (pretraining).
             assert param.grad is None, name
         else:
@@ -256,3 +258,60 @@ def test_routing_with_modality_dropout() -> None:
         "gated", "lidar", steps=120, batch_size=48, eval_size=256, modality_dropout=0.2
     )
     assert accuracy >= 0.85 and masked <= 0.65, (accuracy, masked)
+
+
+@pytest.mark.parametrize("direct_query", [True, False])
+def test_query_reaches_the_policy_only_through_the_image_unless_direct(direct_query: bool) -> None:
+    ext = make("query", fusion_kwargs={"direct_query": direct_query}).eval()
+    x, other = batch(ext, seed=0), batch(ext, seed=1)
+    reworded = dict(x, text=other["text"])
+    with th.no_grad():
+        assert not th.allclose(ext(x), ext(reworded))  # the instruction picks what is read
+        ext.set_modality_mask(["camera"])
+        # With nothing to query, only a direct path lets the instruction through.
+        assert th.allclose(ext(x), ext(reworded), atol=1e-6) != direct_query
+
+
+def test_query_finds_the_best_matching_cell() -> None:
+    ext = make("query").eval()
+    fusion = ext.fusion
+    h, d = fusion.num_heads, fusion.head_dim
+    cells = fusion.position["camera"].shape[0]
+    tokens = th.zeros(1, cells, fusion.key["camera"].in_features)
+    with th.no_grad():
+        for module in (fusion.key["camera"], fusion.query["camera"]):
+            module.weight.zero_()
+            module.bias.zero_()
+        fusion.position["camera"].zero_()
+        fusion.position["camera"][2] = 1.0  # cell 2's key points along every query
+        fusion.query["camera"].bias.fill_(10.0)
+        fusion.value["camera"].weight.zero_()
+        fusion.value["camera"].bias.zero_()
+        readout = fusion.read("camera", tokens, th.zeros(1, fusion.query["camera"].in_features))
+    attended, found = readout[:, : h * d], readout[:, h * d :]
+    assert found == pytest.approx(th.ones(1, h), abs=1e-4)  # sure it found something
+    assert th.allclose(attended, th.ones(1, h * d), atol=1e-4)  # cell 2's value (its position)
+
+
+@pytest.mark.parametrize("values", ["cells", "positions"])
+def test_query_reads_cell_content_only_with_cell_values(values: str) -> None:
+    ext = make("query", fusion_kwargs={"direct_query": False, "values": values}).eval()
+    with th.no_grad():  # keys blind to content: every image is attended alike
+        ext.fusion.key["camera"].weight.zero_()
+    x, other = batch(ext, seed=0), batch(ext, seed=1)
+    repainted = dict(x, camera=other["camera"])
+    with th.no_grad():
+        assert th.allclose(ext(x), ext(repainted), atol=1e-6) == (values == "positions")
+
+
+def test_query_values_are_checked() -> None:
+    with pytest.raises(ValueError, match="values must be 'cells' or 'positions'"):
+        make("query", fusion_kwargs={"values": "pixels"})
+
+
+def test_query_needs_something_to_query() -> None:
+    space = spaces.Dict({"lidar": SPACE["lidar"], "text": SPACE["text"]})
+    with pytest.raises(ValueError, match=r"fusion='query' needs a text .* and an image"):
+        MultimodalExtractor(space, fusion="query")
+    with pytest.raises(ValueError, match="unknown keys"):
+        make("query", fusion_kwargs={"target_keys": ["radar"]})

@@ -1,6 +1,7 @@
 """Fusion modules and their registry.
 
-Built-in names: ``concat``, ``mean``, ``gated``, ``film``, ``attention``, ``perceiver``.
+Built-in names: ``concat``, ``mean``, ``gated``, ``film``, ``attention``, ``perceiver``,
+``query``.
 Register more with :func:`register_fusion`.
 """
 
@@ -20,6 +21,7 @@ from mmrl.fusion.base import (
     register_fusion,
 )
 from mmrl.fusion.pooled import BlockLinear, ConcatFusion, FiLMFusion, GatedFusion, MeanFusion
+from mmrl.fusion.query import QueryFusion
 
 __all__ = [
     "AttentionFusion",
@@ -32,6 +34,7 @@ __all__ = [
     "MultiHeadAttention",
     "PerceiverFusion",
     "PooledFusion",
+    "QueryFusion",
     "TokenFusion",
     "TransformerBlock",
     "available_fusions",

@@ -155,7 +155,7 @@ def test_cli_bad_grid_is_one_line_exit_2(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert "unknown environment preset 'mars'; available:" in err and "\n" not in err
     assert main(["bench", "--fusions", "concat,lstm", "--out", out]) == 2
-    assert "available: attention, concat, film, gated, mean, perceiver" in capsys.readouterr().err
+    assert "available: attention, concat, film, gated, mean, perceiver, query" in capsys.readouterr().err
     assert main(["bench", "--seeds", "0", "--out", out]) == 2
     assert "--seeds must be >= 1" in capsys.readouterr().err
     assert main(["bench", "--steps", "0", "--out", out]) == 2
