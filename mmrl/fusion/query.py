@@ -92,6 +92,8 @@ class QueryFusion(PooledFusion):
         shapes = {k: encoders[k].token_shape() for k in self.target_keys}
         self.query = nn.ModuleDict({k: nn.Linear(cond_dim, width) for k in self.target_keys})
         self.key = nn.ModuleDict({k: nn.Linear(d, width) for k, (_, d) in shapes.items()})
+        # Built with values="positions" too, where it is unused: the state dict then does not
+        # depend on the option, so a model's weights load whichever way it is set.
         self.value = nn.ModuleDict({k: nn.Linear(d, width) for k, (_, d) in shapes.items()})
         self.position = nn.ParameterDict(
             {
