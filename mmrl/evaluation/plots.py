@@ -2,12 +2,14 @@
 
 Every run folder keeps its periodic held-out evaluations in ``evaluations.jsonl`` (read
 through :class:`mmrl.runs.RunFolder`). :func:`plot_runs` groups runs by agent recipe,
-environment preset or seed, aggregates the seeds of a group at each evaluation with the
-interquartile mean and a 95 % percentile bootstrap interval over seeds
-(:func:`mmrl.evaluation.stats.bootstrap_ci`, the statistics of ``mmrl bench``; Agarwal et al.
-2021), and draws one panel per instruction split and facet. Seeds of a group share the
-evaluation schedule, so their k-th evaluations are aligned (x = the median step), up to the
-shortest run of the group (a run stopped early by ``--stop-success`` shortens its group).
+environment preset, seed or the path they were given as (``LABEL=PATH`` names it: two
+variants of one recipe, e.g. with and without an ``--set`` override), aggregates the seeds
+of a group at each evaluation with the interquartile mean and a 95 % percentile bootstrap
+interval over seeds (:func:`mmrl.evaluation.stats.bootstrap_ci`, the statistics of ``mmrl
+bench``; Agarwal et al. 2021), and draws one panel per instruction split and facet. Seeds
+of a group share the evaluation schedule, so their k-th evaluations are aligned (x = the
+median step), up to the shortest run of the group (a run stopped early by
+``--stop-success`` shortens its group).
 
 Drawn with matplotlib's object API on an Agg canvas: no display, no ``pyplot`` state.
 """
@@ -31,6 +33,7 @@ __all__ = [
     "Curve",
     "RunCurve",
     "aggregate_curves",
+    "find_labelled_runs",
     "find_runs",
     "load_curves",
     "plot_runs",
@@ -42,7 +45,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "return": ("mean_return", "return"),
 }
 #: ``--group-by`` choices: what one line of a panel stands for.
-GROUP_BY: tuple[str, ...] = ("agent", "env", "seed")
+GROUP_BY: tuple[str, ...] = ("agent", "env", "seed", "path")
 SPLIT_LABELS = {"train": "train instructions", "test": "held-out instructions"}
 FIGURE_SUFFIXES = (".png", ".svg")
 
@@ -56,6 +59,7 @@ class RunCurve:
         agent: Agent recipe name (a YAML path's stem).
         env: Environment preset name (a YAML path's stem).
         seed: The run's seed.
+        source: The path argument (or its ``LABEL``) the run was found under.
         splits: Split name -> ``(steps, values)``, two ``(k,)`` float64 arrays.
     """
 
@@ -64,6 +68,7 @@ class RunCurve:
     env: str
     seed: int
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    source: str = ""
 
 
 @dataclasses.dataclass
@@ -93,16 +98,36 @@ def _name(preset: str) -> str:
     return path.stem if path.suffix in (".yaml", ".yml") else preset
 
 
+def split_label(raw: str | Path) -> tuple[str, Path]:
+    """``"LABEL=PATH"`` -> ``(LABEL, PATH)``; a plain path is its own label. An existing path
+    that contains ``=`` stays a path."""
+    text = str(raw)
+    label, sep, rest = text.partition("=")
+    if sep and label and rest and not Path(text).exists():
+        return label, Path(rest)
+    return text, Path(text)
+
+
 def find_runs(paths: Sequence[str | Path]) -> list[RunFolder]:
     """The run folders at ``paths``: each is a run folder, or a folder searched for them (a
-    ``mmrl bench`` output, a folder of runs), in path order.
+    ``mmrl bench`` output, a folder of runs), in path order; a path may be ``LABEL=PATH``.
 
     Raises:
         ConfigError: A path does not exist, or holds no run folder.
     """
-    runs: list[RunFolder] = []
+    return [run for _, run in find_labelled_runs(paths)]
+
+
+def find_labelled_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunFolder]]:
+    """Like :func:`find_runs`, each run with the label of the argument it was found under
+    (``LABEL`` of ``LABEL=PATH``, else the path as given); a run found twice keeps the first.
+
+    Raises:
+        ConfigError: A path does not exist, or holds no run folder.
+    """
+    runs: list[tuple[str, RunFolder]] = []
     for raw in paths:
-        path = Path(raw)
+        label, path = split_label(raw)
         if not path.exists():
             raise ConfigError(f"{path}: no such run or bench folder")
         if RunFolder.is_run(path):
@@ -113,12 +138,19 @@ def find_runs(paths: Sequence[str | Path]) -> list[RunFolder]:
             )
         if not found:
             raise ConfigError(f"{path}: not a run folder and holds none (no config.yaml found)")
-        runs += [RunFolder(p) for p in found if all(p != r.path for r in runs)]
+        runs += [(label, RunFolder(p)) for p in found if all(p != r.path for _, r in runs)]
     return runs
 
 
-def load_curves(runs: Sequence[RunFolder], metric: str = "success") -> list[RunCurve]:
+def load_curves(
+    runs: Sequence[RunFolder | tuple[str, RunFolder]], metric: str = "success"
+) -> list[RunCurve]:
     """Every run's evaluation curve of ``metric`` (``success`` or ``return``).
+
+    Args:
+        runs: Run folders, or ``(label, run)`` pairs from :func:`find_labelled_runs` (the
+            label is the curve's ``source``, what ``group_by="path"`` groups by).
+        metric: ``success`` or ``return``.
 
     Raises:
         ConfigError: Unknown metric, or no run has a periodic evaluation.
@@ -127,7 +159,8 @@ def load_curves(runs: Sequence[RunFolder], metric: str = "success") -> list[RunC
         raise ConfigError(f"must be one of {', '.join(METRICS)}; got {metric!r}", field="metric")
     key = METRICS[metric][0]
     curves = []
-    for run in runs:
+    for item in runs:
+        source, run = item if isinstance(item, tuple) else (str(item.path), item)
         config = run.config()
         records = run.evaluations()
         splits = {}
@@ -139,10 +172,18 @@ def load_curves(runs: Sequence[RunFolder], metric: str = "success") -> list[RunC
                 splits[split] = (steps, values)
         if splits:
             curves.append(
-                RunCurve(run, _name(config.agent_name), _name(config.env_name), config.seed, splits)
+                RunCurve(
+                    run,
+                    _name(config.agent_name),
+                    _name(config.env_name),
+                    config.seed,
+                    splits,
+                    source,
+                )
             )
     if not curves:
-        names = ", ".join(str(r.path) for r in runs[:3]) + (" ..." if len(runs) > 3 else "")
+        paths = [(item[1] if isinstance(item, tuple) else item).path for item in runs]
+        names = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
         raise ConfigError(
             f"no periodic evaluation in {names} (evaluations.jsonl is missing or empty; "
             f"train with eval_freq > 0)"
@@ -156,6 +197,8 @@ def _keys(curve: RunCurve, group_by: str) -> tuple[str, str]:
         return curve.agent, curve.env
     if group_by == "seed":
         return curve.env, f"{curve.agent} seed {curve.seed}"
+    if group_by == "path":
+        return curve.env, curve.source
     return curve.env, curve.agent
 
 
@@ -167,7 +210,8 @@ def aggregate_curves(
     Args:
         curves: From :func:`load_curves`.
         group_by: ``agent`` (a line per agent, a panel per env), ``env`` (a line per env, a
-            panel per agent) or ``seed`` (a line per agent and seed, a panel per env).
+            panel per agent), ``seed`` (a line per agent and seed, a panel per env) or
+            ``path`` (a line per path argument or ``LABEL``, a panel per env).
         n_resamples: Bootstrap resamples per point.
 
     Raises:
@@ -223,9 +267,11 @@ def plot_runs(
     band, labelled with the number of runs.
 
     Args:
-        paths: Run folders, ``mmrl bench`` folders or any folders holding run folders.
+        paths: Run folders, ``mmrl bench`` folders or any folders holding run folders, each
+            optionally ``LABEL=PATH`` (with ``group_by="path"``, paths sharing a label make
+            one line).
         out: ``.png`` or ``.svg`` file; its folder must exist.
-        group_by: ``agent``, ``env`` or ``seed``.
+        group_by: ``agent``, ``env``, ``seed`` or ``path``.
         metric: ``success`` (held-out success rate) or ``return`` (mean episode return).
         n_resamples: Bootstrap resamples per point.
         dpi: Resolution of a PNG (a panel is 4.2 x 3.2 inches).
@@ -244,7 +290,7 @@ def plot_runs(
         raise ConfigError(
             f"must be one of {', '.join(GROUP_BY)}; got {group_by!r}", field="group_by"
         )
-    curves = aggregate_curves(load_curves(find_runs(paths), metric), group_by, n_resamples)
+    curves = aggregate_curves(load_curves(find_labelled_runs(paths), metric), group_by, n_resamples)
     splits = [s for s in ("train", "test") if any(c.split == s for c in curves)]
     splits += sorted({c.split for c in curves} - set(splits))
     facets = list(dict.fromkeys(c.facet for c in curves))

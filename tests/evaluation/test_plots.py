@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +13,14 @@ import yaml
 
 from mmrl.cli import main
 from mmrl.errors import ConfigError
-from mmrl.evaluation.plots import aggregate_curves, find_runs, load_curves, plot_runs
+from mmrl.evaluation.plots import (
+    aggregate_curves,
+    find_labelled_runs,
+    find_runs,
+    load_curves,
+    plot_runs,
+    split_label,
+)
 
 
 def _fake_run(toy_run, folder, agent, seed, success):
@@ -88,7 +96,7 @@ def test_svg_and_group_by_env(toy_run, tmp_path):
         (["{empty}"], ["not a run folder and holds none"]),
         (["{run}", "--out", "{tmp}/x.jpg"], ["--out", ".png or .svg"]),
         (["{run}", "--out", "{tmp}/nope/x.png"], ["--out", "does not exist"]),
-        (["{run}", "--group-by", "colour"], ["--group-by must be one of agent, env, seed"]),
+        (["{run}", "--group-by", "colour"], ["--group-by must be one of agent, env, seed, path"]),
         (["{run}", "--metric", "reward"], ["--metric must be one of success, return"]),
         (["{noeval}"], ["no periodic evaluation", "eval_freq > 0"]),
         (["{run}", "--bootstrap", "0"], ["--bootstrap must be >= 1"]),
@@ -115,3 +123,32 @@ def test_library_errors_name_their_field(toy_run):
     with pytest.raises(ConfigError, match="group_by must be one of"):
         aggregate_curves(load_curves([find_runs([toy_run])[0]]), group_by="fusion")
     assert np.isfinite(load_curves(find_runs([toy_run]))[0].splits["train"][1]).all()
+
+
+def test_group_by_path_makes_a_line_per_argument_or_label(toy_run, tmp_path):
+    """Two variants of one recipe (same agent name) stay apart, labelled by the user."""
+    for seed, final in enumerate([0.2, 0.4]):
+        _fake_run(toy_run, tmp_path / "base" / f"s{seed}", "a", seed, [0.0, final])
+        _fake_run(toy_run, tmp_path / "new" / f"s{seed}", "a", seed, [0.0, final + 0.4])
+    args = [f"base={tmp_path / 'base' / 's0'}", f"base={tmp_path / 'base' / 's1'}",
+            str(tmp_path / "new")]  # fmt: skip
+    curves = aggregate_curves(load_curves(find_labelled_runs(args)), "path", 200)
+    by = {(c.label, c.split): c for c in curves}
+    new = str(tmp_path / "new")
+    assert set(by) == {("base", "train"), ("base", "test"), (new, "train"), (new, "test")}
+    assert by[("base", "train")].n_runs == 2
+    assert by[("base", "train")].points[1].value == pytest.approx(0.3)
+    assert by[(new, "train")].points[1].value == pytest.approx(0.7)
+    # by agent the same runs are one line: the grouping is what keeps them apart
+    assert {c.label for c in aggregate_curves(load_curves(find_runs(args)), "agent", 50)} == {"a"}
+    out = plot_runs(args, tmp_path / "p.png", group_by="path", n_resamples=50)
+    assert cv2.imread(str(out)).std() > 10
+
+
+def test_a_path_with_an_equals_sign_is_still_a_path(toy_run, tmp_path):
+    odd = tmp_path / "lr=3e-4"
+    shutil.copytree(toy_run, odd)
+    assert split_label(odd) == (str(odd), odd)
+    assert split_label("x=runs/a") == ("x", Path("runs/a"))
+    with pytest.raises(ConfigError, match="no such run"):
+        find_labelled_runs(["x=" + str(tmp_path / "missing")])
