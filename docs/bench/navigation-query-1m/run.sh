@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Issue 19: can the Navigation-v1 recipe of the README (factored camera, query fusion reading
+# positions only, warm-up fine-tuning) learn faster within 1M steps? Variants on the same
+# pretrained encoder (docs/bench/navigation-factored-query/run.sh's enc.pt, 40 epochs), each
+# against the recorded baseline seeds (docs/bench/navigation-factored-query/s*):
+#   labels  - plus label guidance: an auxiliary loss predicting whether the named object is in
+#             view and its bearing from the actor's features (--label-guidance 1)
+#   epochs  - PPO with 10 epochs per rollout instead of 4
+# Usage: VARIANT=labels SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
+# (STEPS=2000000 resumes a finished run to 2M, as recorded; the 2M outcomes are then added).
+# The expert data is the README workflow's (`mmrl collect --env navigation --policy expert
+# --episodes 1000 --epsilon 0.1 --dataset-id mmrl/necessity/navigation-v1`); the encoder is
+# pretrained here when $ENC is missing. Resumes a killed run; outcomes at 1,200 episodes per
+# split. The epochs variant was stopped at 350k (BENCHMARKS.md).
+set -euo pipefail
+OUT=${OUT:-results/nav-query-1m}
+ENC=${ENC:-$OUT/enc.pt}
+SEED=${SEED:-0}
+STEPS=${STEPS:-1000000}
+VARIANT=${VARIANT:?set VARIANT=labels or epochs}
+export OMP_NUM_THREADS=1
+SET=(--set agent.extractor.encoders.camera=factored
+     --set agent.extractor.fusion_kwargs.direct_query=false
+     --set agent.extractor.fusion_kwargs.values=positions)
+case $VARIANT in
+    labels) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_visible,target_bearing]") ;;
+    epochs) EXTRA=(--set agent.ppo.n_epochs=10) ;;
+    *) echo "run.sh: VARIANT must be labels or epochs, got '$VARIANT'" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT"
+[ -f "$ENC" ] || mmrl pretrain --dataset mmrl/necessity/navigation-v1 --agent ppo-query \
+    "${SET[@]}" --epochs 40 --threads 1 --out "$ENC"
+RUN=$OUT/$VARIANT-s$SEED
+if [ -f "$RUN/checkpoints/latest.zip" ] || [ -f "$RUN/config.yaml" ]; then
+    mmrl train --resume "$RUN" --steps "$STEPS" --quiet
+else
+    mmrl train --env navigation --agent ppo-query "${SET[@]}" "${EXTRA[@]}" --init-from "$ENC" \
+        --init-policy-head --critic-warmup 50000 --steps "$STEPS" --seed "$SEED" \
+        --out "$RUN" --quiet
+fi
+for split in train test; do
+    python scripts/navigation_outcomes.py "$RUN/model.zip" --split $split --episodes 1200 \
+        --envs 200 --json "$RUN/outcomes-$split-$((STEPS / 1000))k.json" \
+        > "$RUN/outcomes-$split-$((STEPS / 1000))k.txt"
+done
