@@ -433,8 +433,7 @@ EXAMPLES: dict[str, str] = {
     "collect": "mmrl collect --env driving --episodes 200 --dataset-id mmrl/driving/expert-v0",
     "pretrain": "mmrl pretrain --dataset mmrl/driving/expert-v0 --out encoder.pt",
     "enjoy": "mmrl enjoy runs/driving --episodes 3 --speed 2",
-    "plot": "mmrl plot runs/a runs/b --group-by agent --out curves.png\n"
-    "  mmrl plot base=runs/base-s0 base=runs/base-s1 new=runs/new-s0 --group-by path",
+    "plot": "mmrl plot runs/a runs/b --group-by agent --out curves.png",
     "export": "mmrl export runs/driving --out share/driving",
     "replay": "mmrl replay mmrl/driving/expert-v0 --episodes 0,2 --video episodes.mp4",
     "evaluate": "mmrl evaluate runs/driving --episodes 100 --split train,test --video drive.mp4",
