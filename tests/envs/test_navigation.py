@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import warnings
 
@@ -430,6 +431,42 @@ def test_camera_shows_target_colour_only_when_facing_it() -> None:
     assert sim.labels()["target_visible"][0] == 0
 
 
+def test_target_lit_only_within_the_lamp() -> None:
+    """``target_visible`` counts the target in the dark; ``target_lit`` only where the lamp
+    lights it, which is what the camera can show (and ``target_lit_bearing`` is 0 elsewhere)."""
+    sim = _clear_view_sim()  # 3 m lamp, target 2 m ahead (surface 1.75 m)
+    sim.heading[0] = 0.3  # off-centre, so the bearing is not 0
+    sim.observe()
+    labels = sim.labels()
+    assert labels["target_visible"][0] == 1 and labels["target_lit"][0] == 1
+    assert labels["target_lit_bearing"][0] == pytest.approx(labels["target_bearing"][0])
+    assert labels["target_bearing"][0] == pytest.approx(-0.3, abs=1e-5)
+    sim.camera.lamp_range = np.float32(1.5)  # a shorter lamp: the same view goes dark
+    sim.cfg = dataclasses.replace(sim.cfg, lamp_range=1.5)
+    image = sim.observe()["camera"][0]
+    labels = sim.labels()
+    assert labels["target_visible"][0] == 1 and labels["target_lit"][0] == 0
+    assert labels["target_lit_bearing"][0] == 0.0 and labels["target_bearing"][0] != 0.0
+    colour = COLOR_RGB[sim.obj_color[0, sim.target[0]]].astype(np.float32)
+    flat = image.reshape(-1, 3).astype(np.float32)
+    cos = flat @ colour / (np.linalg.norm(flat, axis=1) * np.linalg.norm(colour) + 1e-6)
+    assert (cos > 0.99).sum() == 0  # the camera indeed does not show it
+    sim.pos[0] = (3.0, 3.0)  # 1 m away: lit again
+    sim.observe()
+    assert sim.labels()["target_lit"][0] == 1
+
+
+def test_target_lit_equals_visible_in_a_lit_room() -> None:
+    sim = NavigationSimulator(32, lamp_range=0.0)
+    sim.seed(list(range(32)))
+    sim.reset_envs()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        sim.step(rng.integers(0, sim.action_space.n, 32))
+        labels = sim.labels()
+        np.testing.assert_array_equal(labels["target_lit"], labels["target_visible"])
+
+
 def test_shapes_have_distinct_silhouettes() -> None:
     def profile(shape: int) -> tuple[np.ndarray, np.ndarray]:
         sim = _clear_view_sim(shape)
@@ -550,7 +587,8 @@ def test_render_and_labels() -> None:
     labels = info["labels"]
     expected = {
         "target_index", "target_color", "target_shape", "target_distance", "target_bearing",
-        "target_in_view", "target_visible", "obstacle_distance", "obstacle_bearing",
+        "target_in_view", "target_visible", "target_lit", "target_lit_bearing",
+        "obstacle_distance", "obstacle_bearing",
         "num_objects", "num_candidates", "x", "y", "heading",
     }  # fmt: skip
     assert set(labels) == expected

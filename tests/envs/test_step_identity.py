@@ -168,7 +168,11 @@ def frozen_navigation_observe(sim, idx=None) -> dict[str, np.ndarray]:
     w = cfg.camera_size
     nearest_obj = hits["t_obj"].min(axis=-1)
     t_target = hits["t_obj"][np.arange(len(pos)), :w, sim.target[sel]]
-    sim.target_visible[sel] = ((t_target < 1e3) & (t_target <= nearest_obj[:, :w])).any(1)
+    shown = (t_target < 1e3) & (t_target <= nearest_obj[:, :w])
+    sim.target_visible[sel] = shown.any(1)
+    # target_lit (issue 19) postdates the frozen code: the label's definition, written out.
+    lamp = np.float32(cfg.lamp_range) if cfg.lamp_range > 0 else np.float32(np.inf)
+    sim.target_lit[sel] = (shown & (t_target < lamp)).any(1)
     ranges = np.minimum(hits["t_solid"][:, w:], nearest_obj[:, w:])
     lidar = np.minimum(ranges / np.float32(cfg.lidar_range), 1.0)
     if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:

@@ -159,10 +159,13 @@ class NavigationEnv(MultimodalEnv):
     Privileged labels in ``info["labels"]`` (one scalar each): ``target_index``,
     ``target_color``, ``target_shape``, ``target_distance`` (m), ``target_bearing`` (rad,
     counter-clockwise from the heading), ``target_in_view`` (inside the camera's field of
-    view), ``target_visible`` (some camera column shows it unoccluded, as of the last
-    observation), ``obstacle_distance`` (free gap to the nearest wall or box, m),
-    ``obstacle_bearing`` (rad), ``num_objects``, ``num_candidates`` (objects the split could
-    name; the target is uniform among them), ``x``, ``y``, ``heading``. The scripted
+    view), ``target_visible`` (some camera column has it in its line of sight, unoccluded,
+    as of the last observation; lit or in the dark), ``target_lit`` (the same, and within
+    the lamp's light: what the camera can show), ``target_lit_bearing`` (``target_bearing``
+    where ``target_lit``, 0 elsewhere: a bearing the camera can tell),
+    ``obstacle_distance`` (free gap to the nearest wall or box, m), ``obstacle_bearing``
+    (rad), ``num_objects``, ``num_candidates`` (objects the split could name; the target is
+    uniform among them), ``x``, ``y``, ``heading``. The scripted
     expert (``env.unwrapped.expert_action()``) plans with A* on the known map and follows
     the path with a pursuit controller.
 

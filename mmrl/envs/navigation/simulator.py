@@ -117,6 +117,7 @@ class NavigationSimulator(BatchedSimulator):
         self.command = np.zeros((n, 2), f32)  # last commanded [linear, angular]
         self.bumped = np.zeros(n, bool)
         self.target_visible = np.zeros(n, bool)  # as of the last observe()
+        self.target_lit = np.zeros(n, bool)  # visible and within the lamp's light
         self.prev_distance = np.zeros(n, f32)
         self.noise_key = np.zeros(n, np.uint64)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
@@ -131,6 +132,11 @@ class NavigationSimulator(BatchedSimulator):
         # v0 named the target alone.
         state["obj_candidate"] = np.arange(state["obj_valid"].shape[1]) == state["target"][:, None]
         return super()._upgrade_unversioned(state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Pickled before the ``target_lit`` label: recomputed by the next observe().
+        state.setdefault("target_lit", np.zeros_like(state["target_visible"]))
+        super().__setstate__(state)
 
     # ------------------------------------------------------------------ episodes
     def _reset_envs(self, idx: np.ndarray) -> None:
@@ -265,7 +271,13 @@ class NavigationSimulator(BatchedSimulator):
         # Label: some camera column shows the target in front of everything else.
         nearest_obj = hits.t_nearest  # (B', W + beams)
         t_target = hits.t_obj[self.target[sel], np.arange(len(pos)), :w]  # (B', W)
-        self.target_visible[sel] = ((t_target < 1e3) & (t_target <= nearest_obj[:, :w])).any(1)
+        shown = (t_target < 1e3) & (t_target <= nearest_obj[:, :w])
+        self.target_visible[sel] = shown.any(1)
+        # Lit: some of those columns fall within the lamp's light; beyond it the camera shows
+        # black, so only this label is one the camera can tell (issue 19).
+        if cfg.lamp_range > 0:
+            shown &= t_target < np.float32(cfg.lamp_range)
+        self.target_lit[sel] = shown.any(1)
         ranges = np.minimum(hits.t_solid[:, w:], nearest_obj[:, w:])
         lidar = np.minimum(ranges / np.float32(cfg.lidar_range), 1.0)
         if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
@@ -327,6 +339,8 @@ class NavigationSimulator(BatchedSimulator):
             "target_bearing": bearing.astype(np.float32),
             "target_in_view": (np.abs(bearing) < half_fov).astype(np.int64),
             "target_visible": self.target_visible.astype(np.int64),
+            "target_lit": self.target_lit.astype(np.int64),
+            "target_lit_bearing": np.where(self.target_lit, bearing, 0).astype(np.float32),
             "obstacle_distance": (obs_dist - ROBOT_RADIUS).astype(np.float32),
             "obstacle_bearing": obs_bearing.astype(np.float32),
             "num_objects": self.obj_valid.sum(axis=1).astype(np.int64),
