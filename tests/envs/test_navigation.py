@@ -467,6 +467,19 @@ def test_target_lit_equals_visible_in_a_lit_room() -> None:
         np.testing.assert_array_equal(labels["target_lit"], labels["target_visible"])
 
 
+def test_simulator_pickled_before_target_lit_still_observes() -> None:
+    sim = NavigationSimulator(2)
+    sim.seed([0, 1])
+    sim.reset_envs()
+    state = sim.__getstate__()
+    del state["target_lit"]  # as a simulator pickled before the label existed
+    old = NavigationSimulator.__new__(NavigationSimulator)
+    old.__setstate__(state)
+    old.observe()
+    sim.observe()
+    np.testing.assert_array_equal(old.labels()["target_lit"], sim.labels()["target_lit"])
+
+
 def test_shapes_have_distinct_silhouettes() -> None:
     def profile(shape: int) -> tuple[np.ndarray, np.ndarray]:
         sim = _clear_view_sim(shape)
