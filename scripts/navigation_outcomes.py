@@ -16,7 +16,10 @@ The chosen object is the one nearest the robot's final position other than the t
 env ends an episode without success only when the robot stops within reach of another
 object, the nearest, or touches one).
 A policy that cannot bind a colour word to a shape word fails as ``same colour`` or
-``same shape``; one that does not find objects in the dark, as ``timeout``.
+``same shape``; one that does not find objects in the dark, as ``timeout``. The column
+``timeout, never lit`` (part of ``timeout``) counts the time-outs in which the named object
+was never lit in the camera's view (the env's ``target_lit`` label): a failed search, not a
+failure to recognize the object once seen.
 
     python scripts/navigation_outcomes.py RUN [RUN ...] [--split test] [--episodes 300]
         [--envs 32] [--seed 30000] [--json OUT]
@@ -46,6 +49,7 @@ from mmrl.rollout import collect_episodes
 
 ENV_ID = "mmrl/Navigation-v1"
 OUTCOMES = ("success", "other candidate", "same colour", "same shape", "neither", "timeout")
+NEVER_LIT = "timeout, never lit"  # part of "timeout": the named object never lit in view
 
 
 def chosen_outcome(
@@ -104,11 +108,16 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
     # kept from the step before it ended (the auto-reset has already replaced it in the
     # simulator by the time the step reports the end), refreshed for the copies that reset.
     rooms: dict[str, np.ndarray] = {}
-    finished: list[deque[tuple[str, str]]] = [deque() for _ in range(n_envs)]
+    finished: list[deque[tuple[str, str, bool]]] = [deque() for _ in range(n_envs)]
+    # Whether the named object has been lit in view so far this episode, per copy (an
+    # episode's first observation never shows it lit: every object starts at least 2 m
+    # away, beyond the 1.5 m lamp).
+    lit = np.zeros(n_envs, dtype=bool)
 
     def on_step(obs: Any, actions: Any, rewards: Any, infos: list[dict]) -> None:
         if not rooms:  # first step: every copy is still in its first room
             rooms.update({key: value.copy() for key, value in room_arrays().items()})
+        lit[:] |= [bool(info["labels"]["target_lit"]) for info in infos]
         done = [i for i, info in enumerate(infos) if "terminal_observation" in info]
         for i in done:
             info, room = infos[i], {key: value[i] for key, value in rooms.items()}
@@ -117,7 +126,9 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
             pair = f"{COLORS[room['color'][target]]} {SHAPES[room['shape'][target]]}"
             timeout = bool(info.get("TimeLimit.truncated", False))
             position = np.array([labels["x"], labels["y"]], dtype=np.float64)
-            finished[i].append((pair, chosen_outcome(info["is_success"], timeout, position, room)))
+            outcome = chosen_outcome(info["is_success"], timeout, position, room)
+            finished[i].append((pair, outcome, outcome == "timeout" and not lit[i]))
+        lit[done] = False
         for key, value in room_arrays().items():
             rooms[key][done] = value[done]
 
@@ -126,18 +137,21 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
     )
     venv.close()
     counts: dict[str, Counter[str]] = {}
+    never_lit_counts: Counter[str] = Counter()
     for ep in rolled:
-        pair, outcome = finished[ep.env_index].popleft()
-        counts.setdefault(pair, Counter())[outcome] += 1
-        counts.setdefault("all", Counter())[outcome] += 1
+        pair, outcome, never_lit = finished[ep.env_index].popleft()
+        for group in (pair, "all"):
+            counts.setdefault(group, Counter())[outcome] += 1
+            never_lit_counts[group] += never_lit
     return {
         "policy": ref,
         "split": split,
         "episodes": episodes,
         "groups": {
             pair: {
-                "episodes": sum(c.values()),
-                "fractions": {k: round(c[k] / sum(c.values()), 3) for k in OUTCOMES},
+                "episodes": c.total(),
+                "fractions": {k: round(c[k] / c.total(), 3) for k in OUTCOMES},
+                NEVER_LIT: round(never_lit_counts[pair] / c.total(), 3),
             }
             for pair, c in sorted(counts.items(), key=lambda kv: (kv[0] != "all", kv[0]))
         },
@@ -166,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         row = roll(ref, args.episodes, args.split, args.envs, args.seed)
         rows.append(row)
         print(f"## {ref}")
-        print("| target | episodes | " + " | ".join(OUTCOMES) + " |")
-        print("|---|---:|" + "---:|" * len(OUTCOMES))
+        print("| target | episodes | " + " | ".join((*OUTCOMES, NEVER_LIT)) + " |")
+        print("|---|---:|" + "---:|" * (len(OUTCOMES) + 1))
         for pair, group in row["groups"].items():
             cells = " | ".join(f"{group['fractions'][k]:.2f}" for k in OUTCOMES)
-            print(f"| {pair} | {group['episodes']} | {cells} |")
+            print(f"| {pair} | {group['episodes']} | {cells} | {group[NEVER_LIT]:.2f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

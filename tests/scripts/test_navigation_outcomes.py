@@ -58,9 +58,15 @@ def test_expert_succeeds_and_random_actions_fail(outcomes, tmp_path, capsys):
         assert sum(g["episodes"] for pair, g in groups.items() if pair != "all") == 24
         for group in groups.values():
             assert sum(group["fractions"].values()) == pytest.approx(1.0, abs=0.01)
+            # part of the time-outs
+            assert 0 <= group[outcomes.NEVER_LIT] <= group["fractions"]["timeout"]
         # the test split names only held-out pairs
         assert set(groups) - {"all"} <= {"red cone", "green cube", "blue cylinder",
                                          "yellow ball", "purple cylinder", "cyan cube"}  # fmt: skip
     assert expert["groups"]["all"]["fractions"]["success"] == 1.0
     assert random["groups"]["all"]["fractions"]["success"] < 0.5
+    # random actions mostly time out without ever lighting the named object; the expert
+    # never times out
+    assert random["groups"]["all"][outcomes.NEVER_LIT] > 0.3
+    assert expert["groups"]["all"][outcomes.NEVER_LIT] == 0.0
     assert "| red cone |" in capsys.readouterr().out or "red cone" not in expert["groups"]
