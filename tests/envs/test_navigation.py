@@ -456,6 +456,39 @@ def test_target_lit_only_within_the_lamp() -> None:
     assert sim.labels()["target_lit"][0] == 1
 
 
+def test_colour_and_shape_lit_count_other_objects_sharing_the_attribute() -> None:
+    """``target_color_lit`` / ``target_shape_lit``: some object of the named colour / shape
+    is lit in view, the target or another; a lit object sharing neither counts for neither,
+    and one in the dark or hidden counts for nothing."""
+    sim = _clear_view_sim()  # the target alone, 2 m ahead, 3 m lamp
+    t = sim.target[0]
+    other = (t + 1) % sim.obj_valid.shape[1]
+    colour, shape = sim.obj_color[0, t], sim.obj_shape[0, t]
+
+    def lit_labels() -> tuple[int, int, int]:
+        sim.observe()
+        labels = sim.labels()
+        return labels["target_lit"][0], labels["target_color_lit"][0], labels["target_shape_lit"][0]
+
+    assert lit_labels() == (1, 1, 1)  # the target itself
+    sim.heading[0] = np.pi  # facing away: nothing lit
+    assert lit_labels() == (0, 0, 0)
+    # another object 1.5 m behind the robot (now ahead), sharing the colour only
+    sim.obj_valid[0, other] = True
+    sim.objects[0, other] = (0.5, 3.0)
+    sim.obj_color[0, other] = colour
+    sim.obj_shape[0, other] = (shape + 1) % 4
+    assert lit_labels() == (0, 1, 0)
+    sim.obj_color[0, other], sim.obj_shape[0, other] = (colour + 1) % 6, shape  # shape only
+    assert lit_labels() == (0, 0, 1)
+    sim.obj_shape[0, other] = (shape + 1) % 4  # neither
+    assert lit_labels() == (0, 0, 0)
+    sim.obj_color[0, other] = colour
+    sim.camera.lamp_range = np.float32(1.0)  # a shorter lamp: the same object in the dark
+    sim.cfg = dataclasses.replace(sim.cfg, lamp_range=1.0)
+    assert lit_labels() == (0, 0, 0)
+
+
 def test_target_lit_equals_visible_in_a_lit_room() -> None:
     sim = NavigationSimulator(32, lamp_range=0.0)
     sim.seed(list(range(32)))
@@ -465,6 +498,9 @@ def test_target_lit_equals_visible_in_a_lit_room() -> None:
         sim.step(rng.integers(0, sim.action_space.n, 32))
         labels = sim.labels()
         np.testing.assert_array_equal(labels["target_lit"], labels["target_visible"])
+        # the target shares its own colour and shape
+        assert (labels["target_color_lit"] >= labels["target_lit"]).all()
+        assert (labels["target_shape_lit"] >= labels["target_lit"]).all()
 
 
 def test_simulator_pickled_before_target_lit_still_observes() -> None:
@@ -472,12 +508,14 @@ def test_simulator_pickled_before_target_lit_still_observes() -> None:
     sim.seed([0, 1])
     sim.reset_envs()
     state = sim.__getstate__()
-    del state["target_lit"]  # as a simulator pickled before the label existed
+    del state["target_lit"], state["lit_objects"]  # pickled before the labels existed
     old = NavigationSimulator.__new__(NavigationSimulator)
     old.__setstate__(state)
     old.observe()
     sim.observe()
     np.testing.assert_array_equal(old.labels()["target_lit"], sim.labels()["target_lit"])
+    for name in ("target_color_lit", "target_shape_lit"):
+        np.testing.assert_array_equal(old.labels()[name], sim.labels()[name])
 
 
 def test_shapes_have_distinct_silhouettes() -> None:
@@ -601,7 +639,7 @@ def test_render_and_labels() -> None:
     expected = {
         "target_index", "target_color", "target_shape", "target_distance", "target_bearing",
         "target_in_view", "target_visible", "target_lit", "target_lit_bearing",
-        "obstacle_distance", "obstacle_bearing",
+        "target_color_lit", "target_shape_lit", "obstacle_distance", "obstacle_bearing",
         "num_objects", "num_candidates", "x", "y", "heading",
     }  # fmt: skip
     assert set(labels) == expected

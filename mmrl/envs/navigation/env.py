@@ -163,6 +163,8 @@ class NavigationEnv(MultimodalEnv):
     as of the last observation; lit or in the dark), ``target_lit`` (the same, and within
     the lamp's light: what the camera can show), ``target_lit_bearing`` (``target_bearing``
     where ``target_lit``, 0 elsewhere: a bearing the camera can tell),
+    ``target_color_lit`` / ``target_shape_lit`` (some object of the named colour / shape,
+    the target or another, is lit in view: the instruction's two attributes matched apart),
     ``obstacle_distance`` (free gap to the nearest wall or box, m), ``obstacle_bearing``
     (rad), ``num_objects``, ``num_candidates`` (objects the split could name; the target is
     uniform among them), ``x``, ``y``, ``heading``. The scripted

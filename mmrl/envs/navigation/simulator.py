@@ -118,6 +118,7 @@ class NavigationSimulator(BatchedSimulator):
         self.bumped = np.zeros(n, bool)
         self.target_visible = np.zeros(n, bool)  # as of the last observe()
         self.target_lit = np.zeros(n, bool)  # visible and within the lamp's light
+        self.lit_objects = np.zeros((n, k), bool)  # each object's target_lit
         self.prev_distance = np.zeros(n, f32)
         self.noise_key = np.zeros(n, np.uint64)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
@@ -134,8 +135,9 @@ class NavigationSimulator(BatchedSimulator):
         return super()._upgrade_unversioned(state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Pickled before the ``target_lit`` label: recomputed by the next observe().
+        # Pickled before the ``target_lit`` labels: recomputed by the next observe().
         state.setdefault("target_lit", np.zeros_like(state["target_visible"]))
+        state.setdefault("lit_objects", np.zeros_like(state["obj_valid"]))
         super().__setstate__(state)
 
     # ------------------------------------------------------------------ episodes
@@ -268,16 +270,19 @@ class NavigationSimulator(BatchedSimulator):
         camera = self.camera.shade(hits, pos, self.obj_rgb[sel], self.obj_shape[sel])
         cfg = self.cfg
         w = cfg.camera_size
-        # Label: some camera column shows the target in front of everything else.
+        # Labels: some camera column shows the object in front of everything else (visible);
+        # some of those columns fall within the lamp's light (lit). Beyond it the camera shows
+        # black, so only "lit" is one the camera can tell (issue 19).
         nearest_obj = hits.t_nearest  # (B', W + beams)
-        t_target = hits.t_obj[self.target[sel], np.arange(len(pos)), :w]  # (B', W)
-        shown = (t_target < 1e3) & (t_target <= nearest_obj[:, :w])
-        self.target_visible[sel] = shown.any(1)
-        # Lit: some of those columns fall within the lamp's light; beyond it the camera shows
-        # black, so only this label is one the camera can tell (issue 19).
+        t_cam = hits.t_obj[:, :, :w]  # (K, B', W)
+        shown = (t_cam < 1e3) & (t_cam <= nearest_obj[None, :, :w])
+        rows = np.arange(len(pos))
+        self.target_visible[sel] = shown[self.target[sel], rows].any(1)
         if cfg.lamp_range > 0:
-            shown &= t_target < np.float32(cfg.lamp_range)
-        self.target_lit[sel] = shown.any(1)
+            shown &= t_cam < np.float32(cfg.lamp_range)
+        lit = shown.any(2).T  # (B', K)
+        self.lit_objects[sel] = lit
+        self.target_lit[sel] = lit[rows, self.target[sel]]
         ranges = np.minimum(hits.t_solid[:, w:], nearest_obj[:, w:])
         lidar = np.minimum(ranges / np.float32(cfg.lidar_range), 1.0)
         if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
@@ -341,6 +346,8 @@ class NavigationSimulator(BatchedSimulator):
             "target_visible": self.target_visible.astype(np.int64),
             "target_lit": self.target_lit.astype(np.int64),
             "target_lit_bearing": np.where(self.target_lit, bearing, 0).astype(np.float32),
+            "target_color_lit": self._attribute_lit(self.obj_color),
+            "target_shape_lit": self._attribute_lit(self.obj_shape),
             "obstacle_distance": (obs_dist - ROBOT_RADIUS).astype(np.float32),
             "obstacle_bearing": obs_bearing.astype(np.float32),
             "num_objects": self.obj_valid.sum(axis=1).astype(np.int64),
@@ -349,6 +356,12 @@ class NavigationSimulator(BatchedSimulator):
             "y": self.pos[:, 1].copy(),
             "heading": self.heading.copy(),
         }
+
+    def _attribute_lit(self, attribute: np.ndarray) -> np.ndarray:
+        """``(n,)`` int64: some object sharing the target's ``attribute`` (``(n, K)``
+        colour or shape ids), the target included, is lit in view."""
+        named = attribute[np.arange(self.num_envs), self.target]
+        return (self.lit_objects & (attribute == named[:, None])).any(1).astype(np.int64)
 
     # ------------------------------------------------------------------ expert
     def _plan(self, i: int) -> None:
