@@ -9,6 +9,11 @@
 #   labels  - the same on target_visible and target_bearing, which also count the object in
 #             the dark beyond the lamp (58 % of the expert data's visible steps), where the
 #             camera shows black
+#   linear  - lit with the learning rate annealed linearly to 0 over the run (as in
+#             rl-baselines3-zoo's Atari PPO), against lit's late oscillation
+#   attr    - linear, and label guidance also on whether some object of the named colour
+#             (target_color_lit) and of the named shape (target_shape_lit) is lit in view:
+#             the instruction's two attributes matched apart, which held-out pairs compose
 #   epochs  - PPO with 10 epochs per rollout instead of 4
 # Usage: VARIANT=lit SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
 # (STEPS=2000000 resumes a finished run to 2M, as recorded; the 2M outcomes are then added).
@@ -21,7 +26,7 @@ OUT=${OUT:-results/nav-query-1m}
 ENC=${ENC:-$OUT/enc.pt}
 SEED=${SEED:-0}
 STEPS=${STEPS:-1000000}
-VARIANT=${VARIANT:?set VARIANT=labels, lit or epochs}
+VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr or epochs}
 export OMP_NUM_THREADS=1
 SET=(--set agent.extractor.encoders.camera=factored
      --set agent.extractor.fusion_kwargs.direct_query=false
@@ -29,8 +34,12 @@ SET=(--set agent.extractor.encoders.camera=factored
 case $VARIANT in
     labels) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_visible,target_bearing]") ;;
     lit) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]") ;;
+    linear) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]"
+                   --set agent.ppo.lr_schedule=linear) ;;
+    attr) EXTRA=(--label-guidance 1 --set agent.ppo.lr_schedule=linear --set
+                 "agent.guidance.labels=[target_lit,target_lit_bearing,target_color_lit,target_shape_lit]") ;;
     epochs) EXTRA=(--set agent.ppo.n_epochs=10) ;;
-    *) echo "run.sh: VARIANT must be labels, lit or epochs, got '$VARIANT'" >&2; exit 2 ;;
+    *) echo "run.sh: VARIANT must be labels, lit, linear, attr or epochs, got '$VARIANT'" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
 [ -f "$ENC" ] || mmrl pretrain --dataset mmrl/necessity/navigation-v1 --agent ppo-query \

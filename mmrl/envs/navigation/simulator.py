@@ -274,13 +274,13 @@ class NavigationSimulator(BatchedSimulator):
         # some of those columns fall within the lamp's light (lit). Beyond it the camera shows
         # black, so only "lit" is one the camera can tell (issue 19).
         nearest_obj = hits.t_nearest  # (B', W + beams)
-        t_cam = hits.t_obj[:, :, :w]  # (K, B', W)
-        shown = (t_cam < 1e3) & (t_cam <= nearest_obj[None, :, :w])
+        in_front = nearest_obj[:, :w]
         rows = np.arange(len(pos))
-        self.target_visible[sel] = shown[self.target[sel], rows].any(1)
-        if cfg.lamp_range > 0:
-            shown &= t_cam < np.float32(cfg.lamp_range)
-        lit = shown.any(2).T  # (B', K)
+        t_target = hits.t_obj[self.target[sel], rows, :w]  # (B', W); no hit: >= 1e3
+        self.target_visible[sel] = ((t_target < 1e3) & (t_target <= in_front)).any(1)
+        reach = np.float32(cfg.lamp_range if cfg.lamp_range > 0 else 1e3)
+        t_cam = hits.t_obj[:, :, :w]  # (K, B', W)
+        lit = ((t_cam < reach) & (t_cam <= in_front)).any(2).T  # (B', K)
         self.lit_objects[sel] = lit
         self.target_lit[sel] = lit[rows, self.target[sel]]
         ranges = np.minimum(hits.t_solid[:, w:], nearest_obj[:, w:])
