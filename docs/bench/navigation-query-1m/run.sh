@@ -14,6 +14,9 @@
 #   attr    - linear, and label guidance also on whether some object of the named colour
 #             (target_color_lit) and of the named shape (target_shape_lit) is lit in view:
 #             the instruction's two attributes matched apart, which held-out pairs compose
+#   bow     - lit with a bag-of-words instruction encoder (pretrained so too, into
+#             $OUT/enc-bow.pt): the query is then made from a mean of word embeddings, so
+#             a held-out pair's query is built from the words' trained embeddings
 #   epochs  - PPO with 10 epochs per rollout instead of 4
 # Usage: VARIANT=lit SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
 # (STEPS=2000000 resumes a finished run to 2M, as recorded; the 2M outcomes are then added).
@@ -23,10 +26,12 @@
 # split. The epochs variant was stopped at 350k (BENCHMARKS.md).
 set -euo pipefail
 OUT=${OUT:-results/nav-query-1m}
-ENC=${ENC:-$OUT/enc.pt}
 SEED=${SEED:-0}
+# the README recipe's encoders were pretrained on the same collect command's data with the
+# lit labels recorded: DATASET=mmrl/necessity/navigation-lit-v1
+DATASET=${DATASET:-mmrl/necessity/navigation-v1}
 STEPS=${STEPS:-1000000}
-VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr or epochs}
+VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow or epochs}
 export OMP_NUM_THREADS=1
 SET=(--set agent.extractor.encoders.camera=factored
      --set agent.extractor.fusion_kwargs.direct_query=false
@@ -36,13 +41,16 @@ case $VARIANT in
     lit) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]") ;;
     linear) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]"
                    --set agent.ppo.lr_schedule=linear) ;;
+    bow) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]")
+         SET+=(--set agent.extractor.encoders.text=bow) ;;
     attr) EXTRA=(--label-guidance 1 --set agent.ppo.lr_schedule=linear --set
                  "agent.guidance.labels=[target_lit,target_lit_bearing,target_color_lit,target_shape_lit]") ;;
     epochs) EXTRA=(--set agent.ppo.n_epochs=10) ;;
-    *) echo "run.sh: VARIANT must be labels, lit, linear, attr or epochs, got '$VARIANT'" >&2; exit 2 ;;
+    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow or epochs, got '$VARIANT'" >&2; exit 2 ;;
 esac
+if [ "$VARIANT" = bow ]; then ENC=${ENC:-$OUT/enc-bow.pt}; else ENC=${ENC:-$OUT/enc.pt}; fi
 mkdir -p "$OUT"
-[ -f "$ENC" ] || mmrl pretrain --dataset mmrl/necessity/navigation-v1 --agent ppo-query \
+[ -f "$ENC" ] || mmrl pretrain --dataset "$DATASET" --agent ppo-query \
     "${SET[@]}" --epochs 40 --threads 1 --out "$ENC"
 RUN=$OUT/$VARIANT-s$SEED
 if [ -f "$RUN/checkpoints/latest.zip" ] || [ -f "$RUN/config.yaml" ]; then
