@@ -508,7 +508,8 @@ def test_simulator_pickled_before_target_lit_still_observes() -> None:
     sim.seed([0, 1])
     sim.reset_envs()
     state = sim.__getstate__()
-    del state["target_lit"], state["lit_objects"]  # pickled before the labels existed
+    del state["lit_objects"]  # pickled before the per-object mask existed, ...
+    state["target_lit"] = np.zeros(2, bool)  # ... with the target's flag alone, or without
     old = NavigationSimulator.__new__(NavigationSimulator)
     old.__setstate__(state)
     old.observe()

@@ -170,10 +170,9 @@ def frozen_navigation_observe(sim, idx=None) -> dict[str, np.ndarray]:
     t_target = hits["t_obj"][np.arange(len(pos)), :w, sim.target[sel]]
     shown = (t_target < 1e3) & (t_target <= nearest_obj[:, :w])
     sim.target_visible[sel] = shown.any(1)
-    # target_lit and the per-object lit mask (issue 19) postdate the frozen code: their
-    # definitions, written out.
+    # The per-object lit mask (issue 19) postdates the frozen code: its definition, written
+    # out.
     lamp = np.float32(cfg.lamp_range) if cfg.lamp_range > 0 else np.float32(np.inf)
-    sim.target_lit[sel] = (shown & (t_target < lamp)).any(1)
     t_cam = hits["t_obj"][:, :w, :]  # (B', W, K)
     lit = (t_cam < 1e3) & (t_cam <= nearest_obj[:, :w, None]) & (t_cam < lamp)
     sim.lit_objects[sel] = lit.any(1)

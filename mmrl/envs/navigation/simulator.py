@@ -117,8 +117,8 @@ class NavigationSimulator(BatchedSimulator):
         self.command = np.zeros((n, 2), f32)  # last commanded [linear, angular]
         self.bumped = np.zeros(n, bool)
         self.target_visible = np.zeros(n, bool)  # as of the last observe()
-        self.target_lit = np.zeros(n, bool)  # visible and within the lamp's light
-        self.lit_objects = np.zeros((n, k), bool)  # each object's target_lit
+        # Per object: visible and within the lamp's light, as of the last observe().
+        self.lit_objects = np.zeros((n, k), bool)
         self.prev_distance = np.zeros(n, f32)
         self.noise_key = np.zeros(n, np.uint64)
         self.text = np.zeros((n, cfg.max_text_len), np.int64)
@@ -135,8 +135,9 @@ class NavigationSimulator(BatchedSimulator):
         return super()._upgrade_unversioned(state)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Pickled before the ``target_lit`` labels: recomputed by the next observe().
-        state.setdefault("target_lit", np.zeros_like(state["target_visible"]))
+        # Pickled before the lit labels (or with the target's alone): recomputed by the next
+        # observe().
+        state.pop("target_lit", None)
         state.setdefault("lit_objects", np.zeros_like(state["obj_valid"]))
         super().__setstate__(state)
 
@@ -280,9 +281,7 @@ class NavigationSimulator(BatchedSimulator):
         self.target_visible[sel] = ((t_target < 1e3) & (t_target <= in_front)).any(1)
         reach = np.float32(cfg.lamp_range if cfg.lamp_range > 0 else 1e3)
         t_cam = hits.t_obj[:, :, :w]  # (K, B', W)
-        lit = ((t_cam < reach) & (t_cam <= in_front)).any(2).T  # (B', K)
-        self.lit_objects[sel] = lit
-        self.target_lit[sel] = lit[rows, self.target[sel]]
+        self.lit_objects[sel] = ((t_cam < reach) & (t_cam <= in_front)).any(2).T  # (B', K)
         ranges = np.minimum(hits.t_solid[:, w:], nearest_obj[:, w:])
         lidar = np.minimum(ranges / np.float32(cfg.lidar_range), 1.0)
         if cfg.lidar_noise > 0 or cfg.lidar_dropout > 0:
@@ -336,6 +335,7 @@ class NavigationSimulator(BatchedSimulator):
         obs_bearing = np.arctan2(obs_off[:, 1], obs_off[:, 0]) - self.heading
         obs_bearing = (obs_bearing + np.pi) % (2 * np.pi) - np.pi
         half_fov = np.radians(self.cfg.fov_deg) / 2
+        target_lit = self.lit_objects[rows, self.target]
         return {
             "target_index": self.target.copy(),
             "target_color": self.obj_color[rows, self.target],
@@ -344,8 +344,8 @@ class NavigationSimulator(BatchedSimulator):
             "target_bearing": bearing.astype(np.float32),
             "target_in_view": (np.abs(bearing) < half_fov).astype(np.int64),
             "target_visible": self.target_visible.astype(np.int64),
-            "target_lit": self.target_lit.astype(np.int64),
-            "target_lit_bearing": np.where(self.target_lit, bearing, 0).astype(np.float32),
+            "target_lit": target_lit.astype(np.int64),
+            "target_lit_bearing": np.where(target_lit, bearing, 0).astype(np.float32),
             "target_color_lit": self._attribute_lit(self.obj_color),
             "target_shape_lit": self._attribute_lit(self.obj_shape),
             "obstacle_distance": (obs_dist - ROBOT_RADIUS).astype(np.float32),
