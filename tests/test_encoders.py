@@ -152,6 +152,24 @@ def test_text_padding_position_does_not_matter(name: str) -> None:
     assert not th.allclose(enc(right), enc(th.tensor([[5, 4, 3, 0, 0, 0, 0, 0]]))) or name == "bow"
 
 
+def test_linear_bag_of_words_composes_word_pairs_exactly() -> None:
+    th.manual_seed(0)
+    # Two-word instructions: with linear=True, (a, d) is determined by (a, b), (c, b) and
+    # (c, d), since f(a, d) = f(a, b) - f(c, b) + f(c, d) for an affine map of a mean.
+    enc = make_encoder("bow", TEXT, 16, linear=True)
+    relu = make_encoder("bow", TEXT, 16)
+    relu.load_state_dict(enc.state_dict())  # one layout, whichever the option
+    a, b, c, d = 3, 4, 5, 6
+
+    def embed(model: th.nn.Module, x: int, y: int) -> th.Tensor:
+        return model(th.tensor([[x, y, 0, 0, 0, 0, 0, 0]]))
+
+    for model, exact in ((enc, True), (relu, False)):
+        composed = embed(model, a, b) - embed(model, c, b) + embed(model, c, d)
+        assert th.allclose(embed(model, a, d), composed, atol=1e-5) is exact
+    assert (embed(enc, a, b) < 0).any()  # no ReLU after the map
+
+
 @pytest.mark.parametrize(
     "space",
     [

@@ -119,6 +119,9 @@ class BagOfWordsEncoder(_TextEncoder):
         embed_dim: Width of the pooled embedding.
         word_dim: Word-embedding width (also the token width).
         vocab_size: Override the vocabulary size inferred from ``space.high + 1``.
+        linear: Map the mean embedding to the output without the ReLU, so an instruction's
+            embedding is exactly the mean of its words' (an affine map of it): a word pair
+            never seen together is then embedded from the two words' trained parts alone.
     """
 
     def __init__(
@@ -127,10 +130,15 @@ class BagOfWordsEncoder(_TextEncoder):
         embed_dim: int = 64,
         word_dim: int = 64,
         vocab_size: int | None = None,
+        linear: bool = False,
     ) -> None:
         super().__init__(space, embed_dim, vocab_size)
         self.embedding = nn.Embedding(self.vocab_size, word_dim, padding_idx=0)
-        self.head = nn.Sequential(nn.Linear(word_dim, embed_dim), nn.ReLU())
+        self.linear = bool(linear)
+        head = nn.Linear(word_dim, embed_dim)
+        # Same module layout either way (an Identity in place of the ReLU), so weights load
+        # across the option.
+        self.head = nn.Sequential(head, nn.Identity() if self.linear else nn.ReLU())
 
     def forward(self, x: th.Tensor, film: FiLMParams | None = None) -> th.Tensor:
         """Token ids ``(B, L)`` -> ``(B, embed_dim)``."""
