@@ -11,6 +11,7 @@ from torch import nn
 from mmrl.extractor import MultimodalExtractor
 from mmrl.fusion import PooledFusion, available_fusions, make_fusion, register_fusion
 from mmrl.fusion.base import _FUSIONS
+from mmrl.fusion.query import sparsemax
 from mmrl.testing import (
     BUILTIN_FUSIONS,
     fit_routing,
@@ -315,3 +316,85 @@ def test_query_needs_something_to_query() -> None:
         MultimodalExtractor(space, fusion="query")
     with pytest.raises(ValueError, match="unknown keys"):
         make("query", fusion_kwargs={"target_keys": ["radar"]})
+
+
+def test_sparsemax_projects_onto_the_simplex_with_exact_zeros() -> None:
+    z = th.tensor([[0.5, 0.2, 0.1], [3.0, 0.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    p = sparsemax(z)
+    expected = th.tensor([[0.5 + 1 / 15, 0.2 + 1 / 15, 0.1 + 1 / 15], [1, 0, 0], [1 / 3] * 3])
+    assert th.allclose(p, expected, atol=1e-6)
+    p[1, 0].backward()
+    assert th.equal(z.grad[1], th.zeros(3))  # a saturated gate passes no gradient
+    q = sparsemax(th.randn(50, 7) * 3)
+    assert th.allclose(q.sum(-1), th.ones(50), atol=1e-5) and (q >= 0).all()
+
+
+def make_words(**kwargs) -> MultimodalExtractor:
+    kwargs.setdefault("encoders", {"camera": "factored", "text": "bow"})
+    fusion_kwargs = {"direct_query": False, "values": "positions", "word_queries": True}
+    return make("query", fusion_kwargs=fusion_kwargs | kwargs.pop("fusion_kwargs", {}), **kwargs)
+
+
+def test_word_queries_shapes_gradients_and_groups() -> None:
+    ext = make_words()
+    assert ext.fusion.groups["camera"] == ext.encoders["camera"].token_groups()
+    assert sum(ext.fusion.groups["camera"]) == ext.encoders["camera"].token_shape()[1]
+    assert not hasattr(ext.fusion, "key")  # the per-group key maps replace it
+    out = ext(batch(ext))
+    assert out.shape == (6, 32)
+    out.square().sum().backward()
+    for name in ("word_query", "group_key", "word_gate", "empty_key"):  # query: 0 at init
+        grads = [p.grad for p in getattr(ext.fusion, name).parameters()]
+        assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_word_queries_sum_over_words() -> None:
+    # Bag-of-words tokens are context-free, so each word's share of the match is its own:
+    # logits(a d) = logits(a b) - logits(c b) + logits(c d) for any cells.
+    ext = make_words().eval()
+    fusion, text = ext.fusion, ext.encoders["text"]
+    t, width = fusion.position["camera"].shape[0], sum(fusion.groups["camera"])
+    cells = th.randn(1, t, width)
+
+    def logits(*ids: int) -> th.Tensor:
+        words, padding = text.tokens(th.tensor([[*ids, 0, 0, 0, 0]]))
+        return fusion.word_logits("camera", cells, words, padding)
+
+    with th.no_grad():
+        composed = logits(3, 4) - logits(5, 4) + logits(5, 6)
+        assert th.allclose(logits(3, 6), composed, atol=1e-5)
+        assert not th.allclose(logits(3, 6), logits(3, 4))
+
+
+@pytest.mark.parametrize("route", [0, 1])
+def test_a_routed_word_reads_only_its_channel_group(route: int) -> None:
+    ext = make_words().eval()
+    fusion, text = ext.fusion, ext.encoders["text"]
+    shape_width, colour_width = fusion.groups["camera"]
+    t = fusion.position["camera"].shape[0]
+    with th.no_grad():  # every word on one route: 0 = shape channels, 1 = colour channels
+        fusion.word_gate["camera"].bias.view(fusion.num_heads, -1)[:, route] = 10.0
+        words, padding = text.tokens(th.tensor([[3, 4, 5, 0, 0, 0]]))
+        cells = th.randn(1, t, shape_width + colour_width)
+        other = cells.clone()
+        other[..., shape_width:] = th.randn(1, t, colour_width)  # new colours, same shapes
+        same = th.allclose(
+            fusion.word_logits("camera", cells, words, padding),
+            fusion.word_logits("camera", other, words, padding),
+        )
+    assert same == (route == 0)
+
+
+def test_word_queries_fall_silent_with_the_instruction_masked() -> None:
+    ext = make_words().eval()
+    x, other = batch(ext, seed=0), batch(ext, seed=1)
+    reworded = dict(x, text=other["text"])
+    with th.no_grad():
+        assert not th.allclose(ext(x), ext(reworded))
+        ext.set_modality_mask(["text"])
+        assert th.allclose(ext(x), ext(reworded), atol=1e-6)
+
+
+def test_word_queries_need_one_query_key() -> None:
+    with pytest.raises(ValueError, match="word_queries needs exactly one query key"):
+        make_words(fusion_kwargs={"query_keys": ["text", "state"]})

@@ -82,6 +82,12 @@ class Encoder(nn.Module):
         """
         return self.forward(x).unsqueeze(1), None
 
+    def token_groups(self) -> tuple[int, ...]:
+        """Widths of the kinds of feature each token's channels hold, in order (summing to
+        ``token_dim``); one group unless an encoder keeps kinds apart (``factored``: shape,
+        colour). The ``query`` fusion's ``word_queries`` routes each word to one group."""
+        return (self.token_shape()[1],)
+
     def token_shape(self) -> tuple[int, int]:
         """``(T, token_dim)`` of :meth:`tokens`, from a no-grad dummy forward (SB3 style)."""
         param = next(self.parameters(), None)

@@ -250,7 +250,12 @@ class FactoredImageEncoder(_ImageEncoder):
             nn.ReLU(),
         )
         self.film_dims = tuple(int(ch) for ch in channels)
+        self.colour_channels = int(colour_channels)
         self._init_heads(max_grid)
+
+    def token_groups(self) -> tuple[int, ...]:
+        """``(shape channels, colour channels)``: the two streams, stacked in that order."""
+        return (self.film_dims[-1], self.colour_channels)
 
     def feature_map(self, x: th.Tensor, film: FiLMParams | None = None) -> th.Tensor:
         x = self._to_channels_first(x)
