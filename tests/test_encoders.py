@@ -80,7 +80,18 @@ def test_image_encoders_shapes_and_gradients(name: str, shape: tuple[int, ...]) 
     t, d = enc.token_shape()
     assert toks.shape == (3, t, d) and padding is None
     assert t <= 64  # grid capped at max_grid x max_grid
+    assert sum(enc.token_groups()) == d and len(enc.token_groups()) == (name == "factored") + 1
     check_gradients(enc, out + toks.mean())
+
+
+def test_factored_token_groups_are_its_shape_and_colour_streams() -> None:
+    enc = make_encoder("factored", image_space((24, 24, 3)), 8)
+    shape_width, _ = enc.token_groups()
+    x = th.rand(2, 24, 24, 3)
+    recoloured = x[..., [2, 0, 1]]  # every pixel's hue changes, its brightness (max) does not
+    toks, recoloured_toks = enc.tokens(x)[0], enc.tokens(recoloured)[0]
+    assert th.allclose(toks[..., :shape_width], recoloured_toks[..., :shape_width], atol=1e-6)
+    assert not th.allclose(toks[..., shape_width:], recoloured_toks[..., shape_width:])
 
 
 def test_nature_geometry_follows_image_size() -> None:
