@@ -373,7 +373,7 @@ def test_a_routed_word_reads_only_its_channel_group(route: int) -> None:
     shape_width, colour_width = fusion.groups["camera"]
     t = fusion.position["camera"].shape[0]
     with th.no_grad():  # every word on one route: 0 = shape channels, 1 = colour channels
-        fusion.word_gate["camera"].bias.view(fusion.num_heads, -1)[:, route] = 10.0
+        fusion.word_gate["camera"].bias[route] = 100.0
         words, padding = text.tokens(th.tensor([[3, 4, 5, 0, 0, 0]]))
         cells = th.randn(1, t, shape_width + colour_width)
         other = cells.clone()

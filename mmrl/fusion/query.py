@@ -13,6 +13,12 @@ from mmrl.fusion.attention import POSITION_INIT_STD
 from mmrl.fusion.base import PooledFusion, register_fusion
 from mmrl.fusion.pooled import BlockLinear
 
+#: Slows the ``word_queries`` gates' learning (Adam moves each weight at about its learning
+#: rate, so an output scale slows the logits alike): unscaled, every gate shut all but one
+#: route within the first few dozen pretraining updates, before the queries had learnt what
+#: each route reads, and the routes so fixed were random (colour words on shape channels).
+GATE_SCALE = 0.1
+
 
 def sparsemax(z: th.Tensor) -> th.Tensor:
     """Sparsemax over the last dim (Martins and Astudillo 2016): the Euclidean projection of
@@ -64,9 +70,9 @@ class QueryFusion(PooledFusion):
             named, so an unseen (colour, shape) pair is found as soon as its match score,
             a sum of a colour part and a shape part over a ``factored`` camera, is.
         word_queries: Each word of the instruction (the query key's ``tokens``) makes its own
-            query and the cells' match is the sum over words. A learned gate per word and
-            head (sparsemax, so with exact zeros) routes each word's query to the kinds of
-            cell feature it reads: the image encoder's channel groups
+            query and the cells' match is the sum over words. A learned gate per word
+            (sparsemax, so with exact zeros; shared by the heads) routes each word's query
+            to the kinds of cell feature it reads: the image encoder's channel groups
             (``Encoder.token_groups``; ``factored``: shape, colour) and the cells' positions.
             The pooled query then only sets how sure the match must be (the empty slot).
             Why: a pooled query learns the pairings it was trained on (no trained "cylinder"
@@ -177,9 +183,9 @@ class QueryFusion(PooledFusion):
         self.word_query = nn.ModuleDict(
             {k: nn.Linear(word_dim, width * r) for k, r in routes.items()}
         )
-        self.word_gate = nn.ModuleDict(
-            {k: nn.Linear(word_dim, self.num_heads * r) for k, r in routes.items()}
-        )
+        # One route per word, shared by the heads: with a gate per head, each head fixed its
+        # own routes at random (BENCHMARKS.md) and crossed them (colour words on shape).
+        self.word_gate = nn.ModuleDict({k: nn.Linear(word_dim, r) for k, r in routes.items()})
         for gate in self.word_gate.values():  # every route open alike at first
             nn.init.zeros_(gate.weight)
             nn.init.zeros_(gate.bias)
@@ -203,7 +209,7 @@ class QueryFusion(PooledFusion):
         length = words.shape[1]
         h, d = self.num_heads, self.head_dim
         routes = len(self.groups[key]) + 1
-        gate = sparsemax(self.word_gate[key](words).view(b, length, h, routes))
+        gate = sparsemax(GATE_SCALE * self.word_gate[key](words)).view(b, length, 1, routes)
         gate = gate * (~silent).to(gate.dtype).view(b, length, 1, 1)
         queries = self.word_query[key](words).view(b, length, h, routes, d)
         # Linear in the words, so sum their queries per route first: (B, h, routes, d).
