@@ -19,7 +19,9 @@ A policy that cannot bind a colour word to a shape word fails as ``same colour``
 ``same shape``; one that does not find objects in the dark, as ``timeout``. The column
 ``timeout, never lit`` (part of ``timeout``) counts the time-outs in which the named object
 was never lit in the camera's view (the env's ``target_lit`` label): a failed search, not a
-failure to recognize the object once seen.
+failure to recognize the object once seen. The same counts follow per template kind (the
+test split also phrases instructions with paraphrase templates the train split never uses,
+whose words, such as "please" and "colored", training never showed the agent).
 
     python scripts/navigation_outcomes.py RUN [RUN ...] [--split test] [--episodes 300]
         [--envs 32] [--seed 30000] [--json OUT]
@@ -34,6 +36,7 @@ import argparse
 import datetime
 import json
 import platform
+import re
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
@@ -41,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch as th
 
-from mmrl.envs.navigation.instructions import COLORS, SHAPES
+from mmrl.envs.navigation.instructions import COLORS, SHAPES, TRAIN_TEMPLATES
 from mmrl.evaluation.rollouts import make_eval_vec_env
 from mmrl.make import resolve_env
 from mmrl.policies import load_policy
@@ -50,6 +53,29 @@ from mmrl.rollout import collect_episodes
 ENV_ID = "mmrl/Navigation-v1"
 OUTCOMES = ("success", "other candidate", "same colour", "same shape", "neither", "timeout")
 NEVER_LIT = "timeout, never lit"  # part of "timeout": the named object never lit in view
+TRAIN_PHRASES = [
+    re.compile(template.format(color=r"\w+", shape=r"\w+")) for template in TRAIN_TEMPLATES
+]
+
+
+def template_kind(instruction: str) -> str:
+    """``"train templates"`` if a train-split template phrases ``instruction``, else
+    ``"paraphrase templates"`` (the test split's own)."""
+    if any(phrase.fullmatch(instruction) for phrase in TRAIN_PHRASES):
+        return "train templates"
+    return "paraphrase templates"
+
+
+def summarize(counts: dict[str, Counter[str]], never_lit: Counter[str]) -> dict[str, Any]:
+    """Outcome fractions (and the never-lit share) per group, from counts per group."""
+    return {
+        group: {
+            "episodes": c.total(),
+            "fractions": {k: round(c[k] / c.total(), 3) for k in OUTCOMES},
+            NEVER_LIT: round(never_lit[group] / c.total(), 3),
+        }
+        for group, c in counts.items()
+    }
 
 
 def chosen_outcome(
@@ -108,7 +134,8 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
     # kept from the step before it ended (the auto-reset has already replaced it in the
     # simulator by the time the step reports the end), refreshed for the copies that reset.
     rooms: dict[str, np.ndarray] = {}
-    finished: list[deque[tuple[str, str, bool]]] = [deque() for _ in range(n_envs)]
+    instructions: list[str] = []
+    finished: list[deque[tuple[str, str, str, bool]]] = [deque() for _ in range(n_envs)]
     # Whether the named object has been lit in view so far this episode, per copy (an
     # episode's first observation never shows it lit: every object starts at least 2 m
     # away, beyond the 1.5 m lamp).
@@ -117,6 +144,7 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
     def on_step(obs: Any, actions: Any, rewards: Any, infos: list[dict]) -> None:
         if not rooms:  # first step: every copy is still in its first room
             rooms.update({key: value.copy() for key, value in room_arrays().items()})
+            instructions.extend(sim.instructions())
         lit[:] |= [bool(info["labels"]["target_lit"]) for info in infos]
         done = [i for i, info in enumerate(infos) if "terminal_observation" in info]
         for i in done:
@@ -127,34 +155,37 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
             timeout = bool(info.get("TimeLimit.truncated", False))
             position = np.array([labels["x"], labels["y"]], dtype=np.float64)
             outcome = chosen_outcome(info["is_success"], timeout, position, room)
-            finished[i].append((pair, outcome, outcome == "timeout" and not lit[i]))
+            kind = template_kind(instructions[i])
+            finished[i].append((pair, kind, outcome, outcome == "timeout" and not lit[i]))
         lit[done] = False
         for key, value in room_arrays().items():
             rooms[key][done] = value[done]
+        if done:
+            fresh = sim.instructions()
+            for i in done:
+                instructions[i] = fresh[i]
 
     rolled = collect_episodes(
         policy.predict, venv, episodes, on_step=on_step, subset_rows=not policy.whole_batch
     )
     venv.close()
     counts: dict[str, Counter[str]] = {}
+    by_template: dict[str, Counter[str]] = {}
     never_lit_counts: Counter[str] = Counter()
     for ep in rolled:
-        pair, outcome, never_lit = finished[ep.env_index].popleft()
+        pair, kind, outcome, never_lit = finished[ep.env_index].popleft()
         for group in (pair, "all"):
             counts.setdefault(group, Counter())[outcome] += 1
             never_lit_counts[group] += never_lit
+        by_template.setdefault(kind, Counter())[outcome] += 1
+        never_lit_counts[kind] += never_lit
+    ordered = dict(sorted(counts.items(), key=lambda kv: (kv[0] != "all", kv[0])))
     return {
         "policy": ref,
         "split": split,
         "episodes": episodes,
-        "groups": {
-            pair: {
-                "episodes": c.total(),
-                "fractions": {k: round(c[k] / c.total(), 3) for k in OUTCOMES},
-                NEVER_LIT: round(never_lit_counts[pair] / c.total(), 3),
-            }
-            for pair, c in sorted(counts.items(), key=lambda kv: (kv[0] != "all", kv[0]))
-        },
+        "groups": summarize(ordered, never_lit_counts),
+        "templates": summarize(dict(sorted(by_template.items(), reverse=True)), never_lit_counts),
     }
 
 
@@ -182,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"## {ref}")
         print("| target | episodes | " + " | ".join((*OUTCOMES, NEVER_LIT)) + " |")
         print("|---|---:|" + "---:|" * (len(OUTCOMES) + 1))
-        for pair, group in row["groups"].items():
+        for pair, group in (*row["groups"].items(), *row["templates"].items()):
             cells = " | ".join(f"{group['fractions'][k]:.2f}" for k in OUTCOMES)
             print(f"| {pair} | {group['episodes']} | {cells} | {group[NEVER_LIT]:.2f} |")
     if args.json:

@@ -60,6 +60,9 @@ def test_expert_succeeds_and_random_actions_fail(outcomes, tmp_path, capsys):
             assert sum(group["fractions"].values()) == pytest.approx(1.0, abs=0.01)
             # part of the time-outs
             assert 0 <= group[outcomes.NEVER_LIT] <= group["fractions"]["timeout"]
+        templates = row["templates"]
+        assert sum(g["episodes"] for g in templates.values()) == 24
+        assert set(templates) <= {"train templates", "paraphrase templates"}
         # the test split names only held-out pairs
         assert set(groups) - {"all"} <= {"red cone", "green cube", "blue cylinder",
                                          "yellow ball", "purple cylinder", "cyan cube"}  # fmt: skip
@@ -69,4 +72,13 @@ def test_expert_succeeds_and_random_actions_fail(outcomes, tmp_path, capsys):
     # never times out
     assert random["groups"]["all"][outcomes.NEVER_LIT] > 0.3
     assert expert["groups"]["all"][outcomes.NEVER_LIT] == 0.0
-    assert "| red cone |" in capsys.readouterr().out or "red cone" not in expert["groups"]
+    printed = capsys.readouterr().out
+    assert "| red cone |" in printed or "red cone" not in expert["groups"]
+    assert "| train templates |" in printed
+
+
+def test_template_kinds(outcomes):
+    assert outcomes.template_kind("go to the red cone") == "train templates"
+    assert outcomes.template_kind("navigate to the pillar that is cyan") == "train templates"
+    assert outcomes.template_kind("please walk over to the red cone") == "paraphrase templates"
+    assert outcomes.template_kind("drive to the box which is green") == "paraphrase templates"
