@@ -163,6 +163,16 @@ def test_text_padding_position_does_not_matter(name: str) -> None:
     assert not th.allclose(enc(right), enc(th.tensor([[5, 4, 3, 0, 0, 0, 0, 0]]))) or name == "bow"
 
 
+def test_bag_of_words_embedding_std() -> None:
+    th.manual_seed(0)
+    small = make_encoder("bow", TEXT, 16, embedding_std=0.1)
+    weights = small.embedding.weight[1:]
+    assert 0.09 < weights.std().item() < 0.11 and not small.embedding.weight[0].any()
+    assert make_encoder("bow", TEXT, 16).embedding.weight[1:].std().item() > 0.9
+    with pytest.raises(ValueError, match="embedding_std must be > 0"):
+        make_encoder("bow", TEXT, 16, embedding_std=0.0)
+
+
 def test_linear_bag_of_words_composes_word_pairs_exactly() -> None:
     th.manual_seed(0)
     # Two-word instructions: with linear=True, (a, d) is determined by (a, b), (c, b) and

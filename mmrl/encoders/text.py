@@ -122,6 +122,11 @@ class BagOfWordsEncoder(_TextEncoder):
         linear: Map the mean embedding to the output without the ReLU, so an instruction's
             embedding is exactly the mean of its words' (an affine map of it): a word pair
             never seen together is then embedded from the two words' trained parts alone.
+        embedding_std: Standard deviation of the initial word embeddings (default: torch's
+            1). A word that training never shows keeps its initial embedding, so a small
+            value makes such a word say little: a paraphrase's untrained words (Navigation's
+            "please", "colored") then barely move the ``query`` fusion's ``word_queries``,
+            which add every word's query at full weight.
     """
 
     def __init__(
@@ -131,9 +136,16 @@ class BagOfWordsEncoder(_TextEncoder):
         word_dim: int = 64,
         vocab_size: int | None = None,
         linear: bool = False,
+        embedding_std: float | None = None,
     ) -> None:
         super().__init__(space, embed_dim, vocab_size)
         self.embedding = nn.Embedding(self.vocab_size, word_dim, padding_idx=0)
+        if embedding_std is not None:
+            if not embedding_std > 0:
+                raise ValueError(f"embedding_std must be > 0, got {embedding_std}")
+            with th.no_grad():
+                self.embedding.weight.normal_(0.0, float(embedding_std))
+                self.embedding.weight[0].zero_()  # padding stays zero, as nn.Embedding's init
         self.linear = bool(linear)
         head = nn.Linear(word_dim, embed_dim)
         # Same module layout either way (an Identity in place of the ReLU), so weights load
