@@ -146,11 +146,10 @@ class BagOfWordsEncoder(_TextEncoder):
             with th.no_grad():
                 self.embedding.weight.normal_(0.0, float(embedding_std))
                 self.embedding.weight[0].zero_()  # padding stays zero, as nn.Embedding's init
-        self.linear = bool(linear)
-        head = nn.Linear(word_dim, embed_dim)
         # Same module layout either way (an Identity in place of the ReLU), so weights load
         # across the option.
-        self.head = nn.Sequential(head, nn.Identity() if self.linear else nn.ReLU())
+        activation = nn.Identity() if linear else nn.ReLU()
+        self.head = nn.Sequential(nn.Linear(word_dim, embed_dim), activation)
 
     def forward(self, x: th.Tensor, film: FiLMParams | None = None) -> th.Tensor:
         """Token ids ``(B, L)`` -> ``(B, embed_dim)``."""
