@@ -191,6 +191,42 @@ def test_linear_bag_of_words_composes_word_pairs_exactly() -> None:
     assert (embed(enc, a, b) < 0).any()  # no ReLU after the map
 
 
+@pytest.mark.parametrize("name", ["gru", "bow", "transformer"])
+def test_drop_unseen_words_reads_untrained_ids_as_padding(name: str) -> None:
+    th.manual_seed(0)
+    enc = make_encoder(name, TEXT, 16, drop_unseen_words=True)
+    plain = make_encoder(name, TEXT, 16)
+    plain.load_state_dict({k: v for k, v in enc.state_dict().items() if k != "seen_words"})
+    known = th.tensor([[3, 4, 0, 0, 0, 0, 0, 0]])
+    with_novel = th.tensor([[3, 9, 4, 0, 0, 0, 0, 0]])  # 9: never shown in training
+    enc.eval()
+    # Nothing seen yet (a from-scratch agent's first rollout): the whole instruction counts.
+    assert th.allclose(enc(with_novel), plain(with_novel), atol=1e-6)
+    enc.train()
+    enc(known.float())  # a training step shows 3 and 4
+    assert enc.seen_words.nonzero().flatten().tolist() == [3, 4]
+    enc.eval()
+    # 9 is read as padding where it stands (the transformer's positions see the gap).
+    assert th.allclose(enc(with_novel), plain(th.tensor([[3, 0, 4, 0, 0, 0, 0, 0]])), atol=1e-6)
+    assert not th.allclose(plain(with_novel), plain(known), atol=1e-4)
+    # Evaluation never marks words: 9 stays unseen.
+    enc(th.tensor([[9, 0, 0, 0, 0, 0, 0, 0]]))
+    assert not enc.seen_words[9]
+    # The ids seen travel with the weights.
+    copy = make_encoder(name, TEXT, 16, drop_unseen_words=True).eval()
+    copy.load_state_dict(enc.state_dict())
+    assert th.allclose(copy(with_novel), enc(with_novel), atol=1e-6)
+
+
+def test_drop_unseen_words_loads_weights_saved_without_it() -> None:
+    old = make_encoder("bow", TEXT, 16)
+    new = make_encoder("bow", TEXT, 16, drop_unseen_words=True)
+    new.load_state_dict(old.state_dict())  # strict: the missing buffer is not an error
+    assert not new.seen_words.any()
+    with pytest.raises(RuntimeError, match="seen_words"):
+        old.load_state_dict(new.state_dict())  # the reverse would silently drop the option
+
+
 @pytest.mark.parametrize(
     "space",
     [

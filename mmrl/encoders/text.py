@@ -43,10 +43,22 @@ def compact_tokens(ids: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
 class _TextEncoder(Encoder):
     modality = "text"
 
-    def __init__(self, space: spaces.Box, embed_dim: int, vocab_size: int | None) -> None:
+    def __init__(
+        self,
+        space: spaces.Box,
+        embed_dim: int,
+        vocab_size: int | None,
+        drop_unseen_words: bool = False,
+    ) -> None:
         super().__init__(space, embed_dim)
         self.vocab_size = int(vocab_size) if vocab_size else int(np.max(space.high)) + 1
         self.seq_len = int(space.shape[0])
+        self.drop_unseen_words = bool(drop_unseen_words)
+        if self.drop_unseen_words:
+            # Which ids a training-mode forward has shown, saved with the weights (so a
+            # pretrained encoder hands it to fine-tuning, and a saved agent to evaluation).
+            # Registered only with the option, so checkpoints without it load as before.
+            self.register_buffer("seen_words", th.zeros(self.vocab_size, dtype=th.bool))
 
     @classmethod
     def check_space(cls, space: spaces.Space) -> None:
@@ -61,8 +73,43 @@ class _TextEncoder(Encoder):
             )
 
     def token_ids(self, x: th.Tensor) -> th.Tensor:
-        """Float ids ``(B, L)`` from ``preprocess_obs`` -> long ids ``(B, L)`` in range."""
-        return x.round().long().clamp_(0, self.vocab_size - 1)
+        """Float ids ``(B, L)`` from ``preprocess_obs`` -> long ids ``(B, L)`` in range.
+
+        With ``drop_unseen_words``, a training-mode call first marks its ids as seen, and
+        any call then turns ids never seen in training into padding (0), as a tokenizer
+        maps out-of-vocabulary words to an unknown token: a word no update has shaped
+        keeps its random initial embedding, which says nothing yet moves the output (a
+        held-out paraphrase's "please"). Until a first training-mode call nothing is
+        dropped, so a from-scratch agent's first rollout sees its whole instruction.
+        """
+        ids = x.round().long().clamp_(0, self.vocab_size - 1)
+        if not self.drop_unseen_words:
+            return ids
+        if self.training:
+            self.seen_words[ids.flatten()] = True
+            self.seen_words[0] = False  # padding is not a word (an empty instruction)
+        # Tensor ops only (no ``if seen.any()``), so a GPU forward never waits on the host.
+        keep = self.seen_words[ids] | ~self.seen_words.any()
+        return ids * keep
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # An encoder saved without the option (an earlier pretraining run) loads into one
+        # with it: nothing is marked seen yet, so nothing is dropped until training starts.
+        key = prefix + "seen_words"
+        if self.drop_unseen_words and key not in state_dict:
+            state_dict[key] = self.seen_words.clone()
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
 
 @register_encoder("gru")
@@ -77,6 +124,8 @@ class GRUTextEncoder(_TextEncoder):
         word_dim: Word-embedding width.
         hidden_dim: GRU hidden width (also the token width).
         vocab_size: Override the vocabulary size inferred from ``space.high + 1``.
+        drop_unseen_words: Read words that no training-mode forward has shown as padding
+            (see :meth:`token_ids`); the ids seen are a buffer saved with the weights.
     """
 
     def __init__(
@@ -86,8 +135,9 @@ class GRUTextEncoder(_TextEncoder):
         word_dim: int = 32,
         hidden_dim: int = 64,
         vocab_size: int | None = None,
+        drop_unseen_words: bool = False,
     ) -> None:
-        super().__init__(space, embed_dim, vocab_size)
+        super().__init__(space, embed_dim, vocab_size, drop_unseen_words)
         self.embedding = nn.Embedding(self.vocab_size, word_dim, padding_idx=0)
         self.gru = nn.GRU(word_dim, hidden_dim, batch_first=True)
         self.head = nn.Sequential(nn.Linear(hidden_dim, embed_dim), nn.ReLU())
@@ -119,6 +169,8 @@ class BagOfWordsEncoder(_TextEncoder):
         embed_dim: Width of the pooled embedding.
         word_dim: Word-embedding width (also the token width).
         vocab_size: Override the vocabulary size inferred from ``space.high + 1``.
+        drop_unseen_words: Read words that no training-mode forward has shown as padding
+            (see :meth:`token_ids`); the ids seen are a buffer saved with the weights.
         linear: Map the mean embedding to the output without the ReLU, so an instruction's
             embedding is exactly the mean of its words' (an affine map of it): a word pair
             never seen together is then embedded from the two words' trained parts alone.
@@ -137,8 +189,9 @@ class BagOfWordsEncoder(_TextEncoder):
         vocab_size: int | None = None,
         linear: bool = False,
         embedding_std: float | None = None,
+        drop_unseen_words: bool = False,
     ) -> None:
-        super().__init__(space, embed_dim, vocab_size)
+        super().__init__(space, embed_dim, vocab_size, drop_unseen_words)
         self.embedding = nn.Embedding(self.vocab_size, word_dim, padding_idx=0)
         if embedding_std is not None:
             if not embedding_std > 0:
@@ -177,6 +230,8 @@ class TransformerTextEncoder(_TextEncoder):
         num_layers: Transformer layers.
         num_heads: Attention heads.
         vocab_size: Override the vocabulary size inferred from ``space.high + 1``.
+        drop_unseen_words: Read words that no training-mode forward has shown as padding
+            (see :meth:`token_ids`); the ids seen are a buffer saved with the weights.
     """
 
     def __init__(
@@ -187,8 +242,9 @@ class TransformerTextEncoder(_TextEncoder):
         num_layers: int = 1,
         num_heads: int = 4,
         vocab_size: int | None = None,
+        drop_unseen_words: bool = False,
     ) -> None:
-        super().__init__(space, embed_dim, vocab_size)
+        super().__init__(space, embed_dim, vocab_size, drop_unseen_words)
         self.embedding = nn.Embedding(self.vocab_size, model_dim, padding_idx=0)
         self.position = nn.Parameter(th.randn(self.seq_len, model_dim) * 0.02)
         layer = nn.TransformerEncoderLayer(
