@@ -31,6 +31,8 @@
 #             (the test split's paraphrase words) are read as padding, as a tokenizer maps
 #             out-of-vocabulary words to an unknown token (pretrained so too, into
 #             $OUT/enc-seen.pt)
+#   seenlin - seen with the learning rate annealed linearly to 0 over the run (on seen's
+#             encoder, $OUT/enc-seen.pt)
 #   epochs  - PPO with 10 epochs per rollout instead of 4
 # Usage: VARIANT=lit SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
 # (STEPS=2000000 resumes a finished run to 2M, as recorded; the 2M outcomes are then added).
@@ -45,7 +47,7 @@ SEED=${SEED:-0}
 # lit labels recorded: DATASET=mmrl/necessity/navigation-lit-v1
 DATASET=${DATASET:-mmrl/necessity/navigation-v1}
 STEPS=${STEPS:-1000000}
-VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen or epochs}
+VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin or epochs}
 export OMP_NUM_THREADS=1
 SET=(--set agent.extractor.encoders.camera=factored
      --set agent.extractor.fusion_kwargs.direct_query=false
@@ -71,13 +73,19 @@ case $VARIANT in
           SET+=(--set agent.extractor.encoders.text=bow
                 --set agent.extractor.fusion_kwargs.word_queries=true
                 --set agent.extractor.encoder_kwargs.text.drop_unseen_words=true) ;;
+    seenlin) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]"
+                    --set agent.ppo.lr_schedule=linear)
+             SET+=(--set agent.extractor.encoders.text=bow
+                   --set agent.extractor.fusion_kwargs.word_queries=true
+                   --set agent.extractor.encoder_kwargs.text.drop_unseen_words=true) ;;
     attr) EXTRA=(--label-guidance 1 --set agent.ppo.lr_schedule=linear --set
                  "agent.guidance.labels=[target_lit,target_lit_bearing,target_color_lit,target_shape_lit]") ;;
     epochs) EXTRA=(--set agent.ppo.n_epochs=10) ;;
-    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen or epochs, got '$VARIANT'" >&2; exit 2 ;;
+    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin or epochs, got '$VARIANT'" >&2; exit 2 ;;
 esac
 case $VARIANT in
     bow | bowlin | words | wordsmall | seen) ENC=${ENC:-$OUT/enc-$VARIANT.pt} ;;
+    seenlin) ENC=${ENC:-$OUT/enc-seen.pt} ;;
     *) ENC=${ENC:-$OUT/enc.pt} ;;
 esac
 mkdir -p "$OUT"
