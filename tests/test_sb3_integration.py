@@ -127,6 +127,21 @@ def test_save_load_identical_predictions(tmp_path, algo: str, fusion: str) -> No
     assert th.equal(feats_a, feats_b)
 
 
+def test_drop_unseen_words_learns_the_seen_ids_and_saves_them(tmp_path) -> None:
+    kwargs = policy_kwargs("attention", encoder_kwargs={"text": {"drop_unseen_words": True}})
+    model = PPO(
+        "MultiInputPolicy", vec_env(), policy_kwargs=kwargs, seed=0, device="cpu", **ON_POLICY
+    )
+    seen = multimodal_extractors(model.policy)[0].encoders["text"].seen_words
+    assert not seen.any()  # the first rollout runs before any training step
+    model.learn(32)
+    shown = np.unique(model.rollout_buffer.observations["text"].astype(np.int64))
+    assert set(seen.nonzero().flatten().tolist()) == set(shown.tolist()) - {0}
+    model.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    assert th.equal(multimodal_extractors(loaded.policy)[0].encoders["text"].seen_words, seen)
+
+
 def test_seeded_training_is_deterministic() -> None:
     params = []
     for _ in range(2):

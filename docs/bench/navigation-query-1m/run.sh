@@ -35,6 +35,8 @@
 #             encoder, $OUT/enc-seen.pt)
 #   epochs  - PPO with 10 epochs per rollout instead of 4
 # Usage: VARIANT=lit SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
+# (MORE="--set agent.ppo.n_epochs=8" TAG=ep8 adds fine-tuning options to a variant and
+# names its run folder $VARIANT-$TAG-s$SEED.)
 # (STEPS=2000000 resumes a finished run to 2M, as recorded; the 2M outcomes are then added).
 # The expert data is the README workflow's (`mmrl collect --env navigation --policy expert
 # --episodes 1000 --epsilon 0.1 --dataset-id mmrl/necessity/navigation-v1`); the encoder is
@@ -91,11 +93,12 @@ esac
 mkdir -p "$OUT"
 [ -f "$ENC" ] || mmrl pretrain --dataset "$DATASET" --agent ppo-query \
     "${SET[@]}" --epochs 40 --threads 1 --out "$ENC"
-RUN=$OUT/$VARIANT-s$SEED
+read -r -a MORE <<< "${MORE:-}"
+RUN=$OUT/$VARIANT${TAG:+-$TAG}-s$SEED
 if [ -f "$RUN/checkpoints/latest.zip" ] || [ -f "$RUN/config.yaml" ]; then
     mmrl train --resume "$RUN" --steps "$STEPS" --quiet
 else
-    mmrl train --env navigation --agent ppo-query "${SET[@]}" "${EXTRA[@]}" --init-from "$ENC" \
+    mmrl train --env navigation --agent ppo-query "${SET[@]}" "${EXTRA[@]}" "${MORE[@]}" --init-from "$ENC" \
         --init-policy-head --critic-warmup 50000 --steps "$STEPS" --seed "$SEED" \
         --out "$RUN" --quiet
 fi
