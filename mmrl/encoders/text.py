@@ -169,8 +169,6 @@ class BagOfWordsEncoder(_TextEncoder):
         embed_dim: Width of the pooled embedding.
         word_dim: Word-embedding width (also the token width).
         vocab_size: Override the vocabulary size inferred from ``space.high + 1``.
-        drop_unseen_words: Read words that no training-mode forward has shown as padding
-            (see :meth:`token_ids`); the ids seen are a buffer saved with the weights.
         linear: Map the mean embedding to the output without the ReLU, so an instruction's
             embedding is exactly the mean of its words' (an affine map of it): a word pair
             never seen together is then embedded from the two words' trained parts alone.
@@ -179,6 +177,8 @@ class BagOfWordsEncoder(_TextEncoder):
             value makes such a word say little: a paraphrase's untrained words (Navigation's
             "please", "colored") then barely move the ``query`` fusion's ``word_queries``,
             which add every word's query at full weight.
+        drop_unseen_words: Read words that no training-mode forward has shown as padding
+            (see :meth:`token_ids`); the ids seen are a buffer saved with the weights.
     """
 
     def __init__(
