@@ -24,7 +24,7 @@ test split also phrases instructions with paraphrase templates the train split n
 whose words, such as "please" and "colored", training never showed the agent).
 
     python scripts/navigation_outcomes.py RUN [RUN ...] [--split test] [--episodes 300]
-        [--envs 32] [--seed 30000] [--json OUT]
+        [--envs 32] [--seed 30000] [--stochastic] [--json OUT]
 
 RUN is anything ``mmrl.policies.load_policy`` reads (run folder, model.zip, checkpoint,
 ``expert``, ``random``).
@@ -112,9 +112,12 @@ def chosen_outcome(
     return "neither"
 
 
-def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[str, Any]:
+def roll(
+    ref: str, episodes: int, split: str, n_envs: int, seed: int, stochastic: bool = False
+) -> dict[str, Any]:
     """Outcome counts per target pair of ``episodes`` episodes of one policy
-    (:func:`mmrl.rollout.collect_episodes`, spread evenly over the copies)."""
+    (:func:`mmrl.rollout.collect_episodes`, spread evenly over the copies), greedy unless
+    ``stochastic`` (actions sampled from the policy's distribution)."""
     policy = load_policy(ref)
     config = getattr(policy, "env_config", None) or resolve_env("navigation")
     if config.env_id != ENV_ID:
@@ -166,7 +169,12 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
                 instructions[i] = fresh[i]
 
     rolled = collect_episodes(
-        policy.predict, venv, episodes, on_step=on_step, subset_rows=not policy.whole_batch
+        policy.predict,
+        venv,
+        episodes,
+        deterministic=not stochastic,
+        on_step=on_step,
+        subset_rows=not policy.whole_batch,
     )
     venv.close()
     counts: dict[str, Counter[str]] = {}
@@ -184,6 +192,7 @@ def roll(ref: str, episodes: int, split: str, n_envs: int, seed: int) -> dict[st
         "policy": ref,
         "split": split,
         "episodes": episodes,
+        "actions": "sampled" if stochastic else "greedy",
         "groups": summarize(ordered, never_lit_counts),
         "templates": summarize(dict(sorted(by_template.items(), reverse=True)), never_lit_counts),
     }
@@ -196,19 +205,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--envs", type=int, default=32, help="copies rolled at once")
     parser.add_argument("--seed", type=int, default=30000)
+    parser.add_argument("--stochastic", action="store_true", help="sample actions (default greedy)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.episodes < 1 or args.envs < 1:
         parser.error("--episodes and --envs must be >= 1")
     th.set_num_threads(1)
+    th.manual_seed(args.seed)  # sampled actions repeat run to run
     print(
         f"# navigation_outcomes {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC "
         f"{platform.node()} ({platform.machine()}): {args.split} split, {args.episodes} "
-        f"episodes, seed {args.seed}"
+        f"episodes, seed {args.seed}, "
+        f"{'sampled' if args.stochastic else 'greedy'} actions"
     )
     rows = []
     for ref in args.runs:
-        row = roll(ref, args.episodes, args.split, args.envs, args.seed)
+        row = roll(ref, args.episodes, args.split, args.envs, args.seed, args.stochastic)
         rows.append(row)
         print(f"## {ref}")
         print("| target | episodes | " + " | ".join((*OUTCOMES, NEVER_LIT)) + " |")

@@ -82,3 +82,25 @@ def test_template_kinds(outcomes):
     assert outcomes.template_kind("navigate to the pillar that is cyan") == "train templates"
     assert outcomes.template_kind("please walk over to the red cone") == "paraphrase templates"
     assert outcomes.template_kind("drive to the box which is green") == "paraphrase templates"
+
+
+@pytest.mark.parametrize(
+    ("flag", "deterministic", "actions"),
+    [([], True, "greedy"), (["--stochastic"], False, "sampled")],
+)
+def test_stochastic_samples_the_actions(
+    outcomes, monkeypatch, tmp_path, flag, deterministic, actions
+):
+    seen = []
+    real = outcomes.collect_episodes
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["deterministic"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outcomes, "collect_episodes", spy)
+    out = tmp_path / "rows.json"
+    argv = ["expert", "--episodes", "4", "--envs", "4", "--seed", "5", *flag]
+    assert outcomes.main([*argv, "--json", str(out)]) == 0
+    assert seen == [deterministic]
+    assert json.loads(out.read_text())[0]["actions"] == actions
