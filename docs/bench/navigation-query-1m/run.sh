@@ -33,6 +33,10 @@
 #             $OUT/enc-seen.pt)
 #   seenlin - seen with the learning rate annealed linearly to 0 over the run (on seen's
 #             encoder, $OUT/enc-seen.pt)
+#   rseen   - seen with memory: RecurrentPPO (sb3-contrib), one LSTM (128 units) shared by
+#             actor and critic after the same extractor, pretrained so too (BC on whole
+#             episodes through the LSTM, into $OUT/enc-rseen.pt), against the feed-forward
+#             policy's search loops (BENCHMARKS.md, "search loops")
 #   epochs  - PPO with 10 epochs per rollout instead of 4
 # Usage: VARIANT=lit SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
 # (MORE="--set agent.ppo.n_epochs=8" TAG=ep8 adds fine-tuning options to a variant and
@@ -49,8 +53,9 @@ SEED=${SEED:-0}
 # lit labels recorded: DATASET=mmrl/necessity/navigation-lit-v1
 DATASET=${DATASET:-mmrl/necessity/navigation-v1}
 STEPS=${STEPS:-1000000}
-VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin or epochs}
+VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen or epochs}
 export OMP_NUM_THREADS=1
+AGENT=ppo-query
 SET=(--set agent.extractor.encoders.camera=factored
      --set agent.extractor.fusion_kwargs.direct_query=false
      --set agent.extractor.fusion_kwargs.values=positions)
@@ -80,25 +85,33 @@ case $VARIANT in
              SET+=(--set agent.extractor.encoders.text=bow
                    --set agent.extractor.fusion_kwargs.word_queries=true
                    --set agent.extractor.encoder_kwargs.text.drop_unseen_words=true) ;;
+    rseen) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]")
+           AGENT=recurrent-ppo-concat
+           SET+=(--set agent.extractor.fusion=query
+                 --set agent.recurrent.shared_lstm=true
+                 --set agent.recurrent.enable_critic_lstm=false
+                 --set agent.extractor.encoders.text=bow
+                 --set agent.extractor.fusion_kwargs.word_queries=true
+                 --set agent.extractor.encoder_kwargs.text.drop_unseen_words=true) ;;
     attr) EXTRA=(--label-guidance 1 --set agent.ppo.lr_schedule=linear --set
                  "agent.guidance.labels=[target_lit,target_lit_bearing,target_color_lit,target_shape_lit]") ;;
     epochs) EXTRA=(--set agent.ppo.n_epochs=10) ;;
-    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin or epochs, got '$VARIANT'" >&2; exit 2 ;;
+    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen or epochs, got '$VARIANT'" >&2; exit 2 ;;
 esac
 case $VARIANT in
-    bow | bowlin | words | wordsmall | seen) ENC=${ENC:-$OUT/enc-$VARIANT.pt} ;;
+    bow | bowlin | words | wordsmall | seen | rseen) ENC=${ENC:-$OUT/enc-$VARIANT.pt} ;;
     seenlin) ENC=${ENC:-$OUT/enc-seen.pt} ;;
     *) ENC=${ENC:-$OUT/enc.pt} ;;
 esac
 mkdir -p "$OUT"
-[ -f "$ENC" ] || mmrl pretrain --dataset "$DATASET" --agent ppo-query \
+[ -f "$ENC" ] || mmrl pretrain --dataset "$DATASET" --agent "$AGENT" \
     "${SET[@]}" --epochs 40 --threads 1 --out "$ENC"
 read -r -a MORE <<< "${MORE:-}"
 RUN=$OUT/$VARIANT${TAG:+-$TAG}-s$SEED
 if [ -f "$RUN/checkpoints/latest.zip" ] || [ -f "$RUN/config.yaml" ]; then
     mmrl train --resume "$RUN" --steps "$STEPS" --quiet
 else
-    mmrl train --env navigation --agent ppo-query "${SET[@]}" "${EXTRA[@]}" "${MORE[@]}" --init-from "$ENC" \
+    mmrl train --env navigation --agent "$AGENT" "${SET[@]}" "${EXTRA[@]}" "${MORE[@]}" --init-from "$ENC" \
         --init-policy-head --critic-warmup 50000 --steps "$STEPS" --seed "$SEED" \
         --out "$RUN" --quiet
 fi
