@@ -19,6 +19,21 @@ def search_loops():
     return module
 
 
+def test_the_table_has_every_count_when_no_episode_succeeds(search_loops, monkeypatch, capsys):
+    monkeypatch.setattr(search_loops, "N_ENVS", 4)
+    monkeypatch.setattr(search_loops, "summarize", lambda records: {
+        "success": {"share": 0.0},
+        "timeout, never lit": {"share": 1.0, "steps": 100.0},
+        "timeout, target lit": {"share": 0.0},
+        "wrong stop": {"share": 0.0},
+    })  # fmt: skip
+    monkeypatch.setattr(search_loops, "roll", lambda *args: [])
+    assert search_loops.main(["random", "--episodes", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "| episodes | share | steps |" in printed
+    assert "| success | 0 | nan |" in printed and "| timeout, never lit | 1 | 100 |" in printed
+
+
 def test_expert_and_random_searches(search_loops, monkeypatch):
     monkeypatch.setattr(search_loops, "N_ENVS", 8)
     expert = search_loops.roll("expert", "train", 16)
