@@ -20,7 +20,6 @@ def search_loops():
 
 
 def test_the_table_has_every_count_when_no_episode_succeeds(search_loops, monkeypatch, capsys):
-    monkeypatch.setattr(search_loops, "N_ENVS", 4)
     monkeypatch.setattr(search_loops, "summarize", lambda records: {
         "success": {"share": 0.0},
         "timeout, never lit": {"share": 1.0, "steps": 100.0},

@@ -41,6 +41,7 @@ from mmrl.make import resolve_env
 from mmrl.policies import load_policy
 from mmrl.rollout import collect_episodes
 
+ENV_ID = "mmrl/Navigation-v1"
 CLASSES = ("success", "timeout, never lit", "timeout, target lit", "wrong stop")
 N_ENVS = 200
 SEED = 30000
@@ -50,6 +51,8 @@ def roll(ref: str, split: str, episodes: int) -> list[dict[str, Any]]:
     """One record per finished episode (see the module docstring), in completion order."""
     policy = load_policy(ref)
     config = getattr(policy, "env_config", None) or resolve_env("navigation")
+    if config.env_id != ENV_ID:
+        raise SystemExit(f"error: {ref} acts in {config.env_id}, not {ENV_ID}")
     venv = make_eval_vec_env(config, split, N_ENVS, SEED)
     sim = venv.unwrapped.sim
     policy.attach(venv)
@@ -65,11 +68,9 @@ def roll(ref: str, split: str, episodes: int) -> list[dict[str, Any]]:
         state["objects"][idx] = sim.objects[idx]  # objects do not move within an episode
         state["valid"][idx] = sim.obj_valid[idx]
         state["target"][idx] = sim.target[idx]
-        for key in ("lit_before", "lightings", "lit_steps"):
+        for key in ("lit_before", "lightings", "lit_steps", "target_lit", "visible", "steps"):
             state[key][idx] = 0
-        state["visible"][idx] = 0
         state["closest"][idx] = np.inf
-        state["steps"][idx] = 0
 
     def on_step(obs: Any, actions: Any, rewards: Any, infos: list[dict]) -> None:
         if not state:
@@ -77,7 +78,8 @@ def roll(ref: str, split: str, episodes: int) -> list[dict[str, Any]]:
                 objects=np.zeros_like(sim.objects), valid=np.zeros((n, k), bool),
                 target=np.zeros(n, np.int64),
                 lit_before=np.zeros((n, k), bool), lightings=np.zeros((n, k), np.int64),
-                lit_steps=np.zeros((n, k), np.int64), visible=np.zeros(n, np.int64),
+                lit_steps=np.zeros((n, k), np.int64), target_lit=np.zeros(n, bool),
+                visible=np.zeros(n, np.int64),
                 closest=np.zeros(n), steps=np.zeros(n, np.int64),
             )  # fmt: skip
             start(rows)
@@ -93,6 +95,8 @@ def roll(ref: str, split: str, episodes: int) -> list[dict[str, Any]]:
         labels = [info["labels"] for info in infos]
         position = np.array([[lab["x"], lab["y"]] for lab in labels])
         state["visible"] += [lab["target_visible"] for lab in labels]
+        # as navigation_outcomes.py counts "never lit": the ending step's label included
+        state["target_lit"] |= [bool(lab["target_lit"]) for lab in labels]
         state["steps"] += 1
         target_xy = state["objects"][rows, state["target"]]
         distance = np.linalg.norm(position - target_xy, axis=1)
@@ -104,7 +108,7 @@ def roll(ref: str, split: str, episodes: int) -> list[dict[str, Any]]:
             if info["is_success"]:
                 outcome = "success"
             elif info.get("TimeLimit.truncated", False):
-                ever_lit = state["lightings"][i, target] > 0
+                ever_lit = state["target_lit"][i]
                 outcome = "timeout, target lit" if ever_lit else "timeout, never lit"
             else:
                 outcome = "wrong stop"
