@@ -155,6 +155,19 @@ def algorithm_class(algo: str) -> type:
         ) from None
 
 
+def policy_class(config: RunConfig) -> Any:
+    """What the recipe's algorithm is given as its policy: SB3's alias
+    (``"MultiInputPolicy"``, ``"MultiInputLstmPolicy"``), or for ``recurrent-ppo`` with
+    ``agent.recurrent.skip_connection`` mmrl's :class:`~mmrl.recurrent.SkipLstmPolicy`."""
+    algo = config.agent.algo
+    if algo == "recurrent-ppo" and config.agent.recurrent.skip_connection:
+        algorithm_class(algo)  # sb3-contrib is installed, or one line saying how to get it
+        from mmrl.recurrent import SkipLstmPolicy
+
+        return SkipLstmPolicy
+    return ALGORITHM_CLASSES[algo][2]
+
+
 def _check_normalized_keys(space: Any, keys: list[str]) -> None:
     """``VecNormalize`` needs existing float keys: a missing key was a ``KeyError`` traceback,
     and an integer key (``text`` token ids) was silently turned into nonsense floats."""
@@ -250,7 +263,7 @@ def build_model(config: RunConfig, venv: Any, device: th.device, tensorboard_log
 
     try:
         return cls(
-            ALGORITHM_CLASSES[algo][2],
+            policy_class(config),
             venv,
             learning_rate=lr,
             gamma=ppo.gamma,

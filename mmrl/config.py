@@ -172,12 +172,16 @@ class RecurrentConfig:
         n_lstm_layers: Stacked LSTM layers.
         shared_lstm: One LSTM for actor and critic.
         enable_critic_lstm: A separate LSTM for the critic (when not shared).
+        skip_connection: The heads read the extractor's features beside the LSTM's output
+            (an LSTM beside the feed-forward path, :mod:`mmrl.recurrent`); a feed-forward
+            BC head then loads with the memory's weights at zero (``--init-policy-head``).
     """
 
     lstm_hidden_size: int = 128
     n_lstm_layers: int = 1
     shared_lstm: bool = False
     enable_critic_lstm: bool = True
+    skip_connection: bool = False
 
 
 @dataclasses.dataclass

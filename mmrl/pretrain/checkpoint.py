@@ -47,16 +47,16 @@ def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, con
     """
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
-    from mmrl.agent import ALGORITHM_CLASSES, algorithm_class
+    from mmrl.agent import algorithm_class, policy_class
 
-    policy_class: Any = MultiInputActorCriticPolicy
+    cls: Any = MultiInputActorCriticPolicy
     if config.agent.algo == "recurrent-ppo":  # its LSTM policy (sb3-contrib's alias table)
-        policy_class = algorithm_class("recurrent-ppo").policy_aliases[
-            ALGORITHM_CLASSES["recurrent-ppo"][2]
-        ]
+        cls = policy_class(config)
+        if isinstance(cls, str):
+            cls = algorithm_class("recurrent-ppo").policy_aliases[cls]
     try:
         # PPO passes use_sde=False by default; the schedule only seeds the unused optimizer.
-        return policy_class(observation_space, action_space, lambda _: 0.0, **policy_kwargs(config))
+        return cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs(config))
     except (ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"agent {config.agent_name!r}: cannot build its policy: {err}") from None
 
@@ -74,6 +74,8 @@ def head_config(config: Any) -> dict[str, Any]:
             "hidden_size": recurrent.lstm_hidden_size,
             "layers": recurrent.n_lstm_layers,
         }
+        if recurrent.skip_connection:  # absent otherwise: older checkpoints still compare equal
+            layout["lstm"]["skip_connection"] = True
     return layout
 
 
@@ -284,6 +286,9 @@ def head_differences(
         return ["the checkpoint has no BC head (pretrain with the 'bc' objective)"]
     saved, wanted = dict(checkpoint.get("head_config", {})), dict(layout)
     diffs = []
+    if "lstm" not in saved and wanted.get("lstm", {}).get("skip_connection"):
+        # A feed-forward head fits a skip policy's feature columns (mmrl.recurrent).
+        wanted.pop("lstm")
     # A head that reads an LSTM and one that reads the extractor differ in kind, not size:
     # say which side has the LSTM and what to do, instead of a bare "only in ..." key.
     if ("lstm" in saved) != ("lstm" in wanted):

@@ -5,7 +5,8 @@
 * :func:`load_pretrained` copies the weights into the policy's features extractor(s) — the
   actor's and the critic's when ``share_features_extractor=False`` — and, with
   ``init_policy_head``, the BC head into ``mlp_extractor.policy_net`` and ``action_net``
-  (``recurrent-ppo``: and the actor LSTM, pretrained on whole episodes, into ``lstm_actor``)
+  (``recurrent-ppo``: and the actor LSTM, pretrained on whole episodes, into ``lstm_actor``;
+  a feed-forward head into a skip policy's feature columns, :mod:`mmrl.recurrent`)
   (``log_std`` keeps PPO's initial value: BC's is fitted to a near-deterministic expert and
   would collapse exploration).
 * :class:`FreezeEncodersCallback` keeps the extractor(s) frozen for the first env steps (the
@@ -172,8 +173,14 @@ def load_pretrained_policy(
             extractor.load_state_dict(state)
         if init.init_policy_head:
             head = checkpoint["head"]
-            policy.mlp_extractor.policy_net.load_state_dict(head["policy_net"])
-            policy.action_net.load_state_dict(head["action_net"])
+            if "lstm" not in head and hasattr(getattr(policy, "lstm_actor", None), "output_size"):
+                # A feed-forward head into a skip policy: memory columns start at zero.
+                from mmrl.recurrent import load_feedforward_head
+
+                load_feedforward_head(policy, head)
+            else:
+                policy.mlp_extractor.policy_net.load_state_dict(head["policy_net"])
+                policy.action_net.load_state_dict(head["action_net"])
             if "lstm" in head:  # recurrent-ppo, pretrained on whole episodes
                 policy.lstm_actor.load_state_dict(head["lstm"])
                 if getattr(policy, "lstm_critic", None) is not None:

@@ -37,6 +37,11 @@
 #             actor and critic after the same extractor, pretrained so too (BC on whole
 #             episodes through the LSTM, into $OUT/enc-rseen.pt), against the feed-forward
 #             policy's search loops (BENCHMARKS.md, "search loops")
+#   skip    - seen with memory beside the feed-forward path: RecurrentPPO whose heads read
+#             the features next to an LSTM's output (agent.recurrent.skip_connection; the
+#             critic without an LSTM), started from seen's feed-forward encoder and BC head
+#             ($OUT/enc-seen.pt) with the LSTM's columns of the heads at zero, so it starts
+#             as the feed-forward policy and learns memory only where it pays
 #   epochs  - PPO with 10 epochs per rollout instead of 4
 # Usage: VARIANT=lit SEED=0 OUT=results/nav-query-1m docs/bench/navigation-query-1m/run.sh
 # (MORE="--set agent.ppo.n_epochs=8" TAG=ep8 adds fine-tuning options to a variant and
@@ -53,9 +58,10 @@ SEED=${SEED:-0}
 # lit labels recorded: DATASET=mmrl/necessity/navigation-lit-v1
 DATASET=${DATASET:-mmrl/necessity/navigation-v1}
 STEPS=${STEPS:-1000000}
-VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen or epochs}
+VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen, skip or epochs}
 export OMP_NUM_THREADS=1
 AGENT=ppo-query
+PRETRAIN_AGENT=
 SET=(--set agent.extractor.encoders.camera=factored
      --set agent.extractor.fusion_kwargs.direct_query=false
      --set agent.extractor.fusion_kwargs.values=positions)
@@ -93,18 +99,28 @@ case $VARIANT in
                  --set agent.extractor.encoders.text=bow
                  --set agent.extractor.fusion_kwargs.word_queries=true
                  --set agent.extractor.encoder_kwargs.text.drop_unseen_words=true) ;;
+    skip) EXTRA=(--label-guidance 1 --set "agent.guidance.labels=[target_lit,target_lit_bearing]")
+          AGENT=recurrent-ppo-concat PRETRAIN_AGENT=ppo-query
+          SET+=(--set agent.extractor.fusion=query
+                --set agent.recurrent.shared_lstm=false
+                --set agent.recurrent.enable_critic_lstm=false
+                --set agent.recurrent.skip_connection=true
+                --set agent.extractor.encoders.text=bow
+                --set agent.extractor.fusion_kwargs.word_queries=true
+                --set agent.extractor.encoder_kwargs.text.drop_unseen_words=true) ;;
     attr) EXTRA=(--label-guidance 1 --set agent.ppo.lr_schedule=linear --set
                  "agent.guidance.labels=[target_lit,target_lit_bearing,target_color_lit,target_shape_lit]") ;;
     epochs) EXTRA=(--set agent.ppo.n_epochs=10) ;;
-    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen or epochs, got '$VARIANT'" >&2; exit 2 ;;
+    *) echo "run.sh: VARIANT must be labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen, skip or epochs, got '$VARIANT'" >&2; exit 2 ;;
 esac
 case $VARIANT in
     bow | bowlin | words | wordsmall | seen | rseen) ENC=${ENC:-$OUT/enc-$VARIANT.pt} ;;
-    seenlin) ENC=${ENC:-$OUT/enc-seen.pt} ;;
+    seenlin | skip) ENC=${ENC:-$OUT/enc-seen.pt} ;;
     *) ENC=${ENC:-$OUT/enc.pt} ;;
 esac
 mkdir -p "$OUT"
-[ -f "$ENC" ] || mmrl pretrain --dataset "$DATASET" --agent "$AGENT" \
+# skip pretrains seen's feed-forward encoder (its recurrent --set options are ignored there)
+[ -f "$ENC" ] || mmrl pretrain --dataset "$DATASET" --agent "${PRETRAIN_AGENT:-$AGENT}" \
     "${SET[@]}" --epochs 40 --threads 1 --out "$ENC"
 read -r -a MORE <<< "${MORE:-}"
 RUN=$OUT/$VARIANT${TAG:+-$TAG}-s$SEED

@@ -1,0 +1,114 @@
+"""Memory beside the features: a recurrent policy whose heads read the extractor's features
+next to the LSTM's output (``agent.recurrent.skip_connection``).
+
+sb3-contrib's ``RecurrentPPO`` puts its LSTM *between* the extractor and the heads: the heads see
+only the LSTM's output, so a policy pretrained feed-forward (or fine-tuned so) cannot keep acting
+while the memory is learned, and the features reach the heads only through a freshly initialized
+LSTM. With ``skip_connection`` the heads read ``concat(features, lstm(features))`` instead, an
+LSTM *beside* the feed-forward path. A feed-forward BC head loads into the feature columns of the
+heads' first layer with zeros in the memory columns (:func:`load_feedforward_head`), so the
+fine-tuned policy starts as exactly the pretrained feed-forward policy and PPO grows the memory's
+weight only where it pays (e.g. against Navigation's search loops: revisiting objects it has
+already rejected, BENCHMARKS.md).
+
+Only module swaps, no copied algorithm code: :class:`SkipLSTM` is an ``nn.LSTM`` whose output is
+its input and its output side by side, so sb3-contrib's ``_process_sequence``, rollout buffer
+and update run unchanged; :class:`SkipLstmPolicy` swaps it in and widens the heads' input.
+Needs sb3-contrib (``pip install "mmrl[contrib]"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
+from torch import nn
+
+__all__ = ["SkipLSTM", "SkipLinear", "SkipLstmPolicy", "load_feedforward_head"]
+
+
+class SkipLSTM(nn.LSTM):
+    """An ``nn.LSTM`` whose output is ``concat(input, lstm_output)`` along the last axis.
+
+    Shapes as ``nn.LSTM`` (``batch_first=False``): input ``(T, B, F)`` -> output
+    ``(T, B, F + H)`` float32, with the same ``(h, c)`` states ``(layers, B, H)``.
+    """
+
+    @property
+    def output_size(self) -> int:
+        """Width of the output: the input's plus the hidden state's."""
+        return self.input_size + self.hidden_size
+
+    def forward(self, input: th.Tensor, hx: Any = None) -> tuple[th.Tensor, Any]:
+        output, states = super().forward(input, hx)
+        return th.cat([input, output], dim=-1), states
+
+
+class SkipLinear(nn.Linear):
+    """The critic's feed-forward stand-in for an LSTM (no critic LSTM, none shared):
+    ``(B, F) -> (B, F + H)``, the features beside a linear map of them, so the critic's heads
+    have the actor's input width."""
+
+    def forward(self, input: th.Tensor) -> th.Tensor:
+        return th.cat([input, super().forward(input)], dim=-1)
+
+
+class SkipLstmPolicy(RecurrentMultiInputActorCriticPolicy):
+    """sb3-contrib's ``MultiInputLstmPolicy`` with the heads reading the features beside the
+    LSTM's output (module docstring). Takes the same arguments.
+
+    The actor LSTM (and the critic's, when it has its own) is a :class:`SkipLSTM`; a critic
+    without an LSTM gets a :class:`SkipLinear`; with ``shared_lstm`` the critic reads the
+    actor's output detached, as in sb3-contrib (so the value loss then trains neither the
+    LSTM nor the extractor).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        hidden, layers = self.lstm_actor.hidden_size, self.lstm_actor.num_layers
+        self.lstm_actor = SkipLSTM(self.features_dim, hidden, num_layers=layers, **self.lstm_kwargs)
+        if self.lstm_critic is not None:
+            self.lstm_critic = SkipLSTM(
+                self.features_dim, hidden, num_layers=layers, **self.lstm_kwargs
+            )
+        if self.critic is not None:
+            self.critic = SkipLinear(self.features_dim, hidden)
+        # The parent built its optimizer over the modules just replaced.
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=self.optimizer.param_groups[0]["lr"], **self.optimizer_kwargs
+        )
+
+    def _build_mlp_extractor(self) -> None:
+        # Called from the parent's constructor, after ``features_dim`` is known and before the
+        # LSTMs exist: the heads read the features and the LSTM's ``lstm_output_dim`` units.
+        self.lstm_output_dim = self.features_dim + self.lstm_output_dim
+        super()._build_mlp_extractor()
+
+
+def load_feedforward_head(policy: SkipLstmPolicy, head: dict[str, Any]) -> None:
+    """Loads a feed-forward BC head (``policy_net`` and ``action_net`` states) into a skip
+    policy: the weights of the first layer reading the heads' input (``policy_net``'s first
+    linear layer, or ``action_net`` when ``pi`` is empty) go to the feature columns and the
+    memory columns are zeroed, so the policy acts exactly as the feed-forward one until
+    training moves them.
+
+    Raises:
+        RuntimeError: The state does not fit (torch's shape or key message).
+    """
+    states = {"policy_net": dict(head["policy_net"]), "action_net": dict(head["action_net"])}
+    modules = {"policy_net": policy.mlp_extractor.policy_net, "action_net": policy.action_net}
+    part = "policy_net" if list(modules["policy_net"].parameters()) else "action_net"
+    first = next(n for n, _ in modules[part].named_parameters() if n.endswith("weight"))
+    own = dict(modules[part].named_parameters())[first]
+    weight = states[part][first]
+    if tuple(weight.shape) != (own.shape[0], policy.features_dim):
+        raise RuntimeError(
+            f"{part}.{first}: the checkpoint's {tuple(weight.shape)} does not fit "
+            f"{own.shape[0]} units reading {policy.features_dim} features"
+        )
+    widened = th.zeros_like(own)
+    widened[:, : policy.features_dim] = weight.to(own.device)
+    states[part][first] = widened
+    for name, module in modules.items():
+        module.load_state_dict(states[name])
