@@ -103,23 +103,29 @@ def test_continuous_actions_fit_the_mean():
     assert th.equal(model.policy.log_std.detach(), log_std)  # exploration stays PPO's
 
 
-def _recurrent_model():
-    """A small RecurrentPPO (32-step rollouts of 2 copies, a 16-unit LSTM) on Driving-v1."""
+def _recurrent_model(skip: bool = False):
+    """A small RecurrentPPO (32-step rollouts of 2 copies, a 16-unit LSTM) on Driving-v1;
+    ``skip``: with mmrl's :class:`~mmrl.recurrent.SkipLstmPolicy` (features beside memory)."""
     from sb3_contrib import RecurrentPPO
 
+    from mmrl.recurrent import SkipLstmPolicy
+
     venv = make_vec_env("mmrl/Driving-v1", n_envs=2, seed=5, **SENSORS)
+    policy = SkipLstmPolicy if skip else "MultiInputLstmPolicy"
     return RecurrentPPO(
-        "MultiInputLstmPolicy", venv, n_steps=32, batch_size=16, n_epochs=1, seed=5,
+        policy, venv, n_steps=32, batch_size=16, n_epochs=1, seed=5,
         policy_kwargs={"features_extractor_class": MultimodalExtractor,
                        "features_extractor_kwargs": {"features_dim": 32},
                        "lstm_hidden_size": 16},
     )  # fmt: skip
 
 
-def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
+@pytest.mark.parametrize("skip", [False, True])
+def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded(skip):
     """The pass evaluates each observation from the actor LSTM's state of that very step: before
-    any update its log-probabilities of the rollout's actions are the rollout's own."""
-    model = _recurrent_model()
+    any update its log-probabilities of the rollout's actions are the rollout's own (with the
+    features beside the memory too)."""
+    model = _recurrent_model(skip)
     cb = ExpertGuidanceCallback(GuidanceConfig(weight=1.0), batch_size=16, max_grad_norm=0.5)
     seen = []
     cb._fit = lambda *args: seen.append(args) or {}  # type: ignore[method-assign]
@@ -154,13 +160,15 @@ def test_recurrent_pass_steps_the_lstm_from_the_states_the_rollout_recorded():
     assert last < 0.7 * first, (first, last)
 
 
-def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm():
-    """``label_input: memory``: the label head reads the actor LSTM's output, so the label
-    loss reaches the LSTM's weights; with ``features`` it cannot."""
+@pytest.mark.parametrize("skip", [False, True])
+def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm(skip):
+    """``label_input: memory``: the label head reads the actor LSTM's output (a skip LSTM's:
+    the features beside it), so the label loss reaches the LSTM's weights; with ``features``
+    it cannot."""
 
     from mmrl.guidance import _infer_specs
 
-    model = _recurrent_model()
+    model = _recurrent_model(skip)
     guide = GuidanceConfig(label_weight=1.0, labels=["target_lane_offset"])
     cb = ExpertGuidanceCallback(guide, batch_size=16, max_grad_norm=0.5)
     seen = []
@@ -174,7 +182,7 @@ def test_memory_labels_are_fitted_from_the_lstm_output_and_train_the_lstm():
                            label_input=label_input), 16, 0.5)  # fmt: skip
         real.init_callback(model)
         real._build_head(_infer_specs(labels, ["target_lane_offset"]))
-        width = 16 if label_input == "memory" else 32
+        width = (32 * skip + 16) if label_input == "memory" else 32
         assert next(real.label_head.parameters()).shape[-1] == width
         first = real._fit(obs, None, labels, 0.0, memory)["label_loss"]
         for _ in range(20):

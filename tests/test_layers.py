@@ -23,7 +23,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmrl", "mmrl.registration", "mmrl.envs"),  # ``mmrl`` itself: registers the envs
     ("mmrl.wrappers", "mmrl.adapters"),  # observation wrappers, other suites' envs
     ("mmrl.encoders", "mmrl.fusion"),
-    ("mmrl.extractor", "mmrl.testing"),  # testing: fake envs + extractor fitting helpers
+    # testing: fake envs + extractor fitting helpers; recurrent: the skip-LSTM policy
+    ("mmrl.extractor", "mmrl.testing", "mmrl.recurrent"),
     ("mmrl.data",),  # the Minari format: reader and writer
     # runs: the run folder's file names and readers, shared by train (the writer) and above
     # commands: each command's options (typed, declared once), read by the library below cli

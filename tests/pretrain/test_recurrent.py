@@ -187,3 +187,66 @@ def test_freezing_the_encoders_keeps_the_loaded_lstm_too(memory):
     alone = [o for o in overrides if "init_policy_head" not in o]
     config = resolve_run_config(memory.env, memory.agent, alone)
     assert not init_callbacks(config.agent.init, config.agent.algo)[0].memory
+
+
+SKIP = [*RECURRENT, "agent.recurrent.skip_connection=true"]
+
+
+def test_a_feedforward_head_starts_a_skip_policy_as_the_feedforward_policy(memory):
+    """``skip_connection``: a feed-forward BC head loads into the heads' feature columns with
+    the LSTM's columns at zero, so the policy acts exactly as the feed-forward one."""
+    from mmrl.pretrain.finetune import check_init, env_policy, load_pretrained_policy
+    from mmrl.recurrent import SkipLstmPolicy
+
+    init = [f"agent.init.path={json.dumps(str(memory.feedforward.out))}",
+            "agent.init.init_policy_head=true"]  # fmt: skip
+    skip = resolve_run_config(memory.env, memory.agent, [*SKIP, *init])
+    feedforward = resolve_run_config(memory.env, memory.agent, [CONCAT, *init])
+    check_init(skip)  # not refused
+    policies = [env_policy(c) for c in (skip, feedforward)]
+    for policy, config in zip(policies, (skip, feedforward), strict=True):
+        load_pretrained_policy(policy, config)
+        policy.set_training_mode(False)
+    assert isinstance(policies[0], SkipLstmPolicy)
+    first = policies[0].mlp_extractor.policy_net[0].weight
+    features = policies[0].features_dim
+    assert first.shape[1] == features + 32 and th.all(first[:, features:] == 0)
+    th.manual_seed(0)
+    space = policies[0].observation_space
+    obs = {k: th.as_tensor(np.stack([s.sample() for _ in range(16)])) for k, s in space.items()}
+    zeros = (th.zeros(1, 16, 32), th.zeros(1, 16, 32))
+    with th.no_grad():
+        mine, _ = policies[0].get_distribution(obs, zeros, th.ones(16))
+        theirs = policies[1].get_distribution(obs)
+    assert th.allclose(mine.distribution.logits, theirs.distribution.logits, atol=1e-5)
+
+
+def test_a_recurrent_head_without_the_skip_does_not_fit_a_skip_policy(memory):
+    from mmrl.pretrain.finetune import check_init
+
+    init = [f"agent.init.path={json.dumps(str(memory.recurrent.out))}",
+            "agent.init.init_policy_head=true"]  # fmt: skip
+    with pytest.raises(CheckpointError, match="skip_connection"):
+        check_init(resolve_run_config(memory.env, memory.agent, [*SKIP, *init]))
+
+
+def test_a_skip_recipe_pretrains_its_memory_and_fine_tunes_from_it(memory, tmp_path, monkeypatch):
+    """BC through the skip LSTM learns the memory task as the plain LSTM does, and its head
+    (LSTM included) loads back into the PPO policy."""
+    from mmrl.pretrain import pretrain
+    from mmrl.pretrain.finetune import check_init, env_policy, load_pretrained_policy
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(memory.root / "datasets"))
+    result = pretrain("toy/memory-v0", memory.agent, env=memory.env, out=tmp_path / "skip.pt",
+                      overrides=SKIP, objectives="bc", epochs=60, batch_size=64,
+                      val_fraction=0.25, patience=60, verbose=0, seed=0)  # fmt: skip
+    assert result.val_metrics["bc_accuracy"] > 0.95
+    head = load_encoder_checkpoint(result.out)["head"]
+    init = [f"agent.init.path={json.dumps(str(result.out))}", "agent.init.init_policy_head=true"]
+    config = resolve_run_config(memory.env, memory.agent, [*SKIP, *init])
+    check_init(config)
+    policy = env_policy(config)
+    load_pretrained_policy(policy, config)
+    assert all(th.equal(head["lstm"][k], v) for k, v in policy.lstm_actor.state_dict().items())
+    net = policy.mlp_extractor.policy_net.state_dict()
+    assert all(th.equal(head["policy_net"][k], v) for k, v in net.items())
