@@ -25,7 +25,7 @@ import torch as th
 from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
 from torch import nn
 
-__all__ = ["SkipLSTM", "SkipLinear", "SkipLstmPolicy", "load_feedforward_head"]
+__all__ = ["SkipLSTM", "SkipLinear", "SkipLstmPolicy", "drop_memory", "load_feedforward_head"]
 
 
 class SkipLSTM(nn.LSTM):
@@ -112,3 +112,23 @@ def load_feedforward_head(policy: SkipLstmPolicy, head: dict[str, Any]) -> None:
     states[part][first] = widened
     for name, module in modules.items():
         module.load_state_dict(states[name])
+
+
+def drop_memory(policy: SkipLstmPolicy) -> None:
+    """Zeroes, in place, the weights through which the actor's heads read the LSTM's output,
+    so the policy acts from the features alone (whatever its LSTM state): the memory's
+    ablation, as masking a sensor is a modality's. The critic is left as it is (it does
+    not act).
+
+    Raises:
+        TypeError: ``policy`` is not a :class:`SkipLstmPolicy` (nothing to drop).
+    """
+    if not isinstance(policy, SkipLstmPolicy):
+        raise TypeError(
+            f"only a policy with the LSTM beside its features (agent.recurrent.skip_connection) "
+            f"can act without its memory, got {type(policy).__name__}"
+        )
+    net = policy.mlp_extractor.policy_net
+    layer = next((m for m in net if isinstance(m, nn.Linear)), policy.action_net)
+    with th.no_grad():
+        layer.weight[:, policy.features_dim :] = 0.0

@@ -24,7 +24,11 @@ test split also phrases instructions with paraphrase templates the train split n
 whose words, such as "please" and "colored", training never showed the agent).
 
     python scripts/navigation_outcomes.py RUN [RUN ...] [--split test] [--episodes 300]
-        [--envs 32] [--seed 30000] [--stochastic] [--json OUT]
+        [--envs 32] [--seed 30000] [--stochastic] [--no-memory] [--json OUT]
+
+``--no-memory`` (a policy with ``agent.recurrent.skip_connection`` only) zeroes the weights
+through which the actor reads its LSTM, so it acts from the features alone: what the memory
+adds to each outcome (:func:`mmrl.recurrent.drop_memory`).
 
 RUN is anything ``mmrl.policies.load_policy`` reads (run folder, model.zip, checkpoint,
 ``expert``, ``random``).
@@ -37,6 +41,7 @@ import datetime
 import json
 import platform
 import re
+import sys
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
@@ -112,16 +117,36 @@ def chosen_outcome(
     return "neither"
 
 
+def fail(message: str) -> SystemExit:
+    """One line on stderr; the caller raises the returned exit (status 2)."""
+    print(f"error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
 def roll(
-    ref: str, episodes: int, split: str, n_envs: int, seed: int, stochastic: bool = False
+    ref: str,
+    episodes: int,
+    split: str,
+    n_envs: int,
+    seed: int,
+    stochastic: bool = False,
+    memory: bool = True,
 ) -> dict[str, Any]:
     """Outcome counts per target pair of ``episodes`` episodes of one policy
     (:func:`mmrl.rollout.collect_episodes`, spread evenly over the copies), greedy unless
-    ``stochastic`` (actions sampled from the policy's distribution)."""
+    ``stochastic`` (actions sampled from the policy's distribution); ``memory=False``: a
+    skip policy with its memory dropped (:func:`mmrl.recurrent.drop_memory`)."""
     policy = load_policy(ref)
     config = getattr(policy, "env_config", None) or resolve_env("navigation")
     if config.env_id != ENV_ID:
-        raise SystemExit(f"error: {ref} acts in {config.env_id}, not {ENV_ID}")
+        raise fail(f"{ref} acts in {config.env_id}, not {ENV_ID}")
+    if not memory:
+        from mmrl.recurrent import drop_memory
+
+        try:
+            drop_memory(getattr(policy, "policy", None))
+        except TypeError as err:
+            raise fail(f"--no-memory: {ref}: {err}") from None
     venv = make_eval_vec_env(config, split, n_envs, seed)
     sim = venv.unwrapped.sim
     policy.attach(venv)
@@ -193,6 +218,7 @@ def roll(
         "split": split,
         "episodes": episodes,
         "actions": "sampled" if stochastic else "greedy",
+        "memory": "kept" if memory else "dropped",
         "groups": summarize(ordered, never_lit_counts),
         "templates": summarize(dict(sorted(by_template.items(), reverse=True)), never_lit_counts),
     }
@@ -206,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs", type=int, default=32, help="copies rolled at once")
     parser.add_argument("--seed", type=int, default=30000)
     parser.add_argument("--stochastic", action="store_true", help="sample actions (default greedy)")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="a skip policy acting without its LSTM"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if args.episodes < 1 or args.envs < 1:
@@ -217,10 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.node()} ({platform.machine()}): {args.split} split, {args.episodes} "
         f"episodes, seed {args.seed}, "
         f"{'sampled' if args.stochastic else 'greedy'} actions"
+        + (", memory dropped" if args.no_memory else "")
     )
     rows = []
     for ref in args.runs:
-        row = roll(ref, args.episodes, args.split, args.envs, args.seed, args.stochastic)
+        row = roll(
+            ref, args.episodes, args.split, args.envs, args.seed, args.stochastic,
+            memory=not args.no_memory,
+        )  # fmt: skip
         rows.append(row)
         print(f"## {ref}")
         print("| target | episodes | " + " | ".join((*OUTCOMES, NEVER_LIT)) + " |")

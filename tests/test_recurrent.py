@@ -100,3 +100,28 @@ def test_a_skip_model_saves_and_loads_as_recurrent_ppo(tmp_path):
     mine, _ = model.predict(obs, episode_start=np.ones(2, bool), deterministic=True)
     loaded, _ = policy.predict(obs, None, np.ones(2, bool))
     np.testing.assert_array_equal(mine, loaded)
+
+
+def test_without_its_memory_the_policy_acts_from_the_features_alone():
+    from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
+
+    from mmrl.recurrent import drop_memory
+
+    policy = _policy(enable_critic_lstm=False)
+    policy.set_training_mode(False)
+    obs = {"state": th.rand(6, 5)}
+
+    def logits(seed: int) -> th.Tensor:
+        g = th.Generator().manual_seed(seed)
+        states = tuple(th.randn(1, 6, 4, generator=g) for _ in range(2))
+        with th.no_grad():
+            return policy.get_distribution(obs, states, th.zeros(6))[0].distribution.logits
+
+    assert not th.allclose(logits(0), logits(1))  # the LSTM state matters...
+    drop_memory(policy)
+    assert th.equal(logits(0), logits(1))  # ...and no longer does
+    plain = RecurrentMultiInputActorCriticPolicy(
+        policy.observation_space, policy.action_space, lambda _: 1e-3, lstm_hidden_size=4
+    )
+    with pytest.raises(TypeError, match="skip_connection"):
+        drop_memory(plain)

@@ -104,3 +104,38 @@ def test_stochastic_samples_the_actions(
     assert outcomes.main([*argv, "--json", str(out)]) == 0
     assert seen == [deterministic]
     assert json.loads(out.read_text())[0]["actions"] == actions
+
+
+def test_no_memory_drops_a_skip_policys_memory(outcomes, monkeypatch, tmp_path):
+    pytest.importorskip("sb3_contrib")
+    from sb3_contrib import RecurrentPPO
+
+    import mmrl.recurrent
+    from mmrl import MultimodalExtractor, make_vec_env
+
+    venv = make_vec_env("mmrl/Navigation-v1", n_envs=2, seed=0)
+    model = RecurrentPPO(
+        mmrl.recurrent.SkipLstmPolicy, venv, n_steps=8, batch_size=16, seed=0,
+        policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                       "features_extractor_kwargs": {"features_dim": 16},
+                       "lstm_hidden_size": 8},
+    )  # fmt: skip
+    model.save(tmp_path / "model.zip")
+    dropped = []
+    real = mmrl.recurrent.drop_memory
+    monkeypatch.setattr(mmrl.recurrent, "drop_memory", lambda p: dropped.append(p) or real(p))
+    out = tmp_path / "rows.json"
+    argv = [str(tmp_path / "model.zip"), "--episodes", "2", "--envs", "2", "--no-memory"]
+    assert outcomes.main([*argv, "--json", str(out)]) == 0
+    (policy,) = dropped
+    assert bool((policy.mlp_extractor.policy_net[0].weight[:, 16:] == 0).all())
+    assert json.loads(out.read_text())[0]["memory"] == "dropped"
+
+
+def test_no_memory_refuses_a_policy_without_a_skip_lstm(outcomes, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        outcomes.main(["expert", "--episodes", "2", "--envs", "2", "--no-memory"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --no-memory: expert: only a policy with the LSTM beside")
+    assert "\n" not in err
