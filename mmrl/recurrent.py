@@ -86,32 +86,39 @@ class SkipLstmPolicy(RecurrentMultiInputActorCriticPolicy):
         super()._build_mlp_extractor()
 
 
+def _reading_layer(policy: SkipLstmPolicy) -> tuple[str, str, nn.Linear]:
+    """The actor's layer that reads the heads' input (features and memory): ``policy_net``'s
+    first linear layer, or ``action_net`` when ``pi`` is empty; as ``(part, weight key in the
+    part's state, layer)``."""
+    for name, module in policy.mlp_extractor.policy_net.named_children():
+        if isinstance(module, nn.Linear):
+            return "policy_net", f"{name}.weight", module
+    return "action_net", "weight", policy.action_net
+
+
 def load_feedforward_head(policy: SkipLstmPolicy, head: dict[str, Any]) -> None:
     """Loads a feed-forward BC head (``policy_net`` and ``action_net`` states) into a skip
-    policy: the weights of the first layer reading the heads' input (``policy_net``'s first
-    linear layer, or ``action_net`` when ``pi`` is empty) go to the feature columns and the
-    memory columns are zeroed, so the policy acts exactly as the feed-forward one until
+    policy: the weights of the layer reading the heads' input go to its feature columns and
+    its memory columns are zeroed, so the policy acts exactly as the feed-forward one until
     training moves them.
 
     Raises:
         RuntimeError: The state does not fit (torch's shape or key message).
+        KeyError: The head lacks a part.
     """
     states = {"policy_net": dict(head["policy_net"]), "action_net": dict(head["action_net"])}
-    modules = {"policy_net": policy.mlp_extractor.policy_net, "action_net": policy.action_net}
-    part = "policy_net" if list(modules["policy_net"].parameters()) else "action_net"
-    first = next(n for n, _ in modules[part].named_parameters() if n.endswith("weight"))
-    own = dict(modules[part].named_parameters())[first]
-    weight = states[part][first]
-    if tuple(weight.shape) != (own.shape[0], policy.features_dim):
+    part, key, layer = _reading_layer(policy)
+    weight = states[part][key]
+    if tuple(weight.shape) != (layer.out_features, policy.features_dim):
         raise RuntimeError(
-            f"{part}.{first}: the checkpoint's {tuple(weight.shape)} does not fit "
-            f"{own.shape[0]} units reading {policy.features_dim} features"
+            f"{part}.{key}: the checkpoint's {tuple(weight.shape)} does not fit "
+            f"{layer.out_features} units reading {policy.features_dim} features"
         )
-    widened = th.zeros_like(own)
-    widened[:, : policy.features_dim] = weight.to(own.device)
-    states[part][first] = widened
-    for name, module in modules.items():
-        module.load_state_dict(states[name])
+    widened = th.zeros_like(layer.weight)
+    widened[:, : policy.features_dim] = weight.to(widened.device)
+    states[part][key] = widened
+    policy.mlp_extractor.policy_net.load_state_dict(states["policy_net"])
+    policy.action_net.load_state_dict(states["action_net"])
 
 
 def drop_memory(policy: SkipLstmPolicy) -> None:
@@ -128,7 +135,6 @@ def drop_memory(policy: SkipLstmPolicy) -> None:
             f"only a policy with the LSTM beside its features (agent.recurrent.skip_connection) "
             f"can act without its memory, got {type(policy).__name__}"
         )
-    net = policy.mlp_extractor.policy_net
-    layer = next((m for m in net if isinstance(m, nn.Linear)), policy.action_net)
+    _, _, layer = _reading_layer(policy)
     with th.no_grad():
         layer.weight[:, policy.features_dim :] = 0.0

@@ -125,3 +125,36 @@ def test_without_its_memory_the_policy_acts_from_the_features_alone():
     )
     with pytest.raises(TypeError, match="skip_connection"):
         drop_memory(plain)
+
+
+@pytest.mark.parametrize("pi", [[8], []])
+def test_a_feedforward_head_fills_the_feature_columns_of_the_reading_layer(pi):
+    """With ``pi`` layers the first of them reads features and memory; without, the action
+    layer does. Either way the feature columns take the head's weights and the memory's
+    are zero; a head of another width is one RuntimeError."""
+    from gymnasium import spaces
+
+    from mmrl import MultimodalExtractor
+    from mmrl.recurrent import load_feedforward_head
+
+    obs = spaces.Dict({"state": spaces.Box(-1, 1, (5,), np.float32)})
+    policy = SkipLstmPolicy(
+        obs, spaces.Discrete(3), lambda _: 1e-3, features_extractor_class=MultimodalExtractor,
+        features_extractor_kwargs={"features_dim": 12}, net_arch={"pi": pi, "vf": [8]},
+        lstm_hidden_size=4,
+    )  # fmt: skip
+    width = pi[0] if pi else 3
+    reading = th.randn(width, 12)
+    head = {
+        "policy_net": {"0.weight": reading, "0.bias": th.zeros(8)} if pi else {},
+        "action_net": {"weight": th.randn(3, 8), "bias": th.zeros(3)}
+        if pi
+        else {"weight": reading, "bias": th.zeros(3)},
+    }
+    load_feedforward_head(policy, head)
+    layer = policy.mlp_extractor.policy_net[0] if pi else policy.action_net
+    assert th.equal(layer.weight[:, :12], reading) and th.all(layer.weight[:, 12:] == 0)
+    bad = {**head, ("policy_net" if pi else "action_net"): {
+        "0.weight" if pi else "weight": th.randn(width, 7)}}  # fmt: skip
+    with pytest.raises(RuntimeError, match="does not fit"):
+        load_feedforward_head(policy, bad)
