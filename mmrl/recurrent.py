@@ -132,8 +132,9 @@ def drop_memory(policy: SkipLstmPolicy) -> None:
     """
     if not isinstance(policy, SkipLstmPolicy):
         raise TypeError(
-            f"only a policy with the LSTM beside its features (agent.recurrent.skip_connection) "
-            f"can act without its memory, got {type(policy).__name__}"
+            "only a policy with the LSTM beside its features (agent.recurrent.skip_connection) "
+            "can act without its memory, got "
+            + ("a policy with no network" if policy is None else type(policy).__name__)
         )
     _, _, layer = _reading_layer(policy)
     with th.no_grad():
