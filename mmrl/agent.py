@@ -155,17 +155,21 @@ def algorithm_class(algo: str) -> type:
         ) from None
 
 
-def policy_class(config: RunConfig) -> Any:
-    """What the recipe's algorithm is given as its policy: SB3's alias
-    (``"MultiInputPolicy"``, ``"MultiInputLstmPolicy"``), or for ``recurrent-ppo`` with
-    ``agent.recurrent.skip_connection`` mmrl's :class:`~mmrl.recurrent.SkipLstmPolicy`."""
+def policy_class(config: RunConfig) -> type:
+    """The policy class of the recipe's algorithm: the one SB3's alias table names
+    (``MultiInputPolicy``, ``MultiInputLstmPolicy``), or for ``recurrent-ppo`` with
+    ``agent.recurrent.skip_connection`` mmrl's :class:`~mmrl.recurrent.SkipLstmPolicy`.
+
+    Raises:
+        ConfigError, MissingDependencyError: As :func:`algorithm_class`.
+    """
     algo = config.agent.algo
+    cls = algorithm_class(algo)  # sb3-contrib is installed, or one line saying how to get it
     if algo == "recurrent-ppo" and config.agent.recurrent.skip_connection:
-        algorithm_class(algo)  # sb3-contrib is installed, or one line saying how to get it
         from mmrl.recurrent import SkipLstmPolicy
 
         return SkipLstmPolicy
-    return ALGORITHM_CLASSES[algo][2]
+    return cls.policy_aliases[ALGORITHM_CLASSES[algo][2]]
 
 
 def _check_normalized_keys(space: Any, keys: list[str]) -> None:

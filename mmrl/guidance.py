@@ -192,8 +192,9 @@ class ExpertGuidanceCallback(BaseCallback):
         self.label_specs = specs
         width = policy.pi_features_extractor.features_dim
         if self.guidance.label_input == "memory":  # config checks: recurrent-ppo
-            # a skip LSTM (mmrl.recurrent) hands the heads the features beside its output
-            width = getattr(policy.lstm_actor, "output_size", policy.lstm_actor.hidden_size)
+            from mmrl.recurrent import memory_width
+
+            width = memory_width(policy.lstm_actor)
         self.label_head = label_head(width, specs)
         self.label_head.to(policy.device)
         lr = policy.optimizer.param_groups[0]["lr"]

@@ -25,7 +25,14 @@ import torch as th
 from sb3_contrib.common.recurrent.policies import RecurrentMultiInputActorCriticPolicy
 from torch import nn
 
-__all__ = ["SkipLSTM", "SkipLinear", "SkipLstmPolicy", "drop_memory", "load_feedforward_head"]
+__all__ = [
+    "SkipLSTM",
+    "SkipLinear",
+    "SkipLstmPolicy",
+    "drop_memory",
+    "load_feedforward_head",
+    "memory_width",
+]
 
 
 class SkipLSTM(nn.LSTM):
@@ -43,6 +50,12 @@ class SkipLSTM(nn.LSTM):
     def forward(self, input: th.Tensor, hx: Any = None) -> tuple[th.Tensor, Any]:
         output, states = super().forward(input, hx)
         return th.cat([input, output], dim=-1), states
+
+
+def memory_width(lstm: nn.LSTM) -> int:
+    """Width of what a policy's LSTM hands its heads: the hidden size, or for a
+    :class:`SkipLSTM` the features' width plus it."""
+    return lstm.output_size if isinstance(lstm, SkipLSTM) else lstm.hidden_size
 
 
 class SkipLinear(nn.Linear):

@@ -47,13 +47,11 @@ def build_policy(observation_space: spaces.Dict, action_space: spaces.Space, con
     """
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
-    from mmrl.agent import algorithm_class, policy_class
+    from mmrl.agent import policy_class
 
     cls: Any = MultiInputActorCriticPolicy
-    if config.agent.algo == "recurrent-ppo":  # its LSTM policy (sb3-contrib's alias table)
+    if config.agent.algo == "recurrent-ppo":  # its LSTM policy
         cls = policy_class(config)
-        if isinstance(cls, str):
-            cls = algorithm_class("recurrent-ppo").policy_aliases[cls]
     try:
         # PPO passes use_sde=False by default; the schedule only seeds the unused optimizer.
         return cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs(config))

@@ -173,7 +173,7 @@ def load_pretrained_policy(
             extractor.load_state_dict(state)
         if init.init_policy_head:
             head = checkpoint["head"]
-            if "lstm" not in head and hasattr(getattr(policy, "lstm_actor", None), "output_size"):
+            if "lstm" not in head and _is_skip(policy):
                 # A feed-forward head into a skip policy: memory columns start at zero.
                 from mmrl.recurrent import load_feedforward_head
 
@@ -198,6 +198,16 @@ def load_pretrained_policy(
             + (" with its LSTM" if init.init_policy_head and "lstm" in checkpoint["head"] else "")
         )
     return checkpoint.get("info", {})
+
+
+def _is_skip(policy: Any) -> bool:
+    """Whether ``policy`` is mmrl's :class:`~mmrl.recurrent.SkipLstmPolicy` (sb3-contrib is
+    imported only for recurrent policies)."""
+    if getattr(policy, "lstm_actor", None) is None:
+        return False
+    from mmrl.recurrent import SkipLstmPolicy
+
+    return isinstance(policy, SkipLstmPolicy)
 
 
 class FreezeEncodersCallback(BaseCallback):

@@ -314,8 +314,10 @@ class PretrainModel(nn.Module):
         # recurrent-ppo: the policy head (and so bc and labels) reads the actor LSTM's output.
         self.lstm: nn.LSTM | None = getattr(policy, "lstm_actor", None)
         head_input = features
-        if self.lstm is not None:  # a skip LSTM (mmrl.recurrent) adds the features' width
-            head_input = getattr(self.lstm, "output_size", self.lstm.hidden_size)
+        if self.lstm is not None:
+            from mmrl.recurrent import memory_width
+
+            head_input = memory_width(self.lstm)
         if "labels" in self.objectives:
             if not self.label_specs:
                 raise ValueError("objective 'labels' needs at least one non-constant label")
