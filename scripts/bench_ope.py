@@ -16,6 +16,11 @@ probabilities logged:
 * *broad*: ``mmrl collect --policy expert --epsilon 0.5`` (every action well covered);
 * *narrow*: the expert at ``--epsilon 0.05`` (nearly the expert only, the hard case for
   importance weights of the noisier policies);
+* *spread*: a documented behaviour mixture in equal parts: the expert at each epsilon of
+  :data:`SPREAD_EPSILONS` (none of them a pool member's, each part from scenes of its own)
+  and the mixed data's learner (its first episodes), ``--dataset-episodes`` in all. As in
+  D4RL's replay datasets, which DOPE scores on, the log holds behaviour from nearly the
+  expert's to nearly random, so every pool member has logged episodes close to its own;
 * *mixed*: one log from two behaviour policies, the first half of the broad episodes and as
   many of a *learner*: a BC policy pretrained for :data:`LEARNER_EPOCHS` epochs on the
   narrow data (so not a member of the pool, which clones the broad data), its actions
@@ -79,8 +84,13 @@ import numpy as np
 
 ESTIMATORS = ("fqe", "pdis", "wpdis", "dr", "wdr", "cpdis", "cwpdis", "cdr", "cwdr")
 POOL_EPSILONS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
-#: Dataset name -> the scripted expert's epsilon in it (``mixed``: in its expert half).
-DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5}
+#: The expert's noise levels in the spread data, one part each (beside the learner's part).
+SPREAD_EPSILONS = (0.05, 0.3, 0.6, 0.9)
+#: Dataset name -> the scripted expert's epsilon in it (``mixed``: in its expert half;
+#: ``spread``: in its expert parts).
+DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5, "spread": SPREAD_EPSILONS}
+#: Collection seeds of the spread data's expert parts start here, one block per part.
+SPREAD_SEED = 20_000
 #: The mixed data's learner: BC epochs on the narrow data, its epsilon, its collection seed.
 LEARNER_EPOCHS, LEARNER_EPSILON, LEARNER_SEED = 3, 0.1, 10_000
 KINDS = ("expert", "bc", "ppo", "masked")
@@ -268,24 +278,48 @@ def dope_scores(estimates: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[str, int | None]:
     """The id(s) of dataset ``name`` of ``env`` and the episodes to read of each (``None``:
     all), collected on first use."""
-    from mmrl.collect import collect
-
     if name == "mixed":
         half = args.dataset_episodes // 2
         broad, _ = _dataset(env, "broad", args, out)
         learner = learner_behaviour(env, args, out)
-        dataset_id = f"bench/{env}/learner-bc{LEARNER_EPOCHS}-n{half}-v0"
-        if not (out / "datasets" / dataset_id).exists():
-            collect(env=env, policy=learner.ref, episodes=half, dataset_id=dataset_id,
-                    epsilon=LEARNER_EPSILON, stochastic=True, expert_labels=True,
-                    seed=args.seed + LEARNER_SEED)  # fmt: skip
-        return f"{broad},{dataset_id}", half
-    eps = DATASETS[name]
-    dataset_id = f"bench/{env}/{name}-e{round(100 * eps)}-n{args.dataset_episodes}-v0"
+        return f"{broad},{_learner_dataset(env, learner, half, args, out)}", half
+    if name == "spread":
+        parts = len(SPREAD_EPSILONS) + 1  # and the learner's
+        per_part = max(2, args.dataset_episodes // parts)
+        ids = []
+        for i, eps in enumerate(SPREAD_EPSILONS):
+            ids.append(_expert_dataset(env, f"spread{i}", eps, per_part,
+                                       args.seed + SPREAD_SEED + i * per_part, out))  # fmt: skip
+        learner = learner_behaviour(env, args, out)
+        episodes = max(per_part, args.dataset_episodes // 2)  # the mixed data's learner log
+        learner_id = _learner_dataset(env, learner, episodes, args, out)
+        return ",".join([*ids, learner_id]), per_part
+    return _expert_dataset(env, name, DATASETS[name], args.dataset_episodes, args.seed, out), None
+
+
+def _expert_dataset(env: str, name: str, eps: float, episodes: int, seed: int, out: Path) -> str:
+    """The id of ``episodes`` of the expert at ``eps`` (collected on first use)."""
+    from mmrl.collect import collect
+
+    dataset_id = f"bench/{env}/{name}-e{round(100 * eps)}-n{episodes}-v0"
     if not (out / "datasets" / dataset_id).exists():
-        collect(env=env, policy="expert", episodes=args.dataset_episodes,
-                dataset_id=dataset_id, epsilon=eps, seed=args.seed)  # fmt: skip
-    return dataset_id, None
+        collect(env=env, policy="expert", episodes=episodes, dataset_id=dataset_id,
+                epsilon=eps, seed=seed)  # fmt: skip
+    return dataset_id
+
+
+def _learner_dataset(
+    env: str, learner: Member, episodes: int, args: argparse.Namespace, out: Path
+) -> str:
+    """The id of ``episodes`` of the learner's log (collected on first use)."""
+    from mmrl.collect import collect
+
+    dataset_id = f"bench/{env}/learner-bc{LEARNER_EPOCHS}-n{episodes}-v0"
+    if not (out / "datasets" / dataset_id).exists():
+        collect(env=env, policy=learner.ref, episodes=episodes, dataset_id=dataset_id,
+                epsilon=LEARNER_EPSILON, stochastic=True, expert_labels=True,
+                seed=args.seed + LEARNER_SEED)  # fmt: skip
+    return dataset_id
 
 
 def _pool_folder(env: str, args: argparse.Namespace, out: Path) -> Path:
@@ -345,7 +379,7 @@ def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> 
         masked = masked_members(best, args.mask)
         truth.measure(masked)
         t = phase("truth_masked", t)
-    if "mixed" in args.datasets:  # how good the mixed log's learner is (not in the pool)
+    if {"mixed", "spread"} & set(args.datasets):  # how good the learner is (not in the pool)
         truth.measure([learner_behaviour(env, args, out)])
         t = phase("truth_learner", t)
     return pool + learned + masked, truth.returns
@@ -389,7 +423,7 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
         by_label = {r.label: r for r in ranking.reports}
         scores[name] = {}
-        if name == "mixed":  # the learner's online return (build_pool): how good it was
+        if name in ("mixed", "spread"):  # the learner's online return (build_pool)
             learner = learner_behaviour(env, args, out)
             details["learner"] = {"ref": learner.ref, "epsilon": LEARNER_EPSILON,
                                   "true_return": float(truth[learner.label].mean()),

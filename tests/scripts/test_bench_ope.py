@@ -20,7 +20,7 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     written = json.loads((out / "ope.json").read_text())
     assert written == json.loads(json.dumps(scores))
     assert set(written) == {"navigation"}
-    assert set(written["navigation"]) == {"broad", "narrow", "mixed"}
+    assert set(written["navigation"]) == {"broad", "narrow", "mixed", "spread"}
     for per_est in written["navigation"].values():
         assert set(per_est) == set(bench.ESTIMATORS)
         for s in per_est.values():
@@ -43,7 +43,16 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     assert "learner-bc3" in mixed["dataset"] and "learner" not in " ".join(pool)
     assert "sampled" in mixed["behaviour"] and "expert" in mixed["behaviour"]
     assert np.isfinite(details["learner"]["true_return"])
-    for name in ("broad", "narrow", "mixed"):
+    # The spread log: the expert at each of SPREAD_EPSILONS (none a pool member's, each from
+    # other scenes) and the learner's first episodes, in equal parts of at least 2.
+    spread = details["spread"]
+    parts = spread["dataset"].split(",")
+    assert len(parts) == len(bench.SPREAD_EPSILONS) + 1 and "learner-bc3" in parts[-1]
+    assert all(f"-e{round(100 * e)}-" in part for part, e in zip(parts, bench.SPREAD_EPSILONS))
+    assert not set(bench.SPREAD_EPSILONS) & set(bench.POOL_EPSILONS)
+    assert spread["episodes"] == 2 * len(parts)
+    assert "sampled" in spread["behaviour"] and "0.9" in spread["behaviour"]
+    for name in ("broad", "narrow", "mixed", "spread"):
         for est in bench.ESTIMATORS:
             values = details[name]["estimates"][est]
             # Every learned member has exact target probabilities: every estimate exists.
