@@ -93,6 +93,16 @@ DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5, "spread": SPREAD_EPSILON
 SPREAD_SEED = 20_000
 #: The mixed data's learner: BC epochs on the narrow data, its epsilon, its collection seed.
 LEARNER_EPOCHS, LEARNER_EPSILON, LEARNER_SEED = 3, 0.1, 10_000
+#: What each log holds, for the summary.
+DATASET_NOTES = {
+    "broad": "the expert at epsilon 0.5",
+    "narrow": "the expert at epsilon 0.05",
+    "mixed": f"the broad log's first half and as many episodes of a BC learner ({LEARNER_EPOCHS} "
+    f"epochs on the narrow log, sampled, epsilon {LEARNER_EPSILON:g})",
+    "spread": "equal parts of the expert at epsilon "
+    + ", ".join(f"{e:g}" for e in SPREAD_EPSILONS)
+    + " and the mixed log's learner",
+}
 KINDS = ("expert", "bc", "ppo", "masked")
 
 
@@ -503,6 +513,8 @@ def _summary(scores: dict, details: dict, args: argparse.Namespace, command: str
         f"best learned policy with {', '.join(args.mask)} masked. Learned policies act and are "
         "estimated stochastically. Scores as in DOPE: abs_error and regret@1 normalized by the "
         "pool's return range.", "",
+        "Logs (behaviour probabilities logged): " + "; ".join(
+            f"{name}: {DATASET_NOTES[name]}" for name in args.datasets) + ".", "",
     ]  # fmt: skip
     for env, per_dataset in scores.items():
         d = details[env]

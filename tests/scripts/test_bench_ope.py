@@ -60,6 +60,7 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
                 assert np.isfinite(values[label]["value"]), (name, est, label)
     summary = (out / "summary.md").read_text()
     assert "| broad | fqe |" in summary and f"| {best}-no-camera | masked |" in summary
+    assert "spread: equal parts of the expert at epsilon 0.05, 0.3, 0.6, 0.9" in summary
     assert "spearman" in capsys.readouterr().out
 
     # A rerun reuses everything built: no pretraining, training or online episodes again.
