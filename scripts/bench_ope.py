@@ -93,10 +93,12 @@ DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5, "spread": SPREAD_EPSILON
 SPREAD_SEED = 20_000
 #: The mixed data's learner: BC epochs on the narrow data, its epsilon, its collection seed.
 LEARNER_EPOCHS, LEARNER_EPSILON, LEARNER_SEED = 3, 0.1, 10_000
+#: The logs with episodes of the learner (whose online return is then measured too).
+LEARNER_LOGS = {"mixed", "spread"}
 #: What each log holds, for the summary.
 DATASET_NOTES = {
-    "broad": "the expert at epsilon 0.5",
-    "narrow": "the expert at epsilon 0.05",
+    "broad": f"the expert at epsilon {DATASETS['broad']:g}",
+    "narrow": f"the expert at epsilon {DATASETS['narrow']:g}",
     "mixed": f"the broad log's first half and as many episodes of a BC learner ({LEARNER_EPOCHS} "
     f"epochs on the narrow log, sampled, epsilon {LEARNER_EPSILON:g})",
     "spread": "equal parts of the expert at epsilon "
@@ -292,7 +294,7 @@ def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[
         half = args.dataset_episodes // 2
         broad, _ = _dataset(env, "broad", args, out)
         learner = learner_behaviour(env, args, out)
-        return f"{broad},{_learner_dataset(env, learner, half, args, out)}", half
+        return f"{broad},{_learner_dataset(env, learner, args, out)}", half
     if name == "spread":
         parts = len(SPREAD_EPSILONS) + 1  # and the learner's
         per_part = max(2, args.dataset_episodes // parts)
@@ -300,9 +302,7 @@ def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[
         for i, eps in enumerate(SPREAD_EPSILONS):
             ids.append(_expert_dataset(env, f"spread{i}", eps, per_part,
                                        args.seed + SPREAD_SEED + i * per_part, out))  # fmt: skip
-        learner = learner_behaviour(env, args, out)
-        episodes = max(per_part, args.dataset_episodes // 2)  # the mixed data's learner log
-        learner_id = _learner_dataset(env, learner, episodes, args, out)
+        learner_id = _learner_dataset(env, learner_behaviour(env, args, out), args, out)
         return ",".join([*ids, learner_id]), per_part
     return _expert_dataset(env, name, DATASETS[name], args.dataset_episodes, args.seed, out), None
 
@@ -318,12 +318,12 @@ def _expert_dataset(env: str, name: str, eps: float, episodes: int, seed: int, o
     return dataset_id
 
 
-def _learner_dataset(
-    env: str, learner: Member, episodes: int, args: argparse.Namespace, out: Path
-) -> str:
-    """The id of ``episodes`` of the learner's log (collected on first use)."""
+def _learner_dataset(env: str, learner: Member, args: argparse.Namespace, out: Path) -> str:
+    """The id of the learner's log, half of ``--dataset-episodes`` (at least the spread log's
+    part of 2), which the mixed and spread logs read from (collected on first use)."""
     from mmrl.collect import collect
 
+    episodes = max(2, args.dataset_episodes // 2)
     dataset_id = f"bench/{env}/learner-bc{LEARNER_EPOCHS}-n{episodes}-v0"
     if not (out / "datasets" / dataset_id).exists():
         collect(env=env, policy=learner.ref, episodes=episodes, dataset_id=dataset_id,
@@ -389,7 +389,7 @@ def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> 
         masked = masked_members(best, args.mask)
         truth.measure(masked)
         t = phase("truth_masked", t)
-    if {"mixed", "spread"} & set(args.datasets):  # how good the learner is (not in the pool)
+    if LEARNER_LOGS & set(args.datasets):  # how good the learner is (not in the pool)
         truth.measure([learner_behaviour(env, args, out)])
         t = phase("truth_learner", t)
     return pool + learned + masked, truth.returns
@@ -413,6 +413,12 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
                             if k in labels},
         "seconds": seconds,
     }  # fmt: skip
+    if LEARNER_LOGS & set(args.datasets):  # the learner's online return (build_pool)
+        learner = learner_behaviour(env, args, out)
+        details["learner"] = {"ref": learner.ref, "epsilon": LEARNER_EPSILON,
+                              "true_return": float(truth[learner.label].mean()),
+                              "note": "online return with sampled actions, without the "
+                              "epsilon noise it logged with"}  # fmt: skip
     for name in args.datasets:
         eps = DATASETS[name]
         t0 = time.perf_counter()
@@ -433,12 +439,6 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
         seconds[f"ope_{name}"] = round(time.perf_counter() - t0, 1)
         by_label = {r.label: r for r in ranking.reports}
         scores[name] = {}
-        if name in ("mixed", "spread"):  # the learner's online return (build_pool)
-            learner = learner_behaviour(env, args, out)
-            details["learner"] = {"ref": learner.ref, "epsilon": LEARNER_EPSILON,
-                                  "true_return": float(truth[learner.label].mean()),
-                                  "note": "online return with sampled actions, without the "
-                                  "epsilon noise it logged with"}  # fmt: skip
         details[name] = {"dataset": dataset_id, "behaviour_epsilon": eps,
                          "behaviour": data.metadata.get("behaviour", {}).get("policy"),
                          "episodes": data.n_episodes, "transitions": data.n_transitions,
