@@ -21,6 +21,13 @@ probabilities logged:
   and the mixed data's learner (its first episodes), ``--dataset-episodes`` in all. As in
   D4RL's replay datasets, which DOPE scores on, the log holds behaviour from nearly the
   expert's to nearly random, so every pool member has logged episodes close to its own;
+* *replay*: the spread log's parts and, in equal parts beside them, the checkpoints of a
+  PPO run of its own (:data:`REPLAY_SEED`, ``--ppo-steps``, from the mixed data's learner,
+  actions sampled with ``--epsilon 0.1``), ``--dataset-episodes`` in all. As in D4RL's
+  medium-replay data, a learning agent's own earlier policies are in the log, so policies
+  trained by RL (the pool's ``ppo-S`` and masked members, from another start and seed) have
+  logged behaviour near theirs; the spread log has none (their importance-weight ESS there is
+  1-8 of 300 episodes);
 * *mixed*: one log from two behaviour policies, the first half of the broad episodes and as
   many of a *learner*: a BC policy pretrained for :data:`LEARNER_EPOCHS` epochs on the
   narrow data (so not a member of the pool, which clones the broad data), its actions
@@ -87,14 +94,18 @@ POOL_EPSILONS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 1.0)
 #: The expert's noise levels in the spread data, one part each (beside the learner's part).
 SPREAD_EPSILONS = (0.05, 0.3, 0.6, 0.9)
 #: Dataset name -> the scripted expert's epsilon in it (``mixed``: in its expert half;
-#: ``spread``: in its expert parts).
-DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5, "spread": SPREAD_EPSILONS}
+#: ``spread`` and ``replay``: in their expert parts).
+DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5, "spread": SPREAD_EPSILONS,
+            "replay": SPREAD_EPSILONS}  # fmt: skip
 #: Collection seeds of the spread data's expert parts start here, one block per part.
 SPREAD_SEED = 20_000
+#: The replay log's PPO run is trained with ``--seed`` plus this, and its checkpoints'
+#: episodes are collected from seeds starting here (one block per checkpoint).
+REPLAY_SEED = 30_000
 #: The mixed data's learner: BC epochs on the narrow data, its epsilon, its collection seed.
 LEARNER_EPOCHS, LEARNER_EPSILON, LEARNER_SEED = 3, 0.1, 10_000
 #: The logs with episodes of the learner (whose online return is then measured too).
-LEARNER_LOGS = {"mixed", "spread"}
+LEARNER_LOGS = {"mixed", "spread", "replay"}
 #: What each log holds, for the summary.
 DATASET_NOTES = {
     "broad": f"the expert at epsilon {DATASETS['broad']:g}",
@@ -104,6 +115,8 @@ DATASET_NOTES = {
     "spread": "equal parts of the expert at epsilon "
     + ", ".join(f"{e:g}" for e in SPREAD_EPSILONS)
     + " and the mixed log's learner",
+    "replay": "the spread log's parts and the checkpoints of a PPO run of its own from the "
+    f"learner (sampled, epsilon {LEARNER_EPSILON:g}), in equal parts",
 }
 KINDS = ("expert", "bc", "ppo", "masked")
 
@@ -166,16 +179,23 @@ def build_bc(env: str, dataset_id: str, folder: Path, args: argparse.Namespace) 
     return members
 
 
-def build_ppo(env: str, bc: Member, folder: Path, args: argparse.Namespace) -> list[Member]:
+def build_ppo(
+    env: str, bc: Member, folder: Path, args: argparse.Namespace, *, seed: int | None = None,
+    prefix: str = "ppo",
+) -> list[Member]:  # fmt: skip
     """One PPO run from ``bc``'s encoder and head; its kept checkpoints (resumed if killed).
 
     ``mmrl train`` keeps the three newest checkpoints; a checkpoint every third of the
-    steps keeps three points along the run (the last one written at the end).
+    steps keeps three points along the run (the last one written at the end). ``seed``
+    (default ``--seed``) trains another run; the checkpoints are labelled ``PREFIX-STEP``.
     """
     from mmrl.runs import RunFolder
     from mmrl.train import train
 
+    seed = args.seed if seed is None else seed
     run = folder / f"ppo-{args.ppo_steps}-from-{bc.label}"  # another BC start: another run
+    if seed != args.seed:
+        run = run.with_name(f"{run.name}-seed{seed}")
     if not RunFolder(run).finished:
         print(f"   PPO from {bc.label}, {args.ppo_steps} steps", flush=True)
         if RunFolder.is_run(run):
@@ -184,10 +204,11 @@ def build_ppo(env: str, bc: Member, folder: Path, args: argparse.Namespace) -> l
             overrides = [f"agent.init.path={json.dumps(str(Path(bc.ref).resolve()))}",
                          "agent.init.init_policy_head=true", "eval_freq=0", "eval_episodes=4",
                          f"checkpoint_freq={max(1, args.ppo_steps // 3)}"]  # fmt: skip
-            train(env, steps=args.ppo_steps, seed=args.seed, out=run, device="cpu",
+            train(env, steps=args.ppo_steps, seed=seed, out=run, device="cpu",
                   overrides=overrides, verbose=0)  # fmt: skip
     checkpoints = sorted(RunFolder(run).checkpoints_dir.glob("step_*"))
-    return [Member(f"ppo-{int(c.name.split('_')[1])}", "ppo", ref=str(c)) for c in checkpoints]
+    return [Member(f"{prefix}-{int(c.name.split('_')[1])}", "ppo", ref=str(c))
+            for c in checkpoints]  # fmt: skip
 
 
 def masked_members(best: Member, keys: list[str]) -> list[Member]:
@@ -304,6 +325,13 @@ def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[
                                        args.seed + SPREAD_SEED + i * per_part, out))  # fmt: skip
         learner_id = _learner_dataset(env, learner_behaviour(env, args, out), args, out)
         return ",".join([*ids, learner_id]), per_part
+    if name == "replay":  # the spread log's parts, fewer episodes of each, and the replay's
+        spread, _ = _dataset(env, "spread", args, out)
+        checkpoints = replay_behaviour(env, args, out)
+        per_part = max(2, args.dataset_episodes // (len(SPREAD_EPSILONS) + 1 + len(checkpoints)))
+        ids = [_replay_dataset(env, c, per_part, args.seed + REPLAY_SEED + i * per_part, out)
+               for i, c in enumerate(checkpoints)]  # fmt: skip
+        return ",".join([spread, *ids]), per_part
     return _expert_dataset(env, name, DATASETS[name], args.dataset_episodes, args.seed, out), None
 
 
@@ -332,6 +360,19 @@ def _learner_dataset(env: str, learner: Member, args: argparse.Namespace, out: P
     return dataset_id
 
 
+def _replay_dataset(env: str, checkpoint: Member, episodes: int, seed: int, out: Path) -> str:
+    """The id of ``episodes`` of one replay checkpoint, sampled with the learner's epsilon
+    (collected on first use)."""
+    from mmrl.collect import collect
+
+    dataset_id = f"bench/{env}/{checkpoint.label}-n{episodes}-v0"
+    if not (out / "datasets" / dataset_id).exists():
+        collect(env=env, policy=checkpoint.ref, episodes=episodes, dataset_id=dataset_id,
+                epsilon=LEARNER_EPSILON, stochastic=True, expert_labels=True,
+                seed=seed)  # fmt: skip
+    return dataset_id
+
+
 def _pool_folder(env: str, args: argparse.Namespace, out: Path) -> Path:
     """Where ``env``'s BC checkpoints and PPO run are cached (made on first use)."""
     folder = out / "pool" / f"{env}-n{args.dataset_episodes}"
@@ -347,6 +388,14 @@ def learner_behaviour(env: str, args: argparse.Namespace, out: Path) -> Member:
         print(f"   pretraining the mixed data's learner ({LEARNER_EPOCHS} epochs)", flush=True)
         _pretrain_bc(env, narrow, LEARNER_EPOCHS, path, args)
     return Member(f"learner-bc{LEARNER_EPOCHS}-narrow", "bc", ref=str(path))
+
+
+def replay_behaviour(env: str, args: argparse.Namespace, out: Path) -> list[Member]:
+    """The replay log's behaviour: the checkpoints of a PPO run of its own (seed
+    ``--seed + REPLAY_SEED``) from the learner, not members of the pool (cached)."""
+    learner = learner_behaviour(env, args, out)
+    folder = _pool_folder(env, args, out)
+    return build_ppo(env, learner, folder, args, seed=args.seed + REPLAY_SEED, prefix="replay")
 
 
 def _pretrain_bc(env: str, dataset_id: str, epochs: int, path: Path, args: argparse.Namespace):
@@ -392,6 +441,9 @@ def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> 
     if LEARNER_LOGS & set(args.datasets):  # how good the learner is (not in the pool)
         truth.measure([learner_behaviour(env, args, out)])
         t = phase("truth_learner", t)
+    if "replay" in args.datasets:  # and the replay's checkpoints
+        truth.measure(replay_behaviour(env, args, out))
+        t = phase("replay", t)
     return pool + learned + masked, truth.returns
 
 
@@ -419,6 +471,12 @@ def run_env(env: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
                               "true_return": float(truth[learner.label].mean()),
                               "note": "online return with sampled actions, without the "
                               "epsilon noise it logged with"}  # fmt: skip
+    if "replay" in args.datasets:
+        details["replay_behaviour"] = {
+            m.label: {"ref": m.ref, "epsilon": LEARNER_EPSILON,
+                      "true_return": float(truth[m.label].mean())}
+            for m in replay_behaviour(env, args, out)
+        }  # fmt: skip
     for name in args.datasets:
         eps = DATASETS[name]
         t0 = time.perf_counter()
@@ -629,6 +687,8 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = sorted(set(args.datasets) - set(DATASETS))
     if unknown or not args.datasets:
         p.error(f"--datasets: unknown {unknown}, choose from {list(DATASETS)}")
+    if "replay" in args.datasets and args.ppo_steps <= 0:
+        p.error("--datasets replay needs --ppo-steps > 0 (its behaviour is a PPO run's)")
     import torch as th
 
     # The Q-networks and behaviour models are small MLPs: one thread is ~4x faster than

@@ -20,7 +20,7 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     written = json.loads((out / "ope.json").read_text())
     assert written == json.loads(json.dumps(scores))
     assert set(written) == {"navigation"}
-    assert set(written["navigation"]) == {"broad", "narrow", "mixed", "spread"}
+    assert set(written["navigation"]) == {"broad", "narrow", "mixed", "spread", "replay"}
     for per_est in written["navigation"].values():
         assert set(per_est) == set(bench.ESTIMATORS)
         for s in per_est.values():
@@ -52,7 +52,19 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     assert not set(bench.SPREAD_EPSILONS) & set(bench.POOL_EPSILONS)
     assert spread["episodes"] == 2 * len(parts)
     assert "sampled" in spread["behaviour"] and "0.9" in spread["behaviour"]
-    for name in ("broad", "narrow", "mixed", "spread"):
+    # The replay log: the spread log's parts and the checkpoints of a PPO run of its own from
+    # the learner (another seed, not in the pool), in equal parts of at least 2.
+    replay = details["replay"]
+    replay_parts = replay["dataset"].split(",")
+    assert replay_parts[: len(parts)] == parts
+    assert [p.split("/")[-1] for p in replay_parts[len(parts) :]] == [
+        "replay-2048-n2-v0", "replay-4096-n2-v0"]  # fmt: skip
+    assert replay["episodes"] == 2 * len(replay_parts)
+    assert set(details["replay_behaviour"]) == {"replay-2048", "replay-4096"}
+    assert not set(details["replay_behaviour"]) & set(pool)
+    assert all(np.isfinite(b["true_return"]) for b in details["replay_behaviour"].values())
+    assert all("seed30000" in b["ref"] for b in details["replay_behaviour"].values())
+    for name in bench.DATASETS:
         for est in bench.ESTIMATORS:
             values = details[name]["estimates"][est]
             # Every learned member has exact target probabilities: every estimate exists.
@@ -61,6 +73,7 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     summary = (out / "summary.md").read_text()
     assert "| broad | fqe |" in summary and f"| {best}-no-camera | masked |" in summary
     assert "spread: equal parts of the expert at epsilon 0.05, 0.3, 0.6, 0.9" in summary
+    assert "replay: the spread log's parts and the checkpoints of a PPO run" in summary
     assert "spearman" in capsys.readouterr().out
 
     # A rerun reuses everything built: no pretraining, training or online episodes again.
@@ -93,3 +106,12 @@ def test_unknown_dataset_is_refused(load_script, tmp_path, capsys):
         bench.main(["--datasets", "broad,wide", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "wide" in capsys.readouterr().err
+
+
+def test_replay_needs_ppo_steps(load_script, tmp_path, capsys):
+    """The replay log's behaviour is a PPO run: without PPO steps it exits 2 saying so."""
+    bench = load_script("bench_ope")
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--datasets", "replay", "--ppo-steps", "0", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--ppo-steps" in capsys.readouterr().err
