@@ -24,10 +24,10 @@ probabilities logged:
 * *replay*: the spread log's parts and, in equal parts beside them, the checkpoints of a
   PPO run of its own (:data:`REPLAY_SEED`, ``--ppo-steps``, from the mixed data's learner,
   actions sampled with ``--epsilon 0.1``), ``--dataset-episodes`` in all. As in D4RL's
-  medium-replay data, a learning agent's own earlier policies are in the log, so policies
-  trained by RL (the pool's ``ppo-S`` and masked members, from another start and seed) have
-  logged behaviour near theirs; the spread log has none (their importance-weight ESS there is
-  1-8 of 300 episodes);
+  medium-replay data, a learning agent's own earlier policies are in the log, which the
+  spread log lacks (on the recorded pools that run came out much worse than the pool's
+  ``ppo-S`` members, from another start and seed, so their importance-weight ESS rose on one
+  Driving pool only: BENCHMARKS.md, "a replay log");
 * *mixed*: one log from two behaviour policies, the first half of the broad episodes and as
   many of a *learner*: a BC policy pretrained for :data:`LEARNER_EPOCHS` epochs on the
   narrow data (so not a member of the pool, which clones the broad data), its actions

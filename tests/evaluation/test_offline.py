@@ -174,7 +174,7 @@ def test_evaluate_offline_cli(expert_zip, minari_root, tmp_path, capsys):
         == 0
     )
     text = capsys.readouterr().out
-    assert "ranked by fqe" in text and "behaviour return" in text
+    assert "ranked by cwpdis" in text and "behaviour return" in text
     result = json.loads(out.read_text())["results"][0]
     assert result["fqe"]["iterations"] == 3 and result["episodes"] == 300
     assert result["action_agreement"]["metric"] == "accuracy"
