@@ -55,6 +55,7 @@ __all__ = [
     "evaluate_policies",
     "parse_estimators",
     "print_ranking",
+    "rank_reports",
     "ranking_table",
 ]
 
@@ -417,6 +418,22 @@ def estimate_policy(
 
 
 # ---------------------------------------------------------------------------- many policies
+def rank_reports(reports: Sequence[PolicyReport], by: str) -> list[PolicyReport]:
+    """``reports`` from the highest ``by`` estimate to the lowest.
+
+    Reports without a finite ``by`` estimate (the estimator does not apply, or it is
+    undefined, e.g. every importance weight is 0) come last, in their given order: an
+    unknown value must not outrank a known one.
+    """
+
+    def key(report: PolicyReport) -> tuple[int, float]:
+        est = report.estimates.get(by)
+        known = est is not None and bool(np.isfinite(est.value))
+        return (0, -est.value) if known else (1, 0.0)
+
+    return sorted(reports, key=key)
+
+
 def _overlapping(reports: list[PolicyReport], by: str) -> list[tuple[str, str]]:
     pairs = []
     for i, a in enumerate(reports):
@@ -574,11 +591,7 @@ def evaluate_policies(
         for policy in policies
     ]
 
-    def key(report: PolicyReport) -> tuple[int, float]:
-        est = report.estimates.get(rank_by)
-        return (0, -est.value) if est is not None else (1, 0.0)
-
-    reports.sort(key=key)
+    reports = rank_reports(reports, rank_by)
     return Ranking(
         dataset_id=data.dataset_id,
         gamma=gamma,

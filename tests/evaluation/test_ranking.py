@@ -14,7 +14,9 @@ import pytest
 from mmrl.cli import main
 from mmrl.errors import ConfigError, DatasetError
 from mmrl.evaluation.offline import load_logged_data
-from mmrl.evaluation.ranking import evaluate_policies, parse_estimators
+from mmrl.evaluation.ope import Estimate
+from mmrl.evaluation.ranking import PolicyReport, evaluate_policies, parse_estimators, rank_reports
+from mmrl.evaluation.stats import Interval
 from mmrl.policies import load_policy
 
 GAMMA = 0.9
@@ -359,3 +361,31 @@ def test_cli_estimates_on_several_datasets(datasets, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "each episode by its own policy" in text
     assert json.loads(out.read_text())["ranking"] == ["expert", "random"]
+
+
+def test_rank_reports_puts_unknown_values_last():
+    """A policy whose ranking estimate is undefined (NaN: every weight 0) or missing is
+    ranked after every policy with a value, never first."""
+
+    def report(label: str, value: float | None) -> PolicyReport:
+        estimates = (
+            {}
+            if value is None
+            else {"cwpdis": Estimate("cwpdis", value, Interval(value, value - 1, value + 1))}
+        )
+        return PolicyReport(label, estimates, {}, None, None, 0.0)
+
+    reports = [
+        report("nan", float("nan")),
+        report("low", -1.0),
+        report("none", None),
+        report("high", 2.0),
+        report("inf", float("-inf")),
+    ]
+    assert [r.label for r in rank_reports(reports, "cwpdis")] == [
+        "high",
+        "low",
+        "nan",
+        "none",
+        "inf",
+    ]
