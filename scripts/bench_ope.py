@@ -329,7 +329,8 @@ def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[
         spread, _ = _dataset(env, "spread", args, out)
         checkpoints = replay_behaviour(env, args, out)
         per_part = max(2, args.dataset_episodes // (len(SPREAD_EPSILONS) + 1 + len(checkpoints)))
-        ids = [_replay_dataset(env, c, per_part, args.seed + REPLAY_SEED + i * per_part, out)
+        ids = [_learned_dataset(env, c, c.label, per_part,
+                                args.seed + REPLAY_SEED + i * per_part, out)
                for i, c in enumerate(checkpoints)]  # fmt: skip
         return ",".join([spread, *ids]), per_part
     return _expert_dataset(env, name, DATASETS[name], args.dataset_episodes, args.seed, out), None
@@ -349,25 +350,20 @@ def _expert_dataset(env: str, name: str, eps: float, episodes: int, seed: int, o
 def _learner_dataset(env: str, learner: Member, args: argparse.Namespace, out: Path) -> str:
     """The id of the learner's log, half of ``--dataset-episodes`` (at least the spread log's
     part of 2), which the mixed and spread logs read from (collected on first use)."""
-    from mmrl.collect import collect
-
     episodes = max(2, args.dataset_episodes // 2)
-    dataset_id = f"bench/{env}/learner-bc{LEARNER_EPOCHS}-n{episodes}-v0"
-    if not (out / "datasets" / dataset_id).exists():
-        collect(env=env, policy=learner.ref, episodes=episodes, dataset_id=dataset_id,
-                epsilon=LEARNER_EPSILON, stochastic=True, expert_labels=True,
-                seed=args.seed + LEARNER_SEED)  # fmt: skip
-    return dataset_id
+    return _learned_dataset(env, learner, f"learner-bc{LEARNER_EPOCHS}", episodes,
+                            args.seed + LEARNER_SEED, out)  # fmt: skip
 
 
-def _replay_dataset(env: str, checkpoint: Member, episodes: int, seed: int, out: Path) -> str:
-    """The id of ``episodes`` of one replay checkpoint, sampled with the learner's epsilon
-    (collected on first use)."""
+def _learned_dataset(env: str, member: Member, name: str, episodes: int, seed: int,
+                     out: Path) -> str:  # fmt: skip
+    """The id of ``episodes`` of a learned behaviour policy (the learner, a replay
+    checkpoint), actions sampled, with the learner's epsilon (collected on first use)."""
     from mmrl.collect import collect
 
-    dataset_id = f"bench/{env}/{checkpoint.label}-n{episodes}-v0"
+    dataset_id = f"bench/{env}/{name}-n{episodes}-v0"
     if not (out / "datasets" / dataset_id).exists():
-        collect(env=env, policy=checkpoint.ref, episodes=episodes, dataset_id=dataset_id,
+        collect(env=env, policy=member.ref, episodes=episodes, dataset_id=dataset_id,
                 epsilon=LEARNER_EPSILON, stochastic=True, expert_labels=True,
                 seed=seed)  # fmt: skip
     return dataset_id
