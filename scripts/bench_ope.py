@@ -21,13 +21,14 @@ probabilities logged:
   and the mixed data's learner (its first episodes), ``--dataset-episodes`` in all. As in
   D4RL's replay datasets, which DOPE scores on, the log holds behaviour from nearly the
   expert's to nearly random, so every pool member has logged episodes close to its own;
-* *replay*: the spread log's parts and, in equal parts beside them, the checkpoints of a
-  PPO run of its own (:data:`REPLAY_SEED`, ``--ppo-steps``, from the mixed data's learner,
-  actions sampled with ``--epsilon 0.1``), ``--dataset-episodes`` in all. As in D4RL's
-  medium-replay data, a learning agent's own earlier policies are in the log, which the
-  spread log lacks (on the recorded pools that run came out much worse than the pool's
-  ``ppo-S`` members, from another start and seed, so their importance-weight ESS rose on one
-  Driving pool only: BENCHMARKS.md, "a replay log");
+* *replay*: the spread log's parts and, in equal parts beside them, the policies of a
+  second run of the pool's own recipe with other seeds (:data:`REPLAY_SEED`): BC on the
+  broad log for the last of ``--bc-epochs``, then ``--ppo-steps`` of PPO from it; its BC start
+  and its PPO checkpoints act with sampled actions and ``--epsilon 0.1``, and none of them is
+  a pool member. As in D4RL's medium-replay data, which DOPE scores on, a learning agent's own
+  earlier policies are in the log. (Until 2026-12-08 the run started from the mixed data's
+  learner instead; its checkpoints came out much worse than the pool's ``ppo-S`` members,
+  so the log did not hold behaviour like theirs: BENCHMARKS.md, "a replay log".)
 * *mixed*: one log from two behaviour policies, the first half of the broad episodes and as
   many of a *learner*: a BC policy pretrained for :data:`LEARNER_EPOCHS` epochs on the
   narrow data (so not a member of the pool, which clones the broad data), its actions
@@ -99,8 +100,8 @@ DATASETS = {"broad": 0.5, "narrow": 0.05, "mixed": 0.5, "spread": SPREAD_EPSILON
             "replay": SPREAD_EPSILONS}  # fmt: skip
 #: Collection seeds of the spread data's expert parts start here, one block per part.
 SPREAD_SEED = 20_000
-#: The replay log's PPO run is trained with ``--seed`` plus this, and its checkpoints'
-#: episodes are collected from seeds starting here (one block per checkpoint).
+#: The replay log's run (BC, then PPO) is trained with ``--seed`` plus this, and its
+#: policies' episodes are collected from seeds starting here (one block per policy).
 REPLAY_SEED = 30_000
 #: The mixed data's learner: BC epochs on the narrow data, its epsilon, its collection seed.
 LEARNER_EPOCHS, LEARNER_EPSILON, LEARNER_SEED = 3, 0.1, 10_000
@@ -115,8 +116,8 @@ DATASET_NOTES = {
     "spread": "equal parts of the expert at epsilon "
     + ", ".join(f"{e:g}" for e in SPREAD_EPSILONS)
     + " and the mixed log's learner",
-    "replay": "the spread log's parts and the checkpoints of a PPO run of its own from the "
-    f"learner (sampled, epsilon {LEARNER_EPSILON:g}), in equal parts",
+    "replay": "the spread log's parts and the BC start and PPO checkpoints of a second run of "
+    f"the pool's recipe with other seeds (sampled, epsilon {LEARNER_EPSILON:g}), in equal parts",
 }
 KINDS = ("expert", "bc", "ppo", "masked")
 
@@ -327,11 +328,11 @@ def _dataset(env: str, name: str, args: argparse.Namespace, out: Path) -> tuple[
         return ",".join([*ids, learner_id]), per_part
     if name == "replay":  # the spread log's parts, fewer episodes of each, and the replay's
         spread, _ = _dataset(env, "spread", args, out)
-        checkpoints = replay_behaviour(env, args, out)
-        per_part = max(2, args.dataset_episodes // (len(SPREAD_EPSILONS) + 1 + len(checkpoints)))
-        ids = [_learned_dataset(env, c, c.label, per_part,
+        behaviour = replay_behaviour(env, args, out)
+        per_part = max(2, args.dataset_episodes // (len(SPREAD_EPSILONS) + 1 + len(behaviour)))
+        ids = [_learned_dataset(env, m, m.label, per_part,
                                 args.seed + REPLAY_SEED + i * per_part, out)
-               for i, c in enumerate(checkpoints)]  # fmt: skip
+               for i, m in enumerate(behaviour)]  # fmt: skip
         return ",".join([spread, *ids]), per_part
     return _expert_dataset(env, name, DATASETS[name], args.dataset_episodes, args.seed, out), None
 
@@ -387,20 +388,35 @@ def learner_behaviour(env: str, args: argparse.Namespace, out: Path) -> Member:
 
 
 def replay_behaviour(env: str, args: argparse.Namespace, out: Path) -> list[Member]:
-    """The replay log's behaviour: the checkpoints of a PPO run of its own (seed
-    ``--seed + REPLAY_SEED``) from the learner, not members of the pool (cached)."""
-    learner = learner_behaviour(env, args, out)
+    """The replay log's behaviour: the pool's recipe run again with seed ``--seed +
+    REPLAY_SEED`` (BC on the broad log, then PPO from it); its BC start and PPO checkpoints,
+    none of them members of the pool (cached)."""
+    broad, _ = _dataset(env, "broad", args, out)
     folder = _pool_folder(env, args, out)
-    return build_ppo(env, learner, folder, args, seed=args.seed + REPLAY_SEED, prefix="replay")
+    seed = args.seed + REPLAY_SEED
+    epochs = args.bc_epochs[-1]  # the pool's PPO run starts from its last BC policy too
+    path = folder / f"replay-bc-e{epochs}-seed{seed}.pt"
+    if not path.is_file():
+        print(f"   pretraining the replay run's start (bc-e{epochs}, seed {seed})", flush=True)
+        _pretrain_bc(env, broad, epochs, path, args, seed=seed)
+    start = Member(f"replay-bc-e{epochs}", "bc", ref=str(path))
+    return [start, *build_ppo(env, start, folder, args, seed=seed, prefix="replay")]
 
 
-def _pretrain_bc(env: str, dataset_id: str, epochs: int, path: Path, args: argparse.Namespace):
+def _pretrain_bc(
+    env: str,
+    dataset_id: str,
+    epochs: int,
+    path: Path,
+    args: argparse.Namespace,
+    seed: int | None = None,
+):
     from mmrl.pretrain import pretrain
 
     # patience = epochs: the epoch count, not early stopping, sets the quality.
     pretrain(dataset_id, env=env, objectives="bc", epochs=epochs, patience=epochs,
-             batch_size=args.bc_batch_size, monitor="bc", out=path, seed=args.seed,
-             device="cpu", verbose=0)  # fmt: skip
+             batch_size=args.bc_batch_size, monitor="bc", out=path,
+             seed=args.seed if seed is None else seed, device="cpu", verbose=0)  # fmt: skip
 
 
 def build_pool(env: str, args: argparse.Namespace, out: Path, seconds: dict) -> tuple:
@@ -683,8 +699,11 @@ def main(argv: list[str] | None = None) -> dict:
     unknown = sorted(set(args.datasets) - set(DATASETS))
     if unknown or not args.datasets:
         p.error(f"--datasets: unknown {unknown}, choose from {list(DATASETS)}")
-    if "replay" in args.datasets and args.ppo_steps <= 0:
-        p.error("--datasets replay needs --ppo-steps > 0 (its behaviour is a PPO run's)")
+    if "replay" in args.datasets and (args.ppo_steps <= 0 or not args.bc_epochs):
+        p.error(
+            "--datasets replay needs --ppo-steps > 0 and --bc-epochs (its behaviour is a "
+            "BC policy and the PPO run from it)"
+        )
     import torch as th
 
     # The Q-networks and behaviour models are small MLPs: one thread is ~4x faster than

@@ -52,15 +52,15 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     assert not set(bench.SPREAD_EPSILONS) & set(bench.POOL_EPSILONS)
     assert spread["episodes"] == 2 * len(parts)
     assert "sampled" in spread["behaviour"] and "0.9" in spread["behaviour"]
-    # The replay log: the spread log's parts and the checkpoints of a PPO run of its own from
-    # the learner (another seed, not in the pool), in equal parts of at least 2.
+    # The replay log: the spread log's parts and the BC start and PPO checkpoints of the pool's
+    # recipe run again with another seed (none of them in the pool), in equal parts of >= 2.
     replay = details["replay"]
     replay_parts = replay["dataset"].split(",")
     assert replay_parts[: len(parts)] == parts
     assert [p.split("/")[-1] for p in replay_parts[len(parts) :]] == [
-        "replay-2048-n2-v0", "replay-4096-n2-v0"]  # fmt: skip
+        "replay-bc-e2-n2-v0", "replay-2048-n2-v0", "replay-4096-n2-v0"]  # fmt: skip
     assert replay["episodes"] == 2 * len(replay_parts)
-    assert set(details["replay_behaviour"]) == {"replay-2048", "replay-4096"}
+    assert set(details["replay_behaviour"]) == {"replay-bc-e2", "replay-2048", "replay-4096"}
     assert not set(details["replay_behaviour"]) & set(pool)
     assert all(np.isfinite(b["true_return"]) for b in details["replay_behaviour"].values())
     assert all("seed30000" in b["ref"] for b in details["replay_behaviour"].values())
@@ -73,7 +73,7 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     summary = (out / "summary.md").read_text()
     assert "| broad | fqe |" in summary and f"| {best}-no-camera | masked |" in summary
     assert "spread: equal parts of the expert at epsilon 0.05, 0.3, 0.6, 0.9" in summary
-    assert "replay: the spread log's parts and the checkpoints of a PPO run" in summary
+    assert "replay: the spread log's parts and the BC start and PPO checkpoints" in summary
     assert "spearman" in capsys.readouterr().out
 
     # A rerun reuses everything built: no pretraining, training or online episodes again.
@@ -108,10 +108,12 @@ def test_unknown_dataset_is_refused(load_script, tmp_path, capsys):
     assert "wide" in capsys.readouterr().err
 
 
-def test_replay_needs_ppo_steps(load_script, tmp_path, capsys):
-    """The replay log's behaviour is a PPO run: without PPO steps it exits 2 saying so."""
+@pytest.mark.parametrize("argv", [["--ppo-steps", "0"], ["--bc-epochs", ""]])
+def test_replay_needs_its_run(load_script, tmp_path, capsys, argv):
+    """The replay log's behaviour is a BC policy and a PPO run from it: without BC epochs or
+    PPO steps it exits 2 saying so."""
     bench = load_script("bench_ope")
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--datasets", "replay", "--ppo-steps", "0", "--out", str(tmp_path)])
+        bench.main(["--datasets", "replay", *argv, "--out", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "--ppo-steps" in capsys.readouterr().err
+    assert "--ppo-steps > 0 and --bc-epochs" in capsys.readouterr().err
