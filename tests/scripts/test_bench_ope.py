@@ -15,7 +15,8 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     argv = ["--quick", "--online-episodes", "3", "--dataset-episodes", "4", "--fqe-iters", "2",
             "--fqe-steps", "2", "--bootstrap", "10", "--bc-epochs", "1,2", "--bc-batch-size",
-            "32", "--ppo-steps", "4096", "--mask", "camera,text", "--out", str(out)]  # fmt: skip
+            "32", "--ppo-steps", "4096", "--mask", "camera,text", "--out", str(out),
+            "--datasets", ",".join(bench.DATASETS)]  # fmt: skip
     scores = bench.main(argv)
     written = json.loads((out / "ope.json").read_text())
     assert written == json.loads(json.dumps(scores))
@@ -74,6 +75,7 @@ def test_bench_ope_quick_smoke(tmp_path, load_script, capsys, monkeypatch):
     assert "| broad | fqe |" in summary and f"| {best}-no-camera | masked |" in summary
     assert "spread: equal parts of the expert at epsilon 0.05, 0.3, 0.6, 0.9" in summary
     assert "replay: the spread log's parts and the BC start and PPO checkpoints" in summary
+    assert "FQE on the data features, 1 Q-head(s)" in summary  # --quick's FQE setting
     assert "spearman" in capsys.readouterr().out
 
     # A rerun reuses everything built: no pretraining, training or online episodes again.
