@@ -433,9 +433,7 @@ def _behaviour(
             )
         policy_fn = actor.act
         if stochastic:
-
-            def policy_fn(o: dict[str, np.ndarray], starts: np.ndarray) -> np.ndarray:
-                return np.asarray(actor.predict(o, deterministic=False)[0])
+            policy_fn = _SeededSampling(actor, seed)
 
     return _Behaviour(
         name=policy,
@@ -447,6 +445,44 @@ def _behaviour(
         policy_fn=policy_fn,
         actor=actor,
     )
+
+
+class _SeededSampling:
+    """A policy's sampled actions, drawn from a torch random stream of their own.
+
+    SB3's action distributions sample from torch's global generator, so without this the
+    episodes ``collect(..., stochastic=True, seed=S)`` logs would depend on whatever the
+    process drew before (a training run in the same process, another collection): this
+    stream is seeded by ``seed`` and kept between calls, and the caller's global generator
+    is left as it was (``torch.random.fork_rng``).
+    """
+
+    def __init__(self, actor: Any, seed: int) -> None:
+        import torch as th
+
+        self.actor = actor
+        device = getattr(getattr(actor, "policy", None), "device", th.device("cpu"))
+        self.cuda = [device] if th.device(device).type == "cuda" else []
+        with th.random.fork_rng(devices=self.cuda):
+            th.manual_seed(seed)
+            self.state = self._rng_state()
+
+    def _rng_state(self) -> tuple:
+        import torch as th
+
+        return th.get_rng_state(), [th.cuda.get_rng_state(d) for d in self.cuda]
+
+    def __call__(self, observation: dict[str, np.ndarray], starts: np.ndarray) -> np.ndarray:
+        import torch as th
+
+        with th.random.fork_rng(devices=self.cuda):
+            cpu, cuda = self.state
+            th.set_rng_state(cpu)
+            for device, state in zip(self.cuda, cuda):
+                th.cuda.set_rng_state(state, device)
+            actions = self.actor.predict(observation, deterministic=False)[0]
+            self.state = self._rng_state()
+        return np.asarray(actions)
 
 
 def _env_spec(env_config: Any) -> Any:

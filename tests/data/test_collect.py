@@ -435,6 +435,40 @@ def test_stochastic_policy_logs_its_distribution(toy, datasets_path, tmp_path):
     assert len(np.unique(np.round(lp, 6))) > 2  # probabilities of a real distribution
 
 
+def test_stochastic_collection_is_reproducible(toy, datasets_path, tmp_path, monkeypatch):
+    """The same seed logs the same sampled actions whatever torch's global generator holds
+    when the policy starts acting, and sampling leaves that generator as it was."""
+    import torch as th
+    from stable_baselines3 import PPO
+
+    import mmrl.collect
+    from mmrl import MultimodalExtractor
+
+    env, _ = toy.write_presets(tmp_path)
+    kwargs = {"fusion": "concat", "features_dim": 16}
+    model = PPO("MultiInputPolicy", _venv(toy, n=1), n_steps=8, batch_size=8, seed=0,
+                policy_kwargs={"features_extractor_class": MultimodalExtractor,
+                               "features_extractor_kwargs": kwargs})  # fmt: skip
+    model.save(tmp_path / "ppo.zip")
+    real_load = mmrl.collect.load_policy
+    logged = []
+    for name, torch_seed, seed in (("a", 1, 7), ("b", 2, 7), ("c", 2, 8)):
+
+        def load_then_draw(*args, torch_seed=torch_seed, **kwargs):
+            policy = real_load(*args, **kwargs)  # (SB3's load reseeds torch itself)
+            th.manual_seed(torch_seed)  # whatever the process has drawn by then
+            return policy
+
+        monkeypatch.setattr(mmrl.collect, "load_policy", load_then_draw)
+        collect(env=env, policy=str(tmp_path / "ppo.zip"), episodes=4,
+                dataset_id=f"toy/sto-{name}-v0", n_envs=2, stochastic=True, seed=seed)  # fmt: skip
+        assert th.equal(th.get_rng_state(), th.manual_seed(torch_seed).get_state())
+        _, eps, _ = _logged(f"toy/sto-{name}-v0")
+        logged.append(np.concatenate([ep.actions for ep in eps]))
+    np.testing.assert_array_equal(logged[0], logged[1])  # same seed, other torch state
+    assert logged[0].shape != logged[2].shape or not np.array_equal(logged[0], logged[2])
+
+
 def test_stochastic_needs_a_distribution(toy, datasets_path, tmp_path):
     from stable_baselines3 import DQN
 
