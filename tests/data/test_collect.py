@@ -410,19 +410,25 @@ def test_continuous_behaviour_densities(toy, datasets_path):
     np.testing.assert_allclose(lp[~atom], np.log(0.5 / 2.0))
 
 
-def test_stochastic_policy_logs_its_distribution(toy, datasets_path, tmp_path):
+def _save_small_ppo(toy, path):
+    """An untrained PPO policy with a small concat extractor on the toy env, saved at ``path``."""
     from stable_baselines3 import PPO
 
     from mmrl import MultimodalExtractor
-    from mmrl.densities import epsilon_mixture
-    from mmrl.policies import load_policy
 
-    env, _ = toy.write_presets(tmp_path)
     kwargs = {"fusion": "concat", "features_dim": 16}
     model = PPO("MultiInputPolicy", _venv(toy, n=1), n_steps=8, batch_size=8, seed=0,
                 policy_kwargs={"features_extractor_class": MultimodalExtractor,
                                "features_extractor_kwargs": kwargs})  # fmt: skip
-    model.save(tmp_path / "ppo.zip")
+    model.save(path)
+
+
+def test_stochastic_policy_logs_its_distribution(toy, datasets_path, tmp_path):
+    from mmrl.densities import epsilon_mixture
+    from mmrl.policies import load_policy
+
+    env, _ = toy.write_presets(tmp_path)
+    _save_small_ppo(toy, tmp_path / "ppo.zip")
     collect(env=env, policy=str(tmp_path / "ppo.zip"), episodes=3, dataset_id="toy/sto-v0",
             n_envs=2, stochastic=True, epsilon=0.2)  # fmt: skip
     dataset, eps, lp = _logged("toy/sto-v0")
@@ -439,17 +445,11 @@ def test_stochastic_collection_is_reproducible(toy, datasets_path, tmp_path, mon
     """The same seed logs the same sampled actions whatever torch's global generator holds
     when the policy starts acting, and sampling leaves that generator as it was."""
     import torch as th
-    from stable_baselines3 import PPO
 
     import mmrl.collect
-    from mmrl import MultimodalExtractor
 
     env, _ = toy.write_presets(tmp_path)
-    kwargs = {"fusion": "concat", "features_dim": 16}
-    model = PPO("MultiInputPolicy", _venv(toy, n=1), n_steps=8, batch_size=8, seed=0,
-                policy_kwargs={"features_extractor_class": MultimodalExtractor,
-                               "features_extractor_kwargs": kwargs})  # fmt: skip
-    model.save(tmp_path / "ppo.zip")
+    _save_small_ppo(toy, tmp_path / "ppo.zip")
     real_load = mmrl.collect.load_policy
     logged = []
     for name, torch_seed, seed in (("a", 1, 7), ("b", 2, 7), ("c", 2, 8)):
