@@ -25,10 +25,11 @@ probabilities logged:
   second run of the pool's own recipe with other seeds (:data:`REPLAY_SEED`): BC on the
   broad log for the last of ``--bc-epochs``, then ``--ppo-steps`` of PPO from it; its BC start
   and its PPO checkpoints act with sampled actions and ``--epsilon 0.1``, and none of them is
-  a pool member. As in D4RL's medium-replay data, which DOPE scores on, a learning agent's own
-  earlier policies are in the log. (Until 2026-12-08 the run started from the mixed data's
-  learner instead; its checkpoints came out much worse than the pool's ``ppo-S`` members,
-  so the log did not hold behaviour like theirs: BENCHMARKS.md, "a replay log".)
+  a pool member. As in D4RL's medium-replay data, which DOPE scores on, a learning agent's
+  own earlier policies are in the log. (In its first form, until 2026-12-07, the run
+  started from the mixed data's learner instead; its checkpoints came out much worse than
+  the pool's ``ppo-S`` members, so the log did not hold behaviour like theirs:
+  BENCHMARKS.md, "a replay log".)
 * *mixed*: one log from two behaviour policies, the first half of the broad episodes and as
   many of a *learner*: a BC policy pretrained for :data:`LEARNER_EPOCHS` epochs on the
   narrow data (so not a member of the pool, which clones the broad data), its actions
