@@ -102,11 +102,12 @@ class EvaluateOfflineOptions:
         "own logged probabilities)"
     )
     # cwpdis first: on the OPE benchmark's behaviour-mixture logs (spread and both replay
-    # logs), over two pools per env, it put the best policy first in all twelve cases
-    # (Spearman 0.67-0.96), needs no features and cannot run away: each step's term is a
-    # weighted average of logged rewards. FQE with the default features ranked at 0.31-0.94
-    # and ran away on one pool; the DR forms over FQE with the logged labels and five heads
-    # ranked better (0.91-0.97; BENCHMARKS.md, "the full protocol") but need both.
+    # logs, two pools per env, and three more draws of the replay log), it put the best
+    # policy first in all fifteen cases (Spearman 0.67-0.96), needs no features and cannot
+    # run away: each step's term is a weighted average of logged rewards. FQE with the
+    # default features ranked at 0.31-0.94 and ran away on one pool; the DR forms over FQE
+    # with the logged labels and five heads ranked better (0.91-0.97; BENCHMARKS.md, "the
+    # full protocol") but need both.
     estimators: str = option(
         "cwpdis,fqe,dr",
         help="comma-separated: fqe, pdis (is), wpdis (wis), dr, wdr, their weight-clipped forms "
