@@ -123,6 +123,7 @@ case $VARIANT in
 esac
 mkdir -p "$OUT"
 SCRATCH=${SCRATCH:-0}
+case $SCRATCH in 0 | 1) ;; *) echo "run.sh: SCRATCH must be 0 or 1, got '$SCRATCH'" >&2; exit 2 ;; esac
 if [ "$SCRATCH" = 1 ]; then
     INIT=()
     TAG=scratch${TAG:+-$TAG}
