@@ -62,6 +62,8 @@ SEED=${SEED:-0}
 DATASET=${DATASET:-mmrl/necessity/navigation-v1}
 STEPS=${STEPS:-1000000}
 VARIANT=${VARIANT:?set VARIANT=labels, lit, linear, attr, bow, bowlin, words, wordsmall, seen, seenlin, rseen, skip or epochs}
+SCRATCH=${SCRATCH:-0}
+case $SCRATCH in 0 | 1) ;; *) echo "run.sh: SCRATCH must be 0 or 1, got '$SCRATCH'" >&2; exit 2 ;; esac
 export OMP_NUM_THREADS=1
 AGENT=ppo-query
 PRETRAIN_AGENT=
@@ -122,8 +124,6 @@ case $VARIANT in
     *) ENC=${ENC:-$OUT/enc.pt} ;;
 esac
 mkdir -p "$OUT"
-SCRATCH=${SCRATCH:-0}
-case $SCRATCH in 0 | 1) ;; *) echo "run.sh: SCRATCH must be 0 or 1, got '$SCRATCH'" >&2; exit 2 ;; esac
 if [ "$SCRATCH" = 1 ]; then
     INIT=()
     TAG=scratch${TAG:+-$TAG}
